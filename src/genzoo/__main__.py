@@ -1,0 +1,3 @@
+from genzoo.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,268 @@
+"""The ``genzoo`` command line: list models and data sets, train, evaluate, sample.
+
+Errors a user can cause (:class:`~genzoo.core.errors.GenzooError`) print one line naming the
+fix and exit with status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from genzoo.core.errors import CheckpointError, GenzooError
+
+EXIT_USER_ERROR = 2
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genzoo",
+        description="The classic deep generative models: train, sample, and evaluate "
+        "log-likelihoods honestly (exact, bound, or AIS / importance-sampling estimates).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    sub.add_parser("models", help="list every model: name, family, summary, paper",
+                   description="List every registered model with its family, a one-line "
+                   "summary and the paper it implements.")
+    sub.add_parser("data", help="list the data sets and where genzoo looks for their files",
+                   description="List the named data sets and the data directory (GENZOO_DATA).")
+
+    train = sub.add_parser(
+        "train", help="train a model and write a run directory",
+        description="Train MODEL on a data set. The run directory receives config.json (the full "
+        "resolved config), model.safetensors, trainer state, metrics.csv and samples.png.",
+    )
+    train.add_argument("model", metavar="MODEL", help="model name (see `genzoo models`)")
+    train.add_argument("--data", default=None, help="data set name (see `genzoo data`); "
+                       "default: the config's data.name (digits)")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config field, e.g. model.n_hidden=500, train.lr=0.05, "
+                       "data.binarize=dynamic (repeatable)")
+    train.add_argument("--out", required=True, type=Path, metavar="RUN_DIR",
+                       help="run directory to create (or to continue with --resume)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in RUN_DIR from its last checkpoint; only the run "
+                       "length (train.epochs, train.max_steps) may be changed with --set")
+
+    ev = sub.add_parser(
+        "evaluate", help="estimate the test log-likelihood of a trained run",
+        description="Print the model's likelihood figure (nats per example) with its estimator, "
+        "sample count and standard error.",
+    )
+    ev.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    ev.add_argument("--split", choices=("train", "valid", "test"), default=None,
+                    help="data split (default: the config's eval.split, test)")
+    ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override an eval.* field, e.g. eval.ais_runs=100, eval.ais_betas=14500")
+    ev.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    ev.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
+    ev.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
+
+    sa = sub.add_parser("sample", help="draw samples from a trained run and save a PNG grid",
+                        description="Draw N samples from the model in RUN_DIR and save them as "
+                        "an image grid.")
+    sa.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    sa.add_argument("-n", type=int, default=100, help="number of samples (default 100)")
+    sa.add_argument("--out", type=Path, required=True, help="output PNG path")
+    sa.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sa.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
+    return parser
+
+
+def _cmd_models(_: argparse.Namespace) -> int:
+    from genzoo.core.registry import list_models
+
+    rows = [(s.name, s.family, s.summary, s.paper) for s in list_models()]
+    width = [max(len(r[i]) for r in rows + [("name", "family", "", "")]) for i in range(2)]
+    print(f"{'name':<{width[0]}}  {'family':<{width[1]}}  summary [paper]")
+    for name, family, summary, paper in rows:
+        print(f"{name:<{width[0]}}  {family:<{width[1]}}  {summary} [{paper}]")
+    return 0
+
+
+def _cmd_data(_: argparse.Namespace) -> int:
+    from genzoo.data import data_dir, describe_datasets
+
+    print(f"data directory: {data_dir()} (set GENZOO_DATA to change it)")
+    for name, text in describe_datasets():
+        print(f"  {name:<20} {text}")
+    return 0
+
+
+def _resolve_for_data(cfg, bundle):
+    """Fill model fields that come from the data (``n_visible``) before the model is built."""
+    model_cfg = cfg.model
+    if any(f.name == "n_visible" for f in dataclasses.fields(model_cfg)):
+        if model_cfg.n_visible is None:
+            model_cfg = model_cfg.replace(n_visible=bundle.n_features)
+        elif model_cfg.n_visible != bundle.n_features:
+            raise GenzooError(
+                f"model.n_visible={model_cfg.n_visible} but data set {cfg.data.name!r} has "
+                f"{bundle.n_features} features; drop the override or pick matching data"
+            )
+    return dataclasses.replace(cfg, model=model_cfg)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from genzoo.core.registry import get_model_spec
+    from genzoo.core.run_config import RunConfig
+    from genzoo.data import load_data
+    from genzoo.training import Trainer
+    from genzoo.training.checkpoint import read_run_config
+
+    spec = get_model_spec(args.model)
+    if args.resume:
+        cfg = read_run_config(args.out)
+        if cfg.model_name != spec.name:
+            raise GenzooError(
+                f"{args.out} holds a {cfg.model_name!r} run, not {spec.name!r}; "
+                f"resume with `genzoo train {cfg.model_name} --out {args.out} --resume`"
+            )
+        if args.data is not None and args.data != cfg.data.name:
+            raise GenzooError(
+                f"{args.out} was trained on {cfg.data.name!r}; a resumed run keeps its data set"
+            )
+    else:
+        if args.out.exists() and any(args.out.iterdir()):
+            raise GenzooError(
+                f"run directory {args.out} exists and is not empty; choose a new --out, "
+                "or add --resume to continue that run"
+            )
+        cfg = RunConfig.default(spec.name)
+        if args.data is not None:
+            cfg = cfg.with_overrides([f"data.name={args.data}"])
+    cfg = cfg.with_overrides(args.overrides)
+    bundle = load_data(cfg.data)
+    cfg = _resolve_for_data(cfg, bundle)
+    import torch
+
+    # nn.Module initialisers draw from the global generator; seeding it here (application
+    # code, not the library) makes the initial parameters a function of train.seed.
+    torch.manual_seed(cfg.train.seed)
+    model = spec.build(cfg.model)
+    metrics = Trainer(model, cfg, bundle, args.out).fit(resume=args.resume)
+    summary = ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
+    )
+    print(f"trained {spec.name} on {cfg.data.name}: {summary}")
+    print(f"run directory: {args.out}  (next: genzoo evaluate {args.out})")
+    return 0
+
+
+def _format_report(report: dict) -> str:
+    lines = [
+        f"{report['model']} on {report['data']} ({report['split']} split, "
+        f"{report['n_examples']} examples)",
+        f"  NLL = {report['nll_nats']:.3f} +/- {report['stderr']:.3f} nats per example  "
+        f"[{report['estimator']}"
+        + (f", {report['n_samples']} runs x {report['n_betas']} temperatures"
+           if report.get("n_betas") else "")
+        + f", {report.get('dtype', 'float64')}]",
+    ]
+    if report.get("log_z") is not None:
+        lines.append(
+            f"  log Z = {report['log_z']:.3f} +/- {report.get('stderr_log_z', 0.0):.3f}"
+            + (f"  (AIS effective sample size {report['ais_ess']:.1f})"
+               if report.get("ais_ess") is not None else "")
+        )
+    if report.get("log_z_reverse") is not None:
+        lines.append(
+            f"  reverse AIS: log Z = {report['log_z_reverse']:.3f}, NLL = "
+            f"{report['nll_nats_reverse']:.3f}  (forward tends to under-, reverse to "
+            "over-estimate log Z: the true NLL most likely lies between)"
+        )
+    for warning in report.get("warnings", []):
+        lines.append(f"  warning: {warning}")
+    return "\n".join(lines)
+
+
+def _json_safe(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from genzoo.data import load_data
+    from genzoo.evaluation import evaluate
+    from genzoo.training.checkpoint import load_model
+
+    model, cfg = load_model(args.run_dir, device=args.device)
+    overrides = list(args.overrides)
+    if args.split is not None:
+        overrides.append(f"eval.split={args.split}")
+    for item in overrides:
+        if not item.strip().startswith("eval."):
+            raise GenzooError(f"--set {item!r}: evaluate takes only eval.* overrides")
+    cfg = cfg.with_overrides(overrides)
+    bundle = load_data(cfg.data)
+    report = dict(evaluate(model, bundle, cfg.eval))
+    report.setdefault("split", cfg.eval.split)
+    report["model"] = cfg.model_name
+    report["data"] = cfg.data.name
+    report["data_description"] = bundle.description
+    report["run_dir"] = str(args.run_dir)
+    report = _json_safe(report)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report) if args.json else _format_report(report))
+    return 0
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from genzoo.training.checkpoint import load_model
+    from genzoo.utils.images import save_image_grid
+
+    if args.n <= 0:
+        raise GenzooError(f"-n {args.n}: the number of samples must be positive")
+    model, cfg = load_model(args.run_dir, device=args.device)
+    from genzoo.data import load_data
+
+    image_shape = load_data(cfg.data.replace(n_train=1, n_eval=1)).image_shape
+    generator = torch.Generator(device=args.device).manual_seed(args.seed)
+    with torch.no_grad():
+        x = model.sample(args.n, generator=generator)
+    save_image_grid(x.float().cpu().clamp(0, 1), image_shape, args.out)
+    print(f"wrote {args.n} samples to {args.out}")
+    return 0
+
+
+_COMMANDS = {
+    "models": _cmd_models,
+    "data": _cmd_data,
+    "train": _cmd_train,
+    "evaluate": _cmd_evaluate,
+    "sample": _cmd_sample,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except GenzooError as exc:
+        kind = "checkpoint error" if isinstance(exc, CheckpointError) else "error"
+        print(f"genzoo: {kind}: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("genzoo: interrupted; the last checkpoint in the run directory is intact "
+              "(continue with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

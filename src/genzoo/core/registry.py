@@ -1,0 +1,73 @@
+"""Model registry: name -> (class, config class, family, summary, paper).
+
+A model module registers itself with :func:`register_model`; :func:`get_model_spec` imports the
+model packages lazily so ``genzoo models`` lists everything without the caller importing them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Callable, TypeVar
+
+from genzoo.core.config import Config
+from genzoo.core.errors import ConfigError
+
+T = TypeVar("T")
+
+# Packages whose import registers models. New families add themselves here.
+_MODEL_PACKAGES = ("genzoo.models.boltzmann",)
+
+_REGISTRY: dict[str, "ModelSpec"] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    cls: type
+    config_cls: type[Config]
+    family: str
+    summary: str
+    paper: str
+
+    def build(self, config: Config):
+        if not isinstance(config, self.config_cls):
+            raise ConfigError(
+                f"model {self.name!r} needs a {self.config_cls.__name__}, got {type(config).__name__}"
+            )
+        return self.cls(config)
+
+
+def register_model(
+    name: str, *, config: type[Config], family: str, summary: str, paper: str
+) -> Callable[[T], T]:
+    """Class decorator adding a model to the registry under ``name``."""
+
+    def deco(cls: T) -> T:
+        if name in _REGISTRY and _REGISTRY[name].cls is not cls:
+            raise RuntimeError(f"model name {name!r} registered twice")
+        _REGISTRY[name] = ModelSpec(name, cls, config, family, summary, paper)  # type: ignore[arg-type]
+        return cls
+
+    return deco
+
+
+def _load_all() -> None:
+    for pkg in _MODEL_PACKAGES:
+        importlib.import_module(pkg)
+
+
+def list_models() -> list[ModelSpec]:
+    _load_all()
+    return sorted(_REGISTRY.values(), key=lambda s: (s.family, s.name))
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    _load_all()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown model {name!r}; available models: {', '.join(sorted(_REGISTRY))} "
+            "(see `genzoo models`)"
+        ) from None

@@ -1,0 +1,77 @@
+"""The run config: model, data, training and evaluation sections, saved with every run."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from genzoo.core.config import Config
+from genzoo.core.errors import ConfigError
+from genzoo.core.registry import get_model_spec
+from genzoo.data.config import DataConfig
+from genzoo.evaluation.config import EvalConfig
+from genzoo.training.config import TrainConfig
+
+SECTIONS = ("model", "data", "train", "eval")
+FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run. ``model`` is the registered model's own config class."""
+
+    model_name: str
+    model: Config
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+
+    @classmethod
+    def default(cls, model_name: str) -> "RunConfig":
+        spec = get_model_spec(model_name)
+        return cls(model_name=model_name, model=spec.config_cls())
+
+    def with_overrides(self, overrides: list[str]) -> "RunConfig":
+        """Apply ``section.key=value`` strings, type-checked against each section's fields."""
+        cfg = self
+        for item in overrides:
+            if "=" not in item:
+                raise ConfigError(f"--set {item!r}: expected section.key=value")
+            dotted, raw = item.split("=", 1)
+            section, _, key = dotted.strip().partition(".")
+            if section not in SECTIONS or not key:
+                raise ConfigError(
+                    f"--set {item!r}: the key must be section.key with section one of "
+                    f"{', '.join(SECTIONS)} (e.g. model.n_hidden=500, train.lr=0.05)"
+                )
+            current: Config = getattr(cfg, section)
+            cfg = dataclasses.replace(cfg, **{section: current.with_override(key, raw, section)})
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        from genzoo import __version__
+
+        return {
+            "format_version": FORMAT_VERSION,
+            "genzoo_version": __version__,
+            "model_name": self.model_name,
+            **{s: getattr(self, s).to_dict() for s in SECTIONS},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        if not isinstance(d, dict) or "model_name" not in d:
+            raise ConfigError("run config must be a JSON object with a 'model_name' key")
+        if d.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
+            raise ConfigError(
+                f"run config format {d.get('format_version')} is not supported by this genzoo "
+                f"(expects {FORMAT_VERSION}); use the genzoo version that wrote it"
+            )
+        spec = get_model_spec(str(d["model_name"]))
+        return cls(
+            model_name=spec.name,
+            model=spec.config_cls.from_dict(d.get("model", {}), "model"),
+            data=DataConfig.from_dict(d.get("data", {}), "data"),
+            train=TrainConfig.from_dict(d.get("train", {}), "train"),
+            eval=EvalConfig.from_dict(d.get("eval", {}), "eval"),
+        )

@@ -1,0 +1,28 @@
+"""Checks of user-supplied tensors, shared by every model. Each raises :class:`InputError`
+with a message that names the fix."""
+
+from __future__ import annotations
+
+import torch
+
+from genzoo.core.errors import InputError
+
+
+def check_data(x: torch.Tensor, n_features: int, *, binary: bool, name: str = "x") -> None:
+    """Check that ``x`` is a finite (B, n_features) floating tensor, in {0, 1} when ``binary``."""
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 2 or x.shape[1] != n_features:
+        raise InputError(
+            f"{name} has shape {tuple(x.shape)}; expected (batch, {n_features}). "
+            "Flatten images to vectors, e.g. x.reshape(len(x), -1)."
+        )
+    if not x.is_floating_point():
+        raise InputError(f"{name} has dtype {x.dtype}; convert it with x.float()")
+    if not bool(torch.isfinite(x).all()):
+        raise InputError(f"{name} contains NaN or Inf; clean or impute the data first")
+    if binary and not bool(((x == 0) | (x == 1)).all()):
+        raise InputError(
+            f"{name} is not binary but this model has Bernoulli units: binarize it first "
+            "(e.g. --data mnist --set data.binarize=dynamic, or use the binarized-mnist data set)"
+        )

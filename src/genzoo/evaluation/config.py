@@ -1,0 +1,39 @@
+"""Evaluation settings (the ``eval`` section of a run config)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from genzoo.core.config import Config, check
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig(Config):
+    """How likelihoods are estimated.
+
+    Energy models: the log partition function is enumerated exactly when the smaller layer has
+    at most ``exact_max_units`` units; otherwise AIS with ``ais_runs`` runs over ``ais_betas``
+    inverse temperatures (``schedule=sm08``: the Salakhutdinov & Murray 2008 schedule, 14,500
+    temperatures at the default; ``linear``: evenly spaced), forward and, if ``reverse``, reverse
+    AIS started from ``reverse_burn_in`` Gibbs steps of fresh chains so the true value is
+    bracketed. ``dtype`` is the evaluation precision.
+    """
+
+    split: Literal["train", "valid", "test"] = "test"
+    exact_max_units: int = 20
+    ais_runs: int = 100
+    ais_betas: int = 14500
+    schedule: Literal["sm08", "linear"] = "sm08"
+    reverse: bool = True
+    reverse_burn_in: int = 1000
+    dtype: Literal["float64", "float32"] = "float64"
+    seed: int = 1234
+    batch_size: int = 1000
+
+    def validate(self) -> None:
+        check(0 <= self.exact_max_units <= 26, "eval.exact_max_units must be in [0, 26]")
+        check(self.ais_runs >= 2, "eval.ais_runs must be >= 2 (a standard error needs two)")
+        check(self.ais_betas >= 2, "eval.ais_betas must be >= 2")
+        check(self.reverse_burn_in >= 0, "eval.reverse_burn_in must be >= 0")
+        check(self.batch_size > 0, "eval.batch_size must be positive")

@@ -1,0 +1,56 @@
+"""Training-loop settings (the ``train`` section of a run config)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from genzoo.core.config import Config, check
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(Config):
+    """Optimizer, schedule, length, logging and checkpointing of one training run.
+
+    Length is ``epochs`` unless ``max_steps`` is set (then whichever ends first).
+    ``lr_schedule``: ``constant``; ``linear`` decays to ``lr * lr_final_factor`` at the end;
+    ``exponential`` multiplies by ``lr_final_factor ** (1 / total_steps)`` each step.
+    ``momentum`` ramps from ``initial_momentum`` to ``momentum`` after ``momentum_warmup_epochs``
+    (Hinton's practical guide: 0.5 then 0.9) for SGD; it is beta1 for Adam.
+    """
+
+    epochs: int = 10
+    max_steps: int | None = None
+    batch_size: int = 100
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = 0.01
+    lr_schedule: Literal["constant", "linear", "exponential"] = "constant"
+    lr_final_factor: float = 0.1
+    momentum: float = 0.9
+    initial_momentum: float = 0.5
+    momentum_warmup_epochs: int = 5
+    seed: int = 0
+    device: str = "cpu"
+    checkpoint_every: int = 1000
+    log_every: int = 50
+    validate_every: int = 0
+    grid_samples: int = 100
+    progress: bool = True
+
+    def validate(self) -> None:
+        check(self.epochs > 0, f"train.epochs={self.epochs} must be positive")
+        check(self.max_steps is None or self.max_steps > 0, "train.max_steps must be positive")
+        check(self.batch_size > 0, f"train.batch_size={self.batch_size} must be positive")
+        check(self.lr > 0, f"train.lr={self.lr} must be positive")
+        check(0 < self.lr_final_factor <= 1, "train.lr_final_factor must be in (0, 1]")
+        check(0 <= self.momentum < 1, f"train.momentum={self.momentum} must be in [0, 1)")
+        check(0 <= self.initial_momentum < 1, "train.initial_momentum must be in [0, 1)")
+        check(self.momentum_warmup_epochs >= 0, "train.momentum_warmup_epochs must be >= 0")
+        check(self.checkpoint_every > 0, "train.checkpoint_every must be positive")
+        check(self.log_every > 0, "train.log_every must be positive")
+        check(self.validate_every >= 0, "train.validate_every must be >= 0 (0 = each epoch)")
+        check(self.grid_samples >= 0, "train.grid_samples must be >= 0")
+        check(
+            self.device == "cpu" or self.device == "auto" or self.device.startswith("cuda"),
+            f"train.device={self.device!r}: use cpu, cuda, cuda:N or auto",
+        )
