@@ -14,14 +14,10 @@ same random numbers and ends with exactly the parameters of an uninterrupted run
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import math
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -30,41 +26,24 @@ from tqdm.auto import tqdm
 
 from genzoo.core.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from genzoo.training import checkpoint as ckpt
-from genzoo.training.atomic import atomic_write_text
+from genzoo.training import resume as run_rules
 from genzoo.training.callbacks import Callback
+from genzoo.training.metrics import MetricsLog
+from genzoo.training.model_calls import (
+    can_validate,
+    loss_figures,
+    nonfinite_parameter,
+    validation_figures,
+    write_samples,
+)
+from genzoo.training.resume import RESUMABLE_CHANGES
 from genzoo.training.schedule import (
     build_optimizer,
     learning_rate,
     set_hyperparameters,
     total_steps,
 )
-
-# Config fields a resumed run may change: the run's length, and whether a bar is drawn.
-RESUMABLE_CHANGES = ("epochs", "max_steps", "progress")
-_FIXED_COLUMNS = ("step", "epoch", "lr")
-_RATE_COLUMNS = ("examples_per_s", "wall_s")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` means CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={name!r} but no CUDA device is available; use cpu or auto")
-    return device
-
-
-def seed_for(*key: object) -> int:
-    """A 63-bit seed from a hash of ``key``, so distinct uses never share a random stream."""
-    digest = hashlib.sha256(repr(key).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
-
-
-def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
-    """(n,) int64 order of the training examples in ``epoch`` (CPU), a function of (seed, epoch)."""
-    g = torch.Generator().manual_seed(seed_for("shuffle", seed, epoch))
-    return torch.randperm(n, generator=g)
+from genzoo.training.seeding import epoch_permutation, resolve_device, seed_for
 
 
 class Trainer:
@@ -99,8 +78,7 @@ class Trainer:
         self.optimizer: torch.optim.Optimizer | None = None
         self.generator: torch.Generator | None = None
         self._best: dict[str, float] | None = None
-        self._columns: list[str] | None = None
-        self._pending_rows: list[dict[str, float]] = []
+        self._csv = MetricsLog(self.run_dir / ckpt.METRICS_FILE)
         self._loss_keys: list[str] | None = None
         self._valid_keys: list[str] = []
         self._sums: dict[str, float] = {}
@@ -147,7 +125,7 @@ class Trainer:
         if resume:
             self._resume(n_train, bpe)
         else:
-            self._start_fresh()
+            run_rules.prepare_fresh_run(self.run_dir, self.run_config)
         total = total_steps(cfg, bpe)
         self._t0 = time.perf_counter()
         if not resume:
@@ -196,22 +174,6 @@ class Trainer:
             raise DataError(f"training data have shape {tuple(x.shape)}; expected (N >= 1, D)")
         return int(x.shape[0])
 
-    def _start_fresh(self) -> None:
-        if ckpt.has_checkpoint(self.run_dir):
-            step = ckpt.checkpoint_step(self.run_dir)
-            raise CheckpointError(
-                f"{self.run_dir} already holds a checkpoint"
-                + (f" (step {step})" if step is not None else "")
-                + "; resume it (fit(resume=True), genzoo train --resume) or choose a new run "
-                "directory"
-            )
-        ckpt.write_config(self.run_dir, self.run_config)
-        for stale in (ckpt.METRICS_FILE, ckpt.SAMPLES_FILE):  # left by a run that failed early
-            try:
-                os.unlink(self.run_dir / stale)
-            except FileNotFoundError:
-                pass
-
     def _init_and_baseline(self) -> None:
         init = getattr(self.model, "init_from_data", None)
         if callable(init):
@@ -219,35 +181,22 @@ class Trainer:
             # not the grey levels of bundle.train.x.
             with torch.no_grad():
                 init(self.bundle.train_x(0).to(self.device))
-        if self._can_validate():
+        if can_validate(self.model, self.bundle):
             # Step-0 figures: the baseline of the curves, and the valid_ columns of metrics.csv.
-            self._pending_rows.append(
-                {"step": 0, "epoch": 0.0, "lr": self._lr, "wall_s": 0.0, **self._validate()}
+            self._csv.append(
+                [{"step": 0, "epoch": 0.0, "lr": self._lr, "wall_s": 0.0, **self._validate()}]
             )
 
     def _resume(self, n_train: int, bpe: int) -> None:
-        if not ckpt.has_checkpoint(self.run_dir):
-            raise CheckpointError(
-                f"cannot resume: no checkpoint in {self.run_dir} ({ckpt.MANIFEST_FILE} is "
-                "missing); start a fresh run without resume"
-            )
+        run_rules.require_checkpoint(self.run_dir)
         saved_cfg = ckpt.read_run_config(self.run_dir)
-        self._check_resumable(saved_cfg)
+        run_rules.check_resumable(self.run_dir, saved_cfg, self.run_config)
         ckpt.restore_model(self.model, self.run_dir)
         state = ckpt.load_trainer_state(self.run_dir)
         try:
-            if state["n_train"] != n_train or state["batches_per_epoch"] != bpe:
-                raise CheckpointError(
-                    f"cannot resume {self.run_dir}: it was trained on {state['n_train']} "
-                    f"examples but the data now have {n_train}; use the same data settings"
-                )
-            saved_device = torch.device(state["generator_device"])
-            if _device_key(saved_device) != _device_key(self.device):
-                raise CheckpointError(
-                    f"cannot resume {self.run_dir}: it was trained on {saved_device} but "
-                    f"train.device={self.cfg.device!r} means {self.device} here; an exact "
-                    f"resume needs the same device: set train.device={saved_device}"
-                )
+            run_rules.check_same_run(
+                self.run_dir, state, n_train, bpe, self.device, self.cfg.device
+            )
             self.optimizer.load_state_dict(state["optimizer"])
             self.generator.set_state(state["generator_state"])
             self.step = int(state["step"])
@@ -256,7 +205,7 @@ class Trainer:
             self._wall_offset = float(state["wall_s"])
             self.metrics = dict(state["last_metrics"])
             self._best = state["best"]
-            self._columns = state["csv_columns"]
+            self._csv.columns = state["csv_columns"]
             self._loss_keys = state["loss_keys"]
             self._valid_keys = list(state["valid_keys"])
             self._sums = dict(state["interval"]["sums"])
@@ -269,30 +218,7 @@ class Trainer:
             ) from None
         self._last_checkpoint = self.step
         ckpt.write_config(self.run_dir, self.run_config)
-        self._truncate_metrics(self.step)
-
-    def _check_resumable(self, saved_cfg: Any) -> None:
-        old, new = saved_cfg.to_dict(), self.run_config.to_dict()
-        for section in ("model_name", "model", "data", "train", "eval"):
-            a, b = old.get(section), new.get(section)
-            if isinstance(a, dict) and isinstance(b, dict):
-                for key in sorted(set(a) | set(b)):
-                    # train.device may be respelled (auto/cuda/cuda:0); the resolved device
-                    # is compared with the checkpoint's in _resume.
-                    if section == "train" and key in (*RESUMABLE_CHANGES, "device"):
-                        continue
-                    if a.get(key) != b.get(key):
-                        raise CheckpointError(
-                            f"cannot resume {self.run_dir}: {section}.{key} is {b.get(key)!r} now "
-                            f"but {a.get(key)!r} in the checkpoint; only train.epochs and "
-                            "train.max_steps may change on resume. Drop the other changes or "
-                            "start a new run directory"
-                        )
-            elif a != b:
-                raise CheckpointError(
-                    f"cannot resume {self.run_dir}: it holds a {a!r} model, not {b!r}; "
-                    "use the same model or a new run directory"
-                )
+        self._csv.truncate_after(self.step)
 
     # ------------------------------------------------------------------ loop
 
@@ -320,11 +246,11 @@ class Trainer:
                 except Exception as exc:
                     # Models often fail on NaN parameters (e.g. torch.bernoulli of NaN
                     # probabilities) before the periodic check sees them: report divergence.
-                    bad = self._bad_parameter()
+                    bad = nonfinite_parameter(model)
                     if bad is not None:
                         raise self._diverged(self.step, f"{bad!r} is not finite") from exc
                     raise
-                values = self._figures(out)
+                values = loss_figures(model, out, check=self._loss_keys is None)
                 if not math.isfinite(values["loss"]):
                     raise self._diverged(self.step + 1, f"loss={values['loss']}")
                 opt.zero_grad(set_to_none=True)
@@ -344,23 +270,6 @@ class Trainer:
                 bar.update(1)
                 self._after_step(epoch_end, n_train, bpe, total, bar)
 
-    def _figures(self, out: Any) -> dict[str, float]:
-        if not isinstance(out, dict) or "loss" not in out:
-            raise TypeError(
-                f"{type(self.model).__name__}.loss must return a dict with a 'loss' entry"
-            )
-        keys = list(out)
-        if self._loss_keys is None:
-            for k in keys:
-                v = out[k]
-                if not isinstance(v, torch.Tensor) or v.dim() != 0:
-                    raise TypeError(
-                        f"{type(self.model).__name__}.loss()[{k!r}] must be a scalar tensor"
-                    )
-        # One device-to-host transfer for all figures (the loss check needs one anyway).
-        flat = torch.stack([out[k].detach().to(torch.float64) for k in keys]).cpu().tolist()
-        return dict(zip(keys, flat))
-
     def _after_step(self, epoch_end: bool, n_train: int, bpe: int, total: int, bar: Any) -> None:
         cfg = self.cfg
         if self._loss_keys is None:
@@ -370,7 +279,7 @@ class Trainer:
             self._check_parameters()
             row.update(self._train_row(bpe))
             bar.set_postfix(loss=f"{row['loss']:.4g}", ex_s=f"{row['examples_per_s']:.0f}")
-        if self._can_validate() and (
+        if can_validate(self.model, self.bundle) and (
             (cfg.validate_every > 0 and self.step % cfg.validate_every == 0)
             or (cfg.validate_every == 0 and epoch_end)
             or self.step == total
@@ -379,7 +288,7 @@ class Trainer:
         if row:
             self._log({"step": self.step, "epoch": self.step / bpe, "lr": self._lr,
                        "wall_s": self._wall(), **row})
-        elif self._columns is None:
+        elif self._csv.columns is None:
             self._log(None)  # fixes the header once the loss keys are known
         if self.step % cfg.checkpoint_every == 0 or self.step == total:
             self._checkpoint(n_train, bpe, total)
@@ -398,61 +307,25 @@ class Trainer:
 
     # ------------------------------------------------------------------ validation, checks
 
-    def _can_validate(self) -> bool:
-        valid = getattr(self.bundle, "valid", None)
-        return (
-            callable(getattr(self.model, "validation_metrics", None))
-            and valid is not None
-            and getattr(valid, "x", None) is not None
-            and len(valid.x) > 0
-        )
-
     def _validate(self) -> dict[str, float]:
         if self._last_validation == self.step and self.step > 0:
             return {}
         t = time.perf_counter()
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.no_grad():
-                figures = self.model.validation_metrics(self.bundle.valid.x.to(self.device))
-        finally:
-            self.model.train(was_training)
-        out = {f"valid_{k}": float(v) for k, v in figures.items()}
+        out = validation_figures(self.model, self.bundle.valid.x.to(self.device))
         if not self._valid_keys:
             self._valid_keys = sorted(out)
         self._last_validation = self.step
         self._excluded_s += time.perf_counter() - t
         return out
 
-    def _bad_parameter(self) -> str | None:
-        """Name of the first floating parameter or buffer holding NaN/Inf, else None."""
-        named = [(k, v) for k, v in self.model.state_dict().items() if v.is_floating_point()]
-        if not named:
-            return None
-        finite = torch.stack([torch.isfinite(v).all() for _, v in named]).cpu()
-        if bool(finite.all()):
-            return None
-        return named[int((~finite).nonzero()[0])][0]
-
     def _check_parameters(self) -> None:
         """Raise TrainingDiverged when a floating parameter or buffer holds NaN/Inf."""
-        bad = self._bad_parameter()
+        bad = nonfinite_parameter(self.model)
         if bad is not None:
             raise self._diverged(self.step, f"{bad!r} is not finite")
 
     def _diverged(self, step: int, what: str) -> TrainingDiverged:
-        last = ckpt.checkpoint_step(self.run_dir) if ckpt.has_checkpoint(self.run_dir) else None
-        kept = (
-            f"the last good checkpoint (step {last}) is kept in {self.run_dir}"
-            if last is not None
-            else f"no checkpoint had been written yet in {self.run_dir}"
-        )
-        return TrainingDiverged(
-            f"training diverged at step {step} ({what}); {kept}; lower train.lr "
-            f"(now {self.cfg.lr:g}) and train again in a new run directory, or check the data "
-            "for extreme values"
-        )
+        return run_rules.diverged_error(self.run_dir, step, what, self.cfg.lr)
 
     # ------------------------------------------------------------------ files
 
@@ -460,65 +333,19 @@ class Trainer:
         return self._wall_offset + time.perf_counter() - self._t0
 
     def _log(self, row: dict[str, float] | None) -> None:
-        if row is not None:
-            self._pending_rows.append(row)
-        if self._columns is None:
-            if self._loss_keys is None:
-                return
-            others = sorted(k for k in self._loss_keys if k != "loss")
-            self._columns = [
-                *_FIXED_COLUMNS, "loss", *others, *_RATE_COLUMNS, *self._valid_keys
-            ]
-        rows, self._pending_rows = self._pending_rows, []
-        if not rows:
-            return
-        path = self.run_dir / ckpt.METRICS_FILE
-        new_file = not path.exists() or path.stat().st_size == 0
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=self._columns, extrasaction="ignore", restval="")
-        if new_file:
-            writer.writeheader()
+        if self._csv.columns is None and self._loss_keys is not None:
+            self._csv.fix_columns(self._loss_keys, self._valid_keys)
+        rows = self._csv.append([row] if row is not None else [])
         for r in rows:
-            writer.writerow({k: _fmt(v) for k, v in r.items()})
-            self.metrics.update({k: float(v) for k, v in r.items() if k in self._columns})
-        # One O_APPEND write() per batch of rows: a killed process cannot leave half a row
-        # (a power cut might; resuming drops unparsable rows), and the file never has to be
-        # rewritten, so logging stays O(rows).
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, buf.getvalue().encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            self.metrics.update({k: float(v) for k, v in r.items() if k in self._csv.columns})
         for r in rows:
             for cb in self.callbacks:
                 cb.on_log(self, r)
 
-    def _truncate_metrics(self, step: int) -> None:
-        """Drop metrics.csv rows after ``step`` (written after the checkpoint we resume from)."""
-        path = self.run_dir / ckpt.METRICS_FILE
-        if self._columns is None or not path.exists():
-            return
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            kept = []
-            for r in reader:
-                try:
-                    complete = None not in r and all(v is not None for v in r.values())
-                    if complete and int(r["step"]) <= step:
-                        kept.append(r)
-                except ValueError:
-                    continue  # a torn last line from a kill mid-write
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=self._columns, extrasaction="ignore", restval="")
-        writer.writeheader()
-        writer.writerows(kept)
-        atomic_write_text(path, buf.getvalue())
-
     def _checkpoint(self, n_train: int, bpe: int, total: int) -> None:
         t = time.perf_counter()
         self._check_parameters()  # never commit a diverged state
-        if self._columns is None:
+        if self._csv.columns is None:
             self._log(None)
         state = {
             "step": self.step,
@@ -535,7 +362,7 @@ class Trainer:
                             "lr": self._lr, "total_steps": total},
             "last_metrics": dict(self.metrics),
             "best": self._best,
-            "csv_columns": self._columns,
+            "csv_columns": self._csv.columns,
             "loss_keys": self._loss_keys,
             "valid_keys": list(self._valid_keys),
             "interval": {"sums": dict(self._sums), "steps": self._interval_steps},
@@ -549,41 +376,11 @@ class Trainer:
 
     def _write_samples(self) -> None:
         n = self.cfg.grid_samples
-        sample = getattr(self.model, "sample", None)
-        if n == 0 or not callable(sample):
+        if n == 0 or not callable(getattr(self.model, "sample", None)):
             return
-        from genzoo.utils.images import save_image_grid
-
-        h, w = self.bundle.image_shape
         # A generator of its own, so drawing the grid leaves the training stream untouched.
         g = torch.Generator(device=self.device).manual_seed(seed_for("samples", self.cfg.seed))
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.no_grad():
-                x = sample(n, generator=g)
-        finally:
-            self.model.train(was_training)
-        if x.dim() != 2 or x.shape[1] != h * w:
-            warnings.warn(
-                f"samples have shape {tuple(x.shape)}, not (n, {h * w}) for images {h}x{w}; "
-                f"{ckpt.SAMPLES_FILE} not written",
-                stacklevel=2,
-            )
-            return
-        save_image_grid(x.float().cpu(), (h, w), self.run_dir / ckpt.SAMPLES_FILE)
-
-
-def _device_key(device: torch.device) -> tuple[str, int]:
-    return device.type, (device.index or 0) if device.type == "cuda" else 0
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, bool):
-        return str(int(v))
-    if isinstance(v, int):
-        return str(v)
-    return repr(float(v))
+        write_samples(self.model, n, self.bundle.image_shape, g, self.run_dir / ckpt.SAMPLES_FILE)
 
 
 def _stderr_is_tty() -> bool:

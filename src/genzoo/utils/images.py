@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from genzoo.core.errors import InputError
-from genzoo.training.atomic import atomic_write_bytes
+from genzoo.utils.io import atomic_write_bytes
 
 SEPARATOR = 0.5  # grey, distinct from the black and white of binary samples
 

@@ -1,0 +1,94 @@
+"""What the Trainer asks of a model besides a training step: the figures of ``loss``, the
+optional ``validation_metrics`` and ``sample``, and whether its state is still finite.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def loss_figures(model: torch.nn.Module, out: Any, *, check: bool) -> dict[str, float]:
+    """The entries of ``model.loss(...)``'s dict as floats (``loss`` first if it came first).
+
+    ``check`` verifies that every entry is a scalar tensor (done once: the keys do not change).
+    """
+    if not isinstance(out, dict) or "loss" not in out:
+        raise TypeError(f"{type(model).__name__}.loss must return a dict with a 'loss' entry")
+    keys = list(out)
+    if check:
+        for k in keys:
+            v = out[k]
+            if not isinstance(v, torch.Tensor) or v.dim() != 0:
+                raise TypeError(f"{type(model).__name__}.loss()[{k!r}] must be a scalar tensor")
+    # One device-to-host transfer for all figures (the loss check needs one anyway).
+    flat = torch.stack([out[k].detach().to(torch.float64) for k in keys]).cpu().tolist()
+    return dict(zip(keys, flat))
+
+
+def nonfinite_parameter(model: torch.nn.Module) -> str | None:
+    """Name of the first floating parameter or buffer holding NaN/Inf, else None."""
+    named = [(k, v) for k, v in model.state_dict().items() if v.is_floating_point()]
+    if not named:
+        return None
+    finite = torch.stack([torch.isfinite(v).all() for _, v in named]).cpu()
+    if bool(finite.all()):
+        return None
+    return named[int((~finite).nonzero()[0])][0]
+
+
+def can_validate(model: torch.nn.Module, bundle: Any) -> bool:
+    """True when the model has ``validation_metrics`` and the bundle a non-empty valid split."""
+    valid = getattr(bundle, "valid", None)
+    return (
+        callable(getattr(model, "validation_metrics", None))
+        and valid is not None
+        and getattr(valid, "x", None) is not None
+        and len(valid.x) > 0
+    )
+
+
+def validation_figures(model: torch.nn.Module, x: torch.Tensor) -> dict[str, float]:
+    """``model.validation_metrics(x)`` in eval mode without gradients, keys prefixed ``valid_``."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            figures = model.validation_metrics(x)
+    finally:
+        model.train(was_training)
+    return {f"valid_{k}": float(v) for k, v in figures.items()}
+
+
+def write_samples(
+    model: torch.nn.Module,
+    n: int,
+    image_shape: tuple[int, int],
+    generator: torch.Generator,
+    path: Path,
+) -> None:
+    """Draw ``n`` samples in eval mode and save them as an image grid at ``path``.
+
+    Warns (and writes nothing) when the samples are not (n, H*W) images.
+    """
+    from genzoo.utils.images import save_image_grid
+
+    h, w = image_shape
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            x = model.sample(n, generator=generator)
+    finally:
+        model.train(was_training)
+    if x.dim() != 2 or x.shape[1] != h * w:
+        warnings.warn(
+            f"samples have shape {tuple(x.shape)}, not (n, {h * w}) for images {h}x{w}; "
+            f"{path.name} not written",
+            stacklevel=3,
+        )
+        return
+    save_image_grid(x.float().cpu(), (h, w), path)
