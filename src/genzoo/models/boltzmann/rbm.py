@@ -1,0 +1,541 @@
+"""Binary restricted Boltzmann machine (RBM).
+
+Smolensky (1986), "Information processing in dynamical systems: foundations of harmony theory";
+Hinton (2002), "Training products of experts by minimizing contrastive divergence" (CD-k);
+Tieleman (2008), "Training restricted Boltzmann machines using approximations to the likelihood
+gradient" (PCD, also called stochastic maximum likelihood); Hinton (2010), "A practical guide to
+training restricted Boltzmann machines" (initialisation, weight decay, sparsity);
+Salakhutdinov & Murray (2008), "On the quantitative analysis of deep belief networks" (AIS).
+
+Binary visible units v in {0,1}^D and hidden units h in {0,1}^H, parameters W (D, H),
+visible bias b (D,), hidden bias c (H,)::
+
+    E(v, h) = -v^T W h - b^T v - c^T h
+    F(v)    = -log sum_h exp(-E(v, h)) = -b^T v - sum_j softplus(c_j + (v^T W)_j)
+    p(h_j = 1 | v) = sigmoid(c_j + (v^T W)_j),    p(v_i = 1 | h) = sigmoid(b_i + (W h)_i)
+    p(v) = exp(-F(v)) / Z
+
+Learning. The likelihood gradient is <v p(h|v)^T>_data - <v p(h|v)^T>_model. Both CD-k and PCD-k
+are written as the surrogate loss ``mean F(v_data) - mean F(v_model)`` with ``v_model`` detached:
+its gradient is exactly that difference with the model term taken at the negative samples. CD-k
+starts the negative Gibbs chain at the data; PCD-k advances persistent chains (the buffer
+``chains``) by k steps per update.
+
+AIS path (Salakhutdinov & Murray 2008, with the hidden units shared along the path). The base
+model A is the RBM with W_A = 0, c_A = 0 and b_A the logits of the data marginals; the
+intermediate distributions have energy E_beta(v, h) = (1 - beta) E_A(v, h) + beta E(v, h), so::
+
+    F_beta(v) = -((1 - beta) b_A + beta b)^T v
+                - sum_j softplus((1 - beta) c_A_j + beta (c_j + (v^T W)_j))
+
+which equals the base's own free energy at beta = 0 (-b_A^T v - H log 2, constants included)
+and F(v) at beta = 1. Its Gibbs conditionals are sigmoids of the interpolated inputs.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genzoo.core.config import Config, check
+from genzoo.core.errors import ConfigError, GenzooError
+from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION
+from genzoo.core.registry import register_model
+from genzoo.core.validation import check_data
+
+# Hinton's guide clamps the data marginals before taking logits so that a pixel that is never on
+# in the training set does not get an infinite bias.
+_MARGINAL_CLAMP = 1e-3
+# Gibbs steps applied to a copy of the persistent chains before they are returned as samples.
+_PERSISTENT_SAMPLE_STEPS = 10
+# Largest hidden layer for which sample_exact enumerates p(h).
+_EXACT_SAMPLE_MAX_HIDDEN = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class RBMConfig(Config):
+    """Hyperparameters of the binary RBM.
+
+    ``n_visible`` is filled from the data by the CLI when left ``None``. ``k`` is the number of
+    Gibbs steps per update (CD-k, or PCD-k when ``persistent``, with ``n_chains`` persistent
+    chains). ``weight_decay`` is an L2 penalty 0.5 * weight_decay * ||W||^2 on W only.
+    ``sparsity_target`` / ``sparsity_cost``: Hinton's sparsity penalty on the batch-mean hidden
+    probability. ``init_std``: W ~ N(0, init_std^2). ``sample_burn_in``: Gibbs steps run by
+    fresh chains in :meth:`RBM.sample`.
+    """
+
+    n_visible: int | None = None
+    n_hidden: int = 500
+    k: int = 1
+    persistent: bool = False
+    n_chains: int = 100
+    weight_decay: float = 0.0
+    sparsity_target: float | None = None
+    sparsity_cost: float = 0.0
+    init_std: float = 0.01
+    sample_burn_in: int = 1000
+
+    def validate(self) -> None:
+        check(
+            self.n_visible is None or self.n_visible > 0,
+            f"model.n_visible={self.n_visible} must be positive (or none to take it from the data)",
+        )
+        check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
+        check(self.k >= 1, f"model.k={self.k} must be >= 1 (Gibbs steps per update)")
+        check(self.n_chains >= 1, f"model.n_chains={self.n_chains} must be >= 1")
+        check(
+            self.weight_decay >= 0 and math.isfinite(self.weight_decay),
+            f"model.weight_decay={self.weight_decay} must be a finite number >= 0",
+        )
+        check(
+            self.sparsity_target is None or 0.0 < self.sparsity_target < 1.0,
+            f"model.sparsity_target={self.sparsity_target} must be in (0, 1) or none",
+        )
+        check(
+            self.sparsity_cost >= 0 and math.isfinite(self.sparsity_cost),
+            f"model.sparsity_cost={self.sparsity_cost} must be a finite number >= 0",
+        )
+        check(
+            self.sparsity_cost == 0.0 or self.sparsity_target is not None,
+            "model.sparsity_cost > 0 needs model.sparsity_target (e.g. 0.05)",
+        )
+        check(
+            self.init_std >= 0 and math.isfinite(self.init_std),
+            f"model.init_std={self.init_std} must be a finite number >= 0",
+        )
+        check(self.sample_burn_in >= 0, f"model.sample_burn_in={self.sample_burn_in} must be >= 0")
+
+
+def _bernoulli(p: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    # u < p with u uniform draws the same law as torch.bernoulli, several times faster on CPU;
+    # the in-place comparison writes 0./1. into u without another allocation.
+    u = torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype)
+    return u.lt_(p)
+
+
+def _softplus_threshold(dtype: torch.dtype) -> float:
+    # torch's softplus returns x itself above `threshold`, an error of log1p(exp(-threshold)):
+    # 2e-9 at the default 20 is below float32 resolution but not float64's, so float64 (the
+    # evaluation precision) switches over only at 40 (error 4e-18).
+    return 40.0 if dtype == torch.float64 else 20.0
+
+
+def _softplus(x: torch.Tensor) -> torch.Tensor:
+    return F.softplus(x, threshold=_softplus_threshold(x.dtype))
+
+
+def _data_logits(x: torch.Tensor) -> torch.Tensor:
+    p = x.mean(dim=0).clamp(_MARGINAL_CLAMP, 1.0 - _MARGINAL_CLAMP)
+    return torch.log(p) - torch.log1p(-p)
+
+
+class _ContrastiveFreeEnergy(torch.autograd.Function):
+    """Returns the precomputed ``value`` of mean F(v_pos) - mean F(v_neg); its backward gives the
+    gradient with respect to (W, b, c) in closed form from the hidden statistics s = p(h | v)
+    (dF/dW = -v s^T, dF/db = -v, dF/dc = -s)::
+
+        dW = (v_neg^T s_neg / N_neg - v_pos^T s_pos / N_pos),  db, dc likewise
+
+    Two products, accumulated in place, instead of autograd's two products plus a sum of two
+    (D, H) gradients and the graph of two free energies."""
+
+    @staticmethod
+    def forward(ctx, W, b, c, value, v_pos, s_pos, v_neg, s_neg):
+        ctx.save_for_backward(v_pos, s_pos, v_neg, s_neg)
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        v_pos, s_pos, v_neg, s_neg = ctx.saved_tensors
+        n_pos, n_neg = v_pos.shape[0], v_neg.shape[0]
+        s_neg = s_neg * (grad / n_neg)
+        s_pos = s_pos * (grad / n_pos)
+        g_W = torch.mm(v_neg.T, s_neg).addmm_(v_pos.T, s_pos, alpha=-1.0)
+        g_b = (v_neg.sum(0) / n_neg - v_pos.sum(0) / n_pos) * grad
+        g_c = s_neg.sum(0) - s_pos.sum(0)
+        return g_W, g_b, g_c, None, None, None, None, None
+
+
+@register_model(
+    "rbm",
+    config=RBMConfig,
+    family="boltzmann",
+    summary="binary restricted Boltzmann machine trained by CD-k or PCD-k",
+    paper="Smolensky 1986; Hinton 2002 (CD); Tieleman 2008 (PCD)",
+)
+class RBM(nn.Module):
+    """Binary-binary RBM. All batch methods take (B, D) visible / (B, H) hidden tensors and
+    return (B,) per-example values in nats; device and dtype follow the parameters."""
+
+    capabilities = frozenset({ENERGY, AIS, EXACT_LOG_PARTITION})
+
+    def __init__(self, config: RBMConfig, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        if not isinstance(config, RBMConfig):
+            raise ConfigError(f"RBM needs an RBMConfig, got {type(config).__name__}")
+        if config.n_visible is None:
+            raise ConfigError(
+                "model.n_visible is not set: set it (--set model.n_visible=784) or let the CLI "
+                "take it from the data"
+            )
+        self.config = config
+        d, h = config.n_visible, config.n_hidden
+        self.W = nn.Parameter(torch.zeros(d, h))
+        self.b = nn.Parameter(torch.zeros(d))
+        self.c = nn.Parameter(torch.zeros(h))
+        if config.persistent:
+            self.register_buffer("chains", torch.zeros(config.n_chains, d))
+        else:
+            self.chains = None
+        self.reset_parameters(generator)
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """W ~ N(0, init_std^2), biases 0. ``generator=None`` uses torch's default generator,
+        as torch.nn layers do."""
+        with torch.no_grad():
+            if self.config.init_std > 0:
+                self.W.normal_(0.0, self.config.init_std, generator=generator)
+            else:
+                self.W.zero_()
+            self.b.zero_()
+            self.c.zero_()
+            if self.chains is not None:
+                self.chains.zero_()
+
+    @property
+    def n_visible(self) -> int:
+        return self.W.shape[0]
+
+    @property
+    def n_hidden(self) -> int:
+        return self.W.shape[1]
+
+    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
+        """Raise InputError unless ``x`` is a finite binary (B, n_visible) floating tensor."""
+        # Fast path for the training loop: x (1 - x) == 0 holds exactly for 0 and 1 and fails
+        # for NaN, Inf and anything else; the shared check runs only to word the error.
+        if (
+            isinstance(x, torch.Tensor)
+            and x.dim() == 2
+            and x.shape[1] == self.n_visible
+            and x.is_floating_point()
+            and int(torch.count_nonzero(x * (1 - x))) == 0
+        ):
+            return
+        check_data(x, self.n_visible, binary=True, name=name)
+
+    # -- energies ---------------------------------------------------------------------------
+
+    def energy(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """E(v, h) = -v^T W h - b^T v - c^T h. v (B, D), h (B, H) -> (B,)."""
+        return -((v @ self.W) * h).sum(-1) - v @ self.b - h @ self.c
+
+    def free_energy(self, v: torch.Tensor) -> torch.Tensor:
+        """F(v) = -b^T v - sum_j softplus(c_j + (v^T W)_j), in nats. v (B, D) -> (B,)."""
+        return self._free_energy_from_input(v, self._hidden_input(v))
+
+    def _hidden_input(self, v: torch.Tensor) -> torch.Tensor:
+        # c + v W as one fused product (addmm saves a pass over the (B, H) result).
+        return torch.addmm(self.c, v, self.W)
+
+    def _visible_input(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(self.b, h, self.W.T)
+
+    def _free_energy_from_input(self, v: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        # a = v W + c, the hidden pre-activation, passed in so callers can share it.
+        return -(v @ self.b) - _softplus(a).sum(-1)
+
+    def hidden_free_energy(self, h: torch.Tensor) -> torch.Tensor:
+        """F(h) = -c^T h - sum_i softplus(b_i + (W h)_i) = -log sum_v exp(-E(v, h)).
+        h (B, H) -> (B,)."""
+        return -(h @ self.c) - _softplus(self._visible_input(h)).sum(-1)
+
+    # -- conditionals and Gibbs sampling -------------------------------------------------------
+
+    def p_h_given_v(self, v: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+        """p(h_j = 1 | v) at inverse temperature beta. v (B, D) -> (B, H)."""
+        return torch.sigmoid(beta * self._hidden_input(v))
+
+    def p_v_given_h(self, h: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+        """p(v_i = 1 | h) at inverse temperature beta. h (B, H) -> (B, D)."""
+        return torch.sigmoid(beta * self._visible_input(h))
+
+    def sample_h_given_v(
+        self, v: torch.Tensor, generator: torch.Generator | None = None, beta: float = 1.0
+    ) -> torch.Tensor:
+        """Binary draw h ~ p(h | v). v (B, D) -> (B, H)."""
+        return _bernoulli(self.p_h_given_v(v, beta), generator)
+
+    def sample_v_given_h(
+        self, h: torch.Tensor, generator: torch.Generator | None = None, beta: float = 1.0
+    ) -> torch.Tensor:
+        """Binary draw v ~ p(v | h). h (B, H) -> (B, D)."""
+        return _bernoulli(self.p_v_given_h(h, beta), generator)
+
+    @torch.no_grad()
+    def gibbs_step(
+        self, v: torch.Tensor, beta: float = 1.0, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """One Gibbs sweep v -> h -> v leaving p_beta(v, h) ∝ exp(-beta E(v, h)) invariant
+        (beta scales the whole energy). v (B, D) -> (B, D) binary."""
+        h = self.sample_h_given_v(v, generator, beta)
+        return self.sample_v_given_h(h, generator, beta)
+
+    # -- learning -----------------------------------------------------------------------------
+
+    def loss(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """CD-k / PCD-k surrogate loss on a binary batch x (B, D).
+
+        ``loss`` = mean F(x) - mean F(v_model) (+ 0.5 weight_decay ||W||^2, + the sparsity
+        penalty); its gradient is the CD / PCD update. ``recon_error``: mean squared error between
+        x and p(v | h0), h0 ~ p(h | x). ``free_energy_gap``: mean F(x) - mean F(v_model) (nats).
+        PCD advances the buffer ``chains`` by k Gibbs steps in place.
+
+        Cost of CD-1: the 5 matrix products of the textbook update (x W, h0 W^T, v1 W, and the
+        two outer-product sums of the gradient); the data pre-activation x W + c is computed
+        once and shared by the first hidden sample, F(x) and the gradient.
+        """
+        self.check_input(x)
+        x = x.to(dtype=self.W.dtype)
+        cfg = self.config
+        with torch.no_grad():
+            a_data = self._hidden_input(x)
+            s_data = torch.sigmoid(a_data)
+            if cfg.persistent:
+                v = self.chains
+                for _ in range(cfg.k):
+                    v = self.gibbs_step(v, generator=generator)
+                self.chains.copy_(v)
+                # Logged only: one product PCD itself does not need.
+                h0 = _bernoulli(s_data, generator)
+                recon = ((x - self.p_v_given_h(h0)) ** 2).mean()
+            else:
+                h = _bernoulli(s_data, generator)
+                for step in range(cfg.k):
+                    pv = self.p_v_given_h(h)
+                    if step == 0:
+                        recon = ((x - pv) ** 2).mean()
+                    v = _bernoulli(pv, generator)
+                    if step < cfg.k - 1:
+                        h = self.sample_h_given_v(v, generator)
+            v_model = v
+            a_model = self._hidden_input(v_model)
+            gap = (
+                self._free_energy_from_input(x, a_data).mean()
+                - self._free_energy_from_input(v_model, a_model).mean()
+            )
+            value = gap
+            if cfg.sparsity_target is not None and cfg.sparsity_cost > 0:
+                penalty, s_data = self._sparsity(s_data)
+                value = value + penalty
+        loss = _ContrastiveFreeEnergy.apply(
+            self.W, self.b, self.c, value, x, s_data, v_model, torch.sigmoid(a_model)
+        )
+        if cfg.weight_decay > 0:
+            loss = loss + 0.5 * cfg.weight_decay * (self.W**2).sum()
+        return {"loss": loss, "recon_error": recon, "free_energy_gap": gap}
+
+    def _sparsity(self, s_data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hinton's sparsity penalty (practical guide, sec. 11). Value:
+        sparsity_cost * sum_j BCE(target, q_j), q_j the batch-mean p(h_j = 1 | x). Gradient: the
+        guide takes sparsity_cost * (q_j - target) as the derivative with respect to unit j's
+        total input (not the chain rule through the mean of sigmoids); since dF(x)/da = -p(h|x),
+        that is the same as using p(h|x) - sparsity_cost * (q - target) as the positive-phase
+        hidden statistics. Returns (penalty value, adjusted statistics)."""
+        cfg = self.config
+        t = cfg.sparsity_target
+        q = s_data.mean(0)
+        qc = q.clamp(1e-7, 1 - 1e-7)
+        value = -(t * torch.log(qc) + (1 - t) * torch.log1p(-qc)).sum()
+        return cfg.sparsity_cost * value, s_data - cfg.sparsity_cost * (q - t)
+
+    @torch.no_grad()
+    def init_from_data(
+        self, x_train: torch.Tensor, generator: torch.Generator | None = None
+    ) -> None:
+        """Set b to the logits of the (clamped) training marginals, and start the persistent
+        chains at random training examples (``generator=None``: a CPU generator seeded 0).
+        Called once by the Trainer on a fresh run. x_train (N, D) binary."""
+        self.check_input(x_train, "x_train")
+        self.b.copy_(_data_logits(x_train.to(self.b)))
+        if self.chains is not None:
+            if generator is None:
+                generator = torch.Generator().manual_seed(0)
+            idx = torch.randint(
+                len(x_train), (self.config.n_chains,), generator=generator,
+                device=generator.device,
+            )
+            self.chains.copy_(x_train[idx.to(x_train.device)].to(self.chains))
+
+    @torch.no_grad()
+    def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
+        """Mean free energy of x (nats, not a likelihood: log Z is missing) and the mean squared
+        error of the deterministic mean-field reconstruction p(v | p(h | x)). No chain updates."""
+        self.check_input(x)
+        x = x.to(dtype=self.W.dtype)
+        a = self._hidden_input(x)
+        f = self._free_energy_from_input(x, a).mean()
+        recon = ((x - self.p_v_given_h(torch.sigmoid(a))) ** 2).mean()
+        return {"free_energy": float(f), "recon_error": float(recon)}
+
+    # -- sampling -----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n binary visible vectors (n, D).
+
+        With persistent chains and n <= n_chains: a copy of the first n chains after a few Gibbs
+        steps under the current parameters (the training chains are left untouched). Otherwise
+        fresh chains from the base rate sigmoid(b) run ``sample_burn_in`` Gibbs steps.
+        """
+        if n < 0:
+            raise GenzooError(f"sample(n={n}): n must be >= 0")
+        if self.chains is not None and n <= self.config.n_chains:
+            v = self.chains[:n].clone()
+            steps = _PERSISTENT_SAMPLE_STEPS
+        else:
+            v = _bernoulli(torch.sigmoid(self.b).expand(n, -1), generator)
+            steps = self.config.sample_burn_in
+        for _ in range(steps):
+            v = self.gibbs_step(v, generator=generator)
+        return v
+
+    @torch.no_grad()
+    def sample_exact(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n exact, independent draws v ~ p(v) (n, D), for n_hidden <= 20: h from its exact
+        marginal p(h) ∝ exp(-F(h)) by enumerating the 2^H states (float64), then v ~ p(v | h)."""
+        from genzoo.evaluation.exact import binary_states
+
+        n_h = self.n_hidden
+        if n_h > _EXACT_SAMPLE_MAX_HIDDEN:
+            raise GenzooError(
+                f"sample_exact enumerates 2^n_hidden states and needs n_hidden <= "
+                f"{_EXACT_SAMPLE_MAX_HIDDEN} (got {n_h}); use sample() for larger models"
+            )
+        model = copy.deepcopy(self).to(torch.float64) if self.W.dtype != torch.float64 else self
+        free_energy = model._enumeration_free_energy(model.c, model.b, model.W.T)
+        n_states, chunk, device = 2**n_h, 2048, model.W.device
+        logits = torch.cat(
+            [
+                -free_energy(
+                    binary_states(
+                        torch.arange(s, min(s + chunk, n_states), device=device), n_h, model.W.dtype
+                    )
+                )
+                for s in range(0, n_states, chunk)
+            ]
+        )
+        cdf = torch.cumsum(torch.exp(logits - logits.max()), 0)
+        u = torch.rand(n, generator=generator, dtype=torch.float64, device=cdf.device)
+        idx = torch.searchsorted(cdf, u * cdf[-1], right=True).clamp_(max=n_states - 1)
+        h = binary_states(idx, n_h, model.W.dtype)
+        v = model.sample_v_given_h(h, generator)
+        return v.to(self.W.dtype)
+
+    # -- annealed importance sampling ---------------------------------------------------------
+
+    @torch.no_grad()
+    def ais_base(self, x_train: torch.Tensor) -> "RBM":
+        """The base-rate model of SM08: an RBM of the same size with W = 0, c = 0 and b the
+        logits of the clamped training marginals. Its samples are exact (sample_burn_in = 0)."""
+        self.check_input(x_train, "x_train")
+        cfg = RBMConfig(
+            n_visible=self.n_visible, n_hidden=self.n_hidden, init_std=0.0, sample_burn_in=0
+        )
+        base = RBM(cfg).to(device=self.W.device, dtype=self.W.dtype)
+        base.b.copy_(_data_logits(x_train.to(self.b)))
+        return base
+
+    @torch.no_grad()
+    def log_partition(self) -> torch.Tensor:
+        """log Z in closed form, valid only when W == 0 (the AIS base model):
+        sum_i softplus(b_i) + sum_j softplus(c_j). Returns a 0-dim tensor."""
+        if bool(self.W.any()):
+            raise GenzooError(
+                "log_partition() is closed-form only for W == 0 (the AIS base model); use "
+                "genzoo.evaluation.exact_log_partition or ais_log_partition"
+            )
+        return _softplus(self.b).sum() + _softplus(self.c).sum()
+
+    def annealed_free_energy(self, v: torch.Tensor, beta: float, base: "RBM") -> torch.Tensor:
+        """F_beta(v) = -log p*_beta(v) on the path from ``base`` (beta=0, W_A must be 0) to this
+        model (beta=1); see the module docstring. v (B, D) -> (B,)."""
+        return self._annealed_free_energy(v, self._hidden_input(v), beta, base)
+
+    def _annealed_free_energy(
+        self, v: torch.Tensor, a: torch.Tensor, beta: float, base: "RBM"
+    ) -> torch.Tensor:
+        vis = v @ ((1.0 - beta) * base.b + beta * self.b)
+        return -vis - _softplus(beta * a + (1.0 - beta) * base.c).sum(-1)
+
+    @torch.no_grad()
+    def annealed_gibbs_step(
+        self,
+        v: torch.Tensor,
+        beta: float,
+        base: "RBM",
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """One Gibbs sweep v -> h -> v leaving p_beta invariant. v (B, D) -> (B, D)."""
+        return self._annealed_sweep(v, self._hidden_input(v), beta, base, generator)
+
+    def _annealed_sweep(self, v, a, beta, base, generator):
+        h = _bernoulli(torch.sigmoid(beta * a + (1.0 - beta) * base.c), generator)
+        in_v = torch.addmm((1.0 - beta) * base.b + beta * self.b, h, self.W.T, alpha=beta)
+        return _bernoulli(torch.sigmoid(in_v), generator)
+
+    @torch.no_grad()
+    def annealed_step(
+        self,
+        v: torch.Tensor,
+        beta_prev: float,
+        beta: float,
+        base: "RBM",
+        generator: torch.Generator | None = None,
+        transition: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fused AIS step (optional speed-up used by ``ais_log_partition``): returns
+        (F_{beta_prev}(v) - F_beta(v) of shape (B,), the state after one sweep at beta), the
+        same values and random draws as annealed_free_energy twice and annealed_gibbs_step,
+        with v W computed once."""
+        a = self._hidden_input(v)
+        inc = self._annealed_free_energy(v, a, beta_prev, base) - self._annealed_free_energy(
+            v, a, beta, base
+        )
+        if not transition:
+            return inc, v
+        return inc, self._annealed_sweep(v, a, beta, base, generator)
+
+    def enumerable_free_energy(self):
+        """(F_layer, n_units): the free energy of the smaller layer's states with the other
+        layer summed out (F(h) = hidden_free_energy or F(v) = free_energy, computed without
+        gradients), and that layer's size; sum over its 2^n_units states of exp(-F_layer) is Z."""
+        if self.n_hidden <= self.n_visible:
+            return self._enumeration_free_energy(self.c, self.b, self.W.T), self.n_hidden
+        return self._enumeration_free_energy(self.b, self.c, self.W), self.n_visible
+
+    def _enumeration_free_energy(self, own_bias, other_bias, weight):
+        """F(s) = -own_bias^T s - sum softplus(other_bias + s weight) for blocks of states s,
+        writing the (block, other layer) intermediate into one reused buffer per block size:
+        enumeration scores millions of states, and a fresh multi-MB tensor per block costs as
+        much in page faults as the arithmetic."""
+        workspace: dict[int, torch.Tensor] = {}
+        threshold = _softplus_threshold(weight.dtype)
+
+        @torch.no_grad()
+        def free_energy(s: torch.Tensor) -> torch.Tensor:
+            buf = workspace.get(s.shape[0])
+            if buf is None:
+                buf = workspace[s.shape[0]] = s.new_empty(s.shape[0], weight.shape[1])
+            torch.addmm(other_bias, s, weight, out=buf)
+            torch.ops.aten.softplus.out(buf, 1.0, threshold, out=buf)
+            return -(s @ own_bias) - buf.sum(-1)
+
+        return free_energy

@@ -1,0 +1,247 @@
+"""The benchmark scripts, run in their smoke modes, and the RESULTS.md generator.
+
+The smoke runs check the machinery (the scripts run end to end and write well-formed results
+outside benchmarks/results), not the numbers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BENCH = REPO / "benchmarks"
+
+
+def _load(name: str):
+    """Import benchmarks/<name>.py as a module (benchmarks/ is not a package)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location(f"_bench_{name}", BENCH / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+make_results = _load("make_results")
+common = make_results._common  # the very module make_results raises its errors from
+
+
+def _env() -> dict[str, str]:
+    # Never download in a test, and keep the BLAS pools small on a shared 2-core machine.
+    return {**os.environ, "GENZOO_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def _results_snapshot() -> dict[str, float]:
+    return {p.name: p.stat().st_mtime for p in (BENCH / "results").glob("*")}
+
+
+def _run(args: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, *args], check=False, cwd=REPO, env=_env(), capture_output=True, text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, f"{args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def test_speed_smoke_writes_a_complete_result(tmp_path):
+    try:
+        import learnergy  # noqa: F401
+
+        impls = ["genzoo", "sklearn", "bare", "learnergy-fit", "learnergy-step"]
+    except ImportError:
+        impls = ["genzoo", "sklearn", "bare"]  # CI has no learnergy: its part is skipped
+    before = _results_snapshot()
+    _run(["benchmarks/rbm_cd1_speed.py", "--smoke", "--threads", "1",
+          "--impls", ",".join(impls), "--out", str(tmp_path)])
+    assert _results_snapshot() == before, "a smoke run touched benchmarks/results"
+
+    result = json.loads((tmp_path / "rbm_cd1_speed.json").read_text())
+    common.validate_result(result)
+    assert result["smoke"] is True and result["kind"] == "speed"
+    assert result["config"]["n_hidden"] == 500 and result["config"]["batch_size"] == 100
+    for name in impls:
+        t = result["timings"][name]
+        assert t["status"] == "ok", (name, t)
+        assert len(t["times_s"]) == result["config"]["repetitions"] == 2
+        assert t["median_s"] > 0 and all(s > 0 for s in t["times_s"])
+    # scikit-learn was handed float32 and keeps it; the dtype recorded is the one it used.
+    assert result["timings"]["sklearn"]["dtype"] == "float32"
+    for name in impls[1:]:
+        expected = result["timings"]["genzoo"]["median_s"] / result["timings"][name]["median_s"]
+        assert math.isclose(result["ratios"][f"genzoo / {name}"], expected, rel_tol=1e-9)
+    assert set(result["acceptance"]) >= {"criterion", "passed", "why"}
+    assert result["git"]["commit"] and isinstance(result["git"]["dirty"], bool)
+    assert result["machine"]["torch"] and result["machine"]["cores"] >= 1
+
+
+def test_speed_smoke_reports_a_missing_peer_instead_of_failing(tmp_path):
+    pytest.importorskip("sklearn")
+    try:
+        import learnergy  # noqa: F401
+
+        pytest.skip("learnergy is installed here; the missing-peer path cannot be exercised")
+    except ImportError:
+        pass
+    _run(["benchmarks/rbm_cd1_speed.py", "--smoke", "--threads", "1",
+          "--impls", "genzoo,learnergy-step,bare", "--out", str(tmp_path)])
+    result = json.loads((tmp_path / "rbm_cd1_speed.json").read_text())
+    entry = result["timings"]["learnergy-step"]
+    assert entry["status"] == "unavailable" and "learnergy" in entry["reason"]
+    assert "learnergy-step" in result["acceptance"]["peers_not_measured"]
+
+
+def test_nll_smoke_runs_the_cli_end_to_end(tmp_path, binarized_mnist_available):
+    before = _results_snapshot()
+    _run(["benchmarks/rbm_mnist_nll.py", "--smoke", "--out", str(tmp_path / "run"),
+          "--results-dir", str(tmp_path)])
+    assert _results_snapshot() == before, "a smoke run touched benchmarks/results"
+
+    result = json.loads((tmp_path / "rbm_mnist_nll.json").read_text())
+    common.validate_result(result)
+    assert result["smoke"] is True and result["kind"] == "likelihood"
+    assert "ais" in result["estimator"]["name"].lower()
+    assert result["estimator"]["ais_runs"] == 10 and result["estimator"]["ais_betas"] == 100
+    assert result["estimator"]["reverse"] is True
+    assert math.isfinite(result["value"]) and result["value"] > 0
+    assert math.isfinite(result["stderr"]) and result["stderr"] >= 0
+    assert result["data"]["split"] == "test" and result["data"]["n_examples"] == 200
+    assert [s.split()[:2] for s in result["steps"]] == [["genzoo", "train"],
+                                                         ["genzoo", "evaluate"]]
+    cd25 = result["references"][0]
+    assert cd25["value"] == 86.34
+    assert math.isclose(cd25["gap"], result["value"] - 86.34)
+
+
+# ----------------------------------------------------------------------- make_results
+
+
+def _likelihood(value: float, refs: list[tuple[str, float]], **over) -> dict:
+    result = {
+        "schema_version": 1,
+        "benchmark": "toy_nll",
+        "title": "Toy NLL",
+        "kind": "likelihood",
+        "command": "python benchmarks/toy.py",
+        "git": {"commit": "uncommitted", "dirty": True},
+        "date": "2026-01-01T00:00:00+00:00",
+        "machine": {"cpu": "test cpu", "cores": 2, "torch": "2.x"},
+        "data": {"name": "binarized-mnist", "binarization": "fixed", "split": "test"},
+        "metric": {"name": "test NLL", "unit": "nats", "lower_is_better": True},
+        "estimator": {"name": "ais", "ais_runs": 100, "ais_betas": 14500},
+        "value": value,
+        "stderr": 0.1,
+        "references": [{"label": lab, "value": v, "source": "Paper (2008), Table 2"}
+                       for lab, v in refs],
+        "wall_s": {"train": 1.0, "evaluate": 2.0},
+        "smoke": False,
+        "notes": [],
+    }
+    result.update(over)
+    return result
+
+
+def _speed() -> dict:
+    return {
+        "schema_version": 1,
+        "benchmark": "toy_speed",
+        "title": "Toy speed",
+        "kind": "speed",
+        "command": "python benchmarks/toy_speed.py",
+        "git": {"commit": "abc123", "dirty": False},
+        "date": "2026-01-01T00:00:00+00:00",
+        "machine": {"cpu": "test cpu", "cores": 2, "torch": "2.x"},
+        "data": {"name": "binarized-mnist", "binarization": "fixed", "split": "train"},
+        "config": {"n_visible": 784, "n_hidden": 500, "batch_size": 100, "n_batches": 500,
+                   "repetitions": 3, "dtype": "float32"},
+        "timings": {
+            "genzoo": {"status": "ok", "times_s": [2.0, 2.1, 1.9], "median_s": 2.0,
+                       "per_batch_ms": 4.0, "dtype": "float32"},
+            "sklearn": {"status": "ok", "times_s": [4.0, 4.0, 4.0], "median_s": 4.0,
+                        "per_batch_ms": 8.0, "dtype": "float32"},
+            "learnergy-step": {"status": "unavailable", "reason": "learnergy not installed"},
+        },
+        "ratios": {"genzoo / sklearn": 0.5},
+        "acceptance": {"criterion": "fastest", "passed": False, "why": "bare not measured"},
+        "wall_s": {"timed_loop": 20.0},
+        "smoke": False,
+        "notes": ["a note"],
+    }
+
+
+def _write(d: Path, *results: dict) -> None:
+    d.mkdir(parents=True, exist_ok=True)
+    for r in results:
+        (d / f"{r['benchmark']}.json").write_text(json.dumps(r))
+
+
+def test_gap_words_never_hide_a_shortfall():
+    assert common.gap(90.0, 86.34) == pytest.approx(3.66)
+    assert common.describe_gap(90.0, 86.34, "nats", lower_is_better=True) == "short by 3.66 nats"
+    assert common.describe_gap(85.0, 86.34, "nats", lower_is_better=True) == "ahead by 1.34 nats"
+    # For a higher-is-better metric the same sign means the opposite.
+    assert common.describe_gap(85.0, 86.34, "%", lower_is_better=False) == "short by 1.34 %"
+
+
+def test_make_results_tables_show_every_reference_and_the_gap(tmp_path):
+    _write(tmp_path / "results",
+           _likelihood(90.0, [("SM08 CD25(500)", 86.34), ("SM08 CD1(500)", 125.53)]), _speed())
+    out = tmp_path / "RESULTS.md"
+    assert make_results.main(["--results-dir", str(tmp_path / "results"),
+                               "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "do not edit by hand" in text
+    # Ours and every reference, each with its gap; the shortfall is worded as one.
+    assert "| **genzoo (ours)** | **90.00** | 0.10 |" in text
+    assert "| SM08 CD25(500) | 86.34 |" in text and "+3.66 nats: short by 3.66 nats" in text
+    assert "| SM08 CD1(500) | 125.53 |" in text and "-35.53 nats: ahead by 35.53 nats" in text
+    assert "Paper (2008), Table 2" in text
+    assert "`python benchmarks/toy.py`" in text and "uncommitted (dirty working tree)" in text
+    # Speed: per-implementation medians, the ratio, a peer that could not run and why.
+    assert "| genzoo | ok | float32 | 2.000 |" in text
+    assert "| sklearn | ok | float32 | 4.000 |" in text and "| 0.50 |" in text
+    assert "unavailable: learnergy not installed" in text
+    assert "**NOT MET**" in text
+    assert text.index("Toy NLL") < text.index("Toy speed")  # ordered by benchmark name
+
+
+def test_make_results_check_detects_a_stale_file(tmp_path):
+    results = tmp_path / "results"
+    _write(results, _likelihood(86.0, [("ref", 86.34)]))
+    out = tmp_path / "RESULTS.md"
+    args = ["--results-dir", str(results), "--out", str(out)]
+    assert make_results.main(args) == 0
+    assert make_results.main([*args, "--check"]) == 0
+    out.write_text(out.read_text() + "hand edit\n")
+    assert make_results.main([*args, "--check"]) == 1
+
+
+def test_make_results_rejects_smoke_and_incomplete_results(tmp_path):
+    _write(tmp_path / "smoke", _likelihood(90.0, [("ref", 86.34)], smoke=True))
+    with pytest.raises(common.ResultFormatError, match="smoke"):
+        make_results.load_results(tmp_path / "smoke")
+    broken = _likelihood(90.0, [("ref", 86.34)])
+    del broken["command"], broken["references"][0]["source"]
+    _write(tmp_path / "broken", broken)
+    with pytest.raises(common.ResultFormatError, match="command.*source|source.*command"):
+        make_results.load_results(tmp_path / "broken")
+
+
+def test_committed_results_md_is_generated_from_the_json_files(tmp_path):
+    committed = BENCH / "RESULTS.md"
+    if not committed.exists():
+        pytest.skip("no RESULTS.md yet")
+    assert make_results.main(["--check"]) == 0, (
+        "benchmarks/RESULTS.md differs from what make_results.py generates from "
+        "benchmarks/results/: regenerate it with python benchmarks/make_results.py"
+    )
