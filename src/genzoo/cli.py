@@ -228,10 +228,10 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
     if args.n <= 0:
         raise GenzooError(f"-n {args.n}: the number of samples must be positive")
-    model, cfg = load_model(args.run_dir, device=args.device)
-    from genzoo.data import load_data
+    from genzoo.data import IMAGE_SHAPES
 
-    image_shape = load_data(cfg.data.replace(n_train=1, n_eval=1)).image_shape
+    model, cfg = load_model(args.run_dir, device=args.device)
+    image_shape = IMAGE_SHAPES[cfg.data.name]
     generator = torch.Generator(device=args.device).manual_seed(args.seed)
     with torch.no_grad():
         x = model.sample(args.n, generator=generator)

@@ -8,12 +8,13 @@ user cache folder), verified by SHA-256, and downloaded only when missing and
 
 from __future__ import annotations
 
-from genzoo.data.config import DATASET_NAMES, DataConfig
+from genzoo.data.config import DATASET_NAMES, IMAGE_SHAPES, DataConfig
 from genzoo.data.datasets import DataBundle, Split, describe_datasets, load_data
 from genzoo.data.files import data_dir, ensure_file
 
 __all__ = [
     "DATASET_NAMES",
+    "IMAGE_SHAPES",
     "DataBundle",
     "DataConfig",
     "Split",

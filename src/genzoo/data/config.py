@@ -7,13 +7,15 @@ from typing import Literal
 
 from genzoo.core.config import Config, check
 
-DATASET_NAMES = (
-    "digits",
-    "mnist",
-    "binarized-mnist",
-    "frey-faces",
-    "caltech-silhouettes",
-)
+# Name -> (height, width) of one image: what sample grids need, known without loading data.
+IMAGE_SHAPES: dict[str, tuple[int, int]] = {
+    "digits": (8, 8),
+    "mnist": (28, 28),
+    "binarized-mnist": (28, 28),
+    "frey-faces": (28, 20),
+    "caltech-silhouettes": (28, 28),
+}
+DATASET_NAMES = tuple(IMAGE_SHAPES)
 
 
 @dataclasses.dataclass(frozen=True)

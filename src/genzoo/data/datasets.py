@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from genzoo.core.errors import DataError
-from genzoo.data.config import DataConfig
+from genzoo.data.config import IMAGE_SHAPES, DataConfig
 from genzoo.data.files import DATASET_FILES, ensure_file
 from genzoo.data.formats import read_idx
 
@@ -174,7 +174,7 @@ def _digits(seed: int):
     x = torch.from_numpy(d.data.astype(np.float32) / 16.0)
     y = torch.from_numpy(d.target.astype(np.int64))
     split = f"random split seeded by {seed}"
-    return _permuted(x, y, (1197, 300, 300), seed), (8, 8), "scikit-learn 8x8 digits, /16", split
+    return _permuted(x, y, (1197, 300, 300), seed), "scikit-learn 8x8 digits, /16", split
 
 
 def _mnist(seed: int):
@@ -182,20 +182,20 @@ def _mnist(seed: int):
     x, y = _to_x(a["train_x"], 255.0), torch.from_numpy(a["train_y"].astype(np.int64))
     test = Split(_to_x(a["test_x"], 255.0), torch.from_numpy(a["test_y"].astype(np.int64)))
     splits = [Split(x[:50000], y[:50000]), Split(x[50000:], y[50000:]), test]
-    return splits, (28, 28), "MNIST IDX files, /255", "train = first 50k of 60k, valid = last 10k"
+    return splits, "MNIST IDX files, /255", "train = first 50k of 60k, valid = last 10k"
 
 
 def _binarized_mnist(seed: int):
     a = _arrays("binarized-mnist", _read_binarized)
     splits = [Split(torch.from_numpy(a[k].astype(np.float32))) for k in SPLITS]
     source = "fixed binarized MNIST (Larochelle & Murray 2011)"
-    return splits, (28, 28), source, "split as distributed"
+    return splits, source, "split as distributed"
 
 
 def _frey_faces(seed: int):
     a = _arrays("frey-faces", _read_frey)
     splits = _permuted(_to_x(a["images"], 255.0), None, (1565, 200, 200), seed)
-    return splits, (28, 20), "Frey faces 28x20, /255", f"random split seeded by {seed}"
+    return splits, "Frey faces 28x20, /255", f"random split seeded by {seed}"
 
 
 def _caltech(seed: int):
@@ -204,7 +204,7 @@ def _caltech(seed: int):
     y = torch.from_numpy(a["labels"].astype(np.int64) - 1)
     split = f"random split seeded by {seed}, NOT the official split1"
     splits = _permuted(x, y, (4100, 2264, 2307), seed)
-    return splits, (28, 28), "Caltech 101 Silhouettes 28x28, silhouette = 1", split
+    return splits, "Caltech 101 Silhouettes 28x28, silhouette = 1", split
 
 
 _LOADERS = {
@@ -221,7 +221,7 @@ def load_data(config: DataConfig) -> DataBundle:
 
     Raises :class:`DataError` when a needed file is missing or corrupt.
     """
-    (train, valid, test), image_shape, source, split_how = _LOADERS[config.name](config.seed)
+    (train, valid, test), source, split_how = _LOADERS[config.name](config.seed)
     binary = config.binarize != "none"
     if config.binarize == "dynamic":
         valid, test = (
@@ -250,7 +250,7 @@ def load_data(config: DataConfig) -> DataBundle:
         train=train,
         valid=valid,
         test=test,
-        image_shape=image_shape,
+        image_shape=IMAGE_SHAPES[config.name],
         binary=binary,
         description=(
             f"{config.name}: {source}; {sizes} train/valid/test{subset}, {split_how}; {values}"
