@@ -7,10 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
+from support import real_data_file
 
 from genzoo.data import files
 
-SHARED = os.environ.get("GENZOO_DATA")
+_SHARED = os.environ.get("GENZOO_DATA")
 
 
 @pytest.fixture(autouse=True)
@@ -23,19 +24,11 @@ def no_network(monkeypatch):
     monkeypatch.setattr(files, "_fetch", refuse)
 
 
-def _real_file(relpath: str) -> Path:
-    if not SHARED:
-        pytest.skip("GENZOO_DATA is unset; set it to the data folder to run real-data tests")
-    path = Path(SHARED) / relpath
-    if not path.is_file():
-        pytest.skip(f"{path} is missing; set GENZOO_DATA to the folder holding the data sets")
-    return path
-
-
 @pytest.fixture
 def real_file():
     """``real_file(relpath)``: the path of a real data file under $GENZOO_DATA, or skip."""
-    return _real_file
+    # GENZOO_DATA as the session started: some tests point it at a temporary folder.
+    return lambda relpath: real_data_file(relpath, root=_SHARED)
 
 
 @pytest.fixture

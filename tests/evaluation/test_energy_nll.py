@@ -13,6 +13,8 @@ from genzoo.evaluation import energy_nll, evaluate, exact_log_partition
 from genzoo.evaluation.config import EvalConfig
 from genzoo.models.boltzmann.rbm import RBM, RBMConfig
 
+from support import random_rbm
+
 KEYS = {
     "nll_nats", "stderr", "stderr_log_z", "stderr_examples", "estimator", "n_samples",
     "n_betas", "log_z", "log_z_reverse", "nll_nats_reverse", "ais_ess", "n_examples", "dtype",
@@ -21,12 +23,7 @@ KEYS = {
 
 
 def make_rbm(d=10, h=6, scale=1.0, seed=0, **kw):
-    g = torch.Generator().manual_seed(seed)
-    m = RBM(RBMConfig(n_visible=d, n_hidden=h, init_std=scale, **kw), generator=g)
-    with torch.no_grad():
-        m.b.normal_(0.0, scale, generator=g)
-        m.c.normal_(0.0, scale, generator=g)
-    return m
+    return random_rbm(d, h, scale, seed, **kw)
 
 
 def data(n, d=10, seed=1):

@@ -12,14 +12,11 @@ from genzoo.core.errors import GenzooError
 from genzoo.evaluation import exact_log_partition
 from genzoo.models.boltzmann.rbm import RBM, RBMConfig
 
+from support import random_rbm
+
 
 def make_rbm(d, h, scale=1.0, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    m = RBM(RBMConfig(n_visible=d, n_hidden=h, init_std=scale), generator=g)
-    with torch.no_grad():
-        m.b.normal_(0.0, scale, generator=g)
-        m.c.normal_(0.0, scale, generator=g)
-    return m
+    return random_rbm(d, h, scale, seed)
 
 
 def transpose(m: RBM) -> RBM:

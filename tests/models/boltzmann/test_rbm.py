@@ -18,6 +18,8 @@ from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION, EnergyModel
 from genzoo.core.registry import get_model_spec
 from genzoo.models.boltzmann.rbm import RBM, RBMConfig
 
+from support import random_rbm
+
 D, H = 6, 4
 
 
@@ -26,12 +28,7 @@ def all_states(n: int) -> torch.Tensor:
 
 
 def make_rbm(d=D, h=H, scale=1.0, seed=0, **kw) -> RBM:
-    g = torch.Generator().manual_seed(seed)
-    m = RBM(RBMConfig(n_visible=d, n_hidden=h, init_std=scale, **kw), generator=g).double()
-    with torch.no_grad():
-        m.b.normal_(0.0, scale, generator=g)
-        m.c.normal_(0.0, scale, generator=g)
-    return m
+    return random_rbm(d, h, scale, seed, **kw).double()
 
 
 def binary_data(n, d=D, p=0.4, seed=1, dtype=torch.float64) -> torch.Tensor:

@@ -1,0 +1,35 @@
+"""Helpers shared by the tests: real-data lookup and small random models (importable because pytest puts tests/ on sys.path
+when it loads tests/conftest.py)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from genzoo.models.boltzmann.rbm import RBM, RBMConfig
+
+
+def random_rbm(d: int, h: int, scale: float = 1.0, seed: int = 0, **config) -> RBM:
+    """An RBM with W, b and c all drawn from N(0, scale^2), seeded: far from the trivial model,
+    so energies, conditionals and partition functions are tested where they are non-trivial."""
+    g = torch.Generator().manual_seed(seed)
+    m = RBM(RBMConfig(n_visible=d, n_hidden=h, init_std=scale, **config), generator=g)
+    with torch.no_grad():
+        m.b.normal_(0.0, scale, generator=g)
+        m.c.normal_(0.0, scale, generator=g)
+    return m
+
+
+def real_data_file(relpath: str, root: str | None = None) -> Path:
+    """Path of a real data file under ``root`` (default: GENZOO_DATA now), or skip the test
+    naming what is missing."""
+    root = root if root is not None else os.environ.get("GENZOO_DATA")
+    if not root:
+        pytest.skip("GENZOO_DATA is not set; integration tests need the real data sets")
+    path = Path(root) / relpath
+    if not path.is_file():
+        pytest.skip(f"{path} not found; set GENZOO_DATA to the folder holding the data sets")
+    return path
