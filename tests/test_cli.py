@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from genzoo.cli import main
 
@@ -157,3 +158,33 @@ def test_console_script_train_then_evaluate_binarized_mnist(tmp_path, binarized_
     # A barely trained 20-hidden RBM: worse than a good model (~100) but far better than
     # uniform pixels (784 log 2 = 543 nats).
     assert 90 < report["nll_nats"] < 400
+
+
+def test_resume_through_the_cli_equals_an_uninterrupted_run(tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    i = TINY.index("train.epochs=1")
+    base = TINY[: i - 1] + TINY[i + 1 :]  # without "--set train.epochs=1"
+    short = ["--set", "train.max_steps=7", "--set", "train.checkpoint_every=3"]
+    full = ["--set", "train.max_steps=14", "--set", "train.checkpoint_every=3"]
+    assert main(["train", "rbm", *base, *short, "--out", str(tmp_path / "a")]) == 0
+    assert main(["train", "rbm", *base, *full, "--out", str(tmp_path / "b")]) == 0
+    # Only the run length may change on resume; anything else is refused, naming the key.
+    assert main(["train", "rbm", "--out", str(tmp_path / "a"), "--resume",
+                 "--set", "model.k=2"]) == 2
+    assert "model.k" in capsys.readouterr().err
+    assert main(["train", "rbm", "--out", str(tmp_path / "a"), "--resume",
+                 "--set", "train.max_steps=14"]) == 0
+    resumed = load_file(str(tmp_path / "a" / "model.safetensors"))
+    uninterrupted = load_file(str(tmp_path / "b" / "model.safetensors"))
+    assert resumed.keys() == uninterrupted.keys()
+    for key in resumed:
+        assert torch.equal(resumed[key], uninterrupted[key]), key
+
+
+def test_data_lists_the_data_sets(capsys):
+    assert main(["data"]) == 0
+    out = capsys.readouterr().out
+    for name in ("digits", "mnist", "binarized-mnist", "frey-faces", "caltech-silhouettes"):
+        assert name in out
+    assert "GENZOO_DATA" in out

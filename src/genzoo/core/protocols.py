@@ -15,7 +15,10 @@ Energy model (``ENERGY``)
     ``log_partition()`` and ``sample(n, generator)``; ``annealed_free_energy(v, beta, base)`` is
     -log p*_beta(v) of the path from the base (beta=0, equal to the base's own free energy,
     constants included) to the model (beta=1); ``annealed_gibbs_step(v, beta, base, generator)``
-    is a transition that leaves p_beta invariant. With ``EXACT_LOG_PARTITION`` the model also has
+    is a transition that leaves p_beta invariant; the base's ``log_partition()`` gives log Z_A.
+    Optionally ``annealed_step(v, beta_prev, beta, base, generator)`` fuses the weight increment
+    F_{beta_prev}(v) - F_beta(v) with the transition (same values and draws, one product fewer);
+    the AIS loop uses it when present. With ``EXACT_LOG_PARTITION`` the model also has
     ``enumerable_free_energy()`` returning ``(F_other, n_units)``, a callable giving the free
     energy of the smaller layer's states summed over the other layer, used to enumerate Z.
 
