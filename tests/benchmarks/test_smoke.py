@@ -66,7 +66,7 @@ def test_speed_smoke_writes_a_complete_result(tmp_path):
           "--impls", ",".join(impls), "--out", str(tmp_path)])
     assert _results_snapshot() == before, "a smoke run touched benchmarks/results"
 
-    result = json.loads((tmp_path / "rbm_cd1_speed.json").read_text())
+    result = json.loads((tmp_path / "rbm_cd1_speed_threads1.json").read_text())
     common.validate_result(result)
     assert result["smoke"] is True and result["kind"] == "speed"
     assert result["config"]["n_hidden"] == 500 and result["config"]["batch_size"] == 100
@@ -95,7 +95,7 @@ def test_speed_smoke_reports_a_missing_peer_instead_of_failing(tmp_path):
         pass
     _run(["benchmarks/rbm_cd1_speed.py", "--smoke", "--threads", "1",
           "--impls", "genzoo,learnergy-step,bare", "--out", str(tmp_path)])
-    result = json.loads((tmp_path / "rbm_cd1_speed.json").read_text())
+    result = json.loads((tmp_path / "rbm_cd1_speed_threads1.json").read_text())
     entry = result["timings"]["learnergy-step"]
     assert entry["status"] == "unavailable" and "learnergy" in entry["reason"]
     assert "learnergy-step" in result["acceptance"]["peers_not_measured"]

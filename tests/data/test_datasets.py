@@ -32,6 +32,7 @@ def check_bundle(d, sizes, n_features, image_shape):
     assert d.image_shape == image_shape
     for s in (d.train, d.valid, d.test):
         assert s.x.dtype == torch.float32 and s.x.shape[1] == n_features
+        assert s.x.is_contiguous(), "row-major storage keeps minibatch gathers fast"
         assert 0.0 <= s.x.min() and s.x.max() <= 1.0
         assert s.y is None or (s.y.dtype == torch.int64 and s.y.shape == (len(s),))
     assert d.name in d.description and "/".join(map(str, sizes)) in d.description

@@ -47,6 +47,11 @@ class Split:
     x: torch.Tensor
     y: torch.Tensor | None = None
 
+    def __post_init__(self) -> None:
+        # Row-major storage: a minibatch gather from a column-major array (np.unpackbits returns
+        # one) is ten times slower, and it runs every training step.
+        self.x = self.x.contiguous()
+
     def __len__(self) -> int:
         return self.x.shape[0]
 
