@@ -46,7 +46,7 @@ from genzoo.core.config import Config, check
 from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION
 from genzoo.core.registry import register_model
-from genzoo.core.validation import check_data
+from genzoo.core.validation import check_binary
 
 # Hinton's guide clamps the data marginals before taking logits so that a pixel that is never on
 # in the training set does not get an infinite bias.
@@ -217,17 +217,7 @@ class RBM(nn.Module):
 
     def check_input(self, x: torch.Tensor, name: str = "x") -> None:
         """Raise InputError unless ``x`` is a finite binary (B, n_visible) floating tensor."""
-        # Fast path for the training loop: x (1 - x) == 0 holds exactly for 0 and 1 and fails
-        # for NaN, Inf and anything else; the shared check runs only to word the error.
-        if (
-            isinstance(x, torch.Tensor)
-            and x.dim() == 2
-            and x.shape[1] == self.n_visible
-            and x.is_floating_point()
-            and int(torch.count_nonzero(x * (1 - x))) == 0
-        ):
-            return
-        check_data(x, self.n_visible, binary=True, name=name)
+        check_binary(x, self.n_visible, name)
 
     # -- energies ---------------------------------------------------------------------------
 
