@@ -19,6 +19,9 @@ from genzoo.data import load_data
 # Overrides that make each model tiny and fast on the 8x8 digits.
 TINY: dict[str, list[str]] = {
     "rbm": ["model.n_hidden=8", "model.sample_burn_in=10"],
+    "fvsbn": ["model.init_std=0.01"],
+    "nade": ["model.n_hidden=8"],
+    "nan": ["model.hidden_per_group=1"],
 }
 COMMON = ["data.name=digits", "data.binarize=threshold", "data.n_train=200", "data.n_eval=50",
           "train.max_steps=3", "train.batch_size=20", "train.progress=false",

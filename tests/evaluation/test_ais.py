@@ -7,6 +7,7 @@ import statistics
 
 import pytest
 import torch
+from support import random_rbm
 
 from genzoo.core.errors import GenzooError
 from genzoo.evaluation import (
@@ -16,9 +17,7 @@ from genzoo.evaluation import (
     reverse_ais_log_partition,
     sm08_schedule,
 )
-from genzoo.models.boltzmann.rbm import RBM, RBMConfig
-
-from support import random_rbm
+from genzoo.models.boltzmann.rbm import RBM
 
 
 def make_rbm(d=12, h=8, scale=1.0, seed=0):

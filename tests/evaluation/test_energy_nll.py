@@ -7,13 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from support import random_rbm
 
 from genzoo.core.errors import GenzooError, InputError
 from genzoo.evaluation import energy_nll, evaluate, exact_log_partition
 from genzoo.evaluation.config import EvalConfig
-from genzoo.models.boltzmann.rbm import RBM, RBMConfig
-
-from support import random_rbm
 
 KEYS = {
     "nll_nats", "stderr", "stderr_log_z", "stderr_examples", "estimator", "n_samples",

@@ -7,12 +7,11 @@ import itertools
 
 import pytest
 import torch
+from support import random_rbm
 
 from genzoo.core.errors import GenzooError
 from genzoo.evaluation import exact_log_partition
 from genzoo.models.boltzmann.rbm import RBM, RBMConfig
-
-from support import random_rbm
 
 
 def make_rbm(d, h, scale=1.0, seed=0):

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genzoo.core.config import Config
 from genzoo.core import registry
+from genzoo.core.config import Config
 from genzoo.core.run_config import RunConfig
 from genzoo.data.config import DataConfig
 from genzoo.training.config import TrainConfig

@@ -9,6 +9,7 @@ string overrides of the form ``section.key=value`` whose values are parsed by th
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
@@ -73,6 +74,11 @@ def check(condition: bool, message: str) -> None:
     """Validation helper: raise :class:`ConfigError` with ``message`` unless ``condition``."""
     if not condition:
         raise ConfigError(message)
+
+
+def check_nonnegative(value: float, name: str) -> None:
+    """Validation helper: ``value`` must be a finite number >= 0 (a rate, a cost, a scale)."""
+    check(value >= 0 and math.isfinite(value), f"{name}={value} must be a finite number >= 0")
 
 
 def _coerce(cls: type, f: dataclasses.Field, value: Any) -> Any:

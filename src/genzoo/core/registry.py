@@ -16,7 +16,7 @@ from genzoo.core.errors import ConfigError
 T = TypeVar("T")
 
 # Packages whose import registers models. New families add themselves here.
-_MODEL_PACKAGES = ("genzoo.models.boltzmann",)
+_MODEL_PACKAGES = ("genzoo.models.boltzmann", "genzoo.models.autoregressive")
 
 _REGISTRY: dict[str, "ModelSpec"] = {}
 

@@ -58,7 +58,6 @@ from genzoo.training.state_io import (
 )
 from genzoo.utils.io import atomic_write_bytes, fsync_dir, is_temporary
 
-
 # --------------------------------------------------------------------------- public API
 
 

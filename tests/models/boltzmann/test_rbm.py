@@ -11,14 +11,13 @@ import math
 import pytest
 import torch
 from scipy import stats
+from support import random_rbm
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from genzoo.core.errors import ConfigError, GenzooError, InputError
 from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION, EnergyModel
 from genzoo.core.registry import get_model_spec
 from genzoo.models.boltzmann.rbm import RBM, RBMConfig
-
-from support import random_rbm
 
 D, H = 6, 4
 

@@ -36,13 +36,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genzoo.core.config import Config, check
+from genzoo.core.config import Config, check, check_nonnegative
 from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION
 from genzoo.core.registry import register_model
@@ -88,26 +87,17 @@ class RBMConfig(Config):
         check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
         check(self.k >= 1, f"model.k={self.k} must be >= 1 (Gibbs steps per update)")
         check(self.n_chains >= 1, f"model.n_chains={self.n_chains} must be >= 1")
-        check(
-            self.weight_decay >= 0 and math.isfinite(self.weight_decay),
-            f"model.weight_decay={self.weight_decay} must be a finite number >= 0",
-        )
+        check_nonnegative(self.weight_decay, "model.weight_decay")
         check(
             self.sparsity_target is None or 0.0 < self.sparsity_target < 1.0,
             f"model.sparsity_target={self.sparsity_target} must be in (0, 1) or none",
         )
-        check(
-            self.sparsity_cost >= 0 and math.isfinite(self.sparsity_cost),
-            f"model.sparsity_cost={self.sparsity_cost} must be a finite number >= 0",
-        )
+        check_nonnegative(self.sparsity_cost, "model.sparsity_cost")
         check(
             self.sparsity_cost == 0.0 or self.sparsity_target is not None,
             "model.sparsity_cost > 0 needs model.sparsity_target (e.g. 0.05)",
         )
-        check(
-            self.init_std >= 0 and math.isfinite(self.init_std),
-            f"model.init_std={self.init_std} must be a finite number >= 0",
-        )
+        check_nonnegative(self.init_std, "model.init_std")
         check(self.sample_burn_in >= 0, f"model.sample_burn_in={self.sample_burn_in} must be >= 0")
 
 

@@ -1,0 +1,132 @@
+"""What every binary autoregressive model here shares.
+
+A binary autoregressive model factors p(x) = prod_d p(x_d | x_<d) over the variables in index
+order, each conditional a Bernoulli with logit l_d(x_<d)::
+
+    log p(x) = sum_d [x_d l_d - softplus(l_d)]
+
+(log sigmoid(l) = -softplus(-l) and log(1 - sigmoid(l)) = -softplus(l), written as one
+expression). A model supplies ``conditional_logits(x) -> (B, D)`` whose column d depends on
+x_<d only, an output bias ``b`` (D,) and its own ancestral ``sample``; the base class
+:class:`BinaryAutoregressive` turns these into the exact ``log_prob``, the training ``loss``
+(mean negative log-likelihood, the maximum-likelihood objective), ``validation_metrics`` and
+``init_from_data``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genzoo.core.config import check
+from genzoo.core.errors import ConfigError, GenzooError
+from genzoo.core.protocols import EXACT_LIKELIHOOD
+from genzoo.core.validation import check_binary
+
+# Clamp of the data marginals before taking logits, so that a pixel never on in the training
+# set gets a large finite output bias rather than -inf.
+MARGINAL_CLAMP = 1e-3
+
+
+def softplus(x: torch.Tensor) -> torch.Tensor:
+    """softplus(x) = log(1 + e^x). torch switches to the identity above ``threshold`` with an
+    error of log1p(exp(-threshold)): 2e-9 at the default 20, below float32 resolution but not
+    float64's, so float64 (the evaluation precision) switches only at 40."""
+    return F.softplus(x, threshold=40.0 if x.dtype == torch.float64 else 20.0)
+
+
+def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """sum_d log Bernoulli(x_d; sigmoid(l_d)) = sum_d [x_d l_d - softplus(l_d)] in nats.
+    logits, x (B, D) -> (B,)."""
+    return (x * logits - softplus(logits)).sum(-1)
+
+
+def data_logits(x: torch.Tensor) -> torch.Tensor:
+    """Logits of the clamped per-variable means of x (N, D) -> (D,)."""
+    p = x.mean(dim=0).clamp(MARGINAL_CLAMP, 1.0 - MARGINAL_CLAMP)
+    return torch.log(p) - torch.log1p(-p)
+
+
+def uniforms(n: int, d: int, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """(n, d) uniform draws on ``like``'s device and dtype. Drawn all at once before an
+    ancestral pass, so a sample depends on the generator's state only, not on the order of the
+    per-variable steps; x_d = [u_d < sigmoid(l_d)] is then a Bernoulli draw."""
+    return torch.rand((n, d), generator=generator, device=like.device, dtype=like.dtype)
+
+
+def check_sample_count(n: int) -> None:
+    if not isinstance(n, int) or n < 0:
+        raise GenzooError(f"sample(n={n!r}): n must be an integer >= 0")
+
+
+def check_visible(n_visible: int | None) -> None:
+    """Config check shared by the models' ``validate``."""
+    check(
+        n_visible is None or n_visible > 0,
+        f"model.n_visible={n_visible} must be positive (or none to take it from the data)",
+    )
+
+
+def require_visible(config) -> int:
+    """``config.n_visible`` at construction time, or a ConfigError naming the fix."""
+    if config.n_visible is None:
+        raise ConfigError(
+            "model.n_visible is not set: set it (--set model.n_visible=784) or let the CLI "
+            "take it from the data"
+        )
+    return config.n_visible
+
+
+class BinaryAutoregressive(nn.Module):
+    """Base of the binary autoregressive models: exact likelihood from ``conditional_logits``.
+
+    Subclasses define ``self.b`` (D,), the output biases, and implement ``conditional_logits``
+    and ``sample``. All batch methods take x (B, D) in {0, 1} and return per-example values in
+    nats; device and dtype follow the parameters.
+    """
+
+    capabilities = frozenset({EXACT_LIKELIHOOD})
+    b: nn.Parameter
+
+    @property
+    def n_visible(self) -> int:
+        return self.b.shape[0]
+
+    def conditional_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """l (B, D): l[:, d] is the logit of p(x_d = 1 | x_<d) and depends on x[:, :d] only."""
+        raise NotImplementedError
+
+    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
+        """Raise InputError unless ``x`` is a finite binary (B, n_visible) floating tensor."""
+        check_binary(x, self.n_visible, name)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact log p(x) in nats. x (B, D) binary -> (B,)."""
+        self.check_input(x)
+        x = x.to(dtype=self.b.dtype)
+        return bernoulli_log_likelihood(self.conditional_logits(x), x)
+
+    def loss(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Mean negative log-likelihood of the batch x (B, D), nats per example: ``loss`` (with
+        gradient) and ``nll`` (the same value, detached). ``generator`` is unused: the
+        objective is exact."""
+        nll = -self.log_prob(x).mean()
+        return {"loss": nll, "nll": nll.detach()}
+
+    @torch.no_grad()
+    def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
+        """{"nll": mean exact negative log-likelihood of x (B, D), nats per example}."""
+        return {"nll": float(-self.log_prob(x).mean())}
+
+    @torch.no_grad()
+    def init_from_data(
+        self, x_train: torch.Tensor, generator: torch.Generator | None = None
+    ) -> None:
+        """Set the output biases b to the logits of the clamped training marginals, so the
+        model starts at the independent-pixel fit. Called once by the Trainer on a fresh run.
+        x_train (N, D) binary."""
+        self.check_input(x_train, "x_train")
+        self.b.copy_(data_logits(x_train.to(self.b)))
