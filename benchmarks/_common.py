@@ -18,6 +18,7 @@ import platform
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -243,3 +244,28 @@ def load_binarized_mnist_train() -> tuple[np.ndarray, str]:
     with np.load(path) as z:
         x = np.unpackbits(z["train"], axis=1, count=int(z["shape"][0]))
     return x.astype(np.float32), f"raw npz ({fallback_reason})"
+
+
+def genzoo_cmd(*args: str) -> list[str]:
+    """``genzoo ARGS`` run with this interpreter, so a venv's genzoo is the one measured."""
+    return [sys.executable, "-m", "genzoo", *args]
+
+
+def display_command(cmd: list[str]) -> str:
+    """The command as a user would type it (``genzoo ...`` rather than ``python -m genzoo``)."""
+    shown = ["genzoo", *cmd[3:]] if cmd[:3] == [sys.executable, "-m", "genzoo"] else cmd
+    return " ".join(shlex.quote(c) for c in shown)
+
+
+def run_logged(cmd: list[str], log: Path, who: str) -> float:
+    """Run ``cmd`` with its output appended to ``log``; return the wall time in seconds, or
+    raise SystemExit with the log's tail when it fails."""
+    t0 = time.perf_counter()
+    with open(log, "a") as fh:
+        fh.write(f"$ {display_command(cmd)}\n")
+        fh.flush()
+        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text().splitlines()[-20:])
+        raise SystemExit(f"{who}: `{display_command(cmd)}` failed ({proc.returncode}):\n{tail}")
+    return time.perf_counter() - t0

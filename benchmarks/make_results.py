@@ -101,13 +101,15 @@ def likelihood_section(r: dict[str, Any]) -> list[str]:
             f"{ref['gap']:+.2f} {unit}: {ref['gap_text']} | {ref['source']} |"
         )
     extra = r.get("extra", {})
+    if extra.get("stderr_log_z") is not None:
+        how = ("it combines the spread over the test examples with the AIS error of log Z, "
+               f"whose own s.e. is {_fmt(extra['stderr_log_z'], 3)}")
+    else:
+        how = "the spread of the per-example values over the test examples"
     lines += [
         "",
-        "Std. error of ours: as reported by `genzoo evaluate` (it combines the spread over the "
-        "test examples with the AIS error of log Z"
-        + (f", whose own s.e. is {_fmt(extra['stderr_log_z'], 3)}"
-           if extra.get("stderr_log_z") is not None else "")
-        + "). The references' errors are not in this table.",
+        f"Std. error of ours: as reported by `genzoo evaluate` ({how}). The references' "
+        "errors are not in this table.",
     ]
     if extra.get("value_reverse") is not None:
         lines += [

@@ -27,10 +27,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -117,35 +115,10 @@ SMOKE = {
 }
 
 
-def genzoo_cmd(*args: str) -> list[str]:
-    """``genzoo ARGS`` run with this interpreter, so a venv's genzoo is the one measured."""
-    return [sys.executable, "-m", "genzoo", *args]
-
-
-def _display(cmd: list[str]) -> str:
-    import shlex
-
-    shown = ["genzoo", *cmd[3:]] if cmd[:3] == [sys.executable, "-m", "genzoo"] else cmd
-    return " ".join(shlex.quote(c) for c in shown)
-
-
-def _run(cmd: list[str], log: Path) -> float:
-    """Run ``cmd``, teeing its output to ``log``; raise SystemExit with the tail on failure."""
-    t0 = time.perf_counter()
-    with open(log, "a") as fh:
-        fh.write(f"$ {_display(cmd)}\n")
-        fh.flush()
-        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False)
-    if proc.returncode != 0:
-        tail = "\n".join(log.read_text().splitlines()[-20:])
-        raise SystemExit(f"rbm_mnist_nll: `{_display(cmd)}` failed ({proc.returncode}):\n{tail}")
-    return time.perf_counter() - t0
-
-
 def train_command(args: argparse.Namespace, run_dir: Path) -> list[str]:
     if args.resume:
         # Resume accepts only length changes; everything else comes from the saved config.
-        return genzoo_cmd("train", "rbm", "--out", str(run_dir), "--resume",
+        return _common.genzoo_cmd("train", "rbm", "--out", str(run_dir), "--resume",
                           "--set", f"train.epochs={args.epochs}", "--set", "train.progress=false")
     sets = {**RECIPE, "model.n_hidden": args.n_hidden, "model.k": args.k,
             "train.epochs": args.epochs, "train.progress": False}
@@ -160,7 +133,7 @@ def train_command(args: argparse.Namespace, run_dir: Path) -> list[str]:
         eval_sets.update({"eval.exact_max_units": 0,
                           "eval.reverse_burn_in": SMOKE["reverse_burn_in"]})
     sets.update(eval_sets)
-    cmd = genzoo_cmd("train", "rbm", "--data", "binarized-mnist")
+    cmd = _common.genzoo_cmd("train", "rbm", "--data", "binarized-mnist")
     for key, value in sets.items():
         text = str(value).lower() if isinstance(value, bool) else str(value)
         cmd += ["--set", f"{key}={text}"]
@@ -168,7 +141,7 @@ def train_command(args: argparse.Namespace, run_dir: Path) -> list[str]:
 
 
 def evaluate_command(args: argparse.Namespace, run_dir: Path, report: Path) -> list[str]:
-    cmd = genzoo_cmd("evaluate", str(run_dir), "--split", "test", "--json",
+    cmd = _common.genzoo_cmd("evaluate", str(run_dir), "--split", "test", "--json",
                      "--set", f"eval.ais_runs={args.ais_runs}",
                      "--set", f"eval.ais_betas={args.ais_betas}",
                      "--set", "eval.reverse=true", "--out", str(report))
@@ -288,14 +261,14 @@ def main(argv: list[str] | None = None) -> int:
     steps, wall = [], {}
     if not args.evaluate_only:
         cmd = train_command(args, run_dir)
-        steps.append(_display(cmd))
-        print(f"training: {_display(cmd)}", flush=True)
-        wall["train"] = _run(cmd, log)
+        steps.append(_common.display_command(cmd))
+        print(f"training: {_common.display_command(cmd)}", flush=True)
+        wall["train"] = _common.run_logged(cmd, log, BENCHMARK)
     report_path = run_dir / "eval_test.json"
     cmd = evaluate_command(args, run_dir, report_path)
-    steps.append(_display(cmd))
-    print(f"evaluating: {_display(cmd)}", flush=True)
-    wall["evaluate"] = _run(cmd, log)
+    steps.append(_common.display_command(cmd))
+    print(f"evaluating: {_common.display_command(cmd)}", flush=True)
+    wall["evaluate"] = _common.run_logged(cmd, log, BENCHMARK)
     report = json.loads(report_path.read_text())
     if report.get("wall_s") is not None:
         wall["evaluate_reported_by_genzoo"] = report["wall_s"]

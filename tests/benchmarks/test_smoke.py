@@ -123,6 +123,23 @@ def test_nll_smoke_runs_the_cli_end_to_end(tmp_path, binarized_mnist_available):
     assert math.isclose(cd25["gap"], result["value"] - 86.34)
 
 
+@pytest.mark.parametrize("model, reference", [("fvsbn", 97.45), ("nade", 88.86)])
+def test_autoregressive_smoke_reports_an_exact_likelihood(model, reference, tmp_path,
+                                                          binarized_mnist_available):
+    before = _results_snapshot()
+    proc = _run(["benchmarks/autoregressive_mnist_nll.py", "--model", model, "--smoke",
+                 "--out", str(tmp_path / "run")])
+    assert _results_snapshot() == before, "a smoke run touched benchmarks/results"
+    written = proc.stdout.strip().splitlines()[-1].removeprefix("wrote ").strip()
+    result = json.loads(Path(written).read_text())
+    common.validate_result(result)
+    assert result["smoke"] is True and "exact" in result["estimator"]["name"]
+    assert result["data"]["n_examples"] == 200 and math.isfinite(result["value"])
+    # 784 binary pixels: a barely trained model sits between 0 and 784 log 2 nats.
+    assert 0 < result["value"] < 784 * math.log(2)
+    assert math.isclose(result["references"][0]["gap"], result["value"] - reference)
+
+
 # ----------------------------------------------------------------------- make_results
 
 
