@@ -22,6 +22,8 @@ TINY: dict[str, list[str]] = {
     "fvsbn": ["model.init_std=0.01"],
     "nade": ["model.n_hidden=8"],
     "nan": ["model.hidden_per_group=1"],
+    "deep-nade": ["model.hidden=8,8"],
+    "vae": ["model.hidden=16", "model.n_latent=4"],
 }
 COMMON = ["data.name=digits", "data.binarize=threshold", "data.n_train=200", "data.n_eval=50",
           "train.max_steps=3", "train.batch_size=20", "train.progress=false",

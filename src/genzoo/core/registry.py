@@ -16,7 +16,11 @@ from genzoo.core.errors import ConfigError
 T = TypeVar("T")
 
 # Packages whose import registers models. New families add themselves here.
-_MODEL_PACKAGES = ("genzoo.models.boltzmann", "genzoo.models.autoregressive")
+_MODEL_PACKAGES = (
+    "genzoo.models.boltzmann",
+    "genzoo.models.autoregressive",
+    "genzoo.models.directed",
+)
 
 _REGISTRY: dict[str, "ModelSpec"] = {}
 

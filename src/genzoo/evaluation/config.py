@@ -17,7 +17,9 @@ class EvalConfig(Config):
     inverse temperatures (``schedule=sm08``: the Salakhutdinov & Murray 2008 schedule, 14,500
     temperatures at the default; ``linear``: evenly spaced), forward and, if ``reverse``, reverse
     AIS started from ``reverse_burn_in`` Gibbs steps of fresh chains so the true value is
-    bracketed. ``dtype`` is the evaluation precision.
+    bracketed. Latent-variable models: importance sampling with ``is_samples`` proposal draws
+    per example (5000, the k of the published VAE/IWAE numbers). ``dtype`` is the evaluation
+    precision.
     """
 
     split: Literal["train", "valid", "test"] = "test"
@@ -30,6 +32,7 @@ class EvalConfig(Config):
     dtype: Literal["float64", "float32"] = "float64"
     seed: int = 1234
     batch_size: int = 1000
+    is_samples: int = 5000
 
     def validate(self) -> None:
         check(0 <= self.exact_max_units <= 26, "eval.exact_max_units must be in [0, 26]")
@@ -37,3 +40,4 @@ class EvalConfig(Config):
         check(self.ais_betas >= 2, "eval.ais_betas must be >= 2")
         check(self.reverse_burn_in >= 0, "eval.reverse_burn_in must be >= 0")
         check(self.batch_size > 0, "eval.batch_size must be positive")
+        check(self.is_samples >= 1, "eval.is_samples must be >= 1 (5000 for reported numbers)")

@@ -17,6 +17,7 @@ MODELS: dict[str, dict] = {
     "fvsbn": {},
     "nade": {"n_hidden": 5},
     "nan": {"hidden_per_group": 2},
+    "deep-nade": {"hidden": (5, 4)},
 }
 
 
@@ -79,8 +80,14 @@ def test_samples_match_the_exact_distribution(name):
     codes = (x.long() << torch.arange(d)).sum(1)  # the inverse of binary_states
     counts = torch.bincount(codes, minlength=2**d).double()
     expected = n * p
+    # The chi-square law holds only for cells with enough expected counts: pool the states
+    # expected fewer than 5 times into one cell (random models put near-zero mass on some).
+    small = expected < 5
+    if small.any():
+        counts = torch.cat([counts[~small], counts[small].sum().reshape(1)])
+        expected = torch.cat([expected[~small], expected[small].sum().reshape(1)])
     chi2 = float(((counts - expected) ** 2 / expected).sum())
-    assert stats.chi2.sf(chi2, 2**d - 1) > 1e-3, chi2
+    assert stats.chi2.sf(chi2, len(counts) - 1) > 1e-3, chi2
 
     marginals = (p[:, None] * states).sum(0)
     z = stats.norm.isf(1e-3 / (2 * d))
@@ -88,7 +95,9 @@ def test_samples_match_the_exact_distribution(name):
     assert torch.all((x.mean(0) - marginals).abs() < bound)
 
 
-@pytest.mark.parametrize("name", MODELS)
+# The order-agnostic deep NADE trains on a random-ordering estimate of the NLL, not on the
+# exact NLL of its default ordering; test_deep_nade.py checks its loss.
+@pytest.mark.parametrize("name", [m for m in MODELS if m != "deep-nade"])
 def test_loss_is_the_mean_nll_and_its_gradient_flows(name):
     model = random_model(name, 10, seed=5).float()
     x = torch.bernoulli(torch.full((16, 10), 0.3), generator=torch.Generator().manual_seed(0))

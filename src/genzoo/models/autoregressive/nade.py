@@ -39,6 +39,7 @@ from genzoo.models.autoregressive._common import (
     uniforms,
 )
 
+
 def _forward_recursion(x, W, V, b, c, hs=None):
     """l (B, D) by the recursion a_{d+1} = a_d + W[:, d] x_d, writing h_d into hs (B, D, H) when
     given (the backward pass needs it)."""
