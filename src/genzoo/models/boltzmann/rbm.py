@@ -21,15 +21,7 @@ its gradient is exactly that difference with the model term taken at the negativ
 starts the negative Gibbs chain at the data; PCD-k advances persistent chains (the buffer
 ``chains``) by k steps per update.
 
-AIS path (Salakhutdinov & Murray 2008, with the hidden units shared along the path). The base
-model A is the RBM with W_A = 0, c_A = 0 and b_A the logits of the data marginals; the
-intermediate distributions have energy E_beta(v, h) = (1 - beta) E_A(v, h) + beta E(v, h), so::
-
-    F_beta(v) = -((1 - beta) b_A + beta b)^T v
-                - sum_j softplus((1 - beta) c_A_j + beta (c_j + (v^T W)_j))
-
-which equals the base's own free energy at beta = 0 (-b_A^T v - H log 2, constants included)
-and F(v) at beta = 1. Its Gibbs conditionals are sigmoids of the interpolated inputs.
+AIS path (Salakhutdinov & Murray 2008): see ``rbm_ais.py``.
 """
 
 from __future__ import annotations
@@ -38,7 +30,6 @@ import copy
 import dataclasses
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from genzoo.core.config import Config, check, check_nonnegative
@@ -46,10 +37,14 @@ from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
+from genzoo.models.boltzmann._ops import (
+    ContrastiveFreeEnergy,
+    bernoulli,
+    data_logits,
+    softplus,
+)
+from genzoo.models.boltzmann.rbm_ais import RBMAnnealingPath
 
-# Hinton's guide clamps the data marginals before taking logits so that a pixel that is never on
-# in the training set does not get an infinite bias.
-_MARGINAL_CLAMP = 1e-3
 # Gibbs steps applied to a copy of the persistent chains before they are returned as samples.
 _PERSISTENT_SAMPLE_STEPS = 10
 # Largest hidden layer for which sample_exact enumerates p(h).
@@ -101,56 +96,6 @@ class RBMConfig(Config):
         check(self.sample_burn_in >= 0, f"model.sample_burn_in={self.sample_burn_in} must be >= 0")
 
 
-def _bernoulli(p: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    # u < p with u uniform draws the same law as torch.bernoulli, several times faster on CPU;
-    # the in-place comparison writes 0./1. into u without another allocation.
-    u = torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype)
-    return u.lt_(p)
-
-
-def _softplus_threshold(dtype: torch.dtype) -> float:
-    # torch's softplus returns x itself above `threshold`, an error of log1p(exp(-threshold)):
-    # 2e-9 at the default 20 is below float32 resolution but not float64's, so float64 (the
-    # evaluation precision) switches over only at 40 (error 4e-18).
-    return 40.0 if dtype == torch.float64 else 20.0
-
-
-def _softplus(x: torch.Tensor) -> torch.Tensor:
-    return F.softplus(x, threshold=_softplus_threshold(x.dtype))
-
-
-def _data_logits(x: torch.Tensor) -> torch.Tensor:
-    p = x.mean(dim=0).clamp(_MARGINAL_CLAMP, 1.0 - _MARGINAL_CLAMP)
-    return torch.log(p) - torch.log1p(-p)
-
-
-class _ContrastiveFreeEnergy(torch.autograd.Function):
-    """Returns the precomputed ``value`` of mean F(v_pos) - mean F(v_neg); its backward gives the
-    gradient with respect to (W, b, c) in closed form from the hidden statistics s = p(h | v)
-    (dF/dW = -v s^T, dF/db = -v, dF/dc = -s)::
-
-        dW = (v_neg^T s_neg / N_neg - v_pos^T s_pos / N_pos),  db, dc likewise
-
-    Two products, accumulated in place, instead of autograd's two products plus a sum of two
-    (D, H) gradients and the graph of two free energies."""
-
-    @staticmethod
-    def forward(ctx, W, b, c, value, v_pos, s_pos, v_neg, s_neg):
-        ctx.save_for_backward(v_pos, s_pos, v_neg, s_neg)
-        return value.clone()
-
-    @staticmethod
-    def backward(ctx, grad):
-        v_pos, s_pos, v_neg, s_neg = ctx.saved_tensors
-        n_pos, n_neg = v_pos.shape[0], v_neg.shape[0]
-        s_neg = s_neg * (grad / n_neg)
-        s_pos = s_pos * (grad / n_pos)
-        g_W = torch.mm(v_neg.T, s_neg).addmm_(v_pos.T, s_pos, alpha=-1.0)
-        g_b = (v_neg.sum(0) / n_neg - v_pos.sum(0) / n_pos) * grad
-        g_c = s_neg.sum(0) - s_pos.sum(0)
-        return g_W, g_b, g_c, None, None, None, None, None
-
-
 @register_model(
     "rbm",
     config=RBMConfig,
@@ -158,7 +103,7 @@ class _ContrastiveFreeEnergy(torch.autograd.Function):
     summary="binary restricted Boltzmann machine trained by CD-k or PCD-k",
     paper="Smolensky 1986; Hinton 2002 (CD); Tieleman 2008 (PCD)",
 )
-class RBM(nn.Module):
+class RBM(RBMAnnealingPath, nn.Module):
     """Binary-binary RBM. All batch methods take (B, D) visible / (B, H) hidden tensors and
     return (B,) per-example values in nats; device and dtype follow the parameters."""
 
@@ -228,12 +173,12 @@ class RBM(nn.Module):
 
     def _free_energy_from_input(self, v: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         # a = v W + c, the hidden pre-activation, passed in so callers can share it.
-        return -(v @ self.b) - _softplus(a).sum(-1)
+        return -(v @ self.b) - softplus(a).sum(-1)
 
     def hidden_free_energy(self, h: torch.Tensor) -> torch.Tensor:
         """F(h) = -c^T h - sum_i softplus(b_i + (W h)_i) = -log sum_v exp(-E(v, h)).
         h (B, H) -> (B,)."""
-        return -(h @ self.c) - _softplus(self._visible_input(h)).sum(-1)
+        return -(h @ self.c) - softplus(self._visible_input(h)).sum(-1)
 
     # -- conditionals and Gibbs sampling -------------------------------------------------------
 
@@ -249,13 +194,13 @@ class RBM(nn.Module):
         self, v: torch.Tensor, generator: torch.Generator | None = None, beta: float = 1.0
     ) -> torch.Tensor:
         """Binary draw h ~ p(h | v). v (B, D) -> (B, H)."""
-        return _bernoulli(self.p_h_given_v(v, beta), generator)
+        return bernoulli(self.p_h_given_v(v, beta), generator)
 
     def sample_v_given_h(
         self, h: torch.Tensor, generator: torch.Generator | None = None, beta: float = 1.0
     ) -> torch.Tensor:
         """Binary draw v ~ p(v | h). h (B, H) -> (B, D)."""
-        return _bernoulli(self.p_v_given_h(h, beta), generator)
+        return bernoulli(self.p_v_given_h(h, beta), generator)
 
     @torch.no_grad()
     def gibbs_step(
@@ -294,15 +239,15 @@ class RBM(nn.Module):
                     v = self.gibbs_step(v, generator=generator)
                 self.chains.copy_(v)
                 # Logged only: one product PCD itself does not need.
-                h0 = _bernoulli(s_data, generator)
+                h0 = bernoulli(s_data, generator)
                 recon = ((x - self.p_v_given_h(h0)) ** 2).mean()
             else:
-                h = _bernoulli(s_data, generator)
+                h = bernoulli(s_data, generator)
                 for step in range(cfg.k):
                     pv = self.p_v_given_h(h)
                     if step == 0:
                         recon = ((x - pv) ** 2).mean()
-                    v = _bernoulli(pv, generator)
+                    v = bernoulli(pv, generator)
                     if step < cfg.k - 1:
                         h = self.sample_h_given_v(v, generator)
             v_model = v
@@ -315,7 +260,7 @@ class RBM(nn.Module):
             if cfg.sparsity_target is not None and cfg.sparsity_cost > 0:
                 penalty, s_data = self._sparsity(s_data)
                 value = value + penalty
-        loss = _ContrastiveFreeEnergy.apply(
+        loss = ContrastiveFreeEnergy.apply(
             self.W, self.b, self.c, value, x, s_data, v_model, torch.sigmoid(a_model)
         )
         if cfg.weight_decay > 0:
@@ -344,7 +289,7 @@ class RBM(nn.Module):
         chains at random training examples (``generator=None``: a CPU generator seeded 0).
         Called once by the Trainer on a fresh run. x_train (N, D) binary."""
         self.check_input(x_train, "x_train")
-        self.b.copy_(_data_logits(x_train.to(self.b)))
+        self.b.copy_(data_logits(x_train.to(self.b)))
         if self.chains is not None:
             if generator is None:
                 generator = torch.Generator().manual_seed(0)
@@ -381,7 +326,7 @@ class RBM(nn.Module):
             v = self.chains[:n].clone()
             steps = _PERSISTENT_SAMPLE_STEPS
         else:
-            v = _bernoulli(torch.sigmoid(self.b).expand(n, -1), generator)
+            v = bernoulli(torch.sigmoid(self.b).expand(n, -1), generator)
             steps = self.config.sample_burn_in
         for _ in range(steps):
             v = self.gibbs_step(v, generator=generator)
@@ -418,104 +363,3 @@ class RBM(nn.Module):
         h = binary_states(idx, n_h, model.W.dtype)
         v = model.sample_v_given_h(h, generator)
         return v.to(self.W.dtype)
-
-    # -- annealed importance sampling ---------------------------------------------------------
-
-    @torch.no_grad()
-    def ais_base(self, x_train: torch.Tensor) -> "RBM":
-        """The base-rate model of SM08: an RBM of the same size with W = 0, c = 0 and b the
-        logits of the clamped training marginals. Its samples are exact (sample_burn_in = 0)."""
-        self.check_input(x_train, "x_train")
-        cfg = RBMConfig(
-            n_visible=self.n_visible, n_hidden=self.n_hidden, init_std=0.0, sample_burn_in=0
-        )
-        base = RBM(cfg).to(device=self.W.device, dtype=self.W.dtype)
-        base.b.copy_(_data_logits(x_train.to(self.b)))
-        return base
-
-    @torch.no_grad()
-    def log_partition(self) -> torch.Tensor:
-        """log Z in closed form, valid only when W == 0 (the AIS base model):
-        sum_i softplus(b_i) + sum_j softplus(c_j). Returns a 0-dim tensor."""
-        if bool(self.W.any()):
-            raise GenzooError(
-                "log_partition() is closed-form only for W == 0 (the AIS base model); use "
-                "genzoo.evaluation.exact_log_partition or ais_log_partition"
-            )
-        return _softplus(self.b).sum() + _softplus(self.c).sum()
-
-    def annealed_free_energy(self, v: torch.Tensor, beta: float, base: "RBM") -> torch.Tensor:
-        """F_beta(v) = -log p*_beta(v) on the path from ``base`` (beta=0, W_A must be 0) to this
-        model (beta=1); see the module docstring. v (B, D) -> (B,)."""
-        return self._annealed_free_energy(v, self._hidden_input(v), beta, base)
-
-    def _annealed_free_energy(
-        self, v: torch.Tensor, a: torch.Tensor, beta: float, base: "RBM"
-    ) -> torch.Tensor:
-        vis = v @ ((1.0 - beta) * base.b + beta * self.b)
-        return -vis - _softplus(beta * a + (1.0 - beta) * base.c).sum(-1)
-
-    @torch.no_grad()
-    def annealed_gibbs_step(
-        self,
-        v: torch.Tensor,
-        beta: float,
-        base: "RBM",
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """One Gibbs sweep v -> h -> v leaving p_beta invariant. v (B, D) -> (B, D)."""
-        return self._annealed_sweep(v, self._hidden_input(v), beta, base, generator)
-
-    def _annealed_sweep(self, v, a, beta, base, generator):
-        h = _bernoulli(torch.sigmoid(beta * a + (1.0 - beta) * base.c), generator)
-        in_v = torch.addmm((1.0 - beta) * base.b + beta * self.b, h, self.W.T, alpha=beta)
-        return _bernoulli(torch.sigmoid(in_v), generator)
-
-    @torch.no_grad()
-    def annealed_step(
-        self,
-        v: torch.Tensor,
-        beta_prev: float,
-        beta: float,
-        base: "RBM",
-        generator: torch.Generator | None = None,
-        transition: bool = True,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fused AIS step (optional speed-up used by ``ais_log_partition``): returns
-        (F_{beta_prev}(v) - F_beta(v) of shape (B,), the state after one sweep at beta), the
-        same values and random draws as annealed_free_energy twice and annealed_gibbs_step,
-        with v W computed once."""
-        a = self._hidden_input(v)
-        inc = self._annealed_free_energy(v, a, beta_prev, base) - self._annealed_free_energy(
-            v, a, beta, base
-        )
-        if not transition:
-            return inc, v
-        return inc, self._annealed_sweep(v, a, beta, base, generator)
-
-    def enumerable_free_energy(self):
-        """(F_layer, n_units): the free energy of the smaller layer's states with the other
-        layer summed out (F(h) = hidden_free_energy or F(v) = free_energy, computed without
-        gradients), and that layer's size; sum over its 2^n_units states of exp(-F_layer) is Z."""
-        if self.n_hidden <= self.n_visible:
-            return self._enumeration_free_energy(self.c, self.b, self.W.T), self.n_hidden
-        return self._enumeration_free_energy(self.b, self.c, self.W), self.n_visible
-
-    def _enumeration_free_energy(self, own_bias, other_bias, weight):
-        """F(s) = -own_bias^T s - sum softplus(other_bias + s weight) for blocks of states s,
-        writing the (block, other layer) intermediate into one reused buffer per block size:
-        enumeration scores millions of states, and a fresh multi-MB tensor per block costs as
-        much in page faults as the arithmetic."""
-        workspace: dict[int, torch.Tensor] = {}
-        threshold = _softplus_threshold(weight.dtype)
-
-        @torch.no_grad()
-        def free_energy(s: torch.Tensor) -> torch.Tensor:
-            buf = workspace.get(s.shape[0])
-            if buf is None:
-                buf = workspace[s.shape[0]] = s.new_empty(s.shape[0], weight.shape[1])
-            torch.addmm(other_bias, s, weight, out=buf)
-            torch.ops.aten.softplus.out(buf, 1.0, threshold, out=buf)
-            return -(s @ own_bias) - buf.sum(-1)
-
-        return free_energy
