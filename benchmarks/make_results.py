@@ -127,6 +127,7 @@ def speed_section(r: dict[str, Any]) -> list[str]:
     c = r["config"]
     lines = [f"## {r['title']}", "", *_provenance(r)]
     lines.append(
+        f"- Setting: {c['setting']}" if "setting" in c else
         f"- Setting: {c.get('n_visible')}-{c.get('n_hidden')} RBM, batch {c.get('batch_size')}, "
         f"{c.get('n_batches')} batches per epoch, {c.get('dtype')}, median of "
         f"{c.get('repetitions')} interleaved repetitions"

@@ -140,6 +140,20 @@ def test_autoregressive_smoke_reports_an_exact_likelihood(model, reference, tmp_
     assert math.isclose(result["references"][0]["gap"], result["value"] - reference)
 
 
+def test_nade_throughput_smoke_compares_the_two_computations(tmp_path):
+    before = _results_snapshot()
+    _run(["benchmarks/nade_throughput.py", "--smoke", "--out", str(tmp_path)])
+    assert _results_snapshot() == before, "a smoke run touched benchmarks/results"
+    for kind in ("train", "eval"):
+        result = json.loads((tmp_path / f"nade_throughput_{kind}.json").read_text())
+        common.validate_result(result)
+        assert result["kind"] == "speed" and result["smoke"] is True
+        assert set(result["timings"]) == {"genzoo", "per-conditional"}
+        ratio = result["ratios"]["genzoo / per-conditional"]
+        assert math.isclose(ratio, result["timings"]["genzoo"]["median_s"]
+                            / result["timings"]["per-conditional"]["median_s"])
+
+
 # ----------------------------------------------------------------------- make_results
 
 
