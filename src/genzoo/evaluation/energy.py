@@ -9,7 +9,6 @@ expectation, the latter only as far as the model samples that start it are exact
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from typing import Any
@@ -18,6 +17,11 @@ import torch
 
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION, has
+from genzoo.evaluation._common import (
+    DTYPES,
+    evaluation_copy,
+    example_stderr,
+)
 from genzoo.evaluation.ais import (
     ais_log_partition,
     linear_schedule,
@@ -26,8 +30,6 @@ from genzoo.evaluation.ais import (
 )
 from genzoo.evaluation.config import EvalConfig
 from genzoo.evaluation.exact import exact_log_partition
-
-_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
 def _free_energies(model, x: torch.Tensor, batch_size: int, dtype: torch.dtype) -> torch.Tensor:
@@ -80,18 +82,11 @@ def energy_nll(
     n_examples, dtype, wall_s (keys that do not apply are None).
     """
     start = time.perf_counter()
-    if not has(model, ENERGY):
-        raise GenzooError(f"{type(model).__name__} is not an energy model")
+    dtype = DTYPES[eval_config.dtype]
+    m, device = evaluation_copy(model, x, ENERGY, dtype, "is not an energy model")
     check = getattr(model, "check_input", None)
     if check is not None:
-        check(x, "x")
         check(x_train, "x_train")
-    if len(x) == 0:
-        raise GenzooError("the evaluation split is empty")
-    dtype = _DTYPES[eval_config.dtype]
-    m = copy.deepcopy(model).to(dtype)
-    m.eval()
-    device = next(m.parameters()).device
     if generator is None:
         generator = torch.Generator(device=device).manual_seed(eval_config.seed)
 
@@ -145,7 +140,7 @@ def energy_nll(
     f = _free_energies(m, x, eval_config.batch_size, dtype)
     nll = f + z.value
     n = len(x)
-    se_examples = float(nll.std(unbiased=True)) / math.sqrt(n) if n > 1 else 0.0
+    se_examples = example_stderr(nll)
     report.update(
         nll_nats=float(nll.mean()),
         stderr=math.sqrt(z.stderr**2 + se_examples**2),

@@ -19,7 +19,6 @@ sample size ESS = (sum w)^2 / sum w^2, accumulated in the same pass.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from typing import Any
@@ -28,10 +27,15 @@ import torch
 from torch import distributions as D
 
 from genzoo.core.errors import GenzooError
-from genzoo.core.protocols import LATENT, has
+from genzoo.core.protocols import LATENT
+from genzoo.evaluation._common import (
+    DTYPES,
+    NOT_APPLICABLE,
+    evaluation_copy,
+    example_stderr,
+    require_finite,
+)
 from genzoo.evaluation.config import EvalConfig
-
-_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
 def draw(q: D.Distribution, n: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -93,21 +97,13 @@ def importance_log_likelihood(
     keys n_betas, log_z, log_z_reverse, nll_nats_reverse, ais_ess as None.
     """
     start = time.perf_counter()
-    if not has(model, LATENT):
-        raise GenzooError(f"{type(model).__name__} is not a latent-variable model (LATENT)")
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise GenzooError(f"k={k!r}: the number of importance samples must be an integer >= 1")
     if batch_size < 1 or max_draws < 1:
         raise GenzooError("batch_size and max_draws must be positive")
-    check = getattr(model, "check_input", None)
-    if check is not None:
-        check(x, "x")
-    if len(x) == 0:
-        raise GenzooError("the evaluation split is empty")
-    m = copy.deepcopy(model).to(dtype)
-    m.eval()
-    params = next(m.parameters(), None)
-    device = params.device if params is not None else x.device
+    m, device = evaluation_copy(
+        model, x, LATENT, dtype, "is not a latent-variable model (LATENT)"
+    )
 
     log_px, elbo, ess = [], [], []
     with torch.no_grad():
@@ -126,13 +122,9 @@ def importance_log_likelihood(
             elbo.append(total / k)
             ess.append(torch.exp(2 * lse - lse2))
     log_px_t, elbo_t, ess_t = torch.cat(log_px), torch.cat(elbo), torch.cat(ess)
-    if not bool(torch.isfinite(log_px_t).all()):
-        raise GenzooError(
-            f"{int((~torch.isfinite(log_px_t)).sum())} example(s) have non-finite importance "
-            "weights; the run has diverged or the data do not match the model"
-        )
+    require_finite(log_px_t, "importance weights")
     n = len(x)
-    se = float(log_px_t.std(unbiased=True)) / math.sqrt(n) if n > 1 else 0.0
+    se = example_stderr(log_px_t)
     if k > 1:
         var_mc = ((k / ess_t - 1.0).clamp_min(0.0) / (k - 1)).sum()
         se_mc = float(var_mc.sqrt()) / n
@@ -146,12 +138,8 @@ def importance_log_likelihood(
         "elbo_nats": float(-elbo_t.mean()),
         "is_ess": float(ess_t.mean()),
         "estimator": f"importance sampling (k={k})",
+        **dict.fromkeys(NOT_APPLICABLE),
         "n_samples": k,
-        "n_betas": None,
-        "log_z": None,
-        "log_z_reverse": None,
-        "nll_nats_reverse": None,
-        "ais_ess": None,
         "n_examples": n,
         "dtype": str(dtype).replace("torch.", ""),
         "wall_s": time.perf_counter() - start,
@@ -177,7 +165,7 @@ def importance_nll(
         eval_config.is_samples,
         generator,
         batch_size=eval_config.batch_size,
-        dtype=_DTYPES[eval_config.dtype],
+        dtype=DTYPES[eval_config.dtype],
     )
     report.pop("per_example_log_px")
     report.pop("per_example_elbo")

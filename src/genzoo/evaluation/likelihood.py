@@ -7,18 +7,20 @@ examples, std(-log p(x_n)) / sqrt(N).
 
 from __future__ import annotations
 
-import copy
-import math
 import time
 from typing import Any
 
 import torch
 
-from genzoo.core.errors import GenzooError
-from genzoo.core.protocols import EXACT_LIKELIHOOD, has
+from genzoo.core.protocols import EXACT_LIKELIHOOD
+from genzoo.evaluation._common import (
+    DTYPES,
+    NOT_APPLICABLE,
+    evaluation_copy,
+    example_stderr,
+    require_finite,
+)
 from genzoo.evaluation.config import EvalConfig
-
-_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
 def exact_nll(model, x: torch.Tensor, eval_config: EvalConfig) -> dict[str, Any]:
@@ -31,17 +33,10 @@ def exact_nll(model, x: torch.Tensor, eval_config: EvalConfig) -> dict[str, Any]
     report (n_samples, n_betas, log_z, log_z_reverse, nll_nats_reverse, ais_ess) as None.
     """
     start = time.perf_counter()
-    if not has(model, EXACT_LIKELIHOOD):
-        raise GenzooError(f"{type(model).__name__} has no exact likelihood (log_prob)")
-    check = getattr(model, "check_input", None)
-    if check is not None:
-        check(x, "x")
-    if len(x) == 0:
-        raise GenzooError("the evaluation split is empty")
-    dtype = _DTYPES[eval_config.dtype]
-    m = copy.deepcopy(model).to(dtype)
-    m.eval()
-    device = next(m.parameters()).device
+    dtype = DTYPES[eval_config.dtype]
+    m, device = evaluation_copy(
+        model, x, EXACT_LIKELIHOOD, dtype, "has no exact likelihood (log_prob)"
+    )
     bs = eval_config.batch_size
     with torch.no_grad():
         nll = -torch.cat(
@@ -50,25 +45,15 @@ def exact_nll(model, x: torch.Tensor, eval_config: EvalConfig) -> dict[str, Any]
                 for s in range(0, len(x), bs)
             ]
         )
-    if not bool(torch.isfinite(nll).all()):
-        raise GenzooError(
-            f"{int((~torch.isfinite(nll)).sum())} example(s) have non-finite log-likelihood "
-            "under the model; the run has diverged or the data do not match it"
-        )
-    n = len(x)
-    se = float(nll.std(unbiased=True)) / math.sqrt(n) if n > 1 else 0.0
+    require_finite(nll, "log-likelihood under the model")
+    se = example_stderr(nll)
     return {
         "nll_nats": float(nll.mean()),
         "stderr": se,
         "stderr_examples": se,
         "estimator": "exact (autoregressive)",
-        "n_samples": None,
-        "n_betas": None,
-        "log_z": None,
-        "log_z_reverse": None,
-        "nll_nats_reverse": None,
-        "ais_ess": None,
-        "n_examples": n,
+        **dict.fromkeys(NOT_APPLICABLE),
+        "n_examples": len(x),
         "dtype": eval_config.dtype,
         "wall_s": time.perf_counter() - start,
     }
