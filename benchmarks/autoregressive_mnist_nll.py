@@ -56,6 +56,11 @@ NOTES = [
 SMOKE = {"epochs": 1, "n_train": 1000, "n_eval": 200, "n_hidden": 8}
 
 
+def budget_note(epochs: int, default: int) -> str:
+    return (f"Budget run: {epochs} epochs, fewer than the recipe's {default}; the model is not "
+            "trained to convergence, so the gap says little about the implementation.")
+
+
 def train_command(args: argparse.Namespace, run_dir: Path) -> list[str]:
     sets = {**RECIPES[args.model], "train.epochs": args.epochs, "train.progress": "false"}
     if args.smoke:
@@ -72,6 +77,8 @@ def build_result(args: argparse.Namespace, report: dict, steps: list[str], wall:
     notes = list(NOTES)
     if args.smoke:
         notes.insert(0, "SMOKE RUN: tiny data and model; not comparable to the reference.")
+    elif args.epochs < DEFAULT_EPOCHS[args.model]:
+        notes.insert(0, budget_note(args.epochs, DEFAULT_EPOCHS[args.model]))
     result = {
         "schema_version": _common.SCHEMA_VERSION,
         "benchmark": f"{BENCHMARK}_{args.model}",
