@@ -53,6 +53,7 @@ from genzoo.models.autoregressive._common import (
     softplus,
     uniforms,
 )
+from genzoo.nn.init import normal_or_zero_
 
 # Without gradients, all-position evaluation runs on blocks of rows whose (rows, D, H) hidden
 # tensor holds at most this many elements (32 MB in float64).
@@ -142,10 +143,7 @@ class DeepNADE(BinaryAutoregressive):
             for layer in self.layers:
                 layer.weight.normal_(0.0, math.sqrt(2.0 / layer.in_features), generator=generator)
                 layer.bias.zero_()
-            if self.config.init_std > 0:
-                self.V.normal_(0.0, self.config.init_std, generator=generator)
-            else:
-                self.V.zero_()
+            normal_or_zero_(self.V, self.config.init_std, generator)
             self.b.zero_()
 
     # ----------------------------------------------------------------- the network

@@ -35,6 +35,7 @@ from genzoo.models.autoregressive._common import (
     require_visible,
     uniforms,
 )
+from genzoo.nn.init import normal_or_zero_
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,10 +79,7 @@ class FVSBN(BinaryAutoregressive):
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """W ~ N(0, init_std^2), b = 0 (``init_from_data`` then sets b from the data)."""
         with torch.no_grad():
-            if self.config.init_std > 0:
-                self.W.normal_(0.0, self.config.init_std, generator=generator)
-            else:
-                self.W.zero_()
+            normal_or_zero_(self.W, self.config.init_std, generator)
             self.b.zero_()
 
     def masked_weight(self) -> torch.Tensor:

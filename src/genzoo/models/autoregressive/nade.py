@@ -38,6 +38,7 @@ from genzoo.models.autoregressive._common import (
     require_visible,
     uniforms,
 )
+from genzoo.nn.init import normal_or_zero_
 
 
 def _forward_recursion(x, W, V, b, c, hs=None):
@@ -133,10 +134,7 @@ class NADE(BinaryAutoregressive):
         ``generator=None`` uses torch's default generator, as torch.nn layers do."""
         with torch.no_grad():
             for weight in (self.W, self.V):
-                if self.config.init_std > 0:
-                    weight.normal_(0.0, self.config.init_std, generator=generator)
-                else:
-                    weight.zero_()
+                normal_or_zero_(weight, self.config.init_std, generator)
             self.b.zero_()
             self.c.zero_()
 

@@ -40,6 +40,7 @@ from genzoo.models.autoregressive._common import (
     require_visible,
     uniforms,
 )
+from genzoo.nn.init import normal_or_zero_
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,10 +113,7 @@ class NeuralAutoregressiveNetwork(BinaryAutoregressive):
         generator, as torch.nn layers do."""
         with torch.no_grad():
             for weight in (self.W, self.V):
-                if self.config.init_std > 0:
-                    weight.normal_(0.0, self.config.init_std, generator=generator)
-                else:
-                    weight.zero_()
+                normal_or_zero_(weight, self.config.init_std, generator)
             self.c.zero_()
             self.b.zero_()
             if self.A is not None:

@@ -44,6 +44,7 @@ from genzoo.models.boltzmann._ops import (
     softplus,
 )
 from genzoo.models.boltzmann.rbm_ais import RBMAnnealingPath
+from genzoo.nn.init import normal_or_zero_
 
 # Gibbs steps applied to a copy of the persistent chains before they are returned as samples.
 _PERSISTENT_SAMPLE_STEPS = 10
@@ -133,10 +134,7 @@ class RBM(RBMAnnealingPath, nn.Module):
         """W ~ N(0, init_std^2), biases 0. ``generator=None`` uses torch's default generator,
         as torch.nn layers do."""
         with torch.no_grad():
-            if self.config.init_std > 0:
-                self.W.normal_(0.0, self.config.init_std, generator=generator)
-            else:
-                self.W.zero_()
+            normal_or_zero_(self.W, self.config.init_std, generator)
             self.b.zero_()
             self.c.zero_()
             if self.chains is not None:
