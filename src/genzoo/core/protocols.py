@@ -7,6 +7,8 @@ Every model (an ``nn.Module``)
     ``loss(x, generator=None) -> dict[str, Tensor]``: ``"loss"`` is the scalar the Trainer
     minimises (a surrogate whose gradient is the learning rule, e.g. CD); the other entries are
     scalar figures worth logging. ``sample(n, generator=None) -> Tensor (n, D)``.
+    A model that learns from labels sets ``needs_labels = True``; the Trainer then calls
+    ``loss(x, generator=..., y=y)`` with ``y`` the (B,) int64 labels of the batch.
 
 Energy model (``ENERGY``)
     ``energy(v, h) -> (B,)`` is E(v, h); ``free_energy(v) -> (B,)`` is

@@ -1,13 +1,15 @@
 """Model registry: name -> (class, config class, family, summary, paper).
 
-A model module registers itself with :func:`register_model`; :func:`get_model_spec` imports the
-model packages lazily so ``genzoo models`` lists everything without the caller importing them.
+A model module registers itself with :func:`register_model`; :func:`get_model_spec` imports
+every module under ``genzoo.models`` lazily, so ``genzoo models`` lists everything without the
+caller importing anything, and a new model is one new file (no list to keep in step).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import pkgutil
 from typing import Callable, TypeVar
 
 from genzoo.core.config import Config
@@ -15,13 +17,7 @@ from genzoo.core.errors import ConfigError
 
 T = TypeVar("T")
 
-# Packages whose import registers models. New families add themselves here.
-_MODEL_PACKAGES = (
-    "genzoo.models.boltzmann",
-    "genzoo.models.autoregressive",
-    "genzoo.models.directed",
-)
-
+_MODELS_ROOT = "genzoo.models"
 _REGISTRY: dict[str, "ModelSpec"] = {}
 
 
@@ -56,9 +52,17 @@ def register_model(
     return deco
 
 
+_loaded = False
+
+
 def _load_all() -> None:
-    for pkg in _MODEL_PACKAGES:
-        importlib.import_module(pkg)
+    global _loaded
+    if _loaded:
+        return
+    root = importlib.import_module(_MODELS_ROOT)
+    for info in pkgutil.walk_packages(root.__path__, prefix=_MODELS_ROOT + "."):
+        importlib.import_module(info.name)
+    _loaded = True
 
 
 def list_models() -> list[ModelSpec]:

@@ -234,15 +234,18 @@ class Trainer:
                     f"{tuple(self.bundle.train.x.shape)}"
                 )
             x_epoch = x_epoch.to(self.device)
+            y_all = self._train_labels()
             order = epoch_permutation(cfg.seed, epoch, n_train).to(self.device)
             for i in range(self.step_in_epoch, bpe):
                 if self.step >= total:
                     return
-                xb = x_epoch[order[i * cfg.batch_size : (i + 1) * cfg.batch_size]]
+                idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+                xb = x_epoch[idx]
+                extra = {} if y_all is None else {"y": y_all[idx]}
                 self._lr = learning_rate(cfg, self.step, total)
                 set_hyperparameters(opt, cfg, self._lr, epoch)
                 try:
-                    out = model.loss(xb, generator=self.generator)
+                    out = model.loss(xb, generator=self.generator, **extra)
                 except Exception as exc:
                     # Models often fail on NaN parameters (e.g. torch.bernoulli of NaN
                     # probabilities) before the periodic check sees them: report divergence.
@@ -269,6 +272,20 @@ class Trainer:
                     cb.on_step_end(self, values["loss"])
                 bar.update(1)
                 self._after_step(epoch_end, n_train, bpe, total, bar)
+
+    def _train_labels(self) -> torch.Tensor | None:
+        """(N,) int64 training labels on the device when the model learns from labels
+        (``model.needs_labels``; its ``loss`` then takes ``y=``), else None."""
+        if not getattr(self.model, "needs_labels", False):
+            return None
+        y = self.bundle.train.y
+        if y is None:
+            raise DataError(
+                f"{type(self.model).__name__} learns from labels, but data set "
+                f"{self.run_config.data.name!r} has none; choose a labelled data set "
+                "(digits, mnist)"
+            )
+        return y.to(self.device)
 
     def _after_step(self, epoch_end: bool, n_train: int, bpe: int, total: int, bar: Any) -> None:
         cfg = self.cfg

@@ -1,6 +1,3 @@
-from genzoo.models.autoregressive import (  # noqa: F401  (registers the models)
-    deep_nade,
-    fvsbn,
-    nade,
-    neural_autoregressive,
-)
+"""Autoregressive networks: p(x) = prod_i p(x_i | x_<i), exact likelihoods.
+
+Modules register their models on import; :mod:`genzoo.core.registry` imports them all."""

@@ -1,1 +1,3 @@
-from genzoo.models.boltzmann import rbm  # noqa: F401  (registers the model)
+"""Boltzmann machines: energy models trained by contrastive or stochastic maximum likelihood.
+
+Modules register their models on import; :mod:`genzoo.core.registry` imports them all."""

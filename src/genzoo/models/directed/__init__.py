@@ -1,1 +1,3 @@
-from genzoo.models.directed import vae  # noqa: F401  (registers the models)
+"""Directed latent-variable models trained by variational or wake-sleep estimators.
+
+Modules register their models on import; :mod:`genzoo.core.registry` imports them all."""
