@@ -24,6 +24,28 @@ TINY: dict[str, list[str]] = {
     "nan": ["model.hidden_per_group=1"],
     "deep-nade": ["model.hidden=8,8"],
     "vae": ["model.hidden=16", "model.n_latent=4"],
+    "rnade": ["model.n_hidden=8", "model.n_components=3", "data.binarize=none",
+              "data.dequantize=true"],
+    "made": ["model.hidden=8", "model.n_masks=2"],
+    "grbm": ["data.binarize=none", "model.n_hidden=8", "model.sample_burn_in=10"],
+    "ssrbm": ["data.binarize=none", "model.n_hidden=8", "model.sample_burn_in=10"],
+    "dae": ["model.n_hidden=8", "model.walkback=2", "model.sample_steps=3"],
+    "cae": ["model.n_hidden=8", "model.sample_steps=3"],
+    "gsn": ["model.hidden=8,8", "model.sample_steps=3"],
+    "hopfield": ["model.sample_sweeps=2"],
+    "gan": ["model.g_hidden=8", "model.d_hidden=8", "model.n_latent=4"],
+    "conditional-gan": ["model.architecture=dcgan", "model.width=2", "model.n_latent=4"],
+    "gmmn": ["model.hidden=8", "model.n_latent=4"],
+    "gmmn-ae": ["model.ae_hidden=8", "model.n_code=4", "model.hidden=8", "model.ae_steps=2"],
+    "conv-rbm": ["model.n_filters=4", "model.kernel_size=3", "model.sample_burn_in=5"],
+    "crbm": ["model.n_hidden=8", "model.sample_gibbs=3"],
+    "rnn-rbm": ["model.n_hidden=8", "model.n_recurrent=8", "model.sample_gibbs=3"],
+    "disc-rbm": ["model.n_hidden=8", "model.sample_burn_in=5"],
+    "dbm": ["model.hidden=8,6", "model.n_chains=10", "model.sample_burn_in=10"],
+    "centered-dbm": ["model.hidden=8,6", "model.n_chains=10", "model.sample_burn_in=10"],
+    "mp-dbm": ["model.hidden=8,6", "model.mf_steps=2", "model.sample_burn_in=10"],
+    "sbn": ["model.hidden=8,4", "model.rws_k=3"],
+    "dlgm": ["model.latent=4,2", "model.hidden=8"],
 }
 COMMON = ["data.name=digits", "data.binarize=threshold", "data.n_train=200", "data.n_eval=50",
           "train.max_steps=3", "train.batch_size=20", "train.progress=false",
@@ -31,6 +53,7 @@ COMMON = ["data.name=digits", "data.binarize=threshold", "data.n_train=200", "da
 KNOWN_CAPABILITIES = {
     protocols.ENERGY, protocols.EXACT_LOG_PARTITION, protocols.AIS, protocols.LATENT,
     protocols.EXACT_LIKELIHOOD, protocols.IMPLICIT,
+    protocols.VARIATIONAL,
 }
 NAMES = [spec.name for spec in list_models()]
 
@@ -80,7 +103,9 @@ def test_one_training_step_changes_parameters(name, tmp_path):
 @pytest.mark.parametrize("name", NAMES)
 def test_loss_is_a_dict_with_a_differentiable_scalar(name):
     _, bundle, model = _build(name)
-    out = model.loss(bundle.train.x[:10], generator=torch.Generator().manual_seed(0))
+    # A model that learns from labels gets them, as the Trainer gives them (needs_labels).
+    extra = {"y": bundle.train.y[:10]} if getattr(model, "needs_labels", False) else {}
+    out = model.loss(bundle.train.x[:10], generator=torch.Generator().manual_seed(0), **extra)
     assert isinstance(out, dict) and out["loss"].dim() == 0 and out["loss"].requires_grad
     for key, value in out.items():
         assert value.dim() == 0 and torch.isfinite(value), key

@@ -104,11 +104,11 @@ def test_evaluate_dispatches_on_capabilities():
     direct = energy_nll(m, b.valid.x, b.train.x, EvalConfig())
     assert r["nll_nats"] == pytest.approx(direct["nll_nats"])
 
-    class Implicit(torch.nn.Module):
-        capabilities = frozenset({"implicit"})
+    class NoEstimator(torch.nn.Module):
+        capabilities = frozenset()
 
     with pytest.raises(GenzooError, match="available yet"):
-        evaluate(Implicit(), b, EvalConfig())
+        evaluate(NoEstimator(), b, EvalConfig())
 
 
 def test_input_errors():

@@ -24,6 +24,15 @@ Energy model (``ENERGY``)
     ``enumerable_free_energy()`` returning ``(F_other, n_units)``, a callable giving the free
     energy of the smaller layer's states summed over the other layer, used to enumerate Z.
 
+Variational-bound model (``VARIATIONAL``)
+    A model whose free energy F(v) is intractable but bounded by mean field (a deep Boltzmann
+    machine): ``variational_free_energy(v) -> (B,)`` is F_Q(v) = E_Q[E(v, h)] - H(Q) at its
+    optimised posterior Q, so log p(v) >= -F_Q(v) - log Z. log Z comes from
+    ``enumerable_free_energy()`` (with ``EXACT_LOG_PARTITION``) or the AIS contract above, whose
+    states may then be a subset of the layers (the other layers summed out analytically);
+    ``ais_model_states(n, burn_in, generator)`` gives approximate model states to start reverse
+    AIS.
+
 Latent-variable model (``LATENT``)
     ``log_joint(x, z) -> (B,)`` and ``proposal(x)`` (a ``torch.distributions`` object).
 
@@ -44,6 +53,7 @@ AIS = "ais"
 LATENT = "latent"
 EXACT_LIKELIHOOD = "exact_likelihood"
 IMPLICIT = "implicit"
+VARIATIONAL = "variational_bound"
 
 
 @runtime_checkable

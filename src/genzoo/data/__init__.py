@@ -4,6 +4,11 @@
 train / valid / test :class:`Split` tensors. Files are read from ``$GENZOO_DATA`` (default: the
 user cache folder), verified by SHA-256, and downloaded only when missing and
 ``GENZOO_OFFLINE`` is unset.
+
+Real-valued data (``image-patches``, or ``data.dequantize`` / ``data.logit_alpha`` on grey-level
+sets) carry ``bundle.transform``, a :class:`ValueTransform` from the data space that likelihoods
+are reported in to the model space the splits hold: ``bundle.log_det_jacobian(y)`` and
+``bundle.to_images(y)`` map back.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 from genzoo.data.config import DATASET_NAMES, IMAGE_SHAPES, DataConfig
 from genzoo.data.datasets import DataBundle, Split, describe_datasets, load_data
 from genzoo.data.files import data_dir, ensure_file
+from genzoo.data.transforms import ValueTransform
 
 __all__ = [
     "DATASET_NAMES",
@@ -18,6 +24,7 @@ __all__ = [
     "DataBundle",
     "DataConfig",
     "Split",
+    "ValueTransform",
     "data_dir",
     "describe_datasets",
     "ensure_file",

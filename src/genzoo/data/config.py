@@ -14,7 +14,11 @@ IMAGE_SHAPES: dict[str, tuple[int, int]] = {
     "binarized-mnist": (28, 28),
     "frey-faces": (28, 20),
     "caltech-silhouettes": (28, 28),
+    # 63 values per example (the DC-removed patch less its last pixel); the image is 8x8.
+    "image-patches": (8, 8),
 }
+# Grey-level sets that ``data.dequantize`` applies to, with their number of grey levels.
+GREY_LEVELS: dict[str, int] = {"digits": 17, "mnist": 256, "frey-faces": 256}
 DATASET_NAMES = tuple(IMAGE_SHAPES)
 
 
@@ -29,7 +33,15 @@ class DataConfig(Config):
     are binary already and accept only ``none``.
     ``n_train`` / ``n_eval`` keep the first N examples of train / of valid and test (for quick
     runs; ``None`` keeps all). ``seed`` fixes the seeded splits (digits, frey-faces,
-    caltech-silhouettes) and the valid/test binarization draw.
+    caltech-silhouettes, image-patches) and the valid/test binarization or dequantisation draw.
+
+    Real-valued options (see :mod:`genzoo.data.transforms`): ``dequantize`` turns the grey
+    level k of a grey-level set with L levels into (k + u) / L, u ~ U(0, 1) (train redrawn each
+    epoch, valid/test drawn once with ``seed``); ``logit_alpha`` (needs ``dequantize``) then
+    trains on logit(alpha + (1 - 2 alpha) x), 1e-6 being the MAF convention for MNIST.
+    Reported likelihoods stay densities on the dequantised [0, 1]^D either way.
+    ``image-patches`` is real-valued by construction (see :mod:`genzoo.data.patches`);
+    ``unit_variance`` divides it by the standard deviation of its training values.
     """
 
     name: str = "digits"
@@ -38,6 +50,9 @@ class DataConfig(Config):
     n_train: int | None = None
     n_eval: int | None = None
     seed: int = 0
+    dequantize: bool = False
+    logit_alpha: float | None = None
+    unit_variance: bool = False
 
     def validate(self) -> None:
         check(
@@ -52,3 +67,28 @@ class DataConfig(Config):
                 self.binarize == "none",
                 f"data set {self.name!r} is binary already; use data.binarize=none",
             )
+        if self.dequantize:
+            check(
+                self.name in GREY_LEVELS,
+                f"data.dequantize applies to grey-level sets ({', '.join(GREY_LEVELS)}), "
+                f"not {self.name!r}; use data.dequantize=false",
+            )
+            check(
+                self.binarize == "none",
+                "data.dequantize keeps grey levels real-valued; use data.binarize=none",
+            )
+        if self.logit_alpha is not None:
+            check(self.dequantize, "data.logit_alpha needs data.dequantize=true")
+            check(
+                0.0 < self.logit_alpha < 0.5,
+                f"data.logit_alpha={self.logit_alpha} must be in (0, 0.5), e.g. 1e-6",
+            )
+        if self.name == "image-patches":
+            check(
+                self.binarize == "none",
+                "image-patches are real-valued; use data.binarize=none",
+            )
+        check(
+            not self.unit_variance or self.name == "image-patches",
+            "data.unit_variance applies to image-patches only; use data.unit_variance=false",
+        )

@@ -1,6 +1,8 @@
 """The data sets, as tensors split into train / valid / test.
 
-Every split is (N, D) float32 in [0, 1], images flattened row-major. The splits:
+Every split is (N, D) float32, images flattened row-major, in [0, 1] unless the set or the
+options make it real-valued (``image-patches``, ``data.dequantize`` with ``data.logit_alpha``).
+The splits:
 
 - ``digits``: scikit-learn's 1797 8x8 digits (the UCI optdigits test set), grey levels 0..16
   divided by 16; a random permutation seeded by ``seed`` gives 1197 / 300 / 300.
@@ -14,11 +16,20 @@ Every split is (N, D) float32 in [0, 1], images flattened row-major. The splits:
   (``x = 1 - image``); a random permutation seeded by ``seed`` gives 4100 / 2264 / 2307, the
   sizes of the usual split1 file but NOT that file, so numbers are not comparable with papers
   digit for digit. Labels are the class numbers minus one (0..100).
+- ``image-patches``: 8x8 patches of scikit-learn's two sample images, dequantised, DC removed,
+  last pixel dropped (D = 63); 40000 / 5000 / 5000 from disjoint column blocks, positions and
+  noise seeded by ``seed`` (see :mod:`genzoo.data.patches`). No labels.
 
 Binarization of grey-level sets (``data.binarize``): ``threshold`` maps every split to
 ``x > data.threshold``; ``dynamic`` keeps the grey levels in ``train.x`` and draws a fresh
 Bernoulli sample for each epoch through :meth:`DataBundle.train_x`, while valid and test are one
 Bernoulli draw seeded by ``seed`` (made on the whole split, so ``n_eval`` keeps a prefix of it).
+
+Dequantisation (``data.dequantize``) works the same way with uniform noise: ``train_x(epoch)``
+redraws it each epoch, ``train.x`` is the epoch-0 draw, valid and test are one seeded draw. The
+splits then hold model-space values y = f(x) of :class:`~genzoo.data.transforms.ValueTransform`
+``bundle.transform``; :meth:`DataBundle.log_det_jacobian` and :meth:`DataBundle.to_images` map
+back to the data space.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,16 +45,19 @@ import numpy as np
 import torch
 
 from genzoo.core.errors import DataError
-from genzoo.data.config import IMAGE_SHAPES, DataConfig
+from genzoo.data.config import GREY_LEVELS, IMAGE_SHAPES, DataConfig
 from genzoo.data.files import DATASET_FILES, ensure_file
 from genzoo.data.formats import read_idx
+from genzoo.data.patches import extract_patches, patch_images
+from genzoo.data.transforms import ValueTransform, dequantize
 
 SPLITS = ("train", "valid", "test")
 
 
 @dataclasses.dataclass
 class Split:
-    """``x``: (N, D) float32 in [0, 1], flattened row-major; ``y``: (N,) int64 labels or None."""
+    """``x``: (N, D) float32, flattened row-major (in [0, 1] unless the data set is
+    real-valued); ``y``: (N,) int64 labels or None."""
 
     x: torch.Tensor
     y: torch.Tensor | None = None
@@ -67,6 +82,11 @@ class DataBundle:
     ``binary`` is True when the data a model sees, ``train_x(epoch)``, ``valid.x`` and
     ``test.x``, are in {0, 1}. Under dynamic binarization that holds while ``train.x`` keeps
     the grey levels the per-epoch draws are made from.
+
+    ``transform`` is set for real-valued data (``image-patches``, ``data.dequantize``): the
+    splits hold model-space values y = transform.forward(x) and likelihoods are reported in the
+    data space of x (see :mod:`genzoo.data.transforms`). ``train_levels`` (N, D) uint8 are the
+    grey levels that ``train_x`` dequantises afresh each epoch (None when not dequantising).
     """
 
     name: str
@@ -78,6 +98,8 @@ class DataBundle:
     description: str
     binarize: str = "none"
     seed: int = 0
+    transform: ValueTransform | None = None
+    train_levels: torch.Tensor | None = None
 
     def split(self, name: str) -> Split:
         """The split called ``name``: ``"train"``, ``"valid"`` or ``"test"``."""
@@ -88,10 +110,28 @@ class DataBundle:
     def train_x(self, epoch: int) -> torch.Tensor:
         """(N, D) training data for ``epoch``: under dynamic binarization a Bernoulli draw
         from ``train.x`` seeded by (seed, epoch), so a resumed run sees the same data;
-        otherwise ``train.x`` itself."""
+        under dequantisation fresh uniform noise seeded by (seed, epoch), mapped to model
+        space; otherwise ``train.x`` itself."""
+        if self.train_levels is not None:
+            return _dequantized(self.train_levels, self.transform, self.seed, "train", epoch)
         if self.binarize != "dynamic":
             return self.train.x
         return torch.bernoulli(self.train.x, generator=_generator(self.seed, "train", epoch))
+
+    def log_det_jacobian(self, y: torch.Tensor) -> torch.Tensor:
+        """log |det dy/dx| (N,) float64 nats of the map from data space to model space, at
+        model-space data ``y`` (N, D); zeros when the data are not transformed. The data-space
+        log-density is the model's log-density of y plus this."""
+        if self.transform is None:
+            return torch.zeros(y.shape[0], dtype=torch.float64, device=y.device)
+        return self.transform.log_det_jacobian(y)
+
+    def to_images(self, y: torch.Tensor) -> torch.Tensor:
+        """(N, H*W) images in [0, 1] for display, from model-space samples ``y`` (N, D)."""
+        x = y if self.transform is None else self.transform.inverse(y)
+        if self.name == "image-patches":
+            return patch_images(x)
+        return x.clamp(0.0, 1.0)
 
     @property
     def n_features(self) -> int:
@@ -168,8 +208,15 @@ def _to_x(images: np.ndarray, scale: float) -> torch.Tensor:
 def _permuted(x: torch.Tensor, y: torch.Tensor | None, sizes: tuple[int, int, int], seed: int):
     perm = torch.randperm(len(x), generator=_generator(seed, "split"))
     starts = np.cumsum((0,) + sizes)
-    idx = [perm[a:b] for a, b in zip(starts[:-1], starts[1:])]
+    idx = [perm[a:b] for a, b in itertools.pairwise(starts)]
     return [Split(x[i], None if y is None else y[i]) for i in idx]
+
+
+def _dequantized(
+    levels: torch.Tensor, transform: ValueTransform, seed: int, *key: object
+) -> torch.Tensor:
+    x = dequantize(levels, transform.levels, _generator(seed, "dequantize", *key))
+    return transform.forward(x.double()).float()
 
 
 def _digits(seed: int):
@@ -212,12 +259,19 @@ def _caltech(seed: int):
     return splits, "Caltech 101 Silhouettes 28x28, silhouette = 1", split
 
 
+def _image_patches(seed: int):
+    splits = [Split(x) for x in extract_patches(_generator(seed, "image-patches"))]
+    source = "8x8 patches of scikit-learn's sample images, dequantised /256, DC removed, D=63"
+    return splits, source, f"disjoint column blocks, positions seeded by {seed}"
+
+
 _LOADERS = {
     "digits": _digits,
     "mnist": _mnist,
     "binarized-mnist": _binarized_mnist,
     "frey-faces": _frey_faces,
     "caltech-silhouettes": _caltech,
+    "image-patches": _image_patches,
 }
 
 
@@ -228,6 +282,7 @@ def load_data(config: DataConfig) -> DataBundle:
     """
     (train, valid, test), source, split_how = _LOADERS[config.name](config.seed)
     binary = config.binarize != "none"
+    transform, train_levels = None, None
     if config.binarize == "dynamic":
         valid, test = (
             Split(torch.bernoulli(s.x, generator=_generator(config.seed, name)), s.y)
@@ -242,12 +297,29 @@ def load_data(config: DataConfig) -> DataBundle:
             Split((s.x > config.threshold).float(), s.y) for s in (train, valid, test)
         )
         values = f"binarized by x > {config.threshold}"
+    elif config.dequantize:
+        binary = False
+        train, valid, test, train_levels, transform, values = _dequantize_splits(
+            config, train, valid, test
+        )
+    elif config.name == "image-patches":
+        binary = False
+        scale = float(train.x.double().std()) if config.unit_variance else 1.0
+        space = "dequantised DC-removed patches in [-1, 1]^63 (pixels /256)"
+        transform = ValueTransform(levels=256, scale=scale, space=space)
+        if config.unit_variance:
+            train, valid, test = (Split(s.x / scale, s.y) for s in (train, valid, test))
+            values = f"real-valued, divided by the training std {scale:.6g}"
+        else:
+            values = "real-valued"
     else:
         binary = all(bool(((s.x == 0) | (s.x == 1)).all()) for s in (train, valid, test))
         values = "binary" if binary else "grey levels in [0, 1]"
     train, valid, test = (
         train.head(config.n_train), valid.head(config.n_eval), test.head(config.n_eval)
     )
+    if train_levels is not None:
+        train_levels = train_levels[: config.n_train]
     sizes = "/".join(str(len(s)) for s in (train, valid, test))
     subset = " (subset by n_train/n_eval)" if config.n_train or config.n_eval else ""
     return DataBundle(
@@ -262,7 +334,31 @@ def load_data(config: DataConfig) -> DataBundle:
         ),
         binarize=config.binarize,
         seed=config.seed,
+        transform=transform,
+        train_levels=train_levels,
     )
+
+
+def _dequantize_splits(config: DataConfig, train: Split, valid: Split, test: Split):
+    """Dequantised model-space splits, the train grey levels, the transform and a description.
+
+    The valid/test noise is drawn on the whole split, so ``n_eval`` keeps a prefix of it."""
+    n_levels = GREY_LEVELS[config.name]
+    alpha = config.logit_alpha
+    space = f"dequantised (k + u)/{n_levels} in [0, 1]^D"
+    transform = ValueTransform(levels=n_levels, logit_alpha=alpha, space=space, bits_per_dim=True)
+    levels = [(s.x * (n_levels - 1)).round().to(torch.uint8) for s in (train, valid, test)]
+    train = Split(_dequantized(levels[0], transform, config.seed, "train", 0), train.y)
+    valid, test = (
+        Split(_dequantized(k, transform, config.seed, name), s.y)
+        for k, s, name in ((levels[1], valid, "valid"), (levels[2], test, "test"))
+    )
+    logit = "" if alpha is None else f", logit(alpha + (1 - 2 alpha) x) with alpha={alpha:g}"
+    values = (
+        f"dequantised (k + u)/{n_levels} (train redrawn each epoch, valid/test drawn once "
+        f"with seed {config.seed}){logit}; likelihoods in [0, 1]^D"
+    )
+    return train, valid, test, levels[0], transform, values
 
 
 def describe_datasets() -> list[tuple[str, str]]:
@@ -273,4 +369,8 @@ def describe_datasets() -> list[tuple[str, str]]:
         ("binarized-mnist", "fixed binarized MNIST of Larochelle & Murray (2011), 50k/10k/10k"),
         ("frey-faces", "Frey faces, 1965 28x20 grey-level frames, seeded 1565/200/200 split"),
         ("caltech-silhouettes", "Caltech 101 Silhouettes 28x28, binary, seeded 4100/2264/2307"),
+        (
+            "image-patches",
+            "8x8 DC-removed patches (D=63) of scikit-learn's sample images, 40k/5k/5k, seeded",
+        ),
     ]

@@ -8,7 +8,16 @@ from typing import Any
 import torch
 
 from genzoo.core.errors import GenzooError
-from genzoo.core.protocols import ENERGY, EXACT_LIKELIHOOD, LATENT, has
+from genzoo.core.protocols import (
+    AIS,
+    ENERGY,
+    EXACT_LIKELIHOOD,
+    EXACT_LOG_PARTITION,
+    IMPLICIT,
+    LATENT,
+    VARIATIONAL,
+    has,
+)
 from genzoo.evaluation.ais import (
     ais_log_partition,
     linear_schedule,
@@ -47,23 +56,56 @@ __all__ = [
 
 
 def evaluate(
-    model, bundle, eval_config: EvalConfig, generator: torch.Generator | None = None
+    model,
+    bundle,
+    eval_config: EvalConfig,
+    generator: torch.Generator | None = None,
+    *,
+    distributed: bool = False,
 ) -> dict[str, Any]:
     """Evaluate ``model`` on ``bundle.split(eval_config.split).x`` with the estimator its
     capabilities call for; returns the estimator's report plus ``"split"``.
 
     Energy models: :func:`energy_nll` (exact log Z or AIS, with ``bundle.train.x`` building the
     AIS base model). Exact-likelihood models: :func:`exact_nll`. Latent-variable models:
-    :func:`importance_nll` (``eval_config.is_samples`` draws per example). Other families raise
-    GenzooError until their estimator lands.
+    :func:`importance_nll` (``eval_config.is_samples`` draws per example). DBMs
+    (``VARIATIONAL``): the mean-field bound with exact or AIS log Z. Implicit models: Parzen
+    window, MMD and feature-space statistics of samples (``sample_based_report``). Models that
+    learn from labels and ``predict`` them (disc-rbm, mp-dbm) also get the split's
+    ``classification_error`` with its binomial standard error; for such a model with no
+    likelihood estimator that is the whole report.
+
+    ``distributed``: every rank of the initialised default process group (torchrun) calls
+    this with the same arguments; AIS runs and importance-sampling chunks are shared out and
+    every rank returns the report one process would compute (genzoo.evaluation.shards).
     """
-    if has(model, ENERGY):
+    split = bundle.split(eval_config.split)
+    classifier = getattr(model, "needs_labels", False) and callable(
+        getattr(model, "predict", None)
+    )
+    if classifier and not _has_likelihood_estimator(model):
+        report: dict[str, Any] = {"estimator": "classification only", "n_examples": len(split.x)}
+    elif has(model, VARIATIONAL):
+        from genzoo.evaluation.variational import variational_nll
+
         x = bundle.split(eval_config.split).x
-        report = energy_nll(model, x, bundle.train.x, eval_config, generator)
+        report = variational_nll(model, x, bundle.train.x, eval_config, generator)
+    elif has(model, ENERGY):
+        x = bundle.split(eval_config.split).x
+        report = energy_nll(
+            model, x, bundle.train.x, eval_config, generator, distributed=distributed
+        )
     elif has(model, EXACT_LIKELIHOOD):
         report = exact_nll(model, bundle.split(eval_config.split).x, eval_config)
     elif has(model, LATENT):
-        report = importance_nll(model, bundle.split(eval_config.split).x, eval_config, generator)
+        report = importance_nll(
+            model, bundle.split(eval_config.split).x, eval_config, generator,
+            distributed=distributed,
+        )
+    elif has(model, IMPLICIT):
+        from genzoo.evaluation.sample_based import sample_based_report
+
+        report = sample_based_report(model, bundle, eval_config, generator)
     else:
         caps = ", ".join(sorted(getattr(model, "capabilities", ()))) or "none"
         raise GenzooError(
@@ -71,5 +113,42 @@ def evaluate(
             f"(capabilities: {caps}); only energy, exact-likelihood and latent-variable models "
             "can be evaluated in this release"
         )
+    if classifier:
+        report.update(classification_report(model, split))
     report["split"] = eval_config.split
+    # Real-valued data: report the density of the data space, not of the model's inputs.
+    transform = getattr(bundle, "transform", None)
+    if transform is not None:
+        report = transform.to_data_space(report, bundle.split(eval_config.split).x)
     return report
+
+
+def _has_likelihood_estimator(model) -> bool:
+    if has(model, ENERGY):
+        return has(model, AIS) or has(model, EXACT_LOG_PARTITION)
+    return any(has(model, c) for c in (VARIATIONAL, EXACT_LIKELIHOOD, LATENT, IMPLICIT))
+
+
+def classification_report(model, split) -> dict[str, Any]:
+    """Test error of ``model.predict`` on a labelled split: ``classification_error`` (a
+    fraction) with its binomial standard error sqrt(e (1 - e) / N)."""
+    if split.y is None:
+        raise GenzooError("this split has no labels, so classification error cannot be measured")
+    was_training = model.training
+    chunk = 1000
+    model.eval()
+    try:
+        with torch.no_grad():
+            device = next(model.parameters()).device
+            wrong = sum(
+                int((model.predict(split.x[i : i + chunk].to(device)).cpu()
+                     != split.y[i : i + chunk]).sum())
+                for i in range(0, len(split.x), chunk)
+            )
+    finally:
+        model.train(was_training)
+    n = len(split.x)
+    err = wrong / n
+    return {"classification_error": err,
+            "classification_stderr": (err * (1 - err) / n) ** 0.5,
+            "n_classified": n}

@@ -17,19 +17,22 @@ E[w_rev] = Z_A / Z_B and log Z_B ≈ log Z_A - log mean w_rev, biased high in ex
 start samples are exact (Burda, Grosse & Salakhutdinov 2015). Together they bracket log Z.
 
 The standard error of log mean w is from the delta method (stats.log_mean_exp_stderr).
+Runs are made in shards with their own seeds (evaluation/shards.py), so that several processes
+can share them and the log weights of all runs are combined exactly, whatever the world size.
 """
 
 from __future__ import annotations
 
 import copy
 import time
-from typing import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import AIS, has
+from genzoo.evaluation.shards import map_shards
 from genzoo.evaluation.stats import Estimate, effective_sample_size, log_mean_exp_stderr
 
 # SM08: 500 temperatures uniform in [0, 0.5), 4,000 in [0.5, 0.9), 10,000 in [0.9, 1.0].
@@ -100,11 +103,6 @@ def _anneal(model, base, betas: list[float], v: torch.Tensor, generator) -> torc
     return log_w
 
 
-def _chunks(n: int, size: int | None):
-    size = n if size is None else max(1, size)
-    return [(s, min(s + size, n)) for s in range(0, n, size)]
-
-
 def ais_log_partition(
     model,
     base,
@@ -113,14 +111,19 @@ def ais_log_partition(
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float64,
     batch_size: int | None = None,
+    *,
+    distributed: bool = False,
 ) -> Estimate:
     """Forward AIS estimate of log Z of ``model`` from ``base`` (``model.ais_base(x_train)``).
 
     ``betas``: increasing inverse temperatures from 0 to 1 (e.g. ``sm08_schedule()``);
-    ``n_runs`` independent runs, processed ``batch_size`` at a time (default: all at once).
-    Works on ``dtype`` copies of model and base, so neither is modified. The generator must live
-    on the model's device. Returns an Estimate in nats; diagnostics: ess, log_w (list), n_betas,
-    direction, log_z_base.
+    ``n_runs`` independent runs in shards of ``batch_size`` (default: one shard of all runs),
+    each shard with its own generator seeded from one draw of ``generator`` and the shard index
+    (:mod:`genzoo.evaluation.shards`). With ``distributed``, every rank of the default process
+    group calls this with the same arguments, runs its shards, and all receive the same
+    estimate, equal to the one-process estimate. Works on ``dtype`` copies of model and base, so
+    neither is modified. The generator must live on the model's device. Returns an Estimate in
+    nats; diagnostics: ess, log_w (list), n_betas, direction, log_z_base.
     """
     if n_runs < 2:
         raise GenzooError(f"AIS needs n_runs >= 2 for a standard error (got {n_runs})")
@@ -128,12 +131,11 @@ def ais_log_partition(
     b = _check_betas(betas)
     m, a = _float_copies(model, base, dtype)
     log_z_a = float(a.log_partition())
-    log_w = torch.cat(
-        [
-            _anneal(m, a, b, a.sample(hi - lo, generator), generator)
-            for lo, hi in _chunks(n_runs, batch_size)
-        ]
-    )
+
+    def shard(lo: int, hi: int, g: torch.Generator) -> torch.Tensor:
+        return _anneal(m, a, b, a.sample(hi - lo, g), g)
+
+    log_w = map_shards(n_runs, batch_size or n_runs, shard, 1, generator, distributed)[:, 0]
     est, se = log_mean_exp_stderr(log_w)
     return Estimate(
         value=log_z_a + est,
@@ -152,30 +154,62 @@ def reverse_ais_log_partition(
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float64,
     batch_size: int | None = None,
+    *,
+    distributed: bool = False,
 ) -> Estimate:
     """Reverse AIS estimate of log Z from samples ``v_model`` (n_runs, D) of the model.
 
     Anneals from beta = 1 to 0 over the reversed ``betas``; log Z = log Z_A - log mean w_rev.
     With exact model samples this is a stochastic upper bound on log Z in expectation; with
     approximate samples (Gibbs chains) the bound holds only as far as the chains have mixed.
+    Shards and ``distributed`` as in :func:`ais_log_partition`.
     """
     if v_model.shape[0] < 2:
         raise GenzooError("reverse AIS needs at least 2 model samples for a standard error")
-    start = time.perf_counter()
+
+    def rows(lo: int, hi: int, g: torch.Generator) -> torch.Tensor:
+        return v_model[lo:hi]
+
+    return reverse_ais_from(
+        model, base, betas, v_model.shape[0], rows, generator, dtype, batch_size,
+        distributed=distributed,
+    )
+
+
+def reverse_ais_from(
+    model,
+    base,
+    betas: Sequence[float] | torch.Tensor,
+    n_runs: int,
+    start: Callable[[int, int, torch.Generator], torch.Tensor],
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float64,
+    batch_size: int | None = None,
+    *,
+    distributed: bool = False,
+) -> Estimate:
+    """:func:`reverse_ais_log_partition` whose start states are made shard by shard:
+    ``start(lo, hi, g)`` returns the model samples (hi - lo, D) of runs lo..hi-1 drawing from
+    the shard's generator ``g``, so that their burn-in is split across ranks too."""
+    if n_runs < 2:
+        raise GenzooError("reverse AIS needs at least 2 model samples for a standard error")
+    t0 = time.perf_counter()
     b = _check_betas(betas)[::-1]
     m, a = _float_copies(model, base, dtype)
     log_z_a = float(a.log_partition())
-    v0 = v_model.to(device=next(m.parameters()).device, dtype=dtype)
-    log_w = torch.cat(
-        [_anneal(m, a, b, v0[lo:hi], generator) for lo, hi in _chunks(len(v0), batch_size)]
-    )
+    device = next(m.parameters()).device
+
+    def shard(lo: int, hi: int, g: torch.Generator) -> torch.Tensor:
+        return _anneal(m, a, b, start(lo, hi, g).to(device=device, dtype=dtype), g)
+
+    log_w = map_shards(n_runs, batch_size or n_runs, shard, 1, generator, distributed)[:, 0]
     est, se = log_mean_exp_stderr(log_w)
     return Estimate(
         value=log_z_a - est,
         stderr=se,
-        n_samples=len(v0),
+        n_samples=n_runs,
         estimator="AIS (reverse)",
-        diagnostics=_diagnostics(log_w, len(b), "reverse", log_z_a, start),
+        diagnostics=_diagnostics(log_w, len(b), "reverse", log_z_a, t0),
     )
 
 

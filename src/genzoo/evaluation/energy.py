@@ -25,7 +25,7 @@ from genzoo.evaluation._common import (
 from genzoo.evaluation.ais import (
     ais_log_partition,
     linear_schedule,
-    reverse_ais_log_partition,
+    reverse_ais_from,
     sm08_schedule,
 )
 from genzoo.evaluation.config import EvalConfig
@@ -45,14 +45,20 @@ def _free_energies(model, x: torch.Tensor, batch_size: int, dtype: torch.dtype) 
 
 @torch.no_grad()
 def model_samples_for_reverse_ais(
-    model, base, n: int, burn_in: int, generator: torch.Generator | None = None
+    model,
+    base,
+    n: int,
+    burn_in: int,
+    generator: torch.Generator | None = None,
+    offset: int = 0,
 ) -> torch.Tensor:
-    """Approximate model samples (n, D) to start reverse AIS: the persistent chains when the
-    model has them (repeated to n rows), otherwise exact draws from the base model; either is
-    then run ``burn_in`` Gibbs steps at beta = 1. Works on the given (copied) model."""
+    """Approximate model samples (n, D) to start reverse AIS runs offset..offset+n-1: the
+    persistent chains when the model has them (run i starts from chain i mod n_chains),
+    otherwise exact draws from the base model; either is then run ``burn_in`` Gibbs steps at
+    beta = 1. Works on the given (copied) model."""
     if _has_chains(model):
-        reps = math.ceil(n / len(model.chains))
-        v = model.chains.repeat(reps, 1)[:n].clone()
+        rows = torch.arange(offset, offset + n, device=model.chains.device) % len(model.chains)
+        v = model.chains[rows].clone()
     else:
         v = base.sample(n, generator)
     for _ in range(burn_in):
@@ -71,10 +77,18 @@ def energy_nll(
     x_train: torch.Tensor,
     eval_config: EvalConfig,
     generator: torch.Generator | None = None,
+    *,
+    distributed: bool = False,
 ) -> dict[str, Any]:
     """Mean NLL in nats per example of ``x`` (N, D) under the energy model; ``x_train`` builds
     the AIS base model. ``generator`` defaults to one seeded with ``eval_config.seed`` on the
     model's device. The model is not modified (evaluation works on a copy in eval.dtype).
+
+    AIS runs (forward, and reverse with their burn-in) go in shards of ``eval.batch_size``
+    runs with their own seeds; with ``distributed`` every rank of the default process group
+    calls this with the same arguments, runs shard s if s % world_size == its rank, and all
+    ranks return the report one process would (the log weights of all runs are gathered
+    before the logsumexp). Exact enumeration is not split.
 
     Returns nll_nats, stderr (sqrt(stderr_log_z^2 + var(nll_i)/N)), stderr_log_z,
     stderr_examples, estimator, n_samples (AIS runs), n_betas, log_z, log_z_reverse,
@@ -114,7 +128,8 @@ def energy_nll(
         schedule = sm08_schedule if eval_config.schedule == "sm08" else linear_schedule
         betas = schedule(eval_config.ais_betas)
         z = ais_log_partition(
-            m, base, betas, eval_config.ais_runs, generator, dtype, eval_config.batch_size
+            m, base, betas, eval_config.ais_runs, generator, dtype, eval_config.batch_size,
+            distributed=distributed,
         )
         report.update(
             estimator="AIS (forward)",
@@ -123,11 +138,13 @@ def energy_nll(
             ais_ess=z.diagnostics["ess"],
         )
         if eval_config.reverse:
-            v_model = model_samples_for_reverse_ais(
-                m, base, eval_config.ais_runs, eval_config.reverse_burn_in, generator
-            )
-            z_rev = reverse_ais_log_partition(
-                m, base, betas, v_model, generator, dtype, eval_config.batch_size
+            def start_states(lo: int, hi: int, g: torch.Generator) -> torch.Tensor:
+                burn_in = eval_config.reverse_burn_in
+                return model_samples_for_reverse_ais(m, base, hi - lo, burn_in, g, offset=lo)
+
+            z_rev = reverse_ais_from(
+                m, base, betas, eval_config.ais_runs, start_states, generator, dtype,
+                eval_config.batch_size, distributed=distributed,
             )
             start_from = "persistent chains" if _has_chains(m) else "base-model samples"
             report["reverse_start"] = (

@@ -36,6 +36,7 @@ from genzoo.evaluation._common import (
     require_finite,
 )
 from genzoo.evaluation.config import EvalConfig
+from genzoo.evaluation.shards import map_shards
 
 
 def draw(q: D.Distribution, n: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -43,7 +44,11 @@ def draw(q: D.Distribution, n: int, generator: torch.Generator | None) -> torch.
 
     torch.distributions samplers take no generator, so the common proposals are drawn here from
     explicit noise: Normal (and Independent/MultivariateNormal, loc + L eps) and Bernoulli
-    (u < p). Other families fall back to ``q.sample`` only when ``generator`` is None."""
+    (u < p). A proposal whose class sets ``accepts_generator = True`` (e.g. the SBN's layered
+    Bernoulli) is drawn by its own ``sample(shape, generator=...)``. Other families fall back
+    to ``q.sample`` only when ``generator`` is None."""
+    if getattr(q, "accepts_generator", False):
+        return q.sample((n,), generator=generator)
     base = q.base_dist if isinstance(q, D.Independent) else q
     shape = (n, *q.batch_shape, *q.event_shape)
     if isinstance(base, D.Normal):
@@ -83,11 +88,19 @@ def importance_log_likelihood(
     batch_size: int = 1000,
     dtype: torch.dtype = torch.float64,
     max_draws: int = 100_000,
+    *,
+    distributed: bool = False,
 ) -> dict[str, Any]:
     """Importance-sampled NLL in nats per example of ``x`` (N, D) under a LATENT model with k
     proposal draws per example. Works on a copy of the model in ``dtype`` (float64 by default,
     eval mode, no gradients); the model itself is not modified. ``batch_size`` examples at a
     time, with at most ``max_draws`` (example, draw) rows per model call.
+
+    Each chunk of ``batch_size`` examples draws from its own generator, seeded from one draw
+    of ``generator`` and the chunk index (:mod:`genzoo.evaluation.shards`); with
+    ``distributed``, every rank of the default process group calls this with the same
+    arguments, runs chunk c if c % world_size == its rank, and all ranks get the per-example
+    values of every chunk in order, hence the report of one process.
 
     Returns a dict: nll_nats (mean -log p^(x)), stderr (std over examples / sqrt(N)),
     stderr_examples (the same), stderr_mc (Monte Carlo error of nll_nats by the delta method),
@@ -105,23 +118,23 @@ def importance_log_likelihood(
         model, x, LATENT, dtype, "is not a latent-variable model (LATENT)"
     )
 
-    log_px, elbo, ess = [], [], []
+    def shard(lo: int, hi: int, g: torch.Generator) -> torch.Tensor:
+        """(hi - lo, 3): log p^(x), ELBO(x) and ESS of examples lo..hi-1."""
+        xb = x[lo:hi].to(device=device, dtype=dtype)
+        chunk = max(1, min(k, max_draws // len(xb)))
+        lse = torch.full((len(xb),), -math.inf, dtype=torch.float64, device=device)
+        lse2 = lse.clone()
+        total = torch.zeros(len(xb), dtype=torch.float64, device=device)
+        for done in range(0, k, chunk):
+            log_w = _log_weights(m, xb, min(chunk, k - done), g).to(torch.float64)
+            lse = torch.logaddexp(lse, torch.logsumexp(log_w, 0))
+            lse2 = torch.logaddexp(lse2, torch.logsumexp(2 * log_w, 0))
+            total += log_w.sum(0)
+        return torch.stack([lse - math.log(k), total / k, torch.exp(2 * lse - lse2)], 1)
+
     with torch.no_grad():
-        for s in range(0, len(x), batch_size):
-            xb = x[s : s + batch_size].to(device=device, dtype=dtype)
-            chunk = max(1, min(k, max_draws // len(xb)))
-            lse = torch.full((len(xb),), -math.inf, dtype=torch.float64, device=device)
-            lse2 = lse.clone()
-            total = torch.zeros(len(xb), dtype=torch.float64, device=device)
-            for done in range(0, k, chunk):
-                log_w = _log_weights(m, xb, min(chunk, k - done), generator).to(torch.float64)
-                lse = torch.logaddexp(lse, torch.logsumexp(log_w, 0))
-                lse2 = torch.logaddexp(lse2, torch.logsumexp(2 * log_w, 0))
-                total += log_w.sum(0)
-            log_px.append(lse - math.log(k))
-            elbo.append(total / k)
-            ess.append(torch.exp(2 * lse - lse2))
-    log_px_t, elbo_t, ess_t = torch.cat(log_px), torch.cat(elbo), torch.cat(ess)
+        per_example = map_shards(len(x), batch_size, shard, 3, generator, distributed)
+    log_px_t, elbo_t, ess_t = (c.contiguous() for c in per_example.unbind(1))
     require_finite(log_px_t, "importance weights")
     n = len(x)
     se = example_stderr(log_px_t)
@@ -149,7 +162,12 @@ def importance_log_likelihood(
 
 
 def importance_nll(
-    model, x: torch.Tensor, eval_config: EvalConfig, generator: torch.Generator | None = None
+    model,
+    x: torch.Tensor,
+    eval_config: EvalConfig,
+    generator: torch.Generator | None = None,
+    *,
+    distributed: bool = False,
 ) -> dict[str, Any]:
     """:func:`importance_log_likelihood` with ``eval_config.is_samples`` draws per example (5000
     by default, the k of the published numbers), ``eval_config.batch_size`` and
@@ -166,6 +184,7 @@ def importance_nll(
         generator,
         batch_size=eval_config.batch_size,
         dtype=DTYPES[eval_config.dtype],
+        distributed=distributed,
     )
     report.pop("per_example_log_px")
     report.pop("per_example_elbo")

@@ -18,6 +18,15 @@ name or under the pending name, and the next save (or load) finishes the renames
 checks every file against the manifest's hash, so a mix of two checkpoints, a truncated or a
 hand-edited file is refused with :class:`CheckpointError` rather than loaded.
 
+The last-but-one checkpoint is kept in ``previous/`` (its own files and manifest). Each
+:func:`save_checkpoint`, before its commit point, copies the current checkpoint there if it
+verifies: into a hidden staging folder first, which then replaces ``previous/`` by renames, so
+a kill leaves either the old or the new ``previous/`` (or a complete staging folder that the
+next save moves into place). Loading verifies every file of the current checkpoint; when any
+fails (a truncated, missing or modified file, an unreadable manifest), it falls back to
+``previous/`` with a :class:`CheckpointFallbackWarning` naming the damage, and raises
+:class:`CheckpointError` only when both fail.
+
 This module holds the public API and the commit protocol; the file names, the manifest and
 its verification are in :mod:`genzoo.training.manifest`, the (de)serialisation of model and
 trainer state in :mod:`genzoo.training.state_io`.
@@ -26,6 +35,8 @@ trainer state in :mod:`genzoo.training.state_io`.
 from __future__ import annotations
 
 import os
+import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +51,7 @@ from genzoo.training.manifest import (
     METRICS_FILE,
     MODEL_FILE,
     PENDING_SUFFIX,
+    PREVIOUS_DIR,
     SAMPLES_FILE,
     STATE_JSON_FILE,
     STATE_TENSORS_FILE,
@@ -48,6 +60,7 @@ from genzoo.training.manifest import (
     read_config,
     read_manifest,
     sha256,
+    verified_files,
 )
 from genzoo.training.state_io import (
     STATE_VERSION,
@@ -57,6 +70,15 @@ from genzoo.training.state_io import (
     trainer_state_files,
 )
 from genzoo.utils.io import atomic_write_bytes, fsync_dir, is_temporary
+
+# Hidden temporaries (readers ignore them) of the rotation into previous/.
+_PREVIOUS_NEW = ".previous.new.tmp"
+_PREVIOUS_OLD = ".previous.old.tmp"
+
+
+class CheckpointFallbackWarning(UserWarning):
+    """The current checkpoint of a run failed verification and the previous one was loaded."""
+
 
 # --------------------------------------------------------------------------- public API
 
@@ -85,7 +107,9 @@ def save_checkpoint(
         files.update(trainer_state_files(trainer_state))
         raw_step = trainer_state.get("step")
         step = int(raw_step) if isinstance(raw_step, int) else None
-    _commit(run_dir, files, carry={}, step=step, trainer_state=trainer_state is not None)
+    _commit(
+        run_dir, files, carry={}, step=step, trainer_state=trainer_state is not None, rotate=True
+    )
 
 
 def write_config(run_dir: str | os.PathLike, run_config: Any) -> None:
@@ -94,10 +118,21 @@ def write_config(run_dir: str | os.PathLike, run_config: Any) -> None:
     Where a checkpoint exists, the new config joins it through a manifest commit (the other
     files are kept), so the checkpoint stays verifiable; this is how a resumed run with a
     longer schedule records its new length.
+    Where the current checkpoint fails verification and ``previous/`` is sound (loading falls
+    back to it), the previous checkpoint becomes the current one again, with the new config.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     data = config_bytes(run_config)
+    previous = run_dir / PREVIOUS_DIR
+    if _sound_manifest(run_dir) is None and (kept := _sound_manifest(previous)) is not None:
+        # The current checkpoint is damaged, so loading uses previous/ (a resumed run has just
+        # done so): make that one current again, with the new config.
+        files = {k: v for k, v in verified_files(previous, kept).items() if k != CONFIG_FILE}
+        files[CONFIG_FILE] = data
+        _commit(run_dir, files, carry={}, step=kept.get("step"),
+                trainer_state=bool(kept.get("trainer_state")))
+        return
     manifest = read_manifest(run_dir, required=False)
     if manifest is None:
         atomic_write_bytes(run_dir / CONFIG_FILE, data)
@@ -121,16 +156,15 @@ def load_model(run_dir: str | os.PathLike, device: str | torch.device = "cpu"):
     """
     from genzoo.core.registry import get_model_spec
 
-    run_dir = Path(run_dir)
-    manifest = read_manifest(run_dir, required=True)
-    run_config = read_config(run_dir, manifest)
+    ckpt_dir, manifest = _open(Path(run_dir))
+    run_config = read_config(ckpt_dir, manifest)
     try:
         model = get_model_spec(run_config.model_name).build(run_config.model)
     except GenzooError as exc:
         raise CheckpointError(
-            f"cannot rebuild the model of {run_dir / CONFIG_FILE}: {exc}"
+            f"cannot rebuild the model of {ckpt_dir / CONFIG_FILE}: {exc}"
         ) from None
-    load_model_state(model, run_dir, manifest)
+    load_model_state(model, ckpt_dir, manifest)
     return model.to(device).eval(), run_config
 
 
@@ -139,52 +173,99 @@ def restore_model(model: torch.nn.Module, run_dir: str | os.PathLike):
 
     Same checks as :func:`load_model`; ``model`` keeps its device and dtype.
     """
-    run_dir = Path(run_dir)
-    manifest = read_manifest(run_dir, required=True)
-    run_config = read_config(run_dir, manifest)
-    load_model_state(model, run_dir, manifest)
+    ckpt_dir, manifest = _open(Path(run_dir))
+    run_config = read_config(ckpt_dir, manifest)
+    load_model_state(model, ckpt_dir, manifest)
     return run_config
 
 
 def read_run_config(run_dir: str | os.PathLike):
     """The RunConfig of the checkpoint in ``run_dir`` (verified against the manifest)."""
-    run_dir = Path(run_dir)
-    manifest = read_manifest(run_dir, required=True)
-    return read_config(run_dir, manifest)
+    ckpt_dir, manifest = _open(Path(run_dir))
+    return read_config(ckpt_dir, manifest)
 
 
 def load_trainer_state(run_dir: str | os.PathLike) -> dict[str, Any]:
     """The ``trainer_state`` dict given to :func:`save_checkpoint`, tensors on the CPU."""
-    run_dir = Path(run_dir)
-    manifest = read_manifest(run_dir, required=True)
+    ckpt_dir, manifest = _open(Path(run_dir))
     if not manifest.get("trainer_state"):
         raise CheckpointError(
-            f"the checkpoint in {run_dir} holds a model only (no trainer state), so it cannot "
+            f"the checkpoint in {ckpt_dir} holds a model only (no trainer state), so it cannot "
             "be resumed; start a fresh run in a new directory"
         )
-    return read_trainer_state(run_dir, manifest)
+    return read_trainer_state(ckpt_dir, manifest)
 
 
 def checkpoint_step(run_dir: str | os.PathLike) -> int | None:
-    """Step recorded by the manifest in ``run_dir``; None when there is no readable checkpoint."""
-    try:
-        manifest = read_manifest(Path(run_dir), required=False)
-    except CheckpointError:
-        return None
-    if manifest is None:
-        return None
-    step = manifest.get("step")
-    return step if isinstance(step, int) else None
+    """Step of the checkpoint that loading ``run_dir`` would use (the current one, else the
+    previous one when the current fails verification); None when neither is readable."""
+    run_dir = Path(run_dir)
+    for where in (run_dir, run_dir / PREVIOUS_DIR):
+        manifest = _sound_manifest(where)
+        if manifest is not None:
+            step = manifest.get("step")
+            return step if isinstance(step, int) else None
+    return None
 
 
 def has_checkpoint(run_dir: str | os.PathLike) -> bool:
-    """True when ``run_dir`` holds a manifest (complete or not: loading verifies it)."""
-    return (Path(run_dir) / MANIFEST_FILE).exists()
+    """True when ``run_dir`` holds a manifest, its own or the previous checkpoint's (complete
+    or not: loading verifies it)."""
+    run_dir = Path(run_dir)
+    return (run_dir / MANIFEST_FILE).exists() or (run_dir / PREVIOUS_DIR / MANIFEST_FILE).exists()
 
 
 def config_bytes(run_config: Any) -> bytes:
     """``config.json`` content: the run config as pretty JSON."""
     return json_bytes(run_config.to_dict())
+
+
+# --------------------------------------------------------------------------- verification
+
+
+def _sound_manifest(ckpt_dir: Path) -> dict[str, Any] | None:
+    """The manifest of ``ckpt_dir`` when it and every file it lists verify, else None."""
+    try:
+        manifest = read_manifest(ckpt_dir, required=False)
+        if manifest is not None:
+            verified_files(ckpt_dir, manifest)
+        return manifest
+    except CheckpointError:
+        return None
+
+
+def _open(run_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """(folder, manifest) of the checkpoint to load: ``run_dir`` when every file of its
+    checkpoint verifies, else ``run_dir/previous`` (with a CheckpointFallbackWarning) when that
+    one does. Deciding on all files at once makes the model and the trainer state of a resume
+    come from the same checkpoint."""
+    try:
+        manifest = read_manifest(run_dir, required=True)
+        verified_files(run_dir, manifest)
+        return run_dir, manifest
+    except CheckpointError as exc:
+        damage = exc
+    previous = run_dir / PREVIOUS_DIR
+    if not run_dir.is_dir() or not (previous / MANIFEST_FILE).exists():
+        raise damage
+    try:
+        manifest = read_manifest(previous, required=True)
+        verified_files(previous, manifest)
+    except CheckpointError as exc:
+        raise CheckpointError(
+            f"{damage}; the previous checkpoint kept in {previous} is damaged too: {exc}"
+        ) from None
+    step = manifest.get("step")
+    warnings.warn(
+        CheckpointFallbackWarning(
+            f"the current checkpoint failed verification ({damage}); using the previous "
+            f"checkpoint{f' (step {step})' if isinstance(step, int) else ''} kept in "
+            f"{previous}: the steps since then are lost, and the next save replaces the "
+            "damaged files"
+        ),
+        stacklevel=3,
+    )
+    return previous, manifest
 
 
 # --------------------------------------------------------------------------- commit protocol
@@ -197,12 +278,15 @@ def _commit(
     carry: dict[str, dict[str, Any]],
     step: int | None,
     trainer_state: bool,
+    rotate: bool = False,
 ) -> None:
     _recover(run_dir)
     entries = dict(carry)
     for name, data in files.items():
         atomic_write_bytes(run_dir / (name + PENDING_SUFFIX), data)
         entries[name] = {"sha256": sha256(data), "size": len(data)}
+    if rotate:
+        _keep_as_previous(run_dir)
     from genzoo import __version__
 
     manifest = {
@@ -231,8 +315,53 @@ def _write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
     atomic_write_bytes(run_dir / MANIFEST_FILE, json_bytes(manifest))
 
 
+def _keep_as_previous(run_dir: Path) -> None:
+    """Copy the current checkpoint to ``previous/`` if it verifies (a damaged one would only
+    push out the sound previous one). Staged in a hidden folder, then swapped in by renames."""
+    try:
+        manifest = read_manifest(run_dir, required=False)
+        if manifest is None:
+            return
+        data = verified_files(run_dir, manifest)
+    except CheckpointError:
+        return
+    staging = run_dir / _PREVIOUS_NEW
+    _remove_tree(staging)
+    staging.mkdir()
+    for name, content in data.items():
+        atomic_write_bytes(staging / name, content)
+    atomic_write_bytes(staging / MANIFEST_FILE, json_bytes(manifest))  # complete from here on
+    previous, old = run_dir / PREVIOUS_DIR, run_dir / _PREVIOUS_OLD
+    _remove_tree(old)
+    if previous.exists():
+        os.replace(previous, old)
+    os.replace(staging, previous)
+    fsync_dir(run_dir)
+    _remove_tree(old)
+
+
+def _remove_tree(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _recover_previous(run_dir: Path) -> None:
+    """After a kill between the two renames of :func:`_keep_as_previous`, ``previous/`` is
+    missing: put the complete staging folder (else the old one) in its place."""
+    previous = run_dir / PREVIOUS_DIR
+    if not previous.exists():
+        for candidate in (run_dir / _PREVIOUS_NEW, run_dir / _PREVIOUS_OLD):
+            if candidate.is_dir() and _sound_manifest(candidate) is not None:
+                os.replace(candidate, previous)
+                fsync_dir(run_dir)
+                break
+    _remove_tree(run_dir / _PREVIOUS_NEW)
+    _remove_tree(run_dir / _PREVIOUS_OLD)
+
+
 def _recover(run_dir: Path) -> None:
     """Finish the renames of a commit that was interrupted, then drop leftover temporaries."""
+    _recover_previous(run_dir)
     try:
         manifest = read_manifest(run_dir, required=False)
     except CheckpointError:
@@ -244,7 +373,7 @@ def _recover(run_dir: Path) -> None:
                 os.replace(pending, run_dir / name)
         fsync_dir(run_dir)
     for path in run_dir.iterdir():
-        if path.name.endswith(PENDING_SUFFIX) or is_temporary(path.name):
+        if path.is_file() and (path.name.endswith(PENDING_SUFFIX) or is_temporary(path.name)):
             try:
                 path.unlink()
             except OSError:
@@ -259,10 +388,12 @@ __all__ = [
     "METRICS_FILE",
     "MODEL_FILE",
     "PENDING_SUFFIX",
+    "PREVIOUS_DIR",
     "SAMPLES_FILE",
     "STATE_JSON_FILE",
     "STATE_TENSORS_FILE",
     "STATE_VERSION",
+    "CheckpointFallbackWarning",
     "checkpoint_step",
     "config_bytes",
     "has_checkpoint",

@@ -3,7 +3,8 @@
 The manifest lists each file of a checkpoint with its SHA-256 and size; a file is read only
 when its bytes (under its own name, or under its ``.pending`` name after an interrupted commit)
 match that hash, so a mix of two checkpoints, a truncated or a hand-edited file is refused with
-:class:`CheckpointError`. The commit protocol itself lives in :mod:`genzoo.training.checkpoint`.
+:class:`CheckpointError`. The last-but-one checkpoint is kept in ``previous/`` with its own
+manifest. The commit protocol itself lives in :mod:`genzoo.training.checkpoint`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ MANIFEST_FILE = "checkpoint.json"
 METRICS_FILE = "metrics.csv"
 SAMPLES_FILE = "samples.png"
 PENDING_SUFFIX = ".pending"
+PREVIOUS_DIR = "previous"  # the last-but-one committed checkpoint, with its own manifest
 MANIFEST_FORMAT = "genzoo-checkpoint"
 MANIFEST_VERSION = 1
 
@@ -87,6 +89,12 @@ def read_verified(run_dir: Path, manifest: dict[str, Any], name: str) -> bytes:
         f"checkpoint in {run_dir} is incomplete or was modified: {name} {found}, "
         f"manifest says {expected}; {FIX}"
     )
+
+
+def verified_files(run_dir: Path, manifest: dict[str, Any]) -> dict[str, bytes]:
+    """Every file the manifest lists, each checked against its hash: ``{name: bytes}``.
+    The first missing, truncated or modified file raises CheckpointError."""
+    return {name: read_verified(run_dir, manifest, name) for name in manifest["files"]}
 
 
 def read_config(run_dir: Path, manifest: dict[str, Any]):

@@ -10,6 +10,18 @@ generator seeded by (seed, epoch) and the data of each epoch come from ``bundle.
 The generator state, optimizer state, step and position within the epoch are checkpointed, so a
 run killed at any step and resumed from its last checkpoint replays the same batches with the
 same random numbers and ends with exactly the parameters of an uninterrupted run.
+
+Parameter groups stepped in turn (adversarial games, two-stage models): a model with a
+``phases()`` method returning a sequence of :class:`~genzoo.training.schedule.Phase`
+``(name, parameters, steps)`` gets one optimizer per phase (same ``train`` settings and
+schedule). Each Trainer step takes one minibatch and runs the phases in order; phase ``name``
+does ``steps`` updates (an int, or a function of the number of completed Trainer steps, so a
+phase may be off for part of the run), each one ``model.loss(x, generator=..., phase=name)``
+(plus ``y=`` for ``needs_labels`` models) followed by a step of that phase's optimizer only.
+All gradients are cleared before each backward pass, so one phase's loss never leaks stale
+gradients into another's update. Logged figures are the phase's figures prefixed by
+``<name>_`` and averaged over its updates in the batch (NaN for a phase that did not run);
+``loss`` is the loss of the last phase that ran. Every optimizer is checkpointed and resumed.
 """
 
 from __future__ import annotations
@@ -18,8 +30,9 @@ import math
 import os
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -38,8 +51,12 @@ from genzoo.training.model_calls import (
 )
 from genzoo.training.resume import RESUMABLE_CHANGES
 from genzoo.training.schedule import (
+    Phase,
     build_optimizer,
+    build_phase_optimizers,
     learning_rate,
+    model_phases,
+    phase_steps,
     set_hyperparameters,
     total_steps,
 )
@@ -51,8 +68,11 @@ class Trainer:
 
     ``bundle``: a :class:`genzoo.data.DataBundle` (``train``, ``valid`` splits with ``x``,
     ``image_shape``, ``train_x(epoch)``). ``callbacks``: :class:`Callback` instances.
-    Attributes readable during and after :meth:`fit`: ``step`` (completed optimizer steps),
-    ``epoch``, ``metrics`` (last logged value of each metrics.csv column), ``device``.
+    Attributes readable during and after :meth:`fit`: ``step`` (completed optimizer steps;
+    for a model with phases, completed minibatches), ``epoch``, ``metrics`` (last logged value
+    of each metrics.csv column), ``device``, ``optimizer`` (the optimizer of a single-loss
+    model, None for a model with phases) and ``optimizers`` (phase name -> optimizer, empty for
+    a single-loss model).
     """
 
     def __init__(
@@ -76,6 +96,8 @@ class Trainer:
         self.step_in_epoch = 0
         self.metrics: dict[str, float] = {}
         self.optimizer: torch.optim.Optimizer | None = None
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.phases: list[Phase] = []
         self.generator: torch.Generator | None = None
         self._best: dict[str, float] | None = None
         self._csv = MetricsLog(self.run_dir / ckpt.METRICS_FILE)
@@ -112,13 +134,17 @@ class Trainer:
 
         self.model.to(self.device)
         self.model.train()
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        if not params:
-            raise ConfigError(
-                f"{type(self.model).__name__} has no trainable parameters; the Trainer only runs "
-                "gradient-based learning rules"
-            )
-        self.optimizer = build_optimizer(params, cfg)
+        self.phases = model_phases(self.model)
+        if self.phases:
+            self.optimizers = build_phase_optimizers(self.phases, cfg)
+        else:
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            if not params:
+                raise ConfigError(
+                    f"{type(self.model).__name__} has no trainable parameters; the Trainer only "
+                    "runs gradient-based learning rules"
+                )
+            self.optimizer = build_optimizer(params, cfg)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(cfg.seed)
 
@@ -197,7 +223,17 @@ class Trainer:
             run_rules.check_same_run(
                 self.run_dir, state, n_train, bpe, self.device, self.cfg.device
             )
-            self.optimizer.load_state_dict(state["optimizer"])
+            if self.phases:
+                saved = state["optimizers"]
+                if set(saved) != set(self.optimizers):
+                    raise ValueError(
+                        f"checkpoint phases {sorted(saved)} differ from the model's "
+                        f"{sorted(self.optimizers)}"
+                    )
+                for name, opt in self.optimizers.items():
+                    opt.load_state_dict(saved[name])
+            else:
+                self.optimizer.load_state_dict(state["optimizer"])
             self.generator.set_state(state["generator_state"])
             self.step = int(state["step"])
             self.epoch = int(state["epoch"])
@@ -243,22 +279,10 @@ class Trainer:
                 xb = x_epoch[idx]
                 extra = {} if y_all is None else {"y": y_all[idx]}
                 self._lr = learning_rate(cfg, self.step, total)
-                set_hyperparameters(opt, cfg, self._lr, epoch)
-                try:
-                    out = model.loss(xb, generator=self.generator, **extra)
-                except Exception as exc:
-                    # Models often fail on NaN parameters (e.g. torch.bernoulli of NaN
-                    # probabilities) before the periodic check sees them: report divergence.
-                    bad = nonfinite_parameter(model)
-                    if bad is not None:
-                        raise self._diverged(self.step, f"{bad!r} is not finite") from exc
-                    raise
-                values = loss_figures(model, out, check=self._loss_keys is None)
-                if not math.isfinite(values["loss"]):
-                    raise self._diverged(self.step + 1, f"loss={values['loss']}")
-                opt.zero_grad(set_to_none=True)
-                out["loss"].backward()
-                opt.step()
+                if self.phases:
+                    values = self._phased_step(xb, extra, epoch)
+                else:
+                    values = self._single_step(xb, extra, epoch, model, opt)
                 self.step += 1
                 self.step_in_epoch = i + 1
                 epoch_end = i + 1 == bpe
@@ -272,6 +296,79 @@ class Trainer:
                     cb.on_step_end(self, values["loss"])
                 bar.update(1)
                 self._after_step(epoch_end, n_train, bpe, total, bar)
+
+    def _single_step(
+        self, xb: torch.Tensor, extra: dict, epoch: int, model: torch.nn.Module, opt: Any
+    ) -> dict[str, float]:
+        """One update of the single optimizer on ``model.loss``; returns the loss figures."""
+        cfg = self.cfg
+        set_hyperparameters(opt, cfg, self._lr, epoch)
+        try:
+            out = model.loss(xb, generator=self.generator, **extra)
+        except Exception as exc:
+            # Models often fail on NaN parameters (e.g. torch.bernoulli of NaN
+            # probabilities) before the periodic check sees them: report divergence.
+            bad = nonfinite_parameter(model)
+            if bad is not None:
+                raise self._diverged(self.step, f"{bad!r} is not finite") from exc
+            raise
+        values = loss_figures(model, out, check=self._loss_keys is None)
+        if not math.isfinite(values["loss"]):
+            raise self._diverged(self.step + 1, f"loss={values['loss']}")
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        opt.step()
+        return values
+
+    def _phased_step(self, xb: torch.Tensor, extra: dict, epoch: int) -> dict[str, float]:
+        """Run every phase on the minibatch ``xb`` in order (see the module docstring);
+        returns ``loss`` (of the last phase that ran) and the ``<phase>_<figure>`` means."""
+        model = self.model
+        values: dict[str, float] = {}
+        loss: float | None = None
+        for phase in self.phases:
+            opt = self.optimizers[phase.name]
+            set_hyperparameters(opt, self.cfg, self._lr, epoch)
+            n = phase_steps(phase, self.step)
+            sums: dict[str, float] = {}
+            for _ in range(n):
+                try:
+                    out = model.loss(xb, generator=self.generator, phase=phase.name, **extra)
+                except Exception as exc:
+                    bad = nonfinite_parameter(model)
+                    if bad is not None:
+                        raise self._diverged(self.step, f"{bad!r} is not finite") from exc
+                    raise
+                figures = loss_figures(model, out, check=self._loss_keys is None)
+                if not math.isfinite(figures["loss"]):
+                    raise self._diverged(
+                        self.step + 1, f"{phase.name} loss={figures['loss']}"
+                    )
+                # Clear every gradient, not only this phase's: another phase's loss (e.g. the
+                # generator's, through the discriminator) leaves gradients on these parameters.
+                model.zero_grad(set_to_none=True)
+                out["loss"].backward()
+                opt.step()
+                for k, v in figures.items():
+                    sums[k] = sums.get(k, 0.0) + v
+            if n > 0:
+                loss = sums["loss"] / n
+                values.update({f"{phase.name}_{k}": v / n for k, v in sums.items()})
+            elif self._loss_keys is None:
+                # The columns are fixed after the first step: give a phase that starts later
+                # (e.g. after a pre-training phase) its loss column now.
+                values[f"{phase.name}_loss"] = math.nan
+        model.zero_grad(set_to_none=True)
+        if loss is None:
+            raise ConfigError(
+                f"no phase of {type(model).__name__} ran at step {self.step}; every step must "
+                "run at least one phase"
+            )
+        keys = self._loss_keys
+        if keys is not None:
+            # A phase that did not run in this batch logs NaN, keeping the columns fixed.
+            values = {k: values.get(k, math.nan) for k in keys if k != "loss"}
+        return {"loss": loss, **values}
 
     def _train_labels(self) -> torch.Tensor | None:
         """(N,) int64 training labels on the device when the model learns from labels
@@ -295,7 +392,11 @@ class Trainer:
         if self.step % cfg.log_every == 0 or self.step == total:
             self._check_parameters()
             row.update(self._train_row(bpe))
-            bar.set_postfix(loss=f"{row['loss']:.4g}", ex_s=f"{row['examples_per_s']:.0f}")
+            post = {"loss": f"{row['loss']:.4g}"}
+            for phase in self.phases:  # each player's loss: a collapse shows at a glance
+                if f"{phase.name}_loss" in row:
+                    post[f"{phase.name}_loss"] = f"{row[f'{phase.name}_loss']:.4g}"
+            bar.set_postfix(**post, ex_s=f"{row['examples_per_s']:.0f}")
         if can_validate(self.model, self.bundle) and (
             (cfg.validate_every > 0 and self.step % cfg.validate_every == 0)
             or (cfg.validate_every == 0 and epoch_end)
@@ -372,7 +473,11 @@ class Trainer:
             "batches_per_epoch": bpe,
             "total_steps": total,
             "wall_s": self._wall(),
-            "optimizer": self.optimizer.state_dict(),
+            **(
+                {"optimizers": {k: o.state_dict() for k, o in self.optimizers.items()}}
+                if self.phases
+                else {"optimizer": self.optimizer.state_dict()}
+            ),
             "generator_state": self.generator.get_state(),
             "generator_device": str(self.device),
             "lr_schedule": {"kind": self.cfg.lr_schedule, "base_lr": self.cfg.lr,
@@ -407,4 +512,4 @@ def _stderr_is_tty() -> bool:
         return False
 
 
-__all__ = ["Trainer", "resolve_device", "epoch_permutation", "seed_for", "RESUMABLE_CHANGES"]
+__all__ = ["RESUMABLE_CHANGES", "Trainer", "epoch_permutation", "resolve_device", "seed_for"]

@@ -1,6 +1,6 @@
 """Numerical pieces shared by the Boltzmann machines: Bernoulli draws, a float64-accurate
-softplus, data-marginal logits, and the contrastive free-energy surrogate with a closed-form
-backward (the CD / PCD learning rule)."""
+softplus, data-marginal logits, bounded parameterisations, and the contrastive free-energy
+surrogate with a closed-form backward (the CD / PCD learning rule)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,19 @@ def softplus_threshold(dtype: torch.dtype) -> float:
 
 def softplus(x: torch.Tensor) -> torch.Tensor:
     return F.softplus(x, threshold=softplus_threshold(x.dtype))
+
+
+def bounded(logit: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """lo + (hi - lo) * sigmoid(logit): a smooth parameterisation of a quantity (a log variance
+    or log precision) that must stay inside [lo, hi] whatever the optimiser does."""
+    return lo + (hi - lo) * torch.sigmoid(logit)
+
+
+def bounded_logit(value: torch.Tensor, lo: float, hi: float, eps: float = 1e-6) -> torch.Tensor:
+    """The inverse of :func:`bounded`, with ``value`` first clipped to just inside [lo, hi] so
+    the logit is finite."""
+    u = ((value - lo) / (hi - lo)).clamp(eps, 1.0 - eps)
+    return torch.log(u) - torch.log1p(-u)
 
 
 def data_logits(x: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,18 @@ Burda, Grosse & Salakhutdinov (2016), "Importance weighted autoencoders", ICLR, 
 gradient (eq. 13) is sum_i w~_i grad log w_i with normalised weights w~_i treated as constants;
 autograd through logsumexp of reparameterised log w_i gives exactly that. k = 1 is L^A with L = 1.
 
+Doubly reparameterised gradient (``iwae_gradient="dreg"``; Tucker, Lawson, Gu & Maddison
+2019, "Doubly reparameterized gradient estimators for Monte Carlo objectives", ICLR, eq. 5):
+the encoder's IWAE gradient sum_i w~_i grad_phi log w_i contains a score-function part
+(grad_phi log q at fixed z) whose variance grows with k; by the reparameterisation identity it
+equals in expectation sum_i w~_i^2 (d log w_i / d z_i)(d z_i / d phi), with q's parameters held
+fixed inside log q. The decoder keeps the IWAE gradient sum_i w~_i grad_theta log p(x, z_i).
+Same expectation, lower variance for the encoder (Tucker et al., fig. 1).
+
+Convolutional encoder/decoder (``architecture="conv"``, 28x28 images only): two stride-2 4x4
+convolutions (28 -> 14 -> 7, ``conv_channels``) and a linear map to (mu, log_var); the decoder
+mirrors it with transposed convolutions and adds a per-pixel output bias.
+
 Options of later work: a linear warm-up of the KL weight from 0 to 1 over ``kl_warmup_steps``
 training steps (Bowman et al. 2016; Sonderby et al. 2016; the step counter is a buffer, so a
 resumed run continues the schedule) and free bits (Kingma et al. 2016, eq. 15): each latent
@@ -34,6 +46,7 @@ import math
 from typing import Literal
 
 import torch
+import torch.func
 import torch.nn.functional as F
 from torch import distributions as D
 from torch import nn
@@ -46,6 +59,7 @@ from genzoo.core.validation import check_binary, check_data
 
 _LOG_2PI = math.log(2 * math.pi)
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "softplus": nn.Softplus}
+_CONV_SIDE = 28
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,8 +73,11 @@ class VAEConfig(Config):
     smoothly at exp(min_log_var). ``estimator``: "sgvb_a" or "sgvb_b" (see module docstring),
     ``n_mc``: L draws per example. ``objective``: "elbo" or "iwae" with ``iwae_k`` draws (then
     estimator and n_mc are unused). ``kl_warmup_steps`` (0: off) and ``free_bits`` (0: off)
-    apply to the "elbo" objective only. ``init_std``: weights ~ N(0, init_std^2), biases 0
-    (Kingma & Welling used 0.01).
+    apply to the "elbo" objective only. ``iwae_gradient``: "iwae" (Burda et al.'s gradient)
+    or "dreg" (Tucker et al. 2019), for the "iwae" objective. ``architecture``: "mlp" (layers
+    ``hidden``) or "conv" (28x28 images, ``conv_channels``; ``hidden`` unused).
+    ``init_std``: MLP weights ~ N(0, init_std^2), biases 0 (Kingma & Welling used 0.01);
+    convolutions and the layers next to them use N(0, 1/fan_in).
     """
 
     n_visible: int | None = None
@@ -73,6 +90,9 @@ class VAEConfig(Config):
     n_mc: int = 1
     objective: Literal["elbo", "iwae"] = "elbo"
     iwae_k: int = 50
+    iwae_gradient: Literal["iwae", "dreg"] = "iwae"
+    architecture: Literal["mlp", "conv"] = "mlp"
+    conv_channels: tuple[int, int] = (32, 64)
     kl_warmup_steps: int = 0
     free_bits: float = 0.0
     init_std: float = 0.01
@@ -91,6 +111,16 @@ class VAEConfig(Config):
         check_nonnegative(self.free_bits, "model.free_bits")
         check_nonnegative(self.init_std, "model.init_std")
         check(
+            self.iwae_gradient == "iwae" or self.objective == "iwae",
+            "model.iwae_gradient=dreg needs model.objective=iwae",
+        )
+        check(
+            self.architecture == "mlp" or self.n_visible in (None, _CONV_SIDE**2),
+            f"model.architecture=conv takes {_CONV_SIDE}x{_CONV_SIDE} images "
+            f"(n_visible={_CONV_SIDE**2}); use architecture=mlp for n_visible={self.n_visible}",
+        )
+        check(all(c > 0 for c in self.conv_channels), "model.conv_channels must be positive")
+        check(
             self.objective == "elbo" or (self.kl_warmup_steps == 0 and self.free_bits == 0),
             "model.kl_warmup_steps and model.free_bits modify the ELBO objective only; set them "
             "to 0 with model.objective=iwae",
@@ -104,6 +134,48 @@ def _mlp(sizes: list[int], activation: str) -> nn.Sequential:
         if i < len(sizes) - 2:
             layers.append(_ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
+
+
+class _FlatBatch(nn.Module):
+    """Applies ``net`` (which wants (N, ...) inputs) to (..., F) by flattening the leading dims."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        out = self.net(t.reshape(-1, t.shape[-1]))
+        return out.reshape(*t.shape[:-1], out.shape[-1])
+
+
+class _PixelBias(nn.Module):
+    """Adds a learned bias per output (pixel and channel) to (..., F)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(n))
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        return t + self.bias
+
+
+def _conv_nets(j: int, channels: int, c1: int, c2: int, activation: str):
+    """(encoder, decoder) for 28x28 images: x (..., 784) -> (..., 2J), z (..., J) ->
+    (..., channels * 784) channel-major (so chunk(2, -1) splits Gaussian mean / log variance)."""
+    act = _ACTIVATIONS[activation]
+    s = _CONV_SIDE // 4
+    encoder = nn.Sequential(_FlatBatch(nn.Sequential(
+        nn.Unflatten(1, (1, _CONV_SIDE, _CONV_SIDE)),
+        nn.Conv2d(1, c1, 4, 2, 1), act(),
+        nn.Conv2d(c1, c2, 4, 2, 1), act(),
+        nn.Flatten(), nn.Linear(c2 * s * s, 2 * j),
+    )))
+    decoder = nn.Sequential(_FlatBatch(nn.Sequential(
+        nn.Linear(j, c2 * s * s), act(), nn.Unflatten(1, (c2, s, s)),
+        nn.ConvTranspose2d(c2, c1, 4, 2, 1), act(),
+        nn.ConvTranspose2d(c1, channels, 4, 2, 1, bias=False), nn.Flatten(),
+    )), _PixelBias(channels * _CONV_SIDE**2))
+    return encoder, decoder
 
 
 @register_model(
@@ -134,19 +206,30 @@ class VAE(nn.Module):
         self.config = config
         d, j, hidden = config.n_visible, config.n_latent, list(config.hidden)
         out = d if config.decoder == "bernoulli" else 2 * d
-        self.encoder = _mlp([d, *hidden, 2 * j], config.activation)
-        self.decoder = _mlp([j, *hidden[::-1], out], config.activation)
+        if config.architecture == "conv":
+            self.encoder, self.decoder = _conv_nets(
+                j, out // d, *config.conv_channels, config.activation)
+        else:
+            self.encoder = _mlp([d, *hidden, 2 * j], config.activation)
+            self.decoder = _mlp([j, *hidden[::-1], out], config.activation)
         # Training steps taken, for the KL warm-up; a buffer so checkpoints carry it.
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Weights ~ N(0, init_std^2), biases 0. ``generator=None`` uses torch's default."""
+        """Weights ~ N(0, init_std^2) (MLP) or N(0, 1/fan_in) (conv architecture), biases 0.
+        ``generator=None`` uses torch's default."""
+        conv = self.config.architecture == "conv"
         with torch.no_grad():
-            for layer in [*self.encoder, *self.decoder]:
-                if isinstance(layer, nn.Linear):
-                    layer.weight.normal_(0.0, self.config.init_std, generator=generator)
-                    layer.bias.zero_()
+            for layer in self.modules():
+                if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+                    w = layer.weight
+                    fan_in = w.shape[1] * w[0, 0].numel() if not isinstance(
+                        layer, nn.ConvTranspose2d) else w.shape[0] * w[0, 0].numel()
+                    std = 1.0 / math.sqrt(fan_in) if conv else self.config.init_std
+                    w.normal_(0.0, std, generator=generator)
+                    if layer.bias is not None:
+                        layer.bias.zero_()
 
     @property
     def n_visible(self) -> int:
@@ -157,7 +240,7 @@ class VAE(nn.Module):
         return self.config.n_latent
 
     def _ref(self) -> torch.Tensor:
-        return self.encoder[0].weight
+        return self.decoder[-1].bias
 
     def check_input(self, x: torch.Tensor, name: str = "x") -> None:
         """InputError unless x is a finite (B, n_visible) floating tensor, binary for the
@@ -173,19 +256,24 @@ class VAE(nn.Module):
         mu, log_var = self.encoder(x).chunk(2, dim=-1)
         return mu, log_var
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Decoder output for z (..., J): Bernoulli logits (..., D), or for the Gaussian
-        decoder mean and floored log variance stacked as (2, ..., D)."""
-        out = self.decoder(z)
+        decoder mean and floored log variance stacked as (2, ..., D). ``params`` replaces the
+        decoder's parameters (names as in ``decoder.named_parameters()``)."""
+        out = self.decoder(z) if params is None else torch.func.functional_call(
+            self.decoder, params, (z,))
         if self.config.decoder == "bernoulli":
             return out
         mean, raw = out.chunk(2, dim=-1)
         floor = self.config.min_log_var
         return torch.stack([mean, floor + F.softplus(raw - floor)])
 
-    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """log p(x|z) in nats: x (B, D), z (B, J) -> (B,) or z (S, B, J) -> (S, B)."""
-        out = self.decode(z)
+    def log_likelihood(
+        self, x: torch.Tensor, z: torch.Tensor, params: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """log p(x|z) in nats: x (B, D), z (B, J) -> (B,) or z (S, B, J) -> (S, B).
+        ``params``: as in :meth:`decode`."""
+        out = self.decode(z, params)
         if self.config.decoder == "bernoulli":
             return (x * out - F.softplus(out)).sum(-1)
         mean, log_var = out
@@ -252,6 +340,8 @@ class VAE(nn.Module):
         (the k-sample bound) for the IWAE objective. A call in training mode with gradients
         enabled counts one step of the KL warm-up."""
         cfg = self.config
+        if cfg.objective == "iwae" and cfg.iwae_gradient == "dreg":
+            return self._dreg_loss(x, generator)
         if cfg.objective == "iwae":
             x, z, kl_mc, _ = self._draws(x, cfg.iwae_k, generator)
             log_w = self.log_likelihood(x, z) - kl_mc.sum(-1)  # (k, B)
@@ -277,6 +367,39 @@ class VAE(nn.Module):
             "loss": -(rec.mean() - beta * kl_train),
             "elbo": (rec - kl).mean().detach(),
             "kl": kl.mean().detach(),
+        }
+
+    def _dreg_loss(
+        self, x: torch.Tensor, generator: torch.Generator | None
+    ) -> dict[str, torch.Tensor]:
+        """IWAE loss (value -bound) with the DReG gradient: decoder sum_i w~_i grad log p(x, z_i)
+        at fixed z_i; encoder sum_i w~_i^2 grad log w_i through z_i only, with log q's
+        parameters and the decoder's parameters held fixed. Same draws as the IWAE loss."""
+        k = self.config.iwae_k
+        self.check_input(x)
+        x = x.to(self._ref())
+        mu, log_var = self.encode(x)
+        eps = torch.randn((k, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
+        z = mu + torch.exp(0.5 * log_var) * eps
+
+        def log_prior(t: torch.Tensor) -> torch.Tensor:  # the 2 pi terms cancel with log q's
+            return -0.5 * (t**2).sum(-1)
+
+        mu_, log_var_ = mu.detach(), log_var.detach()
+        log_q_stopped = -0.5 * ((z - mu_) ** 2 * torch.exp(-log_var_) + log_var_).sum(-1)
+        frozen = {name: p.detach() for name, p in self.decoder.named_parameters()}
+        log_w_encoder = log_prior(z) + self.log_likelihood(x, z, frozen) - log_q_stopped
+        log_p_decoder = self.log_likelihood(x, z.detach())  # (k, B), theta only
+        log_w = log_w_encoder.detach()
+        w_tilde = torch.softmax(log_w, 0)
+        surrogate = (w_tilde * log_p_decoder + w_tilde**2 * log_w_encoder).sum(0)
+        bound = torch.logsumexp(log_w, 0) - math.log(k)
+        kl = (log_q_stopped - log_prior(z)).detach()
+        return {
+            "loss": -(bound + surrogate - surrogate.detach()).mean(),
+            "iwae": bound.mean(),
+            "elbo": log_w.mean(),
+            "kl": kl.mean(),
         }
 
     @torch.no_grad()

@@ -1,0 +1,169 @@
+"""Small helpers over :mod:`torch.distributed` for runs launched with ``torchrun``.
+
+genzoo has no engine of its own: processes are started by ``torchrun`` (which sets RANK,
+WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT), the default process group is PyTorch's,
+gloo on CPU and NCCL on CUDA. Outside ``torchrun`` every helper is a no-op for one process, so
+the same code runs in both settings. All collectives are on the default group and must be
+called by every rank in the same order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+
+import torch
+import torch.distributed as dist
+
+from genzoo.core.errors import GenzooError
+
+_TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+@dataclasses.dataclass(frozen=True)
+class DistContext:
+    """Where this process stands: its ``rank`` among ``world_size`` processes, its
+    ``local_rank`` on this machine, the ``device`` it should compute on, and the ``backend``
+    of the default group (None for a single process not launched by torchrun)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = dataclasses.field(default_factory=lambda: torch.device("cpu"))
+    backend: str | None = None
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def launched_by_torchrun() -> bool:
+    """True when the environment holds torchrun's RANK and WORLD_SIZE."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def init_from_env(
+    device: str | torch.device | None = None, timeout_s: float = 1800.0
+) -> DistContext:
+    """Join the default process group that ``torchrun`` describes in the environment.
+
+    ``device``: ``"cpu"`` (gloo), ``"cuda"`` (NCCL; each process takes ``cuda:LOCAL_RANK``) or
+    None (CUDA when available, else CPU). Without torchrun's variables this is a single-process
+    context (rank 0 of 1, no group). Calling it again once the group exists returns the context
+    of that group. ``timeout_s`` bounds how long a collective waits for a lost peer.
+    """
+    want = torch.device(device) if device is not None else None
+    if want is None:
+        want = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not launched_by_torchrun():
+        return DistContext(device=want)
+    missing = [k for k in _TORCHRUN_VARS if k not in os.environ]
+    if missing:
+        raise GenzooError(
+            f"the environment names a distributed run but lacks {', '.join(missing)}; "
+            "launch with torchrun (e.g. torchrun --nproc-per-node 2 -m genzoo ...)"
+        )
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ["LOCAL_RANK"])
+    if want.type == "cuda":
+        if not torch.cuda.is_available():
+            raise GenzooError("device cuda was asked for but CUDA is not available; use cpu")
+        want = torch.device("cuda", local_rank if want.index is None else want.index)
+        torch.cuda.set_device(want)
+        backend = "nccl"
+    elif want.type == "cpu":
+        backend = "gloo"
+    else:
+        raise GenzooError(f"device {want}: distributed runs support cpu (gloo) and cuda (nccl)")
+    if not dist.is_initialized():
+        dist.init_process_group(
+            backend=backend,
+            rank=rank,
+            world_size=world,
+            timeout=datetime.timedelta(seconds=timeout_s),
+        )
+    return DistContext(rank, world, local_rank, want, dist.get_backend())
+
+
+def is_initialized() -> bool:
+    """True inside an initialised default process group."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    """This process's rank (0 outside a process group)."""
+    return dist.get_rank() if is_initialized() else 0
+
+
+def world_size() -> int:
+    """Number of processes in the default group (1 outside a process group)."""
+    return dist.get_world_size() if is_initialized() else 1
+
+
+def is_main() -> bool:
+    """True on rank 0 and in a single process: the process that prints and writes files."""
+    return rank() == 0
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op in a single process)."""
+    if is_initialized() and world_size() > 1:
+        if dist.get_backend() == "nccl":
+            dist.barrier(device_ids=[torch.cuda.current_device()])
+        else:
+            dist.barrier()
+
+
+def destroy() -> None:
+    """Leave the default process group, if any (safe to call more than once)."""
+    if is_initialized():
+        dist.destroy_process_group()
+
+
+def _comm_device() -> torch.device:
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def all_gather_cat(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``tensor`` (n_r, *rest) of every rank along dim 0, in rank order.
+
+    The first dimension may differ between ranks (0 included); ``rest`` and the dtype must
+    be the same on every rank. Returns (sum_r n_r, *rest) on ``tensor``'s device, identical on
+    every rank; in a single process, ``tensor`` itself.
+    """
+    if not is_initialized() or world_size() == 1:
+        return tensor
+    world, device = world_size(), _comm_device()
+    local = tensor.detach().to(device).contiguous()
+    n = torch.tensor([local.shape[0]], dtype=torch.int64, device=device)
+    sizes = [torch.zeros_like(n) for _ in range(world)]
+    dist.all_gather(sizes, n)
+    counts = [int(s) for s in sizes]
+    longest = max(counts)
+    # all_gather needs equal shapes: pad to the longest, then cut each part to its own length.
+    padded = torch.zeros((longest, *local.shape[1:]), dtype=local.dtype, device=device)
+    padded[: local.shape[0]] = local
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded)
+    return torch.cat([p[:c] for p, c in zip(parts, counts)]).to(tensor.device)
+
+
+__all__ = [
+    "DistContext",
+    "all_gather_cat",
+    "barrier",
+    "destroy",
+    "init_from_env",
+    "is_initialized",
+    "is_main",
+    "launched_by_torchrun",
+    "rank",
+    "world_size",
+]

@@ -1,0 +1,84 @@
+"""Monte Carlo work in fixed shards, so an estimate does not depend on how many processes ran it.
+
+The n items of an estimator (AIS runs, or examples for importance sampling) are cut into
+shards of ``size`` consecutive items. Shard s draws its random numbers from its own generator,
+seeded from (root, s), where ``root`` is one number drawn from the caller's generator. In one
+process the shards run in sequence; under W ranks of a process group shard s runs on rank
+s % W, and the per-item results are all-gathered and put back in shard order. Every rank then
+holds exactly the tensor one process would have computed, and combines it (e.g. a logsumexp of
+all weights) itself: the combination is never an average of per-rank estimates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from genzoo import distributed as gz_dist
+
+# A shard's work: (lo, hi, generator) -> float64 results (hi - lo, width) of items lo..hi-1.
+ShardWork = Callable[[int, int, torch.Generator], torch.Tensor]
+
+
+def shard_bounds(n: int, size: int) -> list[tuple[int, int]]:
+    """[(lo, hi), ...] cutting range(n) into consecutive shards of ``size`` (the last shorter)."""
+    size = max(1, int(size))
+    return [(lo, min(lo + size, n)) for lo in range(0, n, size)]
+
+
+def shard_seed(root: int, index: int) -> int:
+    """A 63-bit seed for shard ``index`` of a computation whose root seed is ``root``
+    (numpy's SeedSequence hash, so nearby roots and indices give unrelated streams)."""
+    words = np.random.SeedSequence([root, index]).generate_state(2, dtype=np.uint32)
+    return ((int(words[0]) << 32) | int(words[1])) & ((1 << 63) - 1)
+
+
+def root_seed(generator: torch.Generator | None, distributed: bool = False) -> int:
+    """One number drawn from ``generator`` (the global generator when None); when
+    ``distributed``, rank 0's draw, so every rank uses the same root."""
+    device = generator.device if generator is not None else torch.device("cpu")
+    draw = torch.randint(0, 2**62, (1,), generator=generator, device=device).cpu()
+    if distributed:
+        draw = gz_dist.all_gather_cat(draw)[:1]
+    return int(draw[0])
+
+
+def map_shards(
+    n: int,
+    size: int,
+    work: ShardWork,
+    width: int,
+    generator: torch.Generator | None,
+    distributed: bool = False,
+) -> torch.Tensor:
+    """Run ``work`` over the shards of ``size`` of ``n`` items; return the float64 CPU tensor
+    (n, width) of all items in order, the same in every process and for any world size.
+
+    ``work(lo, hi, g)`` returns (hi - lo, width) results of items lo..hi-1 drawing only from
+    ``g`` (a generator on ``generator``'s device). With ``distributed`` (every rank of the
+    default process group calling with the same arguments), shard s runs on rank s % W.
+    """
+    root = root_seed(generator, distributed)
+    bounds = shard_bounds(n, size)
+    rank, world = (gz_dist.rank(), gz_dist.world_size()) if distributed else (0, 1)
+    device = generator.device if generator is not None else torch.device("cpu")
+
+    def run(s: int) -> torch.Tensor:
+        lo, hi = bounds[s]
+        g = torch.Generator(device=device).manual_seed(shard_seed(root, s))
+        return work(lo, hi, g).detach().to("cpu", torch.float64).reshape(hi - lo, width)
+
+    mine = [run(s) for s in range(rank, len(bounds), world)]
+    local = torch.cat(mine) if mine else torch.zeros((0, width), dtype=torch.float64)
+    if world == 1:
+        return local
+    gathered = gz_dist.all_gather_cat(local)
+    if len(gathered) != n:  # a rank ran with other arguments
+        raise RuntimeError(f"the ranks returned {len(gathered)} results for {n} items")
+    # gathered holds rank 0's shards (0, W, 2W, ...), then rank 1's (1, W+1, ...), ...
+    order = [s for r in range(world) for s in range(r, len(bounds), world)]
+    parts = torch.split(gathered, [bounds[s][1] - bounds[s][0] for s in order])
+    by_shard = dict(zip(order, parts))
+    return torch.cat([by_shard[s] for s in range(len(bounds))])

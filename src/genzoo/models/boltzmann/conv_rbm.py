@@ -1,0 +1,388 @@
+"""Convolutional RBM with probabilistic max pooling, and its stacking into a convolutional DBN.
+
+Lee, Grosse, Ranganath & Ng (2009), "Convolutional deep belief networks for scalable
+unsupervised learning of hierarchical representations", ICML.
+
+Binary visible maps v (C_in, N_V, N_V') with one bias b_c per input channel; K filters
+W^k (C_in, r, r) with one hidden bias c_k each; detector maps h^k (N_H, N_H'),
+N_H = N_V - r + 1 (valid cross-correlation "*"), partitioned into non-overlapping C x C blocks
+B_alpha, each with a pooling unit p^k_alpha. The energy (the paper's eq. for the max-pooling
+CRBM)::
+
+    E(v, h) = -sum_k sum_ij h^k_ij (W^k * v)_ij - sum_k c_k sum_ij h^k_ij - sum_c b_c sum v_c
+    subject to sum_{(i,j) in B_alpha} h^k_ij <= 1,     p^k_alpha = OR of h^k in B_alpha
+
+so each block is one categorical variable over its C^2 detectors plus "all off". With
+I(h^k_ij) = c_k + (W^k * v)_ij and the block's log-normaliser
+
+    L^k_alpha = log(1 + sum_{(i',j') in B_alpha} exp(I(h^k_i'j')))      (logsumexp with a 0 logit)
+
+    P(h^k_ij = 1 | v) = exp(I(h^k_ij) - L^k_alpha),   P(p^k_alpha = 0 | v) = exp(-L^k_alpha)
+    P(v_c = 1 | h)    = sigmoid(b_c + sum_k (W^k_c (*)_full h^k))      (full convolution)
+    F(v)              = -sum_c b_c sum v_c - sum_{k, alpha} L^k_alpha
+
+Learning: CD-k as the surrogate mean F(v_data) - mean F(v_model) (v_model detached), plus the
+paper's sparsity regulariser sparsity_cost * sum_k (target - mean_ij P(h^k_ij = 1 | v))^2,
+which (as in Lee et al.) moves only the hidden biases c.
+
+Images: flat inputs (B, C_in * H * W) are reshaped channel-first with the image shape from the
+config (``image_height`` / ``image_width``; none = square). A kernel / pool size that does not
+tile the detector maps (N_H divisible by C) is a ConfigError at construction.
+
+Convolutional DBN: :func:`next_layer_config` gives the config of an RBM whose visible layer is
+the pooling layer of the one below (K channels of N_H / C maps), and :class:`ConvDBN` passes
+data up the stack (P(p = 1 | v) or its samples), the data for training each next layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genzoo.core.config import Config, check, check_nonnegative
+from genzoo.core.errors import ConfigError, GenzooError
+from genzoo.core.protocols import ENERGY
+from genzoo.core.registry import register_model
+from genzoo.core.validation import check_binary
+from genzoo.models.boltzmann._ops import bernoulli
+from genzoo.models.boltzmann._sequences import resolve_image_shape
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvRBMConfig(Config):
+    """``n_visible`` = in_channels * image_height * image_width (from the data); the image
+    shape is inferred as square when ``image_height`` / ``image_width`` are none.
+    ``n_filters`` K, ``kernel_size`` r, ``pool_size`` C (C x C blocks). ``k``: CD-k.
+    ``sparsity_target`` / ``sparsity_cost``: Lee et al.'s regulariser on the mean detector
+    activation. ``init_std``: W ~ N(0, init_std^2). ``sample_burn_in``: Gibbs sweeps of
+    :meth:`ConvRBM.sample`."""
+
+    n_visible: int | None = None
+    image_height: int | None = None
+    image_width: int | None = None
+    in_channels: int = 1
+    n_filters: int = 24
+    kernel_size: int = 5
+    pool_size: int = 2
+    k: int = 1
+    sparsity_target: float | None = None
+    sparsity_cost: float = 0.0
+    init_std: float = 0.01
+    sample_burn_in: int = 1000
+
+    def validate(self) -> None:
+        check(self.n_visible is None or self.n_visible > 0, "model.n_visible must be positive")
+        check(self.in_channels >= 1, "model.in_channels must be >= 1")
+        check(self.n_filters >= 1, f"model.n_filters={self.n_filters} must be >= 1")
+        check(self.kernel_size >= 1, f"model.kernel_size={self.kernel_size} must be >= 1")
+        check(self.pool_size >= 1, f"model.pool_size={self.pool_size} must be >= 1")
+        check(self.k >= 1, f"model.k={self.k} must be >= 1")
+        check(
+            self.sparsity_target is None or 0.0 < self.sparsity_target < 1.0,
+            "model.sparsity_target must be in (0, 1) or none",
+        )
+        check_nonnegative(self.sparsity_cost, "model.sparsity_cost")
+        check(
+            self.sparsity_cost == 0.0 or self.sparsity_target is not None,
+            "model.sparsity_cost > 0 needs model.sparsity_target (e.g. 0.02)",
+        )
+        check_nonnegative(self.init_std, "model.init_std")
+        check(self.sample_burn_in >= 0, "model.sample_burn_in must be >= 0")
+
+
+@register_model(
+    "conv-rbm",
+    config=ConvRBMConfig,
+    family="boltzmann",
+    summary="convolutional RBM with probabilistic max pooling, CD-k on images",
+    paper="Lee, Grosse, Ranganath & Ng 2009",
+)
+class ConvRBM(nn.Module):
+    """Convolutional RBM with probabilistic max pooling. Batch methods take flat (B, D)
+    binary images, D = in_channels * H * W; hidden states are flat (B, K * N_H * N_H')."""
+
+    capabilities = frozenset({ENERGY})
+
+    def __init__(self, config: ConvRBMConfig, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        if config.n_visible is None:
+            raise ConfigError(
+                "model.n_visible is not set: set it or let the CLI take it from the data"
+            )
+        self.config = config
+        n_c, r, pool = config.in_channels, config.kernel_size, config.pool_size
+        if config.n_visible % n_c:
+            raise ConfigError(
+                f"model.n_visible={config.n_visible} is not a multiple of model.in_channels={n_c}"
+            )
+        self.image_shape = resolve_image_shape(
+            config.n_visible // n_c, config.image_height, config.image_width
+        )
+        hv, wv = self.image_shape
+        self.detector_shape = (hv - r + 1, wv - r + 1)
+        nh, nw = self.detector_shape
+        if nh < 1 or nw < 1:
+            raise ConfigError(f"model.kernel_size={r} is larger than the {hv}x{wv} images")
+        if nh % pool or nw % pool:
+            raise ConfigError(
+                f"model.pool_size={pool} does not tile the {nh}x{nw} detector maps "
+                f"({hv}x{wv} images, kernel {r}): choose kernel_size and pool_size so that "
+                f"image_size - kernel_size + 1 is a multiple of pool_size"
+            )
+        self.pool_shape = (nh // pool, nw // pool)
+        self.W = nn.Parameter(torch.zeros(config.n_filters, n_c, r, r))
+        self.b = nn.Parameter(torch.zeros(n_c))
+        self.c = nn.Parameter(torch.zeros(config.n_filters))
+        with torch.no_grad():
+            if config.init_std > 0:
+                self.W.normal_(0.0, config.init_std, generator=generator)
+
+    @property
+    def n_hidden(self) -> int:
+        return self.config.n_filters * self.detector_shape[0] * self.detector_shape[1]
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        """Flat (B, D) -> (B, C_in, H, W), after the binary input check."""
+        check_binary(x, self.config.n_visible)
+        return x.to(self.W.dtype).reshape(len(x), self.config.in_channels, *self.image_shape)
+
+    # -- block softmax (probabilistic max pooling) ----------------------------------------------
+
+    def detector_input(self, v: torch.Tensor) -> torch.Tensor:
+        """I(h^k_ij) = c_k + (W^k * v)_ij. v (B, C_in, H, W) -> (B, K, N_H, N_H')."""
+        return F.conv2d(v, self.W) + self.c.view(1, -1, 1, 1)
+
+    def _blocks(self, a: torch.Tensor) -> torch.Tensor:
+        # (B, K, N_H, N_H') -> (B, K, P, P', C*C): the detectors of each pooling block last.
+        bsz, k = a.shape[:2]
+        (ph, pw), s = self.pool_shape, self.config.pool_size
+        return (
+            a.reshape(bsz, k, ph, s, pw, s).permute(0, 1, 2, 4, 3, 5).reshape(bsz, k, ph, pw, s * s)
+        )
+
+    def _unblocks(self, blocks: torch.Tensor) -> torch.Tensor:
+        bsz, k = blocks.shape[:2]
+        (ph, pw), s = self.pool_shape, self.config.pool_size
+        return (
+            blocks.reshape(bsz, k, ph, pw, s, s)
+            .permute(0, 1, 2, 4, 3, 5)
+            .reshape(bsz, k, ph * s, pw * s)
+        )
+
+    def block_log_normaliser(self, a: torch.Tensor) -> torch.Tensor:
+        """L = log(1 + sum_block exp(I)), a logsumexp with a zero logit for "off".
+        (B, K, N_H, N_H') -> (B, K, P, P')."""
+        blocks = self._blocks(a)
+        zero = blocks.new_zeros(blocks.shape[:-1] + (1,))
+        return torch.logsumexp(torch.cat([blocks, zero], dim=-1), dim=-1)
+
+    def block_probabilities(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(P(h = 1 | v) (B, K, N_H, N_H'), P(p = 0 | v) (B, K, P, P')) from detector inputs a;
+        each block's detector probabilities plus its "off" probability sum to one."""
+        blocks = self._blocks(a)
+        zero = blocks.new_zeros(blocks.shape[:-1] + (1,))
+        probs = torch.softmax(torch.cat([blocks, zero], dim=-1), dim=-1)
+        return self._unblocks(probs[..., :-1]), probs[..., -1]
+
+    def sample_blocks(
+        self, a: torch.Tensor, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One categorical draw per block (at most one detector on): (h (B, K, N_H, N_H'),
+        p (B, K, P, P')), binary."""
+        blocks = self._blocks(a)
+        zero = blocks.new_zeros(blocks.shape[:-1] + (1,))
+        probs = torch.softmax(torch.cat([blocks, zero], dim=-1), dim=-1)
+        u = torch.rand(probs.shape[:-1] + (1,), generator=generator, device=a.device, dtype=a.dtype)
+        idx = (probs.cumsum(-1) < u).sum(-1).clamp_(max=probs.shape[-1] - 1)
+        onehot = F.one_hot(idx, probs.shape[-1]).to(a.dtype)
+        return self._unblocks(onehot[..., :-1]), 1.0 - onehot[..., -1]
+
+    # -- energies and conditionals ------------------------------------------------------------
+
+    def visible_input(self, h: torch.Tensor) -> torch.Tensor:
+        """b_c + sum_k W^k_c (*)_full h^k. h (B, K, N_H, N_H') -> (B, C_in, H, W)."""
+        return F.conv_transpose2d(h, self.W) + self.b.view(1, -1, 1, 1)
+
+    def energy(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """E(v, h) for flat v (B, D), h (B, K*N_H*N_H') -> (B,); +inf where a block has more
+        than one detector on (those states have probability zero)."""
+        img = v.to(self.W.dtype).reshape(len(v), self.config.in_channels, *self.image_shape)
+        hm = h.reshape(len(h), self.config.n_filters, *self.detector_shape)
+        e = -(hm * self.detector_input(img)).flatten(1).sum(-1) - (img.sum((2, 3)) @ self.b)
+        bad = (self._blocks(hm).sum(-1) > 1).flatten(1).any(-1)
+        return torch.where(bad, torch.full_like(e, float("inf")), e)
+
+    def free_energy(self, v: torch.Tensor) -> torch.Tensor:
+        """F(v) = -sum_c b_c sum v_c - sum L^k_alpha in nats. v (B, D) -> (B,)."""
+        img = v.to(self.W.dtype).reshape(len(v), self.config.in_channels, *self.image_shape)
+        a = self.detector_input(img)
+        return -(img.sum((2, 3)) @ self.b) - self.block_log_normaliser(a).flatten(1).sum(-1)
+
+    def p_h_given_v(self, v: torch.Tensor) -> torch.Tensor:
+        """P(h^k_ij = 1 | v), flat (B, D) -> flat (B, K*N_H*N_H')."""
+        img = v.to(self.W.dtype).reshape(len(v), self.config.in_channels, *self.image_shape)
+        return self.block_probabilities(self.detector_input(img))[0].flatten(1)
+
+    def p_v_given_h(self, h: torch.Tensor) -> torch.Tensor:
+        """P(v = 1 | h), flat (B, K*N_H*N_H') -> flat (B, D)."""
+        hm = h.to(self.W.dtype).reshape(len(h), self.config.n_filters, *self.detector_shape)
+        return torch.sigmoid(self.visible_input(hm)).flatten(1)
+
+    @torch.no_grad()
+    def gibbs_step(
+        self, v: torch.Tensor, beta: float = 1.0, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """One sweep v -> (h, p) -> v of p_beta ∝ exp(-beta E); flat (B, D) -> (B, D) binary."""
+        img = v.to(self.W.dtype).reshape(len(v), self.config.in_channels, *self.image_shape)
+        h, _ = self.sample_blocks(beta * self.detector_input(img), generator)
+        return bernoulli(torch.sigmoid(beta * self.visible_input(h)), generator).flatten(1)
+
+    # -- learning -----------------------------------------------------------------------------
+
+    def loss(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """CD-k surrogate on binary images x (B, D): ``loss`` = mean F(x) - mean F(v_model)
+        (+ the sparsity penalty); ``recon_error``: mean squared error of p(v | h0),
+        h0 ~ p(h | x); ``free_energy_gap`` in nats."""
+        img = self.images(x)
+        cfg = self.config
+        conv = F.conv2d(img, self.W)
+        a = conv + self.c.view(1, -1, 1, 1)
+        with torch.no_grad():
+            h, _ = self.sample_blocks(a, generator)
+            pv = torch.sigmoid(self.visible_input(h))
+            recon = ((img - pv) ** 2).mean()
+            v = bernoulli(pv, generator)
+            for _ in range(cfg.k - 1):
+                v = self.gibbs_step(v.flatten(1), generator=generator).reshape(img.shape)
+        f_data = -(img.sum((2, 3)) @ self.b) - self.block_log_normaliser(a).flatten(1).sum(-1)
+        gap = f_data.mean() - self.free_energy(v.flatten(1)).mean()
+        loss = gap
+        if cfg.sparsity_target is not None and cfg.sparsity_cost > 0:
+            # Only c moves under the regulariser (Lee et al.), hence the detached convolution.
+            q = self.block_probabilities(conv.detach() + self.c.view(1, -1, 1, 1))[0].mean(
+                (0, 2, 3)
+            )
+            loss = loss + cfg.sparsity_cost * ((cfg.sparsity_target - q) ** 2).sum()
+        return {"loss": loss, "recon_error": recon, "free_energy_gap": gap.detach()}
+
+    @torch.no_grad()
+    def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
+        """Mean free energy (nats, not a likelihood) and the mean-field reconstruction error
+        of x (B, D)."""
+        check_binary(x, self.config.n_visible)
+        x = x.to(self.W.dtype)
+        recon = ((x - self.p_v_given_h(self.p_h_given_v(x))) ** 2).mean()
+        return {"free_energy": float(self.free_energy(x).mean()), "recon_error": float(recon)}
+
+    @torch.no_grad()
+    def init_from_data(
+        self, x_train: torch.Tensor, generator: torch.Generator | None = None
+    ) -> None:
+        """b_c = logit of channel c's mean training intensity (clamped)."""
+        img = self.images(x_train)
+        p = img.mean((0, 2, 3)).clamp(1e-3, 1 - 1e-3)
+        self.b.copy_(torch.log(p) - torch.log1p(-p))
+
+    # -- sampling and pictures ----------------------------------------------------------------
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n binary images (n, D) after ``sample_burn_in`` Gibbs sweeps from the base rate."""
+        if n < 0:
+            raise GenzooError(f"sample(n={n}): n must be >= 0")
+        base = torch.sigmoid(self.b).repeat_interleave(self.image_shape[0] * self.image_shape[1])
+        v = bernoulli(base.expand(n, -1), generator)
+        for _ in range(self.config.sample_burn_in):
+            v = self.gibbs_step(v, generator=generator)
+        return v
+
+    @torch.no_grad()
+    def filters(self) -> tuple[torch.Tensor, tuple[int, int]]:
+        """The K filters as images in [0, 1], each min-max scaled, channels stacked vertically:
+        ((K, C_in * r * r), (C_in * r, r))."""
+        k, n_c, r, _ = self.W.shape
+        w = self.W.detach().float().cpu().reshape(k, -1)
+        lo, hi = w.min(1, keepdim=True).values, w.max(1, keepdim=True).values
+        return (w - lo) / (hi - lo).clamp_min(1e-12), (n_c * r, r)
+
+    @torch.no_grad()
+    def pool_probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """P(p^k_alpha = 1 | x), flat (B, D) -> flat (B, K * P * P'): the next layer's input."""
+        img = x.to(self.W.dtype).reshape(len(x), self.config.in_channels, *self.image_shape)
+        return (1.0 - self.block_probabilities(self.detector_input(img))[1]).flatten(1)
+
+    @torch.no_grad()
+    def sample_pool(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Binary pooling states p ~ P(p | x), flat (B, D) -> (B, K * P * P')."""
+        img = x.to(self.W.dtype).reshape(len(x), self.config.in_channels, *self.image_shape)
+        return self.sample_blocks(self.detector_input(img), generator)[1].flatten(1)
+
+
+def save_filters(model: ConvRBM, path: str | os.PathLike, nrow: int | None = None) -> None:
+    """Write the learned filters of ``model`` as one greyscale PNG grid at ``path``."""
+    from genzoo.utils.images import save_image_grid
+
+    images, shape = model.filters()
+    save_image_grid(images, shape, path, nrow=nrow, scale=4)
+
+
+def next_layer_config(lower: ConvRBM, **overrides) -> ConvRBMConfig:
+    """Config of a ConvRBM stacked on ``lower``: its visibles are lower's pooling units
+    (K channels of P x P' maps). ``overrides`` set the new layer's other fields."""
+    ph, pw = lower.pool_shape
+    k = lower.config.n_filters
+    return ConvRBMConfig(
+        **{
+            "n_filters": lower.config.n_filters,
+            "kernel_size": 3,
+            "pool_size": 1,
+            **overrides,
+            "n_visible": k * ph * pw,
+            "in_channels": k,
+            "image_height": ph,
+            "image_width": pw,
+        }
+    )
+
+
+class ConvDBN(nn.Module):
+    """A stack of ConvRBMs, each on the pooling layer of the one below (greedy layer-wise
+    training: train layer l on ``features(x, upto=l)``, Lee et al. section 3.4). Not a
+    registered model: it has no joint sampler of its own."""
+
+    def __init__(self, layers: list[ConvRBM]) -> None:
+        super().__init__()
+        for lower, upper in itertools.pairwise(layers):
+            k = lower.config.n_filters
+            if upper.config.in_channels != k or tuple(upper.image_shape) != tuple(lower.pool_shape):
+                raise ConfigError(
+                    f"layer with in_channels={upper.config.in_channels} and images "
+                    f"{upper.image_shape} cannot sit on pooling maps {k} x {lower.pool_shape}; "
+                    "build it from next_layer_config(lower)"
+                )
+        self.layers = nn.ModuleList(layers)
+
+    @torch.no_grad()
+    def features(
+        self, x: torch.Tensor, upto: int | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """The input of layer ``upto`` (default: the top pooling layer) for flat x (B, D):
+        with a generator, binary samples of each pooling layer (training data for the next
+        layer); without, the mean-field up-pass of pooling probabilities (features)."""
+        upto = len(self.layers) if upto is None else upto
+        for layer in self.layers[:upto]:
+            x = (
+                layer.sample_pool(x, generator)
+                if generator is not None
+                else layer.pool_probabilities(x)
+            )
+        return x

@@ -1,0 +1,244 @@
+"""Conditional restricted Boltzmann machine (CRBM).
+
+Taylor, Hinton & Roweis (2007), "Modeling human motion using binary latent variables", NIPS.
+
+Frames v_t in {0,1}^D, hidden units h_t in {0,1}^H, and the history of the n previous frames
+v_{<t} = [v_{t-n}; ...; v_{t-1}] (n*D,). The past enters only through dynamic biases: the
+autoregressive weights A (n*D, D) and the past-to-hidden weights B (n*D, H)::
+
+    b_t = b + A^T v_{<t},    c_t = c + B^T v_{<t}
+    E(v_t, h_t | v_{<t}) = -v_t^T W h_t - b_t^T v_t - c_t^T h_t
+    p(h_t,j = 1 | v_t, v_{<t}) = sigmoid(c_t,j + (v_t^T W)_j)
+    p(v_t,i = 1 | h_t, v_{<t}) = sigmoid(b_t,i + (W h_t)_i)
+    p(v_1..v_T) = prod_t exp(-F_t(v_t)) / Z_t
+
+Learning: CD-k on every frame with its history clamped to the data (the paper's rule), written
+as the surrogate mean_t F_t(v_t) - F_t(v_t^-) with the negative frames detached; its gradient
+moves W, b, c and, through the biases, A and B.
+
+Data (genzoo's sequence set). An image of height T and width D (``image_height`` /
+``image_width``; none = square) is read as the sequence of its T rows, each a frame of D
+pixels: MNIST gives 28 frames of 28 pixels, the 8x8 digits 8 frames of 8. The n frames before
+the first row are blank (zeros), so the first rows are modelled too and :meth:`sample` can draw
+whole images. Generation is iterated sampling: each row by ``sample_gibbs`` Gibbs sweeps of its
+frame RBM given the rows drawn so far (:meth:`complete` continues real first rows).
+
+With a frame width or hidden layer of at most 16 units, each Z_t is enumerated and
+:meth:`log_prob` is the exact log-likelihood of the image (capability ``exact_likelihood``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from genzoo.core.config import Config, check, check_nonnegative
+from genzoo.core.errors import ConfigError, GenzooError, InputError
+from genzoo.core.protocols import EXACT_LIKELIHOOD
+from genzoo.core.registry import register_model
+from genzoo.core.validation import check_binary
+from genzoo.models.boltzmann._ops import bernoulli
+from genzoo.models.boltzmann._sequences import (
+    MAX_ENUMERATED_UNITS,
+    frame_free_energy,
+    frame_gibbs,
+    frame_log_partition,
+    resolve_image_shape,
+    rows_given,
+)
+from genzoo.nn.init import normal_or_zero_
+
+
+@dataclasses.dataclass(frozen=True)
+class CRBMConfig(Config):
+    """``n_visible``: pixels per image (from the data); frames are rows of ``image_width``
+    pixels (``image_height`` / ``image_width`` none: a square image). ``order``: n, the number
+    of past frames the biases depend on. ``k``: CD-k. ``sample_gibbs``: Gibbs sweeps per
+    generated frame. ``init_std``: W, A, B ~ N(0, init_std^2)."""
+
+    n_visible: int | None = None
+    image_height: int | None = None
+    image_width: int | None = None
+    n_hidden: int = 100
+    order: int = 2
+    k: int = 1
+    init_std: float = 0.01
+    sample_gibbs: int = 50
+
+    def validate(self) -> None:
+        check(self.n_visible is None or self.n_visible > 0, "model.n_visible must be positive")
+        check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
+        check(self.order >= 1, f"model.order={self.order} must be >= 1 (past frames)")
+        check(self.k >= 1, f"model.k={self.k} must be >= 1")
+        check_nonnegative(self.init_std, "model.init_std")
+        check(self.sample_gibbs >= 1, "model.sample_gibbs must be >= 1")
+
+
+@register_model(
+    "crbm",
+    config=CRBMConfig,
+    family="boltzmann",
+    summary="conditional RBM over image rows as a sequence, biases set by the past n rows",
+    paper="Taylor, Hinton & Roweis 2007",
+)
+class CRBM(nn.Module):
+    """Conditional RBM over row sequences. Images are flat (B, T*D) binary tensors."""
+
+    def __init__(self, config: CRBMConfig, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        if config.n_visible is None:
+            raise ConfigError(
+                "model.n_visible is not set: set it or let the CLI take it from the data"
+            )
+        self.config = config
+        self.n_frames, self.frame_size = resolve_image_shape(
+            config.n_visible, config.image_height, config.image_width
+        )
+        check(
+            config.order < self.n_frames,
+            f"model.order={config.order} must be below the number of rows ({self.n_frames})",
+        )
+        d, h, n = self.frame_size, config.n_hidden, config.order
+        self.W = nn.Parameter(torch.zeros(d, h))
+        self.b = nn.Parameter(torch.zeros(d))
+        self.c = nn.Parameter(torch.zeros(h))
+        self.A = nn.Parameter(torch.zeros(n * d, d))
+        self.B = nn.Parameter(torch.zeros(n * d, h))
+        exact = min(d, h) <= MAX_ENUMERATED_UNITS
+        self.capabilities = frozenset({EXACT_LIKELIHOOD}) if exact else frozenset()
+        with torch.no_grad():
+            for p in (self.W, self.A, self.B):
+                normal_or_zero_(p, config.init_std, generator)
+
+    # -- sequences ----------------------------------------------------------------------------
+
+    def frames(self, x: torch.Tensor) -> torch.Tensor:
+        """Flat images (B, T*D) -> row sequences (B, T, D)."""
+        check_binary(x, self.config.n_visible)
+        return x.to(self.W.dtype).reshape(len(x), self.n_frames, self.frame_size)
+
+    def histories(self, seq: torch.Tensor) -> torch.Tensor:
+        """v_{<t} for every t: (B, T, D) -> (B, T, n*D), blank rows before the image."""
+        n, d = self.config.order, self.frame_size
+        padded = torch.cat([seq.new_zeros(len(seq), n, d), seq], dim=1)
+        # Window t holds rows t-n..t-1 of the original sequence, oldest first.
+        return torch.cat([padded[:, i : i + seq.shape[1]] for i in range(n)], dim=-1)
+
+    def dynamic_biases(self, hist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(b_t, c_t) from histories (..., n*D) -> (..., D), (..., H)."""
+        return self.b + hist @ self.A, self.c + hist @ self.B
+
+    # -- conditionals -------------------------------------------------------------------------
+
+    def p_h_given_v(self, v: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
+        """p(h_t = 1 | v_t, v_{<t}). v (N, D), hist (N, n*D) -> (N, H)."""
+        _, c_t = self.dynamic_biases(hist)
+        return torch.sigmoid(c_t + v @ self.W)
+
+    def p_v_given_h(self, h: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
+        """p(v_t = 1 | h_t, v_{<t}). h (N, H), hist (N, n*D) -> (N, D)."""
+        b_t, _ = self.dynamic_biases(hist)
+        return torch.sigmoid(b_t + h @ self.W.T)
+
+    def energy(self, v: torch.Tensor, h: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
+        """E(v_t, h_t | v_{<t}). v (N, D), h (N, H), hist (N, n*D) -> (N,)."""
+        b_t, c_t = self.dynamic_biases(hist)
+        return -((v @ self.W) * h).sum(-1) - (v * b_t).sum(-1) - (h * c_t).sum(-1)
+
+    def conditional_free_energy(self, v: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
+        """F_t(v_t | v_{<t}) in nats. v (N, D), hist (N, n*D) -> (N,)."""
+        b_t, c_t = self.dynamic_biases(hist)
+        return frame_free_energy(v, self.W, b_t, c_t)
+
+    # -- learning -----------------------------------------------------------------------------
+
+    def loss(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """CD-k on every frame of x (B, T*D), history clamped to the data. ``loss``: mean over
+        frames of F_t(v_t) - F_t(v_t^-) (nats per frame); ``recon_error``: mean squared error of
+        p(v_t | h_t), h_t ~ p(h_t | v_t, v_{<t})."""
+        seq = self.frames(x)
+        d = self.frame_size
+        v = seq.reshape(-1, d)
+        hist = self.histories(seq).reshape(len(v), -1)
+        b_t, c_t = self.dynamic_biases(hist)
+        with torch.no_grad():
+            h0 = bernoulli(torch.sigmoid(c_t + v @ self.W), generator)
+            p1 = torch.sigmoid(b_t + h0 @ self.W.T)
+            recon = ((v - p1) ** 2).mean()
+            v_neg = frame_gibbs(
+                bernoulli(p1, generator), self.W, b_t, c_t, self.config.k - 1, generator
+            )
+        gap = (
+            frame_free_energy(v, self.W, b_t, c_t) - frame_free_energy(v_neg, self.W, b_t, c_t)
+        ).mean()
+        return {"loss": gap, "recon_error": recon, "free_energy_gap": gap.detach()}
+
+    @torch.no_grad()
+    def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
+        """Mean-field one-step reconstruction error of every frame given its true history."""
+        seq = self.frames(x)
+        v = seq.reshape(-1, self.frame_size)
+        hist = self.histories(seq).reshape(len(v), -1)
+        recon = ((v - self.p_v_given_h(self.p_h_given_v(v, hist), hist)) ** 2).mean()
+        return {"recon_error": float(recon)}
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact log p(x) = sum_t -F_t(v_t) - log Z_t in nats, x (B, T*D) -> (B,); needs a frame
+        width or hidden layer of at most 16 units (Z_t is enumerated)."""
+        seq = self.frames(x)
+        v = seq.reshape(-1, self.frame_size)
+        hist = self.histories(seq).reshape(len(v), -1)
+        b_t, c_t = self.dynamic_biases(hist)
+        lp = -frame_free_energy(v, self.W, b_t, c_t) - frame_log_partition(self.W, b_t, c_t)
+        return lp.reshape(len(x), self.n_frames).sum(-1)
+
+    # -- generation ---------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def complete(
+        self, x: torch.Tensor, n_given: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Keep the first ``n_given`` rows of x (B, T*D) and draw the others one at a time,
+        each by ``sample_gibbs`` Gibbs sweeps of its frame RBM given the rows before it
+        (started from the previous row). Returns binary (B, T*D)."""
+        if not 0 <= n_given <= self.n_frames:
+            raise InputError(f"n_given={n_given} must be in [0, {self.n_frames}]")
+        seq = self.frames(x).clone()
+        n, d = self.config.order, self.frame_size
+        for t in range(n_given, self.n_frames):
+            past = torch.cat([seq.new_zeros(len(seq), n, d), seq[:, :t]], dim=1)[:, -n:]
+            b_t, c_t = self.dynamic_biases(past.reshape(len(seq), n * d))
+            start = bernoulli(torch.sigmoid(b_t), generator)
+            seq[:, t] = frame_gibbs(start, self.W, b_t, c_t, self.config.sample_gibbs, generator)
+        return seq.reshape(len(x), -1)
+
+    @torch.no_grad()
+    def inpaint(
+        self,
+        x: torch.Tensor,
+        observed_mask: torch.Tensor,
+        generator: torch.Generator | None = None,
+        n_samples: int = 1,
+    ) -> torch.Tensor:
+        """Completions (n_samples, B, D) of x (B, D) whose observed pixels (``observed_mask``,
+        True = observed) are whole top rows, the rest drawn row by row by :meth:`complete`
+        (the ``genzoo inpaint --mask bottom-half`` hook). Hidden entries of x are ignored."""
+        if not isinstance(n_samples, int) or n_samples < 1:
+            raise InputError(f"n_samples={n_samples!r} must be a positive integer")
+        n_given = rows_given(observed_mask, x, self.n_frames, self.frame_size)
+        keep = torch.zeros_like(x, dtype=torch.bool).view(len(x), self.n_frames, -1)
+        keep[:, :n_given] = True
+        x = torch.where(keep.reshape(x.shape), x, torch.zeros_like(x))
+        return torch.stack([self.complete(x, n_given, generator) for _ in range(n_samples)])
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images (n, T*D) generated row by row from blank history."""
+        if n < 0:
+            raise GenzooError(f"sample(n={n}): n must be >= 0")
+        blank = self.W.new_zeros(n, self.config.n_visible)
+        return self.complete(blank, 0, generator)

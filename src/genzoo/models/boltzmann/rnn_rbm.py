@@ -1,0 +1,218 @@
+"""RNN-RBM: a recurrent network whose state sets the biases of an RBM at every step.
+
+Boulanger-Lewandowski, Bengio & Vincent (2012), "Modeling temporal dependencies in
+high-dimensional sequences: application to polyphonic music generation and transcription", ICML.
+
+Frames v_t in {0,1}^D, RBM hidden units h_t in {0,1}^H, RNN state u_t in (-1,1)^U, u_0 = 0
+(the paper's eqs. 7-12, its u_0 a learned vector; here 0 plus the learned biases)::
+
+    b_v^t = b_v + W_uv u_{t-1}            (visible biases of step t's RBM)
+    b_h^t = b_h + W_uh u_{t-1}            (hidden biases)
+    u_t   = tanh(b_u + W_uu u_{t-1} + W_vu v_t)
+    P(v_t | v_{<t}) = exp(-F_t(v_t)) / Z_t,  F_t(v) = -b_v^t·v - sum_j softplus(b_h^t_j + (v^T W)_j)
+
+Learning (the paper's section 3): run the RNN over the data to get every u_t; draw v_t^- by
+k-step block Gibbs sampling from step t's RBM; the cost C = sum_t F_t(v_t) - F_t(v_t^-) with
+v_t^- held fixed has, with respect to W, b_v^t and b_h^t, the CD estimate of the negative
+log-likelihood gradient, and backpropagation through time carries the bias gradients into
+W_uv, W_uh and then W_uu, W_vu, b_u. ``loss`` returns C averaged over frames.
+
+Data: images as sequences of rows, as in :mod:`genzoo.models.boltzmann.crbm`. Generation runs
+the RNN forward and samples each row from its RBM by ``sample_gibbs`` Gibbs sweeps. With a
+frame width or hidden layer of at most 16 units, :meth:`log_prob` is exact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from genzoo.core.config import Config, check, check_nonnegative
+from genzoo.core.errors import ConfigError, GenzooError, InputError
+from genzoo.core.protocols import EXACT_LIKELIHOOD
+from genzoo.core.registry import register_model
+from genzoo.core.validation import check_binary
+from genzoo.models.boltzmann._ops import bernoulli
+from genzoo.models.boltzmann._sequences import (
+    MAX_ENUMERATED_UNITS,
+    frame_free_energy,
+    frame_gibbs,
+    frame_log_partition,
+    resolve_image_shape,
+    rows_given,
+)
+from genzoo.nn.init import normal_or_zero_
+
+
+@dataclasses.dataclass(frozen=True)
+class RNNRBMConfig(Config):
+    """``n_visible`` pixels per image, read as rows of ``image_width`` (none: square images).
+    ``n_hidden``: RBM hidden units H; ``n_recurrent``: RNN units U. ``k``: CD-k per step.
+    ``sample_gibbs``: Gibbs sweeps per generated frame. ``init_std``: all weights
+    ~ N(0, init_std^2)."""
+
+    n_visible: int | None = None
+    image_height: int | None = None
+    image_width: int | None = None
+    n_hidden: int = 100
+    n_recurrent: int = 100
+    k: int = 1
+    init_std: float = 0.01
+    sample_gibbs: int = 50
+
+    def validate(self) -> None:
+        check(self.n_visible is None or self.n_visible > 0, "model.n_visible must be positive")
+        check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
+        check(self.n_recurrent > 0, f"model.n_recurrent={self.n_recurrent} must be positive")
+        check(self.k >= 1, f"model.k={self.k} must be >= 1")
+        check_nonnegative(self.init_std, "model.init_std")
+        check(self.sample_gibbs >= 1, "model.sample_gibbs must be >= 1")
+
+
+@register_model(
+    "rnn-rbm",
+    config=RNNRBMConfig,
+    family="boltzmann",
+    summary="RNN-RBM over image rows: an RNN sets each step's RBM biases, CD through time",
+    paper="Boulanger-Lewandowski, Bengio & Vincent 2012",
+)
+class RNNRBM(nn.Module):
+    """RNN-RBM over row sequences. Images are flat (B, T*D) binary tensors."""
+
+    def __init__(self, config: RNNRBMConfig, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        if config.n_visible is None:
+            raise ConfigError(
+                "model.n_visible is not set: set it or let the CLI take it from the data"
+            )
+        self.config = config
+        self.n_frames, self.frame_size = resolve_image_shape(
+            config.n_visible, config.image_height, config.image_width
+        )
+        d, h, u = self.frame_size, config.n_hidden, config.n_recurrent
+        self.W = nn.Parameter(torch.zeros(d, h))
+        self.b_v = nn.Parameter(torch.zeros(d))
+        self.b_h = nn.Parameter(torch.zeros(h))
+        self.W_uv = nn.Parameter(torch.zeros(u, d))
+        self.W_uh = nn.Parameter(torch.zeros(u, h))
+        self.W_uu = nn.Parameter(torch.zeros(u, u))
+        self.W_vu = nn.Parameter(torch.zeros(d, u))
+        self.b_u = nn.Parameter(torch.zeros(u))
+        exact = min(d, h) <= MAX_ENUMERATED_UNITS
+        self.capabilities = frozenset({EXACT_LIKELIHOOD}) if exact else frozenset()
+        with torch.no_grad():
+            for p in (self.W, self.W_uv, self.W_uh, self.W_uu, self.W_vu):
+                normal_or_zero_(p, config.init_std, generator)
+
+    def frames(self, x: torch.Tensor) -> torch.Tensor:
+        """Flat images (B, T*D) -> row sequences (B, T, D)."""
+        check_binary(x, self.config.n_visible)
+        return x.to(self.W.dtype).reshape(len(x), self.n_frames, self.frame_size)
+
+    def step_biases(self, u_prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(b_v^t, b_h^t) from u_{t-1} (..., U) -> (..., D), (..., H)."""
+        return self.b_v + u_prev @ self.W_uv, self.b_h + u_prev @ self.W_uh
+
+    def recur(self, u_prev: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """u_t = tanh(b_u + W_uu u_{t-1} + W_vu v_t). (B, U), (B, D) -> (B, U)."""
+        return torch.tanh(self.b_u + u_prev @ self.W_uu + v @ self.W_vu)
+
+    def biases(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every step's RBM biases given the data: (B, T, D) -> (B, T, D), (B, T, H)."""
+        u = seq.new_zeros(len(seq), self.config.n_recurrent)
+        states = []
+        for t in range(seq.shape[1]):
+            states.append(u)
+            u = self.recur(u, seq[:, t])
+        return self.step_biases(torch.stack(states, dim=1))
+
+    def loss(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """CD-k through time on x (B, T*D). ``loss``: mean over frames of F_t(v_t) - F_t(v_t^-)
+        (nats per frame), differentiable through the biases into the RNN; ``recon_error``: mean
+        squared error of p(v_t | h_t), h_t ~ p(h_t | v_t)."""
+        seq = self.frames(x)
+        b_v, b_h = self.biases(seq)
+        d = self.frame_size
+        n = len(seq) * self.n_frames
+        v, b_v, b_h = seq.reshape(n, d), b_v.reshape(n, d), b_h.reshape(n, -1)
+        with torch.no_grad():
+            h0 = bernoulli(torch.sigmoid(b_h + v @ self.W), generator)
+            p1 = torch.sigmoid(b_v + h0 @ self.W.T)
+            recon = ((v - p1) ** 2).mean()
+            v_neg = frame_gibbs(
+                bernoulli(p1, generator), self.W, b_v, b_h, self.config.k - 1, generator
+            )
+        gap = (
+            frame_free_energy(v, self.W, b_v, b_h) - frame_free_energy(v_neg, self.W, b_v, b_h)
+        ).mean()
+        return {"loss": gap, "recon_error": recon, "free_energy_gap": gap.detach()}
+
+    @torch.no_grad()
+    def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
+        """Mean-field one-step reconstruction error of every frame given its true past."""
+        seq = self.frames(x)
+        b_v, b_h = self.biases(seq)
+        ph = torch.sigmoid(b_h + seq @ self.W)
+        recon = ((seq - torch.sigmoid(b_v + ph @ self.W.T)) ** 2).mean()
+        return {"recon_error": float(recon)}
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact log p(x) = sum_t -F_t(v_t) - log Z_t in nats, x (B, T*D) -> (B,); needs a frame
+        width or hidden layer of at most 16 units."""
+        seq = self.frames(x)
+        b_v, b_h = self.biases(seq)
+        d = self.frame_size
+        n = len(seq) * self.n_frames
+        v, b_v, b_h = seq.reshape(n, d), b_v.reshape(n, d), b_h.reshape(n, -1)
+        lp = -frame_free_energy(v, self.W, b_v, b_h) - frame_log_partition(self.W, b_v, b_h)
+        return lp.reshape(len(x), self.n_frames).sum(-1)
+
+    @torch.no_grad()
+    def complete(
+        self, x: torch.Tensor, n_given: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Keep the first ``n_given`` rows of x (B, T*D), run the RNN over them, then draw each
+        later row from its RBM (``sample_gibbs`` sweeps) and feed it back. Binary (B, T*D)."""
+        if not 0 <= n_given <= self.n_frames:
+            raise InputError(f"n_given={n_given} must be in [0, {self.n_frames}]")
+        seq = self.frames(x).clone()
+        u = seq.new_zeros(len(seq), self.config.n_recurrent)
+        for t in range(self.n_frames):
+            if t >= n_given:
+                b_v, b_h = self.step_biases(u)
+                start = bernoulli(torch.sigmoid(b_v), generator)
+                seq[:, t] = frame_gibbs(
+                    start, self.W, b_v, b_h, self.config.sample_gibbs, generator
+                )
+            u = self.recur(u, seq[:, t])
+        return seq.reshape(len(x), -1)
+
+    @torch.no_grad()
+    def inpaint(
+        self,
+        x: torch.Tensor,
+        observed_mask: torch.Tensor,
+        generator: torch.Generator | None = None,
+        n_samples: int = 1,
+    ) -> torch.Tensor:
+        """Completions (n_samples, B, D) of x (B, D) whose observed pixels (``observed_mask``,
+        True = observed) are whole top rows, the rest drawn row by row by :meth:`complete`
+        (the ``genzoo inpaint --mask bottom-half`` hook). Hidden entries of x are ignored."""
+        if not isinstance(n_samples, int) or n_samples < 1:
+            raise InputError(f"n_samples={n_samples!r} must be a positive integer")
+        n_given = rows_given(observed_mask, x, self.n_frames, self.frame_size)
+        keep = torch.zeros_like(x, dtype=torch.bool).view(len(x), self.n_frames, -1)
+        keep[:, :n_given] = True
+        x = torch.where(keep.reshape(x.shape), x, torch.zeros_like(x))
+        return torch.stack([self.complete(x, n_given, generator) for _ in range(n_samples)])
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images (n, T*D) generated row by row."""
+        if n < 0:
+            raise GenzooError(f"sample(n={n}): n must be >= 0")
+        return self.complete(self.W.new_zeros(n, self.config.n_visible), 0, generator)

@@ -1,0 +1,407 @@
+"""Spike-and-slab restricted Boltzmann machine (ssRBM).
+
+Courville, Bergstra & Bengio (2011), "A spike and slab restricted Boltzmann machine" (AISTATS),
+eqs. 1-6, with a diagonal visible precision Lambda.
+
+Real visibles v (D,), and per hidden unit i = 1..H a binary spike h_i and a real slab s_i.
+Parameters: W (D, H) with columns W_i, spike biases b (H,), slab precisions alpha (H,) and the
+diagonal visible precision Lambda (D,)::
+
+    E(v, s, h) = 1/2 v^T Lambda v - sum_i h_i s_i v^T W_i + 1/2 sum_i alpha_i s_i^2 - b^T h
+
+    p(s_i | v, h)   = N(h_i v^T W_i / alpha_i, 1 / alpha_i)                        (eq. 4)
+    p(h_i = 1 | v)  = sigmoid(b_i + (v^T W_i)^2 / (2 alpha_i))   (s integrated out) (eq. 5)
+    p(v | s, h)     = N(Lambda^{-1} W (s * h), Lambda^{-1})     (diagonal: no inversion)
+    F(v) = -log sum_h int exp(-E) ds
+         = 1/2 v^T Lambda v
+           - sum_i [softplus(b_i + (v^T W_i)^2 / (2 alpha_i)) + 1/2 log(2 pi / alpha_i)]
+
+Block Gibbs: h ~ p(h | v), s ~ p(s | v, h), v ~ p(v | s, h).
+
+Feasible region. With s integrated out, p(v | h) is Gaussian with precision
+P(h) = Lambda - sum_i h_i W_i W_i^T / alpha_i, which is positive definite for every h iff it is
+for h = all ones, i.e. iff rho = ||Lambda^{-1/2} W alpha^{-1/2}||_2 < 1. The paper confines v to
+a ball to keep Z finite outside that region; here instead the parameters are kept inside it, so
+every conditional is a proper Gaussian and Z is finite without the ball. ``guard="rescale"``
+uses the effective weights W * min(1, max_spectral_norm / rho) (a differentiable
+parameterisation: whatever the optimiser does to W, Lambda or alpha, the model stays feasible
+with P(all on) >= (1 - max_spectral_norm^2) Lambda); ``guard="error"`` uses W as it is and
+raises once rho reaches ``max_spectral_norm``. Lambda and alpha are positive and bounded by a
+sigmoid parameterisation of their logarithms between ``min_precision`` and ``max_precision``.
+
+Exact log Z for small H: integrating v and s analytically for each spike vector h,
+
+    F(h) = -b^T h - sum_i 1/2 log(2 pi / alpha_i) - D/2 log(2 pi) + 1/2 log det P(h),
+
+and Z = sum_h exp(-F(h)) (enumeration, one Cholesky factorisation per state; evaluation only).
+
+Learning: CD-k / PCD-k as the surrogate ``mean F(v_data) - mean F(v_model)`` (v_model
+detached), differentiated by autograd; no matrix is inverted or factorised during training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+from torch import nn
+
+from genzoo.core.config import Config, check, check_nonnegative
+from genzoo.core.errors import ConfigError, GenzooError, TrainingDiverged
+from genzoo.core.protocols import ENERGY, EXACT_LOG_PARTITION
+from genzoo.core.registry import register_model
+from genzoo.core.validation import check_data
+from genzoo.models.boltzmann._ops import bernoulli, bounded, bounded_logit, softplus
+from genzoo.nn.init import normal_or_zero_
+
+_PERSISTENT_SAMPLE_STEPS = 10
+_LOG_2PI = math.log(2.0 * math.pi)
+GUARDS = ("rescale", "error")
+
+
+@dataclasses.dataclass(frozen=True)
+class SSRBMConfig(Config):
+    """Hyperparameters of the spike-and-slab RBM.
+
+    ``n_visible`` is filled from the data by the CLI when left ``None``. ``k``, ``persistent``,
+    ``n_chains``, ``weight_decay`` (on W), ``init_std`` (W ~ N(0, init_std^2)) and
+    ``sample_burn_in`` as for the binary RBM. ``init_alpha``: the initial slab precision;
+    ``init_b``: the initial spike bias (negative for sparse spikes). ``min_precision`` /
+    ``max_precision`` bound every Lambda_k and alpha_i. ``max_spectral_norm`` (< 1) bounds
+    rho = ||Lambda^{-1/2} W alpha^{-1/2}||_2; ``guard`` is ``rescale`` (keep the model feasible by
+    shrinking W) or ``error`` (raise when it leaves the region). ``init_from_data`` sets Lambda to
+    the inverse data variances (clipped to the bounds).
+    """
+
+    n_visible: int | None = None
+    n_hidden: int = 256
+    k: int = 1
+    persistent: bool = False
+    n_chains: int = 100
+    weight_decay: float = 0.0
+    init_std: float = 0.01
+    init_alpha: float = 1.0
+    init_b: float = 0.0
+    min_precision: float = 1e-2
+    max_precision: float = 1e3
+    max_spectral_norm: float = 0.95
+    guard: str = "rescale"
+    sample_burn_in: int = 1000
+
+    def validate(self) -> None:
+        check(
+            self.n_visible is None or self.n_visible > 0,
+            f"model.n_visible={self.n_visible} must be positive (or none to take it from the data)",
+        )
+        check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
+        check(self.k >= 1, f"model.k={self.k} must be >= 1 (Gibbs steps per update)")
+        check(self.n_chains >= 1, f"model.n_chains={self.n_chains} must be >= 1")
+        check_nonnegative(self.weight_decay, "model.weight_decay")
+        check_nonnegative(self.init_std, "model.init_std")
+        check(
+            math.isfinite(self.min_precision) and self.min_precision > 0,
+            f"model.min_precision={self.min_precision} must be positive and finite (a precision "
+            "of zero or below is not a Gaussian)",
+        )
+        check(
+            math.isfinite(self.max_precision) and self.max_precision > self.min_precision,
+            f"model.max_precision={self.max_precision} must be finite and above "
+            f"model.min_precision={self.min_precision}",
+        )
+        check(
+            self.min_precision < self.init_alpha < self.max_precision,
+            f"model.init_alpha={self.init_alpha} must lie strictly between model.min_precision "
+            f"and model.max_precision",
+        )
+        check(
+            0.0 < self.max_spectral_norm < 1.0,
+            f"model.max_spectral_norm={self.max_spectral_norm} must be in (0, 1): at 1 the "
+            "covariance of p(v | h) with every spike on is singular, above it not positive "
+            "definite",
+        )
+        check(self.guard in GUARDS, f"model.guard={self.guard!r} must be one of {GUARDS}")
+        check(math.isfinite(self.init_b), f"model.init_b={self.init_b} must be finite")
+        check(self.sample_burn_in >= 0, f"model.sample_burn_in={self.sample_burn_in} must be >= 0")
+
+
+@register_model(
+    "ssrbm",
+    config=SSRBMConfig,
+    family="boltzmann",
+    summary="spike-and-slab RBM (binary spikes, real slabs, real visibles), CD-k / PCD-k",
+    paper="Courville, Bergstra & Bengio 2011",
+)
+class SSRBM(nn.Module):
+    """Spike-and-slab RBM. Batch methods take (B, D) real visibles and (B, H) spikes / slabs and
+    return (B,) values in nats; device and dtype follow the parameters."""
+
+    capabilities = frozenset({ENERGY, EXACT_LOG_PARTITION})
+
+    def __init__(self, config: SSRBMConfig, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        if not isinstance(config, SSRBMConfig):
+            raise ConfigError(f"SSRBM needs an SSRBMConfig, got {type(config).__name__}")
+        config.validate()
+        if config.n_visible is None:
+            raise ConfigError(
+                "model.n_visible is not set: set it (--set model.n_visible=64) or let the CLI "
+                "take it from the data"
+            )
+        self.config = config
+        d, h = config.n_visible, config.n_hidden
+        self.W = nn.Parameter(torch.zeros(d, h))
+        self.b = nn.Parameter(torch.zeros(h))
+        self.log_alpha_logit = nn.Parameter(torch.zeros(h))
+        self.log_lambda_logit = nn.Parameter(torch.zeros(d))
+        if config.persistent:
+            self.register_buffer("chains", torch.zeros(config.n_chains, d))
+        else:
+            self.chains = None
+        self.reset_parameters(generator)
+        if config.guard == "error":
+            with torch.no_grad():
+                rho = float(self.spectral_norm())
+            if rho >= config.max_spectral_norm:
+                raise ConfigError(
+                    f"model.init_std={config.init_std} puts the initial ssRBM outside the "
+                    f"positive-definite region (rho = {rho:.3g} >= model.max_spectral_norm="
+                    f"{config.max_spectral_norm}); lower model.init_std, raise model.init_alpha, "
+                    "or use model.guard=rescale"
+                )
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """W ~ N(0, init_std^2), b = init_b, alpha = init_alpha, Lambda = 1 (clipped)."""
+        with torch.no_grad():
+            normal_or_zero_(self.W, self.config.init_std, generator)
+            self.b.fill_(self.config.init_b)
+            self._set_log_precision(
+                self.log_alpha_logit, torch.full_like(self.b, math.log(self.config.init_alpha))
+            )
+            self._set_log_precision(self.log_lambda_logit, torch.zeros_like(self.log_lambda_logit))
+            if self.chains is not None:
+                self.chains.zero_()
+
+    # -- parameters ---------------------------------------------------------------------------
+
+    @property
+    def n_visible(self) -> int:
+        return self.W.shape[0]
+
+    @property
+    def n_hidden(self) -> int:
+        return self.W.shape[1]
+
+    def _bounds(self) -> tuple[float, float]:
+        return math.log(self.config.min_precision), math.log(self.config.max_precision)
+
+    @torch.no_grad()
+    def _set_log_precision(self, logit: torch.Tensor, log_value: torch.Tensor) -> None:
+        logit.copy_(bounded_logit(log_value, *self._bounds()))
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        """Slab precisions alpha (H,), inside [min_precision, max_precision]."""
+        return torch.exp(bounded(self.log_alpha_logit, *self._bounds()))
+
+    @property
+    def lam(self) -> torch.Tensor:
+        """Diagonal visible precision Lambda (D,), inside [min_precision, max_precision]."""
+        return torch.exp(bounded(self.log_lambda_logit, *self._bounds()))
+
+    def spectral_norm(self, W: torch.Tensor | None = None) -> torch.Tensor:
+        """rho = ||Lambda^{-1/2} W alpha^{-1/2}||_2 (0-dim) of the raw W (or the given one); the
+        model is normalisable iff rho < 1."""
+        W = self.W if W is None else W
+        scaled = W * torch.rsqrt(self.lam)[:, None] * torch.rsqrt(self.alpha)[None, :]
+        return torch.linalg.matrix_norm(scaled, ord=2)
+
+    def weight(self) -> torch.Tensor:
+        """The effective W (D, H) used by every formula: W itself under ``guard="error"``, else
+        W * min(1, max_spectral_norm / rho). Differentiable."""
+        if self.config.guard == "error":
+            return self.W
+        rho = self.spectral_norm()
+        return self.W * torch.clamp(self.config.max_spectral_norm / rho.clamp_min(1e-30), max=1.0)
+
+    @torch.no_grad()
+    def check_feasible(self) -> float:
+        """Return rho of the effective weights; under ``guard="error"`` raise TrainingDiverged
+        when it is at or above ``max_spectral_norm`` (under ``rescale`` it is at most that by
+        construction, up to rounding)."""
+        rho = float(self.spectral_norm(self.weight()))
+        if self.config.guard == "error" and not rho < self.config.max_spectral_norm:
+            raise TrainingDiverged(
+                f"the ssRBM left the positive-definite region: rho = {rho:.4g} >= "
+                f"model.max_spectral_norm={self.config.max_spectral_norm}, so p(v | h) is no "
+                "longer a proper Gaussian; lower train.lr or use model.guard=rescale"
+            )
+        return rho
+
+    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
+        """Raise InputError unless ``x`` is a finite real (B, n_visible) floating tensor."""
+        check_data(x, self.n_visible, binary=False, name=name)
+
+    # -- energies -----------------------------------------------------------------------------
+
+    def energy(self, v: torch.Tensor, h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """E(v, s, h) (module docstring); the latent state is the pair (h, s).
+        v (B, D), h (B, H) spikes, s (B, H) slabs -> (B,)."""
+        quad = 0.5 * (v**2 * self.lam).sum(-1)
+        slab = 0.5 * (s**2 * self.alpha).sum(-1)
+        return quad - ((v @ self.weight()) * h * s).sum(-1) + slab - h @ self.b
+
+    def free_energy(self, v: torch.Tensor) -> torch.Tensor:
+        """F(v), spikes summed and slabs integrated out, in nats. v (B, D) -> (B,)."""
+        return self._free_energy(v, self.weight(), self.alpha, self.lam)
+
+    def _free_energy(self, v, W, alpha, lam):
+        u = v @ W
+        spikes = softplus(self.b + u**2 / (2.0 * alpha)) + 0.5 * (_LOG_2PI - torch.log(alpha))
+        return 0.5 * (v**2 * lam).sum(-1) - spikes.sum(-1)
+
+    def hidden_free_energy(self, h: torch.Tensor) -> torch.Tensor:
+        """F(h) = -log int int exp(-E(v, s, h)) ds dv, constants included (module docstring).
+        h (B, H) -> (B,). Uses one Cholesky factorisation per row (evaluation only)."""
+        W, alpha, lam = self.weight(), self.alpha, self.lam
+        Wh = W[None, :, :] * (h / alpha)[:, None, :]  # (B, D, H)
+        P = torch.diag_embed(lam.expand(h.shape[0], -1)) - Wh @ W.T
+        logdet = 2.0 * torch.log(torch.diagonal(torch.linalg.cholesky(P), dim1=-2, dim2=-1)).sum(-1)
+        const = 0.5 * (_LOG_2PI - torch.log(alpha)).sum() + 0.5 * self.n_visible * _LOG_2PI
+        return -(h @ self.b) - const + 0.5 * logdet
+
+    # -- conditionals and Gibbs sampling ------------------------------------------------------
+
+    def p_h_given_v(self, v: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+        """p(h_i = 1 | v) with the slab integrated out, at inverse temperature beta.
+        v (B, D) -> (B, H)."""
+        u = v @ self.weight()
+        return torch.sigmoid(beta * (self.b + u**2 / (2.0 * self.alpha)))
+
+    def s_given_vh(self, v: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, variance) of p(s | v, h): h_i v^T W_i / alpha_i and 1 / alpha_i. -> (B, H) each
+        (the variance broadcast)."""
+        alpha = self.alpha
+        mean = h * (v @ self.weight()) / alpha
+        return mean, (1.0 / alpha).expand_as(mean)
+
+    def v_given_sh(self, s: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, variance) of p(v | s, h): Lambda^{-1} W (s h) and Lambda^{-1}. -> (B, D) each."""
+        inv_lam = 1.0 / self.lam
+        mean = ((s * h) @ self.weight().T) * inv_lam
+        return mean, inv_lam.expand_as(mean)
+
+    @torch.no_grad()
+    def gibbs_step(
+        self, v: torch.Tensor, beta: float = 1.0, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """One block Gibbs sweep v -> h -> s -> v leaving p_beta(v, s, h) ∝ exp(-beta E)
+        invariant (beta > 0). v (B, D) -> (B, D)."""
+        W, alpha, lam = self.weight(), self.alpha, self.lam
+        u = v @ W
+        h = bernoulli(torch.sigmoid(beta * (self.b + u**2 / (2.0 * alpha))), generator)
+        s = h * u / alpha + _randn(u, generator) * torch.rsqrt(beta * alpha)
+        mean = ((s * h) @ W.T) / lam
+        return mean + _randn(mean, generator) * torch.rsqrt(beta * lam)
+
+    # -- learning -----------------------------------------------------------------------------
+
+    def loss(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """CD-k / PCD-k surrogate on a real batch x (B, D): ``loss`` = mean F(x) - mean
+        F(v_model) (+ 0.5 weight_decay ||W||^2), differentiated by autograd (no matrix inverse).
+        Figures: ``free_energy_gap`` (nats), ``recon_error`` (mean squared error of
+        E[v | s, h] after one sweep from x), ``rho`` (the spectral norm of the effective model)."""
+        self.check_input(x)
+        x = x.to(dtype=self.W.dtype)
+        cfg = self.config
+        with torch.no_grad():
+            rho = self.check_feasible()
+            if cfg.persistent:
+                v = self.chains
+                for _ in range(cfg.k):
+                    v = self.gibbs_step(v, generator=generator)
+                self.chains.copy_(v)
+                v_first = self.gibbs_step(x, generator=generator)
+            else:
+                v = x
+                for step in range(cfg.k):
+                    v = self.gibbs_step(v, generator=generator)
+                    if step == 0:
+                        v_first = v
+            v_model = v
+            recon = ((x - v_first) ** 2).mean()
+        W, alpha, lam = self.weight(), self.alpha, self.lam
+        gap = self._free_energy(x, W, alpha, lam).mean() - self._free_energy(
+            v_model, W, alpha, lam
+        ).mean()
+        loss = gap
+        if cfg.weight_decay > 0:
+            loss = loss + 0.5 * cfg.weight_decay * (self.W**2).sum()
+        return {
+            "loss": loss,
+            "free_energy_gap": gap.detach(),
+            "recon_error": recon,
+            "rho": torch.tensor(rho, dtype=x.dtype, device=x.device),
+        }
+
+    @torch.no_grad()
+    def init_from_data(
+        self, x_train: torch.Tensor, generator: torch.Generator | None = None
+    ) -> None:
+        """Lambda = 1 / the data's second moments about zero (the model has no visible mean:
+        centre the data first), clipped to the bounds; persistent chains start at random training
+        examples (``generator=None``: a CPU generator seeded 0). x_train (N, D)."""
+        self.check_input(x_train, "x_train")
+        x = x_train.to(self.W)
+        self._set_log_precision(self.log_lambda_logit, -torch.log((x**2).mean(0).clamp_min(1e-30)))
+        if self.chains is not None:
+            if generator is None:
+                generator = torch.Generator().manual_seed(0)
+            idx = torch.randint(
+                len(x_train), (self.config.n_chains,), generator=generator,
+                device=generator.device,
+            )
+            self.chains.copy_(x_train[idx.to(x_train.device)].to(self.chains))
+
+    @torch.no_grad()
+    def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
+        """Mean free energy of x (nats, not a likelihood: log Z is missing) and rho."""
+        self.check_input(x)
+        x = x.to(dtype=self.W.dtype)
+        rho = float(self.spectral_norm(self.weight()))
+        return {"free_energy": float(self.free_energy(x).mean()), "rho": rho}
+
+    # -- sampling and exact log Z -------------------------------------------------------------
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n real visible vectors (n, D): a copy of the persistent chains after a few sweeps when
+        there are enough of them, else fresh chains from N(0, Lambda^{-1}) run
+        ``sample_burn_in`` sweeps."""
+        if n < 0:
+            raise GenzooError(f"sample(n={n}): n must be >= 0")
+        if self.chains is not None and n <= self.config.n_chains:
+            v, steps = self.chains[:n].clone(), _PERSISTENT_SAMPLE_STEPS
+        else:
+            lam = self.lam
+            v = _randn(lam.expand(n, -1), generator) * torch.rsqrt(lam)
+            steps = self.config.sample_burn_in
+        for _ in range(steps):
+            v = self.gibbs_step(v, generator=generator)
+        return v
+
+    def enumerable_free_energy(self):
+        """(F(h), n_hidden): the free energy of spike vectors with v and s integrated out
+        (computed without gradients); Z = sum over the 2^H spike vectors of exp(-F(h))."""
+
+        @torch.no_grad()
+        def free_energy(h: torch.Tensor) -> torch.Tensor:
+            return self.hidden_free_energy(h)
+
+        return free_energy, self.n_hidden
+
+
+def _randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)

@@ -1,0 +1,322 @@
+"""Sigmoid belief network (Neal 1992) with a recognition network, trained by wake-sleep,
+reweighted wake-sleep or NVIL.
+
+Generative model over visible x (D,) and L binary layers h_1 (next to x) .. h_L (top)::
+
+    p(h_L) = prod_j sigmoid(b_L)_j^h (1 - sigmoid(b_L)_j)^(1-h)
+    p(h_{l-1} | h_l) = Bernoulli(sigmoid(W_l h_l + b_{l-1})),   h_0 = x,
+
+sampled ancestrally from the top. Recognition network (Hinton et al. 1995; Dayan et al. 1995),
+bottom-up::
+
+    q(h_l | h_{l-1}) = Bernoulli(sigmoid(U_l h_{l-1} + c_l)),   q(h|x) = prod_l q(h_l | h_{l-1}).
+
+The latent vector z of the LATENT contract is the concatenation [h_1, ..., h_L] (H = sum of the
+layer sizes); ``proposal(x)`` is q(h|x) as a :class:`LayeredBernoulli`, so
+:func:`genzoo.evaluation.importance_log_likelihood` estimates log p(x) with it.
+
+Learning rules (``training``); theta = generative, phi = recognition parameters:
+
+- ``wake_sleep`` (Hinton et al. 1995): wake, h ~ q(h|x), theta += grad log p(x, h); sleep,
+  (x', h') ~ p, phi += grad log q(h'|x').
+- ``rws`` (Bornschein & Bengio 2015, eqs. 5, 7, 10): K draws h_k ~ q(h|x), normalised weights
+  w~_k of w_k = p(x, h_k) / q(h_k|x); theta += sum_k w~_k grad log p(x, h_k); wake-phase q
+  update phi += sum_k w~_k grad log q(h_k|x); with ``rws_sleep`` also the sleep-phase update
+  above, the two q gradients averaged (the paper's "wake + sleep" variant).
+- ``nvil`` (Mnih & Gregor 2014, algorithm 1): one draw h ~ q(h|x), learning signal
+  l = log p(x, h) - log q(h|x); theta += grad log p(x, h); centred signal
+  l' = (l - C_psi(x) - c) / max(1, sqrt(v)) with an input-dependent baseline C_psi (an MLP
+  with one tanh layer) and running mean c / variance v of l - C_psi(x) over batches
+  (c <- alpha c + (1 - alpha) mean, same for v); phi += l' grad log q(h|x),
+  psi += l' grad C_psi(x). c and v are buffers, so checkpoints carry them.
+
+Each rule is one surrogate ``loss`` whose gradient with respect to every parameter is exactly
+that parameter's rule (negated, for minimisation): the draws h are binary and carry no
+gradient, and the weights and learning signals enter detached.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import distributions as D
+from torch import nn
+from torch.distributions import constraints
+
+from genzoo.core.config import Config, check, check_nonnegative
+from genzoo.core.errors import ConfigError, GenzooError
+from genzoo.core.protocols import LATENT
+from genzoo.core.registry import register_model
+from genzoo.core.validation import check_binary
+
+
+@dataclasses.dataclass(frozen=True)
+class SBNConfig(Config):
+    """Hyperparameters of the sigmoid belief network.
+
+    ``hidden``: layer sizes bottom-up, h_1 (next to x) first. ``training``: "wake_sleep",
+    "rws" or "nvil" (module docstring). ``rws_k``: K draws per example for RWS;
+    ``rws_sleep``: add the sleep-phase q update to RWS. ``nvil_baseline_hidden``: tanh units of
+    the baseline network C_psi(x); ``nvil_alpha``: decay of the running mean / variance of the
+    learning signal. ``init_std``: weights ~ N(0, init_std^2), biases 0.
+    """
+
+    n_visible: int | None = None
+    hidden: tuple[int, ...] = (200, 200, 200)
+    training: Literal["wake_sleep", "rws", "nvil"] = "rws"
+    rws_k: int = 5
+    rws_sleep: bool = True
+    nvil_baseline_hidden: int = 100
+    nvil_alpha: float = 0.8
+    init_std: float = 0.01
+
+    def validate(self) -> None:
+        check(
+            self.n_visible is None or self.n_visible > 0,
+            f"model.n_visible={self.n_visible} must be positive (or none to take it from the data)",
+        )
+        check(len(self.hidden) >= 1 and all(h > 0 for h in self.hidden),
+              f"model.hidden={self.hidden}: give one or more positive layer sizes")
+        check(self.rws_k >= 1, f"model.rws_k={self.rws_k} must be >= 1")
+        check(self.nvil_baseline_hidden > 0, "model.nvil_baseline_hidden must be positive")
+        check(0.0 <= self.nvil_alpha < 1.0, f"model.nvil_alpha={self.nvil_alpha} must be in [0, 1)")
+        check_nonnegative(self.init_std, "model.init_std")
+
+
+def _bernoulli_log_prob(h: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """sum_j log Bernoulli(h_j; sigmoid(logits_j)) over the last axis, in nats."""
+    return (h * logits - F.softplus(logits)).sum(-1)
+
+
+def _bernoulli_draw(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
+    return (u < torch.sigmoid(logits)).to(logits.dtype)
+
+
+class LayeredBernoulli(D.Distribution):
+    """q(h|x) = prod_l Bernoulli(h_l; sigmoid(U_l h_{l-1} + c_l)), h_0 = x: a chain of
+    factorised Bernoulli layers, each conditioned on the draw of the one below.
+
+    Batch shape (B,), event shape (H,), H = sum of the layer sizes; a value z (..., B, H) is
+    the concatenation [h_1, ..., h_L]. ``sample`` takes an explicit ``generator``
+    (``accepts_generator`` tells the importance sampler so)."""
+
+    arg_constraints: ClassVar[dict] = {}
+    support = constraints.independent(constraints.boolean, 1)
+    accepts_generator = True
+
+    def __init__(self, x: torch.Tensor, layers: nn.ModuleList) -> None:
+        self.x, self.layers = x, layers
+        self.sizes = [layer.out_features for layer in layers]
+        super().__init__(x.shape[:1], torch.Size([sum(self.sizes)]), validate_args=False)
+
+    def sample(
+        self, sample_shape: torch.Size | tuple = (), generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        with torch.no_grad():
+            h = self.x.expand(*sample_shape, *self.x.shape)
+            draws = []
+            for layer in self.layers:
+                h = _bernoulli_draw(layer(h), generator)
+                draws.append(h)
+            return torch.cat(draws, -1)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """log q(z|x) (...,) for z (..., B, H), in nats."""
+        below = self.x.expand(*value.shape[:-1], self.x.shape[-1])
+        total = torch.zeros((), dtype=value.dtype, device=value.device)
+        for layer, h in zip(self.layers, value.split(self.sizes, -1)):
+            total = total + _bernoulli_log_prob(h, layer(below))
+            below = h
+        return total
+
+
+@register_model(
+    "sbn",
+    config=SBNConfig,
+    family="directed",
+    summary="sigmoid belief network (wake-sleep, reweighted wake-sleep, NVIL), IS-evaluated",
+    paper="Neal 1992; Bornschein & Bengio 2015; Mnih & Gregor 2014",
+)
+class SBN(nn.Module):
+    """Multi-layer sigmoid belief network over D binary visibles with a recognition network.
+
+    Per-example values are in nats; x is (B, D), z = [h_1, ..., h_L] is (B, H) or (S, B, H).
+    Device and dtype follow the parameters."""
+
+    capabilities = frozenset({LATENT})
+
+    def __init__(self, config: SBNConfig, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        if not isinstance(config, SBNConfig):
+            raise ConfigError(f"SBN needs an SBNConfig, got {type(config).__name__}")
+        if config.n_visible is None:
+            raise ConfigError(
+                "model.n_visible is not set: set it (--set model.n_visible=784) or let the CLI "
+                "take it from the data"
+            )
+        self.config = config
+        sizes = [config.n_visible, *config.hidden]
+        # generative[l] maps h_{l+1} -> logits of h_l (l = 0: x); the top prior is b_L.
+        self.generative = nn.ModuleList(nn.Linear(sizes[l + 1], sizes[l]) for l in range(len(sizes) - 1))
+        self.top_bias = nn.Parameter(torch.zeros(sizes[-1]))
+        # recognition[l] maps h_l -> logits of q(h_{l+1} | h_l) (h_0 = x).
+        self.recognition = nn.ModuleList(nn.Linear(sizes[l], sizes[l + 1]) for l in range(len(sizes) - 1))
+        if config.training == "nvil":
+            self.baseline = nn.Sequential(
+                nn.Linear(config.n_visible, config.nvil_baseline_hidden), nn.Tanh(),
+                nn.Linear(config.nvil_baseline_hidden, 1),
+            )
+            # Running mean and variance of the learning signal; signal_count = 0 means "not
+            # seen a batch yet", and the first batch sets them (no bias towards the start).
+            self.register_buffer("signal_mean", torch.zeros(()))
+            self.register_buffer("signal_var", torch.ones(()))
+            self.register_buffer("signal_count", torch.zeros((), dtype=torch.int64))
+        self.reset_parameters(generator)
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Weights ~ N(0, init_std^2), biases 0. ``generator=None`` uses torch's default."""
+        with torch.no_grad():
+            for m in self.modules():
+                if isinstance(m, nn.Linear):
+                    m.weight.normal_(0.0, self.config.init_std, generator=generator)
+                    m.bias.zero_()
+            self.top_bias.zero_()
+
+    @property
+    def n_visible(self) -> int:
+        return self.config.n_visible  # type: ignore[return-value]
+
+    @property
+    def sizes(self) -> list[int]:
+        return list(self.config.hidden)
+
+    def _ref(self) -> torch.Tensor:
+        return self.top_bias
+
+    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
+        """InputError unless x is a finite binary (B, n_visible) floating tensor."""
+        check_binary(x, self.n_visible, name)
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return x.to(self._ref())
+
+    # -- the latent-variable contract -----------------------------------------------------
+    def log_joint(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x, h) in nats: x (B, D), z = [h_1..h_L] (B, H) -> (B,) or (S, B, H) -> (S, B)."""
+        x = self._prepare(x)
+        hs = [x.expand(*z.shape[:-1], x.shape[-1]), *z.split(self.sizes, -1)]
+        total = _bernoulli_log_prob(hs[-1], self.top_bias.expand_as(hs[-1]))
+        for l, layer in enumerate(self.generative):
+            total = total + _bernoulli_log_prob(hs[l], layer(hs[l + 1]))
+        return total
+
+    def proposal(self, x: torch.Tensor) -> LayeredBernoulli:
+        """q(h|x), batch shape (B,), event shape (H,)."""
+        return LayeredBernoulli(self._prepare(x), self.recognition)
+
+    # -- sampling ----------------------------------------------------------------------------
+    def sample_joint(
+        self, n: int, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Ancestral draw (x (n, D), z = [h_1..h_L] (n, H)) from p(x, h), no gradient."""
+        with torch.no_grad():
+            top = self.top_bias.expand(n, -1)
+            h = _bernoulli_draw(top, generator)
+            layers = [h]
+            for layer in reversed(self.generative):
+                h = _bernoulli_draw(layer(h), generator)
+                layers.append(h)
+            x = layers.pop()
+            return x, torch.cat(layers[::-1], -1)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(n, D) binary draws x ~ p(x) by ancestral sampling."""
+        if not isinstance(n, int) or n < 0:
+            raise GenzooError(f"sample(n={n!r}): n must be an integer >= 0")
+        return self.sample_joint(n, generator)[0]
+
+    # -- training --------------------------------------------------------------------------
+    def _sleep_term(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        """Mean of log q(h'|x') over n dreams (x', h') ~ p: its gradient is the sleep phase."""
+        x_dream, z_dream = self.sample_joint(n, generator)
+        return LayeredBernoulli(x_dream, self.recognition).log_prob(z_dream).mean()
+
+    def loss(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Surrogate of the configured learning rule for x (B, D) (module docstring); figures
+        in nats per example: ``elbo`` (mean log w over the draws), for RWS ``iwae`` (the
+        K-sample bound log mean w), for NVIL ``signal_mean`` / ``signal_std`` (the running
+        normalisers). A call in training mode with gradients enabled updates the NVIL
+        running statistics."""
+        cfg = self.config
+        x = self._prepare(x)
+        k = cfg.rws_k if cfg.training == "rws" else 1
+        q = LayeredBernoulli(x, self.recognition)
+        z = q.sample((k,), generator)  # (k, B, H)
+        log_p = self.log_joint(x, z)  # depends on theta only (z carries no gradient)
+        log_q = q.log_prob(z)  # depends on phi only
+        log_w = (log_p - log_q).detach()
+        out = {"elbo": log_w.mean()}
+        if cfg.training == "wake_sleep":
+            surrogate = log_p.mean() + self._sleep_term(x.shape[0], generator)
+        elif cfg.training == "rws":
+            w_tilde = torch.softmax(log_w, 0)
+            wake_q = (w_tilde * log_q).sum(0).mean()
+            if cfg.rws_sleep:
+                wake_q = 0.5 * (wake_q + self._sleep_term(x.shape[0], generator))
+            surrogate = (w_tilde * log_p).sum(0).mean() + wake_q
+            out["iwae"] = (torch.logsumexp(log_w, 0) - math.log(k)).mean()
+        else:
+            signal = self._nvil_signal(x, log_w[0])
+            baseline = self.baseline(x).squeeze(-1)
+            surrogate = (log_p[0] + signal * log_q[0] + signal * baseline).mean()
+            out["signal_mean"] = self.signal_mean.detach().clone().to(log_w)
+            out["signal_std"] = self.signal_var.detach().sqrt().to(log_w)
+        out["loss"] = -surrogate
+        return {"loss": out.pop("loss"), **out}
+
+    def _nvil_signal(self, x: torch.Tensor, log_w: torch.Tensor) -> torch.Tensor:
+        """Centred, normalised learning signal (B,), detached: (l - C(x) - c) / max(1, sqrt v),
+        with c, v updated from this batch first (training mode with gradients only)."""
+        centred = log_w - self.baseline(x).squeeze(-1).detach()
+        if self.training and torch.is_grad_enabled():
+            with torch.no_grad():
+                mean = centred.mean().to(self.signal_mean)
+                var = centred.var(unbiased=False).to(self.signal_var) if len(centred) > 1 \
+                    else torch.zeros_like(self.signal_var)
+                if int(self.signal_count) == 0:
+                    self.signal_mean.copy_(mean)
+                    self.signal_var.copy_(var)
+                else:
+                    a = self.config.nvil_alpha
+                    self.signal_mean.mul_(a).add_((1 - a) * mean)
+                    self.signal_var.mul_(a).add_((1 - a) * var)
+                self.signal_count += 1
+        scale = torch.clamp(self.signal_var.sqrt(), min=1.0).to(centred)
+        return ((centred - self.signal_mean.to(centred)) / scale).detach()
+
+    @torch.no_grad()
+    def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
+        """{"elbo": mean log w with one draw per example, "iwae_5": the 5-draw bound}, with a
+        fixed seed so curves are comparable across steps."""
+        x = self._prepare(x)
+        g = torch.Generator(device=x.device).manual_seed(0)
+        q = LayeredBernoulli(x, self.recognition)
+        z = q.sample((5,), g)
+        log_w = self.log_joint(x, z) - q.log_prob(z)
+        return {"elbo": float(log_w[0].mean()),
+                "iwae_5": float((torch.logsumexp(log_w, 0) - math.log(5)).mean())}
+
+    @torch.no_grad()
+    def init_from_data(self, x_train: torch.Tensor, generator: torch.Generator | None = None) -> None:
+        """Start the visible biases b_0 at the logits of the clamped pixel means. x_train (N, D)."""
+        x = self._prepare(x_train)
+        p = x.mean(0).clamp(1e-3, 1 - 1e-3)
+        self.generative[0].bias.copy_(torch.log(p) - torch.log1p(-p))

@@ -1,0 +1,246 @@
+"""Contractive auto-encoder, and its generative process along the learned manifold's tangents.
+
+Rifai, Vincent, Muller, Glorot & Bengio (2011), "Contractive auto-encoders: explicit
+invariance during feature extraction", ICML. Encoder h = f(x) = sigmoid(W x + b) (H units),
+decoder w = g(h) = W^T h + c (tied weights, as in the paper; untied with ``tied=false``), and
+the objective (eq. 7), per example::
+
+    J_CAE(x) = -log P(x | g(f(x))) + lambda ||J_f(x)||_F^2,
+    ||J_f(x)||_F^2 = sum_j (h_j (1 - h_j))^2 sum_i W_ji^2                         (eq. 5-6)
+
+since dh_j/dx_i = h_j (1 - h_j) W_ji for the sigmoid encoder, so the penalty costs O(D H) like
+the encoder itself. P(x|w) is Bernoulli with logits w (cross-entropy) or Gaussian with mean w.
+
+Rifai, Bengio, Dauphin & Vincent (2012), "A generative process for sampling contractive
+auto-encoders", ICML, algorithm 1: the leading singular vectors of J = J_f(x) span the tangent
+plane of the data manifold near x and the singular values say how far one may move along
+them. One step of the chain perturbs the code along those directions and projects back::
+
+    h_t = f(x_t),  eps ~ N(0, sigma^2 I_H),  h' = h_t + J J^T eps,  x_{t+1} = E[x | g(h')]
+
+J J^T = U S^2 U^T, so the move concentrates on the left singular vectors with large singular
+values, i.e. on input-space motion along the right singular vectors (the tangents).
+``tangent_rank`` k > 0 keeps only the k leading directions (U_k S_k^2 U_k^T); k = 0 uses the
+full J J^T, computed as diag(s) W W^T diag(s) eps with s = h (1 - h) without forming J.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Literal
+
+import torch
+from torch import nn
+
+from genzoo.core.config import Config, check, check_nonnegative
+from genzoo.core.errors import ConfigError
+from genzoo.core.protocols import IMPLICIT
+from genzoo.core.registry import register_model
+from genzoo.models.markov import _common as M
+from genzoo.nn.init import normal_or_zero_
+
+
+@dataclasses.dataclass(frozen=True)
+class CAEConfig(Config):
+    """Hyperparameters of the CAE.
+
+    ``n_visible``: D (from the data when None); ``n_hidden``: H sigmoid units.
+    ``contraction``: lambda of the penalty. ``reconstruction``: "bernoulli" or "gaussian"
+    (unit variance: squared error / 2 plus a constant). ``tied``: decoder W^T.
+    Sampling: ``sample_sigma`` (sigma of eps), ``tangent_rank`` (0: full J J^T),
+    ``sample_steps`` (chain steps from a uniform-noise start before :meth:`sample` returns).
+    ``init_std``: weights ~ N(0, init_std^2), None: 1/sqrt(D + H); biases 0.
+    ``grey_levels``: accept grey levels in [0, 1] with the Bernoulli reconstruction, scored by
+    the cross-entropy sum x log p + (1 - x) log(1 - p) (how DAEs and GSNs were trained on MNIST
+    intensities); the figures are then cross-entropies, not log-likelihoods of the data.
+    """
+
+    n_visible: int | None = None
+    n_hidden: int = 500
+    contraction: float = 0.1
+    reconstruction: Literal["bernoulli", "gaussian"] = "bernoulli"
+    grey_levels: bool = False
+    tied: bool = True
+    sample_sigma: float = 0.1
+    tangent_rank: int = 0
+    sample_steps: int = 100
+    init_std: float | None = None
+
+    def validate(self) -> None:
+        check(
+            not self.grey_levels or self.reconstruction == "bernoulli",
+            "model.grey_levels applies to the bernoulli reconstruction only",
+        )
+        check(
+            self.n_visible is None or self.n_visible > 0,
+            f"model.n_visible={self.n_visible} must be positive (or none to take it from the data)",
+        )
+        check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
+        check_nonnegative(self.contraction, "model.contraction")
+        check_nonnegative(self.sample_sigma, "model.sample_sigma")
+        check(self.tangent_rank >= 0, "model.tangent_rank must be >= 0 (0: the full Jacobian)")
+        check(self.sample_steps >= 0, "model.sample_steps must be >= 0")
+        check(self.init_std is None or self.init_std >= 0, "model.init_std must be >= 0 or none")
+
+
+@register_model(
+    "cae",
+    config=CAEConfig,
+    family="markov",
+    summary="contractive auto-encoder, sampled by moves along the Jacobian's tangent directions",
+    paper="Rifai et al. 2011; Rifai, Bengio, Dauphin & Vincent 2012",
+)
+class CAE(nn.Module):
+    """Sigmoid CAE over D visible units. Batch methods take x (B, D); device and dtype follow
+    the parameters; figures in nats per example."""
+
+    capabilities = frozenset({IMPLICIT})
+
+    def __init__(self, config: CAEConfig, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        if not isinstance(config, CAEConfig):
+            raise ConfigError(f"CAE needs a CAEConfig, got {type(config).__name__}")
+        if config.n_visible is None:
+            raise ConfigError(
+                "model.n_visible is not set: set it (--set model.n_visible=784) or let the CLI "
+                "take it from the data"
+            )
+        self.config = config
+        d, h = config.n_visible, config.n_hidden
+        self.W = nn.Parameter(torch.empty(h, d))
+        self.b = nn.Parameter(torch.zeros(h))
+        if config.tied:
+            self.register_parameter("V", None)
+        else:
+            self.V = nn.Parameter(torch.empty(d, h))
+        self.c = nn.Parameter(torch.zeros(d))
+        self.reset_parameters(generator)
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Weights ~ N(0, init_std^2) (default 1/sqrt(D + H)), biases 0."""
+        std = self.config.init_std
+        if std is None:
+            std = 1.0 / math.sqrt(self.n_visible + self.config.n_hidden)
+        normal_or_zero_(self.W, std, generator)
+        if self.V is not None:
+            normal_or_zero_(self.V, std, generator)
+        with torch.no_grad():
+            self.b.zero_()
+            self.c.zero_()
+
+    @property
+    def n_visible(self) -> int:
+        return self.config.n_visible  # type: ignore[return-value]
+
+    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
+        M.check_visible(x, self.n_visible, self.config.reconstruction, name,
+                        self.config.grey_levels)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """h = sigmoid(W x + b), (B, H)."""
+        return torch.sigmoid(x @ self.W.T + self.b)
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        """w = V h + c (V = W^T when tied), (B, D): logits or Gaussian means."""
+        V = self.W.T if self.V is None else self.V
+        return h @ V.T + self.c
+
+    def jacobian(self, x: torch.Tensor) -> torch.Tensor:
+        """J_f(x) = dh/dx = diag(h (1 - h)) W for each example, (B, H, D)."""
+        h = self.encode(x.to(self.W))
+        return (h * (1 - h)).unsqueeze(-1) * self.W
+
+    def contractive_penalty(self, x: torch.Tensor) -> torch.Tensor:
+        """||J_f(x)||_F^2 = sum_j (h_j (1 - h_j))^2 ||W_j||^2 per example, (B,)."""
+        h = self.encode(x.to(self.W))
+        return ((h * (1 - h)) ** 2) @ (self.W**2).sum(1)
+
+    def log_reconstruction(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """log P(x|w) in nats, (B,) (unit variance for the Gaussian reconstruction)."""
+        return M.reconstruction_log_prob(x, w, self.config.reconstruction, torch.zeros_like(self.c))
+
+    def loss(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """``loss``: mean of -log P(x|g(f(x))) + lambda ||J_f(x)||_F^2 over x (B, D);
+        ``reconstruction`` (nats per example) and ``contraction`` (the mean penalty),
+        detached. Deterministic: ``generator`` is unused."""
+        self.check_input(x)
+        x = x.to(self.W)
+        h = self.encode(x)
+        rec = -self.log_reconstruction(x, self.decode(h))
+        pen = ((h * (1 - h)) ** 2) @ (self.W**2).sum(1)
+        return {
+            "loss": (rec + self.config.contraction * pen).mean(),
+            "reconstruction": rec.mean().detach(),
+            "contraction": pen.mean().detach(),
+        }
+
+    @torch.no_grad()
+    def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
+        out = self.loss(x)
+        return {"reconstruction": float(out["reconstruction"]),
+                "contraction": float(out["contraction"])}
+
+    # -- the generative process ------------------------------------------------------------
+    def _tangent_move(self, x: torch.Tensor, h: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """J J^T eps for each example (B, H), full or truncated to ``tangent_rank``."""
+        s = h * (1 - h)
+        k = self.config.tangent_rank
+        if k == 0:
+            return s * (((s * eps) @ self.W) @ self.W.T)
+        out = []
+        # Chunks of 64 examples bound the (B, H, D) Jacobians held at once.
+        for s_c, e_c in zip(s.split(64), eps.split(64)):
+            U, S, _ = torch.linalg.svd(s_c.unsqueeze(-1) * self.W, full_matrices=False)
+            U, S = U[..., :k], S[..., :k]
+            coef = S**2 * torch.einsum("bhk,bh->bk", U, e_c)
+            out.append(torch.einsum("bhk,bk->bh", U, coef))
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def chain_step(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """x_{t+1} = E[x | g(f(x_t) + J J^T eps)], eps ~ N(0, sample_sigma^2 I), (B, D)."""
+        h = self.encode(x)
+        eps = self.config.sample_sigma * torch.randn(
+            h.shape, generator=generator, dtype=h.dtype, device=h.device
+        )
+        h_new = h + self._tangent_move(x, h, eps)
+        return M.reconstruction_mean(self.decode(h_new), self.config.reconstruction)
+
+    @torch.no_grad()
+    def chain(
+        self, x0: torch.Tensor, n_steps: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """States (n_steps + 1, B, D) of the chain from x0 (B, D), x0 first."""
+        M.check_n(n_steps, "n_steps")
+        x = x0.to(self.W)
+        states = [x]
+        for _ in range(n_steps):
+            x = self.chain_step(x, generator)
+            states.append(x)
+        return torch.stack(states)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(n, D) states after ``sample_steps`` steps from independent noise starts (uniform
+        binary for Bernoulli units, N(0, I) for Gaussian); reconstruction means, so grey levels
+        in [0, 1] for Bernoulli units."""
+        M.check_n(n)
+        x0 = M.noise_start(n, self.n_visible, self.config.reconstruction, self.W, generator)
+        return self.chain(x0, self.config.sample_steps, generator)[-1]
+
+    @torch.no_grad()
+    def init_from_data(
+        self, x_train: torch.Tensor, generator: torch.Generator | None = None
+    ) -> None:
+        """Start the output bias at the data marginals (logits of the clamped means for
+        Bernoulli, the means for Gaussian)."""
+        self.check_input(x_train, "x_train")
+        x = x_train.to(self.W)
+        if self.config.reconstruction == "bernoulli":
+            p = x.mean(0).clamp(1e-3, 1 - 1e-3)
+            self.c.copy_(torch.log(p) - torch.log1p(-p))
+        else:
+            self.c.copy_(x.mean(0))

@@ -1,0 +1,344 @@
+"""Generative stochastic network (GSN): a Markov chain with a hidden state, trained by
+walkback, with one or more hidden layers (the deep GSN).
+
+Bengio, Thibodeau-Laufer, Alain & Yosinski (2014), "Deep generative stochastic networks
+trainable by backprop", ICML. The chain's state is (x_t, h_t) and its transition is a learned
+P(h_t | h_{t-1}, x_{t-1}) followed by P(x_t | h_t) (section 3, eq. 3). The deep GSN (section
+3.4, figure 3) unfolds the computational graph of a deep Boltzmann machine's Gibbs sampler:
+layers h^0 = x, h^1 .. h^L with tied weights W_l between h^{l-1} and h^l, and one step updates
+the odd layers, then the even layers (x included), each from its neighbours::
+
+    a^l = W_l h^{l-1} + W_{l+1}^T h^{l+1} + b_l                 (missing neighbours dropped)
+    h^l = tanh(a^l + sigma_pre eps) + sigma_post eps',   eps, eps' ~ N(0, I)   (hidden layers)
+    P(x | h^1) with parameter w = W_1^T h^1 + b_0 (Bernoulli logits or Gaussian mean)
+
+Noise is injected before and after the activations of the hidden layers (section 5); the
+visible layer's next state is a draw of P(x|w) passed through the corruption C (salt and
+pepper or Gaussian), as in the DAE. The chain starts at h^0 = C(x), hidden layers at 0.
+
+Walkback training (section 3.3) unrolls K steps from each training example x and penalises
+every reconstruction: loss = (1/K) sum_k -log P(x | w_k), in nats per example; gradients flow
+through the whole unrolled graph (noise included, by reparameterisation) except the discrete
+draws of x. One hidden layer and no hidden noise gives a DAE-like chain with a hidden state.
+
+Sampling runs the same chain from uniform noise (or clamps observed units, for inpainting).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from typing import Literal
+
+import torch
+from torch import nn
+
+from genzoo.core.config import Config, check, check_nonnegative
+from genzoo.core.errors import ConfigError, InputError
+from genzoo.core.protocols import IMPLICIT
+from genzoo.core.registry import register_model
+from genzoo.models.markov import _common as M
+from genzoo.nn.init import normal_or_zero_
+
+
+@dataclasses.dataclass(frozen=True)
+class GSNConfig(Config):
+    """Hyperparameters of the (deep) GSN.
+
+    ``n_visible``: D (from the data when None); ``hidden``: sizes of h^1 .. h^L (two or more
+    layers: the deep GSN). ``corruption`` / ``noise_level``: C on the visible layer
+    (salt-and-pepper probability or Gaussian sigma). ``pre_noise`` / ``post_noise``: sigma of
+    the Gaussian noise added before / after the hidden activations. ``reconstruction``:
+    "bernoulli" or "gaussian" (learned per-unit sigma). ``walkback``: K steps (reconstructions)
+    per training example; None: 2 L. ``sample_steps``: chain steps from the noise start before
+    :meth:`sample` returns; ``sample_output``: E[x|w] of the last step ("mean") or its draw.
+    ``init_std``: None uses the Glorot uniform scale sqrt(6 / (fan_in + fan_out)) as a normal
+    standard deviation / sqrt(3), i.e. the same variance; biases 0.
+    ``grey_levels``: accept grey levels in [0, 1] with the Bernoulli reconstruction, scored by
+    the cross-entropy sum x log p + (1 - x) log(1 - p) (how DAEs and GSNs were trained on MNIST
+    intensities); the figures are then cross-entropies, not log-likelihoods of the data.
+    """
+
+    n_visible: int | None = None
+    hidden: tuple[int, ...] = (1500, 1500, 1500)
+    corruption: Literal["salt_and_pepper", "gaussian"] = "salt_and_pepper"
+    noise_level: float = 0.4
+    pre_noise: float = 2.0
+    post_noise: float = 2.0
+    reconstruction: Literal["bernoulli", "gaussian"] = "bernoulli"
+    grey_levels: bool = False
+    walkback: int | None = None
+    sample_steps: int = 100
+    sample_output: Literal["mean", "draw"] = "mean"
+    init_std: float | None = None
+    min_log_sigma: float = -5.0
+
+    def validate(self) -> None:
+        check(
+            not self.grey_levels or self.reconstruction == "bernoulli",
+            "model.grey_levels applies to the bernoulli reconstruction only",
+        )
+        check(
+            self.n_visible is None or self.n_visible > 0,
+            f"model.n_visible={self.n_visible} must be positive (or none to take it from the data)",
+        )
+        check(len(self.hidden) >= 1 and all(h > 0 for h in self.hidden),
+              f"model.hidden={self.hidden}: one or more positive layer sizes")
+        check_nonnegative(self.noise_level, "model.noise_level")
+        check(
+            self.corruption != "salt_and_pepper" or self.noise_level <= 1,
+            f"model.noise_level={self.noise_level} is a probability for salt-and-pepper noise; "
+            "use a value in [0, 1]",
+        )
+        check_nonnegative(self.pre_noise, "model.pre_noise")
+        check_nonnegative(self.post_noise, "model.post_noise")
+        check(self.walkback is None or self.walkback >= 1, "model.walkback must be >= 1 or none")
+        check(self.sample_steps >= 0, "model.sample_steps must be >= 0")
+        check(self.init_std is None or self.init_std >= 0, "model.init_std must be >= 0 or none")
+        check(math.isfinite(self.min_log_sigma), "model.min_log_sigma must be finite")
+
+
+@register_model(
+    "gsn",
+    config=GSNConfig,
+    family="markov",
+    summary="(deep) generative stochastic network, walkback-trained chain with hidden state",
+    paper="Bengio, Thibodeau-Laufer, Alain & Yosinski 2014",
+)
+class GSN(nn.Module):
+    """GSN over D visible units with L hidden tanh layers. Batch methods take x (B, D);
+    device and dtype follow the parameters; figures in nats per example. A chain state is a
+    list [h^0 = x (B, D), h^1 (B, H_1), ..., h^L (B, H_L)]."""
+
+    capabilities = frozenset({IMPLICIT})
+
+    def __init__(self, config: GSNConfig, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        if not isinstance(config, GSNConfig):
+            raise ConfigError(f"GSN needs a GSNConfig, got {type(config).__name__}")
+        if config.n_visible is None:
+            raise ConfigError(
+                "model.n_visible is not set: set it (--set model.n_visible=784) or let the CLI "
+                "take it from the data"
+            )
+        self.config = config
+        self.sizes = [config.n_visible, *config.hidden]
+        # weights[l - 1] is W_l, (n_l, n_{l-1}); biases[l] is b_l for l = 0..L.
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.empty(b, a)) for a, b in itertools.pairwise(self.sizes)
+        )
+        self.biases = nn.ParameterList(nn.Parameter(torch.zeros(n)) for n in self.sizes)
+        self.log_sigma = nn.Parameter(
+            torch.zeros(config.n_visible), requires_grad=config.reconstruction == "gaussian"
+        )
+        self.reset_parameters(generator)
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Weights ~ N(0, init_std^2) (default: Glorot's variance 2 / (fan_in + fan_out)),
+        biases and log sigma 0."""
+        for W in self.weights:
+            std = self.config.init_std
+            if std is None:
+                std = math.sqrt(2.0 / sum(W.shape))
+            normal_or_zero_(W, std, generator)
+        with torch.no_grad():
+            for b in self.biases:
+                b.zero_()
+            self.log_sigma.zero_()
+
+    @property
+    def n_visible(self) -> int:
+        return self.config.n_visible  # type: ignore[return-value]
+
+    @property
+    def n_layers(self) -> int:
+        """L, the number of hidden layers."""
+        return len(self.config.hidden)
+
+    @property
+    def walkback(self) -> int:
+        """K: the config's ``walkback``, or 2 L when it is None."""
+        k = self.config.walkback
+        return 2 * self.n_layers if k is None else k
+
+    def _ref(self) -> torch.Tensor:
+        return self.biases[0]
+
+    def _log_sigma(self) -> torch.Tensor:
+        return self.log_sigma.clamp_min(self.config.min_log_sigma)
+
+    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
+        M.check_visible(x, self.n_visible, self.config.reconstruction, name,
+                        self.config.grey_levels)
+
+    # -- the chain -------------------------------------------------------------------------
+    def _pre_activation(self, state: list[torch.Tensor], l: int) -> torch.Tensor:
+        a = self.biases[l]
+        if l > 0:
+            a = a + state[l - 1] @ self.weights[l - 1].T
+        if l < self.n_layers:
+            a = a + state[l + 1] @ self.weights[l]
+        return a
+
+    def _noise(self, like: torch.Tensor, sigma: float, generator: torch.Generator | None):
+        if sigma == 0:
+            return like
+        return like + sigma * torch.randn(
+            like.shape, generator=generator, dtype=like.dtype, device=like.device
+        )
+
+    def initial_state(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> list[torch.Tensor]:
+        """[C(x), 0, ..., 0]: the corrupted input and zero hidden layers."""
+        x = x.to(self._ref())
+        zeros = [x.new_zeros(len(x), n) for n in self.config.hidden]
+        return [M.corrupt(x, self.config.corruption, self.config.noise_level, generator), *zeros]
+
+    def step(
+        self,
+        state: list[torch.Tensor],
+        generator: torch.Generator | None = None,
+        noisy: bool = True,
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """One transition: odd layers, then even layers (x included). Returns (new state,
+        w (B, D) the parameter of P(x | h^1) used for this step's reconstruction, and x_draw
+        (B, D) the draw from it before corruption). ``noisy=False`` drops the hidden noise and
+        the corruption (the deterministic mean-field pass)."""
+        cfg = self.config
+        state = list(state)
+        w = x_draw = state[0]
+        for parity in (1, 0):
+            for l in range(parity, self.n_layers + 1, 2):
+                a = self._pre_activation(state, l)
+                if l == 0:
+                    w = a
+                    x_draw = M.reconstruction_draw(
+                        a.detach(), cfg.reconstruction, self._log_sigma(), generator
+                    )
+                    state[0] = (
+                        M.corrupt(x_draw, cfg.corruption, cfg.noise_level, generator)
+                        if noisy else M.reconstruction_mean(a, cfg.reconstruction)
+                    )
+                elif noisy:
+                    h = torch.tanh(self._noise(a, cfg.pre_noise, generator))
+                    state[l] = self._noise(h, cfg.post_noise, generator)
+                else:
+                    state[l] = torch.tanh(a)
+        return state, w, x_draw
+
+    def walkback_losses(
+        self, x: torch.Tensor, generator: torch.Generator | None = None, k: int | None = None
+    ) -> torch.Tensor:
+        """-log P(x | w_k) of the K = ``k`` (default :attr:`walkback`) reconstructions of the
+        unrolled chain from each example, (K, B) in nats."""
+        self.check_input(x)
+        x = x.to(self._ref())
+        state = self.initial_state(x, generator)
+        rows = []
+        for _ in range(self.walkback if k is None else k):
+            state, w, _ = self.step(state, generator)
+            rows.append(-M.reconstruction_log_prob(
+                x, w, self.config.reconstruction, self._log_sigma()))
+        return torch.stack(rows)
+
+    def loss(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """``loss``: mean over the K walkback reconstructions and the batch x (B, D) of
+        -log P(x | w_k) (nats per example); ``reconstruction``: the first one, detached."""
+        nll = self.walkback_losses(x, generator)
+        return {"loss": nll.mean(), "reconstruction": nll[0].mean().detach()}
+
+    @torch.no_grad()
+    def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
+        """{"walkback": the training loss under a fixed seed, "reconstruction": its first
+        step}, so curves are comparable across steps."""
+        g = torch.Generator(device=self._ref().device).manual_seed(0)
+        nll = self.walkback_losses(x, g)
+        return {"walkback": float(nll.mean()), "reconstruction": float(nll[0].mean())}
+
+    @torch.no_grad()
+    def chain(
+        self,
+        x0: torch.Tensor,
+        n_steps: int,
+        generator: torch.Generator | None = None,
+        observed_mask: torch.Tensor | None = None,
+        output: str | None = None,
+    ) -> torch.Tensor:
+        """Visible states (n_steps + 1, B, D) of the chain from x0 (B, D): x0, then after each
+        step E[x | w_t] (``output="mean"``) or the draw (``"draw"``; default the config's
+        ``sample_output``). With ``observed_mask`` ((B, D) or (D,), True = observed) the
+        observed units of the visible state are reset to x0's values every step (before the
+        corruption, so the hidden layers always see them)."""
+        M.check_n(n_steps, "n_steps")
+        output = output or self.config.sample_output
+        if output not in ("mean", "draw"):
+            raise InputError(f"output={output!r}: use 'mean' or 'draw'")
+        x0 = x0.to(self._ref())
+        mask = None if observed_mask is None else M.check_mask(observed_mask, x0)
+        state = self.initial_state(x0, generator)
+        if mask is not None:
+            state[0] = torch.where(mask, x0, state[0])
+        states = [x0]
+        for _ in range(n_steps):
+            state, w, x_draw = self.step(state, generator)
+            out = M.reconstruction_mean(w, self.config.reconstruction) if output == "mean" else x_draw
+            if mask is not None:
+                state[0] = torch.where(mask, x0, state[0])
+                out = torch.where(mask, x0, out)
+            states.append(out)
+        return torch.stack(states)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(n, D) visible states after ``sample_steps`` steps from independent noise starts
+        (uniform binary for Bernoulli units, N(0, I) for Gaussian): E[x|w] of the last step or
+        its draw, as ``sample_output`` says."""
+        M.check_n(n)
+        x0 = M.noise_start(n, self.n_visible, self.config.reconstruction, self._ref(), generator)
+        return self.chain(x0, self.config.sample_steps, generator)[-1]
+
+    @torch.no_grad()
+    def inpaint(
+        self,
+        x: torch.Tensor,
+        observed_mask: torch.Tensor,
+        generator: torch.Generator | None = None,
+        n_samples: int = 1,
+        n_steps: int | None = None,
+    ) -> torch.Tensor:
+        """Completions (n_samples, B, D) of x (B, D) by the clamped chain: observed entries
+        (``observed_mask`` (B, D) or (D,), True = observed) kept exactly, the others started
+        from noise and resampled for ``n_steps`` steps (default ``sample_steps``)."""
+        if not isinstance(n_samples, int) or n_samples < 1:
+            raise InputError(f"n_samples={n_samples!r} must be a positive integer")
+        if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self.n_visible:
+            self.check_input(x)
+        mask = M.check_mask(observed_mask, x)
+        self.check_input(torch.where(mask, x, torch.zeros_like(x)))
+        b, d = x.shape
+        ref = self._ref()
+        x = x.to(ref).repeat(n_samples, 1)
+        mask = mask.repeat(n_samples, 1)
+        x0 = torch.where(mask, x, M.noise_start(len(x), d, self.config.reconstruction, ref, generator))
+        steps = self.config.sample_steps if n_steps is None else n_steps
+        return self.chain(x0, steps, generator, observed_mask=mask)[-1].reshape(n_samples, b, d)
+
+    @torch.no_grad()
+    def init_from_data(
+        self, x_train: torch.Tensor, generator: torch.Generator | None = None
+    ) -> None:
+        """Visible bias at the data marginals (logits of clamped means, or means and log
+        standard deviations for the Gaussian reconstruction)."""
+        self.check_input(x_train, "x_train")
+        x = x_train.to(self._ref())
+        if self.config.reconstruction == "bernoulli":
+            p = x.mean(0).clamp(1e-3, 1 - 1e-3)
+            self.biases[0].copy_(torch.log(p) - torch.log1p(-p))
+        else:
+            self.biases[0].copy_(x.mean(0))
+            if len(x) > 1:
+                self.log_sigma.copy_(torch.log(x.std(0).clamp_min(1e-3)))

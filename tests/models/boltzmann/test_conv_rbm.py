@@ -1,0 +1,220 @@
+"""Convolutional RBM with probabilistic max pooling: block probabilities and free energy
+against enumeration of the constrained hidden states, p(v | h) against enumeration, numerical
+stability of the block softmax, tiling errors, CD training on the digits, filters and samples
+as images, and the convolutional DBN stacking."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from PIL import Image
+
+from genzoo.core.errors import ConfigError
+from genzoo.core.protocols import ENERGY, EnergyModel
+from genzoo.core.registry import get_model_spec
+from genzoo.data import DataConfig, load_data
+from genzoo.models.boltzmann.conv_rbm import (
+    ConvDBN,
+    ConvRBM,
+    ConvRBMConfig,
+    next_layer_config,
+    save_filters,
+)
+from genzoo.utils.images import save_image_grid
+
+
+def states(n: int) -> torch.Tensor:
+    return torch.tensor(list(itertools.product([0.0, 1.0], repeat=n)), dtype=torch.float64)
+
+
+def tiny(side=5, kernel=2, pool=2, filters=1, scale=1.5, seed=0) -> ConvRBM:
+    m = ConvRBM(
+        ConvRBMConfig(
+            n_visible=side * side,
+            n_filters=filters,
+            kernel_size=kernel,
+            pool_size=pool,
+            init_std=0.0,
+        )
+    ).double()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(scale * torch.randn(p.shape, generator=g, dtype=torch.float64))
+    return m
+
+
+def test_registered_and_energy_contract():
+    spec = get_model_spec("conv-rbm")
+    m = spec.build(ConvRBMConfig(n_visible=64, kernel_size=3, n_filters=4))
+    assert spec.cls is ConvRBM and m.capabilities == {ENERGY} and isinstance(m, EnergyModel)
+    assert m.detector_shape == (6, 6) and m.pool_shape == (3, 3) and m.n_hidden == 4 * 36
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{"kernel_size": 4, "pool_size": 2}, {"kernel_size": 9}, {"kernel_size": 3, "pool_size": 4}],
+)
+def test_sizes_that_do_not_tile_raise_at_construction(kw):
+    with pytest.raises(ConfigError, match="kernel"):
+        ConvRBM(ConvRBMConfig(n_visible=64, **kw))
+
+
+def test_non_square_input_needs_image_shape():
+    with pytest.raises(ConfigError, match="image_height"):
+        ConvRBM(ConvRBMConfig(n_visible=28 * 20, kernel_size=5))
+    m = ConvRBM(ConvRBMConfig(n_visible=28 * 20, image_height=28, image_width=20, kernel_size=5))
+    assert m.detector_shape == (24, 16)
+
+
+@pytest.mark.parametrize("scale", [0.5, 2.0])
+def test_block_probabilities_and_free_energy_match_enumeration(scale):
+    # 5x5 image, 2x2 kernel: 4x4 detectors in four 2x2 blocks; the constrained states are the
+    # 2^16 binary maps with finite energy (5^4 = 625 of them).
+    m = tiny(scale=scale)
+    H = states(16)
+    g = torch.Generator().manual_seed(1)
+    v = (torch.rand(3, 25, generator=g) < 0.5).double()
+    for i in range(3):
+        e = m.energy(v[i].expand(len(H), -1), H)
+        finite = torch.isfinite(e)
+        assert int(finite.sum()) == 5**4
+        w = torch.softmax(-e[finite], 0)
+        exact_h = w @ H[finite]
+        blocks = m._blocks(H[finite].reshape(-1, 1, 4, 4)).sum(-1).reshape(-1, 4)
+        exact_off = w @ (blocks == 0).double()
+        p_h, p_off = m.block_probabilities(m.detector_input(v[i].reshape(1, 1, 5, 5)))
+        torch.testing.assert_close(p_h.flatten(), exact_h, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(p_off.flatten(), exact_off, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(m.p_h_given_v(v[i : i + 1]).flatten(), exact_h)
+        sums = m._blocks(p_h).sum(-1) + p_off
+        torch.testing.assert_close(sums, torch.ones_like(sums))
+        exact_f = -torch.logsumexp(-e[finite], 0)
+        torch.testing.assert_close(m.free_energy(v[i : i + 1])[0], exact_f)
+
+
+def test_p_v_given_h_matches_enumeration():
+    m = tiny(side=3, kernel=2, pool=2, filters=2)
+    V = states(9)
+    h = torch.zeros(1, 2 * 4, dtype=torch.float64)
+    h[0, 1] = h[0, 6] = 1.0  # one detector on in each filter's single block
+    w = torch.softmax(-m.energy(V, h.expand(len(V), -1)), 0)
+    torch.testing.assert_close(m.p_v_given_h(h)[0], w @ V)
+
+
+def test_block_softmax_is_stable_for_huge_inputs():
+    m = tiny(scale=1.0)
+    a = torch.tensor([[[[800.0, -900.0, 0.0, 3.0]] * 4]], dtype=torch.float64)  # (1,1,4,4)
+    for dtype in (torch.float32, torch.float64):
+        p_h, p_off = m.to(dtype).block_probabilities(a.to(dtype))
+        assert torch.isfinite(p_h).all() and torch.isfinite(p_off).all()
+        sums = m._blocks(p_h).sum(-1) + p_off
+        torch.testing.assert_close(sums, torch.ones_like(sums))
+        assert torch.isfinite(m.block_log_normaliser(a.to(dtype))).all()
+    m.double()
+
+
+def test_sampled_blocks_have_at_most_one_detector_on_and_follow_the_softmax():
+    m = tiny()
+    v = torch.ones(1, 25, dtype=torch.float64)
+    a = m.detector_input(v.reshape(1, 1, 5, 5)).expand(20000, -1, -1, -1)
+    h, p = m.sample_blocks(a, torch.Generator().manual_seed(0))
+    on = m._blocks(h).sum(-1)
+    assert on.max() <= 1 and torch.equal(on, p)
+    p_h, _ = m.block_probabilities(a[:1])
+    # 20000 draws: standard error <= 0.0036 per frequency
+    torch.testing.assert_close(h.mean(0, keepdim=True), p_h, atol=0.02, rtol=0)
+
+
+def test_sparsity_penalty_moves_only_hidden_biases():
+    cfg = ConvRBMConfig(
+        n_visible=25, n_filters=2, kernel_size=2, sparsity_target=0.05, sparsity_cost=1.0
+    )
+    m = ConvRBM(cfg).double()
+    x = (torch.rand(4, 25, generator=torch.Generator().manual_seed(0)) < 0.5).double()
+    grads = []
+    for cost in (1.0, 0.0):
+        m.config = cfg.replace(sparsity_cost=cost, sparsity_target=0.05 if cost else None)
+        m.zero_grad()
+        m.loss(x, torch.Generator().manual_seed(1))["loss"].backward()
+        grads.append({k: p.grad.clone() for k, p in m.named_parameters()})
+    torch.testing.assert_close(grads[0]["W"], grads[1]["W"])
+    torch.testing.assert_close(grads[0]["b"], grads[1]["b"])
+    assert not torch.allclose(grads[0]["c"], grads[1]["c"])
+
+
+def _digits():
+    return load_data(DataConfig(name="digits", binarize="threshold"))
+
+
+def test_cd_training_on_digits_lowers_reconstruction_error_and_writes_images(tmp_path):
+    bundle = _digits()
+    torch.manual_seed(0)
+    m = ConvRBM(
+        ConvRBMConfig(
+            n_visible=64, n_filters=8, kernel_size=3, pool_size=2, init_std=0.05, sample_burn_in=20
+        )
+    )
+    m.init_from_data(bundle.train.x)
+    before = m.validation_metrics(bundle.valid.x)["recon_error"]
+    opt = torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.5)
+    g = torch.Generator().manual_seed(0)
+    x = bundle.train.x
+    for step in range(150):
+        idx = torch.randint(len(x), (50,), generator=g)
+        opt.zero_grad()
+        m.loss(x[idx], g)["loss"].backward()
+        opt.step()
+    after = m.validation_metrics(bundle.valid.x)["recon_error"]
+    print(f"conv-rbm digits recon_error {before:.4f} -> {after:.4f}")
+    assert after < 0.75 * before, (before, after)
+    s = m.sample(16, torch.Generator().manual_seed(2))
+    assert s.shape == (16, 64) and set(s.unique().tolist()) <= {0.0, 1.0}
+    save_image_grid(s, (8, 8), tmp_path / "samples.png")
+    save_filters(m, tmp_path / "filters.png")
+    assert Image.open(tmp_path / "filters.png").size[0] > 0
+    assert Image.open(tmp_path / "samples.png").size[0] > 0
+
+
+def test_convolutional_dbn_stacks_on_the_pooling_layer():
+    torch.manual_seed(0)
+    lower = ConvRBM(ConvRBMConfig(n_visible=100, n_filters=3, kernel_size=3, pool_size=2))
+    cfg = next_layer_config(lower, n_filters=5, kernel_size=2, pool_size=1)
+    assert (cfg.in_channels, cfg.image_height, cfg.image_width) == (3, 4, 4)
+    upper = ConvRBM(cfg)
+    dbn = ConvDBN([lower, upper])
+    x = (torch.rand(6, 100, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    feats = dbn.features(x, upto=1, generator=torch.Generator().manual_seed(1))
+    assert feats.shape == (6, 48) and set(feats.unique().tolist()) <= {0.0, 1.0}
+    out = upper.loss(feats, torch.Generator().manual_seed(2))
+    assert torch.isfinite(out["loss"])
+    top = dbn.features(x)
+    assert top.shape == (6, 5 * 3 * 3) and ((top >= 0) & (top <= 1)).all()
+    assert torch.allclose(dbn.features(x, upto=1), lower.pool_probabilities(x))
+    with pytest.raises(ConfigError, match="next_layer_config"):
+        ConvDBN([lower, ConvRBM(ConvRBMConfig(n_visible=16, kernel_size=1, pool_size=1))])
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.5])
+def test_gibbs_kernel_leaves_the_exact_marginal_invariant(beta):
+    # 3x3 image, two 2x2 filters, one 2x2 pooling block each: all 512 images and the 25
+    # constrained hidden states are enumerable; T(v -> v') = sum_h p(h | v) p(v' | h).
+    m = tiny(side=3, kernel=2, pool=2, filters=2, scale=1.0)
+    V, Hall = states(9), states(8)
+    e = m.energy(V.repeat_interleave(len(Hall), 0), Hall.repeat(len(V), 1))
+    logw = (-beta * e).reshape(len(V), len(Hall))
+    ok = torch.isfinite(logw[0])
+    Hs, logw = Hall[ok], logw[:, ok]
+    p_v = torch.softmax(torch.logsumexp(logw, 1), 0)
+    p_h_v = torch.softmax(logw, 1)
+    hm = Hs.reshape(-1, 2, 2, 2)
+    q = torch.sigmoid(beta * m.visible_input(hm)).flatten(1)
+    p_vp_h = torch.exp(V @ torch.log(q).T + (1 - V) @ torch.log1p(-q).T).T
+    torch.testing.assert_close(p_v @ (p_h_v @ p_vp_h), p_v)
+    # the sampler follows that kernel from one start state
+    nxt = m.gibbs_step(V[100].expand(40000, -1), beta, torch.Generator().manual_seed(0))
+    codes = (nxt * 2.0 ** torch.arange(8, -1, -1, dtype=torch.float64)).sum(1).long()
+    freq = torch.bincount(codes, minlength=512).double() / len(nxt)
+    torch.testing.assert_close(freq, p_h_v[100] @ p_vp_h, atol=0.01, rtol=0)

@@ -1,0 +1,84 @@
+"""genzoo.distributed: a no-op single process outside torchrun, real collectives in a 2-process
+gloo group (spawned here with torch.multiprocessing, torchrun's environment variables set by
+hand)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from genzoo import distributed as gz_dist
+from genzoo.core.errors import GenzooError
+
+TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spawn(fn, world: int, *args) -> None:
+    """Run ``fn(rank, world, port, *args)`` in ``world`` fresh processes; a failure in any
+    re-raises here."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    mp.spawn(fn, args=(world, free_port(), *args), nprocs=world, join=True)
+
+
+def as_torchrun_rank(rank: int, world: int, port: int) -> None:
+    torch.set_num_threads(1)
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+
+
+def test_single_process_outside_torchrun(monkeypatch):
+    for var in TORCHRUN_VARS:
+        monkeypatch.delenv(var, raising=False)
+    ctx = gz_dist.init_from_env("cpu")
+    assert ctx == gz_dist.DistContext(0, 1, 0, torch.device("cpu"), None)
+    assert ctx.is_main and not ctx.is_distributed and not gz_dist.is_initialized()
+    assert gz_dist.is_main() and gz_dist.rank() == 0 and gz_dist.world_size() == 1
+    t = torch.arange(6.0).reshape(3, 2)
+    assert gz_dist.all_gather_cat(t) is t
+    gz_dist.barrier()
+    gz_dist.destroy()
+
+
+def test_incomplete_torchrun_environment_is_refused(monkeypatch):
+    for var in TORCHRUN_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(GenzooError, match="MASTER_ADDR.*torchrun"):
+        gz_dist.init_from_env("cpu")
+
+
+def _collectives(rank: int, world: int, port: int, out_dir: str) -> None:
+    as_torchrun_rank(rank, world, port)
+    ctx = gz_dist.init_from_env("cpu")
+    assert (ctx.rank, ctx.world_size, ctx.local_rank, ctx.backend) == (rank, world, rank, "gloo")
+    assert ctx.is_distributed and ctx.is_main == (rank == 0) == gz_dist.is_main()
+    assert gz_dist.init_from_env("cpu") == ctx  # joining again returns the same group
+    # Variable first dimensions, one rank with none; float64 stays exact.
+    rows = [torch.tensor([[0.1, 1e-300]]).double().repeat(3, 1), torch.zeros(0, 2).double()]
+    got = gz_dist.all_gather_cat(rows[rank])
+    assert got.dtype == torch.float64 and torch.equal(got, rows[0])
+    ints = torch.full((rank + 1, 2, 2), rank, dtype=torch.int64)
+    got = gz_dist.all_gather_cat(ints)
+    assert got.shape == (3, 2, 2) and got[:, 0, 0].tolist() == [0, 1, 1]
+    gz_dist.barrier()
+    with open(os.path.join(out_dir, f"rank{rank}"), "w") as f:
+        f.write(f"{gz_dist.rank()}/{gz_dist.world_size()}")
+    gz_dist.destroy()
+    gz_dist.destroy()  # a second call is a no-op
+    assert not gz_dist.is_initialized() and gz_dist.world_size() == 1
+
+
+def test_two_gloo_processes(tmp_path):
+    spawn(_collectives, 2, str(tmp_path))
+    assert (tmp_path / "rank0").read_text() == "0/2" and (tmp_path / "rank1").read_text() == "1/2"
