@@ -89,6 +89,31 @@ def _build_parser() -> argparse.ArgumentParser:
     ip.add_argument("--out", type=Path, required=True, help="output PNG path")
     ip.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     ip.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
+
+    ch = sub.add_parser(
+        "chain", help="run the model's sampling chain and save it as a GIF or a PNG strip",
+        description="Run N chains of the model in RUN_DIR for --steps steps (Markov-chain "
+        "samplers: dae, cae, gsn; energy models: block Gibbs) and save every --every-th state: "
+        "an animated GIF (--out ending in .gif) or a PNG strip, one row per chain.",
+    )
+    ch.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    ch.add_argument("-n", type=int, default=8, help="number of chains (default 8)")
+    ch.add_argument("--steps", type=int, default=100, help="chain steps (default 100)")
+    ch.add_argument("--every", type=int, default=5, help="keep every k-th state (default 5)")
+    ch.add_argument("--start", choices=("noise", "data"), default="noise",
+                    help="start from uniform binary noise (default) or from test examples")
+    ch.add_argument("--out", type=Path, required=True, help="output .gif or .png path")
+    ch.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    ch.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
+
+    fi = sub.add_parser(
+        "filters", help="save the learned first-layer filters of a run as a PNG grid",
+        description="Save the first-layer weights of the model in RUN_DIR, one image per "
+        "hidden unit or convolution kernel, each scaled to [0, 1].",
+    )
+    fi.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    fi.add_argument("-n", type=int, default=100, help="at most this many filters (default 100)")
+    fi.add_argument("--out", type=Path, required=True, help="output PNG path")
     return parser
 
 
@@ -364,6 +389,81 @@ def _cmd_inpaint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_chain(args: argparse.Namespace) -> int:
+    import torch
+
+    from genzoo.core.protocols import ENERGY, has
+    from genzoo.data import IMAGE_SHAPES, load_data
+    from genzoo.training.checkpoint import load_model
+    from genzoo.utils.animation import save_chain_gif, save_chain_strip
+
+    for flag, value in (("-n", args.n), ("--steps", args.steps), ("--every", args.every)):
+        if value <= 0:
+            raise GenzooError(f"{flag} {value}: must be positive")
+    model, cfg = load_model(args.run_dir, device=args.device)
+    gibbs = has(model, ENERGY) and callable(getattr(model, "gibbs_step", None))
+    if not callable(getattr(model, "chain", None)) and not gibbs:
+        raise GenzooError(
+            f"model {cfg.model_name!r} has no sampling chain; `genzoo chain` runs Markov-chain "
+            "samplers (dae, cae, gsn) and energy models with block Gibbs sampling (rbm, ...)"
+        )
+    image_shape = IMAGE_SHAPES[cfg.data.name]
+    dtype = next(model.parameters()).dtype
+    generator = torch.Generator(device=args.device).manual_seed(args.seed)
+    if args.start == "data":
+        x0 = load_data(cfg.data).test.x[: args.n]
+    else:
+        d = image_shape[0] * image_shape[1]
+        x0 = torch.rand(args.n, d, generator=torch.Generator().manual_seed(args.seed)).round()
+    x0 = x0.to(device=args.device, dtype=dtype)
+    with torch.no_grad():
+        if callable(getattr(model, "chain", None)):
+            states = model.chain(x0, args.steps, generator=generator)
+        else:
+            states = [x0]
+            for _ in range(args.steps):
+                states.append(model.gibbs_step(states[-1], generator=generator))
+            states = torch.stack(states)
+    states = states.float().cpu().clamp(0, 1)
+    if args.out.suffix.lower() == ".gif":
+        frames = save_chain_gif(states, image_shape, args.out, every=args.every)
+        print(f"wrote {args.n} chains, {frames} frames (every {args.every}th of "
+              f"{args.steps} steps) to {args.out}")
+    else:
+        save_chain_strip(states, image_shape, args.out, every=args.every)
+        print(f"wrote {args.n} chains (every {args.every}th of {args.steps} steps) to {args.out}")
+    return 0
+
+
+def _cmd_filters(args: argparse.Namespace) -> int:
+    import torch
+
+    from genzoo.data import IMAGE_SHAPES
+    from genzoo.training.checkpoint import load_model
+    from genzoo.utils.images import save_image_grid
+
+    if args.n <= 0:
+        raise GenzooError(f"-n {args.n}: the number of filters must be positive")
+    model, cfg = load_model(args.run_dir)
+    if callable(getattr(model, "filters", None)):
+        images, shape = model.filters()
+    else:
+        image_shape = IMAGE_SHAPES[cfg.data.name]
+        d = image_shape[0] * image_shape[1]
+        W = getattr(model, "W", None)
+        if not isinstance(W, torch.Tensor) or W.dim() != 2 or W.shape[0] != d:
+            raise GenzooError(
+                f"model {cfg.model_name!r} has no first-layer weight matrix W (D={d}, H) to show; "
+                "`genzoo filters` works for RBM-family models and the convolutional RBM"
+            )
+        images, shape = W.detach().T.float(), image_shape
+    images = images[: args.n]
+    # Each filter scaled to its own range: the pattern matters, not the magnitude.
+    save_image_grid(images.cpu(), shape, args.out, scale=2, normalize=True)
+    print(f"wrote {len(images)} filters to {args.out}")
+    return 0
+
+
 _COMMANDS = {
     "models": _cmd_models,
     "data": _cmd_data,
@@ -371,6 +471,8 @@ _COMMANDS = {
     "evaluate": _cmd_evaluate,
     "sample": _cmd_sample,
     "inpaint": _cmd_inpaint,
+    "chain": _cmd_chain,
+    "filters": _cmd_filters,
 }
 
 

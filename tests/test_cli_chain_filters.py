@@ -1,0 +1,73 @@
+"""`genzoo chain` (sampling chains as a GIF or a PNG strip) and `genzoo filters` (first-layer
+weights as images), in process, on tiny runs; and the errors a user can cause."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from genzoo.cli import main
+
+
+def _train(tmp_path_factory, model: str, *sets: str):
+    out = tmp_path_factory.mktemp("runs") / model
+    args = ["train", model, "--data", "digits", "--set", "data.binarize=threshold",
+            "--set", "data.n_train=200", "--set", "train.epochs=1", "--set",
+            "train.progress=false", "--set", "train.grid_samples=4"]
+    for s in sets:
+        args += ["--set", s]
+    assert main(args + ["--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def rbm_run(tmp_path_factory):
+    return _train(tmp_path_factory, "rbm", "model.n_hidden=12", "model.sample_burn_in=5")
+
+
+@pytest.fixture(scope="module")
+def dae_run(tmp_path_factory):
+    return _train(tmp_path_factory, "dae", "model.n_hidden=12", "model.sample_steps=3")
+
+
+def test_gibbs_chain_of_an_energy_model_as_a_gif(rbm_run, tmp_path, capsys):
+    gif = tmp_path / "chain.gif"
+    assert main(["chain", str(rbm_run), "-n", "4", "--steps", "10", "--every", "5",
+                 "--out", str(gif)]) == 0
+    assert "3 frames" in capsys.readouterr().out
+    im = Image.open(gif)
+    assert im.n_frames == 3  # states 0, 5, 10
+    # The first frame is the binary noise start, the later ones Gibbs states: they differ.
+    im.seek(0)
+    first = np.asarray(im.convert("L"), dtype=float)
+    im.seek(2)
+    last = np.asarray(im.convert("L"), dtype=float)
+    assert first.shape == last.shape and not np.array_equal(first, last)
+
+
+def test_dae_chain_from_data_as_a_strip_is_deterministic(dae_run, tmp_path):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    for png in (a, b):
+        assert main(["chain", str(dae_run), "-n", "3", "--steps", "4", "--every", "2",
+                     "--start", "data", "--seed", "7", "--out", str(png)]) == 0
+    pa, pb = np.asarray(Image.open(a)), np.asarray(Image.open(b))
+    assert np.array_equal(pa, pb)
+    # One row per chain, three kept states (0, 2, 4) per row, 8x8 images at scale 2.
+    assert pa.shape == (3 * 17 + 1, 3 * 17 + 1)
+
+
+def test_filters_of_an_rbm_one_tile_per_hidden_unit(rbm_run, tmp_path):
+    png = tmp_path / "f.png"
+    assert main(["filters", str(rbm_run), "--out", str(png)]) == 0
+    a = np.asarray(Image.open(png))
+    # 12 filters in a near-square grid (4 columns, 3 rows), each scaled to its own range.
+    assert a.shape == (3 * 17 + 1, 4 * 17 + 1)
+    assert a.max() == 255 and a.min() == 0
+
+
+def test_user_errors_are_named(rbm_run, dae_run, tmp_path, capsys):
+    assert main(["chain", str(rbm_run), "--steps", "0", "--out", str(tmp_path / "x.gif")]) == 2
+    assert "--steps 0" in capsys.readouterr().err
+    assert main(["filters", str(dae_run), "--out", str(tmp_path / "x.png")]) == 2
+    assert "no first-layer weight matrix" in capsys.readouterr().err
