@@ -1,16 +1,18 @@
 """What every likelihood evaluator does the same way: refuse a model without the capability it
 needs, check the data, work on a copy of the model in the evaluation precision, and report the
-spread of per-example values."""
+spread of per-example values (for the energy-based NLLs, F(x) + log Z, in one report shape)."""
 
 from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import torch
 
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import has
+from genzoo.evaluation.stats import Estimate
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -34,6 +36,53 @@ def evaluation_copy(model, x: torch.Tensor, capability: str, dtype: torch.dtype,
     m.eval()
     params = next(m.parameters(), None)
     return m, (params.device if params is not None else x.device)
+
+
+def log_z_report() -> dict[str, Any]:
+    """The keys of an F(x) + log Z report that only some log Z estimators fill (reverse AIS,
+    AIS run counts and diagnostics), all None to start with."""
+    return {
+        "log_z_reverse": None,
+        "nll_nats_reverse": None,
+        "stderr_log_z_reverse": None,
+        "reverse_start": None,
+        "ais_ess": None,
+        "ais_ess_reverse": None,
+        "n_samples": None,
+        "n_betas": None,
+    }
+
+
+def add_reverse_log_z(report: dict[str, Any], z_rev: Estimate, reverse_start: str) -> None:
+    """Record a reverse-AIS log Z estimate (value, stderr, ESS) and how its runs were started
+    in ``report``."""
+    report["reverse_start"] = reverse_start
+    report["log_z_reverse"] = z_rev.value
+    report["stderr_log_z_reverse"] = z_rev.stderr
+    report["ais_ess_reverse"] = z_rev.diagnostics["ess"]
+
+
+def add_nll_summary(
+    report: dict[str, Any], f: torch.Tensor, z: Estimate, dtype_name: str, **extra: Any
+) -> None:
+    """Complete ``report`` with NLL_i = f_i + log Z for per-example free energies f (N,) and a
+    log Z estimate ``z``: nll_nats (mean, nats per example), stderr = sqrt(stderr_log_z^2 +
+    stderr_examples^2), stderr_log_z, stderr_examples, log_z, n_examples, dtype, then ``extra``,
+    and nll_nats_reverse when the report has a reverse log Z."""
+    nll = f + z.value
+    se_examples = example_stderr(nll)
+    report.update(
+        nll_nats=float(nll.mean()),
+        stderr=math.sqrt(z.stderr**2 + se_examples**2),
+        stderr_log_z=z.stderr,
+        stderr_examples=se_examples,
+        log_z=z.value,
+        n_examples=len(f),
+        dtype=dtype_name,
+        **extra,
+    )
+    if report["log_z_reverse"] is not None:
+        report["nll_nats_reverse"] = float((f + report["log_z_reverse"]).mean())
 
 
 def example_stderr(values: torch.Tensor) -> float:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Sequence
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -69,7 +70,7 @@ def linear_schedule(n_betas: int) -> torch.Tensor:
 
 def _check_betas(betas) -> list[float]:
     b = [float(x) for x in (betas.tolist() if isinstance(betas, torch.Tensor) else betas)]
-    if len(b) < 2 or b[0] != 0.0 or b[-1] != 1.0 or any(y < x for x, y in zip(b, b[1:])):
+    if len(b) < 2 or b[0] != 0.0 or b[-1] != 1.0 or any(y < x for x, y in pairwise(b)):
         raise GenzooError(
             "AIS temperatures must be non-decreasing from exactly 0 to exactly 1 "
             "(use sm08_schedule or linear_schedule)"

@@ -9,7 +9,6 @@ expectation, the latter only as far as the model samples that start it are exact
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -19,8 +18,10 @@ from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION, has
 from genzoo.evaluation._common import (
     DTYPES,
+    add_nll_summary,
+    add_reverse_log_z,
     evaluation_copy,
-    example_stderr,
+    log_z_report,
 )
 from genzoo.evaluation.ais import (
     ais_log_partition,
@@ -30,6 +31,7 @@ from genzoo.evaluation.ais import (
 )
 from genzoo.evaluation.config import EvalConfig
 from genzoo.evaluation.exact import exact_log_partition
+from genzoo.evaluation.stats import Estimate
 
 
 def _free_energies(model, x: torch.Tensor, batch_size: int, dtype: torch.dtype) -> torch.Tensor:
@@ -71,6 +73,56 @@ def _has_chains(model) -> bool:
     return isinstance(chains, torch.Tensor) and chains.numel() > 0
 
 
+def forward_log_partition(
+    m,
+    model,
+    x_train: torch.Tensor,
+    eval_config: EvalConfig,
+    generator: torch.Generator | None,
+    dtype: torch.dtype,
+    device: torch.device,
+    report: dict[str, Any],
+    *,
+    exact_estimator: str,
+    ais_estimator: str,
+    no_estimator: str,
+    distributed: bool = False,
+) -> tuple[Estimate, Any, torch.Tensor | None, torch.Generator]:
+    """log Z of the evaluation copy ``m`` of ``model`` for an F(x) + log Z report: exact
+    enumeration when the model's enumerated layer has at most ``eval.exact_max_units`` units,
+    else forward AIS from ``m.ais_base(x_train)`` (GenzooError "<Model> <no_estimator>" when
+    the model supports neither). Checks x_train; ``generator`` None: one seeded with
+    ``eval.seed`` on ``device``. Writes ``estimator`` (``exact_estimator`` or
+    ``ais_estimator``) and, for AIS, n_samples, n_betas, ais_ess into ``report``. Returns
+    (log Z, the AIS base or None, the AIS schedule or None, the generator)."""
+    check = getattr(model, "check_input", None)
+    if check is not None:
+        check(x_train, "x_train")
+    if generator is None:
+        generator = torch.Generator(device=device).manual_seed(eval_config.seed)
+    n_units = m.enumerable_free_energy()[1] if has(m, EXACT_LOG_PARTITION) else None
+    if n_units is not None and n_units <= eval_config.exact_max_units:
+        z = exact_log_partition(m, max_units=eval_config.exact_max_units, dtype=dtype)
+        report["estimator"] = exact_estimator
+        return z, None, None, generator
+    if not has(m, AIS):
+        raise GenzooError(f"{type(model).__name__} {no_estimator}")
+    base = m.ais_base(x_train.to(device=device, dtype=dtype))
+    schedule = sm08_schedule if eval_config.schedule == "sm08" else linear_schedule
+    betas = schedule(eval_config.ais_betas)
+    z = ais_log_partition(
+        m, base, betas, eval_config.ais_runs, generator, dtype, eval_config.batch_size,
+        distributed=distributed,
+    )
+    report.update(
+        estimator=ais_estimator,
+        n_samples=eval_config.ais_runs,
+        n_betas=len(betas),
+        ais_ess=z.diagnostics["ess"],
+    )
+    return z, base, betas, generator
+
+
 def energy_nll(
     model,
     x: torch.Tensor,
@@ -98,76 +150,32 @@ def energy_nll(
     start = time.perf_counter()
     dtype = DTYPES[eval_config.dtype]
     m, device = evaluation_copy(model, x, ENERGY, dtype, "is not an energy model")
-    check = getattr(model, "check_input", None)
-    if check is not None:
-        check(x_train, "x_train")
-    if generator is None:
-        generator = torch.Generator(device=device).manual_seed(eval_config.seed)
+    report = log_z_report()
+    z, base, betas, generator = forward_log_partition(
+        m, model, x_train, eval_config, generator, dtype, device, report,
+        exact_estimator="exact enumeration",
+        ais_estimator="AIS (forward)",
+        no_estimator="has neither a small enough layer for exact enumeration nor AIS support",
+        distributed=distributed,
+    )
+    if base is not None and eval_config.reverse:
 
-    report: dict[str, Any] = {
-        "log_z_reverse": None,
-        "nll_nats_reverse": None,
-        "stderr_log_z_reverse": None,
-        "reverse_start": None,
-        "ais_ess": None,
-        "ais_ess_reverse": None,
-        "n_samples": None,
-        "n_betas": None,
-    }
-    n_units = m.enumerable_free_energy()[1] if has(m, EXACT_LOG_PARTITION) else None
-    if n_units is not None and n_units <= eval_config.exact_max_units:
-        z = exact_log_partition(m, max_units=eval_config.exact_max_units, dtype=dtype)
-        report["estimator"] = "exact enumeration"
-    else:
-        if not has(m, AIS):
-            raise GenzooError(
-                f"{type(model).__name__} has neither a small enough layer for exact enumeration "
-                "nor AIS support"
-            )
-        base = m.ais_base(x_train.to(device=device, dtype=dtype))
-        schedule = sm08_schedule if eval_config.schedule == "sm08" else linear_schedule
-        betas = schedule(eval_config.ais_betas)
-        z = ais_log_partition(
-            m, base, betas, eval_config.ais_runs, generator, dtype, eval_config.batch_size,
-            distributed=distributed,
-        )
-        report.update(
-            estimator="AIS (forward)",
-            n_samples=eval_config.ais_runs,
-            n_betas=len(betas),
-            ais_ess=z.diagnostics["ess"],
-        )
-        if eval_config.reverse:
-            def start_states(lo: int, hi: int, g: torch.Generator) -> torch.Tensor:
-                burn_in = eval_config.reverse_burn_in
-                return model_samples_for_reverse_ais(m, base, hi - lo, burn_in, g, offset=lo)
+        def start_states(lo: int, hi: int, g: torch.Generator) -> torch.Tensor:
+            burn_in = eval_config.reverse_burn_in
+            return model_samples_for_reverse_ais(m, base, hi - lo, burn_in, g, offset=lo)
 
-            z_rev = reverse_ais_from(
-                m, base, betas, eval_config.ais_runs, start_states, generator, dtype,
-                eval_config.batch_size, distributed=distributed,
-            )
-            start_from = "persistent chains" if _has_chains(m) else "base-model samples"
-            report["reverse_start"] = (
-                f"{start_from} + {eval_config.reverse_burn_in} Gibbs steps (approximate samples)"
-            )
-            report["log_z_reverse"] = z_rev.value
-            report["stderr_log_z_reverse"] = z_rev.stderr
-            report["ais_ess_reverse"] = z_rev.diagnostics["ess"]
+        z_rev = reverse_ais_from(
+            m, base, betas, eval_config.ais_runs, start_states, generator, dtype,
+            eval_config.batch_size, distributed=distributed,
+        )
+        start_from = "persistent chains" if _has_chains(m) else "base-model samples"
+        add_reverse_log_z(
+            report,
+            z_rev,
+            f"{start_from} + {eval_config.reverse_burn_in} Gibbs steps (approximate samples)",
+        )
 
     f = _free_energies(m, x, eval_config.batch_size, dtype)
-    nll = f + z.value
-    n = len(x)
-    se_examples = example_stderr(nll)
-    report.update(
-        nll_nats=float(nll.mean()),
-        stderr=math.sqrt(z.stderr**2 + se_examples**2),
-        stderr_log_z=z.stderr,
-        stderr_examples=se_examples,
-        log_z=z.value,
-        n_examples=n,
-        dtype=eval_config.dtype,
-    )
-    if report["log_z_reverse"] is not None:
-        report["nll_nats_reverse"] = float((f + report["log_z_reverse"]).mean())
+    add_nll_summary(report, f, z, eval_config.dtype)
     report["wall_s"] = time.perf_counter() - start
     return report

@@ -14,23 +14,23 @@ the reported bound is itself a stochastic estimate: the NLL bound with the rever
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
 import torch
 
-from genzoo.core.errors import GenzooError
-from genzoo.core.protocols import AIS, EXACT_LOG_PARTITION, VARIATIONAL, has
-from genzoo.evaluation._common import DTYPES, evaluation_copy, example_stderr, require_finite
-from genzoo.evaluation.ais import (
-    ais_log_partition,
-    linear_schedule,
-    reverse_ais_log_partition,
-    sm08_schedule,
+from genzoo.core.protocols import VARIATIONAL
+from genzoo.evaluation._common import (
+    DTYPES,
+    add_nll_summary,
+    add_reverse_log_z,
+    evaluation_copy,
+    log_z_report,
+    require_finite,
 )
+from genzoo.evaluation.ais import reverse_ais_log_partition
 from genzoo.evaluation.config import EvalConfig
-from genzoo.evaluation.exact import exact_log_partition
+from genzoo.evaluation.energy import forward_log_partition
 
 
 @torch.no_grad()
@@ -68,75 +68,34 @@ def variational_nll(
     m, device = evaluation_copy(
         model, x, VARIATIONAL, dtype, "has no variational bound (variational_free_energy)"
     )
-    check = getattr(model, "check_input", None)
-    if check is not None:
-        check(x_train, "x_train")
-    if generator is None:
-        generator = torch.Generator(device=device).manual_seed(eval_config.seed)
-
-    report: dict[str, Any] = {
-        "log_z_reverse": None,
-        "nll_nats_reverse": None,
-        "stderr_log_z_reverse": None,
-        "reverse_start": None,
-        "ais_ess": None,
-        "ais_ess_reverse": None,
-        "n_samples": None,
-        "n_betas": None,
-    }
-    n_units = m.enumerable_free_energy()[1] if has(m, EXACT_LOG_PARTITION) else None
-    if n_units is not None and n_units <= eval_config.exact_max_units:
-        z = exact_log_partition(m, max_units=eval_config.exact_max_units, dtype=dtype)
-        report["estimator"] = "mean-field bound, exact log Z"
-    else:
-        if not has(m, AIS):
-            raise GenzooError(
-                f"{type(model).__name__} has neither a small enough parity of layers for exact "
-                "enumeration of log Z nor AIS support"
-            )
-        base = m.ais_base(x_train.to(device=device, dtype=dtype))
-        schedule = sm08_schedule if eval_config.schedule == "sm08" else linear_schedule
-        betas = schedule(eval_config.ais_betas)
-        z = ais_log_partition(
-            m, base, betas, eval_config.ais_runs, generator, dtype, eval_config.batch_size
+    report = log_z_report()
+    z, base, betas, generator = forward_log_partition(
+        m, model, x_train, eval_config, generator, dtype, device, report,
+        exact_estimator="mean-field bound, exact log Z",
+        ais_estimator="mean-field bound, AIS (forward) log Z",
+        no_estimator="has neither a small enough parity of layers for exact enumeration of log Z "
+        "nor AIS support",
+    )
+    if base is not None and eval_config.reverse:
+        states = m.ais_model_states(eval_config.ais_runs, eval_config.reverse_burn_in, generator)
+        z_rev = reverse_ais_log_partition(
+            m, base, betas, states, generator, dtype, eval_config.batch_size
         )
-        report.update(
-            estimator="mean-field bound, AIS (forward) log Z",
-            n_samples=eval_config.ais_runs,
-            n_betas=len(betas),
-            ais_ess=z.diagnostics["ess"],
+        add_reverse_log_z(
+            report,
+            z_rev,
+            f"persistent chains + {eval_config.reverse_burn_in} Gibbs sweeps (approximate samples)",
         )
-        if eval_config.reverse:
-            states = m.ais_model_states(
-                eval_config.ais_runs, eval_config.reverse_burn_in, generator
-            )
-            z_rev = reverse_ais_log_partition(
-                m, base, betas, states, generator, dtype, eval_config.batch_size
-            )
-            report["reverse_start"] = (
-                f"persistent chains + {eval_config.reverse_burn_in} Gibbs sweeps "
-                "(approximate samples)"
-            )
-            report["log_z_reverse"] = z_rev.value
-            report["stderr_log_z_reverse"] = z_rev.stderr
-            report["ais_ess_reverse"] = z_rev.diagnostics["ess"]
 
     f = variational_free_energies(m, x, eval_config.batch_size)
     require_finite(f, "variational free energy")
-    nll = f + z.value
-    se_examples = example_stderr(nll)
-    report.update(
-        nll_nats=float(nll.mean()),
-        stderr=math.sqrt(z.stderr**2 + se_examples**2),
-        stderr_log_z=z.stderr,
-        stderr_examples=se_examples,
-        log_z=z.value,
+    add_nll_summary(
+        report,
+        f,
+        z,
+        eval_config.dtype,
         variational_free_energy=float(f.mean()),
         bound="upper bound on the NLL (mean-field variational bound with the estimated log Z)",
-        n_examples=len(x),
-        dtype=eval_config.dtype,
     )
-    if report["log_z_reverse"] is not None:
-        report["nll_nats_reverse"] = float((f + report["log_z_reverse"]).mean())
     report["wall_s"] = time.perf_counter() - start
     return report

@@ -9,43 +9,25 @@ order, each conditional a Bernoulli with logit l_d(x_<d)::
 expression). A model supplies ``conditional_logits(x) -> (B, D)`` whose column d depends on
 x_<d only, an output bias ``b`` (D,) and its own ancestral ``sample``; the base class
 :class:`BinaryAutoregressive` turns these into the exact ``log_prob``, the training ``loss``
-(mean negative log-likelihood, the maximum-likelihood objective), ``validation_metrics`` and
-``init_from_data``.
+(mean negative log-likelihood, the maximum-likelihood objective, from
+:class:`MaximumLikelihood`, which RNADE shares), ``validation_metrics`` and ``init_from_data``.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from genzoo.core.config import check
-from genzoo.core.errors import ConfigError, GenzooError
+from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import EXACT_LIKELIHOOD
 from genzoo.core.validation import check_binary
-
-# Clamp of the data marginals before taking logits, so that a pixel never on in the training
-# set gets a large finite output bias rather than -inf.
-MARGINAL_CLAMP = 1e-3
-
-
-def softplus(x: torch.Tensor) -> torch.Tensor:
-    """softplus(x) = log(1 + e^x). torch switches to the identity above ``threshold`` with an
-    error of log1p(exp(-threshold)): 2e-9 at the default 20, below float32 resolution but not
-    float64's, so float64 (the evaluation precision) switches only at 40."""
-    return F.softplus(x, threshold=40.0 if x.dtype == torch.float64 else 20.0)
+from genzoo.models._numerics import data_logits, softplus
 
 
 def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """sum_d log Bernoulli(x_d; sigmoid(l_d)) = sum_d [x_d l_d - softplus(l_d)] in nats.
     logits, x (B, D) -> (B,)."""
     return (x * logits - softplus(logits)).sum(-1)
-
-
-def data_logits(x: torch.Tensor) -> torch.Tensor:
-    """Logits of the clamped per-variable means of x (N, D) -> (D,)."""
-    p = x.mean(dim=0).clamp(MARGINAL_CLAMP, 1.0 - MARGINAL_CLAMP)
-    return torch.log(p) - torch.log1p(-p)
 
 
 def uniforms(n: int, d: int, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -60,25 +42,27 @@ def check_sample_count(n: int) -> None:
         raise GenzooError(f"sample(n={n!r}): n must be an integer >= 0")
 
 
-def check_visible(n_visible: int | None) -> None:
-    """Config check shared by the models' ``validate``."""
-    check(
-        n_visible is None or n_visible > 0,
-        f"model.n_visible={n_visible} must be positive (or none to take it from the data)",
-    )
+class MaximumLikelihood:
+    """Mixin for models with an exact ``log_prob(x) -> (B,)``: the training ``loss`` is the
+    mean negative log-likelihood (log-density for real data), the maximum-likelihood
+    objective, and ``validation_metrics`` reports it."""
+
+    def loss(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Mean negative log-likelihood of the batch x (B, D), nats per example: ``loss`` (with
+        gradient) and ``nll`` (the same value, detached). ``generator`` is unused: the
+        objective is exact."""
+        nll = -self.log_prob(x).mean()
+        return {"loss": nll, "nll": nll.detach()}
+
+    @torch.no_grad()
+    def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
+        """{"nll": mean exact negative log-likelihood of x (B, D), nats per example}."""
+        return {"nll": float(-self.log_prob(x).mean())}
 
 
-def require_visible(config) -> int:
-    """``config.n_visible`` at construction time, or a ConfigError naming the fix."""
-    if config.n_visible is None:
-        raise ConfigError(
-            "model.n_visible is not set: set it (--set model.n_visible=784) or let the CLI "
-            "take it from the data"
-        )
-    return config.n_visible
-
-
-class BinaryAutoregressive(nn.Module):
+class BinaryAutoregressive(MaximumLikelihood, nn.Module):
     """Base of the binary autoregressive models: exact likelihood from ``conditional_logits``.
 
     Subclasses define ``self.b`` (D,), the output biases, and implement ``conditional_logits``
@@ -106,20 +90,6 @@ class BinaryAutoregressive(nn.Module):
         self.check_input(x)
         x = x.to(dtype=self.b.dtype)
         return bernoulli_log_likelihood(self.conditional_logits(x), x)
-
-    def loss(
-        self, x: torch.Tensor, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
-        """Mean negative log-likelihood of the batch x (B, D), nats per example: ``loss`` (with
-        gradient) and ``nll`` (the same value, detached). ``generator`` is unused: the
-        objective is exact."""
-        nll = -self.log_prob(x).mean()
-        return {"loss": nll, "nll": nll.detach()}
-
-    @torch.no_grad()
-    def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
-        """{"nll": mean exact negative log-likelihood of x (B, D), nats per example}."""
-        return {"nll": float(-self.log_prob(x).mean())}
 
     @torch.no_grad()
     def init_from_data(

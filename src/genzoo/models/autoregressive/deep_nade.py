@@ -44,12 +44,11 @@ from torch import nn
 from genzoo.core.config import Config, check, check_nonnegative
 from genzoo.core.errors import ConfigError, InputError
 from genzoo.core.registry import register_model
+from genzoo.models._common import check_n_visible, require_n_visible
 from genzoo.models.autoregressive._common import (
     BinaryAutoregressive,
     bernoulli_log_likelihood,
     check_sample_count,
-    check_visible,
-    require_visible,
     softplus,
     uniforms,
 )
@@ -85,7 +84,7 @@ class DeepNADEConfig(Config):
     ensemble_seed: int = 0
 
     def validate(self) -> None:
-        check_visible(self.n_visible)
+        check_n_visible(self.n_visible)
         check(len(self.hidden) >= 1, "model.hidden must list at least one layer size, e.g. 500,500")
         check(all(h > 0 for h in self.hidden), f"model.hidden={self.hidden}: sizes must be positive")
         check_nonnegative(self.init_std, "model.init_std")
@@ -115,7 +114,7 @@ class DeepNADE(BinaryAutoregressive):
         super().__init__()
         if not isinstance(config, DeepNADEConfig):
             raise ConfigError(f"DeepNADE needs a DeepNADEConfig, got {type(config).__name__}")
-        d = require_visible(config)
+        d = require_n_visible(config)
         sizes = tuple(config.hidden)
         self.config = config
         self.W = nn.Parameter(torch.zeros(sizes[0], d))

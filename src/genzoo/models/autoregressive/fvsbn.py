@@ -28,11 +28,10 @@ from torch import nn
 from genzoo.core.config import Config, check_nonnegative
 from genzoo.core.errors import ConfigError
 from genzoo.core.registry import register_model
+from genzoo.models._common import check_n_visible, require_n_visible
 from genzoo.models.autoregressive._common import (
     BinaryAutoregressive,
     check_sample_count,
-    check_visible,
-    require_visible,
     uniforms,
 )
 from genzoo.nn.init import normal_or_zero_
@@ -50,7 +49,7 @@ class FVSBNConfig(Config):
     init_std: float = 0.0
 
     def validate(self) -> None:
-        check_visible(self.n_visible)
+        check_n_visible(self.n_visible)
         check_nonnegative(self.init_std, "model.init_std")
 
 
@@ -68,7 +67,7 @@ class FVSBN(BinaryAutoregressive):
         super().__init__()
         if not isinstance(config, FVSBNConfig):
             raise ConfigError(f"FVSBN needs an FVSBNConfig, got {type(config).__name__}")
-        d = require_visible(config)
+        d = require_n_visible(config)
         self.config = config
         self.W = nn.Parameter(torch.zeros(d, d))
         self.b = nn.Parameter(torch.zeros(d))

@@ -35,12 +35,11 @@ from torch import nn
 from genzoo.core.config import Config, check, check_nonnegative
 from genzoo.core.errors import ConfigError, InputError
 from genzoo.core.registry import register_model
+from genzoo.models._common import check_n_visible, require_n_visible
 from genzoo.models.autoregressive._common import (
     BinaryAutoregressive,
     bernoulli_log_likelihood,
     check_sample_count,
-    check_visible,
-    require_visible,
     uniforms,
 )
 from genzoo.nn.init import normal_or_zero_
@@ -65,7 +64,7 @@ class MADEConfig(Config):
     init_std: float = 0.01
 
     def validate(self) -> None:
-        check_visible(self.n_visible)
+        check_n_visible(self.n_visible)
         check(len(self.hidden) >= 1, "model.hidden needs at least one layer, e.g. 500")
         check(all(h > 0 for h in self.hidden), f"model.hidden={self.hidden} must be positive")
         check(self.n_masks >= 1, f"model.n_masks={self.n_masks} must be at least 1")
@@ -86,7 +85,7 @@ class MADE(BinaryAutoregressive):
         super().__init__()
         if not isinstance(config, MADEConfig):
             raise ConfigError(f"MADE needs a MADEConfig, got {type(config).__name__}")
-        d = require_visible(config)
+        d = require_n_visible(config)
         self.config = config
         sizes = (d, *config.hidden)
         self.layers = nn.ModuleList(MaskedLinear(a, b) for a, b in itertools.pairwise(sizes))

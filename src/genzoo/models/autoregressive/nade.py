@@ -31,11 +31,10 @@ from torch import nn
 from genzoo.core.config import Config, check, check_nonnegative
 from genzoo.core.errors import ConfigError
 from genzoo.core.registry import register_model
+from genzoo.models._common import check_n_visible, require_n_visible
 from genzoo.models.autoregressive._common import (
     BinaryAutoregressive,
     check_sample_count,
-    check_visible,
-    require_visible,
     uniforms,
 )
 from genzoo.nn.init import normal_or_zero_
@@ -60,14 +59,14 @@ class _NADELogits(torch.autograd.Function):
     """Conditional logits l = NADE(x) (B, D), with algorithm 1's O(DH) backward pass."""
 
     @staticmethod
-    def forward(ctx, x, W, V, b, c):  # noqa: D102
+    def forward(ctx, x, W, V, b, c):
         hs = torch.empty(*x.shape, W.shape[0], dtype=x.dtype, device=x.device)
         logits = _forward_recursion(x, W, V, b, c, hs)
         ctx.save_for_backward(x, W, V, hs)
         return logits
 
     @staticmethod
-    def backward(ctx, g):  # noqa: D102
+    def backward(ctx, g):
         x, W, V, hs = ctx.saved_tensors
         want_x = ctx.needs_input_grad[0]
         g_V = torch.einsum("bdh,bd->dh", hs, g)
@@ -101,7 +100,7 @@ class NADEConfig(Config):
     init_std: float = 0.01
 
     def validate(self) -> None:
-        check_visible(self.n_visible)
+        check_n_visible(self.n_visible)
         check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
         check_nonnegative(self.init_std, "model.init_std")
 
@@ -120,7 +119,7 @@ class NADE(BinaryAutoregressive):
         super().__init__()
         if not isinstance(config, NADEConfig):
             raise ConfigError(f"NADE needs a NADEConfig, got {type(config).__name__}")
-        d = require_visible(config)
+        d = require_n_visible(config)
         h = config.n_hidden
         self.config = config
         self.W = nn.Parameter(torch.zeros(h, d))

@@ -33,11 +33,10 @@ from torch import nn
 from genzoo.core.config import Config, check, check_nonnegative
 from genzoo.core.errors import ConfigError
 from genzoo.core.registry import register_model
+from genzoo.models._common import check_n_visible, require_n_visible
 from genzoo.models.autoregressive._common import (
     BinaryAutoregressive,
     check_sample_count,
-    check_visible,
-    require_visible,
     uniforms,
 )
 from genzoo.nn.init import normal_or_zero_
@@ -59,7 +58,7 @@ class NANConfig(Config):
     init_std: float = 0.01
 
     def validate(self) -> None:
-        check_visible(self.n_visible)
+        check_n_visible(self.n_visible)
         check(
             self.hidden_per_group >= 0,
             f"model.hidden_per_group={self.hidden_per_group} must be >= 0",
@@ -87,7 +86,7 @@ class NeuralAutoregressiveNetwork(BinaryAutoregressive):
         if not isinstance(config, NANConfig):
             raise ConfigError(f"NeuralAutoregressiveNetwork needs a NANConfig, got "
                               f"{type(config).__name__}")
-        d = require_visible(config)
+        d = require_n_visible(config)
         g = config.hidden_per_group
         k = (d - 1) * g
         self.config = config

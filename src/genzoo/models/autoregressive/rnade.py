@@ -41,11 +41,8 @@ from genzoo.core.errors import ConfigError
 from genzoo.core.protocols import EXACT_LIKELIHOOD
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_data
-from genzoo.models.autoregressive._common import (
-    check_sample_count,
-    check_visible,
-    require_visible,
-)
+from genzoo.models._common import check_n_visible, require_n_visible
+from genzoo.models.autoregressive._common import MaximumLikelihood, check_sample_count
 from genzoo.nn.init import normal_or_zero_
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -70,7 +67,7 @@ class RNADEConfig(Config):
     init_std: float = 0.01
 
     def validate(self) -> None:
-        check_visible(self.n_visible)
+        check_n_visible(self.n_visible)
         check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
         check(self.n_components > 0, f"model.n_components={self.n_components} must be positive")
         check(self.sigma_min > 0, f"model.sigma_min={self.sigma_min} must be positive")
@@ -84,8 +81,9 @@ class RNADEConfig(Config):
     summary="real-valued NADE, mixture-of-Gaussians conditionals, exact density in O(DH)",
     paper="Uria, Murray & Larochelle 2013",
 )
-class RNADE(nn.Module):
-    """RNADE over D real variables in index order; see the module docstring."""
+class RNADE(MaximumLikelihood, nn.Module):
+    """RNADE over D real variables in index order; see the module docstring. ``loss`` and
+    ``validation_metrics`` (mean negative log-density) come from :class:`MaximumLikelihood`."""
 
     capabilities = frozenset({EXACT_LIKELIHOOD})
 
@@ -93,7 +91,7 @@ class RNADE(nn.Module):
         super().__init__()
         if not isinstance(config, RNADEConfig):
             raise ConfigError(f"RNADE needs an RNADEConfig, got {type(config).__name__}")
-        d = require_visible(config)
+        d = require_n_visible(config)
         h, k = config.n_hidden, config.n_components
         self.config = config
         self.W = nn.Parameter(torch.zeros(h, d))
@@ -159,19 +157,6 @@ class RNADE(nn.Module):
         """Exact log-density log p(x) in nats. x (B, D) real -> (B,)."""
         self.check_input(x)
         return self.conditional_log_probs(x.to(dtype=self.W.dtype)).sum(-1)
-
-    def loss(
-        self, x: torch.Tensor, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
-        """Mean negative log-density of the batch x (B, D), nats per example: ``loss`` (with
-        gradient) and ``nll`` (detached). ``generator`` is unused: the objective is exact."""
-        nll = -self.log_prob(x).mean()
-        return {"loss": nll, "nll": nll.detach()}
-
-    @torch.no_grad()
-    def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
-        """{"nll": mean exact negative log-density of x (B, D), nats per example}."""
-        return {"nll": float(-self.log_prob(x).mean())}
 
     @torch.no_grad()
     def init_from_data(

@@ -1,15 +1,26 @@
-"""Numerical pieces shared by the Boltzmann machines: Bernoulli draws, a float64-accurate
-softplus, data-marginal logits, bounded parameterisations, and the contrastive free-energy
-surrogate with a closed-form backward (the CD / PCD learning rule)."""
+"""Numerical pieces shared by the Boltzmann machines: Bernoulli and Gaussian draws, a
+float64-accurate softplus, data-marginal logits, bounded parameterisations, the contrastive
+free-energy surrogate with a closed-form backward (the CD / PCD learning rule), and the
+persistent-chain bookkeeping of the CD / PCD-trained RBMs (config checks, chain starts and
+updates, sampling, the closed-form log Z of an AIS base, enumeration over the hidden layer)."""
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from collections.abc import Callable
 
-# Hinton's guide clamps the data marginals before taking logits so that a pixel that is never on
-# in the training set does not get an infinite bias.
-MARGINAL_CLAMP = 1e-3
+import torch
+from torch import nn
+
+from genzoo.core.config import check, check_nonnegative
+from genzoo.core.errors import GenzooError
+from genzoo.models._common import check_n_visible
+
+# Re-exported: the Boltzmann machines take every numerical piece from this module.
+from genzoo.models._numerics import data_logits, softplus, softplus_threshold  # noqa: F401
+
+# Gibbs steps that a copy of the persistent chains runs in ``sample`` under the current
+# parameters (the training chains themselves are left untouched).
+PERSISTENT_SAMPLE_STEPS = 10
 
 
 def bernoulli(p: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -19,15 +30,9 @@ def bernoulli(p: torch.Tensor, generator: torch.Generator | None) -> torch.Tenso
     return u.lt_(p)
 
 
-def softplus_threshold(dtype: torch.dtype) -> float:
-    # torch's softplus returns x itself above `threshold`, an error of log1p(exp(-threshold)):
-    # 2e-9 at the default 20 is below float32 resolution but not float64's, so float64 (the
-    # evaluation precision) switches over only at 40 (error 4e-18).
-    return 40.0 if dtype == torch.float64 else 20.0
-
-
-def softplus(x: torch.Tensor) -> torch.Tensor:
-    return F.softplus(x, threshold=softplus_threshold(x.dtype))
+def randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Standard normal draws of ``like``'s shape, device and dtype."""
+    return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
 
 
 def bounded(logit: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
@@ -41,11 +46,6 @@ def bounded_logit(value: torch.Tensor, lo: float, hi: float, eps: float = 1e-6) 
     the logit is finite."""
     u = ((value - lo) / (hi - lo)).clamp(eps, 1.0 - eps)
     return torch.log(u) - torch.log1p(-u)
-
-
-def data_logits(x: torch.Tensor) -> torch.Tensor:
-    p = x.mean(dim=0).clamp(MARGINAL_CLAMP, 1.0 - MARGINAL_CLAMP)
-    return torch.log(p) - torch.log1p(-p)
 
 
 class ContrastiveFreeEnergy(torch.autograd.Function):
@@ -73,3 +73,122 @@ class ContrastiveFreeEnergy(torch.autograd.Function):
         g_b = (v_neg.sum(0) / n_neg - v_pos.sum(0) / n_pos) * grad
         g_c = s_neg.sum(0) - s_pos.sum(0)
         return g_W, g_b, g_c, None, None, None, None, None
+
+
+def check_chain_config(config) -> None:
+    """The checks shared by the configs of the CD / PCD-trained RBMs (fields ``n_visible``,
+    ``n_hidden``, ``k``, ``n_chains``, ``weight_decay``, ``init_std``, ``sample_burn_in``);
+    raises ConfigError naming the field."""
+    check_n_visible(config.n_visible)
+    check(config.n_hidden > 0, f"model.n_hidden={config.n_hidden} must be positive")
+    check(config.k >= 1, f"model.k={config.k} must be >= 1 (Gibbs steps per update)")
+    check(config.n_chains >= 1, f"model.n_chains={config.n_chains} must be >= 1")
+    check_nonnegative(config.weight_decay, "model.weight_decay")
+    check_nonnegative(config.init_std, "model.init_std")
+    check(
+        config.sample_burn_in >= 0, f"model.sample_burn_in={config.sample_burn_in} must be >= 0"
+    )
+
+
+def check_sparsity_config(config, example_target: float) -> None:
+    """Checks of Hinton's sparsity penalty fields ``sparsity_target`` (in (0, 1) or None) and
+    ``sparsity_cost`` (>= 0, and > 0 only with a target; the message suggests
+    ``example_target``)."""
+    check(
+        config.sparsity_target is None or 0.0 < config.sparsity_target < 1.0,
+        f"model.sparsity_target={config.sparsity_target} must be in (0, 1) or none",
+    )
+    check_nonnegative(config.sparsity_cost, "model.sparsity_cost")
+    check(
+        config.sparsity_cost == 0.0 or config.sparsity_target is not None,
+        f"model.sparsity_cost > 0 needs model.sparsity_target (e.g. {example_target})",
+    )
+
+
+def layer_parameters(sizes: tuple[int, ...]) -> tuple[nn.ParameterList, nn.ParameterList]:
+    """Zero weights W_l (n_{l-1}, n_l), l = 1..L, and biases b_l (n_l,), l = 0..L, of a layered
+    Boltzmann machine with layer sizes ``sizes`` = (n_0 = D, n_1, ..., n_L)."""
+    W = nn.ParameterList(
+        [nn.Parameter(torch.zeros(sizes[l - 1], sizes[l])) for l in range(1, len(sizes))]
+    )
+    b = nn.ParameterList([nn.Parameter(torch.zeros(n)) for n in sizes])
+    return W, b
+
+
+def register_chains(module: nn.Module, persistent: bool, n_chains: int, n_visible: int) -> None:
+    """PCD: register the persistent chains (n_chains, D) as the buffer ``module.chains`` (so
+    checkpoints carry them); CD (not ``persistent``): ``module.chains = None``."""
+    if persistent:
+        module.register_buffer("chains", torch.zeros(n_chains, n_visible))
+    else:
+        module.chains = None
+
+
+@torch.no_grad()
+def start_chains_at_data(
+    chains: torch.Tensor, x_train: torch.Tensor, generator: torch.Generator | None
+) -> None:
+    """Overwrite the persistent chains (n_chains, D) with random rows of x_train (N, D), drawn
+    with ``generator`` (None: a CPU generator seeded 0, so a fresh run is reproducible)."""
+    if generator is None:
+        generator = torch.Generator().manual_seed(0)
+    idx = torch.randint(len(x_train), (len(chains),), generator=generator, device=generator.device)
+    chains.copy_(x_train[idx.to(x_train.device)].to(chains))
+
+
+@torch.no_grad()
+def advance_chains(
+    chains: torch.Tensor,
+    gibbs_step: Callable[..., torch.Tensor],
+    k: int,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """PCD: run the persistent chains (n_chains, D) ``k`` steps of ``gibbs_step(v,
+    generator=...)``, store the result in ``chains`` in place, and return it."""
+    v = chains
+    for _ in range(k):
+        v = gibbs_step(v, generator=generator)
+    chains.copy_(v)
+    return v
+
+
+@torch.no_grad()
+def sample_chains(
+    model,
+    n: int,
+    fresh: Callable[[int], torch.Tensor],
+    burn_in: int,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """n visible vectors (n, D) from an RBM with optional persistent ``model.chains``: a copy of
+    the first n chains after PERSISTENT_SAMPLE_STEPS Gibbs steps when there are that many, else
+    ``fresh(n)`` run ``burn_in`` Gibbs steps of ``model.gibbs_step``."""
+    if n < 0:
+        raise GenzooError(f"sample(n={n}): n must be >= 0")
+    if model.chains is not None and n <= model.config.n_chains:
+        v, steps = model.chains[:n].clone(), PERSISTENT_SAMPLE_STEPS
+    else:
+        v, steps = fresh(n), burn_in
+    for _ in range(steps):
+        v = model.gibbs_step(v, generator=generator)
+    return v
+
+
+def check_zero_weights(W: torch.Tensor) -> None:
+    """GenzooError unless W == 0: a closed-form log Z exists only for the AIS base model."""
+    if bool(W.any()):
+        raise GenzooError(
+            "log_partition() is closed-form only for W == 0 (the AIS base model); use "
+            "genzoo.evaluation.exact_log_partition or ais_log_partition"
+        )
+
+
+def enumerable_hidden_free_energy(model) -> tuple[Callable[[torch.Tensor], torch.Tensor], int]:
+    """(F(h), n_hidden) for exact log Z by enumeration over the hidden states:
+    ``model.hidden_free_energy`` computed without gradients; Z = sum_h exp(-F(h))."""
+
+    @torch.no_grad()
+    def free_energy(h: torch.Tensor) -> torch.Tensor:
+        return model.hidden_free_energy(h)
+
+    return free_energy, model.n_hidden

@@ -1,6 +1,7 @@
 """Pieces shared by the Boltzmann machines over sequences (conditional RBM, RNN-RBM) and over
 images (convolutional RBM): the image shape a flat input is reshaped to, images read as
-sequences of rows, and the frame RBM whose biases change at every step.
+sequences of rows, the frame RBM whose biases change at every step (its CD-k loss and exact
+log-likelihood), and the row-by-row inpainting and sampling of :class:`RowSequenceModel`.
 
 Row sequences. An image of height T and width D, flattened row-major to (B, T*D), is read as the
 sequence of its rows v_1..v_T, each a frame of D binary pixels (MNIST: 28 frames of 28 pixels).
@@ -17,7 +18,8 @@ import math
 
 import torch
 
-from genzoo.core.errors import ConfigError, GenzooError
+from genzoo.core.errors import ConfigError, GenzooError, InputError
+from genzoo.core.validation import check_binary
 from genzoo.models.boltzmann._ops import bernoulli, softplus
 
 # Largest layer whose 2^n states are enumerated to give an exact per-frame log Z.
@@ -98,12 +100,47 @@ def frame_log_partition(
     return torch.cat(out)
 
 
+def frame_cd_loss(
+    v: torch.Tensor,
+    W: torch.Tensor,
+    b_t: torch.Tensor,
+    c_t: torch.Tensor,
+    k: int,
+    generator: torch.Generator | None,
+) -> dict[str, torch.Tensor]:
+    """CD-k on frames v (N, D) whose RBMs have the biases b_t (N, D), c_t (N, H), each chain
+    started at its own data frame. ``loss``: mean F_t(v_t) - F_t(v_t^-) (nats per frame), with
+    v_t^- detached, so its gradient is the CD update of W and, through the biases, of whatever
+    set them; ``recon_error``: mean squared error of p(v_t | h_t), h_t ~ p(h_t | v_t)."""
+    with torch.no_grad():
+        h0 = bernoulli(torch.sigmoid(c_t + v @ W), generator)
+        p1 = torch.sigmoid(b_t + h0 @ W.T)
+        recon = ((v - p1) ** 2).mean()
+        v_neg = frame_gibbs(bernoulli(p1, generator), W, b_t, c_t, k - 1, generator)
+    gap = (frame_free_energy(v, W, b_t, c_t) - frame_free_energy(v_neg, W, b_t, c_t)).mean()
+    return {"loss": gap, "recon_error": recon, "free_energy_gap": gap.detach()}
+
+
+def frame_log_prob(
+    v: torch.Tensor, W: torch.Tensor, b_t: torch.Tensor, c_t: torch.Tensor, n_frames: int
+) -> torch.Tensor:
+    """Exact log p of whole sequences, sum_t -F_t(v_t) - log Z_t in nats, from their frames
+    v (B*T, D) and frame biases b_t (B*T, D), c_t (B*T, H), frames of a sequence adjacent.
+    -> (B,)."""
+    lp = -frame_free_energy(v, W, b_t, c_t) - frame_log_partition(W, b_t, c_t)
+    return lp.reshape(-1, n_frames).sum(-1)
+
+
+def check_n_given(n_given: int, n_frames: int) -> None:
+    """InputError unless 0 <= n_given <= n_frames (the rows a completion keeps)."""
+    if not 0 <= n_given <= n_frames:
+        raise InputError(f"n_given={n_given} must be in [0, {n_frames}]")
+
+
 def rows_given(observed_mask: torch.Tensor, x: torch.Tensor, n_frames: int, frame_size: int) -> int:
     """The number of leading rows that ``observed_mask`` ((D,) or (B, D), True = observed)
     keeps, for models that complete images row by row; raises InputError unless the mask keeps
     the same whole first rows of every image and hides everything after them."""
-    from genzoo.core.errors import InputError
-
     mask = torch.as_tensor(observed_mask, dtype=torch.bool, device=x.device)
     mask = mask.expand(x.shape) if mask.dim() == 1 else mask
     if mask.shape != x.shape:
@@ -118,3 +155,41 @@ def rows_given(observed_mask: torch.Tensor, x: torch.Tensor, n_frames: int, fram
             "whole top rows of every image (e.g. --mask bottom-half)"
         )
     return n_given
+
+
+class RowSequenceModel:
+    """Mixin for the models of images as sequences of rows (CRBM, RNN-RBM) that generate row by
+    row with ``complete(x, n_given, generator)``; they have ``config.n_visible``, ``W`` (its
+    dtype is the model's), ``n_frames`` and ``frame_size``. Gives ``frames``, ``inpaint`` and
+    ``sample``."""
+
+    def frames(self, x: torch.Tensor) -> torch.Tensor:
+        """Flat images (B, T*D) -> row sequences (B, T, D)."""
+        check_binary(x, self.config.n_visible)
+        return x.to(self.W.dtype).reshape(len(x), self.n_frames, self.frame_size)
+
+    @torch.no_grad()
+    def inpaint(
+        self,
+        x: torch.Tensor,
+        observed_mask: torch.Tensor,
+        generator: torch.Generator | None = None,
+        n_samples: int = 1,
+    ) -> torch.Tensor:
+        """Completions (n_samples, B, D) of x (B, D) whose observed pixels (``observed_mask``,
+        True = observed) are whole top rows, the rest drawn row by row by :meth:`complete`
+        (the ``genzoo inpaint --mask bottom-half`` hook). Hidden entries of x are ignored."""
+        if not isinstance(n_samples, int) or n_samples < 1:
+            raise InputError(f"n_samples={n_samples!r} must be a positive integer")
+        n_given = rows_given(observed_mask, x, self.n_frames, self.frame_size)
+        keep = torch.zeros_like(x, dtype=torch.bool).view(len(x), self.n_frames, -1)
+        keep[:, :n_given] = True
+        x = torch.where(keep.reshape(x.shape), x, torch.zeros_like(x))
+        return torch.stack([self.complete(x, n_given, generator) for _ in range(n_samples)])
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images (n, T*D) generated row by row from a blank start."""
+        if n < 0:
+            raise GenzooError(f"sample(n={n}): n must be >= 0")
+        return self.complete(self.W.new_zeros(n, self.config.n_visible), 0, generator)

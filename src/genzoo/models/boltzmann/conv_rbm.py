@@ -49,6 +49,7 @@ from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.core.protocols import ENERGY
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
+from genzoo.models._common import check_n_visible, require_n_visible
 from genzoo.models.boltzmann._ops import bernoulli
 from genzoo.models.boltzmann._sequences import resolve_image_shape
 
@@ -76,7 +77,7 @@ class ConvRBMConfig(Config):
     sample_burn_in: int = 1000
 
     def validate(self) -> None:
-        check(self.n_visible is None or self.n_visible > 0, "model.n_visible must be positive")
+        check_n_visible(self.n_visible)
         check(self.in_channels >= 1, "model.in_channels must be >= 1")
         check(self.n_filters >= 1, f"model.n_filters={self.n_filters} must be >= 1")
         check(self.kernel_size >= 1, f"model.kernel_size={self.kernel_size} must be >= 1")
@@ -110,10 +111,7 @@ class ConvRBM(nn.Module):
 
     def __init__(self, config: ConvRBMConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()
-        if config.n_visible is None:
-            raise ConfigError(
-                "model.n_visible is not set: set it or let the CLI take it from the data"
-            )
+        require_n_visible(config)
         self.config = config
         n_c, r, pool = config.in_channels, config.kernel_size, config.pool_size
         if config.n_visible % n_c:
@@ -178,14 +176,14 @@ class ConvRBM(nn.Module):
         """L = log(1 + sum_block exp(I)), a logsumexp with a zero logit for "off".
         (B, K, N_H, N_H') -> (B, K, P, P')."""
         blocks = self._blocks(a)
-        zero = blocks.new_zeros(blocks.shape[:-1] + (1,))
+        zero = blocks.new_zeros((*blocks.shape[:-1], 1))
         return torch.logsumexp(torch.cat([blocks, zero], dim=-1), dim=-1)
 
     def block_probabilities(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(P(h = 1 | v) (B, K, N_H, N_H'), P(p = 0 | v) (B, K, P, P')) from detector inputs a;
         each block's detector probabilities plus its "off" probability sum to one."""
         blocks = self._blocks(a)
-        zero = blocks.new_zeros(blocks.shape[:-1] + (1,))
+        zero = blocks.new_zeros((*blocks.shape[:-1], 1))
         probs = torch.softmax(torch.cat([blocks, zero], dim=-1), dim=-1)
         return self._unblocks(probs[..., :-1]), probs[..., -1]
 
@@ -195,9 +193,9 @@ class ConvRBM(nn.Module):
         """One categorical draw per block (at most one detector on): (h (B, K, N_H, N_H'),
         p (B, K, P, P')), binary."""
         blocks = self._blocks(a)
-        zero = blocks.new_zeros(blocks.shape[:-1] + (1,))
+        zero = blocks.new_zeros((*blocks.shape[:-1], 1))
         probs = torch.softmax(torch.cat([blocks, zero], dim=-1), dim=-1)
-        u = torch.rand(probs.shape[:-1] + (1,), generator=generator, device=a.device, dtype=a.dtype)
+        u = torch.rand((*probs.shape[:-1], 1), generator=generator, device=a.device, dtype=a.dtype)
         idx = (probs.cumsum(-1) < u).sum(-1).clamp_(max=probs.shape[-1] - 1)
         onehot = F.one_hot(idx, probs.shape[-1]).to(a.dtype)
         return self._unblocks(onehot[..., :-1]), 1.0 - onehot[..., -1]

@@ -35,18 +35,19 @@ import torch
 from torch import nn
 
 from genzoo.core.config import Config, check, check_nonnegative
-from genzoo.core.errors import ConfigError, GenzooError, InputError
 from genzoo.core.protocols import EXACT_LIKELIHOOD
 from genzoo.core.registry import register_model
-from genzoo.core.validation import check_binary
+from genzoo.models._common import check_n_visible, require_n_visible
 from genzoo.models.boltzmann._ops import bernoulli
 from genzoo.models.boltzmann._sequences import (
     MAX_ENUMERATED_UNITS,
+    RowSequenceModel,
+    check_n_given,
+    frame_cd_loss,
     frame_free_energy,
     frame_gibbs,
-    frame_log_partition,
+    frame_log_prob,
     resolve_image_shape,
-    rows_given,
 )
 from genzoo.nn.init import normal_or_zero_
 
@@ -68,7 +69,7 @@ class CRBMConfig(Config):
     sample_gibbs: int = 50
 
     def validate(self) -> None:
-        check(self.n_visible is None or self.n_visible > 0, "model.n_visible must be positive")
+        check_n_visible(self.n_visible)
         check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
         check(self.order >= 1, f"model.order={self.order} must be >= 1 (past frames)")
         check(self.k >= 1, f"model.k={self.k} must be >= 1")
@@ -83,15 +84,13 @@ class CRBMConfig(Config):
     summary="conditional RBM over image rows as a sequence, biases set by the past n rows",
     paper="Taylor, Hinton & Roweis 2007",
 )
-class CRBM(nn.Module):
-    """Conditional RBM over row sequences. Images are flat (B, T*D) binary tensors."""
+class CRBM(RowSequenceModel, nn.Module):
+    """Conditional RBM over row sequences. Images are flat (B, T*D) binary tensors.
+    ``frames``, ``inpaint`` and ``sample`` come from :class:`RowSequenceModel`."""
 
     def __init__(self, config: CRBMConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()
-        if config.n_visible is None:
-            raise ConfigError(
-                "model.n_visible is not set: set it or let the CLI take it from the data"
-            )
+        require_n_visible(config)
         self.config = config
         self.n_frames, self.frame_size = resolve_image_shape(
             config.n_visible, config.image_height, config.image_width
@@ -113,11 +112,6 @@ class CRBM(nn.Module):
                 normal_or_zero_(p, config.init_std, generator)
 
     # -- sequences ----------------------------------------------------------------------------
-
-    def frames(self, x: torch.Tensor) -> torch.Tensor:
-        """Flat images (B, T*D) -> row sequences (B, T, D)."""
-        check_binary(x, self.config.n_visible)
-        return x.to(self.W.dtype).reshape(len(x), self.n_frames, self.frame_size)
 
     def histories(self, seq: torch.Tensor) -> torch.Tensor:
         """v_{<t} for every t: (B, T, D) -> (B, T, n*D), blank rows before the image."""
@@ -161,21 +155,9 @@ class CRBM(nn.Module):
         frames of F_t(v_t) - F_t(v_t^-) (nats per frame); ``recon_error``: mean squared error of
         p(v_t | h_t), h_t ~ p(h_t | v_t, v_{<t})."""
         seq = self.frames(x)
-        d = self.frame_size
-        v = seq.reshape(-1, d)
-        hist = self.histories(seq).reshape(len(v), -1)
-        b_t, c_t = self.dynamic_biases(hist)
-        with torch.no_grad():
-            h0 = bernoulli(torch.sigmoid(c_t + v @ self.W), generator)
-            p1 = torch.sigmoid(b_t + h0 @ self.W.T)
-            recon = ((v - p1) ** 2).mean()
-            v_neg = frame_gibbs(
-                bernoulli(p1, generator), self.W, b_t, c_t, self.config.k - 1, generator
-            )
-        gap = (
-            frame_free_energy(v, self.W, b_t, c_t) - frame_free_energy(v_neg, self.W, b_t, c_t)
-        ).mean()
-        return {"loss": gap, "recon_error": recon, "free_energy_gap": gap.detach()}
+        v = seq.reshape(-1, self.frame_size)
+        b_t, c_t = self.dynamic_biases(self.histories(seq).reshape(len(v), -1))
+        return frame_cd_loss(v, self.W, b_t, c_t, self.config.k, generator)
 
     @torch.no_grad()
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
@@ -193,8 +175,7 @@ class CRBM(nn.Module):
         v = seq.reshape(-1, self.frame_size)
         hist = self.histories(seq).reshape(len(v), -1)
         b_t, c_t = self.dynamic_biases(hist)
-        lp = -frame_free_energy(v, self.W, b_t, c_t) - frame_log_partition(self.W, b_t, c_t)
-        return lp.reshape(len(x), self.n_frames).sum(-1)
+        return frame_log_prob(v, self.W, b_t, c_t, self.n_frames)
 
     # -- generation ---------------------------------------------------------------------------
 
@@ -205,8 +186,7 @@ class CRBM(nn.Module):
         """Keep the first ``n_given`` rows of x (B, T*D) and draw the others one at a time,
         each by ``sample_gibbs`` Gibbs sweeps of its frame RBM given the rows before it
         (started from the previous row). Returns binary (B, T*D)."""
-        if not 0 <= n_given <= self.n_frames:
-            raise InputError(f"n_given={n_given} must be in [0, {self.n_frames}]")
+        check_n_given(n_given, self.n_frames)
         seq = self.frames(x).clone()
         n, d = self.config.order, self.frame_size
         for t in range(n_given, self.n_frames):
@@ -215,30 +195,3 @@ class CRBM(nn.Module):
             start = bernoulli(torch.sigmoid(b_t), generator)
             seq[:, t] = frame_gibbs(start, self.W, b_t, c_t, self.config.sample_gibbs, generator)
         return seq.reshape(len(x), -1)
-
-    @torch.no_grad()
-    def inpaint(
-        self,
-        x: torch.Tensor,
-        observed_mask: torch.Tensor,
-        generator: torch.Generator | None = None,
-        n_samples: int = 1,
-    ) -> torch.Tensor:
-        """Completions (n_samples, B, D) of x (B, D) whose observed pixels (``observed_mask``,
-        True = observed) are whole top rows, the rest drawn row by row by :meth:`complete`
-        (the ``genzoo inpaint --mask bottom-half`` hook). Hidden entries of x are ignored."""
-        if not isinstance(n_samples, int) or n_samples < 1:
-            raise InputError(f"n_samples={n_samples!r} must be a positive integer")
-        n_given = rows_given(observed_mask, x, self.n_frames, self.frame_size)
-        keep = torch.zeros_like(x, dtype=torch.bool).view(len(x), self.n_frames, -1)
-        keep[:, :n_given] = True
-        x = torch.where(keep.reshape(x.shape), x, torch.zeros_like(x))
-        return torch.stack([self.complete(x, n_given, generator) for _ in range(n_samples)])
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images (n, T*D) generated row by row from blank history."""
-        if n < 0:
-            raise GenzooError(f"sample(n={n}): n must be >= 0")
-        blank = self.W.new_zeros(n, self.config.n_visible)
-        return self.complete(blank, 0, generator)

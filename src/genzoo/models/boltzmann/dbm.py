@@ -52,12 +52,16 @@ from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.core.protocols import AIS, EXACT_LOG_PARTITION, VARIATIONAL
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
-from genzoo.models.boltzmann._ops import bernoulli, data_logits
+from genzoo.models._common import check_n_visible, require_n_visible
+from genzoo.models.boltzmann._ops import (
+    PERSISTENT_SAMPLE_STEPS,
+    bernoulli,
+    check_sparsity_config,
+    data_logits,
+    layer_parameters,
+)
 from genzoo.models.boltzmann.dbm_ais import DBMAnnealingPath
 from genzoo.nn.init import normal_or_zero_
-
-# Gibbs sweeps applied to a copy of the persistent chains before they are returned as samples.
-_PERSISTENT_SAMPLE_STEPS = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,10 +94,7 @@ class DBMConfig(Config):
     init_visible_bias: bool = True
 
     def validate(self) -> None:
-        check(
-            self.n_visible is None or self.n_visible > 0,
-            f"model.n_visible={self.n_visible} must be positive (or none to take it from the data)",
-        )
+        check_n_visible(self.n_visible)
         check(len(self.hidden) >= 1, "model.hidden must list at least one layer size, e.g. 500,1000")
         check(all(h > 0 for h in self.hidden), f"model.hidden={self.hidden}: sizes must be positive")
         check(self.k >= 1, f"model.k={self.k} must be >= 1 (Gibbs sweeps per update)")
@@ -102,15 +103,7 @@ class DBMConfig(Config):
         check(self.mf_max_iters >= 1, "model.mf_max_iters must be >= 1")
         check_nonnegative(self.mf_tol, "model.mf_tol")
         check_nonnegative(self.weight_decay, "model.weight_decay")
-        check(
-            self.sparsity_target is None or 0.0 < self.sparsity_target < 1.0,
-            f"model.sparsity_target={self.sparsity_target} must be in (0, 1) or none",
-        )
-        check_nonnegative(self.sparsity_cost, "model.sparsity_cost")
-        check(
-            self.sparsity_cost == 0.0 or self.sparsity_target is not None,
-            "model.sparsity_cost > 0 needs model.sparsity_target (e.g. 0.1)",
-        )
+        check_sparsity_config(self, example_target=0.1)
         check_nonnegative(self.init_std, "model.init_std")
         check(self.sample_burn_in >= 0, f"model.sample_burn_in={self.sample_burn_in} must be >= 0")
 
@@ -137,17 +130,10 @@ class DBM(DBMAnnealingPath, nn.Module):
         super().__init__()
         if not isinstance(config, DBMConfig):
             raise ConfigError(f"{type(self).__name__} needs a DBMConfig, got {type(config).__name__}")
-        if config.n_visible is None:
-            raise ConfigError(
-                "model.n_visible is not set: set it (--set model.n_visible=784) or let the CLI "
-                "take it from the data"
-            )
+        require_n_visible(config)
         self.config = config
         sizes = (config.n_visible, *config.hidden)
-        self.W = nn.ParameterList(
-            [nn.Parameter(torch.zeros(sizes[l - 1], sizes[l])) for l in range(1, len(sizes))]
-        )
-        self.b = nn.ParameterList([nn.Parameter(torch.zeros(n)) for n in sizes])
+        self.W, self.b = layer_parameters(sizes)
         for l, n in enumerate(sizes):
             self.register_buffer(f"chain_{l}", torch.zeros(config.n_chains, n))
         self.reset_parameters(generator)
@@ -402,7 +388,7 @@ class DBM(DBMAnnealingPath, nn.Module):
             raise GenzooError(f"sample(n={n}): n must be >= 0")
         if n <= self.config.n_chains:
             x = [c[:n].clone() for c in self.chains]
-            steps = _PERSISTENT_SAMPLE_STEPS
+            steps = PERSISTENT_SAMPLE_STEPS
         else:
             v = bernoulli(torch.sigmoid(self.bias(0)).expand(n, -1), generator)
             x = [v] + [bernoulli(ql, generator) for ql in self.mean_field_init(v)]

@@ -34,10 +34,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from genzoo.core.config import Config, check, check_nonnegative
-from genzoo.core.errors import ConfigError, GenzooError, InputError
+from genzoo.core.errors import GenzooError, InputError
 from genzoo.core.protocols import ENERGY
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_data
+from genzoo.models._common import check_labels, check_n_visible, require_n_visible
 from genzoo.models.boltzmann._ops import bernoulli, data_logits, softplus
 from genzoo.nn.init import normal_or_zero_
 
@@ -58,7 +59,7 @@ class DiscRBMConfig(Config):
     sample_burn_in: int = 1000
 
     def validate(self) -> None:
-        check(self.n_visible is None or self.n_visible > 0, "model.n_visible must be positive")
+        check_n_visible(self.n_visible)
         check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
         check(self.n_classes >= 2, f"model.n_classes={self.n_classes} must be >= 2")
         check_nonnegative(self.alpha, "model.alpha")
@@ -82,10 +83,7 @@ class DiscRBM(nn.Module):
 
     def __init__(self, config: DiscRBMConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()
-        if config.n_visible is None:
-            raise ConfigError(
-                "model.n_visible is not set: set it or let the CLI take it from the data"
-            )
+        require_n_visible(config)
         self.config = config
         d, h, n_c = config.n_visible, config.n_hidden, config.n_classes
         self.W = nn.Parameter(torch.zeros(d, h))
@@ -103,13 +101,7 @@ class DiscRBM(nn.Module):
             raise InputError(f"{name} must lie in [0, 1] (pixel intensities or binary values)")
 
     def _labels(self, y: torch.Tensor, n: int) -> torch.Tensor:
-        if y.shape != (n,) or y.dtype != torch.int64:
-            raise InputError(
-                f"y has shape {tuple(y.shape)} and dtype {y.dtype}; expected ({n},) int64"
-            )
-        if bool(((y < 0) | (y >= self.config.n_classes)).any()):
-            raise InputError(f"labels must be in [0, {self.config.n_classes}); set model.n_classes")
-        return y
+        return check_labels(y, n, self.config.n_classes)
 
     # -- energies and p(y|x) ------------------------------------------------------------------
 

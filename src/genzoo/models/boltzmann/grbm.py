@@ -53,20 +53,28 @@ import torch
 from torch import nn
 
 from genzoo.core.config import Config, check, check_nonnegative
-from genzoo.core.errors import ConfigError, GenzooError
+from genzoo.core.errors import ConfigError
 from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_data
+from genzoo.models._common import require_n_visible
 from genzoo.models.boltzmann._ops import (
     ContrastiveFreeEnergy,
+    advance_chains,
     bernoulli,
     bounded,
     bounded_logit,
+    check_chain_config,
+    check_zero_weights,
+    enumerable_hidden_free_energy,
+    randn,
+    register_chains,
+    sample_chains,
     softplus,
+    start_chains_at_data,
 )
 from genzoo.nn.init import normal_or_zero_
 
-_PERSISTENT_SAMPLE_STEPS = 10
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -98,15 +106,7 @@ class GRBMConfig(Config):
     sample_burn_in: int = 1000
 
     def validate(self) -> None:
-        check(
-            self.n_visible is None or self.n_visible > 0,
-            f"model.n_visible={self.n_visible} must be positive (or none to take it from the data)",
-        )
-        check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
-        check(self.k >= 1, f"model.k={self.k} must be >= 1 (Gibbs steps per update)")
-        check(self.n_chains >= 1, f"model.n_chains={self.n_chains} must be >= 1")
-        check_nonnegative(self.weight_decay, "model.weight_decay")
-        check_nonnegative(self.init_std, "model.init_std")
+        check_chain_config(self)
         check(
             math.isfinite(self.min_std) and self.min_std > 0,
             f"model.min_std={self.min_std} must be a positive finite standard deviation "
@@ -122,7 +122,6 @@ class GRBMConfig(Config):
             f"{self.min_std} and model.max_std={self.max_std}",
         )
         check_nonnegative(self.std_lr_scale, "model.std_lr_scale")
-        check(self.sample_burn_in >= 0, f"model.sample_burn_in={self.sample_burn_in} must be >= 0")
 
 
 @register_model(
@@ -143,21 +142,14 @@ class GRBM(nn.Module):
         if not isinstance(config, GRBMConfig):
             raise ConfigError(f"GRBM needs a GRBMConfig, got {type(config).__name__}")
         config.validate()
-        if config.n_visible is None:
-            raise ConfigError(
-                "model.n_visible is not set: set it (--set model.n_visible=64) or let the CLI "
-                "take it from the data"
-            )
+        require_n_visible(config, example=64)
         self.config = config
         d, h = config.n_visible, config.n_hidden
         self.W = nn.Parameter(torch.zeros(d, h))
         self.b = nn.Parameter(torch.zeros(d))
         self.c = nn.Parameter(torch.zeros(h))
         self.log_var_logit = nn.Parameter(torch.zeros(d), requires_grad=config.learn_std)
-        if config.persistent:
-            self.register_buffer("chains", torch.zeros(config.n_chains, d))
-        else:
-            self.chains = None
+        register_chains(self, config.persistent, config.n_chains, d)
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -242,7 +234,7 @@ class GRBM(nn.Module):
         """v ~ N(b + W h, sigma^2 / beta) (p_beta ∝ exp(-beta E)). h (B, H) -> (B, D)."""
         mean = self.v_mean_given_h(h)
         std = torch.exp(0.5 * self.log_var) / math.sqrt(beta)
-        return mean + std * _randn(mean, generator)
+        return mean + std * randn(mean, generator)
 
     @torch.no_grad()
     def gibbs_step(
@@ -273,10 +265,7 @@ class GRBM(nn.Module):
             h0 = bernoulli(s_data, generator)
             recon = ((x - self.v_mean_given_h(h0)) ** 2).mean()
             if cfg.persistent:
-                v = self.chains
-                for _ in range(cfg.k):
-                    v = self.gibbs_step(v, generator=generator)
-                self.chains.copy_(v)
+                v = advance_chains(self.chains, self.gibbs_step, cfg.k, generator)
             else:
                 v = self.sample_v_given_h(h0, generator)
                 for _ in range(cfg.k - 1):
@@ -326,13 +315,7 @@ class GRBM(nn.Module):
             pooled = ((x - x.mean(0)) ** 2).mean().clamp_min(1e-30)
             self.set_log_var(torch.log(pooled).expand_as(self.b))
         if self.chains is not None:
-            if generator is None:
-                generator = torch.Generator().manual_seed(0)
-            idx = torch.randint(
-                len(x_train), (self.config.n_chains,), generator=generator,
-                device=generator.device,
-            )
-            self.chains.copy_(x_train[idx.to(x_train.device)].to(self.chains))
+            start_chains_at_data(self.chains, x_train, generator)
 
     @torch.no_grad()
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
@@ -350,16 +333,14 @@ class GRBM(nn.Module):
         """n real visible vectors (n, D): a copy of the persistent chains after a few Gibbs
         steps when there are enough of them, else fresh chains from N(b, sigma^2) run
         ``sample_burn_in`` Gibbs steps."""
-        if n < 0:
-            raise GenzooError(f"sample(n={n}): n must be >= 0")
-        if self.chains is not None and n <= self.config.n_chains:
-            v, steps = self.chains[:n].clone(), _PERSISTENT_SAMPLE_STEPS
-        else:
-            v = self.sample_v_given_h(self.W.new_zeros(n, self.n_hidden), generator)
-            steps = self.config.sample_burn_in if self.W.any() else 0
-        for _ in range(steps):
-            v = self.gibbs_step(v, generator=generator)
-        return v
+        # An untrained model (W = 0) samples its fresh chains exactly: no burn-in needed.
+        return sample_chains(
+            self,
+            n,
+            lambda m: self.sample_v_given_h(self.W.new_zeros(m, self.n_hidden), generator),
+            self.config.sample_burn_in if self.W.any() else 0,
+            generator,
+        )
 
     # -- AIS and exact log Z ------------------------------------------------------------------
 
@@ -383,11 +364,7 @@ class GRBM(nn.Module):
     def log_partition(self) -> torch.Tensor:
         """log Z in closed form, valid only when W == 0 (the AIS base):
         sum_i 0.5 log(2 pi sigma_i^2) + sum_j softplus(c_j). 0-dim tensor."""
-        if bool(self.W.any()):
-            raise GenzooError(
-                "log_partition() is closed-form only for W == 0 (the AIS base model); use "
-                "genzoo.evaluation.exact_log_partition or ais_log_partition"
-            )
+        check_zero_weights(self.W)
         return 0.5 * (_LOG_2PI + self.log_var).sum() + softplus(self.c).sum()
 
     def annealed_free_energy(self, v: torch.Tensor, beta: float, base: GRBM) -> torch.Tensor:
@@ -416,7 +393,7 @@ class GRBM(nn.Module):
         prec_a = torch.exp(-base.log_var)
         lam = (1.0 - beta) * prec_a + beta * prec
         m = (1.0 - beta) * base.b * prec_a + beta * prec * self.v_mean_given_h(h)
-        return m / lam + _randn(m, generator) * torch.rsqrt(lam)
+        return m / lam + randn(m, generator) * torch.rsqrt(lam)
 
     @torch.no_grad()
     def annealed_step(
@@ -442,13 +419,4 @@ class GRBM(nn.Module):
     def enumerable_free_energy(self):
         """(F(h), n_hidden): the hidden-state free energy with the Gaussian visibles integrated
         analytically (computed without gradients); Z = sum over the 2^H states of exp(-F(h))."""
-
-        @torch.no_grad()
-        def free_energy(h: torch.Tensor) -> torch.Tensor:
-            return self.hidden_free_energy(h)
-
-        return free_energy, self.n_hidden
-
-
-def _randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+        return enumerable_hidden_free_energy(self)

@@ -36,7 +36,8 @@ from genzoo.core.errors import ConfigError, GenzooError, InputError
 from genzoo.core.protocols import IMPLICIT
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
-from genzoo.models.boltzmann._ops import bernoulli, data_logits
+from genzoo.models._common import check_labels, check_n_visible, require_n_visible
+from genzoo.models.boltzmann._ops import bernoulli, data_logits, layer_parameters
 from genzoo.nn.init import normal_or_zero_
 
 
@@ -56,10 +57,7 @@ class MPDBMConfig(Config):
     sample_burn_in: int = 1000
 
     def validate(self) -> None:
-        check(
-            self.n_visible is None or self.n_visible > 0,
-            f"model.n_visible={self.n_visible} must be positive (or none to take it from the data)",
-        )
+        check_n_visible(self.n_visible)
         check(len(self.hidden) >= 1, "model.hidden must list at least one layer size, e.g. 500,1000")
         check(all(h > 0 for h in self.hidden), f"model.hidden={self.hidden}: sizes must be positive")
         check(self.n_classes >= 0, "model.n_classes must be >= 0 (0: no label layer)")
@@ -86,17 +84,10 @@ class MPDBM(nn.Module):
         super().__init__()
         if not isinstance(config, MPDBMConfig):
             raise ConfigError(f"MPDBM needs an MPDBMConfig, got {type(config).__name__}")
-        if config.n_visible is None:
-            raise ConfigError(
-                "model.n_visible is not set: set it (--set model.n_visible=784) or let the CLI "
-                "take it from the data"
-            )
+        require_n_visible(config)
         self.config = config
         sizes = (config.n_visible, *config.hidden)
-        self.W = nn.ParameterList(
-            [nn.Parameter(torch.zeros(sizes[l - 1], sizes[l])) for l in range(1, len(sizes))]
-        )
-        self.b = nn.ParameterList([nn.Parameter(torch.zeros(n)) for n in sizes])
+        self.W, self.b = layer_parameters(sizes)
         self.U = nn.Parameter(torch.zeros(sizes[-1], config.n_classes))
         self.d = nn.Parameter(torch.zeros(config.n_classes))
         with torch.no_grad():
@@ -199,10 +190,7 @@ class MPDBM(nn.Module):
         return out
 
     def _labels(self, y: torch.Tensor, n: int) -> torch.Tensor:
-        K = self.config.n_classes
-        if y.shape != (n,) or y.dtype != torch.int64 or bool(((y < 0) | (y >= K)).any()):
-            raise InputError(f"labels must be (B,) int64 in [0, {K}) (model.n_classes={K})")
-        return y.to(self.b[0].device)
+        return check_labels(y, n, self.config.n_classes).to(self.b[0].device)
 
     @torch.no_grad()
     def init_from_data(self, x_train: torch.Tensor, generator=None) -> None:

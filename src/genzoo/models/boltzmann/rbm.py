@@ -32,22 +32,27 @@ import dataclasses
 import torch
 from torch import nn
 
-from genzoo.core.config import Config, check, check_nonnegative
+from genzoo.core.config import Config
 from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
+from genzoo.models._common import require_n_visible
 from genzoo.models.boltzmann._ops import (
     ContrastiveFreeEnergy,
+    advance_chains,
     bernoulli,
+    check_chain_config,
+    check_sparsity_config,
     data_logits,
+    register_chains,
+    sample_chains,
     softplus,
+    start_chains_at_data,
 )
 from genzoo.models.boltzmann.rbm_ais import RBMAnnealingPath
 from genzoo.nn.init import normal_or_zero_
 
-# Gibbs steps applied to a copy of the persistent chains before they are returned as samples.
-_PERSISTENT_SAMPLE_STEPS = 10
 # Largest hidden layer for which sample_exact enumerates p(h).
 _EXACT_SAMPLE_MAX_HIDDEN = 20
 
@@ -76,25 +81,8 @@ class RBMConfig(Config):
     sample_burn_in: int = 1000
 
     def validate(self) -> None:
-        check(
-            self.n_visible is None or self.n_visible > 0,
-            f"model.n_visible={self.n_visible} must be positive (or none to take it from the data)",
-        )
-        check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
-        check(self.k >= 1, f"model.k={self.k} must be >= 1 (Gibbs steps per update)")
-        check(self.n_chains >= 1, f"model.n_chains={self.n_chains} must be >= 1")
-        check_nonnegative(self.weight_decay, "model.weight_decay")
-        check(
-            self.sparsity_target is None or 0.0 < self.sparsity_target < 1.0,
-            f"model.sparsity_target={self.sparsity_target} must be in (0, 1) or none",
-        )
-        check_nonnegative(self.sparsity_cost, "model.sparsity_cost")
-        check(
-            self.sparsity_cost == 0.0 or self.sparsity_target is not None,
-            "model.sparsity_cost > 0 needs model.sparsity_target (e.g. 0.05)",
-        )
-        check_nonnegative(self.init_std, "model.init_std")
-        check(self.sample_burn_in >= 0, f"model.sample_burn_in={self.sample_burn_in} must be >= 0")
+        check_chain_config(self)
+        check_sparsity_config(self, example_target=0.05)
 
 
 @register_model(
@@ -114,20 +102,13 @@ class RBM(RBMAnnealingPath, nn.Module):
         super().__init__()
         if not isinstance(config, RBMConfig):
             raise ConfigError(f"RBM needs an RBMConfig, got {type(config).__name__}")
-        if config.n_visible is None:
-            raise ConfigError(
-                "model.n_visible is not set: set it (--set model.n_visible=784) or let the CLI "
-                "take it from the data"
-            )
+        require_n_visible(config)
         self.config = config
         d, h = config.n_visible, config.n_hidden
         self.W = nn.Parameter(torch.zeros(d, h))
         self.b = nn.Parameter(torch.zeros(d))
         self.c = nn.Parameter(torch.zeros(h))
-        if config.persistent:
-            self.register_buffer("chains", torch.zeros(config.n_chains, d))
-        else:
-            self.chains = None
+        register_chains(self, config.persistent, config.n_chains, d)
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -232,10 +213,7 @@ class RBM(RBMAnnealingPath, nn.Module):
             a_data = self._hidden_input(x)
             s_data = torch.sigmoid(a_data)
             if cfg.persistent:
-                v = self.chains
-                for _ in range(cfg.k):
-                    v = self.gibbs_step(v, generator=generator)
-                self.chains.copy_(v)
+                v = advance_chains(self.chains, self.gibbs_step, cfg.k, generator)
                 # Logged only: one product PCD itself does not need.
                 h0 = bernoulli(s_data, generator)
                 recon = ((x - self.p_v_given_h(h0)) ** 2).mean()
@@ -289,13 +267,7 @@ class RBM(RBMAnnealingPath, nn.Module):
         self.check_input(x_train, "x_train")
         self.b.copy_(data_logits(x_train.to(self.b)))
         if self.chains is not None:
-            if generator is None:
-                generator = torch.Generator().manual_seed(0)
-            idx = torch.randint(
-                len(x_train), (self.config.n_chains,), generator=generator,
-                device=generator.device,
-            )
-            self.chains.copy_(x_train[idx.to(x_train.device)].to(self.chains))
+            start_chains_at_data(self.chains, x_train, generator)
 
     @torch.no_grad()
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
@@ -318,17 +290,13 @@ class RBM(RBMAnnealingPath, nn.Module):
         steps under the current parameters (the training chains are left untouched). Otherwise
         fresh chains from the base rate sigmoid(b) run ``sample_burn_in`` Gibbs steps.
         """
-        if n < 0:
-            raise GenzooError(f"sample(n={n}): n must be >= 0")
-        if self.chains is not None and n <= self.config.n_chains:
-            v = self.chains[:n].clone()
-            steps = _PERSISTENT_SAMPLE_STEPS
-        else:
-            v = bernoulli(torch.sigmoid(self.b).expand(n, -1), generator)
-            steps = self.config.sample_burn_in
-        for _ in range(steps):
-            v = self.gibbs_step(v, generator=generator)
-        return v
+        return sample_chains(
+            self,
+            n,
+            lambda m: bernoulli(torch.sigmoid(self.b).expand(m, -1), generator),
+            self.config.sample_burn_in,
+            generator,
+        )
 
     @torch.no_grad()
     def sample_exact(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -18,8 +18,13 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from genzoo.core.errors import GenzooError
-from genzoo.models.boltzmann._ops import bernoulli, data_logits, softplus, softplus_threshold
+from genzoo.models.boltzmann._ops import (
+    bernoulli,
+    check_zero_weights,
+    data_logits,
+    softplus,
+    softplus_threshold,
+)
 
 if TYPE_CHECKING:
     from genzoo.models.boltzmann.rbm import RBM
@@ -31,7 +36,7 @@ class RBMAnnealingPath:
     ``annealed_step``) and ``enumerable_free_energy`` for exact log Z."""
 
     @torch.no_grad()
-    def ais_base(self, x_train: torch.Tensor) -> "RBM":
+    def ais_base(self, x_train: torch.Tensor) -> RBM:
         """The base-rate model of SM08: an RBM of the same size with W = 0, c = 0 and b the
         logits of the clamped training marginals. Its samples are exact (sample_burn_in = 0)."""
         self.check_input(x_train, "x_train")
@@ -46,20 +51,16 @@ class RBMAnnealingPath:
     def log_partition(self) -> torch.Tensor:
         """log Z in closed form, valid only when W == 0 (the AIS base model):
         sum_i softplus(b_i) + sum_j softplus(c_j). Returns a 0-dim tensor."""
-        if bool(self.W.any()):
-            raise GenzooError(
-                "log_partition() is closed-form only for W == 0 (the AIS base model); use "
-                "genzoo.evaluation.exact_log_partition or ais_log_partition"
-            )
+        check_zero_weights(self.W)
         return softplus(self.b).sum() + softplus(self.c).sum()
 
-    def annealed_free_energy(self, v: torch.Tensor, beta: float, base: "RBM") -> torch.Tensor:
+    def annealed_free_energy(self, v: torch.Tensor, beta: float, base: RBM) -> torch.Tensor:
         """F_beta(v) = -log p*_beta(v) on the path from ``base`` (beta=0, W_A must be 0) to this
         model (beta=1); see the module docstring. v (B, D) -> (B,)."""
         return self._annealed_free_energy(v, self._hidden_input(v), beta, base)
 
     def _annealed_free_energy(
-        self, v: torch.Tensor, a: torch.Tensor, beta: float, base: "RBM"
+        self, v: torch.Tensor, a: torch.Tensor, beta: float, base: RBM
     ) -> torch.Tensor:
         vis = v @ ((1.0 - beta) * base.b + beta * self.b)
         return -vis - softplus(beta * a + (1.0 - beta) * base.c).sum(-1)
@@ -69,7 +70,7 @@ class RBMAnnealingPath:
         self,
         v: torch.Tensor,
         beta: float,
-        base: "RBM",
+        base: RBM,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """One Gibbs sweep v -> h -> v leaving p_beta invariant. v (B, D) -> (B, D)."""
@@ -86,7 +87,7 @@ class RBMAnnealingPath:
         v: torch.Tensor,
         beta_prev: float,
         beta: float,
-        base: "RBM",
+        base: RBM,
         generator: torch.Generator | None = None,
         transition: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:

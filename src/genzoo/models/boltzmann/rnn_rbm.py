@@ -30,18 +30,18 @@ import torch
 from torch import nn
 
 from genzoo.core.config import Config, check, check_nonnegative
-from genzoo.core.errors import ConfigError, GenzooError, InputError
 from genzoo.core.protocols import EXACT_LIKELIHOOD
 from genzoo.core.registry import register_model
-from genzoo.core.validation import check_binary
+from genzoo.models._common import check_n_visible, require_n_visible
 from genzoo.models.boltzmann._ops import bernoulli
 from genzoo.models.boltzmann._sequences import (
     MAX_ENUMERATED_UNITS,
-    frame_free_energy,
+    RowSequenceModel,
+    check_n_given,
+    frame_cd_loss,
     frame_gibbs,
-    frame_log_partition,
+    frame_log_prob,
     resolve_image_shape,
-    rows_given,
 )
 from genzoo.nn.init import normal_or_zero_
 
@@ -63,7 +63,7 @@ class RNNRBMConfig(Config):
     sample_gibbs: int = 50
 
     def validate(self) -> None:
-        check(self.n_visible is None or self.n_visible > 0, "model.n_visible must be positive")
+        check_n_visible(self.n_visible)
         check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
         check(self.n_recurrent > 0, f"model.n_recurrent={self.n_recurrent} must be positive")
         check(self.k >= 1, f"model.k={self.k} must be >= 1")
@@ -78,15 +78,13 @@ class RNNRBMConfig(Config):
     summary="RNN-RBM over image rows: an RNN sets each step's RBM biases, CD through time",
     paper="Boulanger-Lewandowski, Bengio & Vincent 2012",
 )
-class RNNRBM(nn.Module):
-    """RNN-RBM over row sequences. Images are flat (B, T*D) binary tensors."""
+class RNNRBM(RowSequenceModel, nn.Module):
+    """RNN-RBM over row sequences. Images are flat (B, T*D) binary tensors.
+    ``frames``, ``inpaint`` and ``sample`` come from :class:`RowSequenceModel`."""
 
     def __init__(self, config: RNNRBMConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()
-        if config.n_visible is None:
-            raise ConfigError(
-                "model.n_visible is not set: set it or let the CLI take it from the data"
-            )
+        require_n_visible(config)
         self.config = config
         self.n_frames, self.frame_size = resolve_image_shape(
             config.n_visible, config.image_height, config.image_width
@@ -106,11 +104,6 @@ class RNNRBM(nn.Module):
             for p in (self.W, self.W_uv, self.W_uh, self.W_uu, self.W_vu):
                 normal_or_zero_(p, config.init_std, generator)
 
-    def frames(self, x: torch.Tensor) -> torch.Tensor:
-        """Flat images (B, T*D) -> row sequences (B, T, D)."""
-        check_binary(x, self.config.n_visible)
-        return x.to(self.W.dtype).reshape(len(x), self.n_frames, self.frame_size)
-
     def step_biases(self, u_prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(b_v^t, b_h^t) from u_{t-1} (..., U) -> (..., D), (..., H)."""
         return self.b_v + u_prev @ self.W_uv, self.b_h + u_prev @ self.W_uh
@@ -128,28 +121,22 @@ class RNNRBM(nn.Module):
             u = self.recur(u, seq[:, t])
         return self.step_biases(torch.stack(states, dim=1))
 
+    def _flat_frames(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every frame of x (B, T*D) with its RBM's biases given the data, flattened over the
+        batch and time: v (B*T, D), b_v^t (B*T, D), b_h^t (B*T, H)."""
+        seq = self.frames(x)
+        b_v, b_h = self.biases(seq)
+        n, d = len(seq) * self.n_frames, self.frame_size
+        return seq.reshape(n, d), b_v.reshape(n, d), b_h.reshape(n, -1)
+
     def loss(
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
         """CD-k through time on x (B, T*D). ``loss``: mean over frames of F_t(v_t) - F_t(v_t^-)
         (nats per frame), differentiable through the biases into the RNN; ``recon_error``: mean
         squared error of p(v_t | h_t), h_t ~ p(h_t | v_t)."""
-        seq = self.frames(x)
-        b_v, b_h = self.biases(seq)
-        d = self.frame_size
-        n = len(seq) * self.n_frames
-        v, b_v, b_h = seq.reshape(n, d), b_v.reshape(n, d), b_h.reshape(n, -1)
-        with torch.no_grad():
-            h0 = bernoulli(torch.sigmoid(b_h + v @ self.W), generator)
-            p1 = torch.sigmoid(b_v + h0 @ self.W.T)
-            recon = ((v - p1) ** 2).mean()
-            v_neg = frame_gibbs(
-                bernoulli(p1, generator), self.W, b_v, b_h, self.config.k - 1, generator
-            )
-        gap = (
-            frame_free_energy(v, self.W, b_v, b_h) - frame_free_energy(v_neg, self.W, b_v, b_h)
-        ).mean()
-        return {"loss": gap, "recon_error": recon, "free_energy_gap": gap.detach()}
+        v, b_v, b_h = self._flat_frames(x)
+        return frame_cd_loss(v, self.W, b_v, b_h, self.config.k, generator)
 
     @torch.no_grad()
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
@@ -163,13 +150,8 @@ class RNNRBM(nn.Module):
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Exact log p(x) = sum_t -F_t(v_t) - log Z_t in nats, x (B, T*D) -> (B,); needs a frame
         width or hidden layer of at most 16 units."""
-        seq = self.frames(x)
-        b_v, b_h = self.biases(seq)
-        d = self.frame_size
-        n = len(seq) * self.n_frames
-        v, b_v, b_h = seq.reshape(n, d), b_v.reshape(n, d), b_h.reshape(n, -1)
-        lp = -frame_free_energy(v, self.W, b_v, b_h) - frame_log_partition(self.W, b_v, b_h)
-        return lp.reshape(len(x), self.n_frames).sum(-1)
+        v, b_v, b_h = self._flat_frames(x)
+        return frame_log_prob(v, self.W, b_v, b_h, self.n_frames)
 
     @torch.no_grad()
     def complete(
@@ -177,8 +159,7 @@ class RNNRBM(nn.Module):
     ) -> torch.Tensor:
         """Keep the first ``n_given`` rows of x (B, T*D), run the RNN over them, then draw each
         later row from its RBM (``sample_gibbs`` sweeps) and feed it back. Binary (B, T*D)."""
-        if not 0 <= n_given <= self.n_frames:
-            raise InputError(f"n_given={n_given} must be in [0, {self.n_frames}]")
+        check_n_given(n_given, self.n_frames)
         seq = self.frames(x).clone()
         u = seq.new_zeros(len(seq), self.config.n_recurrent)
         for t in range(self.n_frames):
@@ -190,29 +171,3 @@ class RNNRBM(nn.Module):
                 )
             u = self.recur(u, seq[:, t])
         return seq.reshape(len(x), -1)
-
-    @torch.no_grad()
-    def inpaint(
-        self,
-        x: torch.Tensor,
-        observed_mask: torch.Tensor,
-        generator: torch.Generator | None = None,
-        n_samples: int = 1,
-    ) -> torch.Tensor:
-        """Completions (n_samples, B, D) of x (B, D) whose observed pixels (``observed_mask``,
-        True = observed) are whole top rows, the rest drawn row by row by :meth:`complete`
-        (the ``genzoo inpaint --mask bottom-half`` hook). Hidden entries of x are ignored."""
-        if not isinstance(n_samples, int) or n_samples < 1:
-            raise InputError(f"n_samples={n_samples!r} must be a positive integer")
-        n_given = rows_given(observed_mask, x, self.n_frames, self.frame_size)
-        keep = torch.zeros_like(x, dtype=torch.bool).view(len(x), self.n_frames, -1)
-        keep[:, :n_given] = True
-        x = torch.where(keep.reshape(x.shape), x, torch.zeros_like(x))
-        return torch.stack([self.complete(x, n_given, generator) for _ in range(n_samples)])
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images (n, T*D) generated row by row."""
-        if n < 0:
-            raise GenzooError(f"sample(n={n}): n must be >= 0")
-        return self.complete(self.W.new_zeros(n, self.config.n_visible), 0, generator)

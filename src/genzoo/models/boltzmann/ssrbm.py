@@ -47,15 +47,27 @@ import math
 import torch
 from torch import nn
 
-from genzoo.core.config import Config, check, check_nonnegative
-from genzoo.core.errors import ConfigError, GenzooError, TrainingDiverged
+from genzoo.core.config import Config, check
+from genzoo.core.errors import ConfigError, TrainingDiverged
 from genzoo.core.protocols import ENERGY, EXACT_LOG_PARTITION
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_data
-from genzoo.models.boltzmann._ops import bernoulli, bounded, bounded_logit, softplus
+from genzoo.models._common import require_n_visible
+from genzoo.models.boltzmann._ops import (
+    advance_chains,
+    bernoulli,
+    bounded,
+    bounded_logit,
+    check_chain_config,
+    enumerable_hidden_free_energy,
+    randn,
+    register_chains,
+    sample_chains,
+    softplus,
+    start_chains_at_data,
+)
 from genzoo.nn.init import normal_or_zero_
 
-_PERSISTENT_SAMPLE_STEPS = 10
 _LOG_2PI = math.log(2.0 * math.pi)
 GUARDS = ("rescale", "error")
 
@@ -90,15 +102,7 @@ class SSRBMConfig(Config):
     sample_burn_in: int = 1000
 
     def validate(self) -> None:
-        check(
-            self.n_visible is None or self.n_visible > 0,
-            f"model.n_visible={self.n_visible} must be positive (or none to take it from the data)",
-        )
-        check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
-        check(self.k >= 1, f"model.k={self.k} must be >= 1 (Gibbs steps per update)")
-        check(self.n_chains >= 1, f"model.n_chains={self.n_chains} must be >= 1")
-        check_nonnegative(self.weight_decay, "model.weight_decay")
-        check_nonnegative(self.init_std, "model.init_std")
+        check_chain_config(self)
         check(
             math.isfinite(self.min_precision) and self.min_precision > 0,
             f"model.min_precision={self.min_precision} must be positive and finite (a precision "
@@ -122,7 +126,6 @@ class SSRBMConfig(Config):
         )
         check(self.guard in GUARDS, f"model.guard={self.guard!r} must be one of {GUARDS}")
         check(math.isfinite(self.init_b), f"model.init_b={self.init_b} must be finite")
-        check(self.sample_burn_in >= 0, f"model.sample_burn_in={self.sample_burn_in} must be >= 0")
 
 
 @register_model(
@@ -143,21 +146,14 @@ class SSRBM(nn.Module):
         if not isinstance(config, SSRBMConfig):
             raise ConfigError(f"SSRBM needs an SSRBMConfig, got {type(config).__name__}")
         config.validate()
-        if config.n_visible is None:
-            raise ConfigError(
-                "model.n_visible is not set: set it (--set model.n_visible=64) or let the CLI "
-                "take it from the data"
-            )
+        require_n_visible(config, example=64)
         self.config = config
         d, h = config.n_visible, config.n_hidden
         self.W = nn.Parameter(torch.zeros(d, h))
         self.b = nn.Parameter(torch.zeros(h))
         self.log_alpha_logit = nn.Parameter(torch.zeros(h))
         self.log_lambda_logit = nn.Parameter(torch.zeros(d))
-        if config.persistent:
-            self.register_buffer("chains", torch.zeros(config.n_chains, d))
-        else:
-            self.chains = None
+        register_chains(self, config.persistent, config.n_chains, d)
         self.reset_parameters(generator)
         if config.guard == "error":
             with torch.no_grad():
@@ -300,9 +296,9 @@ class SSRBM(nn.Module):
         W, alpha, lam = self.weight(), self.alpha, self.lam
         u = v @ W
         h = bernoulli(torch.sigmoid(beta * (self.b + u**2 / (2.0 * alpha))), generator)
-        s = h * u / alpha + _randn(u, generator) * torch.rsqrt(beta * alpha)
+        s = h * u / alpha + randn(u, generator) * torch.rsqrt(beta * alpha)
         mean = ((s * h) @ W.T) / lam
-        return mean + _randn(mean, generator) * torch.rsqrt(beta * lam)
+        return mean + randn(mean, generator) * torch.rsqrt(beta * lam)
 
     # -- learning -----------------------------------------------------------------------------
 
@@ -319,10 +315,7 @@ class SSRBM(nn.Module):
         with torch.no_grad():
             rho = self.check_feasible()
             if cfg.persistent:
-                v = self.chains
-                for _ in range(cfg.k):
-                    v = self.gibbs_step(v, generator=generator)
-                self.chains.copy_(v)
+                v = advance_chains(self.chains, self.gibbs_step, cfg.k, generator)
                 v_first = self.gibbs_step(x, generator=generator)
             else:
                 v = x
@@ -357,13 +350,7 @@ class SSRBM(nn.Module):
         x = x_train.to(self.W)
         self._set_log_precision(self.log_lambda_logit, -torch.log((x**2).mean(0).clamp_min(1e-30)))
         if self.chains is not None:
-            if generator is None:
-                generator = torch.Generator().manual_seed(0)
-            idx = torch.randint(
-                len(x_train), (self.config.n_chains,), generator=generator,
-                device=generator.device,
-            )
-            self.chains.copy_(x_train[idx.to(x_train.device)].to(self.chains))
+            start_chains_at_data(self.chains, x_train, generator)
 
     @torch.no_grad()
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
@@ -380,28 +367,16 @@ class SSRBM(nn.Module):
         """n real visible vectors (n, D): a copy of the persistent chains after a few sweeps when
         there are enough of them, else fresh chains from N(0, Lambda^{-1}) run
         ``sample_burn_in`` sweeps."""
-        if n < 0:
-            raise GenzooError(f"sample(n={n}): n must be >= 0")
-        if self.chains is not None and n <= self.config.n_chains:
-            v, steps = self.chains[:n].clone(), _PERSISTENT_SAMPLE_STEPS
-        else:
-            lam = self.lam
-            v = _randn(lam.expand(n, -1), generator) * torch.rsqrt(lam)
-            steps = self.config.sample_burn_in
-        for _ in range(steps):
-            v = self.gibbs_step(v, generator=generator)
-        return v
+        lam = self.lam
+        return sample_chains(
+            self,
+            n,
+            lambda m: randn(lam.expand(m, -1), generator) * torch.rsqrt(lam),
+            self.config.sample_burn_in,
+            generator,
+        )
 
     def enumerable_free_energy(self):
         """(F(h), n_hidden): the free energy of spike vectors with v and s integrated out
         (computed without gradients); Z = sum over the 2^H spike vectors of exp(-F(h))."""
-
-        @torch.no_grad()
-        def free_energy(h: torch.Tensor) -> torch.Tensor:
-            return self.hidden_free_energy(h)
-
-        return free_energy, self.n_hidden
-
-
-def _randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+        return enumerable_hidden_free_energy(self)

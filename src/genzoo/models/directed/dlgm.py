@@ -48,6 +48,8 @@ from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.core.protocols import LATENT
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
+from genzoo.models._common import check_n_visible, require_n_visible
+from genzoo.models._numerics import data_logits
 
 _LOG_2PI = math.log(2 * math.pi)
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "softplus": nn.Softplus}
@@ -101,10 +103,7 @@ class DLGMConfig(Config):
     init_std: float = 0.01
 
     def validate(self) -> None:
-        check(
-            self.n_visible is None or self.n_visible > 0,
-            f"model.n_visible={self.n_visible} must be positive (or none to take it from the data)",
-        )
+        check_n_visible(self.n_visible)
         check(len(self.latent) >= 1 and all(j > 0 for j in self.latent),
               f"model.latent={self.latent}: give one or more positive layer sizes")
         check(self.hidden > 0, f"model.hidden={self.hidden} must be positive")
@@ -133,11 +132,7 @@ class DLGM(nn.Module):
         super().__init__()
         if not isinstance(config, DLGMConfig):
             raise ConfigError(f"DLGM needs a DLGMConfig, got {type(config).__name__}")
-        if config.n_visible is None:
-            raise ConfigError(
-                "model.n_visible is not set: set it (--set model.n_visible=784) or let the CLI "
-                "take it from the data"
-            )
+        require_n_visible(config)
         self.config = config
         sizes, hid, act = list(config.latent), config.hidden, config.activation
         # transforms[0] = T_0 (h_1 -> logits of x); transforms[l] = T_l (h_{l+1} -> h_l).
@@ -242,8 +237,7 @@ class DLGM(nn.Module):
     @torch.no_grad()
     def init_from_data(self, x_train: torch.Tensor, generator: torch.Generator | None = None) -> None:
         """Start the output bias of T_0 at the logits of the clamped pixel means."""
-        p = self._prepare(x_train).mean(0).clamp(1e-3, 1 - 1e-3)
-        self.transforms[0][-1].bias.copy_(torch.log(p) - torch.log1p(-p))
+        self.transforms[0][-1].bias.copy_(data_logits(self._prepare(x_train)))
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -52,6 +52,8 @@ from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.core.protocols import LATENT
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
+from genzoo.models._common import check_n_visible, require_n_visible
+from genzoo.models._numerics import data_logits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,10 +77,7 @@ class SBNConfig(Config):
     init_std: float = 0.01
 
     def validate(self) -> None:
-        check(
-            self.n_visible is None or self.n_visible > 0,
-            f"model.n_visible={self.n_visible} must be positive (or none to take it from the data)",
-        )
+        check_n_visible(self.n_visible)
         check(len(self.hidden) >= 1 and all(h > 0 for h in self.hidden),
               f"model.hidden={self.hidden}: give one or more positive layer sizes")
         check(self.rws_k >= 1, f"model.rws_k={self.rws_k} must be >= 1")
@@ -154,11 +153,7 @@ class SBN(nn.Module):
         super().__init__()
         if not isinstance(config, SBNConfig):
             raise ConfigError(f"SBN needs an SBNConfig, got {type(config).__name__}")
-        if config.n_visible is None:
-            raise ConfigError(
-                "model.n_visible is not set: set it (--set model.n_visible=784) or let the CLI "
-                "take it from the data"
-            )
+        require_n_visible(config)
         self.config = config
         sizes = [config.n_visible, *config.hidden]
         # generative[l] maps h_{l+1} -> logits of h_l (l = 0: x); the top prior is b_L.
@@ -317,6 +312,4 @@ class SBN(nn.Module):
     @torch.no_grad()
     def init_from_data(self, x_train: torch.Tensor, generator: torch.Generator | None = None) -> None:
         """Start the visible biases b_0 at the logits of the clamped pixel means. x_train (N, D)."""
-        x = self._prepare(x_train)
-        p = x.mean(0).clamp(1e-3, 1 - 1e-3)
-        self.generative[0].bias.copy_(torch.log(p) - torch.log1p(-p))
+        self.generative[0].bias.copy_(data_logits(self._prepare(x_train)))

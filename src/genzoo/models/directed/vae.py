@@ -56,6 +56,8 @@ from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.core.protocols import LATENT
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary, check_data
+from genzoo.models._common import check_n_visible, require_n_visible
+from genzoo.models._numerics import data_logits
 
 _LOG_2PI = math.log(2 * math.pi)
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "softplus": nn.Softplus}
@@ -98,10 +100,7 @@ class VAEConfig(Config):
     init_std: float = 0.01
 
     def validate(self) -> None:
-        check(
-            self.n_visible is None or self.n_visible > 0,
-            f"model.n_visible={self.n_visible} must be positive (or none to take it from the data)",
-        )
+        check_n_visible(self.n_visible)
         check(all(h > 0 for h in self.hidden), f"model.hidden={self.hidden}: sizes must be > 0")
         check(self.n_latent > 0, f"model.n_latent={self.n_latent} must be positive")
         check(math.isfinite(self.min_log_var), "model.min_log_var must be finite")
@@ -198,11 +197,7 @@ class VAE(nn.Module):
         super().__init__()
         if not isinstance(config, VAEConfig):
             raise ConfigError(f"VAE needs a VAEConfig, got {type(config).__name__}")
-        if config.n_visible is None:
-            raise ConfigError(
-                "model.n_visible is not set: set it (--set model.n_visible=784) or let the CLI "
-                "take it from the data"
-            )
+        require_n_visible(config)
         self.config = config
         d, j, hidden = config.n_visible, config.n_latent, list(config.hidden)
         out = d if config.decoder == "bernoulli" else 2 * d
@@ -436,8 +431,7 @@ class VAE(nn.Module):
         x = x_train.to(self._ref())
         bias = self.decoder[-1].bias
         if self.config.decoder == "bernoulli":
-            p = x.mean(0).clamp(1e-3, 1 - 1e-3)
-            bias.copy_(torch.log(p) - torch.log1p(-p))
+            bias.copy_(data_logits(x))
         else:
             bias[: self.n_visible].copy_(x.mean(0))
 

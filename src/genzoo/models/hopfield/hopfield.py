@@ -44,6 +44,7 @@ from genzoo.core.errors import ConfigError, InputError
 from genzoo.core.protocols import IMPLICIT
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
+from genzoo.models._common import require_n_visible
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,11 +95,7 @@ class HopfieldNetwork(nn.Module):
         super().__init__()
         if not isinstance(config, HopfieldConfig):
             raise ConfigError(f"HopfieldNetwork needs a HopfieldConfig, got {type(config).__name__}")
-        if config.n_visible is None:
-            raise ConfigError(
-                "model.n_visible is not set: set it (--set model.n_visible=100) or let the CLI "
-                "take it from the data"
-            )
+        require_n_visible(config, example=100)
         self.config = config
         # An empty memory: W = 0, every state is a fixed point.
         self.W_raw = nn.Parameter(torch.zeros(config.n_visible, config.n_visible))

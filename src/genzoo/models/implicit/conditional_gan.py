@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from genzoo.core.config import check
 from genzoo.core.errors import ConfigError, InputError
 from genzoo.core.registry import register_model
-from genzoo.models.implicit.dcgan import draw_noise, run_in_eval_mode
+from genzoo.models._common import check_labels
+from genzoo.models.implicit.dcgan import draw_noise, run_in_eval_mode, samples_or_empty
 from genzoo.models.implicit.gan import GAN, GANConfig
 
 
@@ -67,12 +68,7 @@ class ConditionalGAN(GAN):
                 "conditional-gan learns from labels: call loss(x, y=labels) with (B,) int64 "
                 "labels (the Trainer does so for labelled data sets: digits, mnist)"
             )
-        if y.shape != (n,) or y.dtype != torch.int64:
-            raise InputError(
-                f"y has shape {tuple(y.shape)} and dtype {y.dtype}; expected ({n},) int64"
-            )
-        if bool(((y < 0) | (y >= self.n_classes)).any()):
-            raise InputError(f"labels must be in [0, {self.n_classes}); set model.n_classes")
+        check_labels(y, n, self.n_classes)
         return F.one_hot(y.to(self._ref().device), self.n_classes).to(self._ref())
 
     @torch.no_grad()
@@ -93,13 +89,15 @@ class ConditionalGAN(GAN):
     ) -> torch.Tensor:
         """(n, D) draws of G(z|y): from p(x|y) for the given labels y (n,) int64, or with y
         uniform over the C classes (drawn from ``generator``) when y is None."""
-        if not isinstance(n, int) or n < 0:
-            raise InputError(f"sample(n={n!r}): n must be an integer >= 0")
         ref = self._ref()
-        if n == 0:
-            return torch.zeros((0, self.n_visible), dtype=ref.dtype, device=ref.device)
-        if y is None:
-            y = torch.randint(0, self.n_classes, (n,), generator=generator, device=ref.device)
-        c = self._condition(y, n)
-        z = draw_noise(self.config.prior, n, self.config.n_latent, ref, generator)
-        return run_in_eval_mode(self.G, torch.cat([z, c], 1))
+
+        def draw(m: int) -> torch.Tensor:
+            labels = y
+            if labels is None:
+                labels = torch.randint(0, self.n_classes, (m,), generator=generator,
+                                       device=ref.device)
+            c = self._condition(labels, m)
+            z = draw_noise(self.config.prior, m, self.config.n_latent, ref, generator)
+            return run_in_eval_mode(self.G, torch.cat([z, c], 1))
+
+        return samples_or_empty(n, self.n_visible, ref, draw)

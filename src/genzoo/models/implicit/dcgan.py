@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from genzoo.core.errors import ConfigError
+from genzoo.core.errors import ConfigError, InputError
 
 ARCHITECTURES = ("mlp", "dcgan")
 
@@ -176,6 +177,19 @@ def draw_noise(
         u = torch.rand((n, n_latent), generator=generator, dtype=ref.dtype, device=ref.device)
         return 2.0 * u - 1.0
     return torch.randn((n, n_latent), generator=generator, dtype=ref.dtype, device=ref.device)
+
+
+def samples_or_empty(
+    n: int, n_visible: int, ref: torch.Tensor, draw: Callable[[int], torch.Tensor]
+) -> torch.Tensor:
+    """``draw(n)``, the (n, D) samples of a generator network, after checking ``n``
+    (InputError unless an integer >= 0); n == 0 gives an empty (0, D) tensor on ref's dtype and
+    device without drawing anything."""
+    if not isinstance(n, int) or n < 0:
+        raise InputError(f"sample(n={n!r}): n must be an integer >= 0")
+    if n == 0:
+        return torch.zeros((0, n_visible), dtype=ref.dtype, device=ref.device)
+    return draw(n)
 
 
 def run_in_eval_mode(net: nn.Module, *inputs: torch.Tensor) -> torch.Tensor:

@@ -37,10 +37,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from genzoo.core.config import Config, check, check_nonnegative
-from genzoo.core.errors import ConfigError, GenzooError, InputError
+from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.core.protocols import IMPLICIT
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_data
+from genzoo.models._common import check_n_visible, require_n_visible
 from genzoo.models.implicit.dcgan import (
     ARCHITECTURES,
     build_discriminator,
@@ -50,6 +51,7 @@ from genzoo.models.implicit.dcgan import (
     image_side,
     normal_init,
     run_in_eval_mode,
+    samples_or_empty,
 )
 from genzoo.training.schedule import Phase
 
@@ -81,10 +83,7 @@ class GANConfig(Config):
     init_std: float = 0.02
 
     def validate(self) -> None:
-        check(
-            self.n_visible is None or self.n_visible > 0,
-            f"model.n_visible={self.n_visible} must be positive (or none to take it from the data)",
-        )
+        check_n_visible(self.n_visible)
         check(self.n_latent > 0, f"model.n_latent={self.n_latent} must be positive")
         check(self.architecture in ARCHITECTURES, "model.architecture must be mlp or dcgan")
         check(all(h > 0 for h in self.g_hidden), "model.g_hidden sizes must be > 0")
@@ -115,11 +114,7 @@ class GAN(nn.Module):
         super().__init__()
         if not isinstance(config, GANConfig):
             raise ConfigError(f"{type(self).__name__} needs a GANConfig, got {type(config).__name__}")
-        if config.n_visible is None:
-            raise ConfigError(
-                "model.n_visible is not set: set it (--set model.n_visible=784) or let the CLI "
-                "take it from the data"
-            )
+        require_n_visible(config)
         if config.architecture == "dcgan":
             image_side(config.n_visible)
         self.config = config
@@ -224,10 +219,10 @@ class GAN(nn.Module):
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """(n, D) generator outputs G(z), z ~ p_z, values in (0, 1); batch normalisation (DCGAN)
         uses its running statistics."""
-        if not isinstance(n, int) or n < 0:
-            raise InputError(f"sample(n={n!r}): n must be an integer >= 0")
         ref = self._ref()
-        if n == 0:
-            return torch.zeros((0, self.n_visible), dtype=ref.dtype, device=ref.device)
-        z = draw_noise(self.config.prior, n, self.config.n_latent, ref, generator)
-        return run_in_eval_mode(self.G, z)
+
+        def draw(m: int) -> torch.Tensor:
+            z = draw_noise(self.config.prior, m, self.config.n_latent, ref, generator)
+            return run_in_eval_mode(self.G, z)
+
+        return samples_or_empty(n, self.n_visible, ref, draw)

@@ -27,11 +27,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from genzoo.core.config import Config, check, check_nonnegative
-from genzoo.core.errors import ConfigError, GenzooError, InputError
+from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.core.protocols import IMPLICIT
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_data
-from genzoo.models.implicit.dcgan import MLPGenerator, draw_noise, normal_init
+from genzoo.models._common import check_n_visible, require_n_visible
+from genzoo.models.implicit.dcgan import MLPGenerator, draw_noise, normal_init, samples_or_empty
 from genzoo.models.implicit.gmmn import sqrt_mmd
 from genzoo.training.schedule import Phase
 
@@ -59,10 +60,7 @@ class GMMNAEConfig(Config):
     init_std: float = 0.02
 
     def validate(self) -> None:
-        check(
-            self.n_visible is None or self.n_visible > 0,
-            f"model.n_visible={self.n_visible} must be positive (or none to take it from the data)",
-        )
+        check_n_visible(self.n_visible)
         check(self.ae_hidden > 0 and self.n_code > 0, "model.ae_hidden and model.n_code must be > 0")
         check(self.ae_steps > 0, "model.ae_steps must be > 0 (the auto-encoder trains first)")
         check(self.n_latent > 0, f"model.n_latent={self.n_latent} must be positive")
@@ -91,11 +89,7 @@ class GMMNAE(nn.Module):
         super().__init__()
         if not isinstance(config, GMMNAEConfig):
             raise ConfigError(f"GMMNAE needs a GMMNAEConfig, got {type(config).__name__}")
-        if config.n_visible is None:
-            raise ConfigError(
-                "model.n_visible is not set: set it (--set model.n_visible=784) or let the CLI "
-                "take it from the data"
-            )
+        require_n_visible(config)
         self.config = config
         d, a, h = config.n_visible, config.ae_hidden, config.n_code
         self.encoder = nn.Sequential(nn.Linear(d, a), nn.Sigmoid(), nn.Linear(a, h), nn.Sigmoid())
@@ -173,10 +167,10 @@ class GMMNAE(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """(n, D) decoded generated codes d(g(z)), values in (0, 1)."""
-        if not isinstance(n, int) or n < 0:
-            raise InputError(f"sample(n={n!r}): n must be an integer >= 0")
         ref = self._ref()
-        if n == 0:
-            return torch.zeros((0, self.n_visible), dtype=ref.dtype, device=ref.device)
-        z = draw_noise(self.config.prior, n, self.config.n_latent, ref, generator)
-        return self.decode(self.G(z))
+
+        def draw(m: int) -> torch.Tensor:
+            return self.decode(self.G(draw_noise(self.config.prior, m, self.config.n_latent, ref,
+                                                 generator)))
+
+        return samples_or_empty(n, self.n_visible, ref, draw)

@@ -1,6 +1,7 @@
 """Pieces shared by the Markov-chain samplers (DAE, CAE, GSN): the corruption processes
-C(x~|x), the reconstruction distributions P(x|w), the chain's noise start, and the input and
-mask checks.
+C(x~|x), the reconstruction distributions P(x|w), the chain's noise start, sampling and clamped
+inpainting by the chain, the visible bias started at the data, the one-hidden-layer
+auto-encoder's parameters (DAE, CAE), and the input and mask checks.
 
 Corruption (Vincent et al. 2008; Bengio et al. 2013, section 4):
     salt and pepper: each unit, with probability ``level``, is replaced by a fair coin in {0, 1};
@@ -16,9 +17,12 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from genzoo.core.errors import GenzooError, InputError
 from genzoo.core.validation import check_binary, check_data
+from genzoo.models._numerics import data_logits
+from genzoo.nn.init import normal_or_zero_
 
 _LOG_2PI = math.log(2 * math.pi)
 CORRUPTIONS = ("salt_and_pepper", "gaussian")
@@ -125,3 +129,95 @@ def check_mask(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
             f"{tuple(x.shape[1:])}"
         )
     return mask.to(x.device).expand_as(x)
+
+
+def chain_output(output: str | None, default: str) -> str:
+    """What a chain reports after each step: ``output`` or the config's ``default``, "mean"
+    (E[x|w]) or "draw"; InputError otherwise."""
+    output = output or default
+    if output not in ("mean", "draw"):
+        raise InputError(f"output={output!r}: use 'mean' or 'draw'")
+    return output
+
+
+def sample_from_noise(model, n: int, ref: torch.Tensor, generator: torch.Generator | None):
+    """(n, D): the last state of ``model.chain`` run ``config.sample_steps`` steps from n
+    independent noise starts (:func:`noise_start`) on ref's dtype and device."""
+    check_n(n)
+    x0 = noise_start(n, model.n_visible, model.config.reconstruction, ref, generator)
+    return model.chain(x0, model.config.sample_steps, generator)[-1]
+
+
+def inpaint_by_chain(
+    model,
+    x: torch.Tensor,
+    observed_mask: torch.Tensor,
+    ref: torch.Tensor,
+    generator: torch.Generator | None,
+    n_samples: int,
+    n_steps: int | None,
+) -> torch.Tensor:
+    """Completions (n_samples, B, D) of x (B, D) by ``model.chain`` with the observed entries
+    (``observed_mask`` (B, D) or (D,), True = observed) clamped and the others started from
+    noise, run ``n_steps`` steps (None: ``config.sample_steps``). Values of x at unobserved
+    entries are ignored (only the observed ones are checked)."""
+    if not isinstance(n_samples, int) or n_samples < 1:
+        raise InputError(f"n_samples={n_samples!r} must be a positive integer")
+    if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != model.n_visible:
+        model.check_input(x)  # raises, naming the expected shape
+    mask = check_mask(observed_mask, x)
+    model.check_input(torch.where(mask, x, torch.zeros_like(x)))
+    b, d = x.shape
+    x = x.to(ref).repeat(n_samples, 1)
+    mask = mask.repeat(n_samples, 1)
+    noise = noise_start(len(x), d, model.config.reconstruction, ref, generator)
+    x0 = torch.where(mask, x, noise)
+    steps = model.config.sample_steps if n_steps is None else n_steps
+    return model.chain(x0, steps, generator, observed_mask=mask)[-1].reshape(n_samples, b, d)
+
+
+@torch.no_grad()
+def init_visible_bias_(
+    bias: torch.Tensor, log_sigma: torch.Tensor | None, x: torch.Tensor, kind: str
+) -> None:
+    """Start the visible (output) bias (D,) at the data marginals of x (N, D): logits of the
+    clamped means (Bernoulli), or the means (Gaussian), with ``log_sigma`` (when given and
+    N > 1) at the log standard deviations."""
+    if kind == "bernoulli":
+        bias.copy_(data_logits(x))
+    else:
+        bias.copy_(x.mean(0))
+        if log_sigma is not None and len(x) > 1:
+            log_sigma.copy_(torch.log(x.std(0).clamp_min(1e-3)))
+
+
+def add_autoencoder_parameters(module: nn.Module, n_visible: int, n_hidden: int, tied: bool):
+    """Register the one-hidden-layer auto-encoder's parameters on ``module``: encoder W (H, D)
+    and b (H,), decoder V (D, H) (None when ``tied``: V = W^T) and c (D,)."""
+    module.W = nn.Parameter(torch.empty(n_hidden, n_visible))
+    module.b = nn.Parameter(torch.zeros(n_hidden))
+    if tied:
+        module.register_parameter("V", None)
+    else:
+        module.V = nn.Parameter(torch.empty(n_visible, n_hidden))
+    module.c = nn.Parameter(torch.zeros(n_visible))
+
+
+def reset_autoencoder_parameters(
+    module: nn.Module, init_std: float | None, generator: torch.Generator | None
+) -> None:
+    """W (and V) ~ N(0, std^2), std = ``init_std`` or by default 1/sqrt(D + H); b, c = 0."""
+    h, d = module.W.shape
+    std = 1.0 / math.sqrt(d + h) if init_std is None else init_std
+    normal_or_zero_(module.W, std, generator)
+    if module.V is not None:
+        normal_or_zero_(module.V, std, generator)
+    with torch.no_grad():
+        module.b.zero_()
+        module.c.zero_()
+
+
+def decode(module: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """w = V h + c (V = W^T when tied) for h (B, H): Bernoulli logits or Gaussian means, (B, D)."""
+    V = module.W.T if module.V is None else module.V
+    return h @ V.T + module.c

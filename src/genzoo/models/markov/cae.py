@@ -27,7 +27,6 @@ full J J^T, computed as diag(s) W W^T diag(s) eps with s = h (1 - h) without for
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Literal
 
 import torch
@@ -37,8 +36,8 @@ from genzoo.core.config import Config, check, check_nonnegative
 from genzoo.core.errors import ConfigError
 from genzoo.core.protocols import IMPLICIT
 from genzoo.core.registry import register_model
+from genzoo.models._common import check_n_visible, require_n_visible
 from genzoo.models.markov import _common as M
-from genzoo.nn.init import normal_or_zero_
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,10 +71,7 @@ class CAEConfig(Config):
             not self.grey_levels or self.reconstruction == "bernoulli",
             "model.grey_levels applies to the bernoulli reconstruction only",
         )
-        check(
-            self.n_visible is None or self.n_visible > 0,
-            f"model.n_visible={self.n_visible} must be positive (or none to take it from the data)",
-        )
+        check_n_visible(self.n_visible)
         check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
         check_nonnegative(self.contraction, "model.contraction")
         check_nonnegative(self.sample_sigma, "model.sample_sigma")
@@ -101,33 +97,14 @@ class CAE(nn.Module):
         super().__init__()
         if not isinstance(config, CAEConfig):
             raise ConfigError(f"CAE needs a CAEConfig, got {type(config).__name__}")
-        if config.n_visible is None:
-            raise ConfigError(
-                "model.n_visible is not set: set it (--set model.n_visible=784) or let the CLI "
-                "take it from the data"
-            )
+        require_n_visible(config)
         self.config = config
-        d, h = config.n_visible, config.n_hidden
-        self.W = nn.Parameter(torch.empty(h, d))
-        self.b = nn.Parameter(torch.zeros(h))
-        if config.tied:
-            self.register_parameter("V", None)
-        else:
-            self.V = nn.Parameter(torch.empty(d, h))
-        self.c = nn.Parameter(torch.zeros(d))
+        M.add_autoencoder_parameters(self, config.n_visible, config.n_hidden, config.tied)
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Weights ~ N(0, init_std^2) (default 1/sqrt(D + H)), biases 0."""
-        std = self.config.init_std
-        if std is None:
-            std = 1.0 / math.sqrt(self.n_visible + self.config.n_hidden)
-        normal_or_zero_(self.W, std, generator)
-        if self.V is not None:
-            normal_or_zero_(self.V, std, generator)
-        with torch.no_grad():
-            self.b.zero_()
-            self.c.zero_()
+        M.reset_autoencoder_parameters(self, self.config.init_std, generator)
 
     @property
     def n_visible(self) -> int:
@@ -143,8 +120,7 @@ class CAE(nn.Module):
 
     def decode(self, h: torch.Tensor) -> torch.Tensor:
         """w = V h + c (V = W^T when tied), (B, D): logits or Gaussian means."""
-        V = self.W.T if self.V is None else self.V
-        return h @ V.T + self.c
+        return M.decode(self, h)
 
     def jacobian(self, x: torch.Tensor) -> torch.Tensor:
         """J_f(x) = dh/dx = diag(h (1 - h)) W for each example, (B, H, D)."""
@@ -227,9 +203,7 @@ class CAE(nn.Module):
         """(n, D) states after ``sample_steps`` steps from independent noise starts (uniform
         binary for Bernoulli units, N(0, I) for Gaussian); reconstruction means, so grey levels
         in [0, 1] for Bernoulli units."""
-        M.check_n(n)
-        x0 = M.noise_start(n, self.n_visible, self.config.reconstruction, self.W, generator)
-        return self.chain(x0, self.config.sample_steps, generator)[-1]
+        return M.sample_from_noise(self, n, self.W, generator)
 
     @torch.no_grad()
     def init_from_data(
@@ -238,9 +212,4 @@ class CAE(nn.Module):
         """Start the output bias at the data marginals (logits of the clamped means for
         Bernoulli, the means for Gaussian)."""
         self.check_input(x_train, "x_train")
-        x = x_train.to(self.W)
-        if self.config.reconstruction == "bernoulli":
-            p = x.mean(0).clamp(1e-3, 1 - 1e-3)
-            self.c.copy_(torch.log(p) - torch.log1p(-p))
-        else:
-            self.c.copy_(x.mean(0))
+        M.init_visible_bias_(self.c, None, x_train.to(self.W), self.config.reconstruction)

@@ -40,8 +40,8 @@ from genzoo.core.config import Config, check, check_nonnegative
 from genzoo.core.errors import ConfigError, InputError
 from genzoo.core.protocols import IMPLICIT
 from genzoo.core.registry import register_model
+from genzoo.models._common import check_n_visible, require_n_visible
 from genzoo.models.markov import _common as M
-from genzoo.nn.init import normal_or_zero_
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,10 +81,7 @@ class DAEConfig(Config):
             not self.grey_levels or self.reconstruction == "bernoulli",
             "model.grey_levels applies to the bernoulli reconstruction only",
         )
-        check(
-            self.n_visible is None or self.n_visible > 0,
-            f"model.n_visible={self.n_visible} must be positive (or none to take it from the data)",
-        )
+        check_n_visible(self.n_visible)
         check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
         check_nonnegative(self.noise_level, "model.noise_level")
         check(
@@ -115,20 +112,10 @@ class DAE(nn.Module):
         super().__init__()
         if not isinstance(config, DAEConfig):
             raise ConfigError(f"DAE needs a DAEConfig, got {type(config).__name__}")
-        if config.n_visible is None:
-            raise ConfigError(
-                "model.n_visible is not set: set it (--set model.n_visible=784) or let the CLI "
-                "take it from the data"
-            )
+        require_n_visible(config)
         self.config = config
-        d, h = config.n_visible, config.n_hidden
-        self.W = nn.Parameter(torch.empty(h, d))
-        self.b = nn.Parameter(torch.zeros(h))
-        if config.tied:
-            self.register_parameter("V", None)
-        else:
-            self.V = nn.Parameter(torch.empty(d, h))
-        self.c = nn.Parameter(torch.zeros(d))
+        d = config.n_visible
+        M.add_autoencoder_parameters(self, d, config.n_hidden, config.tied)
         # Gaussian reconstruction only; kept for Bernoulli too so state dicts have one shape.
         self.log_sigma = nn.Parameter(
             torch.zeros(d), requires_grad=config.reconstruction == "gaussian"
@@ -137,15 +124,8 @@ class DAE(nn.Module):
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Weights ~ N(0, init_std^2) (default scale 1/sqrt(D + H)), biases and log sigma 0."""
-        std = self.config.init_std
-        if std is None:
-            std = 1.0 / math.sqrt(self.n_visible + self.config.n_hidden)
-        normal_or_zero_(self.W, std, generator)
-        if self.V is not None:
-            normal_or_zero_(self.V, std, generator)
+        M.reset_autoencoder_parameters(self, self.config.init_std, generator)
         with torch.no_grad():
-            self.b.zero_()
-            self.c.zero_()
             self.log_sigma.zero_()
 
     @property
@@ -171,8 +151,7 @@ class DAE(nn.Module):
 
     def decode(self, h: torch.Tensor) -> torch.Tensor:
         """w = V h + c (V = W^T when tied): Bernoulli logits or Gaussian means, (B, D)."""
-        V = self.W.T if self.V is None else self.V
-        return h @ V.T + self.c
+        return M.decode(self, h)
 
     def reconstruct(self, x_tilde: torch.Tensor) -> torch.Tensor:
         """w = g(f(x~)), the parameter of P(x|x~), (B, D)."""
@@ -202,9 +181,7 @@ class DAE(nn.Module):
         config's ``sample_output``). With ``observed_mask`` ((B, D) or (D,), True = observed)
         the observed units are reset to x0's values after every step, so they never change."""
         M.check_n(n_steps, "n_steps")
-        output = output or self.config.sample_output
-        if output not in ("mean", "draw"):
-            raise InputError(f"output={output!r}: use 'mean' or 'draw'")
+        output = M.chain_output(output, self.config.sample_output)
         ref = self.W
         x = x0.to(ref)
         mask = None if observed_mask is None else M.check_mask(observed_mask, x)
@@ -224,9 +201,7 @@ class DAE(nn.Module):
         """(n, D) states after ``sample_steps`` chain steps from independent noise starts
         (uniform binary for Bernoulli units, N(0, I) for Gaussian units): E[x|w] of the last
         step or its draw, as ``sample_output`` says. Chains run in parallel, one per row."""
-        M.check_n(n)
-        x0 = M.noise_start(n, self.n_visible, self.config.reconstruction, self.W, generator)
-        return self.chain(x0, self.config.sample_steps, generator)[-1]
+        return M.sample_from_noise(self, n, self.W, generator)
 
     @torch.no_grad()
     def inpaint(
@@ -241,19 +216,7 @@ class DAE(nn.Module):
         (``observed_mask`` (B, D) or (D,), True = observed) are kept exactly, the others start
         from noise and are resampled for ``n_steps`` steps (default ``sample_steps``); values
         of x at unobserved entries are ignored."""
-        if not isinstance(n_samples, int) or n_samples < 1:
-            raise InputError(f"n_samples={n_samples!r} must be a positive integer")
-        if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self.n_visible:
-            self.check_input(x)  # raises, naming the expected shape
-        mask = M.check_mask(observed_mask, x)
-        self.check_input(torch.where(mask, x, torch.zeros_like(x)))
-        b, d = x.shape
-        x = x.to(self.W).repeat(n_samples, 1)
-        mask = mask.repeat(n_samples, 1)
-        noise = M.noise_start(len(x), d, self.config.reconstruction, self.W, generator)
-        x0 = torch.where(mask, x, noise)
-        steps = self.config.sample_steps if n_steps is None else n_steps
-        return self.chain(x0, steps, generator, observed_mask=mask)[-1].reshape(n_samples, b, d)
+        return M.inpaint_by_chain(self, x, observed_mask, self.W, generator, n_samples, n_steps)
 
     @torch.no_grad()
     def transition_matrix(self) -> torch.Tensor:
@@ -324,10 +287,4 @@ class DAE(nn.Module):
         (Bernoulli) or the means, with log sigma at the log standard deviations (Gaussian)."""
         self.check_input(x_train, "x_train")
         x = x_train.to(self.W)
-        if self.config.reconstruction == "bernoulli":
-            p = x.mean(0).clamp(1e-3, 1 - 1e-3)
-            self.c.copy_(torch.log(p) - torch.log1p(-p))
-        else:
-            self.c.copy_(x.mean(0))
-            if len(x) > 1:
-                self.log_sigma.copy_(torch.log(x.std(0).clamp_min(1e-3)))
+        M.init_visible_bias_(self.c, self.log_sigma, x, self.config.reconstruction)

@@ -35,9 +35,10 @@ import torch
 from torch import nn
 
 from genzoo.core.config import Config, check, check_nonnegative
-from genzoo.core.errors import ConfigError, InputError
+from genzoo.core.errors import ConfigError
 from genzoo.core.protocols import IMPLICIT
 from genzoo.core.registry import register_model
+from genzoo.models._common import check_n_visible, require_n_visible
 from genzoo.models.markov import _common as M
 from genzoo.nn.init import normal_or_zero_
 
@@ -79,10 +80,7 @@ class GSNConfig(Config):
             not self.grey_levels or self.reconstruction == "bernoulli",
             "model.grey_levels applies to the bernoulli reconstruction only",
         )
-        check(
-            self.n_visible is None or self.n_visible > 0,
-            f"model.n_visible={self.n_visible} must be positive (or none to take it from the data)",
-        )
+        check_n_visible(self.n_visible)
         check(len(self.hidden) >= 1 and all(h > 0 for h in self.hidden),
               f"model.hidden={self.hidden}: one or more positive layer sizes")
         check_nonnegative(self.noise_level, "model.noise_level")
@@ -117,11 +115,7 @@ class GSN(nn.Module):
         super().__init__()
         if not isinstance(config, GSNConfig):
             raise ConfigError(f"GSN needs a GSNConfig, got {type(config).__name__}")
-        if config.n_visible is None:
-            raise ConfigError(
-                "model.n_visible is not set: set it (--set model.n_visible=784) or let the CLI "
-                "take it from the data"
-            )
+        require_n_visible(config)
         self.config = config
         self.sizes = [config.n_visible, *config.hidden]
         # weights[l - 1] is W_l, (n_l, n_{l-1}); biases[l] is b_l for l = 0..L.
@@ -274,9 +268,7 @@ class GSN(nn.Module):
         observed units of the visible state are reset to x0's values every step (before the
         corruption, so the hidden layers always see them)."""
         M.check_n(n_steps, "n_steps")
-        output = output or self.config.sample_output
-        if output not in ("mean", "draw"):
-            raise InputError(f"output={output!r}: use 'mean' or 'draw'")
+        output = M.chain_output(output, self.config.sample_output)
         x0 = x0.to(self._ref())
         mask = None if observed_mask is None else M.check_mask(observed_mask, x0)
         state = self.initial_state(x0, generator)
@@ -297,9 +289,7 @@ class GSN(nn.Module):
         """(n, D) visible states after ``sample_steps`` steps from independent noise starts
         (uniform binary for Bernoulli units, N(0, I) for Gaussian): E[x|w] of the last step or
         its draw, as ``sample_output`` says."""
-        M.check_n(n)
-        x0 = M.noise_start(n, self.n_visible, self.config.reconstruction, self._ref(), generator)
-        return self.chain(x0, self.config.sample_steps, generator)[-1]
+        return M.sample_from_noise(self, n, self._ref(), generator)
 
     @torch.no_grad()
     def inpaint(
@@ -313,19 +303,9 @@ class GSN(nn.Module):
         """Completions (n_samples, B, D) of x (B, D) by the clamped chain: observed entries
         (``observed_mask`` (B, D) or (D,), True = observed) kept exactly, the others started
         from noise and resampled for ``n_steps`` steps (default ``sample_steps``)."""
-        if not isinstance(n_samples, int) or n_samples < 1:
-            raise InputError(f"n_samples={n_samples!r} must be a positive integer")
-        if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self.n_visible:
-            self.check_input(x)
-        mask = M.check_mask(observed_mask, x)
-        self.check_input(torch.where(mask, x, torch.zeros_like(x)))
-        b, d = x.shape
-        ref = self._ref()
-        x = x.to(ref).repeat(n_samples, 1)
-        mask = mask.repeat(n_samples, 1)
-        x0 = torch.where(mask, x, M.noise_start(len(x), d, self.config.reconstruction, ref, generator))
-        steps = self.config.sample_steps if n_steps is None else n_steps
-        return self.chain(x0, steps, generator, observed_mask=mask)[-1].reshape(n_samples, b, d)
+        return M.inpaint_by_chain(
+            self, x, observed_mask, self._ref(), generator, n_samples, n_steps
+        )
 
     @torch.no_grad()
     def init_from_data(
@@ -335,10 +315,4 @@ class GSN(nn.Module):
         standard deviations for the Gaussian reconstruction)."""
         self.check_input(x_train, "x_train")
         x = x_train.to(self._ref())
-        if self.config.reconstruction == "bernoulli":
-            p = x.mean(0).clamp(1e-3, 1 - 1e-3)
-            self.biases[0].copy_(torch.log(p) - torch.log1p(-p))
-        else:
-            self.biases[0].copy_(x.mean(0))
-            if len(x) > 1:
-                self.log_sigma.copy_(torch.log(x.std(0).clamp_min(1e-3)))
+        M.init_visible_bias_(self.biases[0], self.log_sigma, x, self.config.reconstruction)
