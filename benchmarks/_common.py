@@ -11,6 +11,7 @@ metric where lower is better (an NLL in nats) a positive gap is a shortfall.
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import json
 import os
@@ -18,9 +19,10 @@ import platform
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -269,3 +271,272 @@ def run_logged(cmd: list[str], log: Path, who: str) -> float:
         tail = "\n".join(log.read_text().splitlines()[-20:])
         raise SystemExit(f"{who}: `{display_command(cmd)}` failed ({proc.returncode}):\n{tail}")
     return time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------------------------------------
+# The steps every "train, evaluate, write a result" script takes, one function each: pick the
+# directories, spell the genzoo commands, run them with a log, assemble the result, publish it.
+
+SMOKE_NOTE = "SMOKE RUN: tiny model and data; the number is not comparable to the references."
+
+
+class RunDirs(NamedTuple):
+    """Where one benchmark run puts its files; ``scratch`` is the smoke run's temp dir."""
+
+    run: Path
+    results: Path
+    log: Path
+    scratch: Path | None
+
+
+def run_dirs(parser: argparse.ArgumentParser, args: argparse.Namespace,
+             default_run_name: str) -> RunDirs:
+    """The genzoo run directory, the result directory and the log of this run.
+
+    A smoke run writes into a fresh temporary directory unless ``--out`` / ``--results-dir``
+    name others, and refuses ``benchmarks/results`` (smoke results never belong there). A full
+    run defaults to ``benchmarks/runs/<default_run_name>`` and ``benchmarks/results``. The log
+    lies beside the run directory, ``<run>.log``.
+    """
+    out, results = args.out, getattr(args, "results_dir", None)
+    scratch = None
+    if args.smoke:
+        scratch = Path(tempfile.mkdtemp(prefix="genzoo-bench-smoke-"))
+        run, results = out or scratch / "run", results or scratch
+        if results.resolve() == RESULTS_DIR.resolve():
+            parser.error("--smoke results are never written to benchmarks/results")
+    else:
+        run, results = out or BENCH_DIR / "runs" / default_run_name, results or RESULTS_DIR
+    run.parent.mkdir(parents=True, exist_ok=True)
+    return RunDirs(run, results, run.parent / f"{run.name}.log", scratch)
+
+
+def add_output_args(parser: argparse.ArgumentParser, smoke_help: str,
+                    evaluate_only: bool = False) -> None:
+    """``--out``, ``--results-dir`` (alias ``--results``), ``--smoke`` and, where the script
+    can skip training, ``--evaluate-only``."""
+    parser.add_argument("--out", type=Path, default=None,
+                        help="genzoo run directory (default under benchmarks/runs; a temporary "
+                        "one with --smoke)")
+    parser.add_argument("--results-dir", "--results", dest="results_dir", type=Path,
+                        default=None, help="where the result JSON goes (default "
+                        "benchmarks/results; a temporary directory with --smoke)")
+    if evaluate_only:
+        parser.add_argument("--evaluate-only", action="store_true",
+                            help="skip training; evaluate the finished run in --out")
+    parser.add_argument("--smoke", action="store_true",
+                        help=smoke_help + "; nothing is written to benchmarks/results")
+
+
+def warn_without_data(who: str) -> None:
+    """Say on stderr when GENZOO_DATA is unset (genzoo then looks in its default folder)."""
+    if "GENZOO_DATA" not in os.environ:
+        print(f"{who}: GENZOO_DATA is not set; genzoo will look in its default data directory "
+              "(and may try to download)", file=sys.stderr)
+
+
+def sets_to_args(sets: dict[str, Any] | None) -> list[str]:
+    """``{"train.lr": 0.1, "train.progress": False}`` -> ``--set train.lr=0.1 --set
+    train.progress=false`` (booleans as genzoo's config parser spells them)."""
+    out: list[str] = []
+    for key, value in (sets or {}).items():
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        out += ["--set", f"{key}={text}"]
+    return out
+
+
+def train_cmd(model: str, data: str, sets: dict[str, Any], run_dir: Path) -> list[str]:
+    """``genzoo train MODEL --data DATA --set ... --out RUN``."""
+    return (genzoo_cmd("train", model, "--data", data) + sets_to_args(sets)
+            + ["--out", str(run_dir)])
+
+
+def evaluate_cmd(run_dir: Path, report: Path, sets: dict[str, Any] | None = None) -> list[str]:
+    """``genzoo evaluate RUN --split test --json --set ... --out REPORT``."""
+    return (genzoo_cmd("evaluate", str(run_dir), "--split", "test", "--json")
+            + sets_to_args(sets) + ["--out", str(report)])
+
+
+class Steps:
+    """Runs a benchmark's commands with their output in one log, and records each command
+    (as a user would type it, for the result's ``steps``) and its wall time."""
+
+    def __init__(self, log: Path, who: str, announce: bool = False) -> None:
+        self.log, self.who, self.announce = log, who, announce
+        self.steps: list[str] = []
+        self.wall: dict[str, float] = {}
+
+    def run(self, name: str, cmd: list[str]) -> None:
+        """Run ``cmd``; its wall time goes to ``wall[name]``. SystemExit when it fails."""
+        shown = display_command(cmd)
+        self.steps.append(shown)
+        if self.announce:
+            verb = {"train": "training", "evaluate": "evaluating"}.get(name, name)
+            print(f"{verb}: {shown}", flush=True)
+        self.wall[name] = run_logged(cmd, self.log, self.who)
+
+    def evaluate(self, run_dir: Path, sets: dict[str, Any] | None = None,
+                 keep_genzoo_wall: bool = False) -> dict[str, Any]:
+        """``genzoo evaluate`` on the test split into ``run_dir/eval_test.json``; the report.
+        ``keep_genzoo_wall`` also records the evaluation time genzoo reports itself."""
+        report_path = run_dir / "eval_test.json"
+        self.run("evaluate", evaluate_cmd(run_dir, report_path, sets))
+        report = json.loads(report_path.read_text())
+        if keep_genzoo_wall and report.get("wall_s") is not None:
+            self.wall["evaluate_reported_by_genzoo"] = report["wall_s"]
+        return report
+
+
+def budget_note(epochs: int, default: int, why: bool = True) -> str:
+    """The note that labels a run shorter than its recipe."""
+    note = f"Budget run: {epochs} epochs, fewer than the recipe's {default}"
+    if not why:
+        return note + "."
+    return note + ("; the model is not trained to convergence, so the gap says little about "
+                   "the implementation.")
+
+
+def with_run_notes(notes: list[str], smoke: bool, smoke_note: str = SMOKE_NOTE,
+                   epochs: int | None = None, default_epochs: int | None = None,
+                   budget_why: bool = True) -> list[str]:
+    """``notes`` headed by the smoke note, or by the budget note when ``epochs`` falls short
+    of ``default_epochs``."""
+    notes = list(notes)
+    if smoke:
+        notes.insert(0, smoke_note)
+    elif epochs is not None and default_epochs is not None and epochs < default_epochs:
+        notes.insert(0, budget_note(epochs, default_epochs, budget_why))
+    return notes
+
+
+def report_data(report: dict[str, Any], name: str, binarization: str,
+                **more: Any) -> dict[str, Any]:
+    """A result's ``data`` block from a ``genzoo evaluate`` report (``more`` appended)."""
+    return {"name": name, "binarization": binarization, "split": report.get("split", "test"),
+            "n_examples": report.get("n_examples"),
+            "description": report.get("data_description"), **more}
+
+
+NLL_METRIC = {"name": "test NLL", "unit": "nats", "lower_is_better": True, "per": "example"}
+PARZEN_METRIC = {"name": "test Parzen log-likelihood", "unit": "nats", "lower_is_better": False,
+                 "per": "example"}
+
+
+def ais_estimator(report: dict[str, Any], schedule: str) -> dict[str, Any]:
+    """A result's ``estimator`` block for an AIS-based ``genzoo evaluate`` report."""
+    return {"name": report.get("estimator"), "ais_runs": report.get("n_samples"),
+            "ais_betas": report.get("n_betas"), "schedule": schedule,
+            "reverse": report.get("log_z_reverse") is not None, "dtype": report.get("dtype")}
+
+
+def likelihood_result(*, benchmark: str, title: str, steps: list[str] | None,
+                      body: dict[str, Any], references: list[dict[str, Any]],
+                      wall: dict[str, float], smoke: bool, notes: list[str]) -> dict[str, Any]:
+    """A complete likelihood result, keys in the schema's order, gaps filled in.
+
+    ``body`` holds the benchmark's own blocks, in order: ``data``, ``metric``, ``estimator``,
+    ``value``, ``stderr``, ``extra`` and (where the script trains) ``training``.
+    """
+    result: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "benchmark": benchmark,
+        "title": title,
+        "kind": "likelihood",
+        "command": command_line(),
+        **({"steps": steps} if steps is not None else {}),
+        "git": git_info(),
+        "date": now_iso(),
+        "machine": machine_info(),
+        **body,
+        "references": [dict(r) for r in references],
+        "wall_s": wall,
+        "smoke": bool(smoke),
+        "notes": notes,
+    }
+    return with_gaps(result)
+
+
+def publish(result: dict[str, Any], results_dir: Path, headline: str) -> Path:
+    """Write ``result``, print ``headline`` and the gap to every reference, regenerate
+    RESULTS.md when a full run wrote to benchmarks/results; the last line printed is
+    ``wrote PATH``."""
+    path = write_result(result, results_dir)
+    print(headline)
+    unit = "%" if result.get("metric", {}).get("unit") == "%" else ""
+    for ref in result.get("references", []):
+        flag = " (not comparable)" if ref.get("comparable") is False else ""
+        print(f"  vs {ref['label']} {ref['value']:.2f}{unit}: {ref['gap_text']}{flag}")
+    if not result["smoke"] and results_dir.resolve() == RESULTS_DIR.resolve():
+        import make_results
+
+        make_results.main([])
+    print(f"wrote {path}")
+    return path
+
+
+def add_model_args(parser: argparse.ArgumentParser, recipes: dict[str, Any],
+                   default_epochs: Any) -> None:
+    """``--model`` (one of ``recipes``) and ``--epochs`` (default: the recipe's)."""
+    parser.add_argument("--model", choices=sorted(recipes), required=True)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"training epochs (default {default_epochs})")
+
+
+def add_training_args(parser: argparse.ArgumentParser, epochs: int, n_hidden: int,
+                      lr_default: Any) -> None:
+    """``--epochs``, ``--n-hidden`` and ``--lr`` (default None: the recipe's, ``lr_default``)."""
+    parser.add_argument("--epochs", type=int, default=epochs,
+                        help=f"training epochs (default {epochs})")
+    parser.add_argument("--n-hidden", type=int, default=n_hidden)
+    parser.add_argument("--lr", type=float, default=None,
+                        help=f"learning rate (default {lr_default})")
+
+
+def add_ais_args(parser: argparse.ArgumentParser) -> None:
+    """``--ais-runs`` and ``--ais-betas``, SM08's 100 runs x 14,500 temperatures by default."""
+    parser.add_argument("--ais-runs", type=int, default=100)
+    parser.add_argument("--ais-betas", type=int, default=14500)
+
+
+def ais_eval_sets(args: argparse.Namespace, smoke_burn_in: int) -> dict[str, Any]:
+    """``genzoo evaluate`` settings for forward and reverse AIS. A smoke run's tiny model would
+    be enumerated exactly; it must exercise AIS as the full run does."""
+    sets: dict[str, Any] = {"eval.ais_runs": args.ais_runs, "eval.ais_betas": args.ais_betas,
+                            "eval.reverse": True}
+    if args.smoke:
+        sets.update({"eval.exact_max_units": 0, "eval.reverse_burn_in": smoke_burn_in})
+    return sets
+
+
+def set_epochs(args: argparse.Namespace, smoke_epochs: int, default: int) -> None:
+    """``args.epochs``: the smoke run's, else the one given, else the recipe's ``default``."""
+    args.epochs = smoke_epochs if args.smoke else (args.epochs or default)
+
+
+def train_and_evaluate(dirs: RunDirs, who: str, train: list[str] | None,
+                       eval_sets: dict[str, Any] | None = None, announce: bool = False,
+                       keep_genzoo_wall: bool = False) -> tuple[dict[str, Any], Steps]:
+    """Run ``train`` (skipped when None) then ``genzoo evaluate`` on the test split; the
+    evaluation report and the :class:`Steps` that ran them."""
+    steps = Steps(dirs.log, who, announce)
+    if train is not None:
+        steps.run("train", train)
+    return steps.evaluate(dirs.run, eval_sets, keep_genzoo_wall), steps
+
+
+def parse_model_benchmark(doc: str, argv: list[str] | None, benchmark: str,
+                          recipes: dict[str, Any], default_epochs: dict[str, int],
+                          smoke_epochs: int, smoke_help: str,
+                          add_args: Any = None) -> tuple[argparse.Namespace, RunDirs]:
+    """The command line of a script that benchmarks one of several ``--model`` recipes:
+    ``--model``, ``--epochs``, the output options and whatever ``add_args(parser)`` adds;
+    returns the arguments (``epochs`` filled in) and the run's directories
+    (``benchmarks/runs/<benchmark>_<model>_e<epochs>`` by default)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    add_model_args(parser, recipes, default_epochs)
+    if add_args is not None:
+        add_args(parser)
+    add_output_args(parser, smoke_help)
+    args = parser.parse_args(argv)
+    set_epochs(args, smoke_epochs, default_epochs[args.model])
+    return args, run_dirs(parser, args, f"{benchmark}_{args.model}_e{args.epochs}")

@@ -19,9 +19,7 @@ result carries.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -48,17 +46,12 @@ RECIPES = {
 }
 DEFAULT_EPOCHS = {"fvsbn": 30, "nade": 50}
 NOTES = [
-    "Data: the fixed binarization of Larochelle & Murray (2011), 50k train / 10k valid / 10k test "
-    "(the paper's own split), variables in index order.",
-    "Deviation: Adam with a linearly decaying learning rate for a fixed number of epochs and "
-    "the final model reported; the paper used SGD with early stopping on the validation split.",
+    ("Data: the fixed binarization of Larochelle & Murray (2011), 50k train / 10k valid / 10k "
+     "test (the paper's own split), variables in index order."),
+    ("Deviation: Adam with a linearly decaying learning rate for a fixed number of epochs and "
+     "the final model reported; the paper used SGD with early stopping on the validation split."),
 ]
 SMOKE = {"epochs": 1, "n_train": 1000, "n_eval": 200, "n_hidden": 8}
-
-
-def budget_note(epochs: int, default: int) -> str:
-    return (f"Budget run: {epochs} epochs, fewer than the recipe's {default}; the model is not "
-            "trained to convergence, so the gap says little about the implementation.")
 
 
 def train_command(args: argparse.Namespace, run_dir: Path) -> list[str]:
@@ -67,89 +60,42 @@ def train_command(args: argparse.Namespace, run_dir: Path) -> list[str]:
         sets.update({"data.n_train": SMOKE["n_train"], "data.n_eval": SMOKE["n_eval"]})
         if "model.n_hidden" in sets:
             sets["model.n_hidden"] = SMOKE["n_hidden"]
-    cmd = _common.genzoo_cmd("train", args.model, "--data", "binarized-mnist")
-    for key, value in sets.items():
-        cmd += ["--set", f"{key}={value}"]
-    return cmd + ["--out", str(run_dir)]
+    return _common.train_cmd(args.model, "binarized-mnist", sets, run_dir)
 
 
 def build_result(args: argparse.Namespace, report: dict, steps: list[str], wall: dict) -> dict:
-    notes = list(NOTES)
-    if args.smoke:
-        notes.insert(0, "SMOKE RUN: tiny data and model; not comparable to the reference.")
-    elif args.epochs < DEFAULT_EPOCHS[args.model]:
-        notes.insert(0, budget_note(args.epochs, DEFAULT_EPOCHS[args.model]))
-    result = {
-        "schema_version": _common.SCHEMA_VERSION,
-        "benchmark": f"{BENCHMARK}_{args.model}",
-        "title": f"{args.model.upper()} on binarized MNIST: exact test NLL (Larochelle & "
-                 "Murray 2011 reproduction)",
-        "kind": "likelihood",
-        "command": _common.command_line(),
-        "steps": steps,
-        "git": _common.git_info(),
-        "date": _common.now_iso(),
-        "machine": _common.machine_info(),
-        "data": {"name": "binarized-mnist",
-                 "binarization": "fixed (Larochelle & Murray 2011 file)",
-                 "split": report.get("split", "test"), "n_examples": report.get("n_examples"),
-                 "description": report.get("data_description")},
-        "metric": {"name": "test NLL", "unit": "nats", "lower_is_better": True,
-                   "per": "example"},
+    notes = _common.with_run_notes(
+        NOTES, args.smoke, "SMOKE RUN: tiny data and model; not comparable to the reference.",
+        args.epochs, DEFAULT_EPOCHS[args.model])
+    body = {
+        "data": _common.report_data(report, "binarized-mnist",
+                                    "fixed (Larochelle & Murray 2011 file)"),
+        "metric": dict(_common.NLL_METRIC),
         "estimator": {"name": report.get("estimator"), "dtype": report.get("dtype")},
         "value": report["nll_nats"],
         "stderr": report["stderr"],
         "extra": {"stderr_examples": report.get("stderr_examples")},
         "training": {"epochs": args.epochs,
                      "settings": {**RECIPES[args.model], "train.epochs": args.epochs}},
-        "references": [dict(r) for r in REFERENCES[args.model]],
-        "wall_s": wall,
-        "smoke": bool(args.smoke),
-        "notes": notes,
     }
-    return _common.with_gaps(result)
+    return _common.likelihood_result(
+        benchmark=f"{BENCHMARK}_{args.model}",
+        title=f"{args.model.upper()} on binarized MNIST: exact test NLL (Larochelle & "
+              "Murray 2011 reproduction)",
+        steps=steps, body=body, references=REFERENCES[args.model], wall=wall,
+        smoke=args.smoke, notes=notes)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", choices=sorted(RECIPES), required=True)
-    p.add_argument("--epochs", type=int, default=None,
-                   help=f"training epochs (default {DEFAULT_EPOCHS})")
-    p.add_argument("--out", type=Path, default=None, help="genzoo run directory")
-    p.add_argument("--smoke", action="store_true",
-                   help="seconds-long check on 1000 examples; nothing written to results")
-    args = p.parse_args(argv)
-    if args.smoke:
-        args.epochs = SMOKE["epochs"]
-        tmp = Path(tempfile.mkdtemp(prefix="genzoo-bench-smoke-"))
-        run_dir, results_dir = args.out or tmp / "run", tmp
-    else:
-        args.epochs = args.epochs or DEFAULT_EPOCHS[args.model]
-        run_dir = args.out or _common.BENCH_DIR / "runs" / f"{BENCHMARK}_{args.model}_e{args.epochs}"
-        results_dir = _common.RESULTS_DIR
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    log = run_dir.parent / f"{run_dir.name}.log"
-    who = f"{BENCHMARK}_{args.model}"
-    steps, wall = [], {}
-    cmd = train_command(args, run_dir)
-    steps.append(_common.display_command(cmd))
-    wall["train"] = _common.run_logged(cmd, log, who)
-    report_path = run_dir / "eval_test.json"
-    cmd = _common.genzoo_cmd("evaluate", str(run_dir), "--split", "test", "--json",
-                             "--out", str(report_path))
-    steps.append(_common.display_command(cmd))
-    wall["evaluate"] = _common.run_logged(cmd, log, who)
-    result = build_result(args, json.loads(report_path.read_text()), steps, wall)
-    path = _common.write_result(result, results_dir)
-    print(f"test NLL = {result['value']:.2f} +/- {result['stderr']:.2f} nats "
-          f"({result['estimator']['name']})")
-    for ref in result["references"]:
-        print(f"  vs {ref['label']} {ref['value']:.2f}: {ref['gap_text']}")
-    if not args.smoke:
-        import make_results
-
-        make_results.main([])
-    print(f"wrote {path}")
+    args, dirs = _common.parse_model_benchmark(
+        __doc__, argv, BENCHMARK, RECIPES, DEFAULT_EPOCHS, SMOKE["epochs"],
+        "seconds-long check on 1000 examples")
+    report, steps = _common.train_and_evaluate(dirs, f"{BENCHMARK}_{args.model}",
+                                               train_command(args, dirs.run))
+    result = build_result(args, report, steps.steps, steps.wall)
+    _common.publish(result, dirs.results,
+                    f"test NLL = {result['value']:.2f} +/- {result['stderr']:.2f} nats "
+                    f"({result['estimator']['name']})")
     return 0
 
 

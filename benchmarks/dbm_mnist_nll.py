@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -134,14 +131,11 @@ def train(args: argparse.Namespace, run_dir: Path) -> dict:
     return wall
 
 
-def evaluate_command(args: argparse.Namespace, run_dir: Path, report: Path) -> list[str]:
-    burn_in = SMOKE["reverse_burn_in"] if args.smoke else 1000
-    return _common.genzoo_cmd(
-        "evaluate", str(run_dir), "--split", "test", "--json",
-        "--set", f"eval.ais_runs={args.ais_runs}", "--set", f"eval.ais_betas={args.ais_betas}",
-        "--set", "eval.reverse=true", "--set", f"eval.reverse_burn_in={burn_in}",
-        "--set", "eval.exact_max_units=0", "--out", str(report),
-    )
+def eval_sets(args: argparse.Namespace) -> dict:
+    return {"eval.ais_runs": args.ais_runs, "eval.ais_betas": args.ais_betas,
+            "eval.reverse": True,
+            "eval.reverse_burn_in": SMOKE["reverse_burn_in"] if args.smoke else 1000,
+            "eval.exact_max_units": 0}
 
 
 def build_result(args, report: dict, steps: list[str], wall: dict, settings: dict) -> dict:
@@ -151,37 +145,13 @@ def build_result(args, report: dict, steps: list[str], wall: dict, settings: dic
     if args.mode == "centered":
         notes.insert(0, "Centered DBM (Montavon & Mueller 2012, offsets as moving data means), "
                      "no pretraining, same training budget and recipe as the DBM.")
-    if args.smoke:
-        notes.insert(0, "SMOKE RUN: tiny model and data; the number is not comparable to the "
-                     "references.")
-    name = BENCHMARK if args.mode == "pretrained" else f"{BENCHMARK}_{args.mode}"
-    result = {
-        "schema_version": _common.SCHEMA_VERSION,
-        "benchmark": name,
-        "title": f"DBM 784-500-1000 ({args.mode}), binarized MNIST: test NLL bound (SH09)",
-        "kind": "likelihood",
-        "command": _common.command_line(),
-        "steps": steps,
-        "git": _common.git_info(),
-        "date": _common.now_iso(),
-        "machine": _common.machine_info(),
-        "data": {
-            "name": "binarized-mnist",
-            "binarization": "fixed (Larochelle & Murray 2011 file)",
-            "split": report.get("split", "test"),
-            "n_examples": report.get("n_examples"),
-            "description": report.get("data_description"),
-        },
-        "metric": {"name": "test NLL (variational upper bound)", "unit": "nats",
-                   "lower_is_better": True, "per": "example"},
-        "estimator": {
-            "name": report.get("estimator"),
-            "ais_runs": report.get("n_samples"),
-            "ais_betas": report.get("n_betas"),
-            "schedule": "sm08" if not args.smoke else "sm08 (smoke: 100 betas)",
-            "reverse": report.get("log_z_reverse") is not None,
-            "dtype": report.get("dtype"),
-        },
+    notes = _common.with_run_notes(notes, args.smoke)
+    body = {
+        "data": _common.report_data(report, "binarized-mnist",
+                                    "fixed (Larochelle & Murray 2011 file)"),
+        "metric": {**_common.NLL_METRIC, "name": "test NLL (variational upper bound)"},
+        "estimator": _common.ais_estimator(
+            report, "sm08" if not args.smoke else "sm08 (smoke: 100 betas)"),
         "value": report["nll_nats"],
         "stderr": report["stderr"],
         "extra": {
@@ -196,12 +166,12 @@ def build_result(args, report: dict, steps: list[str], wall: dict, settings: dic
         "training": {"mode": args.mode, "epochs": args.epochs,
                      "pretrain_epochs": args.pretrain_epochs if args.mode == "pretrained" else 0,
                      "settings": settings, "pretrain_settings": PRETRAIN},
-        "references": [dict(r) for r in REFERENCES],
-        "wall_s": wall,
-        "smoke": bool(args.smoke),
-        "notes": notes,
     }
-    return _common.with_gaps(result)
+    return _common.likelihood_result(
+        benchmark=BENCHMARK if args.mode == "pretrained" else f"{BENCHMARK}_{args.mode}",
+        title=f"DBM 784-500-1000 ({args.mode}), binarized MNIST: test NLL bound (SH09)",
+        steps=steps, body=body, references=REFERENCES, wall=wall, smoke=args.smoke,
+        notes=notes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,55 +183,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pretrain-epochs", type=int, default=100, help="epochs per RBM (100)")
     p.add_argument("--lr", type=float, default=None,
                    help=f"DBM learning rate (default {RECIPE['train.lr']})")
-    p.add_argument("--ais-runs", type=int, default=100)
-    p.add_argument("--ais-betas", type=int, default=14500)
-    p.add_argument("--out", type=Path, default=None, help="genzoo run directory")
-    p.add_argument("--results-dir", type=Path, default=None)
-    p.add_argument("--evaluate-only", action="store_true")
-    p.add_argument("--smoke", action="store_true",
-                   help="seconds-long check on 500 images; nothing goes to benchmarks/results")
+    _common.add_ais_args(p)
+    _common.add_output_args(p, "seconds-long check on 500 images", evaluate_only=True)
     args = p.parse_args(argv)
     if args.smoke:
         args.epochs, args.pretrain_epochs = SMOKE["epochs"], SMOKE["pretrain_epochs"]
         args.ais_runs, args.ais_betas = SMOKE["ais_runs"], SMOKE["ais_betas"]
-        tmp = Path(tempfile.mkdtemp(prefix="genzoo-bench-smoke-"))
-        run_dir = args.out or tmp / "run"
-        results_dir = args.results_dir or tmp
-        if results_dir.resolve() == _common.RESULTS_DIR.resolve():
-            p.error("--smoke results are never written to benchmarks/results")
-    else:
-        run_dir = args.out or _common.BENCH_DIR / "runs" / f"{BENCHMARK}_{args.mode}_e{args.epochs}"
-        results_dir = args.results_dir or _common.RESULTS_DIR
-    if "GENZOO_DATA" not in os.environ:
-        print("dbm_mnist_nll: GENZOO_DATA is not set; genzoo will look in its default data "
-              "directory", file=sys.stderr)
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    log = results_dir / f"{BENCHMARK}.log" if args.smoke else run_dir.parent / f"{run_dir.name}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
+    dirs = _common.run_dirs(p, args, f"{BENCHMARK}_{args.mode}_e{args.epochs}")
+    _common.warn_without_data(BENCHMARK)
     _, settings = _run_config(args)
-    steps, wall = [], {}
+    steps = _common.Steps(dirs.log, BENCHMARK, announce=True)
     if not args.evaluate_only:
-        steps.append(f"python API: pretrain_dbm ({args.mode}) + Trainer, {settings}")
-        print(f"training ({args.mode}) into {run_dir}", flush=True)
-        wall.update(train(args, run_dir))
-    report_path = run_dir / "eval_test.json"
-    cmd = evaluate_command(args, run_dir, report_path)
-    steps.append(_common.display_command(cmd))
-    print(f"evaluating: {_common.display_command(cmd)}", flush=True)
-    wall["evaluate"] = _common.run_logged(cmd, log, BENCHMARK)
-    report = json.loads(report_path.read_text())
-    result = build_result(args, report, steps, wall, settings)
-    path = _common.write_result(result, results_dir)
-    print(f"test NLL bound = {result['value']:.2f} +/- {result['stderr']:.2f} nats "
-          f"({result['estimator']['name']}); with reverse-AIS log Z: "
-          f"{result['extra']['value_reverse']}")
-    for ref in result["references"]:
-        print(f"  vs {ref['label']} {ref['value']:.2f}: {ref['gap_text']}")
-    if not args.smoke and results_dir.resolve() == _common.RESULTS_DIR.resolve():
-        import make_results
-
-        make_results.main([])
-    print(f"wrote {path}")
+        steps.steps.append(f"python API: pretrain_dbm ({args.mode}) + Trainer, {settings}")
+        print(f"training ({args.mode}) into {dirs.run}", flush=True)
+        steps.wall.update(train(args, dirs.run))
+    report = steps.evaluate(dirs.run, eval_sets(args))
+    result = build_result(args, report, steps.steps, steps.wall, settings)
+    _common.publish(result, dirs.results,
+                    f"test NLL bound = {result['value']:.2f} +/- {result['stderr']:.2f} nats "
+                    f"({result['estimator']['name']}); with reverse-AIS log Z: "
+                    f"{result['extra']['value_reverse']}")
     return 0
 
 

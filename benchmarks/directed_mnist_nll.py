@@ -30,9 +30,7 @@ CPU budget, so the default epochs are a budget and every result says so in its n
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -97,11 +95,6 @@ _BINARIZATION = {
 }
 
 
-def budget_note(epochs: int, default: int) -> str:
-    return (f"Budget run: {epochs} epochs, fewer than the recipe's {default}; the model is not "
-            "trained to convergence, so the gap says little about the implementation.")
-
-
 def settings(args: argparse.Namespace) -> dict:
     sets = {**RECIPES[args.model][3], "train.epochs": args.epochs, "train.progress": "false"}
     if args.smoke:
@@ -112,10 +105,7 @@ def settings(args: argparse.Namespace) -> dict:
 
 def train_command(args: argparse.Namespace, run_dir: Path) -> list[str]:
     model, data, binarize, _ = RECIPES[args.model]
-    cmd = _common.genzoo_cmd("train", model, "--data", data)
-    for key, value in {"data.binarize": binarize, **settings(args)}.items():
-        cmd += ["--set", f"{key}={value}"]
-    return cmd + ["--out", str(run_dir)]
+    return _common.train_cmd(model, data, {"data.binarize": binarize, **settings(args)}, run_dir)
 
 
 def build_result(args: argparse.Namespace, report: dict, steps: list[str], wall: dict) -> dict:
@@ -128,25 +118,12 @@ def build_result(args: argparse.Namespace, report: dict, steps: list[str], wall:
         "Data: the fixed binarization of Larochelle & Murray (2011), 50k/10k/10k.",
         "The ELBO of the same draws is reported beside the estimate (extra.elbo_nats).",
     ]
-    if args.smoke:
-        notes.insert(0, "SMOKE RUN: tiny data and model; not comparable to the reference.")
-    elif args.epochs < DEFAULT_EPOCHS[args.model]:
-        notes.insert(0, budget_note(args.epochs, DEFAULT_EPOCHS[args.model]))
-    result = {
-        "schema_version": _common.SCHEMA_VERSION,
-        "benchmark": f"{BENCHMARK}_{args.model}",
-        "title": f"{args.model.upper()} on MNIST: test NLL by importance sampling",
-        "kind": "likelihood",
-        "command": _common.command_line(),
-        "steps": steps,
-        "git": _common.git_info(),
-        "date": _common.now_iso(),
-        "machine": _common.machine_info(),
-        "data": {"name": data, "binarization": _BINARIZATION[binarize],
-                 "split": report.get("split", "test"), "n_examples": report.get("n_examples"),
-                 "description": report.get("data_description")},
-        "metric": {"name": "test NLL", "unit": "nats", "lower_is_better": True,
-                   "per": "example"},
+    notes = _common.with_run_notes(
+        notes, args.smoke, "SMOKE RUN: tiny data and model; not comparable to the reference.",
+        args.epochs, DEFAULT_EPOCHS[args.model])
+    body = {
+        "data": _common.report_data(report, data, _BINARIZATION[binarize]),
+        "metric": dict(_common.NLL_METRIC),
         "estimator": {"name": report.get("estimator"), "dtype": report.get("dtype"),
                       "n_samples": report.get("n_samples")},
         "value": report["nll_nats"],
@@ -155,55 +132,26 @@ def build_result(args: argparse.Namespace, report: dict, steps: list[str], wall:
                   "is_ess": report.get("is_ess")},
         "training": {"epochs": args.epochs, "model": RECIPES[args.model][0],
                      "settings": settings(args)},
-        "references": [dict(r) for r in REFERENCES[args.model]],
-        "wall_s": wall,
-        "smoke": bool(args.smoke),
-        "notes": notes,
     }
-    return _common.with_gaps(result)
+    return _common.likelihood_result(
+        benchmark=f"{BENCHMARK}_{args.model}",
+        title=f"{args.model.upper()} on MNIST: test NLL by importance sampling",
+        steps=steps, body=body, references=REFERENCES[args.model], wall=wall,
+        smoke=args.smoke, notes=notes)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", choices=sorted(RECIPES), required=True)
-    p.add_argument("--epochs", type=int, default=None,
-                   help=f"training epochs (default {DEFAULT_EPOCHS})")
-    p.add_argument("--out", type=Path, default=None, help="genzoo run directory")
-    p.add_argument("--smoke", action="store_true",
-                   help="seconds-long check on 500 examples, k=50; nothing written to results")
-    args = p.parse_args(argv)
-    if args.smoke:
-        args.epochs = SMOKE["epochs"]
-        tmp = Path(tempfile.mkdtemp(prefix="genzoo-bench-smoke-"))
-        run_dir, results_dir = args.out or tmp / "run", tmp
-    else:
-        args.epochs = args.epochs or DEFAULT_EPOCHS[args.model]
-        run_dir = args.out or _common.BENCH_DIR / "runs" / f"{BENCHMARK}_{args.model}_e{args.epochs}"
-        results_dir = _common.RESULTS_DIR
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    log = run_dir.parent / f"{run_dir.name}.log"
-    who = f"{BENCHMARK}_{args.model}"
-    steps, wall = [], {}
-    cmd = train_command(args, run_dir)
-    steps.append(_common.display_command(cmd))
-    wall["train"] = _common.run_logged(cmd, log, who)
-    report_path = run_dir / "eval_test.json"
+    args, dirs = _common.parse_model_benchmark(
+        __doc__, argv, BENCHMARK, RECIPES, DEFAULT_EPOCHS, SMOKE["epochs"],
+        "seconds-long check on 500 examples, k=50")
     k = SMOKE["is_samples"] if args.smoke else IS_SAMPLES
-    cmd = _common.genzoo_cmd("evaluate", str(run_dir), "--split", "test", "--json",
-                             "--set", f"eval.is_samples={k}", "--out", str(report_path))
-    steps.append(_common.display_command(cmd))
-    wall["evaluate"] = _common.run_logged(cmd, log, who)
-    result = build_result(args, json.loads(report_path.read_text()), steps, wall)
-    path = _common.write_result(result, results_dir)
-    print(f"test NLL = {result['value']:.2f} +/- {result['stderr']:.2f} nats "
-          f"({result['estimator']['name']}; ELBO {result['extra']['elbo_nats']:.2f})")
-    for ref in result["references"]:
-        print(f"  vs {ref['label']} {ref['value']:.2f}: {ref['gap_text']}")
-    if not args.smoke:
-        import make_results
-
-        make_results.main([])
-    print(f"wrote {path}")
+    report, steps = _common.train_and_evaluate(dirs, f"{BENCHMARK}_{args.model}",
+                                               train_command(args, dirs.run),
+                                               {"eval.is_samples": k})
+    result = build_result(args, report, steps.steps, steps.wall)
+    _common.publish(result, dirs.results,
+                    f"test NLL = {result['value']:.2f} +/- {result['stderr']:.2f} nats "
+                    f"({result['estimator']['name']}; ELBO {result['extra']['elbo_nats']:.2f})")
     return 0
 
 

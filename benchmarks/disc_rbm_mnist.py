@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
-import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -95,11 +94,7 @@ def train_command(args: argparse.Namespace, run_dir: Path) -> list[str]:
         sets["train.lr"] = args.lr
     if args.smoke:
         sets.update({"data.n_train": SMOKE["n_train"], "data.n_eval": SMOKE["n_eval"]})
-    cmd = _common.genzoo_cmd("train", "disc-rbm", "--data", args.data)
-    for key, value in sets.items():
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        cmd += ["--set", f"{key}={text}"]
-    return cmd + ["--out", str(run_dir)]
+    return _common.train_cmd("disc-rbm", args.data, sets, run_dir)
 
 
 def test_error(run_dir: Path) -> dict:
@@ -121,21 +116,10 @@ def test_error(run_dir: Path) -> dict:
 
 
 def build_result(args: argparse.Namespace, ev: dict, steps: list[str], wall: dict) -> dict:
-    notes = list(NOTES)
-    if args.smoke:
-        notes.insert(
-            0, "SMOKE RUN: tiny model and data; the number is not comparable to the reference."
-        )
-    result = {
-        "schema_version": _common.SCHEMA_VERSION,
-        "benchmark": BENCHMARK,
-        "title": "Hybrid discriminative RBM, MNIST: test classification error (L&B08)",
-        "kind": "likelihood",
-        "command": _common.command_line(),
-        "steps": steps,
-        "git": _common.git_info(),
-        "date": _common.now_iso(),
-        "machine": _common.machine_info(),
+    notes = _common.with_run_notes(
+        NOTES, args.smoke,
+        "SMOKE RUN: tiny model and data; the number is not comparable to the reference.")
+    body = {
         "data": {
             "name": args.data,
             "binarization": "none (grey levels in [0, 1])",
@@ -163,99 +147,43 @@ def build_result(args: argparse.Namespace, ev: dict, steps: list[str], wall: dic
                 **({"train.lr": args.lr} if args.lr is not None else {}),
             },
         },
-        "references": [dict(r) for r in REFERENCES],
-        "wall_s": wall,
-        "smoke": bool(args.smoke),
-        "notes": notes,
     }
-    return _common.with_gaps(result)
+    return _common.likelihood_result(
+        benchmark=BENCHMARK,
+        title="Hybrid discriminative RBM, MNIST: test classification error (L&B08)",
+        steps=steps, body=body, references=REFERENCES, wall=wall, smoke=args.smoke, notes=notes)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
-    p.add_argument("--n-hidden", type=int, default=RECIPE["model.n_hidden"])
-    p.add_argument(
-        "--lr", type=float, default=None, help=f"learning rate (default {RECIPE['train.lr']})"
-    )
+    _common.add_training_args(p, 30, RECIPE["model.n_hidden"], RECIPE["train.lr"])
     p.add_argument(
         "--data",
         default="mnist",
         choices=("mnist", "digits"),
         help="labelled data set (default mnist; digits needs no data files)",
     )
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="genzoo run directory (default benchmarks/runs/disc_rbm_mnist_e{E}; a "
-        "temporary one with --smoke)",
-    )
-    p.add_argument(
-        "--results-dir",
-        type=Path,
-        default=None,
-        help="where the result JSON goes (default benchmarks/results; a temporary "
-        "directory with --smoke)",
-    )
-    p.add_argument(
-        "--evaluate-only",
-        action="store_true",
-        help="skip training; classify with the finished run in --out",
-    )
-    p.add_argument(
-        "--smoke",
-        action="store_true",
-        help="seconds-long check: 500 examples, 1 epoch, 20 hidden units; nothing is "
-        "written to benchmarks/results",
-    )
+    _common.add_output_args(p, "seconds-long check: 500 examples, 1 epoch, 20 hidden units",
+                            evaluate_only=True)
     args = p.parse_args(argv)
     if args.smoke:
         args.epochs, args.n_hidden = SMOKE["epochs"], SMOKE["n_hidden"]
-        tmp = Path(tempfile.mkdtemp(prefix="genzoo-bench-smoke-"))
-        run_dir = args.out or tmp / "run"
-        results_dir = args.results_dir or tmp
-        if results_dir.resolve() == _common.RESULTS_DIR.resolve():
-            p.error("--smoke results are never written to benchmarks/results")
-    else:
-        if args.data != "mnist":
-            p.error("the full benchmark is defined on mnist; use --data digits only with --smoke")
-        run_dir = args.out or _common.BENCH_DIR / "runs" / f"{BENCHMARK}_e{args.epochs}"
-        results_dir = args.results_dir or _common.RESULTS_DIR
-    if args.data == "mnist" and "GENZOO_DATA" not in os.environ:
-        print(
-            "disc_rbm_mnist: GENZOO_DATA is not set; genzoo will look in its default data "
-            "directory (and may try to download)",
-            file=sys.stderr,
-        )
+    elif args.data != "mnist":
+        p.error("the full benchmark is defined on mnist; use --data digits only with --smoke")
+    dirs = _common.run_dirs(p, args, f"{BENCHMARK}_e{args.epochs}")
+    if args.data == "mnist":
+        _common.warn_without_data(BENCHMARK)
 
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    log = results_dir / f"{BENCHMARK}.log" if args.smoke else run_dir.parent / f"{run_dir.name}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    steps, wall = [], {}
+    steps = _common.Steps(dirs.log, BENCHMARK, announce=True)
     if not args.evaluate_only:
-        cmd = train_command(args, run_dir)
-        steps.append(_common.display_command(cmd))
-        print(f"training: {_common.display_command(cmd)}", flush=True)
-        wall["train"] = _common.run_logged(cmd, log, BENCHMARK)
-    import time
-
+        steps.run("train", train_command(args, dirs.run))
     t0 = time.perf_counter()
-    ev = test_error(run_dir)
-    wall["classify"] = time.perf_counter() - t0
-    result = build_result(args, ev, steps, wall)
-    path = _common.write_result(result, results_dir)
-    print(
-        f"test error = {result['value']:.2f}% +/- {result['stderr']:.2f}% "
-        f"({ev['n']} {args.data} test digits)"
-    )
-    for ref in result["references"]:
-        print(f"  vs {ref['label']} {ref['value']:.2f}%: {ref['gap_text']}")
-    if not args.smoke and results_dir.resolve() == _common.RESULTS_DIR.resolve():
-        import make_results
-
-        make_results.main([])
-    print(f"wrote {path}")
+    ev = test_error(dirs.run)
+    steps.wall["classify"] = time.perf_counter() - t0
+    result = build_result(args, ev, steps.steps, steps.wall)
+    _common.publish(result, dirs.results,
+                    f"test error = {result['value']:.2f}% +/- {result['stderr']:.2f}% "
+                    f"({ev['n']} {args.data} test digits)")
     return 0
 
 

@@ -26,10 +26,8 @@ discriminator, SGD with momentum); see ``RECIPES`` and each result's notes.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -90,10 +88,7 @@ def train_command(args: argparse.Namespace, run_dir: Path) -> list[str]:
     if args.smoke:
         sets.update(SMOKE[args.model])
         sets.update({"train.batch_size": 50, "train.max_steps": 20})
-    cmd = _common.genzoo_cmd("train", args.model, "--data", args.data)
-    for key, value in sets.items():
-        cmd += ["--set", f"{key}={value}"]
-    return cmd + ["--out", str(run_dir)]
+    return _common.train_cmd(args.model, args.data, sets, run_dir)
 
 
 def training_data_parzen(data: str, sigmas, n: int = 10_000) -> dict:
@@ -132,29 +127,12 @@ def baseline_frechet(data: str, n_samples: int = 10_000, n_components: int = 10)
 
 def build_result(args, report: dict, steps: list[str], wall: dict, data_parzen: dict,
                  baseline: dict) -> dict:
-    notes = list(NOTES)
-    if args.smoke:
-        notes.insert(0, "SMOKE RUN: 8x8 digits, tiny model, 20 steps; not comparable.")
-    elif args.epochs < DEFAULT_EPOCHS[args.model]:
-        notes.insert(0, f"Budget run: {args.epochs} epochs, fewer than the recipe's "
-                        f"{DEFAULT_EPOCHS[args.model]}.")
-    result = {
-        "schema_version": _common.SCHEMA_VERSION,
-        "benchmark": f"{BENCHMARK}_{args.model}" + (f"_{args.architecture}"
-                                                     if args.architecture else ""),
-        "title": f"{args.model.upper()} on MNIST: Parzen-window test log-likelihood (with MMD "
-                 "and Fréchet distance)",
-        "kind": "likelihood",
-        "command": _common.command_line(),
-        "steps": steps,
-        "git": _common.git_info(),
-        "date": _common.now_iso(),
-        "machine": _common.machine_info(),
-        "data": {"name": args.data, "binarization": "none (grey levels in [0, 1])",
-                 "split": report.get("split", "test"), "n_examples": report.get("n_examples"),
-                 "description": report.get("data_description")},
-        "metric": {"name": "test Parzen log-likelihood", "unit": "nats",
-                   "lower_is_better": False, "per": "example"},
+    notes = _common.with_run_notes(
+        NOTES, args.smoke, "SMOKE RUN: 8x8 digits, tiny model, 20 steps; not comparable.",
+        args.epochs, DEFAULT_EPOCHS[args.model], budget_why=False)
+    body = {
+        "data": _common.report_data(report, args.data, "none (grey levels in [0, 1])"),
+        "metric": dict(_common.PARZEN_METRIC),
         "estimator": {"name": report.get("estimator"), "dtype": report.get("dtype"),
                       "sigma": report.get("parzen_sigma"),
                       "n_model_samples": report.get("n_model_samples")},
@@ -172,70 +150,45 @@ def build_result(args, report: dict, steps: list[str], wall: dict, data_parzen: 
         },
         "training": {"epochs": args.epochs,
                      "settings": {**RECIPES[args.model], "train.epochs": args.epochs}},
-        "references": [dict(r) for r in REFERENCES[args.model]],
-        "wall_s": wall,
-        "smoke": bool(args.smoke),
-        "notes": notes,
     }
-    return _common.with_gaps(result)
+    return _common.likelihood_result(
+        benchmark=f"{BENCHMARK}_{args.model}" + (f"_{args.architecture}"
+                                                  if args.architecture else ""),
+        title=f"{args.model.upper()} on MNIST: Parzen-window test log-likelihood (with MMD "
+              "and Fréchet distance)",
+        steps=steps, body=body, references=REFERENCES[args.model], wall=wall,
+        smoke=args.smoke, notes=notes)
+
+
+def _add_architecture_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--architecture", choices=["mlp", "dcgan"], default=None,
+                   help="generator/discriminator networks (gan, gmmn; default the recipe's mlp)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", choices=sorted(RECIPES), required=True)
-    p.add_argument("--architecture", choices=["mlp", "dcgan"], default=None,
-                   help="generator/discriminator networks (gan, gmmn; default the recipe's mlp)")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--out", type=Path, default=None, help="genzoo run directory")
-    p.add_argument("--smoke", action="store_true",
-                   help="seconds-long check on the 8x8 digits; nothing written to results")
-    args = p.parse_args(argv)
-    if args.smoke:
-        args.epochs, args.data = 1, "digits"
-        tmp = Path(tempfile.mkdtemp(prefix="genzoo-bench-smoke-"))
-        run_dir, results_dir = args.out or tmp / "run", tmp
+    args, dirs = _common.parse_model_benchmark(
+        __doc__, argv, BENCHMARK, RECIPES, DEFAULT_EPOCHS, 1,
+        "seconds-long check on the 8x8 digits", add_args=_add_architecture_arg)
+    args.data = "digits" if args.smoke else "mnist"
+    if dirs.scratch is not None:
         # The smoke trains its own small digits classifier, away from the user's cache.
-        os.environ.setdefault("GENZOO_CACHE", str(tmp / "cache"))
-    else:
-        args.epochs = args.epochs or DEFAULT_EPOCHS[args.model]
-        args.data = "mnist"
-        name = f"{BENCHMARK}_{args.model}_e{args.epochs}"
-        run_dir = args.out or _common.BENCH_DIR / "runs" / name
-        results_dir = _common.RESULTS_DIR
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    log = run_dir.parent / f"{run_dir.name}.log"
-    who = f"{BENCHMARK}_{args.model}"
-    steps, wall = [], {}
-    cmd = train_command(args, run_dir)
-    steps.append(_common.display_command(cmd))
-    wall["train"] = _common.run_logged(cmd, log, who)
-    report_path = run_dir / "eval_test.json"
-    cmd = _common.genzoo_cmd("evaluate", str(run_dir), "--split", "test", "--json",
-                             "--out", str(report_path))
-    steps.append(_common.display_command(cmd))
-    wall["evaluate"] = _common.run_logged(cmd, log, who)
+        os.environ.setdefault("GENZOO_CACHE", str(dirs.scratch / "cache"))
+    report, steps = _common.train_and_evaluate(dirs, f"{BENCHMARK}_{args.model}",
+                                               train_command(args, dirs.run))
     from genzoo.evaluation.parzen import DEFAULT_SIGMAS
 
     data_parzen = training_data_parzen(args.data, DEFAULT_SIGMAS)
     baseline = baseline_frechet(args.data)
-    result = build_result(args, json.loads(report_path.read_text()), steps, wall, data_parzen,
-                          baseline)
-    path = _common.write_result(result, results_dir)
-    print(f"test Parzen log-likelihood = {result['value']:.2f} +/- {result['stderr']:.2f} nats "
-          f"(sigma {result['estimator']['sigma']:.3g}); training data themselves: "
-          f"{data_parzen['value']:.2f}")
+    result = build_result(args, report, steps.steps, steps.wall, data_parzen, baseline)
     ex = result["extra"]
-    print(f"  MMD^2 = {ex['mmd2']:.4g} (p = {ex['mmd_p_value']:.3g}), Fréchet distance = "
-          f"{ex['frechet_distance']:.4g}, classes covered = {ex['classes_covered']}; baseline "
-          f"{baseline['model']}: Fréchet {baseline['frechet_distance']:.4g}, "
-          f"{baseline['classes_covered']} classes")
-    for ref in result["references"]:
-        print(f"  vs {ref['label']} {ref['value']:.2f}: {ref['gap_text']}")
-    if not args.smoke:
-        import make_results
-
-        make_results.main([])
-    print(f"wrote {path}")
+    _common.publish(result, dirs.results,
+                    f"test Parzen log-likelihood = {result['value']:.2f} +/- "
+                    f"{result['stderr']:.2f} nats (sigma {result['estimator']['sigma']:.3g}); "
+                    f"training data themselves: {data_parzen['value']:.2f}\n"
+                    f"  MMD^2 = {ex['mmd2']:.4g} (p = {ex['mmd_p_value']:.3g}), Fréchet "
+                    f"distance = {ex['frechet_distance']:.4g}, classes covered = "
+                    f"{ex['classes_covered']}; baseline {baseline['model']}: Fréchet "
+                    f"{baseline['frechet_distance']:.4g}, {baseline['classes_covered']} classes")
     return 0
 
 

@@ -23,10 +23,8 @@ the same space (``extra.gaussian_nll``, computed here, not published).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -63,14 +61,6 @@ SMOKE = {"epochs": 1, "n_hidden": 20, "n_train": 1000, "n_eval": 200, "ais_runs"
          "ais_betas": 100, "reverse_burn_in": 10}
 
 
-def _sets_to_args(sets: dict) -> list[str]:
-    out = []
-    for key, value in sets.items():
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        out += ["--set", f"{key}={text}"]
-    return out
-
-
 def train_command(args: argparse.Namespace, run_dir: Path) -> list[str]:
     sets = {**RECIPE, "model.n_hidden": args.n_hidden, "train.epochs": args.epochs,
             "train.progress": False}
@@ -78,18 +68,7 @@ def train_command(args: argparse.Namespace, run_dir: Path) -> list[str]:
         sets["train.lr"] = args.lr
     if args.smoke:
         sets.update({"data.n_train": SMOKE["n_train"], "data.n_eval": SMOKE["n_eval"]})
-    return (_common.genzoo_cmd("train", "grbm", "--data", DATA) + _sets_to_args(sets)
-            + ["--out", str(run_dir)])
-
-
-def evaluate_command(args: argparse.Namespace, run_dir: Path, report: Path) -> list[str]:
-    sets = {"eval.ais_runs": args.ais_runs, "eval.ais_betas": args.ais_betas,
-            "eval.reverse": True}
-    if args.smoke:
-        # 20 hiddens would be enumerated exactly; the smoke run must exercise AIS.
-        sets.update({"eval.exact_max_units": 0, "eval.reverse_burn_in": SMOKE["reverse_burn_in"]})
-    return (_common.genzoo_cmd("evaluate", str(run_dir), "--split", "test", "--json")
-            + _sets_to_args(sets) + ["--out", str(report)])
+    return _common.train_cmd("grbm", DATA, sets, run_dir)
 
 
 def gaussian_baseline(n_train: int | None, n_eval: int | None) -> tuple[float, float]:
@@ -112,9 +91,8 @@ def gaussian_baseline(n_train: int | None, n_eval: int | None) -> tuple[float, f
 
 
 def build_result(args, report: dict, steps: list[str], wall: dict, gauss: tuple) -> dict:
-    notes = list(RECIPE_NOTES)
-    if args.smoke:
-        notes.insert(0, "SMOKE RUN: tiny model and data; the number means nothing.")
+    notes = _common.with_run_notes(RECIPE_NOTES, args.smoke,
+                                   "SMOKE RUN: tiny model and data; the number means nothing.")
     notes.append(f"For scale: Gaussians fitted by maximum likelihood to the same training "
                  f"patches have test NLL {gauss[0]:.2f} (full covariance) and {gauss[1]:.2f} "
                  "(diagonal) nats per patch (computed by this script, not published numbers).")
@@ -122,36 +100,13 @@ def build_result(args, report: dict, steps: list[str], wall: dict, gauss: tuple)
         notes.append(f"genzoo evaluated with {report.get('estimator')!r}, not AIS")
     settings = {**RECIPE, "model.n_hidden": args.n_hidden, "train.epochs": args.epochs,
                 **({"train.lr": args.lr} if args.lr is not None else {})}
-    result = {
-        "schema_version": _common.SCHEMA_VERSION,
-        "benchmark": BENCHMARK,
-        "title": f"Gaussian-Bernoulli RBM ({args.n_hidden} hidden, PCD-1), 8x8 natural-image "
-                 "patches: test NLL by AIS",
-        "kind": "likelihood",
-        "command": _common.command_line(),
-        "steps": steps,
-        "git": _common.git_info(),
-        "date": _common.now_iso(),
-        "machine": _common.machine_info(),
-        "data": {
-            "name": DATA,
-            "binarization": "none (real-valued: dequantised, DC removed, unit-variance scaling "
-                            "undone by the evaluator's Jacobian)",
-            "split": report.get("split", "test"),
-            "n_examples": report.get("n_examples"),
-            "description": report.get("data_description"),
-            "likelihood_space": report.get("likelihood_space"),
-        },
-        "metric": {"name": "test NLL", "unit": "nats", "lower_is_better": True,
-                   "per": "example (63-dimensional patch)"},
-        "estimator": {
-            "name": report.get("estimator"),
-            "ais_runs": report.get("n_samples"),
-            "ais_betas": report.get("n_betas"),
-            "schedule": "sm08",
-            "reverse": report.get("log_z_reverse") is not None,
-            "dtype": report.get("dtype"),
-        },
+    body = {
+        "data": _common.report_data(
+            report, DATA, "none (real-valued: dequantised, DC removed, unit-variance scaling "
+                          "undone by the evaluator's Jacobian)",
+            likelihood_space=report.get("likelihood_space")),
+        "metric": {**_common.NLL_METRIC, "per": "example (63-dimensional patch)"},
+        "estimator": _common.ais_estimator(report, "sm08"),
         "value": report["nll_nats"],
         "stderr": report["stderr"],
         "extra": {
@@ -171,81 +126,42 @@ def build_result(args, report: dict, steps: list[str], wall: dict, gauss: tuple)
         },
         "training": {"k": 1, "persistent": True, "epochs": args.epochs, "n_hidden": args.n_hidden,
                      "settings": settings},
-        "references": [],
-        "wall_s": wall,
-        "smoke": bool(args.smoke),
-        "notes": notes,
     }
-    return _common.with_gaps(result)
+    return _common.likelihood_result(
+        benchmark=BENCHMARK,
+        title=f"Gaussian-Bernoulli RBM ({args.n_hidden} hidden, PCD-1), 8x8 natural-image "
+              "patches: test NLL by AIS",
+        steps=steps, body=body, references=[], wall=wall, smoke=args.smoke, notes=notes)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--epochs", type=int, default=50, help="training epochs (default 50)")
-    p.add_argument("--n-hidden", type=int, default=RECIPE["model.n_hidden"])
-    p.add_argument("--lr", type=float, default=None,
-                   help="learning rate (default: genzoo's default, 0.01)")
-    p.add_argument("--ais-runs", type=int, default=100)
-    p.add_argument("--ais-betas", type=int, default=14500)
-    p.add_argument("--out", type=Path, default=None,
-                   help="genzoo run directory (default benchmarks/runs/grbm_nll_h{H}_e{E}; a "
-                   "temporary one with --smoke)")
-    p.add_argument("--results-dir", type=Path, default=None,
-                   help="where the result JSON goes (default benchmarks/results; a temporary "
-                   "directory with --smoke)")
-    p.add_argument("--evaluate-only", action="store_true",
-                   help="skip training; evaluate the finished run in --out")
-    p.add_argument("--smoke", action="store_true",
-                   help="seconds-long check: 1000 patches, 1 epoch, 20 hidden units, 100 betas, "
-                   "10 runs; nothing is written to benchmarks/results")
+    _common.add_training_args(p, 50, RECIPE["model.n_hidden"], "genzoo's default, 0.01")
+    _common.add_ais_args(p)
+    _common.add_output_args(p, "seconds-long check: 1000 patches, 1 epoch, 20 hidden units, "
+                            "100 betas, 10 runs", evaluate_only=True)
     args = p.parse_args(argv)
     if args.smoke:
         args.epochs, args.n_hidden = SMOKE["epochs"], SMOKE["n_hidden"]
         args.ais_runs, args.ais_betas = SMOKE["ais_runs"], SMOKE["ais_betas"]
-        tmp = Path(tempfile.mkdtemp(prefix="genzoo-bench-smoke-"))
-        run_dir = args.out or tmp / "run"
-        results_dir = args.results_dir or tmp
-        if results_dir.resolve() == _common.RESULTS_DIR.resolve():
-            p.error("--smoke results are never written to benchmarks/results")
-    else:
-        run_dir = args.out or (_common.BENCH_DIR / "runs"
-                               / f"{BENCHMARK}_h{args.n_hidden}_e{args.epochs}")
-        results_dir = args.results_dir or _common.RESULTS_DIR
+    dirs = _common.run_dirs(p, args, f"{BENCHMARK}_h{args.n_hidden}_e{args.epochs}")
 
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    log = results_dir / f"{BENCHMARK}.log" if args.smoke else run_dir.parent / f"{run_dir.name}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    steps, wall = [], {}
-    if not args.evaluate_only:
-        cmd = train_command(args, run_dir)
-        steps.append(_common.display_command(cmd))
-        print(f"training: {_common.display_command(cmd)}", flush=True)
-        wall["train"] = _common.run_logged(cmd, log, BENCHMARK)
-    report_path = run_dir / "eval_test.json"
-    cmd = evaluate_command(args, run_dir, report_path)
-    steps.append(_common.display_command(cmd))
-    print(f"evaluating: {_common.display_command(cmd)}", flush=True)
-    wall["evaluate"] = _common.run_logged(cmd, log, BENCHMARK)
-    report = json.loads(report_path.read_text())
-    if report.get("wall_s") is not None:
-        wall["evaluate_reported_by_genzoo"] = report["wall_s"]
+    report, steps = _common.train_and_evaluate(
+        dirs, BENCHMARK, None if args.evaluate_only else train_command(args, dirs.run),
+        _common.ais_eval_sets(args, SMOKE["reverse_burn_in"]), announce=True,
+        keep_genzoo_wall=True)
     n = (SMOKE["n_train"], SMOKE["n_eval"]) if args.smoke else (None, None)
     gauss = gaussian_baseline(*n)
     if not math.isfinite(report["nll_nats"]):
         print("grbm_nll: the evaluation returned a non-finite NLL", file=sys.stderr)
 
-    result = build_result(args, report, steps, wall, gauss)
-    path = _common.write_result(result, results_dir)
-    print(f"test NLL = {result['value']:.2f} +/- {result['stderr']:.2f} nats per patch "
-          f"({result['estimator']['name']}, {result['estimator']['ais_runs']} runs x "
-          f"{result['estimator']['ais_betas']} betas); reverse AIS: "
-          f"{result['extra']['value_reverse']}; Gaussians: {gauss[0]:.2f} (full), "
-          f"{gauss[1]:.2f} (diagonal)")
-    if not args.smoke and results_dir.resolve() == _common.RESULTS_DIR.resolve():
-        import make_results
-
-        make_results.main([])
-    print(f"wrote {path}")
+    result = build_result(args, report, steps.steps, steps.wall, gauss)
+    _common.publish(result, dirs.results,
+                    f"test NLL = {result['value']:.2f} +/- {result['stderr']:.2f} nats per patch "
+                    f"({result['estimator']['name']}, {result['estimator']['ais_runs']} runs x "
+                    f"{result['estimator']['ais_betas']} betas); reverse AIS: "
+                    f"{result['extra']['value_reverse']}; Gaussians: {gauss[0]:.2f} (full), "
+                    f"{gauss[1]:.2f} (diagonal)")
     return 0
 
 

@@ -98,15 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     plot(curves, png)
     n_max = max(grid["sizes"])
     per_n = [critical[n] for n in grid["sizes"]]
-    result = {
-        "schema_version": _common.SCHEMA_VERSION,
-        "benchmark": BENCHMARK,
-        "title": "Hebbian Hopfield network: critical load P/N of retrieval",
-        "kind": "likelihood",
-        "command": _common.command_line(),
-        "git": _common.git_info(),
-        "date": _common.now_iso(),
-        "machine": _common.machine_info(),
+    body = {
         "data": {"name": "uniform random +-1 patterns", "binarization": "none",
                  "split": "none (synthetic)"},
         "metric": {"name": f"critical load (overlap < {THRESHOLD}) at N = {n_max}",
@@ -119,17 +111,19 @@ def main(argv: list[str] | None = None) -> int:
         "extra": {"critical_load_by_n": {str(n): critical[n] for n in grid["sizes"]},
                   "curves": {str(n): [vars(pt) for pt in pts] for n, pts in curves.items()},
                   "plot": png.name},
-        "references": [{"label": "Amit et al. 1985 (N -> infinity)", "value": 0.138,
-                        "source": _AGS, "verified": False, "comparable": True,
-                        "note": "the classical value, as the genzoo issue states it"}],
-        "wall_s": {"sweep": wall},
-        "smoke": bool(args.smoke),
-        "notes": [("'stderr' is the standard deviation of the critical load across N, a "
-                   "measure of the finite-size drift, not a sampling error.")]
-                 + (["SMOKE RUN: tiny networks."] if args.smoke else []),
     }
-    path = _common.write_result(_common.with_gaps(result), out)
-    print(f"wrote {path} and {png}")
+    result = _common.likelihood_result(
+        benchmark=BENCHMARK, title="Hebbian Hopfield network: critical load P/N of retrieval",
+        steps=None, body=body,
+        references=[{"label": "Amit et al. 1985 (N -> infinity)", "value": 0.138,
+                     "source": _AGS, "verified": False, "comparable": True,
+                     "note": "the classical value, as the genzoo issue states it"}],
+        wall={"sweep": wall}, smoke=args.smoke,
+        notes=[("'stderr' is the standard deviation of the critical load across N, a "
+                "measure of the finite-size drift, not a sampling error.")]
+              + (["SMOKE RUN: tiny networks."] if args.smoke else []))
+    _common.publish(result, out, f"critical load at N = {n_max}: {result['value']:.3f} "
+                    f"(spread over N {result['stderr']:.3f}); plot {png}")
     return 0
 
 

@@ -101,16 +101,7 @@ def likelihood_section(r: dict[str, Any]) -> list[str]:
             f"{ref['gap']:+.2f} {unit}: {ref['gap_text']} | {ref['source']} |"
         )
     extra = r.get("extra", {})
-    if extra.get("stderr_log_z") is not None:
-        how = ("it combines the spread over the test examples with the AIS error of log Z, "
-               f"whose own s.e. is {_fmt(extra['stderr_log_z'], 3)}")
-    else:
-        how = "the spread of the per-example values over the test examples"
-    lines += [
-        "",
-        f"Std. error of ours: as reported by `genzoo evaluate` ({how}). The references' "
-        "errors are not in this table.",
-    ]
+    lines += ["", stderr_footnote(r)]
     if extra.get("value_reverse") is not None:
         lines += [
             "",
@@ -121,6 +112,35 @@ def likelihood_section(r: dict[str, Any]) -> list[str]:
         ]
     lines += _notes(r)
     return lines
+
+
+def stderr_footnote(r: dict[str, Any]) -> str:
+    """What the std. error of ours measures, after the result's own metric and estimator,
+    and where the references' errors are."""
+    metric, extra = r["metric"], r.get("extra", {})
+    evaluated = any(s.startswith("genzoo evaluate") for s in r.get("steps") or [])
+    source = "as reported by `genzoo evaluate`" if evaluated else "as computed by the script"
+    if metric.get("unit") == "%":
+        how = ("the binomial standard error sqrt(e (1 - e) / n) of the error rate e over the n "
+               "test examples; the randomness of training is not in it")
+    elif extra.get("stderr_log_z") is not None:
+        how = ("it combines the spread over the test examples with the AIS error of log Z, "
+               f"whose own s.e. is {_fmt(extra['stderr_log_z'], 3)}")
+    elif "parzen" in metric.get("name", "").lower():
+        how = ("the spread of the per-example Parzen log-densities over the test examples, at "
+               "the bandwidth chosen on the validation split; the randomness of the model "
+               "samples is not in it")
+    elif evaluated:
+        how = "the spread of the per-example values over the test examples"
+    else:
+        how = "see the notes below for what it measures"
+    direction = "lower" if metric["lower_is_better"] else "higher"
+    if any(ref.get("stderr") is not None for ref in r["references"]):
+        refs = "the references' errors, where published, are in the std. error column"
+    else:
+        refs = "the references' errors are not in this table"
+    return (f"Std. error of ours: {source} ({how}); {refs}. For this metric {direction} is "
+            "better.")
 
 
 def speed_section(r: dict[str, Any]) -> list[str]:

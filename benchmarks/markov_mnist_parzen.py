@@ -25,9 +25,7 @@ chosen on the validation split.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -78,10 +76,8 @@ def data_name(args: argparse.Namespace) -> str:
 
 
 def train_command(args: argparse.Namespace, run_dir: Path) -> list[str]:
-    cmd = _common.genzoo_cmd("train", RECIPES[args.model][0], "--data", data_name(args))
-    for key, value in {"data.binarize": "none", **settings(args)}.items():
-        cmd += ["--set", f"{key}={value}"]
-    return cmd + ["--out", str(run_dir)]
+    return _common.train_cmd(RECIPES[args.model][0], data_name(args),
+                             {"data.binarize": "none", **settings(args)}, run_dir)
 
 
 def build_result(args: argparse.Namespace, report: dict, steps: list[str], wall: dict) -> dict:
@@ -92,26 +88,14 @@ def build_result(args: argparse.Namespace, report: dict, steps: list[str], wall:
          "MMD, Frechet distance and class coverage are reported beside it (extra)."),
         "genzoo's mnist split trains on the first 50k of the 60k training images.",
     ]
-    if args.smoke:
-        notes.insert(0, "SMOKE RUN: digits, tiny model; not comparable to the reference.")
-    elif args.epochs < DEFAULT_EPOCHS[args.model]:
-        notes.insert(0, f"Budget run: {args.epochs} epochs, fewer than the recipe's "
-                        f"{DEFAULT_EPOCHS[args.model]}.")
-    result = {
-        "schema_version": _common.SCHEMA_VERSION,
-        "benchmark": f"{BENCHMARK}_{args.model}",
-        "title": f"{args.model.upper()} on MNIST: Parzen log-likelihood of chain samples",
-        "kind": "likelihood",
-        "command": _common.command_line(),
-        "steps": steps,
-        "git": _common.git_info(),
-        "date": _common.now_iso(),
-        "machine": _common.machine_info(),
+    notes = _common.with_run_notes(
+        notes, args.smoke, "SMOKE RUN: digits, tiny model; not comparable to the reference.",
+        args.epochs, DEFAULT_EPOCHS[args.model], budget_why=False)
+    body = {
         "data": {"name": data_name(args),
                  "binarization": "none (grey levels in [0, 1])",
                  "split": report.get("split", "test"), "n_examples": report.get("n_examples")},
-        "metric": {"name": "test Parzen log-likelihood", "unit": "nats",
-                   "lower_is_better": False, "per": "example"},
+        "metric": dict(_common.PARZEN_METRIC),
         "estimator": {"name": report.get("estimator"), "dtype": report.get("dtype"),
                       "n_samples": report.get("n_model_samples"),
                       "sigma": report.get("parzen_sigma")},
@@ -122,55 +106,25 @@ def build_result(args: argparse.Namespace, report: dict, steps: list[str], wall:
                                              "warnings")},
         "training": {"epochs": args.epochs, "model": RECIPES[args.model][0],
                      "settings": settings(args)},
-        "references": [dict(r) for r in REFERENCES[args.model]],
-        "wall_s": wall,
-        "smoke": bool(args.smoke),
-        "notes": notes,
     }
-    return _common.with_gaps(result)
+    return _common.likelihood_result(
+        benchmark=f"{BENCHMARK}_{args.model}",
+        title=f"{args.model.upper()} on MNIST: Parzen log-likelihood of chain samples",
+        steps=steps, body=body, references=REFERENCES[args.model], wall=wall,
+        smoke=args.smoke, notes=notes)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", choices=sorted(RECIPES), required=True)
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 100)")
-    p.add_argument("--out", type=Path, default=None, help="genzoo run directory")
-    p.add_argument("--results", type=Path, default=None,
-                   help="where the result JSON goes (default benchmarks/results; smoke: temp)")
-    p.add_argument("--smoke", action="store_true",
-                   help="seconds-long check on the digits; nothing written to results")
-    args = p.parse_args(argv)
-    if args.smoke:
-        args.epochs = SMOKE["epochs"]
-        tmp = Path(tempfile.mkdtemp(prefix="genzoo-bench-smoke-"))
-        run_dir, results_dir = args.out or tmp / "run", args.results or tmp
-    else:
-        args.epochs = args.epochs or DEFAULT_EPOCHS[args.model]
-        run_dir = args.out or _common.BENCH_DIR / "runs" / f"{BENCHMARK}_{args.model}_e{args.epochs}"
-        results_dir = args.results or _common.RESULTS_DIR
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    log = run_dir.parent / f"{run_dir.name}.log"
-    who = f"{BENCHMARK}_{args.model}"
-    steps, wall = [], {}
-    cmd = train_command(args, run_dir)
-    steps.append(_common.display_command(cmd))
-    wall["train"] = _common.run_logged(cmd, log, who)
-    report_path = run_dir / "eval_test.json"
-    cmd = _common.genzoo_cmd("evaluate", str(run_dir), "--split", "test", "--json",
-                             "--out", str(report_path))
-    steps.append(_common.display_command(cmd))
-    wall["evaluate"] = _common.run_logged(cmd, log, who)
-    result = build_result(args, json.loads(report_path.read_text()), steps, wall)
-    path = _common.write_result(result, results_dir)
-    print(f"test Parzen log-likelihood = {result['value']:.2f} +/- {result['stderr']:.2f} nats; "
-          f"MMD^2 {result['extra']['mmd2']}, classes covered {result['extra']['classes_covered']}")
-    for ref in result["references"]:
-        print(f"  vs {ref['label']} {ref['value']:.2f}: {ref['gap_text']}")
-    if not args.smoke:
-        import make_results
-
-        make_results.main([])
-    print(f"wrote {path}")
+    args, dirs = _common.parse_model_benchmark(
+        __doc__, argv, BENCHMARK, RECIPES, DEFAULT_EPOCHS, SMOKE["epochs"],
+        "seconds-long check on the digits")
+    report, steps = _common.train_and_evaluate(dirs, f"{BENCHMARK}_{args.model}",
+                                               train_command(args, dirs.run))
+    result = build_result(args, report, steps.steps, steps.wall)
+    _common.publish(result, dirs.results,
+                    f"test Parzen log-likelihood = {result['value']:.2f} +/- "
+                    f"{result['stderr']:.2f} nats; MMD^2 {result['extra']['mmd2']}, classes "
+                    f"covered {result['extra']['classes_covered']}")
     return 0
 
 

@@ -25,10 +25,7 @@ practical guide; see ``RECIPE`` and benchmarks/README.md for what could not be m
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -118,75 +115,28 @@ SMOKE = {
 def train_command(args: argparse.Namespace, run_dir: Path) -> list[str]:
     if args.resume:
         # Resume accepts only length changes; everything else comes from the saved config.
-        return _common.genzoo_cmd("train", "rbm", "--out", str(run_dir), "--resume",
-                          "--set", f"train.epochs={args.epochs}", "--set", "train.progress=false")
+        return (_common.genzoo_cmd("train", "rbm", "--out", str(run_dir), "--resume")
+                + _common.sets_to_args({"train.epochs": args.epochs, "train.progress": False}))
     sets = {**RECIPE, "model.n_hidden": args.n_hidden, "model.k": args.k,
             "train.epochs": args.epochs, "train.progress": False}
     if args.lr is not None:
         sets["train.lr"] = args.lr
-    eval_sets = {"eval.ais_runs": args.ais_runs, "eval.ais_betas": args.ais_betas,
-                 "eval.reverse": True}
     if args.smoke:
         sets.update({"data.n_train": SMOKE["n_train"], "data.n_eval": SMOKE["n_eval"]})
-        # n_hidden=20 would be enumerated exactly; the smoke run must exercise AIS as the full
-        # run does.
-        eval_sets.update({"eval.exact_max_units": 0,
-                          "eval.reverse_burn_in": SMOKE["reverse_burn_in"]})
-    sets.update(eval_sets)
-    cmd = _common.genzoo_cmd("train", "rbm", "--data", "binarized-mnist")
-    for key, value in sets.items():
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        cmd += ["--set", f"{key}={text}"]
-    return cmd + ["--out", str(run_dir)]
-
-
-def evaluate_command(args: argparse.Namespace, run_dir: Path, report: Path) -> list[str]:
-    cmd = _common.genzoo_cmd("evaluate", str(run_dir), "--split", "test", "--json",
-                     "--set", f"eval.ais_runs={args.ais_runs}",
-                     "--set", f"eval.ais_betas={args.ais_betas}",
-                     "--set", "eval.reverse=true", "--out", str(report))
-    if args.smoke:
-        cmd += ["--set", "eval.exact_max_units=0",
-                "--set", f"eval.reverse_burn_in={SMOKE['reverse_burn_in']}"]
-    return cmd
+    return _common.train_cmd("rbm", "binarized-mnist", {**sets, **_common.ais_eval_sets(args, SMOKE["reverse_burn_in"])}, run_dir)
 
 
 def build_result(args: argparse.Namespace, report: dict, steps: list[str], wall: dict) -> dict:
-    refs = [dict(r) for r in REFERENCES]
-    notes = list(RECIPE_NOTES)
-    if args.smoke:
-        notes.insert(0, "SMOKE RUN: tiny model and data; the number is not comparable to the "
-                     "references.")
+    notes = _common.with_run_notes(RECIPE_NOTES, args.smoke)
     if "ais" not in str(report.get("estimator", "")).lower():
         notes.append(f"genzoo evaluated with {report.get('estimator')!r}, not AIS")
-    result = {
-        "schema_version": _common.SCHEMA_VERSION,
-        "benchmark": BENCHMARK,
-        "title": "RBM 500 hidden units, CD-25, binarized MNIST: test NLL (SM08 reproduction)",
-        "kind": "likelihood",
-        "command": _common.command_line(),
-        "steps": steps,
-        "git": _common.git_info(),
-        "date": _common.now_iso(),
-        "machine": _common.machine_info(),
-        "data": {
-            "name": "binarized-mnist",
-            "binarization": "fixed (Larochelle & Murray 2011 file; the stochastic binarization "
-                            "of SM08)",
-            "split": report.get("split", "test"),
-            "n_examples": report.get("n_examples"),
-            "description": report.get("data_description"),
-        },
-        "metric": {"name": "test NLL", "unit": "nats", "lower_is_better": True,
-                   "per": "example"},
-        "estimator": {
-            "name": report.get("estimator"),
-            "ais_runs": report.get("n_samples"),
-            "ais_betas": report.get("n_betas"),
-            "schedule": "sm08" if not args.smoke else "sm08 (smoke: 100 betas)",
-            "reverse": report.get("log_z_reverse") is not None,
-            "dtype": report.get("dtype"),
-        },
+    body = {
+        "data": _common.report_data(
+            report, "binarized-mnist",
+            "fixed (Larochelle & Murray 2011 file; the stochastic binarization of SM08)"),
+        "metric": dict(_common.NLL_METRIC),
+        "estimator": _common.ais_estimator(
+            report, "sm08" if not args.smoke else "sm08 (smoke: 100 betas)"),
         "value": report["nll_nats"],
         "stderr": report["stderr"],
         "extra": {
@@ -209,83 +159,39 @@ def build_result(args: argparse.Namespace, report: dict, steps: list[str], wall:
                          "train.epochs": args.epochs,
                          **({"train.lr": args.lr} if args.lr is not None else {})},
         },
-        "references": refs,
-        "wall_s": wall,
-        "smoke": bool(args.smoke),
-        "notes": notes,
     }
-    return _common.with_gaps(result)
+    return _common.likelihood_result(
+        benchmark=BENCHMARK,
+        title="RBM 500 hidden units, CD-25, binarized MNIST: test NLL (SM08 reproduction)",
+        steps=steps, body=body, references=REFERENCES, wall=wall, smoke=args.smoke, notes=notes)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--epochs", type=int, default=100, help="training epochs (default 100)")
+    _common.add_training_args(p, 100, 500, RECIPE["train.lr"])
     p.add_argument("--k", type=int, default=25, help="Gibbs steps per update, constant (25)")
-    p.add_argument("--n-hidden", type=int, default=500)
-    p.add_argument("--lr", type=float, default=None,
-                   help=f"learning rate (default {RECIPE['train.lr']})")
-    p.add_argument("--ais-runs", type=int, default=100)
-    p.add_argument("--ais-betas", type=int, default=14500)
-    p.add_argument("--out", type=Path, default=None,
-                   help="genzoo run directory (default benchmarks/runs/rbm_mnist_nll_k{K}_e{E}; "
-                   "a temporary one with --smoke)")
-    p.add_argument("--results-dir", type=Path, default=None,
-                   help="where the result JSON goes (default benchmarks/results; a temporary "
-                   "directory with --smoke)")
+    _common.add_ais_args(p)
     p.add_argument("--resume", action="store_true",
                    help="continue the training in --out (only --epochs may change)")
-    p.add_argument("--evaluate-only", action="store_true",
-                   help="skip training; evaluate the finished run in --out")
-    p.add_argument("--smoke", action="store_true",
-                   help="seconds-long check: 1000 examples, 1 epoch, 20 hidden units, 100 betas, "
-                   "10 runs; nothing is written to benchmarks/results")
+    _common.add_output_args(p, "seconds-long check: 1000 examples, 1 epoch, 20 hidden units, "
+                            "100 betas, 10 runs", evaluate_only=True)
     args = p.parse_args(argv)
     if args.smoke:
         args.epochs, args.n_hidden = SMOKE["epochs"], SMOKE["n_hidden"]
         args.ais_runs, args.ais_betas = SMOKE["ais_runs"], SMOKE["ais_betas"]
-        tmp = Path(tempfile.mkdtemp(prefix="genzoo-bench-smoke-"))
-        run_dir = args.out or tmp / "run"
-        results_dir = args.results_dir or tmp
-        if results_dir.resolve() == _common.RESULTS_DIR.resolve():
-            p.error("--smoke results are never written to benchmarks/results")
-    else:
-        run_dir = args.out or _common.BENCH_DIR / "runs" / f"{BENCHMARK}_k{args.k}_e{args.epochs}"
-        results_dir = args.results_dir or _common.RESULTS_DIR
-    if "GENZOO_DATA" not in os.environ:
-        print("rbm_mnist_nll: GENZOO_DATA is not set; genzoo will look in its default data "
-              "directory (and may try to download)", file=sys.stderr)
+    dirs = _common.run_dirs(p, args, f"{BENCHMARK}_k{args.k}_e{args.epochs}")
+    _common.warn_without_data(BENCHMARK)
 
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    log = results_dir / f"{BENCHMARK}.log" if args.smoke else run_dir.parent / f"{run_dir.name}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    steps, wall = [], {}
-    if not args.evaluate_only:
-        cmd = train_command(args, run_dir)
-        steps.append(_common.display_command(cmd))
-        print(f"training: {_common.display_command(cmd)}", flush=True)
-        wall["train"] = _common.run_logged(cmd, log, BENCHMARK)
-    report_path = run_dir / "eval_test.json"
-    cmd = evaluate_command(args, run_dir, report_path)
-    steps.append(_common.display_command(cmd))
-    print(f"evaluating: {_common.display_command(cmd)}", flush=True)
-    wall["evaluate"] = _common.run_logged(cmd, log, BENCHMARK)
-    report = json.loads(report_path.read_text())
-    if report.get("wall_s") is not None:
-        wall["evaluate_reported_by_genzoo"] = report["wall_s"]
-
-    result = build_result(args, report, steps, wall)
-    path = _common.write_result(result, results_dir)
-    print(f"test NLL = {result['value']:.2f} +/- {result['stderr']:.2f} nats "
-          f"({result['estimator']['name']}, {result['estimator']['ais_runs']} runs x "
-          f"{result['estimator']['ais_betas']} betas); reverse AIS: "
-          f"{result['extra']['value_reverse']}")
-    for ref in result["references"]:
-        print(f"  vs {ref['label']} {ref['value']:.2f}: {ref['gap_text']}")
-    if not args.smoke and results_dir.resolve() == _common.RESULTS_DIR.resolve():
-        import make_results
-
-        make_results.main([])
-    print(f"wrote {path}")
+    report, steps = _common.train_and_evaluate(
+        dirs, BENCHMARK, None if args.evaluate_only else train_command(args, dirs.run),
+        _common.ais_eval_sets(args, SMOKE["reverse_burn_in"]), announce=True,
+        keep_genzoo_wall=True)
+    result = build_result(args, report, steps.steps, steps.wall)
+    _common.publish(result, dirs.results,
+                    f"test NLL = {result['value']:.2f} +/- {result['stderr']:.2f} nats "
+                    f"({result['estimator']['name']}, {result['estimator']['ais_runs']} runs x "
+                    f"{result['estimator']['ais_betas']} betas); reverse AIS: "
+                    f"{result['extra']['value_reverse']}")
     return 0
 
 

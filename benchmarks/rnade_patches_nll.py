@@ -23,9 +23,7 @@ patch model must beat.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -64,10 +62,7 @@ def train_command(args: argparse.Namespace, run_dir: Path) -> list[str]:
         sets.update({"data.n_train": SMOKE["n_train"], "data.n_eval": SMOKE["n_eval"],
                      "model.n_hidden": SMOKE["n_hidden"],
                      "model.n_components": SMOKE["n_components"]})
-    cmd = _common.genzoo_cmd("train", "rnade", "--data", DATA)
-    for key, value in sets.items():
-        cmd += ["--set", f"{key}={value}"]
-    return cmd + ["--out", str(run_dir)]
+    return _common.train_cmd("rnade", DATA, sets, run_dir)
 
 
 def gaussian_baseline(n_train: int | None, n_eval: int | None) -> float:
@@ -85,27 +80,13 @@ def gaussian_baseline(n_train: int | None, n_eval: int | None) -> float:
 
 
 def build_result(args, report: dict, steps: list[str], wall: dict, gauss: float) -> dict:
-    notes = list(NOTES)
-    if args.smoke:
-        notes.insert(0, "SMOKE RUN: tiny model and data; the number means nothing.")
-    elif args.epochs < DEFAULT_EPOCHS:
-        notes.insert(0, f"Budget run: {args.epochs} epochs, fewer than the recipe's "
-                        f"{DEFAULT_EPOCHS}.")
-    result = {
-        "schema_version": _common.SCHEMA_VERSION,
-        "benchmark": BENCHMARK,
-        "title": "RNADE on 8x8 natural image patches: exact test NLL (nats per patch)",
-        "kind": "likelihood",
-        "command": _common.command_line(),
-        "steps": steps,
-        "git": _common.git_info(),
-        "date": _common.now_iso(),
-        "machine": _common.machine_info(),
-        "data": {"name": DATA, "binarization": "none (real-valued)",
-                 "split": report.get("split", "test"), "n_examples": report.get("n_examples"),
-                 "description": report.get("data_description"),
-                 "likelihood_space": report.get("likelihood_space")},
-        "metric": {"name": "test NLL", "unit": "nats", "lower_is_better": True, "per": "patch"},
+    notes = _common.with_run_notes(
+        NOTES, args.smoke, "SMOKE RUN: tiny model and data; the number means nothing.",
+        args.epochs, DEFAULT_EPOCHS, budget_why=False)
+    body = {
+        "data": _common.report_data(report, DATA, "none (real-valued)",
+                                    likelihood_space=report.get("likelihood_space")),
+        "metric": {**_common.NLL_METRIC, "per": "patch"},
         "estimator": {"name": report.get("estimator"), "dtype": report.get("dtype")},
         "value": report["nll_nats"],
         "stderr": report["stderr"],
@@ -115,57 +96,29 @@ def build_result(args, report: dict, steps: list[str], wall: dict, gauss: float)
                   "gaussian_nll_note": "full-covariance Gaussian fitted by maximum likelihood "
                                        "to the same training patches, test NLL, same space"},
         "training": {"epochs": args.epochs, "settings": {**RECIPE, "train.epochs": args.epochs}},
-        "references": [dict(r) for r in REFERENCES] if not args.smoke else [],
-        "wall_s": wall,
-        "smoke": bool(args.smoke),
-        "notes": notes,
     }
-    return _common.with_gaps(result)
+    return _common.likelihood_result(
+        benchmark=BENCHMARK,
+        title="RNADE on 8x8 natural image patches: exact test NLL (nats per patch)",
+        steps=steps, body=body, references=REFERENCES if not args.smoke else [], wall=wall,
+        smoke=args.smoke, notes=notes)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=None,
                    help=f"training epochs (default {DEFAULT_EPOCHS})")
-    p.add_argument("--out", type=Path, default=None, help="genzoo run directory")
-    p.add_argument("--results-dir", type=Path, default=None,
-                   help="where the result JSON goes (default benchmarks/results; smoke: temp)")
-    p.add_argument("--smoke", action="store_true",
-                   help="seconds-long check on 1000 patches; nothing written to results")
+    _common.add_output_args(p, "seconds-long check on 1000 patches")
     args = p.parse_args(argv)
-    if args.smoke:
-        args.epochs = SMOKE["epochs"]
-        tmp = Path(tempfile.mkdtemp(prefix="genzoo-bench-smoke-"))
-        run_dir, results_dir = args.out or tmp / "run", args.results_dir or tmp
-        sizes = (SMOKE["n_train"], SMOKE["n_eval"])
-    else:
-        args.epochs = args.epochs or DEFAULT_EPOCHS
-        run_dir = args.out or _common.BENCH_DIR / "runs" / f"{BENCHMARK}_e{args.epochs}"
-        results_dir = args.results_dir or _common.RESULTS_DIR
-        sizes = (None, None)
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    log = run_dir.parent / f"{run_dir.name}.log"
-    steps, wall = [], {}
-    cmd = train_command(args, run_dir)
-    steps.append(_common.display_command(cmd))
-    wall["train"] = _common.run_logged(cmd, log, BENCHMARK)
-    report_path = run_dir / "eval_test.json"
-    cmd = _common.genzoo_cmd("evaluate", str(run_dir), "--split", "test", "--json",
-                             "--out", str(report_path))
-    steps.append(_common.display_command(cmd))
-    wall["evaluate"] = _common.run_logged(cmd, log, BENCHMARK)
+    _common.set_epochs(args, SMOKE["epochs"], DEFAULT_EPOCHS)
+    dirs = _common.run_dirs(p, args, f"{BENCHMARK}_e{args.epochs}")
+    report, steps = _common.train_and_evaluate(dirs, BENCHMARK, train_command(args, dirs.run))
+    sizes = (SMOKE["n_train"], SMOKE["n_eval"]) if args.smoke else (None, None)
     gauss = gaussian_baseline(*sizes)
-    result = build_result(args, json.loads(report_path.read_text()), steps, wall, gauss)
-    path = _common.write_result(result, results_dir)
-    print(f"test NLL = {result['value']:.2f} +/- {result['stderr']:.2f} nats per patch "
-          f"(full-covariance Gaussian: {gauss:.2f})")
-    for ref in result["references"]:
-        print(f"  vs {ref['label']} {ref['value']:.2f}: {ref['gap_text']} (not comparable)")
-    if not args.smoke and results_dir == _common.RESULTS_DIR:
-        import make_results
-
-        make_results.main([])
-    print(f"wrote {path}")
+    result = build_result(args, report, steps.steps, steps.wall, gauss)
+    _common.publish(result, dirs.results,
+                    f"test NLL = {result['value']:.2f} +/- {result['stderr']:.2f} nats per patch "
+                    f"(full-covariance Gaussian: {gauss:.2f})")
     return 0
 
 

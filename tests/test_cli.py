@@ -147,11 +147,11 @@ def test_console_script_train_then_evaluate_binarized_mnist(tmp_path, binarized_
         [*cmd, "train", "rbm", "--data", "binarized-mnist", "--set", "model.n_hidden=20",
          "--set", "data.n_train=2000", "--set", "data.n_eval=500", "--set", "train.epochs=1",
          "--set", "train.progress=false", "--set", "model.sample_burn_in=50", "--out", str(out)],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True, text=True, env=env, timeout=300, check=False,
     )
     assert train.returncode == 0, train.stderr
     ev = subprocess.run([*cmd, "evaluate", str(out), "--json"], capture_output=True, text=True,
-                        env=env, timeout=300)
+                        env=env, timeout=300, check=False)
     assert ev.returncode == 0, ev.stderr
     report = json.loads(ev.stdout)
     assert report["n_examples"] == 500 and report["split"] == "test"

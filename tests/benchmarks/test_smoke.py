@@ -9,15 +9,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-BENCH = REPO / "benchmarks"
+from smoke_support import BENCH, run_script, step_heads, written_result
 
 
 def _load(name: str):
@@ -36,24 +32,6 @@ make_results = _load("make_results")
 common = make_results._common  # the very module make_results raises its errors from
 
 
-def _env() -> dict[str, str]:
-    # Never download in a test, and keep the BLAS pools small on a shared 2-core machine.
-    return {**os.environ, "GENZOO_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-
-
-def _results_snapshot() -> dict[str, float]:
-    return {p.name: p.stat().st_mtime for p in (BENCH / "results").glob("*")}
-
-
-def _run(args: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, *args], check=False, cwd=REPO, env=_env(), capture_output=True, text=True,
-        timeout=timeout,
-    )
-    assert proc.returncode == 0, f"{args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc
-
-
 def test_speed_smoke_writes_a_complete_result(tmp_path):
     try:
         import learnergy  # noqa: F401
@@ -61,10 +39,8 @@ def test_speed_smoke_writes_a_complete_result(tmp_path):
         impls = ["genzoo", "sklearn", "bare", "learnergy-fit", "learnergy-step"]
     except ImportError:
         impls = ["genzoo", "sklearn", "bare"]  # CI has no learnergy: its part is skipped
-    before = _results_snapshot()
-    _run(["benchmarks/rbm_cd1_speed.py", "--smoke", "--threads", "1",
-          "--impls", ",".join(impls), "--out", str(tmp_path)])
-    assert _results_snapshot() == before, "a smoke run touched benchmarks/results"
+    run_script(["benchmarks/rbm_cd1_speed.py", "--smoke", "--threads", "1",
+                "--impls", ",".join(impls), "--out", str(tmp_path)])
 
     result = json.loads((tmp_path / "rbm_cd1_speed_threads1.json").read_text())
     common.validate_result(result)
@@ -93,8 +69,8 @@ def test_speed_smoke_reports_a_missing_peer_instead_of_failing(tmp_path):
         pytest.skip("learnergy is installed here; the missing-peer path cannot be exercised")
     except ImportError:
         pass
-    _run(["benchmarks/rbm_cd1_speed.py", "--smoke", "--threads", "1",
-          "--impls", "genzoo,learnergy-step,bare", "--out", str(tmp_path)])
+    run_script(["benchmarks/rbm_cd1_speed.py", "--smoke", "--threads", "1",
+                "--impls", "genzoo,learnergy-step,bare", "--out", str(tmp_path)])
     result = json.loads((tmp_path / "rbm_cd1_speed_threads1.json").read_text())
     entry = result["timings"]["learnergy-step"]
     assert entry["status"] == "unavailable" and "learnergy" in entry["reason"]
@@ -102,10 +78,8 @@ def test_speed_smoke_reports_a_missing_peer_instead_of_failing(tmp_path):
 
 
 def test_nll_smoke_runs_the_cli_end_to_end(tmp_path, binarized_mnist_available):
-    before = _results_snapshot()
-    _run(["benchmarks/rbm_mnist_nll.py", "--smoke", "--out", str(tmp_path / "run"),
-          "--results-dir", str(tmp_path)])
-    assert _results_snapshot() == before, "a smoke run touched benchmarks/results"
+    run_script(["benchmarks/rbm_mnist_nll.py", "--smoke", "--out", str(tmp_path / "run"),
+                "--results-dir", str(tmp_path)])
 
     result = json.loads((tmp_path / "rbm_mnist_nll.json").read_text())
     common.validate_result(result)
@@ -116,8 +90,7 @@ def test_nll_smoke_runs_the_cli_end_to_end(tmp_path, binarized_mnist_available):
     assert math.isfinite(result["value"]) and result["value"] > 0
     assert math.isfinite(result["stderr"]) and result["stderr"] >= 0
     assert result["data"]["split"] == "test" and result["data"]["n_examples"] == 200
-    assert [s.split()[:2] for s in result["steps"]] == [["genzoo", "train"],
-                                                         ["genzoo", "evaluate"]]
+    assert step_heads(result) == [["genzoo", "train"], ["genzoo", "evaluate"]]
     cd25 = result["references"][0]
     assert cd25["value"] == 86.34
     assert math.isclose(cd25["gap"], result["value"] - 86.34)
@@ -126,13 +99,8 @@ def test_nll_smoke_runs_the_cli_end_to_end(tmp_path, binarized_mnist_available):
 @pytest.mark.parametrize("model, reference", [("fvsbn", 97.45), ("nade", 88.86)])
 def test_autoregressive_smoke_reports_an_exact_likelihood(model, reference, tmp_path,
                                                           binarized_mnist_available):
-    before = _results_snapshot()
-    proc = _run(["benchmarks/autoregressive_mnist_nll.py", "--model", model, "--smoke",
-                 "--out", str(tmp_path / "run")])
-    assert _results_snapshot() == before, "a smoke run touched benchmarks/results"
-    written = proc.stdout.strip().splitlines()[-1].removeprefix("wrote ").strip()
-    result = json.loads(Path(written).read_text())
-    common.validate_result(result)
+    result = written_result(run_script(["benchmarks/autoregressive_mnist_nll.py", "--model",
+                                        model, "--smoke", "--out", str(tmp_path / "run")]))
     assert result["smoke"] is True and "exact" in result["estimator"]["name"]
     assert result["data"]["n_examples"] == 200 and math.isfinite(result["value"])
     # 784 binary pixels: a barely trained model sits between 0 and 784 log 2 nats.
@@ -141,9 +109,7 @@ def test_autoregressive_smoke_reports_an_exact_likelihood(model, reference, tmp_
 
 
 def test_nade_throughput_smoke_compares_the_two_computations(tmp_path):
-    before = _results_snapshot()
-    _run(["benchmarks/nade_throughput.py", "--smoke", "--out", str(tmp_path)])
-    assert _results_snapshot() == before, "a smoke run touched benchmarks/results"
+    run_script(["benchmarks/nade_throughput.py", "--smoke", "--out", str(tmp_path)])
     for kind in ("train", "eval"):
         result = json.loads((tmp_path / f"nade_throughput_{kind}.json").read_text())
         common.validate_result(result)
@@ -244,6 +210,32 @@ def test_make_results_tables_show_every_reference_and_the_gap(tmp_path):
     assert "unavailable: learnergy not installed" in text
     assert "**NOT MET**" in text
     assert text.index("Toy NLL") < text.index("Toy speed")  # ordered by benchmark name
+
+
+def test_make_results_footnote_follows_each_results_own_estimator():
+    def footnote(**over) -> str:
+        text = "\n".join(make_results.likelihood_section(_likelihood(90.0, [("ref", 86.34)],
+                                                                      **over)))
+        return next(line for line in text.splitlines() if line.startswith("Std. error"))
+
+    evaluated = {"steps": ["genzoo train rbm", "genzoo evaluate RUN --json"]}
+    ais = footnote(**evaluated, extra={"stderr_log_z": 0.25})
+    assert "`genzoo evaluate`" in ais and "AIS error of log Z" in ais and "0.250" in ais
+    assert "lower is better" in ais
+    # A classification error is binomial and computed by the script, not by genzoo evaluate.
+    error = footnote(steps=["genzoo train disc-rbm"],
+                     metric={"name": "test classification error", "unit": "%",
+                             "lower_is_better": True})
+    assert "binomial" in error and "genzoo evaluate" not in error
+    # A Parzen log-likelihood: higher is better, and the published errors are in the table.
+    parzen = footnote(**evaluated,
+                      metric={"name": "test Parzen log-likelihood", "unit": "nats",
+                              "lower_is_better": False},
+                      references=[{"label": "GAN", "value": 225.0, "stderr": 2.0,
+                                   "source": "Goodfellow et al. (2014)"}])
+    assert "Parzen" in parzen and "higher is better" in parzen
+    assert "where published, are in the std. error column" in parzen
+    assert "genzoo evaluate" not in footnote(steps=None)
 
 
 def test_make_results_check_detects_a_stale_file(tmp_path):

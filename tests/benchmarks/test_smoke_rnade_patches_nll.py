@@ -4,36 +4,15 @@ number)."""
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-BENCH = REPO / "benchmarks"
+from smoke_support import read_result, run_script, step_heads
 
 
 def test_rnade_patches_smoke_runs_the_cli_end_to_end(tmp_path):
-    before = {p.name: p.stat().st_mtime for p in (BENCH / "results").glob("*")}
-    env = {**os.environ, "GENZOO_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "benchmarks/rnade_patches_nll.py", "--smoke", "--out",
-         str(tmp_path / "run"), "--results-dir", str(tmp_path)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=240, check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    after = {p.name: p.stat().st_mtime for p in (BENCH / "results").glob("*")}
-    assert after == before, "a smoke run touched benchmarks/results"
-
-    sys.path.insert(0, str(BENCH))
-    try:
-        import _common
-    finally:
-        sys.path.remove(str(BENCH))
-    result = json.loads((tmp_path / "rnade_patches_nll.json").read_text())
-    _common.validate_result(result)
+    run_script(["benchmarks/rnade_patches_nll.py", "--smoke", "--out", str(tmp_path / "run"),
+                "--results-dir", str(tmp_path)])
+    result = read_result(tmp_path / "rnade_patches_nll.json")
     assert result["smoke"] is True and result["kind"] == "likelihood"
     assert result["estimator"]["name"] == "exact (autoregressive)"
     assert result["data"]["name"] == "image-patches" and result["data"]["n_examples"] == 200
@@ -41,6 +20,5 @@ def test_rnade_patches_smoke_runs_the_cli_end_to_end(tmp_path):
     assert math.isfinite(result["extra"]["gaussian_nll"])
     # the unit-variance scaling's log-Jacobian, -63 log(std) with std ~ 0.09, was applied
     assert result["extra"]["log_det_jacobian_nats"] > 100
-    assert [s.split()[:3] for s in result["steps"]] == [["genzoo", "train", "rnade"],
-                                                         ["genzoo", "evaluate", str(tmp_path /
-                                                                                    "run")]]
+    assert step_heads(result, 3) == [["genzoo", "train", "rnade"],
+                                     ["genzoo", "evaluate", str(tmp_path / "run")]]

@@ -33,6 +33,24 @@ def random_model(name: str, d: int, seed: int = 0, scale: float = 1.0):
     return model
 
 
+def assert_chi_square_fit(x: torch.Tensor, p: torch.Tensor, stats) -> None:
+    """Chi-square goodness of fit of binary samples ``x`` (n, d) to the exact probabilities
+    ``p`` (2^d,) of all states in binary_states order (``stats`` is scipy.stats); the false-alarm
+    rate is 1e-3 under a correct sampler."""
+    n, d = x.shape
+    codes = (x.long() << torch.arange(d)).sum(1)  # the inverse of binary_states
+    counts = torch.bincount(codes, minlength=2**d).double()
+    expected = n * p
+    # The chi-square law holds only for cells with enough expected counts: pool the states
+    # expected fewer than 5 times into one cell (random models put near-zero mass on some).
+    small = expected < 5
+    if small.any():
+        counts = torch.cat([counts[~small], counts[small].sum().reshape(1)])
+        expected = torch.cat([expected[~small], expected[small].sum().reshape(1)])
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert stats.chi2.sf(chi2, len(counts) - 1) > 1e-3, chi2
+
+
 def all_states(d: int) -> torch.Tensor:
     return binary_states(torch.arange(2**d), d, torch.float64)
 
@@ -77,17 +95,7 @@ def test_samples_match_the_exact_distribution(name):
         p = model.log_prob(states).exp()
     x = model.sample(n, generator=torch.Generator().manual_seed(4))
     assert x.shape == (n, d) and x.dtype == torch.float64
-    codes = (x.long() << torch.arange(d)).sum(1)  # the inverse of binary_states
-    counts = torch.bincount(codes, minlength=2**d).double()
-    expected = n * p
-    # The chi-square law holds only for cells with enough expected counts: pool the states
-    # expected fewer than 5 times into one cell (random models put near-zero mass on some).
-    small = expected < 5
-    if small.any():
-        counts = torch.cat([counts[~small], counts[small].sum().reshape(1)])
-        expected = torch.cat([expected[~small], expected[small].sum().reshape(1)])
-    chi2 = float(((counts - expected) ** 2 / expected).sum())
-    assert stats.chi2.sf(chi2, len(counts) - 1) > 1e-3, chi2
+    assert_chi_square_fit(x, p, stats)
 
     marginals = (p[:, None] * states).sum(0)
     z = stats.norm.isf(1e-3 / (2 * d))

@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from test_autoregressive_properties import all_states
+from test_autoregressive_properties import all_states, assert_chi_square_fit
 
 from genzoo.core.errors import ConfigError, InputError
 from genzoo.models.autoregressive._common import bernoulli_log_likelihood
@@ -95,14 +95,7 @@ def test_samples_match_the_exact_ensemble_distribution():
         p = m.log_prob(states).exp()
     x = m.sample(n, generator=torch.Generator().manual_seed(6))
     assert x.shape == (n, d) and x.dtype == torch.float64
-    counts = torch.bincount((x.long() << torch.arange(d)).sum(1), minlength=2**d).double()
-    expected = n * p
-    small = expected < 5
-    if small.any():
-        counts = torch.cat([counts[~small], counts[small].sum().reshape(1)])
-        expected = torch.cat([expected[~small], expected[small].sum().reshape(1)])
-    chi2 = float(((counts - expected) ** 2 / expected).sum())
-    assert stats.chi2.sf(chi2, len(counts) - 1) > 1e-3, chi2
+    assert_chi_square_fit(x, p, stats)
 
 
 def test_loss_uses_one_mask_chosen_by_the_generator():

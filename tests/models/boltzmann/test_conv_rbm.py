@@ -5,10 +5,9 @@ as images, and the convolutional DBN stacking."""
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 import torch
+from _sequence_checks import randomise, states
 from PIL import Image
 
 from genzoo.core.errors import ConfigError
@@ -25,10 +24,6 @@ from genzoo.models.boltzmann.conv_rbm import (
 from genzoo.utils.images import save_image_grid
 
 
-def states(n: int) -> torch.Tensor:
-    return torch.tensor(list(itertools.product([0.0, 1.0], repeat=n)), dtype=torch.float64)
-
-
 def tiny(side=5, kernel=2, pool=2, filters=1, scale=1.5, seed=0) -> ConvRBM:
     m = ConvRBM(
         ConvRBMConfig(
@@ -38,12 +33,8 @@ def tiny(side=5, kernel=2, pool=2, filters=1, scale=1.5, seed=0) -> ConvRBM:
             pool_size=pool,
             init_std=0.0,
         )
-    ).double()
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.copy_(scale * torch.randn(p.shape, generator=g, dtype=torch.float64))
-    return m
+    )
+    return randomise(m, scale, seed)
 
 
 def test_registered_and_energy_contract():

@@ -8,13 +8,17 @@ import math
 
 import pytest
 import torch
-from _sequence_checks import binary_digits, randomise, states, train
+from _sequence_checks import (
+    assert_training_lowers_test_nll,
+    binary_digits,
+    randomise,
+    states,
+)
 
 from genzoo.core.errors import ConfigError, InputError
 from genzoo.core.protocols import EXACT_LIKELIHOOD
 from genzoo.core.registry import get_model_spec
 from genzoo.models.boltzmann.crbm import CRBM, CRBMConfig
-from genzoo.utils.images import save_image_grid
 
 
 def tiny(n_hidden=2, order=2, scale=1.0) -> CRBM:
@@ -81,20 +85,7 @@ def test_cd_training_on_digits_lowers_the_exact_test_nll(tmp_path):
     bundle = binary_digits()
     torch.manual_seed(0)
     m = CRBM(CRBMConfig(n_visible=64, n_hidden=16, order=2, sample_gibbs=20))
-
-    def nll() -> float:
-        with torch.no_grad():
-            return float(-m.log_prob(bundle.test.x).mean())
-
-    before = nll()
-    train(m, bundle.train.x, steps=300, lr=0.05)
-    after = nll()
-    print(f"crbm digits exact test NLL {before:.2f} -> {after:.2f} nats")
-    assert after < before - 5.0, (before, after)
-    s = m.sample(16, torch.Generator().manual_seed(0))
-    assert s.shape == (16, 64) and set(s.unique().tolist()) <= {0.0, 1.0}
-    save_image_grid(s, (8, 8), tmp_path / "crbm.png")
-    assert (tmp_path / "crbm.png").stat().st_size > 0
+    assert_training_lowers_test_nll(m, bundle, "crbm", tmp_path / "crbm.png")
 
 
 def test_complete_keeps_the_given_rows_and_is_deterministic():

@@ -233,10 +233,11 @@ def _nll_bound(model, x) -> float:
         return float(model.variational_free_energy(x.double()).mean()) + log_z
 
 
-def test_training_on_digits_lowers_the_exact_variational_nll_bound(tmp_path):
+def _bound_before_and_after_training(cfg, run_dir) -> tuple[float, float]:
+    """The validation NLL bound of a data-initialised DBM (seed 0) before and after the
+    Trainer's run of ``cfg``."""
     from genzoo.training import Trainer
 
-    cfg = _digits_config("12,6", 300, ["train.epochs=1000", "train.lr=0.1"])
     bundle = load_data(cfg.data)
     cfg = dataclasses.replace(cfg, model=cfg.model.replace(n_visible=bundle.n_features))
     torch.manual_seed(0)
@@ -244,8 +245,13 @@ def test_training_on_digits_lowers_the_exact_variational_nll_bound(tmp_path):
     model.init_from_data(bundle.train.x)
     before = _nll_bound(model.double(), bundle.valid.x)
     model.float()
-    Trainer(model, cfg, bundle, tmp_path / "run").fit()
-    after = _nll_bound(model.double(), bundle.valid.x)
+    Trainer(model, cfg, bundle, run_dir).fit()
+    return before, _nll_bound(model.double(), bundle.valid.x)
+
+
+def test_training_on_digits_lowers_the_exact_variational_nll_bound(tmp_path):
+    cfg = _digits_config("12,6", 300, ["train.epochs=1000", "train.lr=0.1"])
+    before, after = _bound_before_and_after_training(cfg, tmp_path / "run")
     assert after < before - 1.0, (before, after)
 
 
@@ -265,22 +271,13 @@ def test_pretraining_runs_the_stack_and_gives_a_usable_dbm(tmp_path):
 
 @pytest.mark.integration
 def test_short_run_on_binarized_mnist(binarized_mnist_available, tmp_path):
-    from genzoo.training import Trainer
-
     cfg = RunConfig.default("dbm").with_overrides([
         "data.name=binarized-mnist", "data.n_train=1000", "data.n_eval=200",
         "model.hidden=12,10", "model.n_chains=50", "train.max_steps=100", "train.batch_size=50",
         "train.lr=0.05", "train.progress=false", "train.grid_samples=0",
     ])
-    bundle = load_data(cfg.data)
-    cfg = dataclasses.replace(cfg, model=cfg.model.replace(n_visible=bundle.n_features))
-    torch.manual_seed(0)
-    model = DBM(cfg.model)
-    model.init_from_data(bundle.train.x)
-    before = _nll_bound(model.double(), bundle.valid.x)
-    model.float()
-    Trainer(model, cfg, bundle, tmp_path / "run").fit()
-    assert _nll_bound(model.double(), bundle.valid.x) < before
+    before, after = _bound_before_and_after_training(cfg, tmp_path / "run")
+    assert after < before, (before, after)
 
 
 def test_inpaint_samples_the_exact_conditional_of_the_missing_pixels():

@@ -3,12 +3,9 @@ fine-tuning on digits learns to classify."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
+from _sequence_checks import train_on_binary_digits
 
-from genzoo.core.run_config import RunConfig
-from genzoo.data import load_data
 from genzoo.models.boltzmann.dbm import DBM, DBMConfig
 from genzoo.models.boltzmann.dbm_classifier import DBMClassifier, dbm_features
 
@@ -29,19 +26,10 @@ def test_first_layer_is_the_mean_field_update_and_q2_the_fixed_point():
 
 
 def test_fine_tuning_on_digits_classifies(tmp_path):
-    from genzoo.training import Trainer
-
-    cfg = RunConfig.default("dbm").with_overrides([
-        "data.name=digits", "data.binarize=threshold", "data.n_train=500", "data.n_eval=200",
+    dbm, bundle = train_on_binary_digits("dbm", DBM, [
         "model.hidden=32,16", "model.n_chains=50", "train.max_steps=100", "train.epochs=100",
-        "train.batch_size=50", "train.lr=0.1", "train.momentum=0.5", "train.progress=false",
-        "train.grid_samples=0",
-    ])
-    bundle = load_data(cfg.data)
-    cfg = dataclasses.replace(cfg, model=cfg.model.replace(n_visible=bundle.n_features))
-    torch.manual_seed(0)
-    dbm = DBM(cfg.model)
-    Trainer(dbm, cfg, bundle, tmp_path / "run").fit()
+        "train.batch_size=50", "train.lr=0.1", "train.momentum=0.5",
+    ], tmp_path / "run")
     x, y = bundle.train.x, bundle.train.y
     q2 = dbm_features(dbm, x)
     clf = DBMClassifier(dbm, n_classes=10)

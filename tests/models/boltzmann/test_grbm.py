@@ -10,6 +10,7 @@ import math
 
 import pytest
 import torch
+from _sequence_checks import exact_nll
 
 from genzoo.core.errors import ConfigError, InputError
 from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION, EnergyModel
@@ -199,14 +200,7 @@ def _patches_run(n_hidden: int, epochs: int, overrides=()):
     return dataclasses.replace(cfg, model=cfg.model.replace(n_visible=bundle.n_features)), bundle
 
 
-@torch.no_grad()
-def _exact_nll(m: GRBM, x: torch.Tensor) -> float:
-    md = GRBM(m.config).double()
-    md.load_state_dict({k: v.double() for k, v in m.state_dict().items()})
-    return float(md.free_energy(x.double()).mean()) + exact_log_partition(md).value
-
-
-def test_training_on_unit_variance_patches_improves_exact_nll(tmp_path):
+def test_training_on_unit_variance_patches_improvesexact_nll(tmp_path):
     """Default learning rate, unit-variance natural-image patches: no NaN, variances in their
     bounds, and the exact held-out NLL (16 hiddens, enumerated) goes down."""
     from genzoo.training import Trainer
@@ -216,12 +210,12 @@ def test_training_on_unit_variance_patches_improves_exact_nll(tmp_path):
     torch.manual_seed(0)
     m = GRBM(cfg.model)
     m.init_from_data(bundle.train.x)
-    before = _exact_nll(m, bundle.valid.x)
+    before = exact_nll(m, bundle.valid.x)
     Trainer(m, cfg, bundle, tmp_path / "run").fit()
     assert all(torch.isfinite(p).all() for p in m.parameters())
     sigma = torch.exp(0.5 * m.log_var)
     assert bool((sigma >= cfg.model.min_std).all()) and bool((sigma <= cfg.model.max_std).all())
-    after = _exact_nll(m, bundle.valid.x)
+    after = exact_nll(m, bundle.valid.x)
     assert after < before - 0.2
 
 

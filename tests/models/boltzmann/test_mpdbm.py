@@ -3,14 +3,11 @@ back-propagates through it, fill-in keeps the observed pixels, and it learns to 
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
+from _sequence_checks import train_on_binary_digits
 
 from genzoo.core.errors import InputError
-from genzoo.core.run_config import RunConfig
-from genzoo.data import load_data
 from genzoo.models.boltzmann.dbm import DBM, DBMConfig
 from genzoo.models.boltzmann.mpdbm import MPDBM, MPDBMConfig
 
@@ -71,18 +68,9 @@ def test_fill_in_keeps_observed_pixels():
 
 
 def test_learns_to_classify_digits(tmp_path):
-    from genzoo.training import Trainer
-
-    cfg = RunConfig.default("mp-dbm").with_overrides([
-        "data.name=digits", "data.binarize=threshold", "data.n_train=500", "data.n_eval=200",
+    model, bundle = train_on_binary_digits("mp-dbm", MPDBM, [
         "model.hidden=32,32", "model.mf_steps=5", "train.max_steps=200", "train.epochs=1000",
-        "train.batch_size=50", "train.lr=0.01", "train.optimizer=adam", "train.progress=false",
-        "train.grid_samples=0",
-    ])
-    bundle = load_data(cfg.data)
-    cfg = dataclasses.replace(cfg, model=cfg.model.replace(n_visible=bundle.n_features))
-    torch.manual_seed(0)
-    model = MPDBM(cfg.model)
-    Trainer(model, cfg, bundle, tmp_path / "run").fit()
+        "train.batch_size=50", "train.lr=0.01", "train.optimizer=adam",
+    ], tmp_path / "run")
     error = float((model.classify(bundle.valid.x) != bundle.valid.y).double().mean())
     assert error < 0.5  # chance is 0.9 on ten classes

@@ -83,20 +83,20 @@ def test_registered_with_capabilities():
 @pytest.mark.parametrize(
     "kw",
     [
-        dict(n_hidden=0),
-        dict(n_visible=0),
-        dict(k=0),
-        dict(n_chains=0),
-        dict(weight_decay=-1.0),
-        dict(weight_decay=float("inf")),
-        dict(sparsity_target=0.0),
-        dict(sparsity_target=1.5),
-        dict(sparsity_cost=-0.1, sparsity_target=0.1),
-        dict(sparsity_cost=0.1),  # cost without a target
-        dict(init_std=-0.01),
-        dict(sample_burn_in=-1),
-        dict(n_hidden=2.5),
-        dict(persistent="yes"),
+        {"n_hidden": 0},
+        {"n_visible": 0},
+        {"k": 0},
+        {"n_chains": 0},
+        {"weight_decay": -1.0},
+        {"weight_decay": float("inf")},
+        {"sparsity_target": 0.0},
+        {"sparsity_target": 1.5},
+        {"sparsity_cost": -0.1, "sparsity_target": 0.1},
+        {"sparsity_cost": 0.1},  # cost without a target
+        {"init_std": -0.01},
+        {"sample_burn_in": -1},
+        {"n_hidden": 2.5},
+        {"persistent": "yes"},
     ],
 )
 def test_bad_config_raises(kw):
@@ -309,10 +309,10 @@ def _textbook_negative_samples(m: RBM, x, seed, chains=None):
 @pytest.mark.parametrize(
     "kw",
     [
-        dict(k=1),
-        dict(k=3),
-        dict(persistent=True, k=1, n_chains=9),
-        dict(persistent=True, k=2, n_chains=30),
+        {"k": 1},
+        {"k": 3},
+        {"persistent": True, "k": 1, "n_chains": 9},
+        {"persistent": True, "k": 2, "n_chains": 30},
     ],
 )
 def test_cd_pcd_gradient_is_textbook(kw):
@@ -346,7 +346,7 @@ def test_cd_pcd_gradient_is_textbook(kw):
 
 
 def test_weight_decay_and_sparsity_gradients():
-    kw = dict(d=8, h=5, scale=0.5, seed=1)
+    kw = {"d": 8, "h": 5, "scale": 0.5, "seed": 1}
     x = binary_data(16, d=8, seed=2)
     plain = make_rbm(**kw)
     plain.loss(x, torch.Generator().manual_seed(7))["loss"].backward()
@@ -370,7 +370,8 @@ def test_weight_decay_and_sparsity_gradients():
 
 
 class _CountProducts(TorchDispatchMode):
-    PRODUCTS = {"mm", "addmm", "addmm_", "bmm", "baddbmm", "matmul", "mv", "addmv", "addmv_"}
+    PRODUCTS = frozenset({"mm", "addmm", "addmm_", "bmm", "baddbmm", "matmul", "mv", "addmv",
+                          "addmv_"})
 
     def __init__(self):
         super().__init__()
@@ -379,14 +380,14 @@ class _CountProducts(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         name = func.overloadpacket.__name__
         if name in self.PRODUCTS:
-            a = args[1] if name.startswith("add") or name.startswith("badd") else args[0]
-            b = args[2] if name.startswith("add") or name.startswith("badd") else args[1]
+            a = args[1] if name.startswith(("add", "badd")) else args[0]
+            b = args[2] if name.startswith(("add", "badd")) else args[1]
             if a.dim() == 2 and b.dim() == 2:
                 self.counts["matrix"] += 1
         return func(*args, **(kwargs or {}))
 
 
-@pytest.mark.parametrize("kw,expected", [(dict(), 5), (dict(k=2), 7), (dict(persistent=True), 7)])
+@pytest.mark.parametrize("kw,expected", [({}, 5), ({"k": 2}, 7), ({"persistent": True}, 7)])
 def test_update_costs_the_textbook_matrix_products(kw, expected):
     """CD-1: x W, h0 W^T, v1 W and the two gradient products; each extra CD step adds two.
     PCD-1: 6 for the update plus 1 for the logged reconstruction."""

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _sequence_checks import binary_digits, randomise, states, train
+from _sequence_checks import (
+    assert_training_lowers_test_nll,
+    binary_digits,
+    randomise,
+    states,
+)
 
 from genzoo.core.errors import ConfigError, InputError
 from genzoo.core.protocols import EXACT_LIKELIHOOD
 from genzoo.core.registry import get_model_spec
 from genzoo.models.boltzmann._sequences import frame_free_energy
 from genzoo.models.boltzmann.rnn_rbm import RNNRBM, RNNRBMConfig
-from genzoo.utils.images import save_image_grid
 
 
 def tiny(n_hidden=2, scale=1.0) -> RNNRBM:
@@ -85,18 +89,7 @@ def test_training_on_digits_lowers_the_exact_test_nll(tmp_path):
         RNNRBMConfig(n_visible=64, n_hidden=16, n_recurrent=16, sample_gibbs=20, init_std=0.05)
     )
 
-    def nll() -> float:
-        with torch.no_grad():
-            return float(-m.log_prob(bundle.test.x).mean())
-
-    before = nll()
-    train(m, bundle.train.x, steps=300, lr=0.05)
-    after = nll()
-    print(f"rnn-rbm digits exact test NLL {before:.2f} -> {after:.2f} nats")
-    assert after < before - 5.0, (before, after)
-    s = m.sample(16, torch.Generator().manual_seed(0))
-    assert s.shape == (16, 64) and set(s.unique().tolist()) <= {0.0, 1.0}
-    save_image_grid(s, (8, 8), tmp_path / "rnn_rbm.png")
+    assert_training_lowers_test_nll(m, bundle, "rnn-rbm", tmp_path / "rnn_rbm.png")
     done = m.complete(bundle.test.x[:8], 4, torch.Generator().manual_seed(1))
     assert torch.equal(done[:, :32], bundle.test.x[:8, :32])
 
