@@ -49,6 +49,10 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true",
                        help="continue the run in RUN_DIR from its last checkpoint; only the run "
                        "length (train.epochs, train.max_steps) may be changed with --set")
+    train.add_argument("--resume-if-exists", action="store_true",
+                       help="resume when RUN_DIR holds a checkpoint, else start the run there "
+                       "(for torchrun --max-restarts: a restarted group continues from the "
+                       "last checkpoint); the config must match the checkpoint's")
 
     ev = sub.add_parser(
         "evaluate", help="estimate the test log-likelihood of a trained run",
@@ -151,15 +155,23 @@ def _resolve_for_data(cfg, bundle):
     return dataclasses.replace(cfg, model=model_cfg)
 
 
+# What a run writes before its first checkpoint: a restarted run may start over on these.
+_EARLY_RUN_FILES = frozenset({"config.json", "metrics.csv", "samples.png"})
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
+    from genzoo import distributed as gz_dist
     from genzoo.core.registry import get_model_spec
     from genzoo.core.run_config import RunConfig
     from genzoo.data import load_data
     from genzoo.training import Trainer
-    from genzoo.training.checkpoint import read_run_config
+    from genzoo.training.checkpoint import has_checkpoint, read_run_config
+    from genzoo.training.data_parallel import agree
 
     spec = get_model_spec(args.model)
-    if args.resume:
+    # Decided before anything is written, so every rank of a torchrun group decides alike.
+    resume = args.resume or (args.resume_if_exists and has_checkpoint(args.out))
+    if resume:
         cfg = read_run_config(args.out)
         if cfg.model_name != spec.name:
             raise GenzooError(
@@ -172,28 +184,60 @@ def _cmd_train(args: argparse.Namespace) -> int:
             )
     else:
         if args.out.exists() and any(args.out.iterdir()):
-            raise GenzooError(
-                f"run directory {args.out} exists and is not empty; choose a new --out, "
-                "or add --resume to continue that run"
+            early = all(
+                p.name in _EARLY_RUN_FILES or p.name.startswith(".") for p in args.out.iterdir()
             )
+            if not (args.resume_if_exists and early):
+                raise GenzooError(
+                    f"run directory {args.out} exists and is not empty; choose a new --out, "
+                    "or add --resume to continue that run"
+                )
         cfg = RunConfig.default(spec.name)
         if args.data is not None:
             cfg = cfg.with_overrides([f"data.name={args.data}"])
     cfg = cfg.with_overrides(args.overrides)
-    bundle = load_data(cfg.data)
-    cfg = _resolve_for_data(cfg, bundle)
-    import torch
+    device = cfg.train.device
+    ctx = gz_dist.init_from_env(None if device == "auto" else device)
+    try:
+        if ctx.is_distributed and cfg.train.shards == 1:
+            # One shard of each global batch per process; recorded in config.json, and a
+            # one-process run with this value reproduces the run.
+            cfg = cfg.with_overrides([f"train.shards={ctx.world_size}"])
+            if ctx.is_main:
+                print(f"genzoo: {ctx.world_size} processes: train.shards={ctx.world_size}, "
+                      f"global batch train.batch_size={cfg.train.batch_size}, "
+                      f"train.lr_scaling={cfg.train.lr_scaling}", file=sys.stderr)
+        if ctx.is_distributed and not (agree(resume) or agree(not resume)):
+            raise GenzooError(
+                f"the processes disagree on whether {args.out} holds a checkpoint; every "
+                "machine must see the same run directory (a shared file system)"
+            )
+        bundle = load_data(cfg.data)
+        cfg = _resolve_for_data(cfg, bundle)
+        import torch
 
-    # nn.Module initialisers draw from the global generator; seeding it here (application
-    # code, not the library) makes the initial parameters a function of train.seed.
-    torch.manual_seed(cfg.train.seed)
-    model = spec.build(cfg.model)
-    metrics = Trainer(model, cfg, bundle, args.out).fit(resume=args.resume)
-    summary = ", ".join(
-        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
-    )
-    print(f"trained {spec.name} on {cfg.data.name}: {summary}")
-    print(f"run directory: {args.out}  (next: genzoo evaluate {args.out})")
+        # nn.Module initialisers draw from the global generator; seeding it here (application
+        # code, not the library) makes the initial parameters a function of train.seed.
+        torch.manual_seed(cfg.train.seed)
+        model = spec.build(cfg.model)
+        if resume and ctx.is_main:
+            from genzoo.training.checkpoint import checkpoint_step
+
+            print(f"genzoo: resuming {args.out} from step {checkpoint_step(args.out)}",
+                  file=sys.stderr)
+        trainer = Trainer(model, cfg, bundle, args.out, distributed=ctx.is_distributed)
+        metrics = trainer.fit(resume=resume)
+        # Every process leaves the group together: a process tearing down gloo while its
+        # peer is still in a collective can abort the peer at exit.
+        gz_dist.barrier()
+    finally:
+        gz_dist.destroy()
+    if ctx.is_main:
+        summary = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
+        )
+        print(f"trained {spec.name} on {cfg.data.name}: {summary}")
+        print(f"run directory: {args.out}  (next: genzoo evaluate {args.out})")
     return 0
 
 

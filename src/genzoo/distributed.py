@@ -81,13 +81,39 @@ def init_from_env(
     else:
         raise GenzooError(f"device {want}: distributed runs support cpu (gloo) and cuda (nccl)")
     if not dist.is_initialized():
+        timeout = datetime.timedelta(seconds=timeout_s)
         dist.init_process_group(
             backend=backend,
             rank=rank,
             world_size=world,
-            timeout=datetime.timedelta(seconds=timeout_s),
+            timeout=timeout,
+            store=_restart_store(rank, world, timeout),
         )
     return DistContext(rank, world, local_rank, want, dist.get_backend())
+
+
+def _restart_store(rank: int, world: int, timeout: datetime.timedelta):
+    """Under torchrun, the rendezvous store of this attempt, its keys prefixed by the restart
+    count; None elsewhere (init_process_group then reads MASTER_ADDR/PORT itself).
+
+    torchrun keeps one store for the whole job, so after ``--max-restarts`` restarts the group
+    the previous attempt's keys (gloo's peer addresses) are still there, and a new rank can
+    read a dead peer's address before the new peer overwrites it ("connectFullMesh failed ...
+    Connection refused"). A prefix per attempt gives every attempt keys of its own.
+    """
+    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if restart is None:
+        return None
+    # The agent hosts the store when it says so; otherwise rank 0 does (as torch's env://).
+    agent_hosts = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = dist.TCPStore(
+        os.environ["MASTER_ADDR"],
+        int(os.environ["MASTER_PORT"]),
+        world,
+        is_master=not agent_hosts and rank == 0,
+        timeout=timeout,
+    )
+    return dist.PrefixStore(f"genzoo/attempt_{restart}", store)
 
 
 def is_initialized() -> bool:

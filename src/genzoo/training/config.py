@@ -17,6 +17,14 @@ class TrainConfig(Config):
     ``exponential`` multiplies by ``lr_final_factor ** (1 / total_steps)`` each step.
     ``momentum`` ramps from ``initial_momentum`` to ``momentum`` after ``momentum_warmup_epochs``
     (Hinton's practical guide: 0.5 then 0.9) for SGD; it is beta1 for Adam.
+
+    Data parallelism (see :mod:`genzoo.training.data_parallel`): ``batch_size`` is the global
+    batch; ``shards`` cuts each one into that many parts, each with its own random stream and
+    buffers (e.g. persistent chains); the number of processes must divide it, and any such
+    number gives the same run. 1 (default): no cutting, the classic single-stream run.
+    ``lr_scaling``: ``none`` uses ``lr`` as is for any number of processes; ``linear``
+    multiplies it by the number of processes (Goyal et al. 2017, for runs that grow
+    ``batch_size`` with the processes; the ``lr`` column of metrics.csv shows the result).
     """
 
     epochs: int = 10
@@ -36,6 +44,8 @@ class TrainConfig(Config):
     validate_every: int = 0
     grid_samples: int = 100
     progress: bool = True
+    shards: int = 1
+    lr_scaling: Literal["none", "linear"] = "none"
 
     def validate(self) -> None:
         check(self.epochs > 0, f"train.epochs={self.epochs} must be positive")
@@ -50,6 +60,12 @@ class TrainConfig(Config):
         check(self.log_every > 0, "train.log_every must be positive")
         check(self.validate_every >= 0, "train.validate_every must be >= 0 (0 = each epoch)")
         check(self.grid_samples >= 0, "train.grid_samples must be >= 0")
+        check(self.shards >= 1, f"train.shards={self.shards} must be >= 1")
+        check(
+            self.shards <= self.batch_size,
+            f"train.shards={self.shards} exceeds train.batch_size={self.batch_size}; every "
+            "shard needs at least one example: lower train.shards or raise train.batch_size",
+        )
         check(
             self.device == "cpu" or self.device == "auto" or self.device.startswith("cuda"),
             f"train.device={self.device!r}: use cpu, cuda, cuda:N or auto",

@@ -22,9 +22,13 @@ RATE_COLUMNS = ("examples_per_s", "wall_s")
 class MetricsLog:
     """The metrics file at ``path``; ``columns`` is None until :meth:`fix_columns`."""
 
-    def __init__(self, path: str | os.PathLike, columns: list[str] | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike, columns: list[str] | None = None, *, write: bool = True
+    ) -> None:
         self.path = Path(path)
         self.columns = columns
+        # False on the ranks of a data-parallel run other than 0: rows are formed, not written.
+        self.write = write
         self._pending: list[dict[str, float]] = []
 
     def fix_columns(self, loss_keys: Iterable[str], valid_keys: Iterable[str]) -> None:
@@ -44,6 +48,8 @@ class MetricsLog:
         if self.columns is None or not self._pending:
             return []
         rows, self._pending = self._pending, []
+        if not self.write:
+            return rows
         new_file = not self.path.exists() or self.path.stat().st_size == 0
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=self.columns, extrasaction="ignore", restval="")
@@ -64,7 +70,7 @@ class MetricsLog:
 
     def truncate_after(self, step: int) -> None:
         """Drop rows after ``step`` (written after the checkpoint a run resumes from)."""
-        if self.columns is None or not self.path.exists():
+        if not self.write or self.columns is None or not self.path.exists():
             return
         with open(self.path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)

@@ -5,6 +5,7 @@ optional ``validation_metrics`` and ``sample``, and whether its state is still f
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +70,14 @@ def write_samples(
     image_shape: tuple[int, int],
     generator: torch.Generator,
     path: Path,
+    to_images: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> None:
     """Draw ``n`` samples in eval mode and save them as an image grid at ``path``.
 
-    Warns (and writes nothing) when the samples are not (n, H*W) images.
+    ``to_images`` maps model-space samples (n, D) to (n, H*W) pixels in [0, 1] (a data
+    bundle's ``to_images``: undoes a dequantising or logit transform, tiles image patches);
+    None takes the samples as pixels. Warns (and writes nothing) when the result is not
+    (n, H*W) images.
     """
     from genzoo.utils.images import save_image_grid
 
@@ -82,6 +87,8 @@ def write_samples(
     try:
         with torch.no_grad():
             x = model.sample(n, generator=generator)
+        if to_images is not None:
+            x = to_images(x.float())
     finally:
         model.train(was_training)
     if x.dim() != 2 or x.shape[1] != h * w:

@@ -79,9 +79,13 @@ def check_same_run(
     batches_per_epoch: int,
     device: torch.device,
     device_name: str,
+    *,
+    exact_device: bool = True,
 ) -> None:
     """Raise :class:`CheckpointError` unless the trainer ``state`` was saved for the same
     amount of data and the same device (``device_name`` is ``train.device`` as written).
+    ``exact_device=False`` (sharded runs, whose random streams are re-seeded every step
+    rather than restored) compares the device type only, so rank r may resume on cuda:r.
 
     A malformed ``state`` raises KeyError/TypeError/ValueError for the caller to report."""
     if state["n_train"] != n_train or state["batches_per_epoch"] != batches_per_epoch:
@@ -90,7 +94,12 @@ def check_same_run(
             f"examples but the data now have {n_train}; use the same data settings"
         )
     saved_device = torch.device(state["generator_device"])
-    if device_key(saved_device) != device_key(device):
+    same = (
+        device_key(saved_device) == device_key(device)
+        if exact_device
+        else saved_device.type == device.type
+    )
+    if not same:
         raise CheckpointError(
             f"cannot resume {run_dir}: it was trained on {saved_device} but "
             f"train.device={device_name!r} means {device} here; an exact "

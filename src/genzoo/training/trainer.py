@@ -22,6 +22,18 @@ All gradients are cleared before each backward pass, so one phase's loss never l
 gradients into another's update. Logged figures are the phase's figures prefixed by
 ``<name>_`` and averaged over its updates in the batch (NaN for a phase that did not run);
 ``loss`` is the loss of the last phase that ran. Every optimizer is checkpointed and resumed.
+
+Data-parallel training (``distributed=True``, inside a default process group that
+:func:`genzoo.distributed.init_from_env` joined, e.g. under ``torchrun``): every rank runs this
+same loop over the same seeded epoch order and takes its shards of each global batch; the
+gradients of the parameters an optimizer steps are summed across ranks before each step
+(:mod:`genzoo.training.data_parallel` explains the shards, their random streams and buffers,
+and why this is exact). Only rank 0 writes config.json, checkpoints, metrics.csv and
+samples.png; every rank computes the same logged figures (global-batch averages). A checkpoint
+holds every shard's buffers (persistent chains), so a resumed run continues every chain with
+any number of processes that divides ``train.shards``. At each checkpoint the ranks compare
+their parameters: a model that changes its parameters outside their gradients (a non-gradient
+learning rule) cannot be averaged and is refused.
 """
 
 from __future__ import annotations
@@ -37,8 +49,15 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from genzoo.core.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
+from genzoo.core.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    GenzooError,
+    TrainingDiverged,
+)
 from genzoo.training import checkpoint as ckpt
+from genzoo.training import data_parallel as dp
 from genzoo.training import resume as run_rules
 from genzoo.training.callbacks import Callback
 from genzoo.training.metrics import MetricsLog
@@ -73,6 +92,9 @@ class Trainer:
     of each metrics.csv column), ``device``, ``optimizer`` (the optimizer of a single-loss
     model, None for a model with phases) and ``optimizers`` (phase name -> optimizer, empty for
     a single-loss model).
+
+    ``distributed=True``: train data-parallel in the initialised default process group (see
+    the module docstring); every rank constructs its Trainer with the same arguments.
     """
 
     def __init__(
@@ -83,8 +105,10 @@ class Trainer:
         run_dir: str | os.PathLike,
         *,
         callbacks: Iterable[Callback] = (),
+        distributed: bool = False,
     ) -> None:
         self.model = model
+        self.distributed = distributed
         self.run_config = run_config
         self.bundle = bundle
         self.run_dir = Path(run_dir)
@@ -113,6 +137,11 @@ class Trainer:
         self._last_checkpoint: int | None = None
         self._last_validation: int | None = None
         self._lr = self.cfg.lr
+        self._lr_factor = 1.0
+        self.plan = dp.ShardPlan(1)
+        self._shard_buffers: dp.ShardBuffers | None = None
+        self._shard_generators: list[torch.Generator] = []
+        self._saved_shards: dict[str, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ public
 
@@ -128,9 +157,13 @@ class Trainer:
         """
         cfg = self.cfg
         self._check_model_config()
+        self._setup_parallel()
         n_train = self._n_train()
         bpe = math.ceil(n_train / cfg.batch_size)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._check_shards(n_train, bpe)
+        main = self.plan.rank == 0
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
 
         self.model.to(self.device)
         self.model.train()
@@ -147,15 +180,28 @@ class Trainer:
             self.optimizer = build_optimizer(params, cfg)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(cfg.seed)
+        self._shard_generators = [
+            torch.Generator(device=self.device) for _ in self.plan.local
+        ] if self.plan.sharded else []
 
         if resume:
-            self._resume(n_train, bpe)
+            self._together(lambda: self._resume(n_train, bpe))
+            if main:  # only once every rank has read the checkpoint
+                ckpt.write_config(self.run_dir, self.run_config)
+                self._csv.truncate_after(self.step)
         else:
-            run_rules.prepare_fresh_run(self.run_dir, self.run_config)
+            self._together(
+                lambda: run_rules.prepare_fresh_run(self.run_dir, self.run_config)
+                if main else None
+            )
         total = total_steps(cfg, bpe)
         self._t0 = time.perf_counter()
         if not resume:
             self._init_and_baseline()
+        if self.plan.sharded:
+            self._shard_buffers = dp.ShardBuffers(self.model, self.plan.per_rank)
+            if resume:
+                self._together(self._load_shard_buffers)
         self._interval_t0 = time.perf_counter()
         self._excluded_s = 0.0
         for cb in self.callbacks:
@@ -166,7 +212,7 @@ class Trainer:
             initial=min(self.step, total),
             desc=f"{self.run_config.model_name}",
             unit="step",
-            disable=not cfg.progress,
+            disable=not cfg.progress or not main,
             dynamic_ncols=True,
             mininterval=0.2 if _stderr_is_tty() else 30.0,
             file=sys.stderr,
@@ -177,7 +223,12 @@ class Trainer:
             bar.close()
         if self._last_checkpoint != self.step:
             self._checkpoint(n_train, bpe, total)
-        self._write_samples()
+        if main:
+            self._write_samples()
+        if self.plan.distributed:
+            from genzoo.distributed import barrier
+
+            barrier()  # fit returns on every rank once the run directory is complete
         result = {**self.metrics, "step": self.step, "epoch": self.step / bpe,
                   "wall_s": self._wall()}
         for cb in self.callbacks:
@@ -185,6 +236,74 @@ class Trainer:
         return result
 
     # ------------------------------------------------------------------ setup
+
+    def _setup_parallel(self) -> None:
+        """The shard plan, this rank's device and the learning-rate factor."""
+        cfg = self.cfg
+        if not self.distributed:
+            self.plan = dp.ShardPlan(cfg.shards)
+        else:
+            import torch.distributed as dist
+
+            if not (dist.is_available() and dist.is_initialized()):
+                raise ConfigError(
+                    "Trainer(distributed=True) needs the default process group: call "
+                    "genzoo.distributed.init_from_env() first (or launch with torchrun)"
+                )
+            self.plan = dp.ShardPlan(cfg.shards, dist.get_world_size(), dist.get_rank())
+            backend = dist.get_backend()
+            if self.device.type == "cuda":
+                # Each process has its own GPU (init_from_env set cuda:LOCAL_RANK).
+                self.device = torch.device("cuda", torch.cuda.current_device())
+            if backend == "nccl" and self.device.type != "cuda":
+                raise ConfigError(
+                    f"the process group uses NCCL but train.device={cfg.device!r}; use "
+                    "train.device=cuda, or a gloo group for CPU training"
+                )
+        self._csv.write = self.plan.rank == 0
+        self._lr_factor = float(self.plan.world_size) if cfg.lr_scaling == "linear" else 1.0
+        self._lr = cfg.lr * self._lr_factor
+
+    def _check_shards(self, n_train: int, bpe: int) -> None:
+        """Every shard of every batch must hold an example (the last batch may be short)."""
+        if not self.plan.sharded:
+            return
+        last = n_train - (bpe - 1) * self.cfg.batch_size
+        if min(last, self.cfg.batch_size) < self.plan.shards:
+            raise ConfigError(
+                f"the last batch of each epoch has {last} of the {n_train} examples, fewer than "
+                f"train.shards={self.plan.shards}: every shard needs an example; choose a "
+                "train.batch_size whose remainder is 0 or at least train.shards"
+            )
+
+    def _together(self, fn: Any) -> None:
+        """Run ``fn`` on every rank; if it raises a GenzooError on any rank, raise on all of
+        them (a rank that failed alone would leave the others waiting in a collective)."""
+        error: GenzooError | None = None
+        try:
+            fn()
+        except GenzooError as exc:
+            error = exc
+        if not dp.agree(error is None):
+            if error is not None:
+                raise error
+            raise CheckpointError(
+                "another process of this data-parallel run failed to set up the run; its "
+                "error names the fix (rank 0 prints it)"
+            )
+
+    def _load_shard_buffers(self) -> None:
+        """Give this rank's shards their buffers from the checkpoint being resumed."""
+        try:
+            if self._saved_shards is None:
+                raise KeyError("shard_buffers")
+            self._shard_buffers.load_local(self._saved_shards, self.plan.local)
+        except (KeyError, IndexError, RuntimeError) as exc:
+            raise CheckpointError(
+                f"the checkpoint in {self.run_dir} lacks the per-shard buffers of "
+                f"train.shards={self.plan.shards} ({type(exc).__name__}: {exc}); start a "
+                "fresh run"
+            ) from None
 
     def _check_model_config(self) -> None:
         model_cfg = getattr(self.model, "config", None)
@@ -207,7 +326,9 @@ class Trainer:
             # not the grey levels of bundle.train.x.
             with torch.no_grad():
                 init(self.bundle.train_x(0).to(self.device))
-        if can_validate(self.model, self.bundle):
+        if self.plan.distributed:
+            dp.broadcast_state(self.model)  # the same start on every rank, however built
+        if can_validate(self.model, self.bundle) and self.plan.rank == 0:
             # Step-0 figures: the baseline of the curves, and the valid_ columns of metrics.csv.
             self._csv.append(
                 [{"step": 0, "epoch": 0.0, "lr": self._lr, "wall_s": 0.0, **self._validate()}]
@@ -221,8 +342,17 @@ class Trainer:
         state = ckpt.load_trainer_state(self.run_dir)
         try:
             run_rules.check_same_run(
-                self.run_dir, state, n_train, bpe, self.device, self.cfg.device
+                self.run_dir, state, n_train, bpe, self.device, self.cfg.device,
+                exact_device=not self.plan.sharded,
             )
+            saved_world = int(state.get("world_size", 1))
+            if self.cfg.lr_scaling == "linear" and saved_world != self.plan.world_size:
+                raise CheckpointError(
+                    f"cannot resume {self.run_dir}: it ran on {saved_world} processes with "
+                    f"train.lr_scaling=linear, so its learning rate was scaled by "
+                    f"{saved_world}; resume it on {saved_world} processes"
+                )
+            self._saved_shards = state.get("shard_buffers")
             if self.phases:
                 saved = state["optimizers"]
                 if set(saved) != set(self.optimizers):
@@ -247,14 +377,14 @@ class Trainer:
             self._sums = dict(state["interval"]["sums"])
             self._interval_steps = int(state["interval"]["steps"])
             self._last_validation = state["last_validation"]
+        except CheckpointError:
+            raise
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise CheckpointError(
                 f"the trainer state in {self.run_dir} cannot be restored ({type(exc).__name__}: "
                 f"{exc}); it was not written by this Trainer or this model; start a fresh run"
             ) from None
         self._last_checkpoint = self.step
-        ckpt.write_config(self.run_dir, self.run_config)
-        self._csv.truncate_after(self.step)
 
     # ------------------------------------------------------------------ loop
 
@@ -278,7 +408,7 @@ class Trainer:
                 idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
                 xb = x_epoch[idx]
                 extra = {} if y_all is None else {"y": y_all[idx]}
-                self._lr = learning_rate(cfg, self.step, total)
+                self._lr = learning_rate(cfg, self.step, total) * self._lr_factor
                 if self.phases:
                     values = self._phased_step(xb, extra, epoch)
                 else:
@@ -297,27 +427,74 @@ class Trainer:
                 bar.update(1)
                 self._after_step(epoch_end, n_train, bpe, total, bar)
 
+    def _parts(self, xb: torch.Tensor, extra: dict) -> list[tuple]:
+        """This rank's work on the global batch ``xb``: (local shard index or None, rows,
+        labels dict, weight n_s / n or None, generator) per shard. The classic run (one
+        shard) is the whole batch with the Trainer's running generator and no weight."""
+        if not self.plan.sharded:
+            return [(None, xb, extra, None, self.generator)]
+        n = int(xb.shape[0])
+        parts = []
+        for i, (a, b) in enumerate(self.plan.split(n)):
+            g = self._shard_generators[i]
+            g.manual_seed(dp.shard_seed(self.cfg.seed, self.step, self.plan.local[i]))
+            parts.append((i, xb[a:b], {k: v[a:b] for k, v in extra.items()}, (b - a) / n, g))
+        return parts
+
+    def _update(
+        self, parts: list[tuple], params: list, opt: Any, phase: str | None
+    ) -> dict[str, float]:
+        """One optimizer update: the loss of each local shard, backward (weighted), the
+        cross-rank gradient sum, the finiteness check, the step. Returns the figures of the
+        global batch (the classic run: the figures of its one loss call, unchanged)."""
+        model = self.model
+        kw = {} if phase is None else {"phase": phase}
+        # Clear every gradient, not only this update's: another phase's loss (e.g. the
+        # generator's, through the discriminator) leaves gradients on these parameters.
+        model.zero_grad(set_to_none=True)
+        opt.zero_grad(set_to_none=True)
+        total: dict[str, float] | None = None
+        for i, x, ex, w, g in parts:
+            if i is not None:
+                self._shard_buffers.hold(i)
+            try:
+                out = model.loss(x, generator=g, **kw, **ex)
+            except Exception as exc:
+                # Models often fail on NaN parameters (e.g. torch.bernoulli of NaN
+                # probabilities) before the periodic check sees them: report divergence.
+                bad = nonfinite_parameter(model)
+                if bad is not None:
+                    raise self._diverged(self.step, f"{bad!r} is not finite") from exc
+                raise
+            figures = loss_figures(model, out, check=self._loss_keys is None)
+            if w is None:
+                total = figures
+            else:
+                total = {k: (0.0 if total is None else total[k]) + w * v
+                         for k, v in figures.items()}
+            if math.isfinite(figures["loss"]):
+                (out["loss"] if w is None else out["loss"] * w).backward()
+        if self.plan.distributed:
+            keys = list(total)
+            summed = dp.all_reduce_update(
+                params, torch.tensor([total[k] for k in keys], dtype=torch.float64)
+            )
+            total = dict(zip(keys, summed.tolist()))
+        if not math.isfinite(total["loss"]):
+            what = "loss" if phase is None else f"{phase} loss"
+            raise self._diverged(self.step + 1, f"{what}={total['loss']}")
+        opt.step()
+        return total
+
     def _single_step(
         self, xb: torch.Tensor, extra: dict, epoch: int, model: torch.nn.Module, opt: Any
     ) -> dict[str, float]:
         """One update of the single optimizer on ``model.loss``; returns the loss figures."""
-        cfg = self.cfg
-        set_hyperparameters(opt, cfg, self._lr, epoch)
-        try:
-            out = model.loss(xb, generator=self.generator, **extra)
-        except Exception as exc:
-            # Models often fail on NaN parameters (e.g. torch.bernoulli of NaN
-            # probabilities) before the periodic check sees them: report divergence.
-            bad = nonfinite_parameter(model)
-            if bad is not None:
-                raise self._diverged(self.step, f"{bad!r} is not finite") from exc
-            raise
-        values = loss_figures(model, out, check=self._loss_keys is None)
-        if not math.isfinite(values["loss"]):
-            raise self._diverged(self.step + 1, f"loss={values['loss']}")
-        opt.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        opt.step()
+        set_hyperparameters(opt, self.cfg, self._lr, epoch)
+        params = [p for group in opt.param_groups for p in group["params"]]
+        values = self._update(self._parts(xb, extra), params, opt, None)
+        if self.plan.sharded:
+            self._shard_buffers.hold(0)
         return values
 
     def _phased_step(self, xb: torch.Tensor, extra: dict, epoch: int) -> dict[str, float]:
@@ -326,29 +503,14 @@ class Trainer:
         model = self.model
         values: dict[str, float] = {}
         loss: float | None = None
+        parts = self._parts(xb, extra)
         for phase in self.phases:
             opt = self.optimizers[phase.name]
             set_hyperparameters(opt, self.cfg, self._lr, epoch)
             n = phase_steps(phase, self.step)
             sums: dict[str, float] = {}
             for _ in range(n):
-                try:
-                    out = model.loss(xb, generator=self.generator, phase=phase.name, **extra)
-                except Exception as exc:
-                    bad = nonfinite_parameter(model)
-                    if bad is not None:
-                        raise self._diverged(self.step, f"{bad!r} is not finite") from exc
-                    raise
-                figures = loss_figures(model, out, check=self._loss_keys is None)
-                if not math.isfinite(figures["loss"]):
-                    raise self._diverged(
-                        self.step + 1, f"{phase.name} loss={figures['loss']}"
-                    )
-                # Clear every gradient, not only this phase's: another phase's loss (e.g. the
-                # generator's, through the discriminator) leaves gradients on these parameters.
-                model.zero_grad(set_to_none=True)
-                out["loss"].backward()
-                opt.step()
+                figures = self._update(parts, list(phase.parameters), opt, phase.name)
                 for k, v in figures.items():
                     sums[k] = sums.get(k, 0.0) + v
             if n > 0:
@@ -359,6 +521,8 @@ class Trainer:
                 # (e.g. after a pre-training phase) its loss column now.
                 values[f"{phase.name}_loss"] = math.nan
         model.zero_grad(set_to_none=True)
+        if self.plan.sharded:
+            self._shard_buffers.hold(0)
         if loss is None:
             raise ConfigError(
                 f"no phase of {type(model).__name__} ran at step {self.step}; every step must "
@@ -426,7 +590,7 @@ class Trainer:
     # ------------------------------------------------------------------ validation, checks
 
     def _validate(self) -> dict[str, float]:
-        if self._last_validation == self.step and self.step > 0:
+        if self.plan.rank != 0 or (self._last_validation == self.step and self.step > 0):
             return {}
         t = time.perf_counter()
         out = validation_figures(self.model, self.bundle.valid.x.to(self.device))
@@ -463,8 +627,23 @@ class Trainer:
     def _checkpoint(self, n_train: int, bpe: int, total: int) -> None:
         t = time.perf_counter()
         self._check_parameters()  # never commit a diverged state
+        if self.plan.distributed and not dp.parameters_agree(self.model):
+            raise ConfigError(
+                f"the parameters of {type(self.model).__name__} differ between the processes "
+                f"after step {self.step}: the model changes its parameters outside their "
+                "gradients (a non-gradient learning rule), which data-parallel training cannot "
+                "average; train it in one process"
+            )
+        shard_buffers = None
+        if self.plan.sharded:
+            shard_buffers = dp.gather_shards(self._shard_buffers.local_stacks())
         if self._csv.columns is None:
             self._log(None)
+        if self.plan.rank != 0:
+            self._last_checkpoint = self.step
+            for cb in self.callbacks:
+                cb.on_checkpoint(self)
+            return
         state = {
             "step": self.step,
             "epoch": self.epoch,
@@ -489,7 +668,14 @@ class Trainer:
             "valid_keys": list(self._valid_keys),
             "interval": {"sums": dict(self._sums), "steps": self._interval_steps},
             "last_validation": self._last_validation,
+            "shards": self.plan.shards,
+            "world_size": self.plan.world_size,
+            "lr_scaling": {"kind": self.cfg.lr_scaling, "factor": self._lr_factor},
         }
+        if shard_buffers is not None:
+            # Every shard's buffers (persistent chains...), name -> (shards, *shape); the
+            # model file holds shard 0's, so a plain load_model sees a consistent model.
+            state["shard_buffers"] = shard_buffers
         ckpt.save_checkpoint(self.run_dir, self.model, self.run_config, state)
         self._last_checkpoint = self.step
         self._excluded_s += time.perf_counter() - t
@@ -502,7 +688,8 @@ class Trainer:
             return
         # A generator of its own, so drawing the grid leaves the training stream untouched.
         g = torch.Generator(device=self.device).manual_seed(seed_for("samples", self.cfg.seed))
-        write_samples(self.model, n, self.bundle.image_shape, g, self.run_dir / ckpt.SAMPLES_FILE)
+        write_samples(self.model, n, self.bundle.image_shape, g, self.run_dir / ckpt.SAMPLES_FILE,
+                      to_images=getattr(self.bundle, "to_images", None))
 
 
 def _stderr_is_tty() -> bool:
