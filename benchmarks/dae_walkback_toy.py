@@ -9,9 +9,11 @@ fresh toy draws, plain (K = 1) or with walkback K > 1 at the SAME corruption lev
 visited), run ``burn_in`` steps, and the draws x_t at ``keep`` times ``thin`` steps apart are
 pooled. Their unbiased MMD^2 (genzoo.evaluation.mmd, Gaussian kernels of std 0.1, 0.3, 1) to
 a fresh data sample of the same size, with a permutation p-value, is the figure; the MMD^2
-between two independent data samples of that size is the yardstick.
+between two independent data samples of that size is the yardstick. Each setting is run at
+two training budgets (1500 and 8000 steps), since walkback's advantage is one of training
+efficiency: the plain DAE's spurious modes also fade with long enough training.
 
-    python benchmarks/dae_walkback_toy.py            # about 5 minutes of one core
+    python benchmarks/dae_walkback_toy.py            # about 15 minutes of one core
     python benchmarks/dae_walkback_toy.py --smoke    # seconds; temp dir
 """
 
@@ -33,9 +35,9 @@ _BYAV = ("Bengio, Yao, Alain & Vincent (2013), Generalized denoising auto-encode
          "generative models, NIPS")
 SIGMAS = (0.1, 0.3, 1.0)
 FULL = {"noises": [0.05, 0.1, 0.2, 0.3], "walkbacks": [1, 2, 4], "seeds": [0, 1, 2],
-        "steps": 1500, "chains": 500, "burn_in": 200, "thin": 20, "keep": 3,
+        "budgets": [1500, 8000], "chains": 500, "burn_in": 200, "thin": 20, "keep": 3,
         "n_hidden": 64, "batch": 128, "lr": 3e-3, "permutations": 200, "data_pairs": 10}
-SMOKE = {"noises": [0.1], "walkbacks": [1, 2], "seeds": [0], "steps": 30, "chains": 50,
+SMOKE = {"noises": [0.1], "walkbacks": [1, 2], "seeds": [0], "budgets": [30], "chains": 50,
          "burn_in": 10, "thin": 5, "keep": 2, "n_hidden": 16, "batch": 64, "lr": 3e-3,
          "permutations": 20, "data_pairs": 2}
 
@@ -50,8 +52,8 @@ def ring(n: int, generator, k: int = 8, radius: float = 2.0, std: float = 0.1):
     return mu + std * torch.randn(n, 2, generator=generator)
 
 
-def train(noise: float, walkback: int, seed: int, grid: dict):
-    """A DAE trained on fresh ring draws; returns (model, generator)."""
+def train(noise: float, walkback: int, seed: int, grid: dict, steps: int):
+    """A DAE trained ``steps`` Adam steps on fresh ring draws; returns (model, generator)."""
     import torch
 
     from genzoo.models.markov.dae import DAE, DAEConfig
@@ -63,7 +65,7 @@ def train(noise: float, walkback: int, seed: int, grid: dict):
     model = DAE(cfg, generator=g)
     model.init_from_data(ring(2000, g))
     opt = torch.optim.Adam(model.parameters(), lr=grid["lr"])
-    for _ in range(grid["steps"]):
+    for _ in range(steps):
         loss = model.loss(ring(grid["batch"], g), g)["loss"]
         opt.zero_grad()
         loss.backward()
@@ -99,8 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--smoke", action="store_true", help="tiny sweep; written to a temp dir")
     p.add_argument("--out", type=Path, default=None, help="results directory")
+    for key, kind in (("noises", float), ("walkbacks", int), ("budgets", int), ("seeds", int)):
+        p.add_argument(f"--{key}", type=lambda v, kind=kind: [kind(a) for a in v.split(",")],
+                       default=None, help=f"comma-separated {key} (overrides the grid)")
     args = p.parse_args(argv)
-    grid = SMOKE if args.smoke else FULL
+    grid = dict(SMOKE if args.smoke else FULL)
+    for key in ("noises", "walkbacks", "budgets", "seeds"):
+        if getattr(args, key) is not None:
+            grid[key] = getattr(args, key)
     out = args.out or (Path(tempfile.mkdtemp(prefix="genzoo-bench-smoke-")) if args.smoke
                        else _common.RESULTS_DIR)
     torch.set_num_threads(1)
@@ -111,33 +119,33 @@ def main(argv: list[str] | None = None) -> int:
     null = [float(mmd(ring(n, gd).double(), ring(n, gd).double(), SIGMAS))
             for _ in range(grid["data_pairs"])]
     rows = []
-    for noise in grid["noises"]:
-        for k in grid["walkbacks"]:
-            per_seed = []
-            for seed in grid["seeds"]:
-                model, g = train(noise, k, seed, grid)
-                draws = chain_draws(model, g, grid)
-                est = mmd_permutation_test(draws, ring(n, gd), SIGMAS, grid["permutations"],
-                                           generator=torch.Generator().manual_seed(seed))
-                per_seed.append({"seed": seed, "mmd2": est.value,
-                                 "p_value": est.diagnostics["p_value"],
-                                 "off_mode_fraction": off_mode_fraction(draws),
-                                 "recon_sigma": model._log_sigma().exp().tolist()})
-            vals = [r["mmd2"] for r in per_seed]
-            row = {"noise": noise, "walkback": k, "mmd2_mean": statistics.fmean(vals),
-                   "mmd2_sd": statistics.stdev(vals) if len(vals) > 1 else 0.0,
-                   "off_mode_mean": statistics.fmean(r["off_mode_fraction"] for r in per_seed),
-                   "seeds": per_seed}
-            rows.append(row)
-            print(f"noise {noise:<5} K {k}: MMD^2 {row['mmd2_mean']:.5f} "
-                  f"+- {row['mmd2_sd']:.5f}, off-mode {row['off_mode_mean']:.3f}, sigma "
-                  f"{statistics.fmean(r['recon_sigma'][0] for r in per_seed):.3f} "
-                  f"(p {[round(r['p_value'], 3) for r in per_seed]})", flush=True)
+    for steps, noise, k in [(b, nz, k) for b in grid["budgets"] for nz in grid["noises"]
+                            for k in grid["walkbacks"]]:
+        per_seed = []
+        for seed in grid["seeds"]:
+            model, g = train(noise, k, seed, grid, steps)
+            draws = chain_draws(model, g, grid)
+            est = mmd_permutation_test(draws, ring(n, gd), SIGMAS, grid["permutations"],
+                                       generator=torch.Generator().manual_seed(seed))
+            per_seed.append({"seed": seed, "mmd2": est.value,
+                             "p_value": est.diagnostics["p_value"],
+                             "off_mode_fraction": off_mode_fraction(draws),
+                             "recon_sigma": model._log_sigma().exp().tolist()})
+        vals = [r["mmd2"] for r in per_seed]
+        row = {"steps": steps, "noise": noise, "walkback": k, "mmd2_mean": statistics.fmean(vals),
+               "mmd2_sd": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+               "off_mode_mean": statistics.fmean(r["off_mode_fraction"] for r in per_seed),
+               "seeds": per_seed}
+        rows.append(row)
+        print(f"steps {steps:<5} noise {noise:<5} K {k}: MMD^2 {row['mmd2_mean']:.5f} "
+              f"+- {row['mmd2_sd']:.5f}, off-mode {row['off_mode_mean']:.3f}, sigma "
+              f"{statistics.fmean(r['recon_sigma'][0] for r in per_seed):.3f} "
+              f"(p {[round(r['p_value'], 3) for r in per_seed]})", flush=True)
     wall = time.perf_counter() - t0
     null_mean = statistics.fmean(null)
     null_sd = statistics.stdev(null) if len(null) > 1 else 0.0
     print(f"data vs data: MMD^2 {null_mean:.5f} +- {null_sd:.5f}")
-    plain = {r["noise"]: r["mmd2_mean"] for r in rows if r["walkback"] == 1}
+    plain = {(r["steps"], r["noise"]): r["mmd2_mean"] for r in rows if r["walkback"] == 1}
     best = min(rows, key=lambda r: r["mmd2_mean"])
     body = {
         "data": {"name": "ring of 8 Gaussians in 2-D (radius 2, std 0.1)",
@@ -151,14 +159,15 @@ def main(argv: list[str] | None = None) -> int:
                       "thin": grid["thin"], "keep": grid["keep"]},
         "value": best["mmd2_mean"],
         "stderr": best["mmd2_sd"],
-        "extra": {"best": {"noise": best["noise"], "walkback": best["walkback"]},
+        "extra": {"best": {"steps": best["steps"], "noise": best["noise"],
+                           "walkback": best["walkback"]},
                   "data_vs_data": {"mean": null_mean, "sd": null_sd, "values": null},
                   "walkback_minus_plain": {
-                      f"noise={r['noise']},K={r['walkback']}":
-                          r["mmd2_mean"] - plain[r["noise"]]
-                      for r in rows if r["walkback"] > 1 and r["noise"] in plain},
+                      f"steps={r['steps']},noise={r['noise']},K={r['walkback']}":
+                          r["mmd2_mean"] - plain[(r["steps"], r["noise"])]
+                      for r in rows if r["walkback"] > 1 and (r["steps"], r["noise"]) in plain},
                   "table": rows},
-        "training": {"optimizer": "adam", "lr": grid["lr"], "steps": grid["steps"],
+        "training": {"optimizer": "adam", "lr": grid["lr"], "steps": grid["budgets"],
                      "batch": grid["batch"], "n_hidden": grid["n_hidden"],
                      "activation": "tanh", "tied": False},
     }
@@ -172,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
                 "data's std by init_from_data; long walks (K = 4) inflate it, so the walk "
                 "wanders further and the chain spreads over the ring's whole scale"),
                f"source: {_BYAV}"])
-    _common.publish(result, out, f"best: noise {best['noise']} K {best['walkback']}: "
+    _common.publish(result, out, f"best: steps {best['steps']} noise {best['noise']} "
+                    f"K {best['walkback']}: "
                     f"MMD^2 {best['mmd2_mean']:.5f}")
     return 0
 

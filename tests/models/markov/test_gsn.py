@@ -70,3 +70,17 @@ def test_short_training_on_digits_improves_reconstruction(digits_run):
         "train.epochs=10", "train.lr=0.01",
     ])
     assert after < 0.85 * before
+
+
+def test_chain_states_carry_no_gradient_to_the_reconstruction_sigma():
+    # With a Gaussian P(x | h^1), the draw w + sigma * eps that becomes the next visible state
+    # is an input of the following steps, never a function of log sigma (walkback treats the
+    # chain's samples as data); only the reconstruction terms reach log sigma.
+    m = _gsn(reconstruction="gaussian", corruption="gaussian", noise_level=0.3)
+    x = torch.randn(5, 10, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    state, w, x_draw = m.step(m.initial_state(x), g)
+    assert w.requires_grad and not x_draw.requires_grad and not state[0].requires_grad
+    nll = m.walkback_losses(x, torch.Generator().manual_seed(0))
+    (grad,) = torch.autograd.grad(nll[-1].sum(), [m.log_sigma])
+    assert bool(torch.isfinite(grad).all())

@@ -82,12 +82,14 @@ def reconstruction_draw(
     log_sigma: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """One draw x ~ P(x|a) of a's shape."""
+    """One draw x ~ P(x|a) of a's shape, without gradient: the chain's states are inputs of
+    the next step, not functions of theta (walkback, algorithm 2 of Bengio et al. 2013), so a
+    Gaussian draw a + sigma * eps must not carry a gradient to log sigma."""
     if kind == "bernoulli":
-        return torch.bernoulli(torch.sigmoid(a), generator=generator)
+        return torch.bernoulli(torch.sigmoid(a.detach()), generator=generator)
     assert log_sigma is not None
     eps = torch.randn(a.shape, generator=generator, dtype=a.dtype, device=a.device)
-    return a + torch.exp(log_sigma) * eps
+    return (a + torch.exp(log_sigma) * eps).detach()
 
 
 def noise_start(

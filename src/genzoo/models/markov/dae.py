@@ -260,7 +260,7 @@ class DAE(nn.Module):
             w = self.reconstruct(self.corrupt(x_star, generator))
             rows.append(-self.log_reconstruction(x, w))
             if j + 1 < k:
-                x_star = self._draw(w.detach(), generator)
+                x_star = self._draw(w, generator)  # an input of the next step: no gradient
         return torch.stack(rows)
 
     def loss(
