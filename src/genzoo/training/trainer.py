@@ -34,6 +34,11 @@ holds every shard's buffers (persistent chains), so a resumed run continues ever
 any number of processes that divides ``train.shards``. At each checkpoint the ranks compare
 their parameters: a model that changes its parameters outside their gradients (a non-gradient
 learning rule) cannot be averaged and is refused.
+
+The Trainer's methods live in mixins beside this module: the optimizer steps in
+:mod:`~genzoo.training.steps`, metrics rows and samples in
+:mod:`~genzoo.training.trainer_reporting`, the checkpointed state in
+:mod:`~genzoo.training.trainer_state`.
 """
 
 from __future__ import annotations
@@ -63,10 +68,7 @@ from genzoo.training.callbacks import Callback
 from genzoo.training.metrics import MetricsLog
 from genzoo.training.model_calls import (
     can_validate,
-    loss_figures,
     nonfinite_parameter,
-    validation_figures,
-    write_samples,
 )
 from genzoo.training.resume import RESUMABLE_CHANGES
 from genzoo.training.schedule import (
@@ -75,14 +77,15 @@ from genzoo.training.schedule import (
     build_phase_optimizers,
     learning_rate,
     model_phases,
-    phase_steps,
-    set_hyperparameters,
     total_steps,
 )
 from genzoo.training.seeding import epoch_permutation, resolve_device, seed_for
+from genzoo.training.steps import _SteppingMixin
+from genzoo.training.trainer_reporting import _ReportingMixin
+from genzoo.training.trainer_state import _TrainerStateMixin
 
 
-class Trainer:
+class Trainer(_SteppingMixin, _ReportingMixin, _TrainerStateMixin):
     """Train ``model`` on ``bundle`` as ``run_config.train`` says, writing into ``run_dir``.
 
     ``bundle``: a :class:`genzoo.data.DataBundle` (``train``, ``valid`` splits with ``x``,
@@ -292,19 +295,6 @@ class Trainer:
                 "error names the fix (rank 0 prints it)"
             )
 
-    def _load_shard_buffers(self) -> None:
-        """Give this rank's shards their buffers from the checkpoint being resumed."""
-        try:
-            if self._saved_shards is None:
-                raise KeyError("shard_buffers")
-            self._shard_buffers.load_local(self._saved_shards, self.plan.local)
-        except (KeyError, IndexError, RuntimeError) as exc:
-            raise CheckpointError(
-                f"the checkpoint in {self.run_dir} lacks the per-shard buffers of "
-                f"train.shards={self.plan.shards} ({type(exc).__name__}: {exc}); start a "
-                "fresh run"
-            ) from None
-
     def _check_model_config(self) -> None:
         model_cfg = getattr(self.model, "config", None)
         if model_cfg is not None and model_cfg != self.run_config.model:
@@ -333,58 +323,6 @@ class Trainer:
             self._csv.append(
                 [{"step": 0, "epoch": 0.0, "lr": self._lr, "wall_s": 0.0, **self._validate()}]
             )
-
-    def _resume(self, n_train: int, bpe: int) -> None:
-        run_rules.require_checkpoint(self.run_dir)
-        saved_cfg = ckpt.read_run_config(self.run_dir)
-        run_rules.check_resumable(self.run_dir, saved_cfg, self.run_config)
-        ckpt.restore_model(self.model, self.run_dir)
-        state = ckpt.load_trainer_state(self.run_dir)
-        try:
-            run_rules.check_same_run(
-                self.run_dir, state, n_train, bpe, self.device, self.cfg.device,
-                exact_device=not self.plan.sharded,
-            )
-            saved_world = int(state.get("world_size", 1))
-            if self.cfg.lr_scaling == "linear" and saved_world != self.plan.world_size:
-                raise CheckpointError(
-                    f"cannot resume {self.run_dir}: it ran on {saved_world} processes with "
-                    f"train.lr_scaling=linear, so its learning rate was scaled by "
-                    f"{saved_world}; resume it on {saved_world} processes"
-                )
-            self._saved_shards = state.get("shard_buffers")
-            if self.phases:
-                saved = state["optimizers"]
-                if set(saved) != set(self.optimizers):
-                    raise ValueError(
-                        f"checkpoint phases {sorted(saved)} differ from the model's "
-                        f"{sorted(self.optimizers)}"
-                    )
-                for name, opt in self.optimizers.items():
-                    opt.load_state_dict(saved[name])
-            else:
-                self.optimizer.load_state_dict(state["optimizer"])
-            self.generator.set_state(state["generator_state"])
-            self.step = int(state["step"])
-            self.epoch = int(state["epoch"])
-            self.step_in_epoch = int(state["step_in_epoch"])
-            self._wall_offset = float(state["wall_s"])
-            self.metrics = dict(state["last_metrics"])
-            self._best = state["best"]
-            self._csv.columns = state["csv_columns"]
-            self._loss_keys = state["loss_keys"]
-            self._valid_keys = list(state["valid_keys"])
-            self._sums = dict(state["interval"]["sums"])
-            self._interval_steps = int(state["interval"]["steps"])
-            self._last_validation = state["last_validation"]
-        except CheckpointError:
-            raise
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise CheckpointError(
-                f"the trainer state in {self.run_dir} cannot be restored ({type(exc).__name__}: "
-                f"{exc}); it was not written by this Trainer or this model; start a fresh run"
-            ) from None
-        self._last_checkpoint = self.step
 
     # ------------------------------------------------------------------ loop
 
@@ -427,178 +365,7 @@ class Trainer:
                 bar.update(1)
                 self._after_step(epoch_end, n_train, bpe, total, bar)
 
-    def _parts(self, xb: torch.Tensor, extra: dict) -> list[tuple]:
-        """This rank's work on the global batch ``xb``: (local shard index or None, rows,
-        labels dict, weight n_s / n or None, generator) per shard. The classic run (one
-        shard) is the whole batch with the Trainer's running generator and no weight."""
-        if not self.plan.sharded:
-            return [(None, xb, extra, None, self.generator)]
-        n = int(xb.shape[0])
-        parts = []
-        for i, (a, b) in enumerate(self.plan.split(n)):
-            g = self._shard_generators[i]
-            g.manual_seed(dp.shard_seed(self.cfg.seed, self.step, self.plan.local[i]))
-            parts.append((i, xb[a:b], {k: v[a:b] for k, v in extra.items()}, (b - a) / n, g))
-        return parts
-
-    def _update(
-        self, parts: list[tuple], params: list, opt: Any, phase: str | None
-    ) -> dict[str, float]:
-        """One optimizer update: the loss of each local shard, backward (weighted), the
-        cross-rank gradient sum, the finiteness check, the step. Returns the figures of the
-        global batch (the classic run: the figures of its one loss call, unchanged)."""
-        model = self.model
-        kw = {} if phase is None else {"phase": phase}
-        # Clear every gradient, not only this update's: another phase's loss (e.g. the
-        # generator's, through the discriminator) leaves gradients on these parameters.
-        model.zero_grad(set_to_none=True)
-        opt.zero_grad(set_to_none=True)
-        total: dict[str, float] | None = None
-        for i, x, ex, w, g in parts:
-            if i is not None:
-                self._shard_buffers.hold(i)
-            try:
-                out = model.loss(x, generator=g, **kw, **ex)
-            except Exception as exc:
-                # Models often fail on NaN parameters (e.g. torch.bernoulli of NaN
-                # probabilities) before the periodic check sees them: report divergence.
-                bad = nonfinite_parameter(model)
-                if bad is not None:
-                    raise self._diverged(self.step, f"{bad!r} is not finite") from exc
-                raise
-            figures = loss_figures(model, out, check=self._loss_keys is None)
-            if w is None:
-                total = figures
-            else:
-                total = {k: (0.0 if total is None else total[k]) + w * v
-                         for k, v in figures.items()}
-            if math.isfinite(figures["loss"]):
-                (out["loss"] if w is None else out["loss"] * w).backward()
-        if self.plan.distributed:
-            keys = list(total)
-            summed = dp.all_reduce_update(
-                params, torch.tensor([total[k] for k in keys], dtype=torch.float64)
-            )
-            total = dict(zip(keys, summed.tolist()))
-        if not math.isfinite(total["loss"]):
-            what = "loss" if phase is None else f"{phase} loss"
-            raise self._diverged(self.step + 1, f"{what}={total['loss']}")
-        opt.step()
-        return total
-
-    def _single_step(
-        self, xb: torch.Tensor, extra: dict, epoch: int, model: torch.nn.Module, opt: Any
-    ) -> dict[str, float]:
-        """One update of the single optimizer on ``model.loss``; returns the loss figures."""
-        set_hyperparameters(opt, self.cfg, self._lr, epoch)
-        params = [p for group in opt.param_groups for p in group["params"]]
-        values = self._update(self._parts(xb, extra), params, opt, None)
-        if self.plan.sharded:
-            self._shard_buffers.hold(0)
-        return values
-
-    def _phased_step(self, xb: torch.Tensor, extra: dict, epoch: int) -> dict[str, float]:
-        """Run every phase on the minibatch ``xb`` in order (see the module docstring);
-        returns ``loss`` (of the last phase that ran) and the ``<phase>_<figure>`` means."""
-        model = self.model
-        values: dict[str, float] = {}
-        loss: float | None = None
-        parts = self._parts(xb, extra)
-        for phase in self.phases:
-            opt = self.optimizers[phase.name]
-            set_hyperparameters(opt, self.cfg, self._lr, epoch)
-            n = phase_steps(phase, self.step)
-            sums: dict[str, float] = {}
-            for _ in range(n):
-                figures = self._update(parts, list(phase.parameters), opt, phase.name)
-                for k, v in figures.items():
-                    sums[k] = sums.get(k, 0.0) + v
-            if n > 0:
-                loss = sums["loss"] / n
-                values.update({f"{phase.name}_{k}": v / n for k, v in sums.items()})
-            elif self._loss_keys is None:
-                # The columns are fixed after the first step: give a phase that starts later
-                # (e.g. after a pre-training phase) its loss column now.
-                values[f"{phase.name}_loss"] = math.nan
-        model.zero_grad(set_to_none=True)
-        if self.plan.sharded:
-            self._shard_buffers.hold(0)
-        if loss is None:
-            raise ConfigError(
-                f"no phase of {type(model).__name__} ran at step {self.step}; every step must "
-                "run at least one phase"
-            )
-        keys = self._loss_keys
-        if keys is not None:
-            # A phase that did not run in this batch logs NaN, keeping the columns fixed.
-            values = {k: values.get(k, math.nan) for k in keys if k != "loss"}
-        return {"loss": loss, **values}
-
-    def _train_labels(self) -> torch.Tensor | None:
-        """(N,) int64 training labels on the device when the model learns from labels
-        (``model.needs_labels``; its ``loss`` then takes ``y=``), else None."""
-        if not getattr(self.model, "needs_labels", False):
-            return None
-        y = self.bundle.train.y
-        if y is None:
-            raise DataError(
-                f"{type(self.model).__name__} learns from labels, but data set "
-                f"{self.run_config.data.name!r} has none; choose a labelled data set "
-                "(digits, mnist)"
-            )
-        return y.to(self.device)
-
-    def _after_step(self, epoch_end: bool, n_train: int, bpe: int, total: int, bar: Any) -> None:
-        cfg = self.cfg
-        if self._loss_keys is None:
-            self._loss_keys = list(self._sums)
-        row: dict[str, float] = {}
-        if self.step % cfg.log_every == 0 or self.step == total:
-            self._check_parameters()
-            row.update(self._train_row(bpe))
-            post = {"loss": f"{row['loss']:.4g}"}
-            for phase in self.phases:  # each player's loss: a collapse shows at a glance
-                if f"{phase.name}_loss" in row:
-                    post[f"{phase.name}_loss"] = f"{row[f'{phase.name}_loss']:.4g}"
-            bar.set_postfix(**post, ex_s=f"{row['examples_per_s']:.0f}")
-        if can_validate(self.model, self.bundle) and (
-            (cfg.validate_every > 0 and self.step % cfg.validate_every == 0)
-            or (cfg.validate_every == 0 and epoch_end)
-            or self.step == total
-        ):
-            row.update(self._validate())
-        if row:
-            self._log({"step": self.step, "epoch": self.step / bpe, "lr": self._lr,
-                       "wall_s": self._wall(), **row})
-        elif self._csv.columns is None:
-            self._log(None)  # fixes the header once the loss keys are known
-        if self.step % cfg.checkpoint_every == 0 or self.step == total:
-            self._checkpoint(n_train, bpe, total)
-
-    def _train_row(self, bpe: int) -> dict[str, float]:
-        n = max(self._interval_steps, 1)
-        row = {k: s / n for k, s in self._sums.items()}
-        elapsed = time.perf_counter() - self._interval_t0 - self._excluded_s
-        row["examples_per_s"] = self._rate_examples / elapsed if elapsed > 0 else float("nan")
-        if self._best is None or row["loss"] < self._best["loss"]:
-            self._best = {"loss": row["loss"], "step": self.step}
-        self._sums, self._interval_steps, self._rate_examples = {}, 0, 0
-        self._interval_t0 = time.perf_counter()
-        self._excluded_s = 0.0
-        return row
-
-    # ------------------------------------------------------------------ validation, checks
-
-    def _validate(self) -> dict[str, float]:
-        if self.plan.rank != 0 or (self._last_validation == self.step and self.step > 0):
-            return {}
-        t = time.perf_counter()
-        out = validation_figures(self.model, self.bundle.valid.x.to(self.device))
-        if not self._valid_keys:
-            self._valid_keys = sorted(out)
-        self._last_validation = self.step
-        self._excluded_s += time.perf_counter() - t
-        return out
+    # ------------------------------------------------------------------ checks
 
     def _check_parameters(self) -> None:
         """Raise TrainingDiverged when a floating parameter or buffer holds NaN/Inf."""
@@ -608,88 +375,6 @@ class Trainer:
 
     def _diverged(self, step: int, what: str) -> TrainingDiverged:
         return run_rules.diverged_error(self.run_dir, step, what, self.cfg.lr)
-
-    # ------------------------------------------------------------------ files
-
-    def _wall(self) -> float:
-        return self._wall_offset + time.perf_counter() - self._t0
-
-    def _log(self, row: dict[str, float] | None) -> None:
-        if self._csv.columns is None and self._loss_keys is not None:
-            self._csv.fix_columns(self._loss_keys, self._valid_keys)
-        rows = self._csv.append([row] if row is not None else [])
-        for r in rows:
-            self.metrics.update({k: float(v) for k, v in r.items() if k in self._csv.columns})
-        for r in rows:
-            for cb in self.callbacks:
-                cb.on_log(self, r)
-
-    def _checkpoint(self, n_train: int, bpe: int, total: int) -> None:
-        t = time.perf_counter()
-        self._check_parameters()  # never commit a diverged state
-        if self.plan.distributed and not dp.parameters_agree(self.model):
-            raise ConfigError(
-                f"the parameters of {type(self.model).__name__} differ between the processes "
-                f"after step {self.step}: the model changes its parameters outside their "
-                "gradients (a non-gradient learning rule), which data-parallel training cannot "
-                "average; train it in one process"
-            )
-        shard_buffers = None
-        if self.plan.sharded:
-            shard_buffers = dp.gather_shards(self._shard_buffers.local_stacks())
-        if self._csv.columns is None:
-            self._log(None)
-        if self.plan.rank != 0:
-            self._last_checkpoint = self.step
-            for cb in self.callbacks:
-                cb.on_checkpoint(self)
-            return
-        state = {
-            "step": self.step,
-            "epoch": self.epoch,
-            "step_in_epoch": self.step_in_epoch,
-            "n_train": n_train,
-            "batches_per_epoch": bpe,
-            "total_steps": total,
-            "wall_s": self._wall(),
-            **(
-                {"optimizers": {k: o.state_dict() for k, o in self.optimizers.items()}}
-                if self.phases
-                else {"optimizer": self.optimizer.state_dict()}
-            ),
-            "generator_state": self.generator.get_state(),
-            "generator_device": str(self.device),
-            "lr_schedule": {"kind": self.cfg.lr_schedule, "base_lr": self.cfg.lr,
-                            "lr": self._lr, "total_steps": total},
-            "last_metrics": dict(self.metrics),
-            "best": self._best,
-            "csv_columns": self._csv.columns,
-            "loss_keys": self._loss_keys,
-            "valid_keys": list(self._valid_keys),
-            "interval": {"sums": dict(self._sums), "steps": self._interval_steps},
-            "last_validation": self._last_validation,
-            "shards": self.plan.shards,
-            "world_size": self.plan.world_size,
-            "lr_scaling": {"kind": self.cfg.lr_scaling, "factor": self._lr_factor},
-        }
-        if shard_buffers is not None:
-            # Every shard's buffers (persistent chains...), name -> (shards, *shape); the
-            # model file holds shard 0's, so a plain load_model sees a consistent model.
-            state["shard_buffers"] = shard_buffers
-        ckpt.save_checkpoint(self.run_dir, self.model, self.run_config, state)
-        self._last_checkpoint = self.step
-        self._excluded_s += time.perf_counter() - t
-        for cb in self.callbacks:
-            cb.on_checkpoint(self)
-
-    def _write_samples(self) -> None:
-        n = self.cfg.grid_samples
-        if n == 0 or not callable(getattr(self.model, "sample", None)):
-            return
-        # A generator of its own, so drawing the grid leaves the training stream untouched.
-        g = torch.Generator(device=self.device).manual_seed(seed_for("samples", self.cfg.seed))
-        write_samples(self.model, n, self.bundle.image_shape, g, self.run_dir / ckpt.SAMPLES_FILE,
-                      to_images=getattr(self.bundle, "to_images", None))
 
 
 def _stderr_is_tty() -> bool:

@@ -33,15 +33,8 @@ differ by the mean of v / sigma^2); the log-variance gradient
 dF/dlog_var_i = -(v_i - b_i)^2 / (2 sigma_i^2) + (v_i / sigma_i^2) (W s)_i is added as a
 zero-valued term.
 
-AIS path: base A has W_A = 0, c_A = 0, b_A = the data mean and sigma_A = the data standard
-deviation (inside the bounds), log Z_A = sum_i 0.5 log(2 pi sigma_A_i^2) + H log 2. With
-E_beta = (1 - beta) E_A + beta E::
-
-    F_beta(v) = sum_i [(1 - beta) (v_i - b_A_i)^2 / (2 sigma_A_i^2)
-                       + beta (v_i - b_i)^2 / (2 sigma_i^2)]
-                - sum_j softplus(beta (c_j + (v / sigma^2)^T W_j))
-    p_beta(v | h) = N(m / lam, 1 / lam),  lam = (1 - beta) / sigma_A^2 + beta / sigma^2,
-                    m = (1 - beta) b_A / sigma_A^2 + beta (b + W h) / sigma^2
+AIS path (base model, annealed free energy, annealed Gibbs sweep) and exact log Z:
+:mod:`genzoo.models.boltzmann.grbm_ais`.
 """
 
 from __future__ import annotations
@@ -65,17 +58,14 @@ from genzoo.models.boltzmann._ops import (
     bounded,
     bounded_logit,
     check_chain_config,
-    check_zero_weights,
-    enumerable_hidden_free_energy,
     randn,
     register_chains,
     sample_chains,
     softplus,
     start_chains_at_data,
 )
+from genzoo.models.boltzmann.grbm_ais import _LOG_2PI, GRBMAnnealingPath
 from genzoo.nn.init import normal_or_zero_
-
-_LOG_2PI = math.log(2.0 * math.pi)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +121,7 @@ class GRBMConfig(Config):
     summary="Gaussian-Bernoulli RBM (real visibles, bounded learned variances), CD-k / PCD-k",
     paper="Hinton & Salakhutdinov 2006; Cho, Ilin & Raiko 2011",
 )
-class GRBM(nn.Module):
+class GRBM(GRBMAnnealingPath, nn.Module):
     """Gaussian-Bernoulli RBM. Batch methods take (B, D) real visibles / (B, H) binary hiddens and
     return (B,) values in nats; device and dtype follow the parameters."""
 
@@ -341,82 +331,3 @@ class GRBM(nn.Module):
             self.config.sample_burn_in if self.W.any() else 0,
             generator,
         )
-
-    # -- AIS and exact log Z ------------------------------------------------------------------
-
-    @torch.no_grad()
-    def ais_base(self, x_train: torch.Tensor) -> GRBM:
-        """The base model: W = 0, c = 0, b = the data mean, sigma_i = the data's standard
-        deviation of unit i (inside this model's bounds): the data's Gaussian marginals. Its
-        samples are exact."""
-        self.check_input(x_train, "x_train")
-        cfg = self.config.replace(
-            n_visible=self.n_visible, init_std=0.0, sample_burn_in=0, persistent=False,
-            learn_std=True,
-        )
-        base = GRBM(cfg).to(device=self.W.device, dtype=self.W.dtype)
-        x = x_train.to(self.W)
-        base.b.copy_(x.mean(0))
-        base.set_log_var(torch.log(x.var(0, unbiased=False).clamp_min(1e-30)))
-        return base
-
-    @torch.no_grad()
-    def log_partition(self) -> torch.Tensor:
-        """log Z in closed form, valid only when W == 0 (the AIS base):
-        sum_i 0.5 log(2 pi sigma_i^2) + sum_j softplus(c_j). 0-dim tensor."""
-        check_zero_weights(self.W)
-        return 0.5 * (_LOG_2PI + self.log_var).sum() + softplus(self.c).sum()
-
-    def annealed_free_energy(self, v: torch.Tensor, beta: float, base: GRBM) -> torch.Tensor:
-        """F_beta(v) on the path from ``base`` (beta = 0, W_A = 0) to this model (beta = 1);
-        module docstring. v (B, D) -> (B,)."""
-        prec = torch.exp(-self.log_var)
-        return self._annealed_free_energy(v, self._hidden_input(v * prec), prec, beta, base)
-
-    def _annealed_free_energy(self, v, a, prec, beta, base):
-        prec_a = torch.exp(-base.log_var)
-        quad = (1.0 - beta) * ((v - base.b) ** 2 * prec_a).sum(-1) + beta * (
-            (v - self.b) ** 2 * prec
-        ).sum(-1)
-        return 0.5 * quad - softplus(beta * a + (1.0 - beta) * base.c).sum(-1)
-
-    @torch.no_grad()
-    def annealed_gibbs_step(
-        self, v: torch.Tensor, beta: float, base: GRBM, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        """One Gibbs sweep v -> h -> v leaving p_beta invariant. v (B, D) -> (B, D)."""
-        prec = torch.exp(-self.log_var)
-        return self._annealed_sweep(self._hidden_input(v * prec), prec, beta, base, generator)
-
-    def _annealed_sweep(self, a, prec, beta, base, generator):
-        h = bernoulli(torch.sigmoid(beta * a + (1.0 - beta) * base.c), generator)
-        prec_a = torch.exp(-base.log_var)
-        lam = (1.0 - beta) * prec_a + beta * prec
-        m = (1.0 - beta) * base.b * prec_a + beta * prec * self.v_mean_given_h(h)
-        return m / lam + randn(m, generator) * torch.rsqrt(lam)
-
-    @torch.no_grad()
-    def annealed_step(
-        self,
-        v: torch.Tensor,
-        beta_prev: float,
-        beta: float,
-        base: GRBM,
-        generator: torch.Generator | None = None,
-        transition: bool = True,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fused AIS step: (F_{beta_prev}(v) - F_beta(v) (B,), the state after one sweep at
-        beta), the hidden input computed once."""
-        prec = torch.exp(-self.log_var)
-        a = self._hidden_input(v * prec)
-        inc = self._annealed_free_energy(v, a, prec, beta_prev, base) - self._annealed_free_energy(
-            v, a, prec, beta, base
-        )
-        if not transition:
-            return inc, v
-        return inc, self._annealed_sweep(a, prec, beta, base, generator)
-
-    def enumerable_free_energy(self):
-        """(F(h), n_hidden): the hidden-state free energy with the Gaussian visibles integrated
-        analytically (computed without gradients); Z = sum over the 2^H states of exp(-F(h))."""
-        return enumerable_hidden_free_energy(self)

@@ -1,0 +1,59 @@
+"""The ``genzoo`` command line: list models and data sets, train, evaluate, sample.
+
+Errors a user can cause (:class:`~genzoo.core.errors.GenzooError`) print one line naming the
+fix and exit with status 2; anything else is a bug and keeps its traceback.
+
+The parser lives in :mod:`.parser` and the commands in :mod:`.info`, :mod:`.train`,
+:mod:`.evaluate` and :mod:`.images`; the names re-exported here are the ones the console
+script (``genzoo.cli:main``), ``python -m genzoo`` and the tests import from ``genzoo.cli``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from genzoo.cli.evaluate import _cmd_evaluate, _format_report, _json_safe
+from genzoo.cli.images import _cmd_chain, _cmd_filters, _cmd_inpaint, _cmd_sample, _hidden_pixels
+from genzoo.cli.info import _cmd_data, _cmd_models
+from genzoo.cli.parser import _build_parser
+from genzoo.cli.train import _cmd_train, _resolve_for_data
+from genzoo.core.errors import CheckpointError, GenzooError
+
+__all__ = [
+    "EXIT_USER_ERROR",
+    "_build_parser",
+    "_format_report",
+    "_hidden_pixels",
+    "_json_safe",
+    "_resolve_for_data",
+    "main",
+]
+
+EXIT_USER_ERROR = 2
+
+_COMMANDS = {
+    "models": _cmd_models,
+    "data": _cmd_data,
+    "train": _cmd_train,
+    "evaluate": _cmd_evaluate,
+    "sample": _cmd_sample,
+    "inpaint": _cmd_inpaint,
+    "chain": _cmd_chain,
+    "filters": _cmd_filters,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except GenzooError as exc:
+        kind = "checkpoint error" if isinstance(exc, CheckpointError) else "error"
+        print(f"genzoo: {kind}: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("genzoo: interrupted; the last checkpoint in the run directory is intact "
+              "(continue with --resume)", file=sys.stderr)
+        return 130

@@ -1,0 +1,167 @@
+"""Commands that write pictures of a trained run: sample, inpaint, chain, filters."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from genzoo.core.errors import GenzooError
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from genzoo.training.checkpoint import load_model
+    from genzoo.utils.images import save_image_grid
+
+    if args.n <= 0:
+        raise GenzooError(f"-n {args.n}: the number of samples must be positive")
+    from genzoo.data import IMAGE_SHAPES
+
+    model, cfg = load_model(args.run_dir, device=args.device)
+    image_shape = IMAGE_SHAPES[cfg.data.name]
+    generator = torch.Generator(device=args.device).manual_seed(args.seed)
+    with torch.no_grad():
+        x = model.sample(args.n, generator=generator)
+    x = x.float().cpu()
+    if cfg.data.dequantize or cfg.data.name == "image-patches":
+        # Model space (logits, DC-removed or rescaled patches) back to pixels; the rescaling
+        # depends on the training set, so the data are loaded.
+        from genzoo.data import load_data
+
+        x = load_data(cfg.data).to_images(x)
+    save_image_grid(x.clamp(0, 1), image_shape, args.out)
+    print(f"wrote {args.n} samples to {args.out}")
+    return 0
+
+
+_HALF_MASKS = ("bottom-half", "top-half", "left-half", "right-half")
+
+
+def _hidden_pixels(spec: str, image_shape: tuple[int, int], n: int, generator):
+    """Boolean (n, H*W), True where ``spec`` hides a pixel."""
+    import torch
+
+    h, w = image_shape
+    rows = torch.arange(h).unsqueeze(1).expand(h, w)
+    cols = torch.arange(w).unsqueeze(0).expand(h, w)
+    halves = {"bottom-half": rows >= h // 2, "top-half": rows < h // 2,
+              "left-half": cols < w // 2, "right-half": cols >= w // 2}
+    if spec in halves:
+        return halves[spec].reshape(1, -1).expand(n, -1)
+    if spec.startswith("random:"):
+        try:
+            p = float(spec.split(":", 1)[1])
+        except ValueError:
+            p = math.nan
+        if not 0.0 <= p <= 1.0:
+            raise GenzooError(f"--mask {spec}: P in random:P must be a number in [0, 1]")
+        return torch.rand((n, h * w), generator=generator, device=generator.device).cpu() < p
+    raise GenzooError(f"--mask {spec!r}: use one of {', '.join(_HALF_MASKS)} or random:P")
+
+
+def _cmd_inpaint(args: argparse.Namespace) -> int:
+    import torch
+
+    from genzoo.data import IMAGE_SHAPES, load_data
+    from genzoo.training.checkpoint import load_model
+    from genzoo.utils.images import save_image_grid
+
+    if args.n <= 0:
+        raise GenzooError(f"-n {args.n}: the number of images must be positive")
+    model, cfg = load_model(args.run_dir, device=args.device)
+    if not callable(getattr(model, "inpaint", None)):
+        raise GenzooError(
+            f"model {cfg.model_name!r} cannot inpaint (no conditional of any subset given the "
+            "rest); train an order-agnostic model such as deep-nade"
+        )
+    image_shape = IMAGE_SHAPES[cfg.data.name]
+    x = load_data(cfg.data).split(args.split).x[: args.n]
+    # One generator for the random mask and the completions, so they use different numbers.
+    generator = torch.Generator(device=args.device).manual_seed(args.seed)
+    hidden = _hidden_pixels(args.mask, image_shape, len(x), generator)
+    dtype = next(model.parameters()).dtype
+    x = x.to(device=args.device, dtype=dtype)
+    with torch.no_grad():
+        filled = model.inpaint(x, ~hidden.to(args.device), generator=generator)[0]
+    masked = torch.where(hidden.to(args.device), torch.full_like(x, 0.5), x)
+    grid = torch.cat([x, masked, filled]).float().cpu().clamp(0, 1)
+    save_image_grid(grid, image_shape, args.out, nrow=len(x))
+    print(f"wrote {len(x)} inpainted {args.split} images ({args.mask} hidden) to {args.out}: "
+          "rows original / masked input / completion")
+    return 0
+
+
+def _cmd_chain(args: argparse.Namespace) -> int:
+    import torch
+
+    from genzoo.core.protocols import ENERGY, has
+    from genzoo.data import IMAGE_SHAPES, load_data
+    from genzoo.training.checkpoint import load_model
+    from genzoo.utils.animation import save_chain_gif, save_chain_strip
+
+    for flag, value in (("-n", args.n), ("--steps", args.steps), ("--every", args.every)):
+        if value <= 0:
+            raise GenzooError(f"{flag} {value}: must be positive")
+    model, cfg = load_model(args.run_dir, device=args.device)
+    gibbs = has(model, ENERGY) and callable(getattr(model, "gibbs_step", None))
+    if not callable(getattr(model, "chain", None)) and not gibbs:
+        raise GenzooError(
+            f"model {cfg.model_name!r} has no sampling chain; `genzoo chain` runs Markov-chain "
+            "samplers (dae, cae, gsn) and energy models with block Gibbs sampling (rbm, ...)"
+        )
+    image_shape = IMAGE_SHAPES[cfg.data.name]
+    dtype = next(model.parameters()).dtype
+    generator = torch.Generator(device=args.device).manual_seed(args.seed)
+    if args.start == "data":
+        x0 = load_data(cfg.data).test.x[: args.n]
+    else:
+        d = image_shape[0] * image_shape[1]
+        x0 = torch.rand(args.n, d, generator=torch.Generator().manual_seed(args.seed)).round()
+    x0 = x0.to(device=args.device, dtype=dtype)
+    with torch.no_grad():
+        if callable(getattr(model, "chain", None)):
+            states = model.chain(x0, args.steps, generator=generator)
+        else:
+            states = [x0]
+            for _ in range(args.steps):
+                states.append(model.gibbs_step(states[-1], generator=generator))
+            states = torch.stack(states)
+    states = states.float().cpu().clamp(0, 1)
+    if args.out.suffix.lower() == ".gif":
+        frames = save_chain_gif(states, image_shape, args.out, every=args.every)
+        print(f"wrote {args.n} chains, {frames} frames (every {args.every}th of "
+              f"{args.steps} steps) to {args.out}")
+    else:
+        save_chain_strip(states, image_shape, args.out, every=args.every)
+        print(f"wrote {args.n} chains (every {args.every}th of {args.steps} steps) to {args.out}")
+    return 0
+
+
+def _cmd_filters(args: argparse.Namespace) -> int:
+    import torch
+
+    from genzoo.data import IMAGE_SHAPES
+    from genzoo.training.checkpoint import load_model
+    from genzoo.utils.images import save_image_grid
+
+    if args.n <= 0:
+        raise GenzooError(f"-n {args.n}: the number of filters must be positive")
+    model, cfg = load_model(args.run_dir)
+    if callable(getattr(model, "filters", None)):
+        images, shape = model.filters()
+    else:
+        image_shape = IMAGE_SHAPES[cfg.data.name]
+        d = image_shape[0] * image_shape[1]
+        W = getattr(model, "W", None)
+        if not isinstance(W, torch.Tensor) or W.dim() != 2 or W.shape[0] != d:
+            raise GenzooError(
+                f"model {cfg.model_name!r} has no first-layer weight matrix W (D={d}, H) to show; "
+                "`genzoo filters` works for RBM-family models and the convolutional RBM"
+            )
+        images, shape = W.detach().T.float(), image_shape
+    images = images[: args.n]
+    # Each filter scaled to its own range: the pattern matters, not the magnitude.
+    save_image_grid(images.cpu(), shape, args.out, scale=2, normalize=True)
+    print(f"wrote {len(images)} filters to {args.out}")
+    return 0

@@ -1,0 +1,111 @@
+"""The ``genzoo`` argument parser: every subcommand, its options and its help text.
+
+Kept apart from the commands so ``genzoo --help`` and the parser tests import no torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genzoo",
+        description="The classic deep generative models: train, sample, and evaluate "
+        "log-likelihoods honestly (exact, bound, or AIS / importance-sampling estimates).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    sub.add_parser("models", help="list every model: name, family, summary, paper",
+                   description="List every registered model with its family, a one-line "
+                   "summary and the paper it implements.")
+    sub.add_parser("data", help="list the data sets and where genzoo looks for their files",
+                   description="List the named data sets and the data directory (GENZOO_DATA).")
+
+    train = sub.add_parser(
+        "train", help="train a model and write a run directory",
+        description="Train MODEL on a data set. The run directory receives config.json (the full "
+        "resolved config), model.safetensors, trainer state, metrics.csv and samples.png.",
+    )
+    train.add_argument("model", metavar="MODEL", help="model name (see `genzoo models`)")
+    train.add_argument("--data", default=None, help="data set name (see `genzoo data`); "
+                       "default: the config's data.name (digits)")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config field, e.g. model.n_hidden=500, train.lr=0.05, "
+                       "data.binarize=dynamic (repeatable)")
+    train.add_argument("--out", required=True, type=Path, metavar="RUN_DIR",
+                       help="run directory to create (or to continue with --resume)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in RUN_DIR from its last checkpoint; only the run "
+                       "length (train.epochs, train.max_steps) may be changed with --set")
+    train.add_argument("--resume-if-exists", action="store_true",
+                       help="resume when RUN_DIR holds a checkpoint, else start the run there "
+                       "(for torchrun --max-restarts: a restarted group continues from the "
+                       "last checkpoint); the config must match the checkpoint's")
+
+    ev = sub.add_parser(
+        "evaluate", help="estimate the test log-likelihood of a trained run",
+        description="Print the model's likelihood figure (nats per example) with its estimator, "
+        "sample count and standard error.",
+    )
+    ev.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    ev.add_argument("--split", choices=("train", "valid", "test"), default=None,
+                    help="data split (default: the config's eval.split, test)")
+    ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override an eval.* field, e.g. eval.ais_runs=100, eval.ais_betas=14500")
+    ev.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    ev.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
+    ev.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
+
+    sa = sub.add_parser("sample", help="draw samples from a trained run and save a PNG grid",
+                        description="Draw N samples from the model in RUN_DIR and save them as "
+                        "an image grid.")
+    sa.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    sa.add_argument("-n", type=int, default=100, help="number of samples (default 100)")
+    sa.add_argument("--out", type=Path, required=True, help="output PNG path")
+    sa.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sa.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
+
+    ip = sub.add_parser(
+        "inpaint", help="hide part of some images and let the model fill it in (PNG grid)",
+        description="Take N images of a split, hide the part named by --mask, complete it with "
+        "the model in RUN_DIR (models with inpainting only, e.g. deep-nade) and save a grid "
+        "with three rows: original, masked input (hidden pixels grey), completion.",
+    )
+    ip.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    ip.add_argument("--split", choices=("train", "valid", "test"), default="test",
+                    help="data split to take the images from (default test)")
+    ip.add_argument("-n", type=int, default=16, help="number of images (default 16)")
+    ip.add_argument("--mask", default="bottom-half", metavar="MASK",
+                    help="the part to hide: bottom-half (default), top-half, left-half, "
+                    "right-half, or random:P (each pixel hidden with probability P)")
+    ip.add_argument("--out", type=Path, required=True, help="output PNG path")
+    ip.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    ip.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
+
+    ch = sub.add_parser(
+        "chain", help="run the model's sampling chain and save it as a GIF or a PNG strip",
+        description="Run N chains of the model in RUN_DIR for --steps steps (Markov-chain "
+        "samplers: dae, cae, gsn; energy models: block Gibbs) and save every --every-th state: "
+        "an animated GIF (--out ending in .gif) or a PNG strip, one row per chain.",
+    )
+    ch.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    ch.add_argument("-n", type=int, default=8, help="number of chains (default 8)")
+    ch.add_argument("--steps", type=int, default=100, help="chain steps (default 100)")
+    ch.add_argument("--every", type=int, default=5, help="keep every k-th state (default 5)")
+    ch.add_argument("--start", choices=("noise", "data"), default="noise",
+                    help="start from uniform binary noise (default) or from test examples")
+    ch.add_argument("--out", type=Path, required=True, help="output .gif or .png path")
+    ch.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    ch.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
+
+    fi = sub.add_parser(
+        "filters", help="save the learned first-layer filters of a run as a PNG grid",
+        description="Save the first-layer weights of the model in RUN_DIR, one image per "
+        "hidden unit or convolution kernel, each scaled to [0, 1].",
+    )
+    fi.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    fi.add_argument("-n", type=int, default=100, help="at most this many filters (default 100)")
+    fi.add_argument("--out", type=Path, required=True, help="output PNG path")
+    return parser

@@ -1,0 +1,109 @@
+"""``genzoo train``: build a model from its config and run the Trainer (also under torchrun)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from genzoo.core.errors import GenzooError
+
+
+def _resolve_for_data(cfg, bundle):
+    """Fill model fields that come from the data (``n_visible``) before the model is built."""
+    model_cfg = cfg.model
+    if any(f.name == "n_visible" for f in dataclasses.fields(model_cfg)):
+        if model_cfg.n_visible is None:
+            model_cfg = model_cfg.replace(n_visible=bundle.n_features)
+        elif model_cfg.n_visible != bundle.n_features:
+            raise GenzooError(
+                f"model.n_visible={model_cfg.n_visible} but data set {cfg.data.name!r} has "
+                f"{bundle.n_features} features; drop the override or pick matching data"
+            )
+    return dataclasses.replace(cfg, model=model_cfg)
+
+
+# What a run writes before its first checkpoint: a restarted run may start over on these.
+_EARLY_RUN_FILES = frozenset({"config.json", "metrics.csv", "samples.png"})
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from genzoo import distributed as gz_dist
+    from genzoo.core.registry import get_model_spec
+    from genzoo.core.run_config import RunConfig
+    from genzoo.data import load_data
+    from genzoo.training import Trainer
+    from genzoo.training.checkpoint import has_checkpoint, read_run_config
+    from genzoo.training.data_parallel import agree
+
+    spec = get_model_spec(args.model)
+    # Decided before anything is written, so every rank of a torchrun group decides alike.
+    resume = args.resume or (args.resume_if_exists and has_checkpoint(args.out))
+    if resume:
+        cfg = read_run_config(args.out)
+        if cfg.model_name != spec.name:
+            raise GenzooError(
+                f"{args.out} holds a {cfg.model_name!r} run, not {spec.name!r}; "
+                f"resume with `genzoo train {cfg.model_name} --out {args.out} --resume`"
+            )
+        if args.data is not None and args.data != cfg.data.name:
+            raise GenzooError(
+                f"{args.out} was trained on {cfg.data.name!r}; a resumed run keeps its data set"
+            )
+    else:
+        if args.out.exists() and any(args.out.iterdir()):
+            early = all(
+                p.name in _EARLY_RUN_FILES or p.name.startswith(".") for p in args.out.iterdir()
+            )
+            if not (args.resume_if_exists and early):
+                raise GenzooError(
+                    f"run directory {args.out} exists and is not empty; choose a new --out, "
+                    "or add --resume to continue that run"
+                )
+        cfg = RunConfig.default(spec.name)
+        if args.data is not None:
+            cfg = cfg.with_overrides([f"data.name={args.data}"])
+    cfg = cfg.with_overrides(args.overrides)
+    device = cfg.train.device
+    ctx = gz_dist.init_from_env(None if device == "auto" else device)
+    try:
+        if ctx.is_distributed and cfg.train.shards == 1:
+            # One shard of each global batch per process; recorded in config.json, and a
+            # one-process run with this value reproduces the run.
+            cfg = cfg.with_overrides([f"train.shards={ctx.world_size}"])
+            if ctx.is_main:
+                print(f"genzoo: {ctx.world_size} processes: train.shards={ctx.world_size}, "
+                      f"global batch train.batch_size={cfg.train.batch_size}, "
+                      f"train.lr_scaling={cfg.train.lr_scaling}", file=sys.stderr)
+        if ctx.is_distributed and not (agree(resume) or agree(not resume)):
+            raise GenzooError(
+                f"the processes disagree on whether {args.out} holds a checkpoint; every "
+                "machine must see the same run directory (a shared file system)"
+            )
+        bundle = load_data(cfg.data)
+        cfg = _resolve_for_data(cfg, bundle)
+        import torch
+
+        # nn.Module initialisers draw from the global generator; seeding it here (application
+        # code, not the library) makes the initial parameters a function of train.seed.
+        torch.manual_seed(cfg.train.seed)
+        model = spec.build(cfg.model)
+        if resume and ctx.is_main:
+            from genzoo.training.checkpoint import checkpoint_step
+
+            print(f"genzoo: resuming {args.out} from step {checkpoint_step(args.out)}",
+                  file=sys.stderr)
+        trainer = Trainer(model, cfg, bundle, args.out, distributed=ctx.is_distributed)
+        metrics = trainer.fit(resume=resume)
+        # Every process leaves the group together: a process tearing down gloo while its
+        # peer is still in a collective can abort the peer at exit.
+        gz_dist.barrier()
+    finally:
+        gz_dist.destroy()
+    if ctx.is_main:
+        summary = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
+        )
+        print(f"trained {spec.name} on {cfg.data.name}: {summary}")
+        print(f"run directory: {args.out}  (next: genzoo evaluate {args.out})")
+    return 0
