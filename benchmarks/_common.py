@@ -75,6 +75,8 @@ def validate_result(result: dict[str, Any]) -> None:
                 problems.append(f"timings[{name!r}] is not ok and gives no reason")
     else:
         problems.append(f"kind must be 'likelihood' or 'speed', got {kind!r}")
+    if "wall_s" in result and not isinstance(result["wall_s"], dict):
+        problems.append("wall_s must map a name to seconds, e.g. {'train': 12.3}")
     data = result.get("data", {})
     problems += [f"data lacks {k!r}" for k in DATA_KEYS if k not in data]
     git = result.get("git", {})

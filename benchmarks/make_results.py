@@ -143,7 +143,33 @@ def stderr_footnote(r: dict[str, Any]) -> str:
             "better.")
 
 
+def throughput_section(r: dict[str, Any]) -> list[str]:
+    """Speed results measured in examples per second (one row per setting) with named
+    ratios (speedups, efficiencies) rather than per-epoch times against a peer."""
+    lines = [f"## {r['title']}", "", *_provenance(r), "",
+             "| setting | processes | shards | examples / s | status |",
+             "| --- | ---: | ---: | ---: | --- |"]
+    for name, t in r["timings"].items():
+        ok = t.get("status") == "ok"
+        lines.append(
+            f"| {name} | {t.get('processes', '—')} | {t.get('shards', '—')} | "
+            f"{_fmt(t.get('examples_per_s'), 0) if ok else '—'} | "
+            f"{'ok' if ok else t.get('status', '') + ': ' + t.get('reason', '')} |"
+        )
+    lines += ["", *[f"- {k}: {_fmt(v, 3)}" for k, v in r["ratios"].items()]]
+    acc = r["acceptance"]
+    lines += [
+        "",
+        (f"Acceptance ({acc.get('criterion', '')}): "
+         f"**{'passed' if acc.get('passed') else 'NOT MET'}** — {acc.get('why', '')}."),
+    ]
+    lines += _notes(r)
+    return lines
+
+
 def speed_section(r: dict[str, Any]) -> list[str]:
+    if any("examples_per_s" in t for t in r["timings"].values()):
+        return throughput_section(r)
     c = r["config"]
     lines = [f"## {r['title']}", "", *_provenance(r)]
     lines.append(

@@ -293,3 +293,34 @@ def test_torchrun_restarts_a_killed_worker_and_the_run_resumes(tmp_path):
     model, cfg = load_model(out)  # 12 hidden units: the exact log-likelihood
     report = evaluate(model, load_data(cfg.data), cfg.eval)
     assert torch.isfinite(torch.tensor(report["nll_nats"]))
+
+
+def test_two_torchrun_nodes_equal_one_process(tmp_path):
+    # Multi-node through torchrun's own rendezvous flags: two launchers (--nnodes 2, one
+    # process each, node ranks 0 and 1) meeting at a master address, as on two machines; here
+    # both run on this one, so the run directory is shared as a shared file system would be.
+    out = tmp_path / "run"
+    port = free_port()
+    steps = ["train.epochs=100", "train.max_steps=12"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = []
+    for node in (0, 1):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2",
+               "--node-rank", str(node), "--nproc-per-node", "1", "--master-addr",
+               "127.0.0.1", "--master-port", str(port), "-m", "genzoo", "train", "rbm",
+               "--out", str(out),
+               *[f"--set={o}" for o in [*COMMON, *CASES["rbm-cd"][1], *steps]]]
+        log = open(tmp_path / f"node{node}.log", "w")
+        procs.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log))
+    try:
+        for node, (proc, log) in enumerate(procs):
+            rc = proc.wait(timeout=120)
+            log.close()
+            assert rc == 0, (tmp_path / f"node{node}.log").read_text()[-3000:]
+    finally:
+        for proc, _ in procs:
+            if proc.poll() is None:
+                proc.kill()
+    ref = tmp_path / "ref"
+    train("rbm-cd", ref, *steps, "train.shards=2")
+    _assert_same(_params(ref), _params(out))
