@@ -71,3 +71,18 @@ def test_user_errors_are_named(rbm_run, dae_run, tmp_path, capsys):
     assert "--steps 0" in capsys.readouterr().err
     assert main(["filters", str(dae_run), "--out", str(tmp_path / "x.png")]) == 2
     assert "no first-layer weight matrix" in capsys.readouterr().err
+
+
+def test_a_run_that_failed_before_training_can_be_started_again(tmp_path, capsys):
+    out = tmp_path / "run"
+    base = ["train", "rbm", "--data", "digits", "--set", "data.n_train=100", "--set",
+            "train.epochs=1", "--set", "train.progress=false", "--set", "model.n_hidden=4",
+            "--set", "model.sample_burn_in=2", "--set", "train.grid_samples=4"]
+    # Grey digits for a Bernoulli model: refused by the data check, after config.json was
+    # written. The same command with the fix named in the error then runs in the same place.
+    assert main(base + ["--out", str(out)]) == 2
+    assert "binarize" in capsys.readouterr().err
+    assert main(base + ["--set", "data.binarize=threshold", "--out", str(out)]) == 0
+    # A directory holding a trained run is still refused.
+    assert main(base + ["--set", "data.binarize=threshold", "--out", str(out)]) == 2
+    assert "not empty" in capsys.readouterr().err

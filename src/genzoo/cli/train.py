@@ -52,10 +52,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
             )
     else:
         if args.out.exists() and any(args.out.iterdir()):
-            early = all(
-                p.name in _EARLY_RUN_FILES or p.name.startswith(".") for p in args.out.iterdir()
-            )
-            if not (args.resume_if_exists and early):
+            names = {p.name for p in args.out.iterdir() if not p.name.startswith(".")}
+            early = names <= _EARLY_RUN_FILES
+            # A run that failed before training (e.g. a data check) left only its config:
+            # nothing is lost by starting again there.
+            untrained = names <= {"config.json"}
+            if not (untrained or (args.resume_if_exists and early)):
                 raise GenzooError(
                     f"run directory {args.out} exists and is not empty; choose a new --out, "
                     "or add --resume to continue that run"
