@@ -9,6 +9,7 @@ Trainer's attributes and is not meant to be used on its own.
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import torch
@@ -33,6 +34,8 @@ class _ReportingMixin:
             for phase in self.phases:  # each player's loss: a collapse shows at a glance
                 if f"{phase.name}_loss" in row:
                     post[f"{phase.name}_loss"] = f"{row[f'{phase.name}_loss']:.4g}"
+            if getattr(self, "_failures", None):
+                post["warn"] = ",".join(sorted(self._failures))
             bar.set_postfix(**post, ex_s=f"{row['examples_per_s']:.0f}")
         if can_validate(self.model, self.bundle) and (
             (cfg.validate_every > 0 and self.step % cfg.validate_every == 0)
@@ -67,9 +70,25 @@ class _ReportingMixin:
         out = validation_figures(self.model, self.bundle.valid.x.to(self.device))
         if not self._valid_keys:
             self._valid_keys = sorted(out)
+        self._flag_failures(out)
         self._last_validation = self.step
         self._excluded_s += time.perf_counter() - t
         return out
+
+    def _flag_failures(self, figures: dict[str, float]) -> None:
+        """Failure signals a model reports among its validation figures, as ``<what>_collapsed``
+        = 1.0 (e.g. the GAN's discriminator loss near zero): warned about once when they
+        appear, and shown in the progress bar while they last. metrics.csv keeps the column."""
+        failures = getattr(self, "_failures", set())
+        now = {k for k, v in figures.items() if k.endswith("_collapsed") and v >= 1.0}
+        for key in sorted(now - failures):
+            warnings.warn(
+                f"step {self.step}: {type(self.model).__name__} reports {key} on the validation "
+                f"split ({', '.join(f'{k}={v:.3g}' for k, v in sorted(figures.items()))}); "
+                "training is failing: see the model's docs for the usual remedies",
+                RuntimeWarning, stacklevel=2,
+            )
+        self._failures = now
 
     def _wall(self) -> float:
         return self._wall_offset + time.perf_counter() - self._t0
