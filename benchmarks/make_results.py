@@ -46,7 +46,11 @@ def load_results(results_dir: Path) -> list[dict[str, Any]]:
 
 
 def _fmt(x: float | None, digits: int = 2) -> str:
-    return "n/a" if x is None else f"{x:.{digits}f}"
+    if x is None:
+        return "n/a"
+    if x != 0 and abs(x) < 10.0 ** (1 - digits):
+        return f"{x:.{digits}g}"  # small values (an MMD^2) keep their significant digits
+    return f"{x:.{digits}f}"
 
 
 def _provenance(r: dict[str, Any]) -> list[str]:
