@@ -21,7 +21,6 @@ epochs and reports the final model (see ``RECIPE`` and the notes in each result)
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -100,17 +99,16 @@ def train_command(args: argparse.Namespace, run_dir: Path) -> list[str]:
 def test_error(run_dir: Path) -> dict:
     """Load the trained run and classify its data set's test split."""
     from genzoo.data import load_data
+    from genzoo.evaluation import classification_report
     from genzoo.training.checkpoint import load_model
 
     model, run_config = load_model(run_dir)
     bundle = load_data(run_config.data)
-    x, y = bundle.test.x, bundle.test.y
-    err = model.classification_error(x, y)
-    n = len(x)
+    report = classification_report(model, bundle.test)
     return {
-        "error": err,
-        "n": n,
-        "stderr": math.sqrt(err * (1 - err) / n) if n else float("nan"),
+        "error": report["classification_error"],
+        "n": report["n_classified"],
+        "stderr": report["classification_stderr"],
         "description": getattr(bundle, "description", None),
     }
 

@@ -24,6 +24,7 @@ from genzoo.evaluation.ais import (
     reverse_ais_log_partition,
     sm08_schedule,
 )
+from genzoo.evaluation.classification import classification_error, classification_report
 from genzoo.evaluation.config import EvalConfig
 from genzoo.evaluation.energy import energy_nll
 from genzoo.evaluation.exact import exact_log_partition
@@ -40,6 +41,8 @@ __all__ = [
     "Estimate",
     "EvalConfig",
     "ais_log_partition",
+    "classification_error",
+    "classification_report",
     "effective_sample_size",
     "energy_nll",
     "evaluate",
@@ -127,28 +130,3 @@ def _has_likelihood_estimator(model) -> bool:
     if has(model, ENERGY):
         return has(model, AIS) or has(model, EXACT_LOG_PARTITION)
     return any(has(model, c) for c in (VARIATIONAL, EXACT_LIKELIHOOD, LATENT, IMPLICIT))
-
-
-def classification_report(model, split) -> dict[str, Any]:
-    """Test error of ``model.predict`` on a labelled split: ``classification_error`` (a
-    fraction) with its binomial standard error sqrt(e (1 - e) / N)."""
-    if split.y is None:
-        raise GenzooError("this split has no labels, so classification error cannot be measured")
-    was_training = model.training
-    chunk = 1000
-    model.eval()
-    try:
-        with torch.no_grad():
-            device = next(model.parameters()).device
-            wrong = sum(
-                int((model.predict(split.x[i : i + chunk].to(device)).cpu()
-                     != split.y[i : i + chunk]).sum())
-                for i in range(0, len(split.x), chunk)
-            )
-    finally:
-        model.train(was_training)
-    n = len(split.x)
-    err = wrong / n
-    return {"classification_error": err,
-            "classification_stderr": (err * (1 - err) / n) ** 0.5,
-            "n_classified": n}

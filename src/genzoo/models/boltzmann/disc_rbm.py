@@ -142,14 +142,11 @@ class DiscRBM(nn.Module):
         self.check_input(x)
         return self.class_logits(x.to(self.W.dtype)).argmax(-1)
 
-    @torch.no_grad()
     def classification_error(self, x: torch.Tensor, y: torch.Tensor, chunk: int = 2000) -> float:
         """Fraction of examples whose predicted class differs from y (B,)."""
-        wrong = sum(
-            int((self.predict(x[s : s + chunk]) != y[s : s + chunk].to(x.device)).sum())
-            for s in range(0, len(x), chunk)
-        )
-        return wrong / max(len(x), 1)
+        from genzoo.evaluation.classification import classification_error
+
+        return classification_error(self, x, y, chunk)
 
     # -- sampling -----------------------------------------------------------------------------
 

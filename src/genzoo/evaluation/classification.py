@@ -1,0 +1,40 @@
+"""Classification error of models that predict labels (``predict(x) -> (B,) int64``), such
+as the hybrid discriminative RBM and the MP-DBM: the one count every report and benchmark uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from genzoo.core.errors import GenzooError
+
+
+def classification_error(model, x: torch.Tensor, y: torch.Tensor, chunk: int = 1000) -> float:
+    """Fraction of the examples x (N, D) whose ``model.predict`` differs from y (N,), computed
+    in eval mode without gradients, ``chunk`` examples at a time on the model's device."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            device = next(model.parameters()).device
+            wrong = sum(
+                int((model.predict(x[i : i + chunk].to(device)).cpu() != y[i : i + chunk].cpu())
+                    .sum())
+                for i in range(0, len(x), chunk)
+            )
+    finally:
+        model.train(was_training)
+    return wrong / max(len(x), 1)
+
+
+def classification_report(model, split) -> dict[str, Any]:
+    """Error of ``model.predict`` on a labelled split: ``classification_error`` (a fraction)
+    with its binomial standard error sqrt(e (1 - e) / N) and ``n_classified`` = N."""
+    if split.y is None:
+        raise GenzooError("this split has no labels, so classification error cannot be measured")
+    n = len(split.x)
+    err = classification_error(model, split.x, split.y)
+    return {"classification_error": err,
+            "classification_stderr": (err * (1 - err) / max(n, 1)) ** 0.5,
+            "n_classified": n}
