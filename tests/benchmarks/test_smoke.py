@@ -36,9 +36,10 @@ def test_speed_smoke_writes_a_complete_result(tmp_path):
     try:
         import learnergy  # noqa: F401
 
-        impls = ["genzoo", "sklearn", "bare", "learnergy-fit", "learnergy-step"]
+        impls = ["genzoo", "sklearn", "bare", "bare+draws", "learnergy-fit", "learnergy-step"]
     except ImportError:
-        impls = ["genzoo", "sklearn", "bare"]  # CI has no learnergy: its part is skipped
+        # CI has no learnergy: its part is skipped
+        impls = ["genzoo", "sklearn", "bare", "bare+draws"]
     run_script(["benchmarks/rbm_cd1_speed.py", "--smoke", "--threads", "1",
                 "--impls", ",".join(impls), "--out", str(tmp_path)])
 
@@ -57,6 +58,8 @@ def test_speed_smoke_writes_a_complete_result(tmp_path):
         expected = result["timings"]["genzoo"]["median_s"] / result["timings"][name]["median_s"]
         assert math.isclose(result["ratios"][f"genzoo / {name}"], expected, rel_tol=1e-9)
     assert set(result["acceptance"]) >= {"criterion", "passed", "why"}
+    assert math.isclose(result["acceptance"]["genzoo_over_bare_plus_draws"],
+                        result["ratios"]["genzoo / bare+draws"], rel_tol=1e-12)
     assert result["git"]["commit"] and isinstance(result["git"]["dirty"], bool)
     assert result["machine"]["torch"] and result["machine"]["cores"] >= 1
 

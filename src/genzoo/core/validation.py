@@ -30,14 +30,14 @@ def check_data(x: torch.Tensor, n_features: int, *, binary: bool, name: str = "x
 
 def check_binary(x: torch.Tensor, n_features: int, name: str = "x") -> None:
     """:func:`check_data` for Bernoulli models, with a fast path for the training loop:
-    x (1 - x) == 0 holds exactly for 0 and 1 and fails for NaN, Inf and anything else, so one
-    product and a count decide; the full check runs only to word the error."""
+    x - x * x == 0 holds exactly for 0 and 1 and fails for NaN, Inf and anything else, so one
+    fused pass (addcmul) and a count decide; the full check runs only to word the error."""
     if (
         isinstance(x, torch.Tensor)
         and x.dim() == 2
         and x.shape[1] == n_features
         and x.is_floating_point()
-        and int(torch.count_nonzero(x * (1 - x))) == 0
+        and int(torch.count_nonzero(torch.addcmul(x, x, x, value=-1.0))) == 0
     ):
         return
     check_data(x, n_features, binary=True, name=name)

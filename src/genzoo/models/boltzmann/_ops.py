@@ -66,12 +66,12 @@ class ContrastiveFreeEnergy(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         v_pos, s_pos, v_neg, s_neg = ctx.saved_tensors
-        n_pos, n_neg = v_pos.shape[0], v_neg.shape[0]
-        s_neg = s_neg * (grad / n_neg)
-        s_pos = s_pos * (grad / n_pos)
-        g_W = torch.mm(v_neg.T, s_neg).addmm_(v_pos.T, s_pos, alpha=-1.0)
-        g_b = (v_neg.sum(0) / n_neg - v_pos.sum(0) / n_pos) * grad
-        g_c = s_neg.sum(0) - s_pos.sum(0)
+        # The 1/N scalings ride on the GEMM's alpha and beta, so no (B, H) pass scales s.
+        g = float(grad)
+        a_neg, a_pos = g / v_neg.shape[0], g / v_pos.shape[0]
+        g_W = torch.mm(v_neg.T, s_neg).addmm_(v_pos.T, s_pos, beta=a_neg, alpha=-a_pos)
+        g_b = v_neg.sum(0).mul_(a_neg).sub_(v_pos.sum(0), alpha=a_pos)
+        g_c = s_neg.sum(0).mul_(a_neg).sub_(s_pos.sum(0), alpha=a_pos)
         return g_W, g_b, g_c, None, None, None, None, None
 
 
