@@ -13,7 +13,7 @@ import torch
 from _sequence_checks import exact_nll
 
 from genzoo.core.errors import ConfigError, TrainingDiverged
-from genzoo.core.protocols import ENERGY, EXACT_LOG_PARTITION, EnergyModel
+from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION, EnergyModel
 from genzoo.evaluation import exact_log_partition
 from genzoo.models.boltzmann.ssrbm import SSRBM, SSRBMConfig
 
@@ -54,7 +54,7 @@ def log_marginal_slabs(m: SSRBM, v: torch.Tensor, h: torch.Tensor) -> torch.Tens
 def test_registered_with_capabilities():
     m = make_ssrbm()
     assert isinstance(m, EnergyModel)
-    assert m.capabilities == {ENERGY, EXACT_LOG_PARTITION}
+    assert m.capabilities == {ENERGY, AIS, EXACT_LOG_PARTITION}
 
 
 @torch.no_grad()

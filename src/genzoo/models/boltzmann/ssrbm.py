@@ -34,6 +34,7 @@ Exact log Z for small H: integrating v and s analytically for each spike vector 
     F(h) = -b^T h - sum_i 1/2 log(2 pi / alpha_i) - D/2 log(2 pi) + 1/2 log det P(h),
 
 and Z = sum_h exp(-F(h)) (enumeration, one Cholesky factorisation per state; evaluation only).
+Larger H: annealed importance sampling of log Z along W -> beta W (ssrbm_ais.py).
 
 Learning: CD-k / PCD-k as the surrogate ``mean F(v_data) - mean F(v_model)`` (v_model
 detached), differentiated by autograd; no matrix is inverted or factorised during training.
@@ -49,7 +50,7 @@ from torch import nn
 
 from genzoo.core.config import Config, check
 from genzoo.core.errors import ConfigError, TrainingDiverged
-from genzoo.core.protocols import ENERGY, EXACT_LOG_PARTITION
+from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_data
 from genzoo.models._common import require_n_visible
@@ -66,6 +67,7 @@ from genzoo.models.boltzmann._ops import (
     softplus,
     start_chains_at_data,
 )
+from genzoo.models.boltzmann.ssrbm_ais import SSRBMAnnealingPath
 from genzoo.nn.init import normal_or_zero_
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -135,11 +137,11 @@ class SSRBMConfig(Config):
     summary="spike-and-slab RBM (binary spikes, real slabs, real visibles), CD-k / PCD-k",
     paper="Courville, Bergstra & Bengio 2011",
 )
-class SSRBM(nn.Module):
+class SSRBM(SSRBMAnnealingPath, nn.Module):
     """Spike-and-slab RBM. Batch methods take (B, D) real visibles and (B, H) spikes / slabs and
     return (B,) values in nats; device and dtype follow the parameters."""
 
-    capabilities = frozenset({ENERGY, EXACT_LOG_PARTITION})
+    capabilities = frozenset({ENERGY, AIS, EXACT_LOG_PARTITION})
 
     def __init__(self, config: SSRBMConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()
@@ -251,8 +253,8 @@ class SSRBM(nn.Module):
         """F(v), spikes summed and slabs integrated out, in nats. v (B, D) -> (B,)."""
         return self._free_energy(v, self.weight(), self.alpha, self.lam)
 
-    def _free_energy(self, v, W, alpha, lam):
-        u = v @ W
+    def _free_energy(self, v, W, alpha, lam, u=None):
+        u = v @ W if u is None else u  # u = v W, when the caller has it
         spikes = softplus(self.b + u**2 / (2.0 * alpha)) + 0.5 * (_LOG_2PI - torch.log(alpha))
         return 0.5 * (v**2 * lam).sum(-1) - spikes.sum(-1)
 
@@ -293,8 +295,11 @@ class SSRBM(nn.Module):
     ) -> torch.Tensor:
         """One block Gibbs sweep v -> h -> s -> v leaving p_beta(v, s, h) ∝ exp(-beta E)
         invariant (beta > 0). v (B, D) -> (B, D)."""
-        W, alpha, lam = self.weight(), self.alpha, self.lam
-        u = v @ W
+        W = self.weight()
+        return self._gibbs_sweep(v @ W, W, self.alpha, self.lam, beta, generator)
+
+    def _gibbs_sweep(self, u, W, alpha, lam, beta, generator):
+        # the sweep from u = v W, for any feasible W (the AIS path uses beta W)
         h = bernoulli(torch.sigmoid(beta * (self.b + u**2 / (2.0 * alpha))), generator)
         s = h * u / alpha + randn(u, generator) * torch.rsqrt(beta * alpha)
         mean = ((s * h) @ W.T) / lam
