@@ -16,7 +16,16 @@ benchmark), so the result has no reference row. For scale the script also fits a
 likelihood full-covariance Gaussian to the same training patches and reports its test NLL in
 the same space (``extra.gaussian_nll``, computed here, not published).
 
-    python benchmarks/grbm_nll.py              # the full run (a few minutes on 2 cores)
+MNIST grey levels (``--data mnist``). The issue's second data set: the 28x28 MNIST images,
+dequantised (uniform noise inside each of the 256 grey levels, so the data have a density) and
+logit-transformed with alpha = 0.05 (y = logit(alpha + (1 - 2 alpha) x)), 500 hidden units.
+The evaluator subtracts the mean log-Jacobian of that map, so the NLL is the density of the
+dequantised pixels in [0, 1], nats per image, and also reports bits per dimension of the
+256-level images. The same full-covariance and diagonal Gaussians, fitted in logit space and
+carried back by the same Jacobian, give the scale (``extra.gaussian_nll``).
+
+    python benchmarks/grbm_nll.py              # patches: the full run (a few minutes, 2 cores)
+    python benchmarks/grbm_nll.py --data mnist # MNIST grey levels: ~10 minutes on 1 core
     python benchmarks/grbm_nll.py --smoke      # seconds; writes only to a temp dir
 """
 
@@ -31,10 +40,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common
 
 BENCHMARK = "grbm_nll"
-DATA = "image-patches"
+LOGIT_ALPHA = 0.05
+# Per data set: the data settings of the run, the benchmark id, the default size and length,
+# and how the result describes the data and the unit of the NLL.
+DATASETS = {
+    "image-patches": {
+        "sets": {"data.unit_variance": True},
+        "benchmark": BENCHMARK, "n_hidden": 256, "epochs": 50,
+        "binarization": "none (real-valued: dequantised, DC removed, unit-variance scaling "
+                        "undone by the evaluator's Jacobian)",
+        "per": "example (63-dimensional patch)", "unit": "per patch",
+        "title": "8x8 natural-image patches",
+    },
+    "mnist": {
+        "sets": {"data.binarize": "none", "data.dequantize": True,
+                 "data.logit_alpha": LOGIT_ALPHA},
+        "benchmark": f"{BENCHMARK}_mnist", "n_hidden": 500, "epochs": 20,
+        "binarization": f"none (grey levels dequantised, logit with alpha = {LOGIT_ALPHA}; the "
+                        "evaluator's Jacobian reports the density of the pixels in [0, 1])",
+        "per": "example (784-pixel image)", "unit": "per image",
+        "title": "MNIST grey levels (dequantised, logit)",
+    },
+}
 
 RECIPE = {
-    "data.unit_variance": True,
     "model.n_hidden": 256,
     "model.k": 1,
     "model.persistent": True,
@@ -61,51 +90,65 @@ SMOKE = {"epochs": 1, "n_hidden": 20, "n_train": 1000, "n_eval": 200, "ais_runs"
          "ais_betas": 100, "reverse_burn_in": 10}
 
 
-def train_command(args: argparse.Namespace, run_dir: Path) -> list[str]:
-    sets = {**RECIPE, "model.n_hidden": args.n_hidden, "train.epochs": args.epochs,
-            "train.progress": False}
+def recipe(args: argparse.Namespace) -> dict:
+    """The --set settings of the run (data settings of ``args.data`` first)."""
+    sets = {**DATASETS[args.data]["sets"], **RECIPE, "model.n_hidden": args.n_hidden,
+            "train.epochs": args.epochs}
     if args.lr is not None:
         sets["train.lr"] = args.lr
+    return sets
+
+
+def train_command(args: argparse.Namespace, run_dir: Path) -> list[str]:
+    sets = {**recipe(args), "train.progress": False}
     if args.smoke:
         sets.update({"data.n_train": SMOKE["n_train"], "data.n_eval": SMOKE["n_eval"]})
-    return _common.train_cmd("grbm", DATA, sets, run_dir)
+    return _common.train_cmd("grbm", args.data, sets, run_dir)
 
 
-def gaussian_baseline(n_train: int | None, n_eval: int | None) -> tuple[float, float]:
-    """Test NLLs (nats per patch) of the maximum-likelihood full-covariance and diagonal
-    Gaussians fitted to the training patches, in the space the evaluator reports (patches in
-    pixels / 256). The diagonal one is the GRBM's AIS base model (W = 0, c = 0) up to the
-    hidden units' constant."""
+def gaussian_baseline(data: str, n_train: int | None, n_eval: int | None) -> tuple[float, float]:
+    """Test NLLs (nats per example) of the maximum-likelihood full-covariance and diagonal
+    Gaussians fitted to the training data in model space, carried into the space the evaluator
+    reports by the same log-Jacobian (zero for patches loaded without the scaling). The
+    diagonal one is the GRBM's AIS base model (W = 0, c = 0) up to the hidden units' constant."""
     import torch
 
     from genzoo.data import load_data
     from genzoo.data.config import DataConfig
 
-    bundle = load_data(DataConfig(name=DATA, n_train=n_train, n_eval=n_eval))
+    sets = {k.removeprefix("data."): v for k, v in DATASETS[data]["sets"].items()
+            if k != "data.unit_variance"}
+    bundle = load_data(DataConfig(name=data, n_train=n_train, n_eval=n_eval, **sets))
     x, y = bundle.train.x.double(), bundle.test.x.double()
+    log_det = bundle.transform.log_det_jacobian(y) if bundle.transform is not None else 0.0
     mean = x.mean(0)
     cov = torch.cov(x.T, correction=0)
     full = torch.distributions.MultivariateNormal(mean, covariance_matrix=cov)
     diag = torch.distributions.Normal(mean, torch.diagonal(cov).sqrt())
-    return float(-full.log_prob(y).mean()), float(-diag.log_prob(y).sum(-1).mean())
+    return (float((-full.log_prob(y) - log_det).mean()),
+            float((-diag.log_prob(y).sum(-1) - log_det).mean()))
 
 
 def build_result(args, report: dict, steps: list[str], wall: dict, gauss: tuple) -> dict:
     notes = _common.with_run_notes(RECIPE_NOTES, args.smoke,
                                    "SMOKE RUN: tiny model and data; the number means nothing.")
+    meta = DATASETS[args.data]
+    if args.data == "mnist":
+        notes = [n for n in notes if "patch" not in n]
+        notes.append("The evaluator subtracts the mean log-Jacobian of the logit map, so the "
+                     "NLL is the density of the dequantised pixels in [0, 1]; bits_per_dim "
+                     "(extra) refers to the 256-level images.")
     notes.append(f"For scale: Gaussians fitted by maximum likelihood to the same training "
-                 f"patches have test NLL {gauss[0]:.2f} (full covariance) and {gauss[1]:.2f} "
-                 "(diagonal) nats per patch (computed by this script, not published numbers).")
+                 f"data have test NLL {gauss[0]:.2f} (full covariance) and {gauss[1]:.2f} "
+                 f"(diagonal) nats {meta['unit']} (computed by this script, not published "
+                 "numbers).")
     if "ais" not in str(report.get("estimator", "")).lower():
         notes.append(f"genzoo evaluated with {report.get('estimator')!r}, not AIS")
-    settings = {**RECIPE, "model.n_hidden": args.n_hidden, "train.epochs": args.epochs,
-                **({"train.lr": args.lr} if args.lr is not None else {})}
+    settings = recipe(args)
     body = {
-        "data": _common.report_data(
-            report, DATA, "none (real-valued: dequantised, DC removed, unit-variance scaling "
-                          "undone by the evaluator's Jacobian)",
-            likelihood_space=report.get("likelihood_space")),
-        "metric": {**_common.NLL_METRIC, "per": "example (63-dimensional patch)"},
+        "data": _common.report_data(report, args.data, meta["binarization"],
+                                    likelihood_space=report.get("likelihood_space")),
+        "metric": {**_common.NLL_METRIC, "per": meta["per"]},
         "estimator": _common.ais_estimator(report, "sm08"),
         "value": report["nll_nats"],
         "stderr": report["stderr"],
@@ -118,46 +161,53 @@ def build_result(args, report: dict, steps: list[str], wall: dict, gauss: tuple)
             "ais_ess": report.get("ais_ess"),
             "ais_ess_reverse": report.get("ais_ess_reverse"),
             "log_det_jacobian_nats": report.get("log_det_jacobian_nats"),
+            "bits_per_dim": report.get("bits_per_dim"),
             "gaussian_nll": gauss[0],
             "diagonal_gaussian_nll": gauss[1],
             "gaussian_nll_note": "full-covariance and diagonal Gaussians fitted by maximum "
-                                 "likelihood to the same training patches, computed by this "
+                                 "likelihood to the same training data, computed by this "
                                  "script",
         },
         "training": {"k": 1, "persistent": True, "epochs": args.epochs, "n_hidden": args.n_hidden,
                      "settings": settings},
     }
     return _common.likelihood_result(
-        benchmark=BENCHMARK,
-        title=f"Gaussian-Bernoulli RBM ({args.n_hidden} hidden, PCD-1), 8x8 natural-image "
-              "patches: test NLL by AIS",
+        benchmark=meta["benchmark"],
+        title=f"Gaussian-Bernoulli RBM ({args.n_hidden} hidden, PCD-1), {meta['title']}: "
+              "test NLL by AIS",
         steps=steps, body=body, references=[], wall=wall, smoke=args.smoke, notes=notes)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    _common.add_training_args(p, 50, RECIPE["model.n_hidden"], "genzoo's default, 0.01")
+    p.add_argument("--data", choices=sorted(DATASETS), default="image-patches",
+                   help="image-patches (default) or mnist (dequantised, logit grey levels)")
+    _common.add_training_args(p, None, None, "genzoo's default, 0.01")
     _common.add_ais_args(p)
-    _common.add_output_args(p, "seconds-long check: 1000 patches, 1 epoch, 20 hidden units, "
+    _common.add_output_args(p, "seconds-long check: 1000 examples, 1 epoch, 20 hidden units, "
                             "100 betas, 10 runs", evaluate_only=True)
     args = p.parse_args(argv)
+    meta = DATASETS[args.data]
+    args.epochs = meta["epochs"] if args.epochs is None else args.epochs
+    args.n_hidden = meta["n_hidden"] if args.n_hidden is None else args.n_hidden
     if args.smoke:
         args.epochs, args.n_hidden = SMOKE["epochs"], SMOKE["n_hidden"]
         args.ais_runs, args.ais_betas = SMOKE["ais_runs"], SMOKE["ais_betas"]
-    dirs = _common.run_dirs(p, args, f"{BENCHMARK}_h{args.n_hidden}_e{args.epochs}")
+    dirs = _common.run_dirs(p, args, f"{meta['benchmark']}_h{args.n_hidden}_e{args.epochs}")
 
     report, steps = _common.train_and_evaluate(
-        dirs, BENCHMARK, None if args.evaluate_only else train_command(args, dirs.run),
+        dirs, meta["benchmark"], None if args.evaluate_only else train_command(args, dirs.run),
         _common.ais_eval_sets(args, SMOKE["reverse_burn_in"]), announce=True,
         keep_genzoo_wall=True)
     n = (SMOKE["n_train"], SMOKE["n_eval"]) if args.smoke else (None, None)
-    gauss = gaussian_baseline(*n)
+    gauss = gaussian_baseline(args.data, *n)
     if not math.isfinite(report["nll_nats"]):
         print("grbm_nll: the evaluation returned a non-finite NLL", file=sys.stderr)
 
     result = build_result(args, report, steps.steps, steps.wall, gauss)
     _common.publish(result, dirs.results,
-                    f"test NLL = {result['value']:.2f} +/- {result['stderr']:.2f} nats per patch "
+                    f"test NLL = {result['value']:.2f} +/- {result['stderr']:.2f} nats "
+                    f"{meta['unit']} "
                     f"({result['estimator']['name']}, {result['estimator']['ais_runs']} runs x "
                     f"{result['estimator']['ais_betas']} betas); reverse AIS: "
                     f"{result['extra']['value_reverse']}; Gaussians: {gauss[0]:.2f} (full), "

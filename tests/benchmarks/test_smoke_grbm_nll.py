@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from smoke_support import read_result, run_script, step_heads
+from support import real_data_file
 
 
 def test_grbm_nll_smoke_runs_the_cli_end_to_end(tmp_path):
@@ -24,3 +25,22 @@ def test_grbm_nll_smoke_runs_the_cli_end_to_end(tmp_path):
     assert result["extra"]["log_det_jacobian_nats"] > 100
     assert result["references"] == []
     assert step_heads(result) == [["genzoo", "train"], ["genzoo", "evaluate"]]
+
+
+def test_grbm_nll_smoke_on_mnist_grey_levels(tmp_path):
+    real_data_file("mnist/train-images-idx3-ubyte.gz")
+    run_script(["benchmarks/grbm_nll.py", "--data", "mnist", "--smoke",
+                "--out", str(tmp_path / "run"), "--results-dir", str(tmp_path)])
+    result = read_result(tmp_path / "grbm_nll_mnist.json")
+    assert result["data"]["name"] == "mnist" and "logit" in result["data"]["binarization"]
+    settings = result["training"]["settings"]
+    assert settings["data.dequantize"] is True and settings["data.logit_alpha"] == 0.05
+    assert math.isfinite(result["value"]) and math.isfinite(result["extra"]["value_reverse"])
+    # the logit map stretches [0, 1] (|dy/dx| >= 4 (1 - 2 alpha) per pixel), so carrying the
+    # model-space NLL back to pixel space adds a large positive log-Jacobian ...
+    assert result["extra"]["log_det_jacobian_nats"] > 784 * math.log(4 * 0.9)
+    # ... and bits per dimension refer to the 256-level images: NLL / (D log 2) + 8
+    bpd = (result["value"] + 784 * math.log(256)) / (784 * math.log(2))
+    assert math.isclose(result["extra"]["bits_per_dim"], bpd, rel_tol=1e-9)
+    # (no full-vs-diagonal Gaussian check here: 1000 smoke images over-fit 784x784 covariances)
+    assert math.isfinite(result["extra"]["gaussian_nll"])
