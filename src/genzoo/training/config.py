@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from genzoo.core.config import Config, check
+from genzoo.core.config import Config, check, check_nonnegative
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,7 +16,14 @@ class TrainConfig(Config):
     ``lr_schedule``: ``constant``; ``linear`` decays to ``lr * lr_final_factor`` at the end;
     ``exponential`` multiplies by ``lr_final_factor ** (1 / total_steps)`` each step.
     ``momentum`` ramps from ``initial_momentum`` to ``momentum`` after ``momentum_warmup_epochs``
-    (Hinton's practical guide: 0.5 then 0.9) for SGD; it is beta1 for Adam.
+    (Hinton's practical guide: 0.5 then 0.9) for SGD; it is beta1 for Adam; Adagrad (Duchi,
+    Hazan & Singer 2011, the optimizer of Kingma & Welling 2014) has none.
+    ``weight_decay``: L2 coefficient lambda handed to the torch optimizer, which adds
+    lambda * theta to the gradient of every parameter (biases included; 0 = none). For Adam
+    that is the L2-coupled form (the decay goes through the adaptive scaling), not AdamW's
+    decoupled decay; for SGD and Adagrad it is the gradient of (lambda / 2) ||theta||^2 added
+    to the mean per-example loss, i.e. a Gaussian prior N(0, 1 / (N lambda)) on the parameters
+    for N training examples (AEVB's N(0, I) prior: lambda = 1 / N).
 
     Data parallelism (see :mod:`genzoo.training.data_parallel`): ``batch_size`` is the global
     batch; ``shards`` cuts each one into that many parts, each with its own random stream and
@@ -30,7 +37,7 @@ class TrainConfig(Config):
     epochs: int = 10
     max_steps: int | None = None
     batch_size: int = 100
-    optimizer: Literal["sgd", "adam"] = "sgd"
+    optimizer: Literal["sgd", "adam", "adagrad"] = "sgd"
     lr: float = 0.01
     lr_schedule: Literal["constant", "linear", "exponential"] = "constant"
     lr_final_factor: float = 0.1
@@ -46,6 +53,7 @@ class TrainConfig(Config):
     progress: bool = True
     shards: int = 1
     lr_scaling: Literal["none", "linear"] = "none"
+    weight_decay: float = 0.0
 
     def validate(self) -> None:
         check(self.epochs > 0, f"train.epochs={self.epochs} must be positive")
@@ -56,6 +64,7 @@ class TrainConfig(Config):
         check(0 <= self.momentum < 1, f"train.momentum={self.momentum} must be in [0, 1)")
         check(0 <= self.initial_momentum < 1, "train.initial_momentum must be in [0, 1)")
         check(self.momentum_warmup_epochs >= 0, "train.momentum_warmup_epochs must be >= 0")
+        check_nonnegative(self.weight_decay, "train.weight_decay")
         check(self.checkpoint_every > 0, "train.checkpoint_every must be positive")
         check(self.log_every > 0, "train.log_every must be positive")
         check(self.validate_every >= 0, "train.validate_every must be >= 0 (0 = each epoch)")

@@ -42,7 +42,8 @@ def learning_rate(cfg: TrainConfig, step: int, total: int) -> float:
 
 def momentum(cfg: TrainConfig, epoch: int) -> float:
     """SGD momentum during 0-based ``epoch``: ``initial_momentum`` for the first
-    ``momentum_warmup_epochs`` epochs, ``momentum`` after. Adam uses ``momentum`` as beta1."""
+    ``momentum_warmup_epochs`` epochs, ``momentum`` after. Adam uses ``momentum`` as beta1;
+    Adagrad ignores it."""
     if cfg.optimizer == "sgd" and epoch < cfg.momentum_warmup_epochs:
         return cfg.initial_momentum
     return cfg.momentum
@@ -51,11 +52,17 @@ def momentum(cfg: TrainConfig, epoch: int) -> float:
 def build_optimizer(
     params: Iterable[torch.nn.Parameter], cfg: TrainConfig
 ) -> torch.optim.Optimizer:
-    """The optimizer named by ``cfg`` (no weight decay: regularisation is the model's business)."""
+    """The optimizer named by ``cfg``, with ``cfg.weight_decay`` as torch's L2 term (coupled,
+    also for Adam; see :class:`TrainConfig`). Model-specific penalties (e.g. on W only) stay
+    the model's business."""
     params = list(params)
+    wd = cfg.weight_decay
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=momentum(cfg, 0), nesterov=False)
-    return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.momentum, 0.999))
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=momentum(cfg, 0), nesterov=False,
+                               weight_decay=wd)
+    if cfg.optimizer == "adagrad":
+        return torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=wd)
+    return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=wd)
 
 
 def set_hyperparameters(

@@ -13,12 +13,22 @@ identity). Given xi the h are deterministic, so log p(x, xi) = sum_l log N(xi_l;
 log p(x | h_1(xi)): the latent vector z of the LATENT contract is [xi_1, ..., xi_L].
 
 Recognition model (section 4.2), factorised across layers: q(xi|x) = prod_l
-N(xi_l; mu_l(x), diag sigma_l^2(x)), all layers read from one MLP trunk on x. (The paper uses
-a rank-one-plus-diagonal covariance per layer; genzoo keeps the diagonal.) Free energy (eq. 17)
-F(x) = -E_q[log p(x|xi)] + KL(q(xi|x) || N(0, I)), the KL analytic.
+N(xi_l; mu_l(x), C_l(x)), all layers read from one MLP trunk on x. ``posterior_cov`` picks C_l:
 
-Gradients of E_q[f(xi)], f = log p(x|h(xi)), with respect to mu and C = diag(sigma^2)
-(``gradient``):
+- ``diagonal`` (default): C_l = diag sigma_l^2.
+- ``rank_one``: C_l = D_l + u_l u_l^T, D_l = diag d_l, d_l and u_l from the network.
+- ``rank_one_precision``: the form of the paper's "Gaussian covariance parameterisation"
+  paragraph, C_l^{-1} = D_l + u_l u_l^T, so with eta = 1 / (u^T D^{-1} u + 1):
+  C = D^{-1} - eta D^{-1} u u^T D^{-1}, log det C = log eta - log det D and
+  R = D^{-1/2} - [(1 - sqrt eta) / (u^T D^{-1} u)] D^{-1} u u^T D^{-1/2} with R R^T = C.
+
+The rank-one forms draw xi = mu + R eps with a closed-form R and get log det C, tr C and the
+quadratic form in O(J_l) (formulas of both forms in :mod:`genzoo.models.directed._rank_one`).
+Free energy (eq. 17) F(x) = -E_q[log p(x|xi)] + KL(q(xi|x) || N(0, I)), the KL analytic:
+KL = 1/2 sum_l (tr C_l + mu_l^T mu_l - J_l - log det C_l).
+
+Gradients of E_q[f(xi)], f = log p(x|h(xi)), with respect to mu and C (``gradient``; the
+rank-one posteriors take ``reparam`` only):
 
 - ``reparam`` (section 3, eq. 8): xi = mu + sigma eps and autograd through the draw.
 - ``bonnet_price`` (section 3.1, eqs. 5-6): Bonnet's theorem grad_mu E[f] = E[grad_xi f] and
@@ -50,6 +60,7 @@ from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
 from genzoo.models._common import check_n_visible, require_n_visible
 from genzoo.models._numerics import data_logits
+from genzoo.models.directed._rank_one import BlockRankOneGaussian
 
 _LOG_2PI = math.log(2 * math.pi)
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "softplus": nn.Softplus}
@@ -91,7 +102,8 @@ class DLGMConfig(Config):
     ``latent``: J_1 (next to x) .. J_L (top). ``hidden``: units of the one hidden layer of each
     T_l and of the two-layer recognition trunk. ``gradient``: "reparam" or "bonnet_price"
     (module docstring). ``n_mc``: draws per example. ``init_std``: weights ~ N(0, init_std^2),
-    biases 0, G_l = I.
+    biases 0, G_l = I. ``posterior_cov``: "diagonal", "rank_one" or "rank_one_precision"
+    (module docstring); at initialisation every form starts near C = I.
     """
 
     n_visible: int | None = None
@@ -101,6 +113,7 @@ class DLGMConfig(Config):
     gradient: Literal["reparam", "bonnet_price"] = "reparam"
     n_mc: int = 1
     init_std: float = 0.01
+    posterior_cov: Literal["diagonal", "rank_one", "rank_one_precision"] = "diagonal"
 
     def validate(self) -> None:
         check_n_visible(self.n_visible)
@@ -109,6 +122,9 @@ class DLGMConfig(Config):
         check(self.hidden > 0, f"model.hidden={self.hidden} must be positive")
         check(self.n_mc >= 1, f"model.n_mc={self.n_mc} must be >= 1")
         check_nonnegative(self.init_std, "model.init_std")
+        check(self.posterior_cov == "diagonal" or self.gradient == "reparam",
+              f"model.posterior_cov={self.posterior_cov!r} needs model.gradient='reparam' "
+              "(the Bonnet/Price estimator here is for diagonal covariances)")
 
 
 def _mlp(a: int, hidden: int, b: int, activation: str) -> nn.Sequential:
@@ -143,7 +159,9 @@ class DLGM(nn.Module):
         self.G = nn.ModuleList(nn.Linear(j, j, bias=False) for j in sizes)
         self.trunk = nn.Sequential(nn.Linear(config.n_visible, hid), _ACTIVATIONS[act](),
                                    nn.Linear(hid, hid), _ACTIVATIONS[act]())
-        self.heads = nn.ModuleList(nn.Linear(hid, 2 * j) for j in sizes)
+        # Per layer: mu and log sigma^2 (diagonal), or mu, log d and u (rank one).
+        per_unit = 2 if config.posterior_cov == "diagonal" else 3
+        self.heads = nn.ModuleList(nn.Linear(hid, per_unit * j) for j in sizes)
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -174,10 +192,25 @@ class DLGM(nn.Module):
 
     # -- the two networks ------------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mu, log_var) of q(xi|x), each (B, J), layers concatenated bottom-up."""
+        """(mu, log_var) of q(xi|x), each (B, J), layers concatenated bottom-up; for the
+        rank-one posteriors log_var is the log of the marginal variances diag C."""
+        if self.config.posterior_cov != "diagonal":
+            q = self.posterior(x)
+            return q.loc, torch.log(q.variance)
         t = self.trunk(x)
         parts = [head(t).chunk(2, -1) for head in self.heads]
         return torch.cat([p[0] for p in parts], -1), torch.cat([p[1] for p in parts], -1)
+
+    def posterior(self, x: torch.Tensor) -> BlockRankOneGaussian:
+        """q(xi|x) for the rank-one forms: batch shape (B,), event shape (J,), x (B, D) already
+        checked. mu, log d and u come from one head per layer."""
+        if self.config.posterior_cov == "diagonal":
+            raise GenzooError("posterior() is for the rank-one forms; use proposal()")
+        t = self.trunk(x)
+        parts = [head(t).chunk(3, -1) for head in self.heads]
+        mu, log_d, u = (torch.cat([p[i] for p in parts], -1) for i in range(3))
+        form = "covariance" if self.config.posterior_cov == "rank_one" else "precision"
+        return BlockRankOneGaussian(mu, log_d, u, self.config.latent, form)
 
     def decode(self, xi: torch.Tensor) -> torch.Tensor:
         """Bernoulli logits of x (..., D) for xi = [xi_1..xi_L] (..., J), top-down (eq. 2)."""
@@ -199,7 +232,11 @@ class DLGM(nn.Module):
         return -0.5 * (z**2 + _LOG_2PI).sum(-1) + self.log_likelihood(x, z)
 
     def proposal(self, x: torch.Tensor) -> D.Distribution:
-        """q(xi|x) = Independent(Normal(mu, sigma), 1): batch shape (B,), event shape (J,)."""
+        """q(xi|x): Independent(Normal(mu, sigma), 1), or the rank-one
+        :class:`BlockRankOneGaussian` (drawn with an explicit generator by importance
+        sampling); batch shape (B,), event shape (J,)."""
+        if self.config.posterior_cov != "diagonal":
+            return self.posterior(self._prepare(x))
         mu, log_var = self.encode(self._prepare(x))
         return D.Independent(D.Normal(mu, torch.exp(0.5 * log_var)), 1)
 
@@ -211,6 +248,12 @@ class DLGM(nn.Module):
         with ``n_mc`` draws and the configured gradient estimator; also ``elbo`` and ``kl``
         (analytic), detached."""
         x = self._prepare(x)
+        if self.config.posterior_cov != "diagonal":
+            q = self.posterior(x)
+            kl = q.kl_standard_normal()
+            bound = self.log_likelihood(x, q.rsample((self.config.n_mc,), generator)).mean(0) - kl
+            return {"loss": -bound.mean(), "elbo": bound.mean().detach(),
+                    "kl": kl.mean().detach()}
         mu, log_var = self.encode(x)
         eps = torch.randn((self.config.n_mc, *mu.shape), generator=generator,
                           dtype=mu.dtype, device=mu.device)
@@ -227,6 +270,12 @@ class DLGM(nn.Module):
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
         """{"elbo": one-draw bound with a fixed seed, "kl": mean analytic KL}."""
         x = self._prepare(x)
+        if self.config.posterior_cov != "diagonal":
+            q = self.posterior(x)
+            g = torch.Generator(device=q.loc.device).manual_seed(0)
+            kl = q.kl_standard_normal()
+            rec = self.log_likelihood(x, q.sample(generator=g))
+            return {"elbo": float((rec - kl).mean()), "kl": float(kl.mean())}
         mu, log_var = self.encode(x)
         g = torch.Generator(device=mu.device).manual_seed(0)
         eps = torch.randn(mu.shape, generator=g, dtype=mu.dtype, device=mu.device)
