@@ -161,7 +161,9 @@ def _cmd_filters(args: argparse.Namespace) -> int:
             )
         images, shape = W.detach().T.float(), image_shape
     images = images[: args.n]
-    # Each filter scaled to its own range: the pattern matters, not the magnitude.
-    save_image_grid(images.cpu(), shape, args.out, scale=2, normalize=True)
+    # Each filter scaled to its own range: the pattern matters, not the magnitude. Small
+    # kernels (a 9x9 convolutional filter) are magnified to about 36 pixels a side.
+    scale = max(2, 36 // max(shape))
+    save_image_grid(images.cpu(), shape, args.out, scale=scale, normalize=True)
     print(f"wrote {len(images)} filters to {args.out}")
     return 0
