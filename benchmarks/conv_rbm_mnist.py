@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -289,7 +290,13 @@ def main(argv: list[str] | None = None) -> int:
                                             str(images["filters"])))
     steps.run("sample", _common.genzoo_cmd("sample", str(dirs.run), "-n", str(args.n_samples),
                                            "--out", str(images["samples"])))
-    shown = {k: _shown(v) for k, v in images.items()} | {"n_samples": args.n_samples}
+    # The run directory is scratch (benchmarks/runs is not tracked): the images the result
+    # points to are copied beside it, as the other benchmarks' figures are.
+    dirs.results.mkdir(parents=True, exist_ok=True)
+    kept = {k: dirs.results / f"{BENCHMARK}_{k}.png" for k in images}
+    for k, path in images.items():
+        shutil.copyfile(path, kept[k])
+    shown = {k: _shown(v) for k, v in kept.items()} | {"n_samples": args.n_samples}
     t0 = time.perf_counter()
     ev = evaluate_before_after(dirs.run, args.pll_pixels)
     steps.wall["evaluate_before_after"] = time.perf_counter() - t0

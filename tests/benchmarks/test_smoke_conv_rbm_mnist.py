@@ -90,7 +90,7 @@ def test_smoke_writes_a_complete_result_with_images(tmp_path, data):
     assert math.isclose(check["valid_recon_error_rebuilt"],
                         check["valid_recon_error_metrics_csv_step0"], rel_tol=1e-3)
     for name in ("filters", "samples"):
-        path = tmp_path / "run" / f"{name}.png"
+        path = tmp_path / f"conv_rbm_mnist_{name}.png"  # copied beside the result
         assert extra["images"][name] == str(path) and Image.open(path).size[0] > 0
     assert step_heads(result, 3) == [["genzoo", "train", "conv-rbm"],
                                      ["genzoo", "filters", str(tmp_path / "run")],
