@@ -61,8 +61,9 @@ def test_filters_of_an_rbm_one_tile_per_hidden_unit(rbm_run, tmp_path):
     png = tmp_path / "f.png"
     assert main(["filters", str(rbm_run), "--out", str(png)]) == 0
     a = np.asarray(Image.open(png))
-    # 12 filters in a near-square grid (4 columns, 3 rows), each scaled to its own range.
-    assert a.shape == (3 * 17 + 1, 4 * 17 + 1)
+    # 12 filters in a near-square grid (4 columns, 3 rows), each scaled to its own range;
+    # 8x8 filters are magnified 4x (to about 36 pixels a side): 33-pixel tiles.
+    assert a.shape == (3 * 33 + 1, 4 * 33 + 1)
     assert a.max() == 255 and a.min() == 0
 
 

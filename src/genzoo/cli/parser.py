@@ -43,6 +43,12 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="resume when RUN_DIR holds a checkpoint, else start the run there "
                        "(for torchrun --max-restarts: a restarted group continues from the "
                        "last checkpoint); the config must match the checkpoint's")
+    train.add_argument("--pretrain", type=int, default=None, metavar="EPOCHS",
+                       help="dbm, centered-dbm: greedy layerwise pretraining first (a stack of "
+                       "RBMs with SH09's weight doubling, EPOCHS epochs each, in "
+                       "RUN_DIR/pretrain), then the usual training from the composed weights; "
+                       "the same as --set model.pretrain_epochs=EPOCHS, recorded in config.json. "
+                       "A resumed run does not pretrain again")
 
     ev = sub.add_parser(
         "evaluate", help="estimate the test log-likelihood of a trained run",

@@ -24,7 +24,25 @@ def _resolve_for_data(cfg, bundle):
 
 
 # What a run writes before its first checkpoint: a restarted run may start over on these.
-_EARLY_RUN_FILES = frozenset({"config.json", "metrics.csv", "samples.png"})
+_EARLY_RUN_FILES = frozenset({"config.json", "metrics.csv", "samples.png", "pretrain"})
+
+
+def _pretraining(cfg, epochs: int | None, resume: bool):
+    """(config, whether to pretrain now): ``--pretrain EPOCHS`` is model.pretrain_epochs; a fresh
+    run with pretrain_epochs > 0 pretrains and keeps the pretrained visible bias
+    (model.init_visible_bias=false, recorded in config.json); a resumed run never pretrains."""
+    has_field = any(f.name == "pretrain_epochs" for f in dataclasses.fields(cfg.model))
+    if epochs is not None:
+        if not has_field:
+            raise GenzooError(
+                f"--pretrain applies to models with greedy layerwise pretraining (dbm, "
+                f"centered-dbm), not {cfg.model_name!r}; drop --pretrain"
+            )
+        cfg = cfg.with_overrides([f"model.pretrain_epochs={epochs}"])
+    pretrain = has_field and not resume and cfg.model.pretrain_epochs > 0
+    if pretrain:
+        cfg = cfg.with_overrides(["model.init_visible_bias=false"])
+    return cfg, pretrain
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -56,7 +74,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             early = names <= _EARLY_RUN_FILES
             # A run that failed before training (e.g. a data check) left only its config:
             # nothing is lost by starting again there.
-            untrained = names <= {"config.json"}
+            untrained = names <= {"config.json", "pretrain"}
             if not (untrained or (args.resume_if_exists and early)):
                 raise GenzooError(
                     f"run directory {args.out} exists and is not empty; choose a new --out, "
@@ -66,6 +84,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.data is not None:
             cfg = cfg.with_overrides([f"data.name={args.data}"])
     cfg = cfg.with_overrides(args.overrides)
+    cfg, pretrain = _pretraining(cfg, getattr(args, "pretrain", None), resume)
     device = cfg.train.device
     ctx = gz_dist.init_from_env(None if device == "auto" else device)
     try:
@@ -90,6 +109,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         # code, not the library) makes the initial parameters a function of train.seed.
         torch.manual_seed(cfg.train.seed)
         model = spec.build(cfg.model)
+        if pretrain:
+            from genzoo.models.boltzmann.dbm_pretraining import pretrain_run
+
+            if ctx.is_main:
+                print(f"genzoo: greedy layerwise pretraining, {cfg.model.pretrain_epochs} "
+                      f"epochs per layer, in {args.out / 'pretrain'}", file=sys.stderr)
+            # Under torchrun every rank trains the RBMs data-parallel, as the DBM after them.
+            pretrain_run(model, cfg, bundle, args.out / "pretrain", distributed=ctx.is_distributed)
         if resume and ctx.is_main:
             from genzoo.training.checkpoint import checkpoint_step
 

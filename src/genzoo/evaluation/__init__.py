@@ -92,7 +92,9 @@ def evaluate(
         from genzoo.evaluation.variational import variational_nll
 
         x = bundle.split(eval_config.split).x
-        report = variational_nll(model, x, bundle.train.x, eval_config, generator)
+        report = variational_nll(
+            model, x, bundle.train.x, eval_config, generator, distributed=distributed
+        )
     elif has(model, ENERGY):
         x = bundle.split(eval_config.split).x
         report = energy_nll(

@@ -10,6 +10,11 @@ estimated by AIS over the model's annealing path (alternate layers summed out an
 forward and, with ``eval.reverse``, reverse. Forward AIS underestimates log Z in expectation, so
 the reported bound is itself a stochastic estimate: the NLL bound with the reverse log Z
 (``nll_nats_reverse``) is the conservative one, as far as the chains that start it have mixed.
+
+AIS runs (forward, and reverse with their burn-in) and the test examples are cut into shards of
+``eval.batch_size`` with their own seeds (:mod:`genzoo.evaluation.shards`), so that under
+torchrun the ranks share them and all combine the gathered log weights and F_Q(x) exactly as
+one process would.
 """
 
 from __future__ import annotations
@@ -28,22 +33,44 @@ from genzoo.evaluation._common import (
     log_z_report,
     require_finite,
 )
-from genzoo.evaluation.ais import reverse_ais_log_partition
+from genzoo.evaluation.ais import reverse_ais_from
 from genzoo.evaluation.config import EvalConfig
 from genzoo.evaluation.energy import forward_log_partition
+from genzoo.evaluation.shards import map_shards
 
 
 @torch.no_grad()
-def variational_free_energies(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """F_Q(x) (N,) float64 of a ``VARIATIONAL`` model, in batches, on the model's device and
-    dtype. The model is used as given (no copy)."""
+def variational_free_energies(
+    model, x: torch.Tensor, batch_size: int = 1000, *, distributed: bool = False
+) -> torch.Tensor:
+    """F_Q(x) (N,) float64 CPU of a ``VARIATIONAL`` model, in batches of ``batch_size``, on the
+    model's device and dtype. The model is used as given (no copy). With ``distributed`` (every
+    rank calling with the same arguments) batch s runs on rank s % world_size and every rank
+    gets all N values, identical to one process's (the batches do not depend on the world
+    size, and mean field draws nothing)."""
     p = next(model.parameters())
-    return torch.cat(
-        [
-            model.variational_free_energy(x[s : s + batch_size].to(device=p.device, dtype=p.dtype))
-            for s in range(0, len(x), batch_size)
-        ]
-    ).to(torch.float64)
+
+    def batch(lo: int, hi: int, g: torch.Generator) -> torch.Tensor:
+        return model.variational_free_energy(x[lo:hi].to(device=p.device, dtype=p.dtype))
+
+    # Mean field is deterministic: the shard generators are never drawn from.
+    unused = torch.Generator().manual_seed(0)
+    return map_shards(len(x), batch_size, batch, 1, unused, distributed)[:, 0]
+
+
+@torch.no_grad()
+def reverse_ais_start_states(
+    m, base, lo: int, hi: int, burn_in: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Start states (hi - lo, D_even) of reverse AIS runs lo..hi-1: run i starts from the
+    state ``m.ais_model_states`` gives its row i (persistent chain i mod n_chains), then
+    ``burn_in`` Gibbs sweeps at beta = 1 (``annealed_gibbs_step``, which at beta = 1 is the
+    model's block Gibbs sweep on the even layers) drawing from ``generator``. Depends only on
+    (lo, hi, generator), so that a shard of runs is the same in any process."""
+    states = m.ais_model_states(hi, 0, generator)[lo:hi]
+    for _ in range(burn_in):
+        states = m.annealed_gibbs_step(states, 1.0, base, generator)
+    return states
 
 
 def variational_nll(
@@ -52,6 +79,8 @@ def variational_nll(
     x_train: torch.Tensor,
     eval_config: EvalConfig,
     generator: torch.Generator | None = None,
+    *,
+    distributed: bool = False,
 ) -> dict[str, Any]:
     """Upper bound on the mean NLL (nats per example) of ``x`` (N, D): mean F_Q(x) + log Z.
 
@@ -62,6 +91,12 @@ def variational_nll(
     log_z_reverse, nll_nats_reverse, stderr_log_z_reverse, reverse_start, ais_ess,
     ais_ess_reverse, n_examples, dtype, wall_s) plus ``bound`` (what nll_nats is) and
     ``variational_free_energy`` (mean F_Q(x)).
+
+    ``distributed``: every rank of the default process group calls this with the same
+    arguments; forward and reverse AIS runs and the batches of ``x`` are shared out in shards
+    of ``eval.batch_size`` (shard s on rank s % world_size) and every rank returns the report
+    one process would compute with the same seeds (the log weights of all runs are gathered
+    before their logsumexp). Exact enumeration of log Z is not split.
     """
     start = time.perf_counter()
     dtype = DTYPES[eval_config.dtype]
@@ -75,11 +110,16 @@ def variational_nll(
         ais_estimator="mean-field bound, AIS (forward) log Z",
         no_estimator="has neither a small enough parity of layers for exact enumeration of log Z "
         "nor AIS support",
+        distributed=distributed,
     )
     if base is not None and eval_config.reverse:
-        states = m.ais_model_states(eval_config.ais_runs, eval_config.reverse_burn_in, generator)
-        z_rev = reverse_ais_log_partition(
-            m, base, betas, states, generator, dtype, eval_config.batch_size
+
+        def start_states(lo: int, hi: int, g: torch.Generator) -> torch.Tensor:
+            return reverse_ais_start_states(m, base, lo, hi, eval_config.reverse_burn_in, g)
+
+        z_rev = reverse_ais_from(
+            m, base, betas, eval_config.ais_runs, start_states, generator, dtype,
+            eval_config.batch_size, distributed=distributed,
         )
         add_reverse_log_z(
             report,
@@ -87,7 +127,7 @@ def variational_nll(
             f"persistent chains + {eval_config.reverse_burn_in} Gibbs sweeps (approximate samples)",
         )
 
-    f = variational_free_energies(m, x, eval_config.batch_size)
+    f = variational_free_energies(m, x, eval_config.batch_size, distributed=distributed)
     require_finite(f, "variational free energy")
     add_nll_summary(
         report,

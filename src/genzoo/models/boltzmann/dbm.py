@@ -37,7 +37,8 @@ L2 ``weight_decay`` on the W's, a sparsity target on the mean-field hidden activ
 learning-rate decay and momentum of the Trainer (``train.lr_schedule``, ``train.momentum``).
 
 The AIS path for log Z (odd layers summed out) and exact enumeration are in ``dbm_ais.py``;
-greedy layerwise pretraining is ``dbm_pretraining.pretrain_dbm``.
+greedy layerwise pretraining (SH09 sec. 3.1) is ``dbm_pretraining.pretrain_dbm``, which
+``genzoo train dbm --pretrain EPOCHS`` (``model.pretrain_epochs``) runs before SML training.
 """
 
 from __future__ import annotations
@@ -76,7 +77,9 @@ class DBMConfig(Config):
     mean-field activity of every hidden layer. ``init_std``: W ~ N(0, init_std^2).
     ``sample_burn_in``: Gibbs sweeps of fresh chains in :meth:`DBM.sample`.
     ``init_visible_bias``: whether ``init_from_data`` sets b_0 to the data logits (False for a
-    pretrained DBM, see ``dbm_pretraining``).
+    pretrained DBM, see ``dbm_pretraining``). ``pretrain_epochs``: RBM epochs per layer of
+    greedy pretraining that ``genzoo train`` runs on a fresh run (0: none; the Python API
+    calls ``dbm_pretraining.pretrain_run`` itself).
     """
 
     n_visible: int | None = None
@@ -92,6 +95,7 @@ class DBMConfig(Config):
     init_std: float = 0.01
     sample_burn_in: int = 1000
     init_visible_bias: bool = True
+    pretrain_epochs: int = 0
 
     def validate(self) -> None:
         check_n_visible(self.n_visible)
@@ -106,6 +110,7 @@ class DBMConfig(Config):
         check_sparsity_config(self, example_target=0.1)
         check_nonnegative(self.init_std, "model.init_std")
         check(self.sample_burn_in >= 0, f"model.sample_burn_in={self.sample_burn_in} must be >= 0")
+        check(self.pretrain_epochs >= 0, "model.pretrain_epochs must be >= 0 (0: no pretraining)")
 
 
 def bernoulli_entropy(q: torch.Tensor) -> torch.Tensor:
@@ -299,12 +304,9 @@ class DBM(DBMAnnealingPath, nn.Module):
         loss = self.energy(x, q_pos).mean() - self.energy(state[0], state[1:]).mean()
         if cfg.weight_decay > 0:
             loss = loss + 0.5 * cfg.weight_decay * sum((W**2).sum() for W in self.W)
-        return {
-            "loss": loss,
-            "variational_free_energy": f_q,
-            "recon_error": recon,
-            "mf_iters": torch.tensor(float(iters), device=x.device),
-        }
+        mf_iters = torch.tensor(float(iters), device=x.device)
+        return {"loss": loss, "variational_free_energy": f_q, "recon_error": recon,
+                "mf_iters": mf_iters}
 
     def _after_positive_phase(self, x: torch.Tensor, q: list[torch.Tensor]) -> None:
         """Hook run in ``loss`` after mean field, before the chains move (the centered DBM
@@ -314,9 +316,8 @@ class DBM(DBMAnnealingPath, nn.Module):
     def init_from_data(
         self, x_train: torch.Tensor, generator: torch.Generator | None = None
     ) -> None:
-        """b_0 := logits of the (clamped) training marginals (if ``init_visible_bias``); the
-        chains start at random
-        training examples with hidden layers drawn from the bottom-up pass
+        """b_0 := logits of the (clamped) training marginals (if ``init_visible_bias``); the chains
+        start at random training examples with hidden layers drawn from the bottom-up pass
         (``generator=None``: a CPU generator seeded 0). x_train (N, D) binary."""
         self.check_input(x_train, "x_train")
         if self.config.init_visible_bias:

@@ -11,14 +11,22 @@ from the DBM's weights::
 
 and every weight is then trained by back-propagation of -log p(y | v). With one hidden layer
 there is no q_2 and the MLP is the RBM's recognition network.
+
+Fine-tuning goes through the one genzoo Trainer: the classifier learns from labels
+(``needs_labels``), its ``loss(v, y=...)`` computes q_2 with a frozen copy of the DBM (mean
+field is deterministic, so this is the fixed feature of SH09, recomputed rather than stored),
+and ``predict`` gives the labels for ``classification_error``.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genzoo.core.errors import GenzooError
 from genzoo.models.boltzmann.dbm import DBM
 
 
@@ -36,11 +44,18 @@ def dbm_features(dbm: DBM, v: torch.Tensor, batch_size: int = 1000) -> torch.Ten
 
 class DBMClassifier(nn.Module):
     """MLP initialised from a DBM; ``forward(v, q2)`` returns class logits (B, K). Not a
-    generative model (and not registered): fine-tune it with any optimiser on
-    ``F.cross_entropy(model(v, q2), y)``."""
+    generative model (and not registered): fine-tune it with the Trainer (``needs_labels``;
+    ``loss(v, y=y)``) or with any optimiser on ``loss(v, q2, y)``. The submodule ``dbm`` is a
+    frozen copy of the DBM (``requires_grad`` False, so no optimiser built from the trainable
+    parameters moves it) that gives q_2 when it is not passed; the caller's DBM is not kept."""
+
+    needs_labels = True
 
     def __init__(self, dbm: DBM, n_classes: int) -> None:
         super().__init__()
+        if n_classes < 2:
+            raise GenzooError(f"n_classes={n_classes} must be >= 2")
+        self.dbm = copy.deepcopy(dbm).requires_grad_(False).eval()
         with torch.no_grad():
             self.W = nn.ParameterList([nn.Parameter(W.detach().clone()) for W in dbm.W])
             self.b = nn.ParameterList(
@@ -64,10 +79,31 @@ class DBMClassifier(nn.Module):
         """Class logits (B, K)."""
         return self.d + self.hidden(v, q2)[-1] @ self.U
 
-    def loss(self, v: torch.Tensor, q2: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``loss``: mean -log p(y | v) (nats per example); ``error``: batch error rate."""
-        logits = self(v, q2)
+    def features(self, v: torch.Tensor) -> torch.Tensor:
+        """q_2(v) (B, n_2) from the frozen DBM, in the classifier's dtype and device."""
+        return dbm_features(self.dbm, v.to(self.W[0]))
+
+    def loss(
+        self,
+        v: torch.Tensor,
+        q2: torch.Tensor | None = None,
+        y: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """``loss``: mean -log p(y | v) (nats per example); ``error``: batch error rate. v (B, D)
+        binary, y (B,) int64 labels (required), q2 (B, n_2) the fixed features (default:
+        :meth:`features`). Deterministic: ``generator`` is accepted for the Trainer, not used."""
+        if y is None:
+            raise GenzooError("DBMClassifier.loss needs the labels y (B,) of the batch")
+        v = v.to(self.W[0])
+        logits = self(v, self.features(v) if q2 is None else q2)
         return {
             "loss": F.cross_entropy(logits, y),
             "error": (logits.argmax(-1) != y).to(logits.dtype).mean(),
         }
+
+    @torch.no_grad()
+    def predict(self, v: torch.Tensor) -> torch.Tensor:
+        """Most probable class (B,) int64 of each row of v (B, D)."""
+        v = v.to(self.W[0])
+        return self(v, self.features(v)).argmax(-1)

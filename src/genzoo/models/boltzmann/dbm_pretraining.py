@@ -21,6 +21,11 @@ A hidden layer below the top gets its bias from two RBMs, the hidden bias of the
 the visible bias of the one above; each RBM's conditional accounts for the whole input to the
 layer (once doubled, once from its own side), so the DBM takes half of each: the sum of the two
 halves. With one hidden layer the DBM is the RBM itself.
+
+``genzoo train dbm --pretrain EPOCHS`` (``model.pretrain_epochs``) calls :func:`pretrain_run`
+on a fresh run: the stack is trained in ``RUN_DIR/pretrain/rbm_<l>`` and composed into the
+model, whose SML training is then the run's one Trainer loop. A resumed run starts from its
+checkpoint and never pretrains again.
 """
 
 from __future__ import annotations
@@ -121,20 +126,26 @@ def pretrain_dbm(
     run_config,
     rbm_k: int = 1,
     generator: torch.Generator | None = None,
+    *,
+    distributed: bool = False,
 ) -> tuple[DBM, list[DoubledRBM]]:
     """Greedy layerwise pretraining: train one RBM per hidden layer with the genzoo Trainer
     (``run_config.train`` settings, checkpoints in ``run_dir/rbm_<l>``), each on binary draws
-    of the previous one's hidden units, then ``compose_dbm``. Returns (DBM, the RBMs). The
+    of the previous one's hidden units, then ``compose_dbm``. A layer whose directory holds a
+    checkpoint is resumed from it. Returns (DBM, the RBMs). The
     DBM's config is ``config`` with ``init_visible_bias=False``, so that a Trainer run on it
     (whose run config must then carry ``dbm.config``) restarts only the persistent chains and
     keeps the pretrained b_0.
 
     ``run_config`` is a RunConfig (its ``train`` section is used; ``train.grid_samples`` is
     set to 0 since hidden features are not images). ``generator`` draws the hidden features
-    (default: seeded with ``run_config.train.seed``).
+    (default: seeded with ``run_config.train.seed``). ``distributed``: every rank of the
+    default process group calls this alike and each RBM is trained data-parallel
+    (``Trainer(distributed=True)``), so every rank returns the same DBM.
     """
     from genzoo.core.run_config import RunConfig
     from genzoo.training import Trainer
+    from genzoo.training.checkpoint import has_checkpoint
 
     if generator is None:
         generator = torch.Generator().manual_seed(run_config.train.seed)
@@ -158,7 +169,12 @@ def pretrain_dbm(
         )
         init = torch.Generator().manual_seed(run_config.train.seed + l)
         rbm = DoubledRBM(rbm_cfg, _doubling(l, len(config.hidden)), generator=init)
-        Trainer(rbm, rc, data, Path(run_dir) / f"rbm_{l}").fit()
+        layer_dir = Path(run_dir) / f"rbm_{l}"
+        # An interrupted pretraining continues from each RBM's checkpoint (a finished RBM is
+        # only loaded), so the stack is the one an uninterrupted run would have built.
+        Trainer(rbm, rc, data, layer_dir, distributed=distributed).fit(
+            resume=has_checkpoint(layer_dir)
+        )
         rbm.eval()
         rbms.append(rbm)
         with torch.no_grad():
@@ -167,3 +183,47 @@ def pretrain_dbm(
     dbm = compose_dbm(rbms, config)
     dbm.start_chains(bundle.train_x(0), generator)
     return dbm, rbms
+
+
+def pretrain_run(
+    model: DBM, run_config, bundle: DataBundle, run_dir: str | Path,
+    generator: torch.Generator | None = None, *, distributed: bool = False,
+) -> list[DoubledRBM]:
+    """Greedy layerwise pretraining of ``model`` in place, for a fresh training run: a stack of
+    RBMs trained for ``model.config.pretrain_epochs`` epochs each (CD-1; the other settings
+    are ``run_config.train``'s, ``train.max_steps`` ignored) in ``run_dir/rbm_<l>``, composed
+    (``compose_dbm``) and loaded into ``model``, a DBM or a centered DBM built from
+    ``run_config.model``. Returns the RBMs.
+
+    ``model.config.init_visible_bias`` must be False, so that the Trainer's ``init_from_data``
+    keeps the pretrained parameters and only starts the chains (a centered DBM's offsets are
+    loaded as 0, where its effective biases are the DBM's, and ``init_from_data`` then moves
+    them to the data means without changing the distribution). Call it before
+    ``Trainer.fit`` on a fresh run only: a resumed run loads its checkpoint instead.
+    ``distributed``: as in :func:`pretrain_dbm` (every rank calls this; data-parallel RBMs).
+    """
+    cfg = model.config
+    if cfg.pretrain_epochs < 1:
+        raise ConfigError("pretrain_run needs model.pretrain_epochs >= 1")
+    if cfg.init_visible_bias:
+        raise ConfigError(
+            "a pretrained DBM keeps its visible bias: set model.init_visible_bias=false "
+            "(genzoo train --pretrain does)"
+        )
+    train = dataclasses.replace(run_config.train, epochs=cfg.pretrain_epochs, max_steps=None)
+    dbm, rbms = pretrain_dbm(
+        cfg, bundle, run_dir, dataclasses.replace(run_config, train=train), generator=generator,
+        distributed=distributed,
+    )
+    load_composed(model, dbm)
+    return rbms
+
+
+@torch.no_grad()
+def load_composed(model: DBM, dbm: DBM) -> None:
+    """Copy the weights and biases of the composed ``dbm`` into ``model`` (same sizes); a
+    centered DBM's offsets are set to 0, where its effective biases are its b's."""
+    for mu in getattr(model, "offsets", None) or []:
+        mu.zero_()
+    for dst, src in zip([*model.W, *model.b], [*dbm.W, *dbm.b]):
+        dst.copy_(src)
