@@ -29,6 +29,26 @@ Learning rules (``training``); theta = generative, phi = recognition parameters:
   with one tanh layer) and running mean c / variance v of l - C_psi(x) over batches
   (c <- alpha c + (1 - alpha) mean, same for v); phi += l' grad log q(h|x),
   psi += l' grad C_psi(x). c and v are buffers, so checkpoints carry them.
+- ``nvil`` with ``nvil_local_signals`` (Mnih & Gregor 2014, "local learning signals"): q
+  factorises over layers, so layer l's recognition parameters phi_l (U_l, c_l) get their own
+  signal made of the terms of l that depend on h_l or a layer above it,
+
+      l_l = log p(h_{l-1}, .., h_L) - log q(h_l, .., h_L | h_{l-1})
+          = sum_{k >= l} log p(h_{k-1} | h_k) + log p(h_L) - sum_{k >= l} log q(h_k | h_{k-1}),
+
+  (l_1 = l). A dropped term f(h_{<l}) is fixed once h_{<l} is drawn and
+  E_q[grad log q(h_l | h_{l-1}) | h_{<l}] = 0, so E[f grad_phi_l log q(h_l | h_{l-1})] = 0:
+  the estimator stays unbiased and loses that term's variance. Each layer has its own baseline
+  C_l(h_{l-1}) (the same MLP shape, input h_0 = x for l = 1) and running c_l, v_l:
+  l'_l = (l_l - C_l(h_{l-1}) - c_l) / max(1, sqrt(v_l)); phi_l += l'_l grad log q(h_l | h_{l-1}),
+  psi_l += l'_l grad C_l(h_{l-1}); theta as above. Verification: the paper's full text could
+  not be retrieved here (only its abstract and introduction, which name local learning signals
+  among its variance-reduction techniques), so l_l is derived above from the factorisation of
+  q; it agrees term by term with the local signals of an independent NVIL implementation
+  (Tokui & Sato 2017's code), which also keeps per-layer running c_l, v_l and per-layer
+  input-dependent baselines (there fed all of x, h_1..h_{l-1}; here h_{l-1} alone, which
+  loses nothing: E[l_l | h_{<l}] depends on h_{l-1} only). Whether the paper's own baseline
+  for layer l sees h_{l-1} or all of h_{<l} is unverified.
 
 Each rule is one surrogate ``loss`` whose gradient with respect to every parameter is exactly
 that parameter's rule (negated, for minimisation): the draws h are binary and carry no
@@ -42,7 +62,6 @@ import math
 from typing import ClassVar, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import distributions as D
 from torch import nn
 from torch.distributions import constraints
@@ -54,6 +73,14 @@ from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
 from genzoo.models._common import check_n_visible, require_n_visible
 from genzoo.models._numerics import data_logits
+from genzoo.models.directed._nvil import (
+    baseline_net,
+    layer_terms,
+    local_signals,
+    normalise,
+    update_moments,
+)
+from genzoo.models.directed._nvil import bernoulli_log_prob as _bernoulli_log_prob
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +91,10 @@ class SBNConfig(Config):
     "rws" or "nvil" (module docstring). ``rws_k``: K draws per example for RWS;
     ``rws_sleep``: add the sleep-phase q update to RWS. ``nvil_baseline_hidden``: tanh units of
     the baseline network C_psi(x); ``nvil_alpha``: decay of the running mean / variance of the
-    learning signal. ``init_std``: weights ~ N(0, init_std^2), biases 0.
+    learning signal. ``nvil_local_signals``: NVIL with per-layer (local) learning signals,
+    baselines and normalisers (module docstring); off by default so that a config, and a
+    checkpoint, written before the option existed rebuilds the same global-signal model;
+    ignored unless ``training`` is "nvil". ``init_std``: weights ~ N(0, init_std^2), biases 0.
     """
 
     n_visible: int | None = None
@@ -74,6 +104,7 @@ class SBNConfig(Config):
     rws_sleep: bool = True
     nvil_baseline_hidden: int = 100
     nvil_alpha: float = 0.8
+    nvil_local_signals: bool = False
     init_std: float = 0.01
 
     def validate(self) -> None:
@@ -84,11 +115,6 @@ class SBNConfig(Config):
         check(self.nvil_baseline_hidden > 0, "model.nvil_baseline_hidden must be positive")
         check(0.0 <= self.nvil_alpha < 1.0, f"model.nvil_alpha={self.nvil_alpha} must be in [0, 1)")
         check_nonnegative(self.init_std, "model.init_std")
-
-
-def _bernoulli_log_prob(h: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """sum_j log Bernoulli(h_j; sigmoid(logits_j)) over the last axis, in nats."""
-    return (h * logits - F.softplus(logits)).sum(-1)
 
 
 def _bernoulli_draw(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -161,11 +187,16 @@ class SBN(nn.Module):
         self.top_bias = nn.Parameter(torch.zeros(sizes[-1]))
         # recognition[l] maps h_l -> logits of q(h_{l+1} | h_l) (h_0 = x).
         self.recognition = nn.ModuleList(nn.Linear(sizes[l], sizes[l + 1]) for l in range(len(sizes) - 1))
-        if config.training == "nvil":
-            self.baseline = nn.Sequential(
-                nn.Linear(config.n_visible, config.nvil_baseline_hidden), nn.Tanh(),
-                nn.Linear(config.nvil_baseline_hidden, 1),
-            )
+        self._local_nvil = config.training == "nvil" and config.nvil_local_signals
+        if self._local_nvil:
+            # layer_baselines[l] is C_{l+1}(h_l); the per-layer statistics are (L,) vectors.
+            self.layer_baselines = nn.ModuleList(
+                baseline_net(n, config.nvil_baseline_hidden) for n in sizes[:-1])
+            self.register_buffer("layer_signal_mean", torch.zeros(len(config.hidden)))
+            self.register_buffer("layer_signal_var", torch.ones(len(config.hidden)))
+            self.register_buffer("layer_signal_count", torch.zeros((), dtype=torch.int64))
+        elif config.training == "nvil":
+            self.baseline = baseline_net(config.n_visible, config.nvil_baseline_hidden)
             # Running mean and variance of the learning signal; signal_count = 0 means "not
             # seen a batch yet", and the first batch sets them (no bias towards the start).
             self.register_buffer("signal_mean", torch.zeros(()))
@@ -248,13 +279,16 @@ class SBN(nn.Module):
         """Surrogate of the configured learning rule for x (B, D) (module docstring); figures
         in nats per example: ``elbo`` (mean log w over the draws), for RWS ``iwae`` (the
         K-sample bound log mean w), for NVIL ``signal_mean`` / ``signal_std`` (the running
-        normalisers). A call in training mode with gradients enabled updates the NVIL
-        running statistics."""
+        normalisers), with local signals ``signal_mean_l`` / ``signal_std_l`` for each layer
+        l = 1..L. A call in training mode with gradients enabled updates the NVIL running
+        statistics."""
         cfg = self.config
         x = self._prepare(x)
         k = cfg.rws_k if cfg.training == "rws" else 1
         q = LayeredBernoulli(x, self.recognition)
         z = q.sample((k,), generator)  # (k, B, H)
+        if self._local_nvil:
+            return self._local_nvil_loss(x, z[0])
         log_p = self.log_joint(x, z)  # depends on theta only (z carries no gradient)
         log_q = q.log_prob(z)  # depends on phi only
         log_w = (log_p - log_q).detach()
@@ -282,20 +316,27 @@ class SBN(nn.Module):
         with c, v updated from this batch first (training mode with gradients only)."""
         centred = log_w - self.baseline(x).squeeze(-1).detach()
         if self.training and torch.is_grad_enabled():
-            with torch.no_grad():
-                mean = centred.mean().to(self.signal_mean)
-                var = centred.var(unbiased=False).to(self.signal_var) if len(centred) > 1 \
-                    else torch.zeros_like(self.signal_var)
-                if int(self.signal_count) == 0:
-                    self.signal_mean.copy_(mean)
-                    self.signal_var.copy_(var)
-                else:
-                    a = self.config.nvil_alpha
-                    self.signal_mean.mul_(a).add_((1 - a) * mean)
-                    self.signal_var.mul_(a).add_((1 - a) * var)
-                self.signal_count += 1
-        scale = torch.clamp(self.signal_var.sqrt(), min=1.0).to(centred)
-        return ((centred - self.signal_mean.to(centred)) / scale).detach()
+            update_moments(self.signal_mean, self.signal_var, self.signal_count, centred,
+                           self.config.nvil_alpha)
+        return normalise(centred, self.signal_mean, self.signal_var)
+
+    def _local_nvil_loss(self, x: torch.Tensor, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """NVIL surrogate with local signals for x (B, D) and one draw z (B, H) (module
+        docstring): -mean_b [log p(x, h) + sum_l l'_l (log q(h_l | h_{l-1}) + C_l(h_{l-1}))]."""
+        hs = [x, *z.split(self.sizes, -1)]
+        log_p, log_q = layer_terms(hs, self.generative, self.top_bias, self.recognition)
+        baselines = torch.cat([c(h) for c, h in zip(self.layer_baselines, hs)], -1)  # (B, L)
+        centred = local_signals(log_p.detach(), log_q.detach()) - baselines.detach()
+        if self.training and torch.is_grad_enabled():
+            update_moments(self.layer_signal_mean, self.layer_signal_var,
+                           self.layer_signal_count, centred, self.config.nvil_alpha)
+        signal = normalise(centred, self.layer_signal_mean, self.layer_signal_var)
+        surrogate = log_p.sum(-1) + (signal * (log_q + baselines)).sum(-1)
+        out = {"loss": -surrogate.mean(), "elbo": (log_p.sum(-1) - log_q.sum(-1)).detach().mean()}
+        for l in range(len(self.sizes)):
+            out[f"signal_mean_{l + 1}"] = self.layer_signal_mean[l].detach().clone().to(x)
+            out[f"signal_std_{l + 1}"] = self.layer_signal_var[l].detach().sqrt().to(x)
+        return out
 
     @torch.no_grad()
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
