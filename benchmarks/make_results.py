@@ -114,8 +114,28 @@ def likelihood_section(r: dict[str, Any]) -> list[str]:
              "AIS tends to underestimate log Z (so to flatter the NLL), reverse AIS to "
              "overestimate it: the true value most likely lies between."),
         ]
+    lines += _sample_based_lines(extra)
     lines += _notes(r)
     return lines
+
+
+def _sample_based_lines(extra: dict[str, Any]) -> list[str]:
+    """The figures a sample-based report gives beside its Parzen score (MMD^2 with its
+    permutation-test p-value, Frechet distance, class coverage), as one sentence."""
+    if extra.get("mmd2") is None:
+        return []
+    parts = [f"MMD² to the test set {_fmt(extra['mmd2'], 4)}"
+             + (f" (permutation-test p = {extra['mmd_p_value']:.3g})"
+                if extra.get("mmd_p_value") is not None else "")]
+    if extra.get("frechet_distance") is not None:
+        parts.append(f"Fréchet distance in genzoo's MNIST-classifier features "
+                     f"{_fmt(extra['frechet_distance'])}")
+    if extra.get("classes_covered") is not None:
+        ref = extra.get("reference_classes_covered")
+        parts.append(f"classes covered {extra['classes_covered']} of 10"
+                     + (f" (the test images: {ref})" if ref is not None else ""))
+    return ["", "Beside the Parzen score, from the same model samples: " + "; ".join(parts)
+            + "."]
 
 
 def stderr_footnote(r: dict[str, Any]) -> str:

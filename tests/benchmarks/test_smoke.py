@@ -241,6 +241,20 @@ def test_make_results_footnote_follows_each_results_own_estimator():
     assert "genzoo evaluate" not in footnote(steps=None)
 
 
+def test_make_results_shows_mmd_frechet_and_coverage_beside_parzen():
+    parzen = {"name": "test Parzen log-likelihood", "unit": "nats", "lower_is_better": False}
+    text = "\n".join(make_results.likelihood_section(_likelihood(
+        210.0, [], metric=parzen,
+        extra={"mmd2": 0.1529, "mmd_p_value": 0.005, "frechet_distance": 119.55,
+               "classes_covered": 9, "reference_classes_covered": 10})))
+    line = next(x for x in text.splitlines() if x.startswith("Beside the Parzen score"))
+    assert "MMD² to the test set 0.1529 (permutation-test p = 0.005)" in line
+    assert "119.55" in line and "classes covered 9 of 10 (the test images: 10)" in line
+    # a likelihood without sample-based figures gets no such line
+    plain = "\n".join(make_results.likelihood_section(_likelihood(90.0, [("ref", 86.34)])))
+    assert "Beside the Parzen score" not in plain
+
+
 def test_make_results_check_detects_a_stale_file(tmp_path):
     results = tmp_path / "results"
     _write(results, _likelihood(86.0, [("ref", 86.34)]))
