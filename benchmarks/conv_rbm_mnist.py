@@ -190,9 +190,16 @@ def recipe(args: argparse.Namespace) -> dict:
         sets["data.n_train"] = args.n_train
     if args.n_eval is not None:
         sets["data.n_eval"] = args.n_eval
+    if args.pcd:
+        sets["model.persistent"] = True
     if args.smoke:
         sets.update({k: v for k, v in SMOKE.items() if k.startswith("model.")})
     return sets
+
+
+def _rule(sets: dict) -> str:
+    """"CD-k" or "PCD-k" for the run's settings."""
+    return f"{'PCD' if sets.get('model.persistent') else 'CD'}-{sets['model.k']}"
 
 
 def _shown(path: Path) -> str:
@@ -211,7 +218,7 @@ def build_result(args, sets: dict, ev: dict, images: dict, steps: list[str], wal
          f"examples; test: {ev['n']} images."),
         (f"Model: {sets['model.n_filters']} filters of {sets['model.kernel_size']}x"
          f"{sets['model.kernel_size']}, {sets['model.pool_size']}x{sets['model.pool_size']} "
-         f"probabilistic max pooling, CD-{sets['model.k']}, sparsity target "
+         f"probabilistic max pooling, {_rule(sets)}, sparsity target "
          f"{sets['model.sparsity_target']} (cost {sets['model.sparsity_cost']}), "
          f"{args.epochs} epoch(s) of SGD (lr {sets['train.lr']}, momentum 0.5 then 0.9). Sizes in "
          f"the spirit of the first layer of {LEE09} (24 bases, 2x2 pooling, a sparsity "
@@ -249,8 +256,9 @@ def build_result(args, sets: dict, ev: dict, images: dict, steps: list[str], wal
         "training": {"epochs": args.epochs, "settings": sets},
     }
     return _common.likelihood_result(
-        benchmark=BENCHMARK,
-        title="Convolutional RBM (max pooling), MNIST: test objective before vs after training",
+        benchmark=args.name,
+        title=f"Convolutional RBM (max pooling, {_rule(sets)}), MNIST: test objective before vs after "
+              "training",
         steps=steps, body=body, references=[], wall=wall, smoke=args.smoke, notes=notes)
 
 
@@ -265,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pll-pixels", type=int, default=16,
                    help="pixels per test image for the stochastic PLL (default 16)")
     p.add_argument("--n-samples", type=int, default=64, help="samples drawn (default 64)")
+    p.add_argument("--pcd", action="store_true",
+                   help="train by PCD-1 (model.persistent=true: 100 persistent chains) instead "
+                   "of CD-1; the result is conv_rbm_mnist_pcd")
     p.add_argument("--data", default="mnist", choices=("mnist", "digits"),
                    help="default mnist; digits (8x8, no data files) only with --smoke")
     _common.add_output_args(p, "seconds-long check: 300 examples, 1 epoch, 4 filters of 5x5",
@@ -277,12 +288,13 @@ def main(argv: list[str] | None = None) -> int:
         args.pll_pixels, args.n_samples = SMOKE["pll_pixels"], SMOKE["n_samples"]
     elif args.data != "mnist":
         p.error("the full benchmark is defined on mnist; use --data digits only with --smoke")
-    dirs = _common.run_dirs(p, args, f"{BENCHMARK}_e{args.epochs}")
+    args.name = BENCHMARK + ("_pcd" if args.pcd else "")
+    dirs = _common.run_dirs(p, args, f"{args.name}_e{args.epochs}")
     if args.data == "mnist":
         _common.warn_without_data(BENCHMARK)
 
     sets = recipe(args)
-    steps = _common.Steps(dirs.log, BENCHMARK, announce=True)
+    steps = _common.Steps(dirs.log, args.name, announce=True)
     if not args.evaluate_only:
         steps.run("train", _common.train_cmd("conv-rbm", args.data, sets, dirs.run))
     images = {"filters": dirs.run / "filters.png", "samples": dirs.run / "samples.png"}
@@ -293,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     # The run directory is scratch (benchmarks/runs is not tracked): the images the result
     # points to are copied beside it, as the other benchmarks' figures are.
     dirs.results.mkdir(parents=True, exist_ok=True)
-    kept = {k: dirs.results / f"{BENCHMARK}_{k}.png" for k in images}
+    kept = {k: dirs.results / f"{args.name}_{k}.png" for k in images}
     for k, path in images.items():
         shutil.copyfile(path, kept[k])
     shown = {k: _shown(v) for k, v in kept.items()} | {"n_samples": args.n_samples}

@@ -102,3 +102,12 @@ def test_full_run_refuses_digits():
     proc = subprocess.run([sys.executable, "benchmarks/conv_rbm_mnist.py", "--data", "digits"],
                           cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode != 0 and "--smoke" in proc.stderr
+
+
+def test_pcd_smoke_writes_its_own_result(tmp_path):
+    run_script(["benchmarks/conv_rbm_mnist.py", "--smoke", "--data", "digits", "--pcd",
+                "--out", str(tmp_path / "run"), "--results-dir", str(tmp_path)])
+    result = read_result(tmp_path / "conv_rbm_mnist_pcd.json")
+    assert result["benchmark"] == "conv_rbm_mnist_pcd" and "PCD-1" in result["title"]
+    assert result["training"]["settings"]["model.persistent"] is True
+    assert (tmp_path / "conv_rbm_mnist_pcd_samples.png").is_file()

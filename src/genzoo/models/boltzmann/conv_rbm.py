@@ -45,12 +45,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from genzoo.core.config import Config, check, check_nonnegative
-from genzoo.core.errors import ConfigError, GenzooError
+from genzoo.core.errors import ConfigError
 from genzoo.core.protocols import ENERGY
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
 from genzoo.models._common import check_n_visible, require_n_visible
-from genzoo.models.boltzmann._ops import bernoulli
+from genzoo.models.boltzmann._ops import (
+    advance_chains,
+    bernoulli,
+    register_chains,
+    sample_chains,
+    start_chains_at_data,
+)
 from genzoo.models.boltzmann._sequences import resolve_image_shape
 
 
@@ -58,7 +64,8 @@ from genzoo.models.boltzmann._sequences import resolve_image_shape
 class ConvRBMConfig(Config):
     """``n_visible`` = in_channels * image_height * image_width (from the data); the image
     shape is inferred as square when ``image_height`` / ``image_width`` are none.
-    ``n_filters`` K, ``kernel_size`` r, ``pool_size`` C (C x C blocks). ``k``: CD-k.
+    ``n_filters`` K, ``kernel_size`` r, ``pool_size`` C (C x C blocks). ``k``: CD-k, or with
+    ``persistent`` PCD-k (Tieleman 2008) on ``n_chains`` chains started at training images.
     ``sparsity_target`` / ``sparsity_cost``: Lee et al.'s regulariser on the mean detector
     activation. ``init_std``: W ~ N(0, init_std^2). ``sample_burn_in``: Gibbs sweeps of
     :meth:`ConvRBM.sample`."""
@@ -71,6 +78,8 @@ class ConvRBMConfig(Config):
     kernel_size: int = 5
     pool_size: int = 2
     k: int = 1
+    persistent: bool = False
+    n_chains: int = 100
     sparsity_target: float | None = None
     sparsity_cost: float = 0.0
     init_std: float = 0.01
@@ -83,6 +92,7 @@ class ConvRBMConfig(Config):
         check(self.kernel_size >= 1, f"model.kernel_size={self.kernel_size} must be >= 1")
         check(self.pool_size >= 1, f"model.pool_size={self.pool_size} must be >= 1")
         check(self.k >= 1, f"model.k={self.k} must be >= 1")
+        check(self.n_chains >= 1, f"model.n_chains={self.n_chains} must be >= 1")
         check(
             self.sparsity_target is None or 0.0 < self.sparsity_target < 1.0,
             "model.sparsity_target must be in (0, 1) or none",
@@ -136,6 +146,7 @@ class ConvRBM(nn.Module):
         self.W = nn.Parameter(torch.zeros(config.n_filters, n_c, r, r))
         self.b = nn.Parameter(torch.zeros(n_c))
         self.c = nn.Parameter(torch.zeros(config.n_filters))
+        register_chains(self, config.persistent, config.n_chains, config.n_visible)
         with torch.no_grad():
             if config.init_std > 0:
                 self.W.normal_(0.0, config.init_std, generator=generator)
@@ -245,7 +256,7 @@ class ConvRBM(nn.Module):
     def loss(
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
-        """CD-k surrogate on binary images x (B, D): ``loss`` = mean F(x) - mean F(v_model)
+        """CD-k / PCD-k surrogate on binary images x (B, D): ``loss`` = mean F(x) - mean F(v_model)
         (+ the sparsity penalty); ``recon_error``: mean squared error of p(v | h0),
         h0 ~ p(h | x); ``free_energy_gap`` in nats."""
         img = self.images(x)
@@ -256,9 +267,12 @@ class ConvRBM(nn.Module):
             h, _ = self.sample_blocks(a, generator)
             pv = torch.sigmoid(self.visible_input(h))
             recon = ((img - pv) ** 2).mean()
-            v = bernoulli(pv, generator)
-            for _ in range(cfg.k - 1):
-                v = self.gibbs_step(v.flatten(1), generator=generator).reshape(img.shape)
+            if self.chains is not None:
+                v = advance_chains(self.chains, self.gibbs_step, cfg.k, generator)
+            else:
+                v = bernoulli(pv, generator)
+                for _ in range(cfg.k - 1):
+                    v = self.gibbs_step(v.flatten(1), generator=generator).reshape(img.shape)
         f_data = -(img.sum((2, 3)) @ self.b) - self.block_log_normaliser(a).flatten(1).sum(-1)
         gap = f_data.mean() - self.free_energy(v.flatten(1)).mean()
         loss = gap
@@ -283,23 +297,23 @@ class ConvRBM(nn.Module):
     def init_from_data(
         self, x_train: torch.Tensor, generator: torch.Generator | None = None
     ) -> None:
-        """b_c = logit of channel c's mean training intensity (clamped)."""
+        """b_c = logit of channel c's mean training intensity (clamped); PCD chains start at
+        random training images."""
         img = self.images(x_train)
         p = img.mean((0, 2, 3)).clamp(1e-3, 1 - 1e-3)
         self.b.copy_(torch.log(p) - torch.log1p(-p))
+        if self.chains is not None:
+            start_chains_at_data(self.chains, x_train, generator)
 
     # -- sampling and pictures ----------------------------------------------------------------
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n binary images (n, D) after ``sample_burn_in`` Gibbs sweeps from the base rate."""
-        if n < 0:
-            raise GenzooError(f"sample(n={n}): n must be >= 0")
+        """n binary images (n, D): with PCD and n <= n_chains a copy of the persistent chains
+        after a few sweeps, else ``sample_burn_in`` Gibbs sweeps from the base rate."""
         base = torch.sigmoid(self.b).repeat_interleave(self.image_shape[0] * self.image_shape[1])
-        v = bernoulli(base.expand(n, -1), generator)
-        for _ in range(self.config.sample_burn_in):
-            v = self.gibbs_step(v, generator=generator)
-        return v
+        return sample_chains(self, n, lambda m: bernoulli(base.expand(m, -1), generator),
+                             self.config.sample_burn_in, generator)
 
     @torch.no_grad()
     def filters(self) -> tuple[torch.Tensor, tuple[int, int]]:
