@@ -12,15 +12,21 @@ The run goes through the command line a user would type (``genzoo train MODEL --
 ...`` then ``genzoo evaluate RUN --split test --json``).
 
     python benchmarks/gan_mnist_parzen.py --model gan        # about 20-40 min on 2 cores
+    python benchmarks/gan_mnist_parzen.py --model gan-paper  # about 1-1.5 h on 2 cores
     python benchmarks/gan_mnist_parzen.py --model gmmn       # about 30-60 min on 2 cores
     python benchmarks/gan_mnist_parzen.py --model gmmn-ae    # about 30-60 min on 2 cores
     python benchmarks/gan_mnist_parzen.py --model gan --smoke   # seconds, 8x8 digits, temp dir
 
 Protocol (the GAN paper's): grey-level MNIST in [0, 1] (50k train / 10k valid / 10k test),
 10,000 model samples, an isotropic Gaussian window whose sigma is chosen on the validation
-split over logspace(-1, 0, 10), mean log density of the 10,000 test digits. Recipes are
-genzoo's (Adam, DCGAN's lr 2e-4 and beta1 0.5 for the GAN), not the papers' (maxout
-discriminator, SGD with momentum); see ``RECIPES`` and each result's notes.
+split over logspace(-1, 0, 10), mean log density of the 10,000 test digits. Recipes ``gan``,
+``gmmn`` and ``gmmn-ae`` are genzoo's (Adam, DCGAN's lr 2e-4 and beta1 0.5 for the GAN, with a
+LeakyReLU discriminator), not the papers'. ``gan-paper`` follows the authors' MNIST
+configuration (the ``mnist.yaml`` of their code release, goodfeli/adversarial): generator
+100 -> 1200 ReLU -> 1200 ReLU -> 784 sigmoid, discriminator 784 -> 240 maxout units (5
+pieces) -> 240 maxout (5 pieces) -> sigmoid, dropout 0.2 on D's input and 0.5 on its hidden
+units, non-saturating generator loss, SGD with batch 100, lr 0.1 divided by 1.000004 each
+update, momentum 0.5 rising to 0.7; see ``PAPER_DEVIATIONS`` for what genzoo does differently.
 """
 
 from __future__ import annotations
@@ -49,11 +55,22 @@ REFERENCES = {
     "gmmn-ae": [{"label": "Li et al. 2015 GMMN+AE", "value": 282.0, "stderr": 2.0,
                  "source": _GMMN, "verified": False, "comparable": True, "note": _NOTE}],
 }
+_PAPER_STEPS_PER_EPOCH = 500  # 50,000 training digits / batch 100
+_PAPER_LR_DECAY = 1.000004  # the lr is divided by this after every update (min 1e-6)
 RECIPES = {
     "gan": {"model.n_latent": 100, "model.g_hidden": "1200,1200", "model.d_hidden": "240,240",
             "model.generator_loss": "non_saturating", "train.optimizer": "adam",
             "train.lr": 2e-4, "train.momentum": 0.5, "train.batch_size": 100,
             "train.seed": 0},
+    "gan-paper": {"model.n_latent": 100, "model.prior": "normal",
+                  "model.g_hidden": "1200,1200", "model.d_hidden": "240,240",
+                  "model.d_activation": "maxout", "model.d_maxout_pieces": 5,
+                  "model.d_dropout": 0.5, "model.d_input_dropout": 0.2,
+                  "model.generator_loss": "non_saturating", "model.d_steps": 1,
+                  "train.optimizer": "sgd", "train.lr": 0.1, "train.batch_size": 100,
+                  "train.initial_momentum": 0.5, "train.momentum": 0.7,
+                  "train.momentum_warmup_epochs": 250, "train.lr_schedule": "exponential",
+                  "train.seed": 0},
     "gmmn": {"model.n_latent": 10, "model.hidden": "64,256,256,1024",
              "model.bandwidths_sq": "2,5,10,20,40,80", "train.optimizer": "adam",
              "train.lr": 1e-3, "train.momentum": 0.9, "train.batch_size": 1000,
@@ -63,9 +80,12 @@ RECIPES = {
                 "train.optimizer": "adam", "train.lr": 1e-3, "train.momentum": 0.9,
                 "train.batch_size": 500, "train.seed": 0},
 }
-DEFAULT_EPOCHS = {"gan": 50, "gmmn": 100, "gmmn-ae": 150}
+MODEL_NAMES = {"gan-paper": "gan"}  # recipe -> genzoo model (default: the recipe's name)
+REFERENCES["gan-paper"] = REFERENCES["gan"]
+DEFAULT_EPOCHS = {"gan": 50, "gan-paper": 50, "gmmn": 100, "gmmn-ae": 150}
 SMOKE = {
     "gan": {"model.n_latent": 8, "model.g_hidden": "16", "model.d_hidden": "16"},
+    "gan-paper": {"model.n_latent": 8, "model.g_hidden": "16", "model.d_hidden": "16"},
     "gmmn": {"model.n_latent": 4, "model.hidden": "16", "model.bandwidths_sq": "1,4"},
     "gmmn-ae": {"model.n_latent": 4, "model.hidden": "16", "model.ae_hidden": 16,
                 "model.n_code": 4, "model.ae_steps": 5},
@@ -78,17 +98,38 @@ NOTES = [
     ("Deviation: genzoo's recipe (Adam, fixed epochs, final model), not the papers' "
     "architectures and optimisers; the GAN discriminator is a LeakyReLU MLP, not maxout."),
 ]
+PAPER_DEVIATIONS = (
+    "Deviation of gan-paper from the authors' mnist.yaml: genzoo alternates a D update and a G "
+    "update on each minibatch (pylearn2 updated both from one forward pass); genzoo's D loss "
+    "is the sum softplus(-l(x)) + softplus(l(G(z))) where theirs was half of it (their D steps "
+    "were half as large at the same lr); weights ~ N(0, 0.02^2), biases 0 (theirs: uniform, "
+    "half-width 0.05 in G and 0.005 in D, G's output bias from the pixel marginals); momentum "
+    "jumps from 0.5 to 0.7 after epoch 250 (theirs rose linearly from epoch 1 to 250); the "
+    "lr decay is genzoo's exponential schedule matched to 1.000004 per update; noise "
+    "N(0, I) (one stored version of the yaml used uniform noise on [-sqrt 3, sqrt 3]); "
+    "their number of epochs is not in the yaml (no termination criterion).")
 
 
 def train_command(args: argparse.Namespace, run_dir: Path) -> list[str]:
-    sets = {**RECIPES[args.model], "train.epochs": args.epochs, "train.progress": "false",
+    sets = {**recipe_settings(args.model, args.epochs), "train.progress": "false",
             "data.binarize": "none"}
     if args.architecture:
         sets["model.architecture"] = args.architecture
     if args.smoke:
         sets.update(SMOKE[args.model])
         sets.update({"train.batch_size": 50, "train.max_steps": 20})
-    return _common.train_cmd(args.model, args.data, sets, run_dir)
+    return _common.train_cmd(MODEL_NAMES.get(args.model, args.model), args.data, sets, run_dir)
+
+
+def recipe_settings(model: str, epochs: int) -> dict:
+    """The recipe's ``--set`` values for a run of ``epochs`` epochs (``gan-paper``: the lr
+    factor reached after epochs * 500 updates of the authors' per-update decay, at least
+    min_lr / lr = 1e-5)."""
+    sets = {**RECIPES[model], "train.epochs": epochs}
+    if model == "gan-paper":
+        factor = _PAPER_LR_DECAY ** -(epochs * _PAPER_STEPS_PER_EPOCH)
+        sets["train.lr_final_factor"] = max(factor, 1e-6 / RECIPES[model]["train.lr"])
+    return sets
 
 
 def training_data_parzen(data: str, sigmas, n: int = 10_000) -> dict:
@@ -128,7 +169,8 @@ def baseline_frechet(data: str, n_samples: int = 10_000, n_components: int = 10)
 def build_result(args, report: dict, steps: list[str], wall: dict, data_parzen: dict,
                  baseline: dict) -> dict:
     notes = _common.with_run_notes(
-        NOTES, args.smoke, "SMOKE RUN: 8x8 digits, tiny model, 20 steps; not comparable.",
+        (NOTES[:2] + [PAPER_DEVIATIONS]) if args.model == "gan-paper" else NOTES, args.smoke,
+        "SMOKE RUN: 8x8 digits, tiny model, 20 steps; not comparable.",
         args.epochs, DEFAULT_EPOCHS[args.model], budget_why=False)
     body = {
         "data": _common.report_data(report, args.data, "none (grey levels in [0, 1])"),
@@ -149,7 +191,7 @@ def build_result(args, report: dict, steps: list[str], wall: dict, data_parzen: 
             "warnings": report.get("warnings"),
         },
         "training": {"epochs": args.epochs,
-                     "settings": {**RECIPES[args.model], "train.epochs": args.epochs}},
+                     "settings": recipe_settings(args.model, args.epochs)},
     }
     return _common.likelihood_result(
         benchmark=f"{BENCHMARK}_{args.model}" + (f"_{args.architecture}"

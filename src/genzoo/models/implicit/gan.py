@@ -25,6 +25,12 @@ with its own optimizer. The k discriminator updates of one Trainer step share th
 minibatch and draw fresh noise each (Algorithm 1 draws fresh data too; the paper's
 experiments use k = 1, where the two agree). Networks: MLPs or the DCGAN pair
 (:mod:`genzoo.models.implicit.dcgan`), set by ``architecture``.
+
+The paper's MNIST discriminator (section 5) uses maxout units and dropout: ``d_activation``
+"maxout" with ``d_maxout_pieces`` pieces, ``d_dropout`` / ``d_input_dropout`` (MLP only; see
+:mod:`genzoo.models.implicit._maxout`). Dropout acts in :meth:`GAN.loss` in training mode, in
+both phases (the generator is trained against the dropped-out D, as in the authors' code),
+with masks from the loss's ``generator``; validation and sampling never drop anything.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from genzoo.core.protocols import IMPLICIT
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_data
 from genzoo.models._common import check_n_visible, require_n_visible
+from genzoo.models.implicit._maxout import ACTIVATIONS, DropoutMLPDiscriminator
 from genzoo.models.implicit.dcgan import (
     ARCHITECTURES,
     build_discriminator,
@@ -68,7 +75,10 @@ class GANConfig(Config):
     with side divisible by 4). ``generator_loss``: "non_saturating" or "minimax". ``d_steps``:
     k discriminator updates per generator update. ``init_std``: weights ~ N(0, init_std^2)
     (DCGAN: 0.02). Train DCGAN-style with ``train.optimizer=adam train.lr=2e-4
-    train.momentum=0.5``.
+    train.momentum=0.5``. MLP discriminator only: ``d_activation`` "leaky_relu" or "maxout"
+    (``d_maxout_pieces`` linear pieces per unit); ``d_dropout``: dropout rate on the hidden
+    units of D, ``d_input_dropout``: on its input (the paper's MNIST setup: maxout, 5 pieces,
+    0.5 and 0.2).
     """
 
     n_visible: int | None = None
@@ -81,6 +91,16 @@ class GANConfig(Config):
     generator_loss: Literal["non_saturating", "minimax"] = "non_saturating"
     d_steps: int = 1
     init_std: float = 0.02
+    d_activation: Literal["leaky_relu", "maxout"] = "leaky_relu"
+    d_maxout_pieces: int = 5
+    d_dropout: float = 0.0
+    d_input_dropout: float = 0.0
+
+    @property
+    def d_is_plain(self) -> bool:
+        """True when D is the original LeakyReLU MLP without dropout (its checkpoint layout)."""
+        return (self.d_activation == "leaky_relu" and self.d_dropout == 0.0
+                and self.d_input_dropout == 0.0)
 
     def validate(self) -> None:
         check_n_visible(self.n_visible)
@@ -91,6 +111,17 @@ class GANConfig(Config):
         check(self.width > 0, f"model.width={self.width} must be positive")
         check(self.d_steps >= 1, f"model.d_steps={self.d_steps} must be >= 1")
         check_nonnegative(self.init_std, "model.init_std")
+        check(self.d_activation in ACTIVATIONS, "model.d_activation must be leaky_relu or maxout")
+        check(self.d_maxout_pieces >= 2,
+              f"model.d_maxout_pieces={self.d_maxout_pieces} must be >= 2")
+        for name in ("d_dropout", "d_input_dropout"):
+            p = getattr(self, name)
+            check(0.0 <= p < 1.0, f"model.{name}={p} must be in [0, 1)")
+        check(
+            self.architecture == "mlp" or self.d_is_plain,
+            "model.d_activation, model.d_dropout and model.d_input_dropout apply to "
+            "model.architecture=mlp only; leave them at their defaults for dcgan",
+        )
 
 
 @register_model(
@@ -123,9 +154,15 @@ class GAN(nn.Module):
             config.architecture, config.n_latent + c, config.n_visible, config.g_hidden,
             config.width,
         )
-        self.D = build_discriminator(
-            config.architecture, config.n_visible, config.d_hidden, config.width, c
-        )
+        if config.architecture == "mlp" and not config.d_is_plain:
+            self.D: nn.Module = DropoutMLPDiscriminator(
+                config.n_visible + c, config.d_hidden, config.d_activation,
+                config.d_maxout_pieces, config.d_dropout, config.d_input_dropout,
+            )
+        else:
+            self.D = build_discriminator(
+                config.architecture, config.n_visible, config.d_hidden, config.width, c
+            )
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -156,8 +193,18 @@ class GAN(nn.Module):
         """G(z) (B, D) for z (B, n_latent) (and one-hot labels (B, C) when conditional)."""
         return self.G(z if y_onehot is None else torch.cat([z, y_onehot.to(z)], 1))
 
-    def logits(self, x: torch.Tensor, y_onehot: torch.Tensor | None = None) -> torch.Tensor:
-        """Discriminator logits l(x) (B,), D(x) = sigmoid(l(x))."""
+    def logits(
+        self,
+        x: torch.Tensor,
+        y_onehot: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        dropout: bool = False,
+    ) -> torch.Tensor:
+        """Discriminator logits l(x) (B,), D(x) = sigmoid(l(x)). ``dropout=True`` drops units
+        of a dropout discriminator with masks from ``generator`` (no effect on the others)."""
+        if dropout and isinstance(self.D, DropoutMLPDiscriminator):
+            v = x if y_onehot is None else torch.cat([x, y_onehot.to(x)], 1)
+            return self.D(v, generator=generator, dropout=True)
         return discriminate(self.D, x, y_onehot)
 
     def loss(
@@ -170,7 +217,8 @@ class GAN(nn.Module):
         """The loss of ``phase`` on the minibatch x (B, D), mean over the batch (nats):
         "d" (default): -V = softplus(-l(x)) + softplus(l(G(z))), with ``real_prob`` and
         ``fake_prob`` (mean D(x), D(G(z))); "g": the generator loss chosen by
-        ``generator_loss``. Fresh noise z (B, n_latent) from ``generator`` on each call."""
+        ``generator_loss``. Fresh noise z (B, n_latent) from ``generator`` on each call, then
+        (training mode, ``d_dropout`` or ``d_input_dropout`` > 0) the dropout masks of D."""
         phase = phase or "d"
         if phase not in PHASES:
             raise GenzooError(f"{type(self).__name__}.loss: phase={phase!r}; use 'd' or 'g'")
@@ -179,17 +227,19 @@ class GAN(nn.Module):
         x = x.to(ref)
         c = self._condition(y, len(x))
         z = draw_noise(self.config.prior, len(x), self.config.n_latent, ref, generator)
+        drop = self.training
         if phase == "d":
             with torch.no_grad():
                 fake = self.generate(z, c)
-            l_real, l_fake = self.logits(x, c), self.logits(fake, c)
+            l_real = self.logits(x, c, generator, drop)
+            l_fake = self.logits(fake, c, generator, drop)
             loss = F.softplus(-l_real).mean() + F.softplus(l_fake).mean()
             return {
                 "loss": loss,
                 "real_prob": torch.sigmoid(l_real).mean().detach(),
                 "fake_prob": torch.sigmoid(l_fake).mean().detach(),
             }
-        l_fake = self.logits(self.generate(z, c), c)
+        l_fake = self.logits(self.generate(z, c), c, generator, drop)
         if self.config.generator_loss == "minimax":
             loss = -F.softplus(l_fake).mean()
         else:
