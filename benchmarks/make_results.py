@@ -134,8 +134,14 @@ def _sample_based_lines(extra: dict[str, Any]) -> list[str]:
         ref = extra.get("reference_classes_covered")
         parts.append(f"classes covered {extra['classes_covered']} of 10"
                      + (f" (the test images: {ref})" if ref is not None else ""))
-    return ["", "Beside the Parzen score, from the same model samples: " + "; ".join(parts)
-            + "."]
+    lines = ["", "Beside the Parzen score, from the same model samples: " + "; ".join(parts)
+             + "."]
+    covered, ref = extra.get("classes_covered"), extra.get("reference_classes_covered")
+    if covered is not None and ref is not None and covered < ref:
+        lines += ["", (f"**MODE COLLAPSE**: the samples cover {covered} of the {ref} digit "
+                       "classes the test images cover; the Parzen score describes that "
+                       "collapsed sampler.")]
+    return lines
 
 
 def stderr_footnote(r: dict[str, Any]) -> str:

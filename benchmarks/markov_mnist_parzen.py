@@ -119,11 +119,6 @@ def build_result(args: argparse.Namespace, report: dict, steps: list[str], wall:
     ]
     if stopped:
         notes.append(stopped_note)
-    covered, ref = report.get("classes_covered"), report.get("reference_classes_covered")
-    if covered is not None and ref is not None and covered < ref:
-        notes.append(f"MODE COLLAPSE: the samples cover {covered} of the {ref} digit classes "
-                     "the test images cover (genzoo's MNIST classifier); the Parzen score "
-                     "describes that collapsed sampler.")
     notes = _common.with_run_notes(
         notes, args.smoke, "SMOKE RUN: digits, tiny model; not comparable to the reference.",
         args.epochs, DEFAULT_EPOCHS[args.model], budget_why=False)

@@ -250,6 +250,12 @@ def test_make_results_shows_mmd_frechet_and_coverage_beside_parzen():
     line = next(x for x in text.splitlines() if x.startswith("Beside the Parzen score"))
     assert "MMD² to the test set 0.1529 (permutation-test p = 0.005)" in line
     assert "119.55" in line and "classes covered 9 of 10 (the test images: 10)" in line
+    # fewer classes than the test images cover is flagged, whichever benchmark wrote it
+    assert "**MODE COLLAPSE**: the samples cover 9 of the 10 digit classes" in text
+    full = "\n".join(make_results.likelihood_section(_likelihood(
+        210.0, [], metric=parzen, extra={"mmd2": 0.15, "classes_covered": 10,
+                                         "reference_classes_covered": 10})))
+    assert "MODE COLLAPSE" not in full
     # a likelihood without sample-based figures gets no such line
     plain = "\n".join(make_results.likelihood_section(_likelihood(90.0, [("ref", 86.34)])))
     assert "Beside the Parzen score" not in plain

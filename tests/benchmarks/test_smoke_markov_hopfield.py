@@ -44,26 +44,6 @@ def test_a_run_stopped_early_is_reported_with_the_epochs_its_checkpoint_saw(tmp_
     assert script.early_stop_note(18.0, 18) is None and script.early_stop_note(None, 18) is None
 
 
-def test_a_collapsed_sampler_is_flagged_beside_its_parzen_score():
-    sys.path.insert(0, str(BENCH))
-    import argparse
-
-    import markov_mnist_parzen as script
-
-    args = argparse.Namespace(model="gsn", epochs=18, smoke=False)
-    report = {"parzen_log_likelihood": -44.4, "stderr": 0.9, "split": "test",
-              "n_examples": 10000, "estimator": "parzen window (sample-based)",
-              "n_model_samples": 10000, "parzen_sigma": 0.28, "mmd2": 0.44,
-              "classes_covered": 1, "reference_classes_covered": 10}
-    result = script.build_result(args, report, ["genzoo evaluate RUN"], {"evaluate": 1.0},
-                                 18.0)
-    assert any(n.startswith("MODE COLLAPSE: the samples cover 1 of the 10") for n in
-               result["notes"])
-    healthy = script.build_result(args, dict(report, classes_covered=10),
-                                  ["genzoo evaluate RUN"], {"evaluate": 1.0}, 18.0)
-    assert not any("MODE COLLAPSE" in n for n in healthy["notes"])
-
-
 def test_hopfield_capacity_smoke_writes_a_curve_and_a_plot(tmp_path):
     run_script(["benchmarks/hopfield_capacity.py", "--smoke", "--out", str(tmp_path)])
     result = read_result(tmp_path / "hopfield_capacity.json")
