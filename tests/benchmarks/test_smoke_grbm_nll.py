@@ -44,3 +44,17 @@ def test_grbm_nll_smoke_on_mnist_grey_levels(tmp_path):
     assert math.isclose(result["extra"]["bits_per_dim"], bpd, rel_tol=1e-9)
     # (no full-vs-diagonal Gaussian check here: 1000 smoke images over-fit 784x784 covariances)
     assert math.isfinite(result["extra"]["gaussian_nll"])
+
+
+def test_grbm_nll_smoke_standardized_writes_its_own_result(tmp_path):
+    """--standardize: per-pixel standardised logits, the recipe's lr and momentum, its own
+    result id and notes."""
+    real_data_file("mnist/train-images-idx3-ubyte.gz")
+    run_script(["benchmarks/grbm_nll.py", "--data", "mnist", "--standardize", "--smoke",
+                "--out", str(tmp_path / "run"), "--results-dir", str(tmp_path)])
+    result = read_result(tmp_path / "grbm_nll_mnist_standardized.json")
+    settings = result["training"]["settings"]
+    assert settings["data.standardize"] is True
+    assert settings["train.lr"] == 0.001 and settings["train.momentum"] == 0.5
+    assert "standardised" in result["title"] and math.isfinite(result["value"])
+    assert any("standardisation" in n for n in result["notes"])

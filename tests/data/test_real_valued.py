@@ -90,10 +90,16 @@ def test_logit_transform_round_trips_to_images():
     assert torch.allclose(d.to_images(d.test.x), plain.test.x, atol=1e-5)
 
 
-@pytest.mark.parametrize("alpha,scale", [(1e-6, 1.0), (0.05, 1.0), (0.05, 2.5), (None, 0.3)])
-def test_log_det_jacobian_matches_autograd(alpha, scale):
+@pytest.mark.parametrize("alpha,scale,standardized", [
+    (1e-6, 1.0, False), (0.05, 1.0, False), (0.05, 2.5, False), (None, 0.3, False),
+    (0.05, 1.7, True),
+])
+def test_log_det_jacobian_matches_autograd(alpha, scale, standardized):
     t = ValueTransform(levels=256, logit_alpha=alpha, scale=scale)
     g = torch.Generator().manual_seed(0)
+    if standardized:  # step 4, with statistics of other values
+        t = t.standardized(t.forward(torch.rand(50, 5, generator=g, dtype=torch.float64) * 0.9 + 0.05))
+        assert not t.is_identity
     x = torch.rand(4, 5, generator=g, dtype=torch.float64) * 0.98 + 0.01
     y = t.forward(x)
     for n in range(len(x)):
@@ -149,6 +155,7 @@ def test_evaluate_reports_the_data_space_density():
         {"name": "digits", "logit_alpha": 1e-6},
         {"name": "digits", "dequantize": True, "logit_alpha": 0.5},
         {"name": "digits", "unit_variance": True},
+        {"name": "digits", "standardize": True},
         {"name": "image-patches", "binarize": "threshold"},
         {"name": "image-patches", "dequantize": True},
     ],

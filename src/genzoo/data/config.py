@@ -42,6 +42,9 @@ class DataConfig(Config):
     Reported likelihoods stay densities on the dequantised [0, 1]^D either way.
     ``image-patches`` is real-valued by construction (see :mod:`genzoo.data.patches`);
     ``unit_variance`` divides it by the standard deviation of its training values.
+    ``standardize`` (needs ``dequantize``) then gives every unit zero mean and unit variance
+    over the training values (the train split as subset by ``n_train``, its epoch-0 draw), the
+    Jacobian included in reported likelihoods.
     """
 
     name: str = "digits"
@@ -53,6 +56,7 @@ class DataConfig(Config):
     dequantize: bool = False
     logit_alpha: float | None = None
     unit_variance: bool = False
+    standardize: bool = False
 
     def validate(self) -> None:
         check(
@@ -83,6 +87,11 @@ class DataConfig(Config):
                 0.0 < self.logit_alpha < 0.5,
                 f"data.logit_alpha={self.logit_alpha} must be in (0, 0.5), e.g. 1e-6",
             )
+        check(
+            not self.standardize or self.dequantize,
+            "data.standardize needs data.dequantize=true (a grey-level set made real-valued); "
+            "use data.standardize=false",
+        )
         if self.name == "image-patches":
             check(
                 self.binarize == "none",

@@ -349,6 +349,12 @@ def _dequantize_splits(config: DataConfig, train: Split, valid: Split, test: Spl
     transform = ValueTransform(levels=n_levels, logit_alpha=alpha, space=space, bits_per_dim=True)
     levels = [(s.x * (n_levels - 1)).round().to(torch.uint8) for s in (train, valid, test)]
     train = Split(_dequantized(levels[0], transform, config.seed, "train", 0), train.y)
+    standard = ""
+    if config.standardize:
+        # Statistics of the units' training values in model space, from the examples trained on.
+        transform = transform.standardized(train.x[: config.n_train])
+        train = Split(_dequantized(levels[0], transform, config.seed, "train", 0), train.y)
+        standard = "; each unit standardised by its training mean and std"
     valid, test = (
         Split(_dequantized(k, transform, config.seed, name), s.y)
         for k, s, name in ((levels[1], valid, "valid"), (levels[2], test, "test"))
@@ -356,7 +362,7 @@ def _dequantize_splits(config: DataConfig, train: Split, valid: Split, test: Spl
     logit = "" if alpha is None else f", logit(alpha + (1 - 2 alpha) x) with alpha={alpha:g}"
     values = (
         f"dequantised (k + u)/{n_levels} (train redrawn each epoch, valid/test drawn once "
-        f"with seed {config.seed}){logit}; likelihoods in [0, 1]^D"
+        f"with seed {config.seed}){logit}{standard}; likelihoods in [0, 1]^D"
     )
     return train, valid, test, levels[0], transform, values
 

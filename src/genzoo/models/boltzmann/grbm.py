@@ -3,7 +3,9 @@
 Hinton & Salakhutdinov (2006), "Reducing the dimensionality of data with neural networks" (the
 Gaussian visible layer); Cho, Ilin & Raiko (2011), "Improved learning of Gaussian-Bernoulli
 restricted Boltzmann machines" (the energy below, in which the variances are learnable);
-Salakhutdinov & Murray (2008) for AIS, here with a Gaussian base model.
+Salakhutdinov & Murray (2008) for AIS, here with a Gaussian base model; Montavon & Mueller
+(2012), "Deep Boltzmann machines and the centering trick", and Melchior, Fischer & Wiskott (2016),
+"How to center deep Boltzmann machines" (the centred variant, ``model.centered``).
 
 Real visible units v in R^D, binary hidden units h in {0,1}^H, parameters W (D, H), visible
 mean b (D,), hidden bias c (H,) and per-visible log variances log_var (D,), sigma^2 = exp(log_var)
@@ -20,6 +22,17 @@ The Gaussian integrates analytically, so the free energy of a hidden state is::
          = -c^T h - sum_i [(b + W h)_i^2 - b_i^2] / (2 sigma_i^2) - sum_i 0.5 log(2 pi sigma_i^2)
 
 and Z = sum_h exp(-F(h)) is exact by enumeration for H <= ~20.
+
+Centring (``model.centered``). The interaction reads the visibles through an offset mu (D,),
+fixed at the training-data mean by ``init_from_data``::
+
+    E(v, h) = sum_i (v_i - b_i)^2 / (2 sigma_i^2) - sum_ij ((v_i - mu_i) / sigma_i^2) W_ij h_j - c^T h
+
+which is the energy above with the hidden bias c - W^T (mu / sigma^2): the same family of
+distributions, every formula above holds with that effective bias (``hidden_bias``), but the
+learning dynamics differ. Uncentred data (MNIST logits: ~600 background pixels at -2.8) make the
+input (v / sigma^2)^T W of every hidden unit large from the first updates and saturate them all;
+centred, the gradient of W is the covariance of (v - mu) with h and the inputs stay near c.
 
 Bounded variances. A free log variance can run to -inf under CD (a visible unit that the model
 explains perfectly) and the gradients in 1/sigma^2 then explode. Here
@@ -74,6 +87,7 @@ class GRBMConfig(Config):
 
     ``n_visible`` is filled from the data by the CLI when left ``None``. ``k``, ``persistent``,
     ``n_chains``, ``weight_decay``, ``init_std``, ``sample_burn_in`` as for the binary RBM.
+    ``centered``: read the visibles through the data-mean offset mu (module docstring).
     ``learn_std``: learn the visible standard deviations (else they stay at ``init_sigma``).
     ``min_std`` / ``max_std``: the bounds of every sigma_i (units of the data).
     ``init_sigma``: sigma before ``init_from_data``, which (when ``learn_std``) sets every sigma_i
@@ -88,6 +102,7 @@ class GRBMConfig(Config):
     n_chains: int = 100
     weight_decay: float = 0.0
     init_std: float = 0.01
+    centered: bool = False
     learn_std: bool = True
     min_std: float = 0.05
     max_std: float = 5.0
@@ -139,14 +154,19 @@ class GRBM(GRBMAnnealingPath, nn.Module):
         self.b = nn.Parameter(torch.zeros(d))
         self.c = nn.Parameter(torch.zeros(h))
         self.log_var_logit = nn.Parameter(torch.zeros(d), requires_grad=config.learn_std)
+        # The offset is state, not a parameter: checkpoints carry it, the optimiser never moves it.
+        self.mu: torch.Tensor | None
+        self.register_buffer("mu", torch.zeros(d) if config.centered else None)
         register_chains(self, config.persistent, config.n_chains, d)
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """W ~ N(0, init_std^2), b = 0, c = 0, sigma = init_sigma."""
+        """W ~ N(0, init_std^2), b = 0, c = 0, sigma = init_sigma (and mu = 0 when centred)."""
         with torch.no_grad():
             normal_or_zero_(self.W, self.config.init_std, generator)
             self.b.zero_()
+            if self.mu is not None:
+                self.mu.zero_()
             self.c.zero_()
             self.set_log_var(torch.full_like(self.b, 2.0 * math.log(self.config.init_sigma)))
             if self.chains is not None:
@@ -187,7 +207,7 @@ class GRBM(GRBMAnnealingPath, nn.Module):
         """E(v, h) (module docstring). v (B, D), h (B, H) -> (B,)."""
         prec = torch.exp(-self.log_var)
         quad = 0.5 * ((v - self.b) ** 2 * prec).sum(-1)
-        return quad - (((v * prec) @ self.W) * h).sum(-1) - h @ self.c
+        return quad - (((v * prec) @ self.W) * h).sum(-1) - h @ self.hidden_bias(prec)
 
     def free_energy(self, v: torch.Tensor) -> torch.Tensor:
         """F(v) = sum_i (v_i - b_i)^2 / (2 sigma_i^2) - sum_j softplus(c_j + (v/sigma^2)^T W_j),
@@ -196,9 +216,18 @@ class GRBM(GRBMAnnealingPath, nn.Module):
         quad = 0.5 * ((v - self.b) ** 2 * prec).sum(-1)
         return quad - softplus(self._hidden_input(v * prec)).sum(-1)
 
+    def hidden_bias(self, prec: torch.Tensor | None = None) -> torch.Tensor:
+        """The hidden bias of the uncentred energy (H,): c, or c - W^T (mu / sigma^2) when
+        centred. ``prec``: 1 / sigma^2 (D,) if already computed."""
+        if self.mu is None:
+            return self.c
+        if prec is None:
+            prec = torch.exp(-self.log_var)
+        return torch.addmv(self.c, self.W.T, self.mu * prec, alpha=-1.0)
+
     def _hidden_input(self, v_scaled: torch.Tensor) -> torch.Tensor:
-        # c + (v / sigma^2) W, from the already scaled visibles.
-        return torch.addmm(self.c, v_scaled, self.W)
+        # hidden_bias + (v / sigma^2) W, from the already scaled visibles.
+        return torch.addmm(self.hidden_bias(), v_scaled, self.W)
 
     def hidden_free_energy(self, h: torch.Tensor) -> torch.Tensor:
         """F(h) = -log int exp(-E(v, h)) dv (module docstring), constants included.
@@ -206,7 +235,7 @@ class GRBM(GRBMAnnealingPath, nn.Module):
         prec = torch.exp(-self.log_var)
         mean = torch.addmm(self.b, h, self.W.T)
         gain = 0.5 * ((mean**2 - self.b**2) * prec).sum(-1)
-        return -(h @ self.c) - gain - 0.5 * (_LOG_2PI + self.log_var).sum()
+        return -(h @ self.hidden_bias(prec)) - gain - 0.5 * (_LOG_2PI + self.log_var).sum()
 
     # -- conditionals and Gibbs sampling ------------------------------------------------------
 
@@ -263,14 +292,17 @@ class GRBM(GRBMAnnealingPath, nn.Module):
             v_model = v
             s_model = self.p_h_given_v(v_model)
             gap = self.free_energy(x).mean() - self.free_energy(v_model).mean()
+            # Centred: the statistics of W are those of (v - mu) / sigma^2 (the b- and
+            # c-gradients do not change: mu cancels between the phases).
+            xc, vc = (x, v_model) if self.mu is None else (x - self.mu, v_model - self.mu)
         loss = ContrastiveFreeEnergy.apply(
-            self.W, self.b, self.c, gap, x * prec, s_data, v_model * prec, s_model
+            self.W, self.b, self.c, gap, xc * prec, s_data, vc * prec, s_model
         )
         if cfg.learn_std:
             with torch.no_grad():
                 g = (
-                    self._dF_dlog_var(x, s_data, prec).mean(0)
-                    - self._dF_dlog_var(v_model, s_model, prec).mean(0)
+                    self._dF_dlog_var(x, xc, s_data, prec).mean(0)
+                    - self._dF_dlog_var(v_model, vc, s_model, prec).mean(0)
                 ) * cfg.std_lr_scale
             lv = self.log_var
             loss = loss + (g * (lv - lv.detach())).sum()
@@ -283,21 +315,26 @@ class GRBM(GRBMAnnealingPath, nn.Module):
             "sigma_mean": torch.exp(0.5 * log_var).mean(),
         }
 
-    def _dF_dlog_var(self, v: torch.Tensor, s: torch.Tensor, prec: torch.Tensor) -> torch.Tensor:
-        # dF/dlog_var_i = -(v_i - b_i)^2 / (2 sigma_i^2) + (v_i / sigma_i^2) (W s)_i, per example.
-        return -0.5 * (v - self.b) ** 2 * prec + v * prec * (s @ self.W.T)
+    def _dF_dlog_var(
+        self, v: torch.Tensor, v_c: torch.Tensor, s: torch.Tensor, prec: torch.Tensor
+    ) -> torch.Tensor:
+        # dF/dlog_var_i = -(v_i - b_i)^2 / (2 sigma_i^2) + (v_c_i / sigma_i^2) (W s)_i per
+        # example, v_c = v - mu when centred, else v.
+        return -0.5 * (v - self.b) ** 2 * prec + v_c * prec * (s @ self.W.T)
 
     @torch.no_grad()
     def init_from_data(
         self, x_train: torch.Tensor, generator: torch.Generator | None = None
     ) -> None:
-        """b = the data mean; when ``learn_std``, every sigma_i = the data's pooled standard
+        """b = the data mean (and the offset mu too, when centred); when ``learn_std``, every sigma_i = the data's pooled standard
         deviation (over all units), clipped to the bounds; persistent chains start at random
         training examples (``generator=None``: a CPU generator seeded 0). Called once by the
         Trainer on a fresh run. x_train (N, D)."""
         self.check_input(x_train, "x_train")
         x = x_train.to(self.b)
         self.b.copy_(x.mean(0))
+        if self.mu is not None:
+            self.mu.copy_(self.b)
         if self.config.learn_std:
             # One pooled variance, not per-unit ones: a nearly constant pixel would start with a
             # tiny sigma_i, and the CD gradients scale as v / sigma_i^2 (a first step that can
