@@ -39,10 +39,23 @@ def test_noise_enters_before_and_after_the_activation():
     state = m.initial_state(x)
     new, _, _ = m.step(state, torch.Generator().manual_seed(0))
     assert torch.allclose(new[1], torch.tanh(m._pre_activation(state, 1)))
-    noisy = _gsn(hidden=(8,), pre_noise=0.0, post_noise=3.0, noise_level=0.0)
+    noisy = _gsn(hidden=(8,), pre_noise=0.0, post_noise=3.0, noise_level=0.0, noiseless_h1=False)
     with torch.no_grad():
         new, _, _ = noisy.step(noisy.initial_state(x), torch.Generator().manual_seed(0))
     assert float(new[1].abs().max()) > 1.0  # post-activation noise leaves tanh's range
+
+
+@torch.no_grad()
+def test_noiseless_h1_keeps_the_first_layer_clean_and_noises_the_others():
+    """The authors' default: no hidden noise in h^1, pre- and post-noise in h^2 and above."""
+    m = _gsn(hidden=(8, 6), pre_noise=0.0, post_noise=3.0, noise_level=0.0)
+    assert m.config.noiseless_h1
+    state = m.initial_state(_x())
+    new, _, _ = m.step(state, torch.Generator().manual_seed(0))
+    # odd layers first: h^1 from x and h^2 = 0, deterministic; then h^2 from the new h^1
+    assert torch.allclose(new[1], torch.tanh(m._pre_activation(state, 1)))
+    clean_h2 = torch.tanh(m._pre_activation(new, 2))
+    assert float((new[2] - clean_h2).abs().max()) > 1.0
 
 
 def test_clamped_units_never_change_during_conditional_sampling():

@@ -12,7 +12,12 @@ the odd layers, then the even layers (x included), each from its neighbours::
     h^l = tanh(a^l + sigma_pre eps) + sigma_post eps',   eps, eps' ~ N(0, I)   (hidden layers)
     P(x | h^1) with parameter w = W_1^T h^1 + b_0 (Bernoulli logits or Gaussian mean)
 
-Noise is injected before and after the activations of the hidden layers (section 5); the
+Noise is injected before and after the activations of the hidden layers (section 5), except
+in h^1 by default (``noiseless_h1``): the authors' MNIST code (Li Yao's GSN release, option
+``noiseless_h1``, on by default) keeps the first hidden layer clean, so P(x | h^1) reads a
+noise-free code and the chain's randomness comes from the visible corruption and the upper
+layers. With sigma = 2 noise on h^1 too, a 3 x 1500 tanh GSN trained 18 epochs learned to
+ignore h^1 and sampled one blurred mean digit (benchmarks/RESULTS.md). The
 visible layer's next state is a draw of P(x|w) passed through the corruption C (salt and
 pepper or Gaussian), as in the DAE. The chain starts at h^0 = C(x), hidden layers at 0.
 
@@ -50,7 +55,8 @@ class GSNConfig(Config):
     ``n_visible``: D (from the data when None); ``hidden``: sizes of h^1 .. h^L (two or more
     layers: the deep GSN). ``corruption`` / ``noise_level``: C on the visible layer
     (salt-and-pepper probability or Gaussian sigma). ``pre_noise`` / ``post_noise``: sigma of
-    the Gaussian noise added before / after the hidden activations. ``reconstruction``:
+    the Gaussian noise added before / after the hidden activations; ``noiseless_h1``: none of
+    it in the first hidden layer (the authors' code default). ``reconstruction``:
     "bernoulli" or "gaussian" (learned per-unit sigma). ``walkback``: K steps (reconstructions)
     per training example; None: 2 L. ``sample_steps``: chain steps from the noise start before
     :meth:`sample` returns; ``sample_output``: E[x|w] of the last step ("mean") or its draw.
@@ -67,6 +73,7 @@ class GSNConfig(Config):
     noise_level: float = 0.4
     pre_noise: float = 2.0
     post_noise: float = 2.0
+    noiseless_h1: bool = True
     reconstruction: Literal["bernoulli", "gaussian"] = "bernoulli"
     grey_levels: bool = False
     walkback: int | None = None
@@ -215,7 +222,7 @@ class GSN(nn.Module):
                         M.corrupt(x_draw, cfg.corruption, cfg.noise_level, generator)
                         if noisy else M.reconstruction_mean(a, cfg.reconstruction)
                     )
-                elif noisy:
+                elif noisy and not (l == 1 and cfg.noiseless_h1):
                     h = torch.tanh(self._noise(a, cfg.pre_noise, generator))
                     state[l] = self._noise(h, cfg.post_noise, generator)
                 else:
