@@ -1,9 +1,12 @@
 """MADE: normalisation by enumeration (single masks and ensembles), the autoregressive property
 under every mask, masks applied in the forward pass only, the ensemble as a log-mean-exp, the
-sampler against the exact ensemble probabilities, and the training contract."""
+sampler against the exact ensemble probabilities, and the training contract; the same for
+order-agnostic training (orderings="random": each mask set in its own ordering), with
+checkpoints and training on the binarized digits."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -15,8 +18,12 @@ from genzoo.models.autoregressive._common import bernoulli_log_likelihood
 from genzoo.models.autoregressive.made import MADE, MADEConfig
 
 
-def random_made(d: int, n_masks: int = 1, hidden=(6, 5), seed: int = 0) -> MADE:
-    m = MADE(MADEConfig(n_visible=d, hidden=hidden, n_masks=n_masks, mask_seed=seed)).double()
+def random_made(
+    d: int, n_masks: int = 1, hidden=(6, 5), seed: int = 0, orderings: str = "natural"
+) -> MADE:
+    cfg = MADEConfig(n_visible=d, hidden=hidden, n_masks=n_masks, mask_seed=seed,
+                     orderings=orderings)
+    m = MADE(cfg).double()
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in m.parameters():
@@ -155,3 +162,200 @@ def test_degrees_follow_the_paper():
         assert torch.all(deg >= low[:, None]) and torch.all(deg <= 9)
         low = deg.min(1).values
     assert math.isclose(float(m.degrees_0.float().mean()), 5.0, abs_tol=1.0)
+
+
+# ----------------------------------------------------------------- order-agnostic training
+
+
+def positions(m: MADE, k: int) -> torch.Tensor:
+    """pos[i]: the 0-based position of variable i in the ordering of mask set k."""
+    return m.ordering(k).argsort()
+
+
+@pytest.mark.parametrize("d", [1, 6, 10])
+def test_random_orderings_sum_to_one_per_set_and_for_the_ensemble(d):
+    m = random_made(d, n_masks=3, seed=d, orderings="random")
+    states = all_states(d)
+    with torch.no_grad():
+        per_set = m.log_prob_per_mask(states)
+        log_p = m.log_prob(states)
+    assert torch.isfinite(per_set).all() and (per_set < 0).all()
+    assert abs(float(torch.logsumexp(log_p, 0).exp()) - 1.0) < 1e-6
+    for k in range(3):
+        assert abs(float(torch.logsumexp(per_set[:, k], 0).exp()) - 1.0) < 1e-6
+
+
+def test_autoregressive_property_in_each_sets_own_ordering():
+    d = 8
+    m = random_made(d, n_masks=3, hidden=(16, 16), seed=1, orderings="random")
+    x = torch.bernoulli(torch.full((3, d), 0.5, dtype=torch.float64),
+                        generator=torch.Generator().manual_seed(2))
+    for k in range(3):
+        jac = torch.autograd.functional.jacobian(
+            lambda v, k=k: m.conditional_logits(v, k).sum(0), x
+        ).permute(1, 0, 2)  # jac[b, i, j] = d logit_i / d x_j
+        pos = positions(m, k)
+        at_or_after = pos[None, :] >= pos[:, None]  # [i, j]: j not before i in ordering k
+        assert torch.all(jac[:, at_or_after] == 0.0)
+        # not index order: some logit depends on a variable with a larger index ...
+        above = torch.ones(d, d, dtype=torch.bool).triu(1)
+        assert jac[:, above].abs().amax() > 0
+        # ... and the last variable of the ordering sees some of its predecessors
+        last = int(m.ordering(k)[-1])
+        assert jac[:, last].abs().amax() > 0
+        # the first one sees nothing: its logit is the bias plus what the unmasked paths give
+        assert torch.all(jac[:, int(m.ordering(k)[0])] == 0.0)
+
+
+def test_orderings_are_distinct_permutations_fixed_by_the_mask_seed():
+    cfg = MADEConfig(n_visible=10, hidden=(20, 20), n_masks=3, mask_seed=7, orderings="random")
+    a, b = MADE(cfg), MADE(cfg)
+    other = MADE(dataclasses.replace(cfg, mask_seed=8))
+    orders = [a.ordering(k) for k in range(3)]
+    for o in orders:
+        assert torch.equal(o.sort().values, torch.arange(10))
+    assert all(not torch.equal(orders[i], orders[j]) for i in range(3) for j in range(i))
+    assert not any(torch.equal(o, torch.arange(10)) for o in orders)
+    assert all(torch.equal(o, b.ordering(k)) for k, o in enumerate(orders))
+    assert any(not torch.equal(o, other.ordering(k)) for k, o in enumerate(orders))
+    # the input degrees are the positions, kept as a (K, D) buffer in the checkpointed state
+    assert a.input_degrees.shape == (3, 10)
+    assert torch.equal(a.state_dict()["input_degrees"][1], orders[1].argsort() + 1)
+    # the seed gives the same connectivity in both modes; natural keeps the original state
+    natural = MADE(dataclasses.replace(cfg, orderings="natural"))
+    assert torch.equal(natural.degrees_0, a.degrees_0)
+    assert torch.equal(natural.degrees_1, a.degrees_1)
+    assert torch.equal(natural.input_degrees, torch.arange(1, 11))
+    assert all(torch.equal(natural.ordering(k), torch.arange(10)) for k in range(3))
+    shapes = {k: tuple(v.shape) for k, v in natural.state_dict().items()}
+    assert shapes == {
+        "input_degrees": (10,), "degrees_0": (3, 20), "degrees_1": (3, 20), "b": (10,),
+        "layers.0.weight": (20, 10), "layers.0.bias": (20,), "layers.1.weight": (20, 20),
+        "layers.1.bias": (20,), "V.weight": (10, 20),
+    }
+    with pytest.raises(ConfigError):
+        MADEConfig(n_visible=10, orderings="reversed")
+    with pytest.raises(InputError):
+        a.ordering(3)
+
+
+def test_random_ordering_ensemble_is_the_log_mean_exp_of_its_members():
+    d, k_sets = 7, 3
+    m = random_made(d, n_masks=k_sets, seed=4, orderings="random")
+    x = all_states(d)[::5]
+    with torch.no_grad():
+        members = torch.stack(
+            [bernoulli_log_likelihood(m.conditional_logits(x, k), x) for k in range(k_sets)], 1
+        )
+        expected = torch.logsumexp(members, 1) - math.log(k_sets)
+        assert torch.allclose(m.log_prob(x), expected, rtol=0, atol=1e-12)
+        assert torch.allclose(m.log_prob_per_mask(x), members, rtol=0, atol=0)
+        avg = torch.stack([m.conditional_logits(x, k) for k in range(k_sets)]).mean(0)
+        assert not torch.allclose(bernoulli_log_likelihood(avg, x), expected, atol=1e-3)
+
+
+def test_samples_of_one_set_follow_its_ordering_and_match_its_exact_distribution():
+    """20,000 draws from member k = 1 of a random-ordering ensemble against p_1 by enumeration:
+    chi-square over the 2^5 states and each marginal (binomial, Bonferroni over 5); then the
+    ensemble's draws against the mixture. False-alarm rate 1e-3 per check, fixed seeds."""
+    stats = pytest.importorskip("scipy.stats")
+    d, n = 5, 20_000
+    m = random_made(d, n_masks=3, seed=5, orderings="random")
+    states = all_states(d)
+    with torch.no_grad():
+        p1 = m.log_prob_per_mask(states)[:, 1].exp()
+        p = m.log_prob(states).exp()
+    x = m.sample(n, generator=torch.Generator().manual_seed(6), k=1)
+    assert x.shape == (n, d) and x.dtype == torch.float64
+    assert_chi_square_fit(x, p1, stats)
+    marginals = (p1[:, None] * states).sum(0)
+    z = stats.norm.isf(1e-3 / (2 * d))
+    bound = z * torch.sqrt(marginals * (1 - marginals) / n)
+    assert torch.all((x.mean(0) - marginals).abs() < bound)
+    assert_chi_square_fit(m.sample(n, generator=torch.Generator().manual_seed(7)), p, stats)
+    with pytest.raises(InputError):
+        m.sample(2, k=3)
+
+
+def test_sampling_reads_only_variables_already_drawn_in_the_sets_ordering():
+    """Index-order sampling under a non-index ordering would read variables still at 0: with a
+    model whose logits strongly copy the previous variable in ordering 0, draws from that
+    member are constant vectors, all ones or all zeros, in about equal numbers."""
+    d = 6
+    m = random_made(d, n_masks=2, hidden=(d - 1,), seed=9, orderings="random").double()
+    o = m.ordering(0)
+    with torch.no_grad():
+        # hidden unit t copies the variable at position t of ordering 0 (t = 1 .. D-1 degrees);
+        # output o[t+1] reads hidden unit t: x_{o[t+1]} = x_{o[t]} with probability ~1.
+        m.degrees_0[0] = torch.arange(1, d)
+        m.layers[0].weight.zero_()
+        m.layers[0].weight[torch.arange(d - 1), o[:-1]] = 1.0
+        m.layers[0].bias.zero_()
+        m.V.weight.zero_()
+        m.V.weight[o[1:], torch.arange(d - 1)] = 40.0
+        m.b.fill_(-20.0)
+        m.b[o[0]] = 0.0
+    x = m.sample(400, generator=torch.Generator().manual_seed(0), k=0)
+    rows = x.sum(1)
+    assert torch.all((rows == 0) | (rows == d))
+    assert 100 < int((rows == d).sum()) < 300
+
+
+def _digits_run(tmp_path, name: str, overrides: list[str]):
+    from genzoo.core.run_config import RunConfig
+    from genzoo.data import load_data
+    from genzoo.training import Trainer
+
+    cfg = RunConfig.default("made").with_overrides(
+        ["data.name=digits", "data.binarize=threshold", "train.progress=false",
+         "train.grid_samples=4", "train.optimizer=adam", "model.orderings=random", *overrides]
+    )
+    bundle = load_data(cfg.data)
+    cfg = dataclasses.replace(cfg, model=cfg.model.replace(n_visible=bundle.n_features))
+    model = MADE(cfg.model, generator=torch.Generator().manual_seed(0))
+    run = tmp_path / name
+    metrics = Trainer(model, cfg, bundle, run).fit()
+    return model, bundle, run, metrics
+
+
+def test_checkpoint_round_trip_keeps_the_orderings_and_the_likelihood(tmp_path):
+    from genzoo.training.checkpoint import load_model
+
+    model, bundle, run, _ = _digits_run(
+        tmp_path, "ckpt", ["data.n_train=200", "data.n_eval=50", "train.epochs=1",
+                           "train.batch_size=50", "model.hidden=16", "model.n_masks=3"]
+    )
+    loaded, run_config = load_model(run)
+    assert run_config.model.orderings == "random" and loaded.config == model.config
+    for k in range(3):
+        assert torch.equal(loaded.ordering(k), model.ordering(k))
+    x = bundle.valid.x
+    with torch.no_grad():
+        assert torch.equal(loaded.log_prob(x), model.eval().log_prob(x))
+        assert torch.equal(loaded.log_prob_per_mask(x), model.log_prob_per_mask(x))
+    g = torch.Generator().manual_seed(1)
+    assert torch.equal(loaded.sample(5, generator=g),
+                       model.sample(5, generator=torch.Generator().manual_seed(1)))
+
+
+def test_order_agnostic_training_on_digits_lowers_the_validation_nll(tmp_path):
+    """From the pixel-marginals start (init_from_data), 5 epochs of Adam on the binarized
+    digits with K = 4 (ordering, connectivity) pairs lower the ensemble's validation NLL from
+    24.09 to 20.47 nats (measured; members 20.45 .. 21.19): demand half of that gain, for the
+    ensemble and for each member."""
+    model, bundle, _, metrics = _digits_run(
+        tmp_path, "train", ["train.epochs=5", "train.batch_size=50", "train.lr=0.003",
+                            "model.hidden=100", "model.n_masks=4"]
+    )
+    start = MADE(model.config)
+    start.init_from_data(bundle.train.x)
+    x = bundle.valid.x
+    with torch.no_grad():
+        before = -float(start.log_prob(x).mean())
+        after = -float(model.log_prob(x).mean())
+        members = -model.log_prob_per_mask(x).mean(0)
+    assert after == pytest.approx(metrics["valid_nll"], rel=1e-5)
+    assert after < before - 1.8, (before, after)
+    assert torch.all(members < before - 1.8), (before, members)
+    # the ensemble is at least as good as the average member (Jensen), here strictly
+    assert after < float(members.mean())

@@ -3,24 +3,33 @@
 Germain, Gregor, Murray & Larochelle (2015), "MADE: Masked autoencoder for distribution
 estimation", ICML, sections 3-4, equations (10)-(13).
 
-Binary x in {0,1}^D in index order, hidden layers of sizes H_1 .. H_L. Each unit gets a degree:
-input d (1-based) has degree d; hidden unit k of layer l has degree m^l(k), drawn uniformly
-from {min_k' m^{l-1}(k'), ..., D - 1}. A connection is kept only where the degrees allow
-(eqs. 12-13)::
+Binary x in {0,1}^D, hidden layers of sizes H_1 .. H_L. Each unit gets a degree: input d has
+degree m^0(d), its 1-based position in the ordering (m^0(d) = d in index order); hidden unit k
+of layer l has degree m^l(k), drawn uniformly from {min_k' m^{l-1}(k'), ..., D - 1}. A
+connection is kept only where the degrees allow (eqs. 12-13)::
 
     M^l[k, k'] = [m^l(k) >= m^{l-1}(k')]          hidden layer l (H_l, H_{l-1})
-    M^V[d, k]  = [d > m^L(k)]                     output layer (D, H_L)
+    M^V[d, k]  = [m^0(d) > m^L(k)]                output layer (D, H_L)
     h^l = relu(c^l + (W^l * M^l) h^{l-1}),   h^0 = x
-    l(x) = b + (V * M^V) h^L,   p(x_d = 1 | x_<d) = sigmoid(l_d)
+    l(x) = b + (V * M^V) h^L,   p(x_d = 1 | x_j : m^0(j) < m^0(d)) = sigmoid(l_d)
 
-so output d depends on x_<d only and log p(x) = sum_d [x_d l_d - softplus(l_d)] is exact. The
-masks multiply the weights in the forward pass (:class:`genzoo.nn.masked.MaskedLinear`).
+so output d depends only on the inputs before d in the ordering, and log p(x) = sum_d [x_d l_d -
+softplus(l_d)] is exact. The masks multiply the weights in the forward pass
+(:class:`genzoo.nn.masked.MaskedLinear`); the weights themselves are never edited.
 
-Connectivity-agnostic training (section 4.2): ``n_masks`` = K sets of hidden degrees are drawn
-once (from ``mask_seed``) and kept as buffers; each training minibatch uses one of them, chosen
-by the trainer's generator. Each mask set k defines its own exact model p_k; the model evaluated
-and sampled is their ensemble, the mixture p(x) = (1/K) sum_k p_k(x), whose log-likelihood is the
-log-mean-exp of the K per-mask log-likelihoods (never an average of logits).
+Mask sets and ensembles (section 4, "Order-agnostic training" and "Connectivity-agnostic
+training"): ``n_masks`` = K mask sets are drawn once from ``mask_seed`` and kept as buffers;
+each training minibatch uses one of them, chosen by the trainer's generator, so one set of
+weights learns K models p_k at once. A mask set is always its own hidden degrees
+(connectivity-agnostic training). With ``orderings="random"`` it also has its own input
+ordering, a uniform random permutation o_k of the D variables (order-agnostic training), so
+m^0_k(o_k[t]) = t + 1 and p_k is an autoregressive model in ordering o_k; ``"natural"`` keeps
+index order for every set. The paper redraws the ordering at every update, from all D!
+orderings; here the pool is the K fixed orderings, which the ensemble then uses. The model
+evaluated and sampled is the ensemble of the K (ordering, connectivity) pairs, the mixture
+p(x) = (1/K) sum_k p_k(x): its log-likelihood is the log-mean-exp of the K exact per-set
+log-likelihoods (never the likelihood of averaged logits), and it is sampled by drawing k
+uniformly, then ancestrally in ordering o_k.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+from typing import Literal
 
 import torch
 from torch import nn
@@ -53,13 +63,16 @@ class MADEConfig(Config):
     ``n_visible`` is filled from the data by the CLI when left ``None``. ``hidden``: sizes of
     the relu hidden layers (at least one; the paper's MNIST results use one or two of 500).
     ``n_masks`` K: the number of connectivity masks trained in turn and ensembled at test
-    time (1 = a single fixed MADE). ``mask_seed`` fixes the hidden degrees. ``init_std``: the
-    output weights V ~ N(0, init_std^2); hidden weights get He initialisation N(0, 2 / fan_in).
+    time (1 = a single fixed MADE). ``orderings``: ``"natural"`` (every mask set in index
+    order) or ``"random"`` (each mask set in its own random ordering: order-agnostic training).
+    ``mask_seed`` fixes the hidden degrees and the orderings. ``init_std``: the output weights
+    V ~ N(0, init_std^2); hidden weights get He initialisation N(0, 2 / fan_in).
     """
 
     n_visible: int | None = None
     hidden: tuple[int, ...] = (500,)
     n_masks: int = 1
+    orderings: Literal["natural", "random"] = "natural"
     mask_seed: int = 0
     init_std: float = 0.01
 
@@ -75,11 +88,12 @@ class MADEConfig(Config):
     "made",
     config=MADEConfig,
     family="autoregressive",
-    summary="masked autoencoder, exact likelihood, ensembles over connectivity masks",
+    summary="masked autoencoder, exact likelihood, ensembles over masks and orderings",
     paper="Germain et al. 2015",
 )
 class MADE(BinaryAutoregressive):
-    """MADE over D binary variables in index order; see the module docstring."""
+    """MADE over D binary variables, an ensemble of K mask sets, each in index order or in its
+    own random ordering; see the module docstring."""
 
     def __init__(self, config: MADEConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()
@@ -91,14 +105,18 @@ class MADE(BinaryAutoregressive):
         self.layers = nn.ModuleList(MaskedLinear(a, b) for a, b in itertools.pairwise(sizes))
         self.V = MaskedLinear(sizes[-1], d, bias=False)
         self.b = nn.Parameter(torch.zeros(d))
-        self.register_buffer("input_degrees", torch.arange(1, d + 1))
-        for l, degrees in enumerate(self._draw_degrees(d, config)):
+        input_degrees, hidden_degrees = self._draw_degrees(d, config)
+        # (D,) in index order, shared by every set; (K, D) with one ordering per set. Natural
+        # checkpoints keep their original keys and shapes.
+        self.register_buffer("input_degrees", input_degrees)
+        for l, degrees in enumerate(hidden_degrees):
             self.register_buffer(f"degrees_{l}", degrees)
         self.reset_parameters(generator)
 
     @staticmethod
-    def _draw_degrees(d: int, config: MADEConfig) -> list[torch.Tensor]:
-        """Per hidden layer, the (K, H_l) degrees of the K mask sets (section 4.1)."""
+    def _draw_degrees(d: int, config: MADEConfig) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The input degrees m^0, (D,) in index order or (K, D) for random orderings, and per
+        hidden layer the (K, H_l) degrees m^l of the K mask sets (section 4)."""
         g = torch.Generator().manual_seed(config.mask_seed)
         out = []
         low = torch.ones(config.n_masks, dtype=torch.int64)
@@ -109,7 +127,12 @@ class MADE(BinaryAutoregressive):
             deg = low[:, None] + (u * (high - low + 1)[:, None]).floor().long()
             out.append(deg.clamp(max=max(d - 1, 1)))
             low = deg.min(dim=1).values
-        return out
+        if config.orderings == "natural":
+            return torch.arange(1, d + 1), out
+        # Drawn after the hidden degrees, so a seed gives the same connectivity either way.
+        positions = torch.arange(1, d + 1).expand(config.n_masks, d)
+        o = torch.stack([torch.randperm(d, generator=g) for _ in range(config.n_masks)])
+        return torch.empty_like(o).scatter_(1, o, positions), out
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """He-normal hidden weights, V ~ N(0, init_std^2), zero biases."""
@@ -124,22 +147,37 @@ class MADE(BinaryAutoregressive):
     def n_masks(self) -> int:
         return self.config.n_masks
 
+    def _input_degrees(self, k: int) -> torch.Tensor:
+        """m^0 (D,) of mask set k: each variable's 1-based position in the set's ordering."""
+        return self.input_degrees if self.input_degrees.dim() == 1 else self.input_degrees[k]
+
+    def ordering(self, k: int = 0) -> torch.Tensor:
+        """o_k (D,) int64: the variables of mask set k in the order they are generated
+        (o_k[t] is the variable at position t; torch.arange(D) in index order)."""
+        self._check_mask_index(k)
+        return self._input_degrees(k).argsort()
+
+    def _check_mask_index(self, k: int) -> None:
+        if not 0 <= k < self.n_masks:
+            raise InputError(f"mask index {k} out of range: this MADE has {self.n_masks} masks")
+
     def masks(self, k: int) -> list[torch.Tensor]:
         """The bool masks M^1 .. M^L, M^V of mask set k (eqs. 12-13)."""
-        prev = self.input_degrees
+        inputs = self._input_degrees(k)
+        prev = inputs
         out = []
         for l in range(len(self.layers)):
             deg = getattr(self, f"degrees_{l}")[k]
             out.append(deg[:, None] >= prev[None, :])
             prev = deg
-        out.append(self.input_degrees[:, None] > prev[None, :])
+        out.append(inputs[:, None] > prev[None, :])
         return out
 
     def conditional_logits(self, x: torch.Tensor, k: int = 0) -> torch.Tensor:
-        """l (B, D) under mask set k: l[:, d] is the logit of p_k(x_d = 1 | x_<d) and depends
-        on x[:, :d] only."""
-        if not 0 <= k < self.n_masks:
-            raise InputError(f"mask index {k} out of range: this MADE has {self.n_masks} masks")
+        """l (B, D) under mask set k, indexed by variable: l[:, i] is the logit of
+        p_k(x_i = 1 | the variables before i in ordering o_k) and depends on those only (on
+        x[:, :i] in index order)."""
+        self._check_mask_index(k)
         *hidden_masks, out_mask = self.masks(k)
         h = x
         for layer, mask in zip(self.layers, hidden_masks):
@@ -167,8 +205,8 @@ class MADE(BinaryAutoregressive):
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
         """Mean NLL of the batch x (B, D) under one mask set drawn with ``generator``
-        (connectivity-agnostic training; with K = 1 the exact NLL): ``loss`` (with gradient)
-        and ``nll`` (detached), nats per example."""
+        (connectivity- and, with random orderings, order-agnostic training; with K = 1 the
+        exact NLL): ``loss`` (with gradient) and ``nll`` (detached), nats per example."""
         self.check_input(x)
         k = 0
         if self.n_masks > 1:
@@ -178,20 +216,28 @@ class MADE(BinaryAutoregressive):
         return {"loss": nll, "nll": nll.detach()}
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n exact draws (n, D) from the ensemble: a mask set k uniformly per draw, then
-        ancestral sampling under p_k in index order (one network pass per variable)."""
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, k: int | None = None
+    ) -> torch.Tensor:
+        """n exact draws (n, D) from the ensemble: a mask set uniformly per draw, then ancestral
+        sampling under its p_k in its ordering o_k (one network pass per variable). With ``k``
+        given, every draw comes from the member p_k alone."""
         check_sample_count(n)
+        if k is not None:
+            self._check_mask_index(k)
         d = self.n_visible
         u = uniforms(n, d, self.b, generator)
-        k = torch.randint(self.n_masks, (n,), generator=generator, device=self.b.device)
+        if k is None:
+            sets = torch.randint(self.n_masks, (n,), generator=generator, device=self.b.device)
+        else:
+            sets = torch.full((n,), k, dtype=torch.int64, device=self.b.device)
         x = torch.zeros(n, d, device=self.b.device, dtype=self.b.dtype)
         for j in range(self.n_masks):
-            rows = (k == j).nonzero().squeeze(1)
+            rows = (sets == j).nonzero().squeeze(1)
             if len(rows) == 0:
                 continue
             xs = x[rows]
-            for i in range(d):
+            for i in self.ordering(j).tolist():
                 logit = self.conditional_logits(xs, j)[:, i]
                 xs[:, i] = (u[rows, i] < torch.sigmoid(logit)).to(xs.dtype)
             x[rows] = xs
