@@ -41,24 +41,43 @@ def nonfinite_parameter(model: torch.nn.Module) -> str | None:
     return named[int((~finite).nonzero()[0])][0]
 
 
+def is_classifier(model: torch.nn.Module) -> bool:
+    """A model that learns from labels and predicts them (``needs_labels`` and ``predict``)."""
+    return bool(getattr(model, "needs_labels", False)) and callable(getattr(model, "predict", None))
+
+
 def can_validate(model: torch.nn.Module, bundle: Any) -> bool:
-    """True when the model has ``validation_metrics`` and the bundle a non-empty valid split."""
+    """True when the bundle has a non-empty valid split and the model has ``validation_metrics``
+    or is a classifier (:func:`is_classifier`) and the split has labels."""
     valid = getattr(bundle, "valid", None)
-    return (
-        callable(getattr(model, "validation_metrics", None))
-        and valid is not None
-        and getattr(valid, "x", None) is not None
-        and len(valid.x) > 0
+    if valid is None or getattr(valid, "x", None) is None or len(valid.x) == 0:
+        return False
+    labelled = getattr(valid, "y", None) is not None
+    return callable(getattr(model, "validation_metrics", None)) or (
+        is_classifier(model) and labelled
     )
 
 
-def validation_figures(model: torch.nn.Module, x: torch.Tensor) -> dict[str, float]:
-    """``model.validation_metrics(x)`` in eval mode without gradients, keys prefixed ``valid_``."""
+def validation_figures(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, chunk: int = 1000
+) -> dict[str, float]:
+    """``model.validation_metrics(x)`` (when it has one) in eval mode without gradients, keys
+    prefixed ``valid_``; for a classifier (:func:`is_classifier`) given the labels y (N,), also
+    ``valid_error``: the fraction of x (N, D) whose ``predict`` differs from y (in chunks of
+    ``chunk`` rows), the figure to early-stop a fine-tune on."""
     was_training = model.training
     model.eval()
+    figures: dict[str, Any] = {}
     try:
         with torch.no_grad():
-            figures = model.validation_metrics(x)
+            if callable(getattr(model, "validation_metrics", None)):
+                figures = dict(model.validation_metrics(x))
+            if y is not None and is_classifier(model) and "error" not in figures:
+                wrong = sum(
+                    int((model.predict(x[i : i + chunk]).cpu() != y[i : i + chunk].cpu()).sum())
+                    for i in range(0, len(x), chunk)
+                )
+                figures["error"] = wrong / max(len(x), 1)
     finally:
         model.train(was_training)
     return {f"valid_{k}": float(v) for k, v in figures.items()}

@@ -67,7 +67,8 @@ class _ReportingMixin:
         if self.plan.rank != 0 or (self._last_validation == self.step and self.step > 0):
             return {}
         t = time.perf_counter()
-        out = validation_figures(self.model, self.bundle.valid.x.to(self.device))
+        valid = self.bundle.valid
+        out = validation_figures(self.model, valid.x.to(self.device), getattr(valid, "y", None))
         if not self._valid_keys:
             self._valid_keys = sorted(out)
         self._flag_failures(out)

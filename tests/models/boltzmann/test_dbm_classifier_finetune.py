@@ -55,6 +55,14 @@ def test_trainer_fine_tuning_lowers_the_classification_error(tmp_path):
     assert before > 0.7  # zero-initialised output layer: one class for every input
     assert after < 0.2 and after < before - 0.5, (before, after)
     assert metrics["error"] < 0.2  # the Trainer logged the loss's batch error
+    # ... and the validation error of the classifier (needs_labels + predict), from step 0
+    import csv
+
+    rows = [r for r in csv.DictReader(open(tmp_path / "clf" / "metrics.csv"))
+            if r.get("valid_error")]
+    assert float(rows[0]["step"]) == 0
+    assert float(rows[0]["valid_error"]) == pytest.approx(before)
+    assert float(rows[-1]["valid_error"]) == pytest.approx(after)
     for k, v in clf.dbm.state_dict().items():
         assert torch.equal(v, frozen[k]), k  # q_2 came from the unchanged DBM
     assert not torch.equal(clf.W[0].detach(), w1)  # back-propagation reached the DBM's weights
