@@ -15,6 +15,17 @@ network is used unchanged (no rescaling, no masks) at evaluation. Masks are draw
 ``torch.Generator`` handed to ``forward``, never from torch's global state (``nn.Dropout``
 cannot take one), so a run is reproduced by its seed.
 
+Minibatch standard deviation (Karras, Aila, Laine & Lehtinen 2018, "Progressive growing of
+GANs", section 3): optionally, the last hidden layer h (B, H) gets one more feature, the same for
+every row of the batch,
+
+    s = (1 / H) sum_i sqrt(Var_batch(h_i) + 1e-8),
+
+so D sees how varied its batch is and can reject a generator that maps every z to nearly the
+same x; through s, the generator's gradient then differs from sample to sample and pushes the
+samples apart. D then scores a batch, not single examples: real and generated batches are
+scored separately.
+
 Shapes: x (B, n_in) -> logits (B,).
 """
 
@@ -26,6 +37,13 @@ import torch
 from torch import nn
 
 ACTIVATIONS = ("leaky_relu", "maxout")
+
+
+def minibatch_std_feature(h: torch.Tensor) -> torch.Tensor:
+    """h (B, H) with the minibatch standard deviation s appended as column H (B, H + 1); the
+    1e-8 keeps the gradient finite for a batch of identical rows."""
+    s = torch.sqrt(h.var(0, unbiased=False) + 1e-8).mean()
+    return torch.cat([h, s.expand(h.shape[0], 1)], 1)
 
 
 def inverted_dropout(
@@ -57,7 +75,9 @@ class DropoutMLPDiscriminator(nn.Module):
     """x (B, D) [+ one-hot (B, C)] -> hidden layers (``activation``: LeakyReLU(0.2) or maxout
     with ``pieces`` pieces) -> logit (B,), with inverted dropout on the inputs of every layer
     when ``forward(..., dropout=True)``: rate ``input_dropout`` on x, ``dropout`` on the inputs
-    of the later layers (the hidden units), as in pylearn2's per-layer input dropout."""
+    of the later layers (the hidden units), as in pylearn2's per-layer input dropout.
+    ``minibatch_std``: the output layer also sees the batch's minibatch standard deviation
+    (:func:`minibatch_std_feature`)."""
 
     def __init__(
         self,
@@ -67,9 +87,11 @@ class DropoutMLPDiscriminator(nn.Module):
         pieces: int = 5,
         dropout: float = 0.0,
         input_dropout: float = 0.0,
+        minibatch_std: bool = False,
     ) -> None:
         super().__init__()
         self.dropout, self.input_dropout = dropout, input_dropout
+        self.minibatch_std = minibatch_std
         sizes = [n_in, *hidden]
         layers: list[nn.Module] = []
         for a, b in itertools.pairwise(sizes):
@@ -78,7 +100,7 @@ class DropoutMLPDiscriminator(nn.Module):
             else:
                 layers.append(nn.Sequential(nn.Linear(a, b), nn.LeakyReLU(0.2)))
         self.hidden = nn.ModuleList(layers)
-        self.out = nn.Linear(sizes[-1], 1)
+        self.out = nn.Linear(sizes[-1] + int(minibatch_std), 1)
 
     def forward(
         self, x: torch.Tensor, generator: torch.Generator | None = None, dropout: bool = False
@@ -90,4 +112,6 @@ class DropoutMLPDiscriminator(nn.Module):
             h = layer(h)
             if dropout:
                 h = inverted_dropout(h, self.dropout, generator)
+        if self.minibatch_std:
+            h = minibatch_std_feature(h)
         return self.out(h).squeeze(-1)
