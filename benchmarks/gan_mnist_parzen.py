@@ -214,26 +214,33 @@ def build_result(args, report: dict, steps: list[str], wall: dict, data_parzen: 
         smoke=args.smoke, notes=notes)
 
 
-def _add_architecture_arg(p: argparse.ArgumentParser) -> None:
+def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--architecture", choices=["mlp", "dcgan"], default=None,
                    help="generator/discriminator networks (gan, gmmn; default the recipe's mlp)")
+    p.add_argument("--evaluate-only", action="store_true",
+                   help="skip training; evaluate the last checkpoint of the run in --out (e.g. "
+                   "a run continued with `genzoo train MODEL --out RUN --resume`)")
 
 
 def main(argv: list[str] | None = None) -> int:
     args, dirs = _common.parse_model_benchmark(
         __doc__, argv, BENCHMARK, RECIPES, DEFAULT_EPOCHS, 1,
-        "seconds-long check on the 8x8 digits", add_args=_add_architecture_arg)
+        "seconds-long check on the 8x8 digits", add_args=_add_args)
     args.data = "digits" if args.smoke else "mnist"
     if dirs.scratch is not None:
         # The smoke trains its own small digits classifier, away from the user's cache.
         os.environ.setdefault("GENZOO_CACHE", str(dirs.scratch / "cache"))
-    report, steps = _common.train_and_evaluate(dirs, f"{BENCHMARK}_{args.model}",
-                                               train_command(args, dirs.run))
+    train = None if args.evaluate_only else train_command(args, dirs.run)
+    report, steps = _common.train_and_evaluate(dirs, f"{BENCHMARK}_{args.model}", train)
     from genzoo.evaluation.parzen import DEFAULT_SIGMAS
 
     data_parzen = training_data_parzen(args.data, DEFAULT_SIGMAS)
     baseline = baseline_frechet(args.data)
     result = build_result(args, report, steps.steps, steps.wall, data_parzen, baseline)
+    if args.evaluate_only:
+        result["notes"].append(
+            f"Evaluated with --evaluate-only: the checkpoint in {dirs.run.name} as it was left "
+            "by its training commands (their output is in the run's .log beside it).")
     ex = result["extra"]
     _common.publish(result, dirs.results,
                     f"test Parzen log-likelihood = {result['value']:.2f} +/- "

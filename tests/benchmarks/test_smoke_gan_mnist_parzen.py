@@ -27,3 +27,11 @@ def test_smoke_reports_parzen_mmd_and_frechet(tmp_path):
     assert any("weak measure" in w for w in extra["warnings"])
     assert extra["baseline"]["frechet_distance"] > 0
     assert math.isclose(result["references"][0]["gap"], result["value"] - reference)
+    # --evaluate-only: the same checkpoint evaluated again, no training step, the same value
+    again = written_result(run_script(
+        ["benchmarks/gan_mnist_parzen.py", "--model", model, "--smoke", "--evaluate-only",
+         "--out", str(tmp_path / "run")],
+        timeout=300, env=smoke_env(GENZOO_CACHE=str(tmp_path / "cache"))))
+    assert step_heads(again) == [["genzoo", "evaluate"]]
+    assert again["value"] == result["value"]
+    assert any("--evaluate-only" in n for n in again["notes"])
