@@ -59,27 +59,25 @@ def can_validate(model: torch.nn.Module, bundle: Any) -> bool:
 
 
 def validation_figures(
-    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, chunk: int = 1000
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None = None
 ) -> dict[str, float]:
     """``model.validation_metrics(x)`` (when it has one) in eval mode without gradients, keys
     prefixed ``valid_``; for a classifier (:func:`is_classifier`) given the labels y (N,), also
-    ``valid_error``: the fraction of x (N, D) whose ``predict`` differs from y (in chunks of
-    ``chunk`` rows), the figure to early-stop a fine-tune on."""
-    was_training = model.training
-    model.eval()
+    ``valid_error``, the :func:`~genzoo.evaluation.classification.classification_error` of x
+    (N, D), the figure to early-stop a fine-tune on."""
     figures: dict[str, Any] = {}
-    try:
-        with torch.no_grad():
-            if callable(getattr(model, "validation_metrics", None)):
+    if callable(getattr(model, "validation_metrics", None)):
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
                 figures = dict(model.validation_metrics(x))
-            if y is not None and is_classifier(model) and "error" not in figures:
-                wrong = sum(
-                    int((model.predict(x[i : i + chunk]).cpu() != y[i : i + chunk].cpu()).sum())
-                    for i in range(0, len(x), chunk)
-                )
-                figures["error"] = wrong / max(len(x), 1)
-    finally:
-        model.train(was_training)
+        finally:
+            model.train(was_training)
+    if y is not None and is_classifier(model) and "error" not in figures:
+        from genzoo.evaluation.classification import classification_error
+
+        figures["error"] = classification_error(model, x, y)
     return {f"valid_{k}": float(v) for k, v in figures.items()}
 
 

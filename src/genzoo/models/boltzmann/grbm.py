@@ -326,10 +326,10 @@ class GRBM(GRBMAnnealingPath, nn.Module):
     def init_from_data(
         self, x_train: torch.Tensor, generator: torch.Generator | None = None
     ) -> None:
-        """b = the data mean (and the offset mu too, when centred); when ``learn_std``, every sigma_i = the data's pooled standard
-        deviation (over all units), clipped to the bounds; persistent chains start at random
-        training examples (``generator=None``: a CPU generator seeded 0). Called once by the
-        Trainer on a fresh run. x_train (N, D)."""
+        """b = the data mean (and the offset mu too, when centred); when ``learn_std``, every
+        sigma_i = the data's pooled standard deviation (over all units), clipped to the bounds;
+        persistent chains start at random training examples (``generator=None``: a CPU
+        generator seeded 0). Called once by the Trainer on a fresh run. x_train (N, D)."""
         self.check_input(x_train, "x_train")
         x = x_train.to(self.b)
         self.b.copy_(x.mean(0))
