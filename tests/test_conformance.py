@@ -44,6 +44,9 @@ TINY: dict[str, list[str]] = {
     "dbm": ["model.hidden=8,6", "model.n_chains=10", "model.sample_burn_in=10"],
     "centered-dbm": ["model.hidden=8,6", "model.n_chains=10", "model.sample_burn_in=10"],
     "mp-dbm": ["model.hidden=8,6", "model.mf_steps=2", "model.sample_burn_in=10"],
+    "dbm-classifier": ["model.dbm_model=dbm", ('model.dbm_config={"n_visible": 64, '
+                                               '"hidden": [8, 6], "n_chains": 10, '
+                                               '"mf_max_iters": 5}')],
     "sbn": ["model.hidden=8,4", "model.rws_k=3"],
     "dlgm": ["model.latent=4,2", "model.hidden=8"],
 }
@@ -53,9 +56,12 @@ COMMON = ["data.name=digits", "data.binarize=threshold", "data.n_train=200", "da
 KNOWN_CAPABILITIES = {
     protocols.ENERGY, protocols.EXACT_LOG_PARTITION, protocols.AIS, protocols.LATENT,
     protocols.EXACT_LIKELIHOOD, protocols.IMPLICIT,
-    protocols.VARIATIONAL,
+    protocols.VARIATIONAL, protocols.CLASSIFIER,
 }
 NAMES = [spec.name for spec in list_models()]
+# Discriminative models (capability CLASSIFIER only) have no distribution over x to sample.
+CLASSIFIERS = {"dbm-classifier"}
+GENERATIVE = [name for name in NAMES if name not in CLASSIFIERS]
 
 
 def _build(name: str, seed: int = 0):
@@ -78,6 +84,12 @@ def test_declares_known_capabilities_and_methods(name):
     _, _, model = _build(name)
     caps = set(model.capabilities)
     assert caps and caps <= KNOWN_CAPABILITIES
+    if name in CLASSIFIERS:
+        assert caps == {protocols.CLASSIFIER}
+        assert model.needs_labels and callable(model.predict)
+        assert not callable(getattr(model, "sample", None))
+        return
+    assert protocols.CLASSIFIER not in caps
     assert isinstance(model, protocols.GenerativeModel)
     if protocols.ENERGY in caps:
         assert isinstance(model, protocols.EnergyModel)
@@ -111,7 +123,7 @@ def test_loss_is_a_dict_with_a_differentiable_scalar(name):
         assert value.dim() == 0 and torch.isfinite(value), key
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", GENERATIVE)
 def test_sample_shape_dtype_device_and_determinism(name):
     _, bundle, model = _build(name)
     first = model.sample(5, generator=torch.Generator().manual_seed(3))
@@ -135,6 +147,10 @@ def test_state_round_trip_through_a_checkpoint(name, tmp_path):
     original = model.state_dict()
     for key, value in loaded.state_dict().items():
         assert torch.equal(value, original[key]), key
+    if name in CLASSIFIERS:
+        x = torch.rand(3, model.dbm.n_visible).round()
+        assert torch.equal(model.predict(x), loaded.predict(x))
+        return
     a = model.sample(3, generator=torch.Generator().manual_seed(1))
     b = loaded.sample(3, generator=torch.Generator().manual_seed(1))
     assert torch.equal(a, b)

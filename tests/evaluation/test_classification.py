@@ -46,3 +46,36 @@ def test_unlabelled_split_is_refused(model_and_bundle):
     split = type("Split", (), {"x": bundle.test.x, "y": None})()
     with pytest.raises(GenzooError, match="no labels"):
         classification_report(model, split)
+
+
+def test_eval_task_picks_the_figures(model_and_bundle):
+    """``eval.task``: auto gives the likelihood figure and the error, likelihood and classify
+    one each; a task the model cannot do is refused with the flag that fits."""
+    from genzoo.models.autoregressive.nade import NADE, NADEConfig
+
+    disc, bundle = model_and_bundle
+
+    class LabellingNADE(NADE):
+        """An exact-likelihood model that also predicts labels (here: always class 0)."""
+
+        needs_labels = True
+
+        def predict(self, x):
+            return torch.zeros(len(x), dtype=torch.long)
+
+    torch.manual_seed(0)
+    model = LabellingNADE(NADEConfig(n_visible=64, n_hidden=4))
+    binary = load_data(DataConfig(name="digits", binarize="threshold"))
+    auto = evaluate(model, binary, EvalConfig(split="test"))
+    assert "nll_nats" in auto and "classification_error" in auto
+    likelihood = evaluate(model, binary, EvalConfig(split="test", task="likelihood"))
+    assert likelihood["nll_nats"] == auto["nll_nats"] and "classification_error" not in likelihood
+    classify = evaluate(model, binary, EvalConfig(split="test", task="classify"))
+    assert classify["estimator"] == "classification only" and "nll_nats" not in classify
+    assert classify["classification_error"] == auto["classification_error"]
+    assert classify["classification_error"] == float((bundle.test.y != 0).double().mean())
+
+    with pytest.raises(GenzooError, match="--task classify"):
+        evaluate(disc, bundle, EvalConfig(task="likelihood"))
+    with pytest.raises(GenzooError, match="does not predict labels"):
+        evaluate(NADE(NADEConfig(n_visible=64, n_hidden=4)), bundle, EvalConfig(task="classify"))

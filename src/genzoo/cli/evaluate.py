@@ -94,6 +94,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         overrides = list(args.overrides)
         if args.split is not None:
             overrides.append(f"eval.split={args.split}")
+        if getattr(args, "task", None) is not None:
+            overrides.append(f"eval.task={args.task}")
         for item in overrides:
             if not item.strip().startswith("eval."):
                 raise GenzooError(f"--set {item!r}: evaluate takes only eval.* overrides")

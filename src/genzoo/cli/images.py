@@ -19,6 +19,11 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     from genzoo.data import IMAGE_SHAPES
 
     model, cfg = load_model(args.run_dir, device=args.device)
+    if not callable(getattr(model, "sample", None)):
+        raise GenzooError(
+            f"{args.run_dir} holds a {cfg.model_name!r} run, a classifier with no samples; "
+            f"`genzoo evaluate {args.run_dir} --task classify` reports its test error"
+        )
     image_shape = IMAGE_SHAPES[cfg.data.name]
     generator = torch.Generator(device=args.device).manual_seed(args.seed)
     with torch.no_grad():

@@ -60,6 +60,11 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="data split (default: the config's eval.split, test)")
     ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override an eval.* field, e.g. eval.ais_runs=100, eval.ais_betas=14500")
+    ev.add_argument("--task", choices=("auto", "likelihood", "classify"), default=None,
+                    help="auto (default): the likelihood figure, plus the classification error "
+                    "for models that predict labels; likelihood: skip the classification; "
+                    "classify: only the test error (disc-rbm, mp-dbm, dbm-classifier); the same "
+                    "as --set eval.task=...")
     ev.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     ev.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
     ev.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")

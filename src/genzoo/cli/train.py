@@ -10,8 +10,13 @@ from genzoo.core.errors import GenzooError
 
 
 def _resolve_for_data(cfg, bundle):
-    """Fill model fields that come from the data (``n_visible``) before the model is built."""
+    """Fill model fields that come from the data (``n_visible``) before the model is built;
+    a model config with ``resolve_for_data(bundle)`` (the DBM classifier, which reads its
+    source run) fills its own."""
     model_cfg = cfg.model
+    resolve = getattr(model_cfg, "resolve_for_data", None)
+    if callable(resolve):
+        model_cfg = resolve(bundle)
     if any(f.name == "n_visible" for f in dataclasses.fields(model_cfg)):
         if model_cfg.n_visible is None:
             model_cfg = model_cfg.replace(n_visible=bundle.n_features)

@@ -38,6 +38,12 @@ Latent-variable model (``LATENT``)
 
 Exact-likelihood model (``EXACT_LIKELIHOOD``)
     ``log_prob(x) -> (B,)`` in nats.
+
+Classifier (``CLASSIFIER``)
+    A discriminative model trained by the Trainer but with no distribution over x, so no
+    ``sample`` (the DBM classifier): ``needs_labels = True``, ``loss(x, y=y)`` and
+    ``predict(x) -> (B,)`` int64 labels. The evaluator reports its classification error only.
+    Generative models that also classify (disc-rbm, mp-dbm) do not carry this flag.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ LATENT = "latent"
 EXACT_LIKELIHOOD = "exact_likelihood"
 IMPLICIT = "implicit"
 VARIATIONAL = "variational_bound"
+CLASSIFIER = "classifier"
 
 
 @runtime_checkable

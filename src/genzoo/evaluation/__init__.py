@@ -86,7 +86,16 @@ def evaluate(
     classifier = getattr(model, "needs_labels", False) and callable(
         getattr(model, "predict", None)
     )
-    if classifier and not _has_likelihood_estimator(model):
+    if eval_config.task == "classify" and not classifier:
+        raise GenzooError(
+            f"{type(model).__name__} does not predict labels, so eval.task=classify does not "
+            "apply; drop --task (its likelihood figure is reported)"
+        )
+    if eval_config.task == "likelihood" and not _has_likelihood_estimator(model):
+        raise GenzooError(
+            f"{type(model).__name__} is a classifier without a likelihood; use --task classify"
+        )
+    if classifier and (eval_config.task == "classify" or not _has_likelihood_estimator(model)):
         report: dict[str, Any] = {"estimator": "classification only", "n_examples": len(split.x)}
     elif has(model, VARIATIONAL):
         from genzoo.evaluation.variational import variational_nll
@@ -118,7 +127,7 @@ def evaluate(
             f"(capabilities: {caps}); only energy, exact-likelihood and latent-variable models "
             "can be evaluated in this release"
         )
-    if classifier:
+    if classifier and eval_config.task != "likelihood":
         report.update(classification_report(model, split))
     report["split"] = eval_config.split
     # Real-valued data: report the density of the data space, not of the model's inputs.

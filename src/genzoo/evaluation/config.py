@@ -19,7 +19,9 @@ class EvalConfig(Config):
     AIS started from ``reverse_burn_in`` Gibbs steps of fresh chains so the true value is
     bracketed. Latent-variable models: importance sampling with ``is_samples`` proposal draws
     per example (5000, the k of the published VAE/IWAE numbers). ``dtype`` is the evaluation
-    precision.
+    precision. ``task``: ``auto`` reports the likelihood figure, plus the classification error
+    for models that predict labels; ``likelihood`` the likelihood figure only; ``classify`` the
+    classification error only (models that predict labels: disc-rbm, mp-dbm, dbm-classifier).
     """
 
     split: Literal["train", "valid", "test"] = "test"
@@ -33,6 +35,7 @@ class EvalConfig(Config):
     seed: int = 1234
     batch_size: int = 1000
     is_samples: int = 5000
+    task: Literal["auto", "likelihood", "classify"] = "auto"
 
     def validate(self) -> None:
         check(0 <= self.exact_max_units <= 26, "eval.exact_max_units must be in [0, 26]")

@@ -18,7 +18,7 @@ def test_first_layer_is_the_mean_field_update_and_q2_the_fixed_point():
     with torch.no_grad():
         q, _ = dbm.mean_field(v)
     torch.testing.assert_close(q2, q[1])
-    clf = DBMClassifier(dbm, n_classes=3)
+    clf = DBMClassifier.from_dbm(dbm, n_classes=3)
     with torch.no_grad():
         h = clf.hidden(v, q2)
         torch.testing.assert_close(h[0], dbm.conditional([v, None, q2, None], 1))
@@ -32,7 +32,7 @@ def test_fine_tuning_on_digits_classifies(tmp_path):
     ], tmp_path / "run")
     x, y = bundle.train.x, bundle.train.y
     q2 = dbm_features(dbm, x)
-    clf = DBMClassifier(dbm, n_classes=10)
+    clf = DBMClassifier.from_dbm(dbm, n_classes=10)
     opt = torch.optim.Adam(clf.parameters(), lr=0.01)
     g = torch.Generator().manual_seed(0)
     for _ in range(60):

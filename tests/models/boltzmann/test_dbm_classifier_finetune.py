@@ -4,6 +4,8 @@ digits lowers the validation classification error far below chance."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from _sequence_checks import train_on_binary_digits
@@ -21,7 +23,7 @@ def test_loss_computes_the_fixed_features_itself_and_needs_labels():
     dbm = DBM(DBMConfig(n_visible=6, hidden=(5, 4), init_std=1.0), generator=g).double()
     v = torch.bernoulli(torch.full((7, 6), 0.5, dtype=torch.float64), generator=g)
     y = torch.randint(3, (7,), generator=g)
-    clf = DBMClassifier(dbm, n_classes=3)
+    clf = DBMClassifier.from_dbm(dbm, n_classes=3)
     assert clf.needs_labels and not any(p.requires_grad for p in clf.dbm.parameters())
     assert clf.dbm is not dbm and all(p.requires_grad for p in dbm.parameters())
     with torch.no_grad():
@@ -39,13 +41,17 @@ def test_trainer_fine_tuning_lowers_the_classification_error(tmp_path):
         "model.hidden=32,16", "model.n_chains=50", "train.max_steps=100", "train.epochs=100",
         "train.batch_size=50", "train.lr=0.1", "train.momentum=0.5",
     ], tmp_path / "dbm")
-    clf = DBMClassifier(dbm, n_classes=10)
+    clf = DBMClassifier.from_dbm(dbm, n_classes=10)
     valid = bundle.valid
     before = classification_error(clf, valid.x, valid.y)
     frozen = {k: v.clone() for k, v in clf.dbm.state_dict().items()}
     w1 = clf.W[0].detach().clone()
 
-    cfg = read_run_config(tmp_path / "dbm").with_overrides([
+    # The classifier's own run config: its model section is the classifier's config, so the
+    # run's config.json rebuilds it.
+    cfg = dataclasses.replace(
+        read_run_config(tmp_path / "dbm"), model_name="dbm-classifier", model=clf.config
+    ).with_overrides([
         "train.optimizer=adam", "train.lr=0.01", "train.momentum=0", "train.epochs=60",
         "train.max_steps=none", "train.batch_size=50",
     ])

@@ -16,18 +16,33 @@ Fine-tuning goes through the one genzoo Trainer: the classifier learns from labe
 (``needs_labels``), its ``loss(v, y=...)`` computes q_2 with a frozen copy of the DBM (mean
 field is deterministic, so this is the fixed feature of SH09, recomputed rather than stored),
 and ``predict`` gives the labels for ``classification_error``.
+
+From the command line it is the model ``dbm-classifier``, started from a trained run::
+
+    genzoo train dbm-classifier --data binarized-mnist --set model.dbm_run=DBM_RUN --out CLF
+    genzoo evaluate CLF --task classify
+
+The run is self-contained: its config carries the source DBM's model name and config
+(``dbm_model``, ``dbm_config``, filled in from ``dbm_run`` before training), and its checkpoint
+the frozen DBM, so ``genzoo.load(CLF)`` does not need ``DBM_RUN`` any more.
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
+import json
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genzoo.core.errors import GenzooError
+from genzoo.core.config import Config, check
+from genzoo.core.errors import ConfigError, DataError, GenzooError
+from genzoo.core.protocols import CLASSIFIER
+from genzoo.core.registry import get_model_spec, register_model
 from genzoo.models.boltzmann.dbm import DBM
+
+_SOURCES = ("dbm", "centered-dbm")
 
 
 @torch.no_grad()
@@ -42,28 +57,173 @@ def dbm_features(dbm: DBM, v: torch.Tensor, batch_size: int = 1000) -> torch.Ten
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class DBMClassifierConfig(Config):
+    """Hyperparameters of the DBM classifier.
+
+    ``dbm_run``: run directory of a trained ``dbm`` or ``centered-dbm`` whose weights start the
+    MLP (read once, when a fresh run starts). ``n_classes``: K, the size of the softmax layer.
+    ``dbm_model`` / ``dbm_config``: the source DBM's registered name and its model config as a
+    JSON object; ``genzoo train`` fills them in from ``dbm_run`` (``resolve_for_data``), and a
+    checkpoint is rebuilt from them alone. Without ``dbm_run`` the network starts from the
+    DBM's own random initialisation: the no-pretraining baseline of the same architecture.
+    """
+
+    dbm_run: str | None = None
+    n_classes: int = 10
+    dbm_model: str | None = None
+    dbm_config: str | None = None
+
+    def validate(self) -> None:
+        check(self.n_classes >= 2, f"model.n_classes={self.n_classes} must be >= 2")
+        check(
+            self.dbm_model in (None, *_SOURCES),
+            f"model.dbm_model={self.dbm_model!r}: the classifier starts from one of "
+            f"{', '.join(_SOURCES)}",
+        )
+        check(
+            self.dbm_config is None or self.dbm_model is not None,
+            "model.dbm_config needs model.dbm_model (both are filled in from model.dbm_run)",
+        )
+        if self.dbm_config is not None:
+            self.source_config()
+
+    def source_config(self):
+        """The source DBM's model config (a DBMConfig / CenteredDBMConfig)."""
+        try:
+            fields = json.loads(self.dbm_config)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"model.dbm_config is not a JSON object: {exc}") from None
+        return get_model_spec(self.dbm_model).config_cls.from_dict(fields, "model.dbm_config")
+
+    def resolve_for_data(self, bundle) -> DBMClassifierConfig:
+        """Fill ``dbm_model`` / ``dbm_config`` from ``dbm_run`` and check the data fit the
+        DBM: the same number of visible units, labels, at most ``n_classes`` classes."""
+        cfg = self
+        if cfg.dbm_config is None:
+            if cfg.dbm_run is None:
+                raise ConfigError(
+                    "dbm-classifier starts from a trained DBM: set model.dbm_run=RUN_DIR of a "
+                    "`genzoo train dbm` (or centered-dbm) run"
+                )
+            from genzoo.training.checkpoint import read_run_config
+
+            source = read_run_config(cfg.dbm_run)
+            if source.model_name not in _SOURCES:
+                raise ConfigError(
+                    f"model.dbm_run={cfg.dbm_run} holds a {source.model_name!r} run; the "
+                    f"classifier starts from one of {', '.join(_SOURCES)}"
+                )
+            cfg = cfg.replace(
+                dbm_model=source.model_name, dbm_config=json.dumps(source.model.to_dict())
+            )
+        n_visible = cfg.source_config().n_visible
+        if n_visible != bundle.n_features:
+            raise DataError(
+                f"the DBM has {n_visible} visible units but the data have {bundle.n_features} "
+                "features; train the classifier on the DBM's data set (--data)"
+            )
+        if bundle.train.y is None:
+            raise DataError(
+                "the DBM classifier learns from labels and this data set has none; pick a "
+                "labelled one (a DBM trained on binarized-mnist: --data mnist --set "
+                "data.binarize=dynamic)"
+            )
+        n_seen = int(bundle.train.y.max()) + 1
+        if n_seen > cfg.n_classes:
+            raise DataError(
+                f"the labels go up to {n_seen - 1} but model.n_classes={cfg.n_classes}; set "
+                f"model.n_classes={n_seen}"
+            )
+        return cfg
+
+
+@register_model(
+    "dbm-classifier",
+    config=DBMClassifierConfig,
+    family="boltzmann",
+    summary="MLP initialised from a trained DBM (input + q(h2|v)), fine-tuned by backprop",
+    paper="Salakhutdinov & Hinton 2009 (DBM), sec. 5",
+)
 class DBMClassifier(nn.Module):
     """MLP initialised from a DBM; ``forward(v, q2)`` returns class logits (B, K). Not a
-    generative model (and not registered): fine-tune it with the Trainer (``needs_labels``;
-    ``loss(v, y=y)``) or with any optimiser on ``loss(v, q2, y)``. The submodule ``dbm`` is a
-    frozen copy of the DBM (``requires_grad`` False, so no optimiser built from the trainable
-    parameters moves it) that gives q_2 when it is not passed; the caller's DBM is not kept."""
+    generative model (capability ``CLASSIFIER`` only: no ``sample``): fine-tune it with the
+    Trainer (``needs_labels``; ``loss(v, y=y)``) or with any optimiser on ``loss(v, q2, y)``.
+    The submodule ``dbm`` is a frozen copy of the DBM (``requires_grad`` False, so no optimiser
+    built from the trainable parameters moves it) that gives q_2 when it is not passed.
+
+    Build it from a config whose ``dbm_config`` is set (as ``genzoo train`` and checkpoints
+    do), then :meth:`init_from_dbm`; or in one call with :meth:`from_dbm`.
+    """
 
     needs_labels = True
+    capabilities = frozenset({CLASSIFIER})
 
-    def __init__(self, dbm: DBM, n_classes: int) -> None:
+    def __init__(self, config: DBMClassifierConfig) -> None:
         super().__init__()
-        if n_classes < 2:
-            raise GenzooError(f"n_classes={n_classes} must be >= 2")
-        self.dbm = copy.deepcopy(dbm).requires_grad_(False).eval()
+        if not isinstance(config, DBMClassifierConfig):
+            raise ConfigError(f"DBMClassifier needs a DBMClassifierConfig, got {config!r}")
+        if config.dbm_config is None:  # dbm_model alone says too little to build the DBM
+            raise ConfigError(
+                "model.dbm_config is unset: build the classifier with DBMClassifier.from_dbm, "
+                "or resolve the config first (config.resolve_for_data(bundle) reads model.dbm_run)"
+            )
+        self.config = config
+        dbm = get_model_spec(config.dbm_model).build(config.source_config())
+        self.dbm = dbm.requires_grad_(False).eval()
         with torch.no_grad():
             self.W = nn.ParameterList([nn.Parameter(W.detach().clone()) for W in dbm.W])
             self.b = nn.ParameterList(
                 [nn.Parameter(dbm.bias(l).detach().clone()) for l in range(1, dbm.n_layers + 1)]
             )
         top = dbm.W[-1].shape[1]
-        self.U = nn.Parameter(torch.zeros(top, n_classes, dtype=dbm.W[0].dtype))
-        self.d = nn.Parameter(torch.zeros(n_classes, dtype=dbm.W[0].dtype))
+        self.U = nn.Parameter(torch.zeros(top, config.n_classes, dtype=dbm.W[0].dtype))
+        self.d = nn.Parameter(torch.zeros(config.n_classes, dtype=dbm.W[0].dtype))
+
+    @classmethod
+    def from_dbm(cls, dbm: DBM, n_classes: int) -> DBMClassifier:
+        """The classifier of a DBM in memory (``dbm``'s registered model and config are
+        recorded; ``dbm`` itself is copied, not kept)."""
+        name = "centered-dbm" if hasattr(dbm, "offsets") else "dbm"
+        config = DBMClassifierConfig(
+            n_classes=n_classes, dbm_model=name, dbm_config=json.dumps(dbm.config.to_dict())
+        )
+        return cls(config).to(dbm.W[0]).init_from_dbm(dbm)
+
+    @torch.no_grad()
+    def init_from_dbm(self, dbm: DBM) -> DBMClassifier:
+        """Copy ``dbm`` into the frozen feature extractor and its weights and effective biases
+        into the MLP; the output layer (U, d) starts at zero. ``dbm`` must have the recorded
+        architecture. Returns self."""
+        if dbm.config != self.dbm.config:
+            raise ConfigError(
+                "the DBM differs from the one this classifier was configured for "
+                f"({dbm.config} vs {self.dbm.config}); build the classifier with from_dbm"
+            )
+        self.dbm.load_state_dict(dbm.state_dict())
+        for l in range(dbm.n_layers):
+            self.W[l].copy_(dbm.W[l])
+            self.b[l].copy_(dbm.bias(l + 1))
+        self.U.zero_()
+        self.d.zero_()
+        return self
+
+    @torch.no_grad()
+    def init_from_data(self, x: torch.Tensor) -> None:
+        """Called by the Trainer when a fresh run starts: load the DBM of ``dbm_run`` (its
+        checkpoint verified, no pickle) and start from it. Without ``dbm_run``: keep the random
+        initialisation."""
+        if self.config.dbm_run is None:
+            return
+        from genzoo.training.checkpoint import load_model
+
+        dbm, source = load_model(self.config.dbm_run)
+        if source.model_name != self.config.dbm_model:
+            raise ConfigError(
+                f"model.dbm_run={self.config.dbm_run} now holds a {source.model_name!r} run, not "
+                f"the {self.config.dbm_model!r} recorded in model.dbm_model"
+            )
+        self.init_from_dbm(dbm.to(self.W[0]))
 
     def hidden(self, v: torch.Tensor, q2: torch.Tensor) -> list[torch.Tensor]:
         """[h_1, ..., h_L] of the MLP for v (B, D) and the fixed features q2 (B, n_2)."""
