@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import shlex
@@ -429,6 +430,26 @@ def ais_estimator(report: dict[str, Any], schedule: str) -> dict[str, Any]:
     return {"name": report.get("estimator"), "ais_runs": report.get("n_samples"),
             "ais_betas": report.get("n_betas"), "schedule": schedule,
             "reverse": report.get("log_z_reverse") is not None, "dtype": report.get("dtype")}
+
+
+def ais_headline(report: dict[str, Any]) -> tuple[float, float, list[str]]:
+    """The value, standard error and notes a benchmark publishes from an AIS-based ``genzoo
+    evaluate`` report. Normally the forward-AIS figure (``nll_nats``, as the papers report).
+    When genzoo warns that forward and reverse AIS disagree beyond their error bars, forward
+    AIS has most likely missed modes and its NLL flatters the model, so the cautious
+    reverse-AIS figure is published instead and the notes give both."""
+    value, stderr = report["nll_nats"], report["stderr"]
+    warnings = [w for w in report.get("warnings", []) if "AIS is unreliable" in w]
+    if not warnings or report.get("nll_nats_reverse") is None:
+        return value, stderr, []
+    reverse_stderr = math.hypot(report["stderr_log_z_reverse"], report["stderr_examples"])
+    note = (
+        f"AIS DID NOT CONVERGE: genzoo's evaluator warned: {warnings[0]} The value published "
+        f"here is therefore the reverse-AIS figure {report['nll_nats_reverse']:.2f} +/- "
+        f"{reverse_stderr:.2f}; the forward-AIS figure would be {value:.2f} +/- {stderr:.2f}. "
+        "Neither is a trustworthy estimate of this model's NLL until the two agree."
+    )
+    return report["nll_nats_reverse"], reverse_stderr, [note]
 
 
 def likelihood_result(*, benchmark: str, title: str, steps: list[str] | None,

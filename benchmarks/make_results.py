@@ -106,7 +106,15 @@ def likelihood_section(r: dict[str, Any]) -> list[str]:
         )
     extra = r.get("extra", {})
     lines += ["", stderr_footnote(r)]
-    if extra.get("value_reverse") is not None:
+    if extra.get("value_forward") is not None and extra["value_forward"] != r["value"]:
+        lines += [
+            "",
+            (f"**AIS did not converge**: forward AIS gives {_fmt(extra['value_forward'])} "
+             f"{unit} (log Z {_fmt(extra.get('log_z'))}) and reverse AIS "
+             f"{_fmt(r['value'])} {unit} (log Z {_fmt(extra.get('log_z_reverse'))}); the table "
+             "shows the cautious reverse figure. Neither is trustworthy until the two agree."),
+        ]
+    elif extra.get("value_reverse") is not None:
         lines += [
             "",
             (f"Reverse AIS gives {_fmt(extra['value_reverse'])} {unit} (log Z forward "

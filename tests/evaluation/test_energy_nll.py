@@ -73,6 +73,39 @@ def test_ais_path_agrees_with_exact_and_brackets():
     assert r["nll_nats_reverse"] - r["nll_nats"] == pytest.approx(r["log_z_reverse"] - r["log_z"])
     assert r["stderr"] == pytest.approx(math.hypot(r["stderr_log_z"], r["stderr_examples"]))
     assert 1 <= r["ais_ess"] <= 200
+    assert "warnings" not in r  # forward and reverse agree
+
+
+def test_forward_and_reverse_disagreeing_is_flagged():
+    """Too few temperatures: forward AIS falls far short of the exact log Z with a standard
+    error that hides it, so its NLL is flattering; the report must say so. With enough
+    temperatures the two agree and nothing is flagged."""
+    m = make_rbm(d=20, h=12, scale=3.0, seed=0)
+    x = data(300, d=20)
+    exact = energy_nll(m, x, x, EvalConfig())
+    few = energy_nll(m, x, x, EvalConfig(exact_max_units=0, ais_runs=50, ais_betas=20,
+                                          reverse_burn_in=0))
+    assert few["log_z"] < exact["log_z"] - 5 * few["stderr_log_z"]  # the silent failure
+    (warning,) = few["warnings"]
+    assert "AIS is unreliable" in warning and f"{few['log_z']:.2f}" in warning
+    assert "eval.ais_betas" in warning
+    enough = energy_nll(m, x, x, EvalConfig(exact_max_units=0, ais_runs=50, ais_betas=1000,
+                                             reverse_burn_in=100))
+    assert "warnings" not in enough
+    assert abs(enough["log_z"] - exact["log_z"]) < 4 * enough["stderr_log_z"] + 0.05
+
+
+def test_disagreement_threshold():
+    from genzoo.evaluation._common import ais_disagreement
+
+    def report(forward, reverse, se_f=0.1, se_r=0.1):
+        return {"log_z": forward, "log_z_reverse": reverse, "stderr_log_z": se_f,
+                "stderr_log_z_reverse": se_r}
+
+    assert ais_disagreement(report(100.0, 100.9)) is None  # within 1 nat
+    assert ais_disagreement(report(100.0, 101.2)) is not None  # 8.5 combined sigmas, > 1 nat
+    assert ais_disagreement(report(100.0, 104.0, 1.0, 1.0)) is None  # 2.8 sigmas
+    assert ais_disagreement(report(100.0, 95.0, 1.0, 1.0)) is not None  # either direction
 
 
 def test_reverse_from_persistent_chains_and_model_untouched():

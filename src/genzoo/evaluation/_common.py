@@ -83,6 +83,35 @@ def add_nll_summary(
     )
     if report["log_z_reverse"] is not None:
         report["nll_nats_reverse"] = float((f + report["log_z_reverse"]).mean())
+        warning = ais_disagreement(report)
+        if warning is not None:
+            report.setdefault("warnings", []).append(warning)
+
+
+# Forward and reverse log Z further apart than this many combined standard errors (and at least
+# AIS_AGREEMENT_NATS) mean at least one of the two runs is wrong.
+AIS_AGREEMENT_SIGMAS = 3.0
+AIS_AGREEMENT_NATS = 1.0
+
+
+def ais_disagreement(report: dict[str, Any]) -> str | None:
+    """A warning when the forward and reverse AIS estimates of log Z in ``report`` disagree
+    beyond their error bars, else None. Forward AIS is a stochastic lower bound on log Z: when
+    its chains miss modes of the model it falls short, with a small standard error that hides
+    it, and the NLL computed from it is too low. Reverse AIS from approximate samples can err
+    either way. Only their agreement says the estimate can be trusted."""
+    gap = report["log_z_reverse"] - report["log_z"]
+    se = math.hypot(report["stderr_log_z"], report["stderr_log_z_reverse"])
+    if abs(gap) <= max(AIS_AGREEMENT_NATS, AIS_AGREEMENT_SIGMAS * se):
+        return None
+    return (
+        f"AIS is unreliable here: forward log Z {report['log_z']:.2f} +/- "
+        f"{report['stderr_log_z']:.2f} and reverse {report['log_z_reverse']:.2f} +/- "
+        f"{report['stderr_log_z_reverse']:.2f} differ by {gap:.2f} nats, far beyond their "
+        "standard errors. Forward AIS underestimates log Z when its chains miss modes, which "
+        "makes nll_nats too low; the reverse value (nll_nats_reverse) is the more cautious "
+        "figure. Raise eval.ais_betas (and eval.reverse_burn_in) until the two agree."
+    )
 
 
 def example_stderr(values: torch.Tensor) -> float:

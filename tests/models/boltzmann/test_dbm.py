@@ -150,14 +150,21 @@ def test_ais_matches_exact_log_z_forward_and_reverse(hidden):
 
 def test_annealed_free_energy_endpoints():
     m = random_dbm(6, (4, 3), seed=7)
-    base = m.ais_base(torch.ones(5, 6, dtype=torch.float64) * (torch.arange(6) % 2))
+    x_train = torch.ones(5, 6, dtype=torch.float64) * (torch.arange(6) % 2)
+    base = m.ais_base(x_train)
+    # Hidden biases: logits of the mean mean-field posterior of the training rows (clamped).
+    with torch.no_grad():
+        q, _ = m.mean_field(x_train)
+    for l in (1, 2):
+        torch.testing.assert_close(torch.sigmoid(base.biases[l]), q[l - 1].mean(0))
     xe = torch.bernoulli(torch.full((7, 9), 0.5, dtype=torch.float64),
                          generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         f0 = m.annealed_free_energy(xe, 0.0, base)
         f1 = m.annealed_free_energy(xe, 1.0, base)
         # beta = 0: the base alone, every unit independent, the odd layer's 4 units summed out.
-        b0 = -(xe[:, :6] @ base.b_0) - 4 * torch.log(torch.tensor(2.0, dtype=torch.float64))
+        b0 = (-(xe[:, :6] @ base.b_0) - xe[:, 6:] @ base.b_2
+              - torch.nn.functional.softplus(base.b_1).sum())
         torch.testing.assert_close(f0, b0)
         # beta = 1: sum over h_1 of exp(-E) by brute force.
         h1 = binary_states(torch.arange(16), 4, torch.float64)

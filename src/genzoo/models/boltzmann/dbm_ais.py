@@ -5,7 +5,8 @@ free energy F(v) for tiny models.
 Because the graph is bipartite, the odd layers can be summed out given the even ones: for the
 AIS state x_even = (v, x_2, x_4, ...) concatenated in layer order, and the path
 E_beta = (1 - beta) E_A + beta E with the base model A (W = 0, b_A_0 the logits of the data
-marginals, every other bias 0)::
+marginals, b_A_l for a hidden layer the logits of its mean-field posterior averaged over the
+training data)::
 
     F_beta(x_even) = - sum_{l even} ((1 - beta) b_A_l + beta b_l)^T x_l
                      - sum_{l odd} sum_j softplus((1 - beta) b_A_lj + beta a_lj(x_even))
@@ -31,6 +32,8 @@ from genzoo.models.boltzmann._ops import bernoulli, data_logits, softplus
 
 # Most units enumerated per example by exact_free_energy (2^20 states per row).
 _EXACT_FREE_ENERGY_MAX_UNITS = 20
+# Training rows whose mean-field posteriors set the AIS base's hidden biases.
+_BASE_ROWS = 10_000
 
 
 class DBMAnnealingBase(nn.Module):
@@ -111,11 +114,24 @@ class DBMAnnealingPath:
 
     @torch.no_grad()
     def ais_base(self, x_train: torch.Tensor) -> DBMAnnealingBase:
-        """Base model A: W = 0, visible bias the logits of the clamped training marginals,
-        hidden biases 0."""
+        """Base model A: W = 0, visible bias the logits of the clamped training marginals, and
+        each hidden layer's bias the logits of its mean-field posterior averaged over (up to
+        ``_BASE_ROWS`` of) the training rows.
+
+        Why not hidden biases 0: a trained DBM can put nearly all its mass where the top
+        layer is almost silent. Chains started from a base with h_2 ~ Bernoulli(1/2) then stay
+        in a region hundreds of nats less probable (on SH09's 784-500-1000 model after
+        pretraining: free energy +286 against -475 for the persistent chains, h_2 activity
+        0.35 against 0.04), and forward AIS misses the model's mass whatever the number of
+        temperatures. Matching the base to the model's typical activity starts the chains
+        there; any factorial base gives a valid estimator."""
         self.check_input(x_train, "x_train")
-        biases = [torch.zeros_like(b) for b in self.b]
-        biases[0] = data_logits(x_train.to(self.b[0]))
+        p = self.b[0]
+        x = x_train[:_BASE_ROWS].to(p)
+        biases = [data_logits(x)]
+        if self.n_layers > 0:
+            q = self.mean_field(x)[0]
+            biases += [data_logits(q_l) for q_l in q]
         return DBMAnnealingBase(biases)
 
     def annealed_free_energy(
