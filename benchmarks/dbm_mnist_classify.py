@@ -4,7 +4,7 @@ DBM (Goodfellow et al. 2013, about 0.88%).
 
 Everything goes through the command line a user would type::
 
-    genzoo train dbm-classifier --data mnist --set data.binarize=dynamic \
+    genzoo train dbm-classifier --data mnist --set data.binarize=dynamic \\
         --set model.dbm_run=DBM_RUN ... --out RUN
     genzoo train mp-dbm --data mnist --set data.binarize=dynamic ... --out RUN
     genzoo evaluate RUN --split test --task classify --json

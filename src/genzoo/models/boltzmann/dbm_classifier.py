@@ -19,8 +19,12 @@ and ``predict`` gives the labels for ``classification_error``.
 
 From the command line it is the model ``dbm-classifier``, started from a trained run::
 
-    genzoo train dbm-classifier --data binarized-mnist --set model.dbm_run=DBM_RUN --out CLF
+    genzoo train dbm-classifier --data mnist --set data.binarize=dynamic \\
+        --set model.dbm_run=DBM_RUN --out CLF
     genzoo evaluate CLF --task classify
+
+(the fixed binarized MNIST has no labels, so a DBM trained on it is fine-tuned on MNIST with
+dynamic binarization).
 
 The run is self-contained: its config carries the source DBM's model name and config
 (``dbm_model``, ``dbm_config``, filled in from ``dbm_run`` before training), and its checkpoint
