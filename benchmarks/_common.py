@@ -426,8 +426,12 @@ PARZEN_METRIC = {"name": "test Parzen log-likelihood", "unit": "nats", "lower_is
 
 
 def ais_estimator(report: dict[str, Any], schedule: str) -> dict[str, Any]:
-    """A result's ``estimator`` block for an AIS-based ``genzoo evaluate`` report."""
-    return {"name": report.get("estimator"), "ais_runs": report.get("n_samples"),
+    """A result's ``estimator`` block for an AIS-based ``genzoo evaluate`` report (its name
+    says so when :func:`ais_headline` publishes the reverse figure)."""
+    name = report.get("estimator")
+    if ais_headline(report)[2]:
+        name = f"{name}; published: reverse AIS (forward and reverse disagree)"
+    return {"name": name, "ais_runs": report.get("n_samples"),
             "ais_betas": report.get("n_betas"), "schedule": schedule,
             "reverse": report.get("log_z_reverse") is not None, "dtype": report.get("dtype")}
 

@@ -14,7 +14,13 @@ def test_grbm_nll_smoke_runs_the_cli_end_to_end(tmp_path):
                 "--results-dir", str(tmp_path)])
     result = read_result(tmp_path / "grbm_nll.json")
     assert result["smoke"] is True and result["kind"] == "likelihood"
-    assert result["estimator"]["name"] == "AIS (forward)" and result["estimator"]["reverse"]
+    assert result["estimator"]["name"].startswith("AIS (forward)")
+    assert result["estimator"]["reverse"]
+    # A smoke run's 100 temperatures may leave forward and reverse apart: then the published
+    # value is the reverse one, and the estimator's name says so.
+    published_reverse = "published: reverse AIS" in result["estimator"]["name"]
+    assert (result["value"] == result["extra"]["value_reverse"]) == published_reverse or (
+        result["extra"]["value_reverse"] == result["extra"]["value_forward"])
     assert result["estimator"]["ais_runs"] == 10 and result["estimator"]["ais_betas"] == 100
     assert result["data"]["name"] == "image-patches" and result["data"]["n_examples"] == 200
     assert math.isfinite(result["value"]) and result["stderr"] >= 0
