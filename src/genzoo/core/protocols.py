@@ -85,6 +85,12 @@ class EnergyModel(GenerativeModel, Protocol):
     ) -> torch.Tensor: ...
 
 
+def is_classifier(model: object) -> bool:
+    """A model that learns from labels and predicts them (``needs_labels`` and ``predict``):
+    the DBM classifier, and generative models that also classify (disc-rbm, mp-dbm)."""
+    return bool(getattr(model, "needs_labels", False)) and callable(getattr(model, "predict", None))
+
+
 def has(model: object, capability: str) -> bool:
     """True when ``model`` declares ``capability``."""
     return capability in getattr(model, "capabilities", frozenset())

@@ -17,6 +17,7 @@ from genzoo.core.protocols import (
     LATENT,
     VARIATIONAL,
     has,
+    is_classifier,
 )
 from genzoo.evaluation.ais import (
     ais_log_partition,
@@ -83,19 +84,18 @@ def evaluate(
     every rank returns the report one process would compute (genzoo.evaluation.shards).
     """
     split = bundle.split(eval_config.split)
-    classifier = getattr(model, "needs_labels", False) and callable(
-        getattr(model, "predict", None)
-    )
+    classifier = is_classifier(model)
+    likelihood = _has_likelihood_estimator(model)
     if eval_config.task == "classify" and not classifier:
         raise GenzooError(
             f"{type(model).__name__} does not predict labels, so eval.task=classify does not "
             "apply; drop --task (its likelihood figure is reported)"
         )
-    if eval_config.task == "likelihood" and not _has_likelihood_estimator(model):
+    if eval_config.task == "likelihood" and classifier and not likelihood:
         raise GenzooError(
             f"{type(model).__name__} is a classifier without a likelihood; use --task classify"
         )
-    if classifier and (eval_config.task == "classify" or not _has_likelihood_estimator(model)):
+    if classifier and (eval_config.task == "classify" or not likelihood):
         report: dict[str, Any] = {"estimator": "classification only", "n_examples": len(split.x)}
     elif has(model, VARIATIONAL):
         from genzoo.evaluation.variational import variational_nll

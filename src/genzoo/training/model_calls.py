@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from genzoo.core.protocols import is_classifier
+
 
 def loss_figures(model: torch.nn.Module, out: Any, *, check: bool) -> dict[str, float]:
     """The entries of ``model.loss(...)``'s dict as floats (``loss`` first if it came first).
@@ -41,14 +43,9 @@ def nonfinite_parameter(model: torch.nn.Module) -> str | None:
     return named[int((~finite).nonzero()[0])][0]
 
 
-def is_classifier(model: torch.nn.Module) -> bool:
-    """A model that learns from labels and predicts them (``needs_labels`` and ``predict``)."""
-    return bool(getattr(model, "needs_labels", False)) and callable(getattr(model, "predict", None))
-
-
 def can_validate(model: torch.nn.Module, bundle: Any) -> bool:
     """True when the bundle has a non-empty valid split and the model has ``validation_metrics``
-    or is a classifier (:func:`is_classifier`) and the split has labels."""
+    or is a classifier (:func:`genzoo.core.protocols.is_classifier`) and the split has labels."""
     valid = getattr(bundle, "valid", None)
     if valid is None or getattr(valid, "x", None) is None or len(valid.x) == 0:
         return False

@@ -3,6 +3,7 @@ fine-tuning on digits learns to classify."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from _sequence_checks import train_on_binary_digits
 
@@ -43,3 +44,17 @@ def test_fine_tuning_on_digits_classifies(tmp_path):
     with torch.no_grad():
         out = clf.loss(bundle.valid.x, dbm_features(dbm, bundle.valid.x), bundle.valid.y)
     assert float(out["error"]) < 0.2  # chance is 0.9
+
+
+def test_from_dbm_records_the_registered_model_of_the_dbm():
+    from genzoo.core.errors import ConfigError
+    from genzoo.models.boltzmann.centered_dbm import CenteredDBM, CenteredDBMConfig
+    from genzoo.models.boltzmann.mpdbm import MPDBM, MPDBMConfig
+
+    dbm = DBM(DBMConfig(n_visible=6, hidden=(4, 3)))
+    assert DBMClassifier.from_dbm(dbm, 3).config.dbm_model == "dbm"
+    centered = CenteredDBM(CenteredDBMConfig(n_visible=6, hidden=(4, 3)))
+    clf = DBMClassifier.from_dbm(centered, 3)
+    assert clf.config.dbm_model == "centered-dbm" and type(clf.dbm) is CenteredDBM
+    with pytest.raises(ConfigError, match="not a MPDBM"):
+        DBMClassifier.from_dbm(MPDBM(MPDBMConfig(n_visible=6, hidden=(4, 3))), 3)

@@ -188,7 +188,13 @@ class DBMClassifier(nn.Module):
     def from_dbm(cls, dbm: DBM, n_classes: int) -> DBMClassifier:
         """The classifier of a DBM in memory (``dbm``'s registered model and config are
         recorded; ``dbm`` itself is copied, not kept)."""
-        name = "centered-dbm" if hasattr(dbm, "offsets") else "dbm"
+        names = [n for n in _SOURCES if type(dbm) is get_model_spec(n).cls]
+        if not names:
+            raise ConfigError(
+                f"the classifier starts from one of {', '.join(_SOURCES)}, not a "
+                f"{type(dbm).__name__}"
+            )
+        name = names[0]
         config = DBMClassifierConfig(
             n_classes=n_classes, dbm_model=name, dbm_config=json.dumps(dbm.config.to_dict())
         )
