@@ -326,7 +326,9 @@ def add_output_args(parser: argparse.ArgumentParser, smoke_help: str,
                         "benchmarks/results; a temporary directory with --smoke)")
     if evaluate_only:
         parser.add_argument("--evaluate-only", action="store_true",
-                            help="skip training; evaluate the finished run in --out")
+                            help="skip training; evaluate the last checkpoint of the run in "
+                            "--out (a run stopped early, or continued with `genzoo train "
+                            "MODEL --out RUN --resume`, is reported with the epochs it saw)")
     parser.add_argument("--smoke", action="store_true",
                         help=smoke_help + "; nothing is written to benchmarks/results")
 
@@ -553,17 +555,18 @@ def train_and_evaluate(dirs: RunDirs, who: str, train: list[str] | None,
 
 def parse_model_benchmark(doc: str, argv: list[str] | None, benchmark: str,
                           recipes: dict[str, Any], default_epochs: dict[str, int],
-                          smoke_epochs: int, smoke_help: str,
-                          add_args: Any = None) -> tuple[argparse.Namespace, RunDirs]:
+                          smoke_epochs: int, smoke_help: str, add_args: Any = None,
+                          evaluate_only: bool = False) -> tuple[argparse.Namespace, RunDirs]:
     """The command line of a script that benchmarks one of several ``--model`` recipes:
-    ``--model``, ``--epochs``, the output options and whatever ``add_args(parser)`` adds;
+    ``--model``, ``--epochs``, the output options (with ``--evaluate-only`` when
+    ``evaluate_only``) and whatever ``add_args(parser)`` adds;
     returns the arguments (``epochs`` filled in) and the run's directories
     (``benchmarks/runs/<benchmark>_<model>_e<epochs>`` by default)."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     add_model_args(parser, recipes, default_epochs)
     if add_args is not None:
         add_args(parser)
-    add_output_args(parser, smoke_help)
+    add_output_args(parser, smoke_help, evaluate_only)
     args = parser.parse_args(argv)
     set_epochs(args, smoke_epochs, default_epochs[args.model])
     return args, run_dirs(parser, args, f"{benchmark}_{args.model}_e{args.epochs}")

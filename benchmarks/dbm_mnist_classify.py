@@ -152,12 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--dbm-run", type=Path, default=None,
                        help=f"dbm-classifier: the trained DBM run (default {DEFAULT_DBM_RUN}; "
                        "with --smoke a tiny DBM is trained first)")
-        p.add_argument("--evaluate-only", action="store_true",
-                       help="skip training; classify with the finished run in --out")
 
     args, dirs = _common.parse_model_benchmark(
         __doc__, argv, BENCHMARK, RECIPES, DEFAULT_EPOCHS, SMOKE["epochs"],
-        "seconds-long check on 500 images", add_args=extra)
+        "seconds-long check on 500 images", add_args=extra, evaluate_only=True)
     _common.warn_without_data(BENCHMARK)
     steps = _common.Steps(dirs.log, f"{BENCHMARK}_{args.model}", announce=True)
     source = None

@@ -217,15 +217,12 @@ def build_result(args, report: dict, steps: list[str], wall: dict, data_parzen: 
 def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--architecture", choices=["mlp", "dcgan"], default=None,
                    help="generator/discriminator networks (gan, gmmn; default the recipe's mlp)")
-    p.add_argument("--evaluate-only", action="store_true",
-                   help="skip training; evaluate the last checkpoint of the run in --out (e.g. "
-                   "a run continued with `genzoo train MODEL --out RUN --resume`)")
 
 
 def main(argv: list[str] | None = None) -> int:
     args, dirs = _common.parse_model_benchmark(
         __doc__, argv, BENCHMARK, RECIPES, DEFAULT_EPOCHS, 1,
-        "seconds-long check on the 8x8 digits", add_args=_add_args)
+        "seconds-long check on the 8x8 digits", add_args=_add_args, evaluate_only=True)
     args.data = "digits" if args.smoke else "mnist"
     if dirs.scratch is not None:
         # The smoke trains its own small digits classifier, away from the user's cache.

@@ -161,14 +161,9 @@ def build_result(args: argparse.Namespace, report: dict, steps: list[str], wall:
 
 
 def main(argv: list[str] | None = None) -> int:
-    def add_args(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--evaluate-only", action="store_true",
-                            help="skip training; evaluate the last checkpoint of the run in "
-                            "--out (a run stopped early is reported with the epochs it saw)")
-
     args, dirs = _common.parse_model_benchmark(
         __doc__, argv, BENCHMARK, RECIPES, DEFAULT_EPOCHS, SMOKE["epochs"],
-        "seconds-long check on the digits", add_args=add_args)
+        "seconds-long check on the digits", evaluate_only=True)
     train = None if args.evaluate_only else train_command(args, dirs.run)
     report, steps = _common.train_and_evaluate(dirs, f"{BENCHMARK}_{args.model}", train)
     result = build_result(args, report, steps.steps, steps.wall, trained_epochs(dirs.run))
