@@ -87,3 +87,23 @@ def train(model, x, steps: int, lr: float, batch: int = 50, seed: int = 0) -> No
         opt.zero_grad()
         model.loss(x[idx], g)["loss"].backward()
         opt.step()
+
+
+def assert_cd1_backward_is_autograd(m, x: torch.Tensor, seed: int = 2):
+    """The closed-form backward of ``m.loss(x)`` (CD-1, visible and variance parameters W, b,
+    c, log_var_logit) equals autograd of mean F(x) - mean F(v1), v1 drawn with the same seed.
+    Returns v1; leaves autograd's gradients in the parameters."""
+    from genzoo.models.boltzmann._ops import bernoulli
+
+    m.loss(x, torch.Generator().manual_seed(seed))["loss"].backward()
+    params = (m.W, m.b, m.c, m.log_var_logit)
+    closed = [q.grad.clone() for q in params]
+    m.zero_grad()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        h0 = bernoulli(m.p_h_given_v(x), g)
+        v_model = m.sample_v_given_h(h0, g)
+    (m.free_energy(x).mean() - m.free_energy(v_model).mean()).backward()
+    for a, q in zip(closed, params):
+        torch.testing.assert_close(a, q.grad)
+    return v_model

@@ -64,8 +64,8 @@ def test_trainer_fine_tuning_lowers_the_classification_error(tmp_path):
     # ... and the validation error of the classifier (needs_labels + predict), from step 0
     import csv
 
-    rows = [r for r in csv.DictReader(open(tmp_path / "clf" / "metrics.csv"))
-            if r.get("valid_error")]
+    with open(tmp_path / "clf" / "metrics.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("valid_error")]
     assert float(rows[0]["step"]) == 0
     assert float(rows[0]["valid_error"]) == pytest.approx(before)
     assert float(rows[-1]["valid_error"]) == pytest.approx(after)

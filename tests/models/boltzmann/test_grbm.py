@@ -10,12 +10,11 @@ import math
 
 import pytest
 import torch
-from _sequence_checks import exact_nll
+from _sequence_checks import assert_cd1_backward_is_autograd, exact_nll
 
 from genzoo.core.errors import ConfigError, InputError
 from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION, EnergyModel
 from genzoo.evaluation import ais_log_partition, exact_log_partition, sm08_schedule
-from genzoo.models.boltzmann._ops import bernoulli
 from genzoo.models.boltzmann.grbm import GRBM, GRBMConfig
 
 
@@ -142,17 +141,7 @@ def test_annealed_gibbs_step_leaves_p_beta_invariant():
 
 def test_cd_gradient_equals_autograd_of_the_surrogate():
     m = make_grbm(std_lr_scale=1.0)
-    x = torch.randn(9, 3, dtype=torch.float64)
-    m.loss(x, torch.Generator().manual_seed(2))["loss"].backward()
-    closed = [p.grad.clone() for p in (m.W, m.b, m.c, m.log_var_logit)]
-    m.zero_grad()
-    g = torch.Generator().manual_seed(2)
-    with torch.no_grad():
-        h0 = bernoulli(m.p_h_given_v(x), g)
-        v_model = m.sample_v_given_h(h0, g)
-    (m.free_energy(x).mean() - m.free_energy(v_model).mean()).backward()
-    for a, p in zip(closed, (m.W, m.b, m.c, m.log_var_logit)):
-        torch.testing.assert_close(a, p.grad)
+    assert_cd1_backward_is_autograd(m, torch.randn(9, 3, dtype=torch.float64))
 
 
 def test_variances_stay_inside_the_bounds():
