@@ -3,13 +3,30 @@ when it loads tests/conftest.py)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from genzoo.models.boltzmann.rbm import RBM, RBMConfig
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark(name: str):
+    """Import benchmarks/<name>.py as a module (benchmarks/ is not a package; its scripts import
+    their sibling _common, so the folder is on sys.path while the script loads)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location(f"_bench_{name}", BENCH / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCH))
 
 
 def random_rbm(d: int, h: int, scale: float = 1.0, seed: int = 0, **config) -> RBM:

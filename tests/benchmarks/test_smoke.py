@@ -6,29 +6,15 @@ outside benchmarks/results), not the numbers.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
 from smoke_support import BENCH, run_script, step_heads, written_result
+from support import load_benchmark
 
-
-def _load(name: str):
-    """Import benchmarks/<name>.py as a module (benchmarks/ is not a package)."""
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location(f"_bench_{name}", BENCH / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCH))
-
-
-make_results = _load("make_results")
+make_results = load_benchmark("make_results")
 common = make_results._common  # the very module make_results raises its errors from
 
 

@@ -5,7 +5,6 @@ evaluation figures agree with their definitions on a tiny model."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import subprocess
 import sys
@@ -13,17 +12,10 @@ import sys
 import pytest
 import torch
 from PIL import Image
-from smoke_support import BENCH, REPO, read_result, run_script, step_heads
-from support import real_data_file
+from smoke_support import REPO, read_result, run_script, step_heads
+from support import load_benchmark, real_data_file
 
 from genzoo.models.boltzmann.conv_rbm import ConvRBM, ConvRBMConfig
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("conv_rbm_mnist", BENCH / "conv_rbm_mnist.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _tiny_model_and_data():
@@ -39,7 +31,7 @@ def _tiny_model_and_data():
 
 def test_pseudo_log_likelihood_with_every_pixel_is_the_exact_sum():
     m, x = _tiny_model_and_data()
-    pll = _script().pseudo_log_likelihood(m, x, n_pixels=36, generator=torch.Generator())
+    pll = load_benchmark("conv_rbm_mnist").pseudo_log_likelihood(m, x, n_pixels=36, generator=torch.Generator())
     exact = torch.zeros(len(x), dtype=torch.float64)
     for i in range(36):
         other = x.clone()
@@ -53,7 +45,7 @@ def test_pseudo_log_likelihood_with_every_pixel_is_the_exact_sum():
 
 def test_pseudo_log_likelihood_subsample_is_unbiased_on_average():
     m, x = _tiny_model_and_data()
-    script = _script()
+    script = load_benchmark("conv_rbm_mnist")
     exact = script.pseudo_log_likelihood(m, x, n_pixels=36)
     g = torch.Generator().manual_seed(1)
     draws = torch.stack([script.pseudo_log_likelihood(m, x, 4, g) for _ in range(2000)])
@@ -63,7 +55,7 @@ def test_pseudo_log_likelihood_subsample_is_unbiased_on_average():
 
 def test_reconstruction_cross_entropy_is_the_bernoulli_log_loss_of_the_mean_field_recon():
     m, x = _tiny_model_and_data()
-    ce = _script().reconstruction_cross_entropy(m, x)
+    ce = load_benchmark("conv_rbm_mnist").reconstruction_cross_entropy(m, x)
     p = m.p_v_given_h(m.p_h_given_v(x))
     direct = -(x * p.log() + (1 - x) * (1 - p).log()).sum(-1)
     torch.testing.assert_close(ce, direct)

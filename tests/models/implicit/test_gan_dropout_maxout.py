@@ -166,19 +166,9 @@ def test_short_run_with_the_paper_discriminator(tmp_path):
 
 
 def test_benchmark_paper_recipe_is_a_valid_gan_run_config():
-    import importlib.util
-    import sys
-    from pathlib import Path
+    from support import load_benchmark
 
-    bench = Path(__file__).resolve().parents[3] / "benchmarks"
-    sys.path.insert(0, str(bench))
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "_bench_gan_parzen", bench / "gan_mnist_parzen.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(bench))
+    module = load_benchmark("gan_mnist_parzen")
     sets = module.recipe_settings("gan-paper", 50)
     cfg = RunConfig.default("gan").with_overrides([f"{k}={v}" for k, v in sets.items()])
     cfg.model.validate()

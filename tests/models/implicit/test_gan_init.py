@@ -210,19 +210,9 @@ def test_one_trainer_step_updates_g_through_d_with_adam_beta1_from_momentum(tmp_
 
 
 def test_benchmark_gan_recipe_uses_the_fix_and_gan_paper_stays_the_authors():
-    import importlib.util
-    import sys
-    from pathlib import Path
+    from support import load_benchmark
 
-    bench = Path(__file__).resolve().parents[3] / "benchmarks"
-    sys.path.insert(0, str(bench))
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "_bench_gan_parzen_init", bench / "gan_mnist_parzen.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(bench))
+    module = load_benchmark("gan_mnist_parzen")
 
     def model_config(recipe):
         sets = module.recipe_settings(recipe, 50)
