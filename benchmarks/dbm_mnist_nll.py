@@ -114,6 +114,7 @@ def train(args: argparse.Namespace, run_dir: Path) -> dict:
     from genzoo.models.boltzmann.dbm import DBM
     from genzoo.models.boltzmann.dbm_pretraining import pretrain_dbm
     from genzoo.training import Trainer
+    from genzoo.training.checkpoint import has_checkpoint
 
     cfg, _ = _run_config(args)
     bundle = load_data(cfg.data)
@@ -132,7 +133,11 @@ def train(args: argparse.Namespace, run_dir: Path) -> dict:
         torch.manual_seed(cfg.train.seed)
         dbm = (CenteredDBM if args.mode == "centered" else DBM)(model_cfg)
     t0 = time.perf_counter()
-    Trainer(dbm, dataclasses.replace(cfg, model=model_cfg), bundle, run_dir).fit()
+    resume = args.resume and has_checkpoint(run_dir)
+    Trainer(dbm, dataclasses.replace(cfg, model=model_cfg), bundle, run_dir).fit(resume=resume)
+    if resume:
+        # The time of the sessions before this one is in the Trainer's cumulative wall_s.
+        return {**wall, **logged_training_wall(run_dir)}
     wall["train"] = time.perf_counter() - t0
     return wall
 
@@ -219,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"epochs per RBM ({DEFAULT_PRETRAIN})")
     p.add_argument("--lr", type=float, default=None,
                    help=f"DBM learning rate (default {RECIPE['train.lr']})")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in --out: finished pretraining RBMs are "
+                   "reused, an interrupted one and the DBM continue from their last checkpoint "
+                   "(the full recipe takes longer than one sitting)")
     _common.add_ais_args(p)
     _common.add_output_args(p, "seconds-long check on 500 images", evaluate_only=True)
     args = p.parse_args(argv)

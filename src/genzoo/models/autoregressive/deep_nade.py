@@ -147,12 +147,25 @@ class DeepNADE(BinaryAutoregressive):
 
     # ----------------------------------------------------------------- the network
 
-    def _head(self, a1: torch.Tensor) -> torch.Tensor:
-        """Logits (..., D) from the first layer's pre-activations a1 (..., H_1)."""
+    def _top(self, a1: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer (..., H_L) from the first layer's pre-activations a1
+        (..., H_1)."""
         h = torch.relu(a1)
         for layer in self.layers:
             h = torch.relu(layer(h))
-        return h @ self.V.T + self.b
+        return h
+
+    def _head(self, a1: torch.Tensor) -> torch.Tensor:
+        """Logits of all D variables (..., D) from the first layer's pre-activations a1
+        (..., H_1)."""
+        return self._top(a1) @ self.V.T + self.b
+
+    def _head_at(self, a1: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+        """The logit of variable ``var`` only, (...,), from a1 (..., H_1) and integer ``var``
+        (...,): one row of V per entry, so a chain that needs one conditional per position
+        does not pay for the D - 1 others (the output layer would otherwise cost D times
+        the hidden layers' H_L x D per position)."""
+        return torch.einsum("...h,...h->...", self._top(a1), self.V[var]) + self.b[var]
 
     def masked_logits(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         """l(x * m, m) (B, D): the logits of every variable given the variables with m = 1.
@@ -191,17 +204,20 @@ class DeepNADE(BinaryAutoregressive):
         before i in its row's ordering). x (B, D), order (B, D). Uses the running sum of the
         first layer (exclusive, so entry o_d has exactly zero gradient with respect to x_j for
         j at positions >= d), one head pass per position."""
-        width = max(self.n_visible, *self.config.hidden)
+        width = max(self.config.hidden)  # the widest (B, D, H) temporary
         rows = max(1, _NO_GRAD_BLOCK_ELEMENTS // (self.n_visible * width))
         if not torch.is_grad_enabled() and x.shape[0] > rows:
             return torch.cat([self._chain_logits(xb, ob)
                               for xb, ob in zip(x.split(rows), order.split(rows))])
         x_o = x.gather(1, order)  # (B, D): x at each position
-        steps = x_o.unsqueeze(-1) * self.W.T[order] + self.U.T[order]  # (B, D, H_1)
+        # One ordering for the whole batch (an expanded (D,) ordering, as in evaluation)
+        # gathers the weight rows once, (1, D, H), and broadcasts them.
+        o = order[:1] if order.shape[0] == 1 or order.stride(0) == 0 else order
+        steps = torch.addcmul(self.U.T[o], x_o.unsqueeze(-1), self.W.T[o])  # (B, D, H_1)
+        # a1 at position d is c + the steps before d: a cumulative sum that starts at c.
         first = self.c.expand(x.shape[0], 1, -1)
-        a1 = torch.cat([first, torch.cumsum(steps[:, :-1], dim=1) + self.c], dim=1)
-        by_position = self._head(a1)  # (B, D positions, D variables)
-        own = by_position.gather(2, order.unsqueeze(-1)).squeeze(-1)  # (B, D) by position
+        a1 = torch.cumsum(torch.cat([first, steps[:, :-1]], dim=1), dim=1)
+        own = self._head_at(a1, o)  # (B, D) by position
         return torch.empty_like(own).scatter_(1, order, own)
 
     # ----------------------------------------------------------------- likelihoods
@@ -324,7 +340,7 @@ class DeepNADE(BinaryAutoregressive):
         for t in range(int(n_obs.min()) if n else d, d):
             var = order[:, t]
             active = (t >= n_obs).to(x.dtype)  # rows whose position t is still unobserved
-            logit = self._head(a1).gather(1, var.unsqueeze(1)).squeeze(1)
+            logit = self._head_at(a1, var)
             draw = (u[rows, var] < torch.sigmoid(logit)).to(x.dtype)
             value = torch.where(active.bool(), draw, x[rows, var])
             x[rows, var] = value
