@@ -542,6 +542,31 @@ def set_epochs(args: argparse.Namespace, smoke_epochs: int, default: int) -> Non
     args.epochs = smoke_epochs if args.smoke else (args.epochs or default)
 
 
+def has_checkpoint(run_dir: Path) -> bool:
+    """True when ``run_dir`` holds a genzoo checkpoint (a run that can be resumed)."""
+    from genzoo.training.checkpoint import has_checkpoint as _has
+
+    return _has(run_dir)
+
+
+def last_wall_s(metrics_csv: Path) -> float | None:
+    """The last ``wall_s`` of a Trainer's metrics.csv: its training time in seconds,
+    cumulative over resumes (None without the file or a value)."""
+    import csv
+
+    if not metrics_csv.is_file():
+        return None
+    with metrics_csv.open() as f:
+        rows = [r for r in csv.DictReader(f) if r.get("wall_s")]
+    return float(rows[-1]["wall_s"]) if rows else None
+
+
+def logged_wall(run_dir: Path) -> dict[str, float]:
+    """``{"train_logged": seconds}`` from the run's metrics.csv, or {} without one."""
+    wall = last_wall_s(run_dir / "metrics.csv")
+    return {} if wall is None else {"train_logged": wall}
+
+
 def train_and_evaluate(dirs: RunDirs, who: str, train: list[str] | None,
                        eval_sets: dict[str, Any] | None = None, announce: bool = False,
                        keep_genzoo_wall: bool = False) -> tuple[dict[str, Any], Steps]:

@@ -114,7 +114,6 @@ def train(args: argparse.Namespace, run_dir: Path) -> dict:
     from genzoo.models.boltzmann.dbm import DBM
     from genzoo.models.boltzmann.dbm_pretraining import pretrain_dbm
     from genzoo.training import Trainer
-    from genzoo.training.checkpoint import has_checkpoint
 
     cfg, _ = _run_config(args)
     bundle = load_data(cfg.data)
@@ -133,7 +132,7 @@ def train(args: argparse.Namespace, run_dir: Path) -> dict:
         torch.manual_seed(cfg.train.seed)
         dbm = (CenteredDBM if args.mode == "centered" else DBM)(model_cfg)
     t0 = time.perf_counter()
-    resume = args.resume and has_checkpoint(run_dir)
+    resume = args.resume and _common.has_checkpoint(run_dir)
     Trainer(dbm, dataclasses.replace(cfg, model=model_cfg), bundle, run_dir).fit(resume=resume)
     if resume:
         # The time of the sessions before this one is in the Trainer's cumulative wall_s.
@@ -145,23 +144,12 @@ def train(args: argparse.Namespace, run_dir: Path) -> dict:
 def logged_training_wall(run_dir: Path) -> dict:
     """Training wall times of a finished run, from the Trainer's metrics.csv (last wall_s) of
     the DBM and of each pretraining RBM: what --evaluate-only can still report."""
-    import csv
-
-    def last_wall(path: Path) -> float | None:
-        if not path.is_file():
-            return None
-        rows = [r for r in csv.DictReader(path.open()) if r.get("wall_s")]
-        return float(rows[-1]["wall_s"]) if rows else None
-
     wall = {}
-    pretrain = [last_wall(d / "metrics.csv")
+    pretrain = [_common.last_wall_s(d / "metrics.csv")
                 for d in sorted((run_dir.parent / f"{run_dir.name}_pretrain").glob("rbm_*"))]
     if pretrain and None not in pretrain:
         wall["pretrain_logged"] = sum(pretrain)
-    train_wall = last_wall(run_dir / "metrics.csv")
-    if train_wall is not None:
-        wall["train_logged"] = train_wall
-    return wall
+    return {**wall, **_common.logged_wall(run_dir)}
 
 
 def eval_sets(args: argparse.Namespace) -> dict:

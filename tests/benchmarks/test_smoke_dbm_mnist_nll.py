@@ -23,3 +23,16 @@ def test_dbm_smoke_writes_a_complete_result(tmp_path, binarized_mnist_available)
     assert (tmp_path / "run_pretrain" / "rbm_1").is_dir()
     ref = result["references"][0]
     assert ref["value"] == 84.62 and math.isclose(ref["gap"], result["value"] - 84.62)
+
+
+def test_dbm_smoke_resume_continues_the_finished_run(tmp_path, binarized_mnist_available):
+    """--resume reuses the pretrained RBMs and the DBM's checkpoint: same numbers, and the
+    training time is the Trainer's logged one."""
+    args = ["benchmarks/dbm_mnist_nll.py", "--smoke", "--out", str(tmp_path / "run"),
+            "--results-dir", str(tmp_path)]
+    run_script(args)
+    first = read_result(tmp_path / "dbm_mnist_nll.json")
+    run_script([*args, "--resume"])
+    again = read_result(tmp_path / "dbm_mnist_nll.json")
+    assert again["value"] == first["value"]
+    assert "train_logged" in again["wall_s"] and "train" not in again["wall_s"]

@@ -31,3 +31,18 @@ def test_directed_smoke_reports_an_importance_sampled_nll(model, data_file, refe
     assert 0 < result["value"] < 784 * math.log(2)
     assert math.isclose(result["references"][0]["gap"], result["value"] - reference)
     assert step_heads(result) == [["genzoo", "train"], ["genzoo", "evaluate"]]
+
+
+def test_burda_recipe_resumes_through_the_cli(tmp_path):
+    """vae-burda runs the staged schedule; --resume on a finished run continues it through
+    `genzoo train --resume` (no retraining) and reports the Trainer's cumulative time."""
+    real_data_file("mnist/train-images-idx3-ubyte.gz")
+    args = ["benchmarks/directed_mnist_nll.py", "--model", "vae-burda", "--smoke",
+            "--out", str(tmp_path / "run")]
+    first = written_result(run_script(args, timeout=300))
+    assert first["training"]["settings"]["train.lr_schedule"] == "staged"
+    assert "Burda et al.'s schedule" in " ".join(first["notes"])
+    again = written_result(run_script([*args, "--resume"], timeout=300))
+    assert "--resume" in again["steps"][0]
+    assert again["value"] == first["value"]
+    assert again["wall_s"]["train_logged"] == first["wall_s"]["train_logged"]

@@ -7,8 +7,15 @@ import math
 import pytest
 import torch
 
+from genzoo.core.errors import ConfigError
 from genzoo.training.config import TrainConfig
-from genzoo.training.schedule import build_optimizer, learning_rate, momentum, total_steps
+from genzoo.training.schedule import (
+    build_optimizer,
+    learning_rate,
+    lr_stage,
+    momentum,
+    total_steps,
+)
 
 
 def test_total_steps_is_capped_by_max_steps():
@@ -33,6 +40,39 @@ def test_constant_linear_and_exponential_learning_rates():
     assert ratio == pytest.approx(0.01 ** (1 / 100))
 
 
+def test_staged_schedule_is_burda_et_al_over_3280_epochs():
+    """n = 8 stages over 3^8 - 1 = 3280 epochs: 3^i epochs at lr * 10^(-i/7) (Burda, Grosse &
+    Salakhutdinov 2016), whatever the number of batches per epoch."""
+    cfg = TrainConfig(lr=1e-3, lr_schedule="staged", lr_stages=8, lr_final_factor=0.1)
+    bpe = 7
+    total = 3280 * bpe
+    ends = [sum(3**j for j in range(i + 1)) for i in range(8)]  # 1, 4, 13, ..., 3280 epochs
+    assert ends == [1, 4, 13, 40, 121, 364, 1093, 3280]
+    start = 0
+    for i, end in enumerate(ends):
+        for epoch in (start, end - 1):
+            for step in (epoch * bpe, (epoch + 1) * bpe - 1):
+                assert lr_stage(8, step, total) == i
+                assert learning_rate(cfg, step, total) == pytest.approx(1e-3 * 10 ** (-i / 7))
+        start = end
+    assert learning_rate(cfg, total, total) == pytest.approx(1e-4)
+
+
+def test_staged_schedule_scales_to_any_length_and_one_stage_is_constant():
+    cfg = TrainConfig(lr=0.5, lr_schedule="staged", lr_stages=3, lr_final_factor=0.25)
+    # 3 stages over 26 steps: lengths 2, 6, 18.
+    stages = [lr_stage(3, s, 26) for s in range(26)]
+    assert stages == [0] * 2 + [1] * 6 + [2] * 18
+    assert [learning_rate(cfg, s, 26) for s in (0, 2, 8)] == pytest.approx([0.5, 0.25, 0.125])
+    # A run shorter than the stages still ends in the last one.
+    assert lr_stage(3, 0, 1) == 0 and lr_stage(3, 1, 1) == 2
+    one = TrainConfig(lr=0.3, lr_schedule="staged", lr_stages=1, lr_final_factor=0.1)
+    assert learning_rate(one, 5, 10) == 0.3
+    for bad in ({"lr_stages": 0}, {"adam_eps": 0.0}):
+        with pytest.raises(ConfigError, match="train."):
+            TrainConfig(**bad)
+
+
 def test_momentum_ramp_for_sgd_and_beta1_for_adam():
     sgd = TrainConfig(initial_momentum=0.5, momentum=0.9, momentum_warmup_epochs=5)
     assert [momentum(sgd, e) for e in range(7)] == [0.5] * 5 + [0.9] * 2
@@ -50,5 +90,8 @@ def test_build_optimizer_has_no_weight_decay_and_the_configured_momentum():
     adam = build_optimizer(p, TrainConfig(optimizer="adam", momentum=0.7))
     assert isinstance(adam, torch.optim.Adam)
     assert adam.param_groups[0]["betas"] == (0.7, 0.999)
+    assert adam.param_groups[0]["eps"] == 1e-8
+    assert build_optimizer(p, TrainConfig(optimizer="adam", adam_eps=1e-4)).param_groups[0][
+        "eps"] == 1e-4
     assert adam.param_groups[0]["weight_decay"] == 0
     assert math.isclose(adam.param_groups[0]["lr"], 0.01)

@@ -14,7 +14,12 @@ class TrainConfig(Config):
 
     Length is ``epochs`` unless ``max_steps`` is set (then whichever ends first).
     ``lr_schedule``: ``constant``; ``linear`` decays to ``lr * lr_final_factor`` at the end;
-    ``exponential`` multiplies by ``lr_final_factor ** (1 / total_steps)`` each step.
+    ``exponential`` multiplies by ``lr_final_factor ** (1 / total_steps)`` each step;
+    ``staged``: Burda, Grosse & Salakhutdinov's (2016) schedule, ``lr_stages`` = n stages whose
+    lengths grow as 1, 3, 9, ..., 3^(n-1) (scaled to the run's length), stage i at
+    ``lr * lr_final_factor ** (i / (n - 1))`` (their run: n = 8 over 3^8 - 1 = 3280 epochs,
+    lr 1e-3, factor 0.1, so 3^i epochs at 1e-3 * 10^(-i/7)).
+    ``adam_eps``: Adam's epsilon (torch's 1e-8 by default; Burda et al. used 1e-4).
     ``momentum`` ramps from ``initial_momentum`` to ``momentum`` after ``momentum_warmup_epochs``
     (Hinton's practical guide: 0.5 then 0.9) for SGD; it is beta1 for Adam; Adagrad (Duchi,
     Hazan & Singer 2011, the optimizer of Kingma & Welling 2014) has none.
@@ -39,8 +44,10 @@ class TrainConfig(Config):
     batch_size: int = 100
     optimizer: Literal["sgd", "adam", "adagrad"] = "sgd"
     lr: float = 0.01
-    lr_schedule: Literal["constant", "linear", "exponential"] = "constant"
+    lr_schedule: Literal["constant", "linear", "exponential", "staged"] = "constant"
     lr_final_factor: float = 0.1
+    lr_stages: int = 8
+    adam_eps: float = 1e-8
     momentum: float = 0.9
     initial_momentum: float = 0.5
     momentum_warmup_epochs: int = 5
@@ -61,6 +68,8 @@ class TrainConfig(Config):
         check(self.batch_size > 0, f"train.batch_size={self.batch_size} must be positive")
         check(self.lr > 0, f"train.lr={self.lr} must be positive")
         check(0 < self.lr_final_factor <= 1, "train.lr_final_factor must be in (0, 1]")
+        check(1 <= self.lr_stages <= 30, f"train.lr_stages={self.lr_stages} must be in [1, 30]")
+        check(self.adam_eps > 0, f"train.adam_eps={self.adam_eps} must be positive")
         check(0 <= self.momentum < 1, f"train.momentum={self.momentum} must be in [0, 1)")
         check(0 <= self.initial_momentum < 1, "train.initial_momentum must be in [0, 1)")
         check(self.momentum_warmup_epochs >= 0, "train.momentum_warmup_epochs must be >= 0")
