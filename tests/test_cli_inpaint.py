@@ -37,6 +37,41 @@ def test_train_then_evaluate_reports_an_exact_nll(deep_nade_run, capsys):
     assert report["stderr"] > 0
 
 
+def test_evaluate_an_ensemble_the_run_was_not_trained_to_report(deep_nade_run, capsys):
+    """--set model.n_eval_orderings=3 evaluates the 3-ordering ensemble of the trained model:
+    the log-mean-exp of its three orderings' exact likelihoods, computed here directly."""
+    import torch
+
+    import genzoo
+    from genzoo.core.run_config import RunConfig
+    from genzoo.data import load_data
+
+    capsys.readouterr()
+    assert main(["evaluate", str(deep_nade_run), "--json", "--set", "model.n_eval_orderings=3",
+                 "--set", "model.ensemble_seed=5"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    cfg = RunConfig.from_dict(json.loads((deep_nade_run / "config.json").read_text()))
+    x = load_data(cfg.data).test.x.double()
+    m = genzoo.load(deep_nade_run).double()
+    g = torch.Generator().manual_seed(5)
+    orderings = [m.default_ordering] + [torch.randperm(64, generator=g) for _ in range(2)]
+    with torch.no_grad():
+        expected = -float(m.log_prob_ensemble(x, orderings).mean())
+    assert math.isclose(report["nll_nats"], expected, rel_tol=0, abs_tol=1e-9)
+    # The model's own one-ordering figure differs, and the run's config is untouched.
+    assert main(["evaluate", str(deep_nade_run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["nll_nats"] != report["nll_nats"]
+    assert json.loads((deep_nade_run / "config.json").read_text())["model"]["n_eval_orderings"] == 1
+
+
+@pytest.mark.parametrize("item", ["model.hidden=8,8", "data.name=mnist"])
+def test_evaluate_refuses_changes_that_are_not_evaluation_choices(deep_nade_run, item, capsys):
+    assert main(["evaluate", str(deep_nade_run), "--set", item]) != 0
+    err = capsys.readouterr().err
+    assert item in err
+    assert ("model.n_eval_orderings" in err) if item.startswith("model.") else "eval.*" in err
+
+
 def _tiles(png, n: int) -> np.ndarray:
     """The (3, n, 8, 8) images of a grid of 3 rows x n columns of 8x8 images at scale 2."""
     a = np.asarray(Image.open(png), dtype=np.float64) / 255.0

@@ -103,6 +103,22 @@ def test_autoregressive_smoke_reports_an_exact_likelihood(model, reference, tmp_
         assert any("Ensemble of 2 orderings" in n for n in result["notes"])
 
 
+def test_deep_nade_evaluate_only_takes_another_ensemble_and_precision(tmp_path,
+                                                                      binarized_mnist_available):
+    """--evaluate-only --orderings K evaluates the trained run's K-ordering ensemble (genzoo
+    evaluate --set model.n_eval_orderings=K), here in float32, without training again."""
+    args = ["benchmarks/autoregressive_mnist_nll.py", "--model", "deep-nade", "--smoke",
+            "--out", str(tmp_path / "run")]
+    two = written_result(run_script(args))
+    one = written_result(run_script([*args, "--evaluate-only", "--orderings", "1",
+                                     "--eval-dtype", "float32"]))
+    assert step_heads(one) == [["genzoo", "evaluate"]]
+    assert "model.n_eval_orderings=1" in one["steps"][0] and "eval.dtype=float32" in one["steps"][0]
+    assert one["estimator"]["dtype"] == "float32"
+    assert any("Ensemble of 1 orderings" in n for n in one["notes"])
+    assert one["value"] != two["value"] and 0 < one["value"] < 784 * math.log(2)
+
+
 def test_nade_throughput_smoke_compares_the_two_computations(tmp_path):
     run_script(["benchmarks/nade_throughput.py", "--smoke", "--out", str(tmp_path)])
     for kind in ("train", "eval"):

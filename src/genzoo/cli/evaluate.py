@@ -90,15 +90,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     # out, every rank gets the one-process report, and only rank 0 prints and writes.
     ctx = gz_dist.init_from_env(args.device)
     try:
-        model, cfg = load_model(args.run_dir, device=ctx.device)
-        overrides = list(args.overrides)
+        overrides = [item.strip() for item in args.overrides]
+        model_sets = [item for item in overrides if item.startswith("model.")]
+        overrides = [item for item in overrides if not item.startswith("model.")]
         if args.split is not None:
             overrides.append(f"eval.split={args.split}")
         if getattr(args, "task", None) is not None:
             overrides.append(f"eval.task={args.task}")
         for item in overrides:
-            if not item.strip().startswith("eval."):
-                raise GenzooError(f"--set {item!r}: evaluate takes only eval.* overrides")
+            if not item.startswith("eval."):
+                raise GenzooError(f"--set {item!r}: evaluate takes eval.* overrides (and "
+                                  "model.* for a model's evaluation choices)")
+        model, cfg = load_model(args.run_dir, device=ctx.device, model_overrides=model_sets)
         cfg = cfg.with_overrides(overrides)
         bundle = load_data(cfg.data)
         report = dict(evaluate(model, bundle, cfg.eval, distributed=ctx.is_distributed))

@@ -12,7 +12,7 @@ import dataclasses
 import math
 import types
 import typing
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
 
 from genzoo.core.errors import ConfigError
 
@@ -21,7 +21,13 @@ C = TypeVar("C", bound="Config")
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Base of all config sections. Subclasses override :meth:`validate`."""
+    """Base of all config sections. Subclasses override :meth:`validate`.
+
+    ``EVALUATION_FIELDS`` (a model config's class attribute): the fields that change only how
+    a trained model is evaluated, never its parameters (e.g. the size of an ensemble over
+    orderings), so ``genzoo evaluate --set model.KEY=VALUE`` may change them."""
+
+    EVALUATION_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

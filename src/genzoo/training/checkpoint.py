@@ -37,12 +37,13 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from genzoo.core.errors import CheckpointError, GenzooError
+from genzoo.core.errors import CheckpointError, ConfigError, GenzooError
 from genzoo.training.checkpoint_rotation import (
     _keep_as_previous,
     _recover_previous,
@@ -148,17 +149,23 @@ def write_config(run_dir: str | os.PathLike, run_config: Any) -> None:
     )
 
 
-def load_model(run_dir: str | os.PathLike, device: str | torch.device = "cpu"):
+def load_model(run_dir: str | os.PathLike, device: str | torch.device = "cpu",
+               model_overrides: Sequence[str] = ()):
     """Rebuild the model of the checkpoint in ``run_dir``: ``(model, run_config)``.
 
     The model is built from ``config.json`` through the registry, its state is loaded with
     strict key, shape and dtype checks, and it is returned in eval mode on ``device``.
+    ``model_overrides``: ``model.KEY=VALUE`` strings for fields in the model config's
+    ``EVALUATION_FIELDS`` (the returned run config carries them); any other key raises
+    ConfigError naming the ones allowed.
     Raises :class:`CheckpointError` for a missing, incomplete, truncated or modified checkpoint.
     """
     from genzoo.core.registry import get_model_spec
 
     ckpt_dir, manifest = _open(Path(run_dir))
     run_config = read_config(ckpt_dir, manifest)
+    if model_overrides:
+        run_config = _with_evaluation_overrides(run_config, model_overrides)
     try:
         model = get_model_spec(run_config.model_name).build(run_config.model)
     except GenzooError as exc:
@@ -167,6 +174,20 @@ def load_model(run_dir: str | os.PathLike, device: str | torch.device = "cpu"):
         ) from None
     load_model_state(model, ckpt_dir, manifest)
     return model.to(device).eval(), run_config
+
+
+def _with_evaluation_overrides(run_config, overrides: Sequence[str]):
+    allowed = type(run_config.model).EVALUATION_FIELDS
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if not key.startswith("model.") or key[len("model."):] not in allowed:
+            raise ConfigError(
+                f"{item!r}: a trained {run_config.model_name} model can change only "
+                + (", ".join(f"model.{k}" for k in allowed) if allowed else "none of its "
+                   "model.* fields")
+                + " at evaluation (the others fix its parameters); use eval.* for the rest"
+            )
+    return run_config.with_overrides(list(overrides))
 
 
 def restore_model(model: torch.nn.Module, run_dir: str | os.PathLike):

@@ -73,8 +73,11 @@ class DeepNADEConfig(Config):
     draws it as a permutation from that seed. ``n_eval_orderings`` K: ``log_prob`` (and so
     the reported likelihood of ``genzoo evaluate``) is that of the ensemble of K orderings, the
     default one first and K - 1 more drawn from ``ensemble_seed``; 1 means the default ordering
-    alone.
+    alone. Both are evaluation choices (``EVALUATION_FIELDS``): ``genzoo evaluate RUN --set
+    model.n_eval_orderings=128`` evaluates a trained model's 128-ordering ensemble.
     """
+
+    EVALUATION_FIELDS = ("n_eval_orderings", "ensemble_seed")
 
     n_visible: int | None = None
     hidden: tuple[int, ...] = (500, 500)
