@@ -167,13 +167,10 @@ def _n_dims(data: str) -> int:
     return math.prod(IMAGE_SHAPES[data])
 
 
-def _bits_per_dim(report: dict, value: float, n_dims: int) -> float | None:
-    """genzoo's bits per dimension, moved with the published value when that is the reverse-AIS
-    figure: bpd = (NLL + D log 256) / (D log 2) shifts by the NLL difference / (D log 2)."""
-    bpd = report.get("bits_per_dim")
-    if bpd is None:
-        return None
-    return bpd + (value - report["nll_nats"]) / (n_dims * math.log(2))
+def _bits_per_dim(report: dict, reverse_published: bool) -> float | None:
+    """genzoo's bits per dimension of the published figure: the reverse-AIS one when
+    ``ais_headline`` published the reverse-AIS NLL, else the forward one."""
+    return report.get("bits_per_dim_reverse" if reverse_published else "bits_per_dim")
 
 
 def build_result(args, report: dict, steps: list[str], wall: dict, gauss: tuple) -> dict:
@@ -250,7 +247,7 @@ def build_result(args, report: dict, steps: list[str], wall: dict, gauss: tuple)
             "ais_ess": report.get("ais_ess"),
             "ais_ess_reverse": report.get("ais_ess_reverse"),
             "log_det_jacobian_nats": report.get("log_det_jacobian_nats"),
-            "bits_per_dim": _bits_per_dim(report, value, _n_dims(args.data)),
+            "bits_per_dim": _bits_per_dim(report, bool(ais_notes)),
             "gaussian_nll": gauss[0],
             "diagonal_gaussian_nll": gauss[1],
             "gaussian_nll_note": "full-covariance and diagonal Gaussians fitted by maximum "

@@ -173,3 +173,19 @@ def test_dequantized_mnist_when_available(real_file):
     x = d.to_images(d.test.x)
     assert 0 < x.min() and x.max() < 1
     assert d.log_det_jacobian(d.test.x).shape == (100,)
+
+
+def test_data_space_report_moves_the_reverse_ais_figure_and_its_bits_per_dim():
+    """A report with a reverse-AIS NLL gets both NLLs moved by the same log-Jacobian and a
+    bits-per-dimension figure for each."""
+    d = load_data(DataConfig(name="digits", dequantize=True, logit_alpha=0.05, n_eval=20))
+    t = d.transform
+    y = d.test.x
+    out = t.to_data_space({"nll_nats": 10.0, "nll_nats_reverse": 12.0, "stderr": 0.5}, y)
+    ld = out["log_det_jacobian_nats"]
+    assert out["nll_nats"] == pytest.approx(10.0 - ld)
+    assert out["nll_nats_reverse"] == pytest.approx(12.0 - ld)
+    bits = [(v + 64 * math.log(17)) / (64 * math.log(2)) for v in (10.0 - ld, 12.0 - ld)]
+    assert out["bits_per_dim"] == pytest.approx(bits[0])
+    assert out["bits_per_dim_reverse"] == pytest.approx(bits[1])
+    assert "bits_per_dim_reverse" not in t.to_data_space({"nll_nats": 10.0, "stderr": 0.5}, y)

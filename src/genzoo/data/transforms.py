@@ -131,7 +131,8 @@ class ValueTransform:
         std of a difference is at most the sum of the stds, so the data-space standard errors
         are bounded by ``stderr`` + stderr(log-Jacobian): that bound is what is reported (it is
         exact when the log-Jacobian is constant). Adds ``log_det_jacobian_nats`` (the mean),
-        ``likelihood_space`` and, when ``bits_per_dim`` is set, ``bits_per_dim``.
+        ``likelihood_space`` and, when ``bits_per_dim`` is set, ``bits_per_dim`` (and
+        ``bits_per_dim_reverse`` from ``nll_nats_reverse``, the reverse-AIS figure).
         """
         ld = self.log_det_jacobian(y)
         mean = float(ld.mean())
@@ -145,9 +146,12 @@ class ValueTransform:
                 out[key] = out[key] + se
         out["log_det_jacobian_nats"] = mean
         out["likelihood_space"] = self.space
-        if self.bits_per_dim and out.get("nll_nats") is not None:
+        if self.bits_per_dim:
             d = y.shape[1]
-            out["bits_per_dim"] = (out["nll_nats"] + d * math.log(self.levels)) / (d * math.log(2))
+            for key, bpd_key in (("nll_nats", "bits_per_dim"),
+                                 ("nll_nats_reverse", "bits_per_dim_reverse")):
+                if out.get(key) is not None:
+                    out[bpd_key] = (out[key] + d * math.log(self.levels)) / (d * math.log(2))
         return out
 
 
