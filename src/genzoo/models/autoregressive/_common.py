@@ -21,13 +21,7 @@ from torch import nn
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import EXACT_LIKELIHOOD
 from genzoo.core.validation import check_binary
-from genzoo.models._numerics import data_logits, softplus
-
-
-def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """sum_d log Bernoulli(x_d; sigmoid(l_d)) = sum_d [x_d l_d - softplus(l_d)] in nats.
-    logits, x (B, D) -> (B,)."""
-    return (x * logits - softplus(logits)).sum(-1)
+from genzoo.models._numerics import bernoulli_log_likelihood, data_logits
 
 
 def uniforms(n: int, d: int, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

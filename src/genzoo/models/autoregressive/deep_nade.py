@@ -45,11 +45,11 @@ from genzoo.core.config import Config, check, check_nonnegative
 from genzoo.core.errors import ConfigError, InputError
 from genzoo.core.registry import register_model
 from genzoo.models._common import check_n_visible, require_n_visible
+from genzoo.models._numerics import softplus
 from genzoo.models.autoregressive._common import (
     BinaryAutoregressive,
     bernoulli_log_likelihood,
     check_sample_count,
-    softplus,
     uniforms,
 )
 from genzoo.nn.init import normal_or_zero_

@@ -17,13 +17,9 @@ leave the gradient estimator unbiased.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-
-def bernoulli_log_prob(h: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """sum_j log Bernoulli(h_j; sigmoid(logits_j)) over the last axis, in nats."""
-    return (h * logits - F.softplus(logits)).sum(-1)
+from genzoo.models._numerics import bernoulli_log_likelihood
 
 
 def baseline_net(n_in: int, n_hidden: int) -> nn.Sequential:
@@ -45,9 +41,9 @@ def layer_terms(
     log q(h_l | h_{l-1}); log_p depends on the generative parameters only, log_q on the
     recognition parameters only."""
     n = len(recognition)
-    log_p = [bernoulli_log_prob(hs[k], generative[k](hs[k + 1])) for k in range(n)]
-    log_p.append(bernoulli_log_prob(hs[n], top_bias.expand_as(hs[n])))
-    log_q = [bernoulli_log_prob(hs[l + 1], recognition[l](hs[l])) for l in range(n)]
+    log_p = [bernoulli_log_likelihood(generative[k](hs[k + 1]), hs[k]) for k in range(n)]
+    log_p.append(bernoulli_log_likelihood(top_bias.expand_as(hs[n]), hs[n]))
+    log_q = [bernoulli_log_likelihood(recognition[l](hs[l]), hs[l + 1]) for l in range(n)]
     return torch.stack(log_p, -1), torch.stack(log_q, -1)
 
 

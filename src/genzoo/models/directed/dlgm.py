@@ -49,7 +49,6 @@ from collections.abc import Callable
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import distributions as D
 from torch import nn
 
@@ -59,7 +58,7 @@ from genzoo.core.protocols import LATENT
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
 from genzoo.models._common import check_n_visible, require_n_visible
-from genzoo.models._numerics import data_logits
+from genzoo.models._numerics import bernoulli_log_likelihood, data_logits
 from genzoo.models.directed._rank_one import BlockRankOneGaussian
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -223,7 +222,7 @@ class DLGM(nn.Module):
     def log_likelihood(self, x: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
         """log p(x|xi) in nats: x (B, D), xi (..., B, J) -> (..., B)."""
         logits = self.decode(xi)
-        return (x * logits - F.softplus(logits)).sum(-1)
+        return bernoulli_log_likelihood(logits, x)
 
     # -- the latent-variable contract -----------------------------------------------------
     def log_joint(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

@@ -72,7 +72,7 @@ from genzoo.core.protocols import LATENT
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
 from genzoo.models._common import check_n_visible, require_n_visible
-from genzoo.models._numerics import data_logits
+from genzoo.models._numerics import bernoulli_log_likelihood, data_logits
 from genzoo.models.directed._nvil import (
     baseline_net,
     layer_terms,
@@ -80,7 +80,6 @@ from genzoo.models.directed._nvil import (
     normalise,
     update_moments,
 )
-from genzoo.models.directed._nvil import bernoulli_log_prob as _bernoulli_log_prob
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +154,7 @@ class LayeredBernoulli(D.Distribution):
         below = self.x.expand(*value.shape[:-1], self.x.shape[-1])
         total = torch.zeros((), dtype=value.dtype, device=value.device)
         for layer, h in zip(self.layers, value.split(self.sizes, -1)):
-            total = total + _bernoulli_log_prob(h, layer(below))
+            total = total + bernoulli_log_likelihood(layer(below), h)
             below = h
         return total
 
@@ -237,9 +236,9 @@ class SBN(nn.Module):
         """log p(x, h) in nats: x (B, D), z = [h_1..h_L] (B, H) -> (B,) or (S, B, H) -> (S, B)."""
         x = self._prepare(x)
         hs = [x.expand(*z.shape[:-1], x.shape[-1]), *z.split(self.sizes, -1)]
-        total = _bernoulli_log_prob(hs[-1], self.top_bias.expand_as(hs[-1]))
+        total = bernoulli_log_likelihood(self.top_bias.expand_as(hs[-1]), hs[-1])
         for l, layer in enumerate(self.generative):
-            total = total + _bernoulli_log_prob(hs[l], layer(hs[l + 1]))
+            total = total + bernoulli_log_likelihood(layer(hs[l + 1]), hs[l])
         return total
 
     def proposal(self, x: torch.Tensor) -> LayeredBernoulli:

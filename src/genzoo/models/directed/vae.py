@@ -56,7 +56,7 @@ from genzoo.core.protocols import LATENT
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary, check_data
 from genzoo.models._common import check_n_visible, require_n_visible
-from genzoo.models._numerics import data_logits
+from genzoo.models._numerics import bernoulli_log_likelihood, data_logits
 from genzoo.models.directed._vae_nets import _CONV_SIDE, _conv_nets, _mlp
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -217,7 +217,7 @@ class VAE(nn.Module):
         ``params``: as in :meth:`decode`."""
         out = self.decode(z, params)
         if self.config.decoder == "bernoulli":
-            return (x * out - F.softplus(out)).sum(-1)
+            return bernoulli_log_likelihood(out, x)
         mean, log_var = out
         return -0.5 * (_LOG_2PI + log_var + (x - mean) ** 2 * torch.exp(-log_var)).sum(-1)
 
