@@ -65,6 +65,13 @@ def test_evaluate_json_exact(tiny_run, capsys):
     assert report["stderr"] > 0
 
 
+def test_evaluate_refuses_model_changes_of_a_model_without_evaluation_choices(tiny_run, capsys):
+    """An RBM's every model.* field fixes its parameters: evaluate refuses them by name."""
+    assert main(["evaluate", str(tiny_run), "--set", "model.k=5"]) != 0
+    err = capsys.readouterr().err
+    assert "model.k=5" in err and "none of its model.* fields" in err
+
+
 def test_evaluate_text_and_ais(tiny_run, capsys, tmp_path):
     out_json = tmp_path / "report.json"
     args = ["evaluate", str(tiny_run), "--split", "valid", "--set", "eval.exact_max_units=0",
