@@ -90,7 +90,8 @@ def build_result(args: argparse.Namespace, report: dict, steps: list[str], wall:
     if args.model == "deep-nade":
         notes[0] = notes[0].replace("variables in index order",
                                     "the model trained on random orderings (order-agnostic)")
-        notes.insert(0, f"Ensemble of {args.orderings} orderings (index order plus "
+        notes.insert(0, "The index ordering alone (no ensemble)." if args.orderings == 1 else
+                     f"Ensemble of {args.orderings} orderings (index order plus "
                      f"{args.orderings - 1} drawn from model.ensemble_seed), combined by "
                      "log-mean-exp of their exact likelihoods.")
         if args.orderings != DEEP_NADE_ORDERINGS:

@@ -115,7 +115,7 @@ def test_deep_nade_evaluate_only_takes_another_ensemble_and_precision(tmp_path,
     assert step_heads(one) == [["genzoo", "evaluate"]]
     assert "model.n_eval_orderings=1" in one["steps"][0] and "eval.dtype=float32" in one["steps"][0]
     assert one["estimator"]["dtype"] == "float32"
-    assert any("Ensemble of 1 orderings" in n for n in one["notes"])
+    assert any("index ordering alone" in n for n in one["notes"])
     assert one["value"] != two["value"] and 0 < one["value"] < 784 * math.log(2)
 
 
