@@ -107,8 +107,8 @@ def make_bundle(n_train: int = 50, n_valid: int = 12, seed: int = 0) -> types.Si
 
 
 def make_config(model: dict | None = None, **train) -> RunConfig:
-    base = dict(epochs=2, batch_size=8, lr=0.1, progress=False, log_every=4,
-                checkpoint_every=1000, grid_samples=6, momentum_warmup_epochs=1)
+    base = {"epochs": 2, "batch_size": 8, "lr": 0.1, "progress": False, "log_every": 4,
+                "checkpoint_every": 1000, "grid_samples": 6, "momentum_warmup_epochs": 1}
     base.update(train)
     return RunConfig(
         model_name=TOY_NAME,

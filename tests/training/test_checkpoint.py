@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import struct
 from pathlib import Path
@@ -111,7 +112,7 @@ def test_nested_trainer_state_round_trips_exactly(toy, tmp_path):
     assert torch.equal(back["int_keys"][5]["inner"], torch.tensor(2.0))
     assert back["tag_like"] == {"__tensor__": "not a tensor"}
     nan, inf, zero, tiny = back["floats"]
-    assert nan != nan and inf == float("inf") and str(zero) == "-0.0" and tiny == 1e-300
+    assert math.isnan(nan) and inf == float("inf") and str(zero) == "-0.0" and tiny == 1e-300
     assert torch.equal(back["rng"], state["rng"]) and back["rng"].dtype == torch.uint8
     # Strict JSON (no NaN literals) on disk.
     json.loads((tmp_path / "run" / "trainer_state.json").read_text(), parse_constant=pytest.fail)
@@ -210,7 +211,7 @@ def test_safetensors_header_pointing_outside_the_file_is_refused(toy, tmp_path):
 
 def test_non_json_and_wrong_shapes_are_refused(toy, tmp_path):
     run = tmp_path / "run"
-    _, cfg = saved_run(toy, run)
+    saved_run(toy, run)
     good_config = (run / "config.json").read_bytes()
     rewrite(run, "config.json", b"{not json")
     with pytest.raises(CheckpointError, match="config.json is not valid JSON"):

@@ -310,7 +310,7 @@ def test_two_torchrun_nodes_equal_one_process(tmp_path):
                "127.0.0.1", "--master-port", str(port), "-m", "genzoo", "train", "rbm",
                "--out", str(out),
                *[f"--set={o}" for o in [*COMMON, *CASES["rbm-cd"][1], *steps]]]
-        log = open(tmp_path / f"node{node}.log", "w")
+        log = open(tmp_path / f"node{node}.log", "w")  # noqa: SIM115 (closed after wait)
         procs.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log))
     try:
         for node, (proc, log) in enumerate(procs):

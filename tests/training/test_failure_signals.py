@@ -29,7 +29,8 @@ def test_a_collapse_flag_is_warned_about_once_and_logged(toy, bundle, tmp_path):
     assert len(calls) > 3 and len(collapse) == 1
     assert issubclass(collapse[0].category, RuntimeWarning)
     assert "training is failing" in str(collapse[0].message)
-    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    with open(tmp_path / "run" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
     flags = [float(r["valid_d_collapsed"]) for r in rows if r.get("valid_d_collapsed")]
     assert flags[0] == 0.0 and flags[-1] == 1.0
 

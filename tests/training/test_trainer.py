@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 
 import pytest
@@ -193,7 +194,7 @@ def test_metrics_csv_columns_rows_and_interval_means(toy, bundle, tmp_path):
     assert float(rows[2]["epoch"]) == 1.0
     # Each logged loss is the mean over its interval of the per-step losses.
     bounds = [0, 4, 8, 12, 14]
-    for lo, hi in zip(bounds, bounds[1:]):
+    for lo, hi in itertools.pairwise(bounds):
         expected = sum(rec.losses[lo:hi]) / (hi - lo)
         assert float(train_rows[hi]["loss"]) == pytest.approx(expected, rel=1e-12, abs=1e-12)
     assert all(float(r["examples_per_s"]) > 0 for r in train_rows.values())

@@ -46,7 +46,7 @@ class Config:
         return out
 
     @classmethod
-    def from_dict(cls: type[C], d: dict[str, Any], section: str = "") -> C:
+    def from_dict(cls: type[C], d: dict[str, Any], section: str = "") -> C:  # noqa: PYI019 (typing.Self needs 3.11)
         if not isinstance(d, dict):
             raise ConfigError(f"config section {section or cls.__name__!r} must be a JSON object")
         names = [f.name for f in dataclasses.fields(cls)]
@@ -59,10 +59,10 @@ class Config:
             )
         return cls(**d)
 
-    def replace(self: C, **changes: Any) -> C:
+    def replace(self: C, **changes: Any) -> C:  # noqa: PYI019 (typing.Self needs 3.11)
         return dataclasses.replace(self, **changes)
 
-    def with_override(self: C, key: str, raw: str, section: str = "") -> C:
+    def with_override(self: C, key: str, raw: str, section: str = "") -> C:  # noqa: PYI019 (typing.Self needs 3.11)
         """Return a copy with ``key`` set from the string ``raw``, parsed by the field's type."""
         fields = {f.name: f for f in dataclasses.fields(self)}
         where = f"{section}." if section else ""

@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import pkgutil
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from genzoo.core.config import Config
 from genzoo.core.errors import ConfigError
@@ -18,7 +19,7 @@ from genzoo.core.errors import ConfigError
 T = TypeVar("T")
 
 _MODELS_ROOT = "genzoo.models"
-_REGISTRY: dict[str, "ModelSpec"] = {}
+_REGISTRY: dict[str, ModelSpec] = {}
 
 
 @dataclasses.dataclass(frozen=True)

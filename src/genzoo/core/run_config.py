@@ -27,11 +27,11 @@ class RunConfig:
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
 
     @classmethod
-    def default(cls, model_name: str) -> "RunConfig":
+    def default(cls, model_name: str) -> RunConfig:
         spec = get_model_spec(model_name)
         return cls(model_name=model_name, model=spec.config_cls())
 
-    def with_overrides(self, overrides: list[str]) -> "RunConfig":
+    def with_overrides(self, overrides: list[str]) -> RunConfig:
         """Apply ``section.key=value`` strings, type-checked against each section's fields."""
         cfg = self
         for item in overrides:
@@ -59,7 +59,7 @@ class RunConfig:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         if not isinstance(d, dict) or "model_name" not in d:
             raise ConfigError("run config must be a JSON object with a 'model_name' key")
         if d.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:

@@ -10,8 +10,8 @@ from typing import Any
 
 __all__ = [
     "Callback",
-    "Trainer",
     "TrainConfig",
+    "Trainer",
     "load_model",
     "load_trainer_state",
     "save_checkpoint",

@@ -10,8 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from genzoo.utils.io import atomic_write_text
 
