@@ -220,13 +220,17 @@ class DBM(DBMAnnealingPath, nn.Module):
 
     # -- mean-field inference ------------------------------------------------------------------
 
-    def mean_field_init(self, v: torch.Tensor) -> list[torch.Tensor]:
+    def mean_field_init(
+        self, v: torch.Tensor, vW: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
         """SH12's bottom-up recognition pass: q_l = sigmoid(b_l + m q_{l-1}^T W_l) with m = 2
-        below the top layer (standing in for the top-down input) and 1 at the top."""
+        below the top layer (standing in for the top-down input) and 1 at the top. ``vW``:
+        v^T W_1 (B, n_1) when the caller has it already."""
         q, prev = [], v
         for l in range(1, self.n_layers + 1):
             m = 2.0 if l < self.n_layers else 1.0
-            prev = torch.sigmoid(self.bias(l) + m * (prev @ self.W[l - 1]))
+            below = vW if l == 1 and vW is not None else prev @ self.W[l - 1]
+            prev = torch.sigmoid(self.bias(l) + m * below)
             q.append(prev)
         return q
 
@@ -236,8 +240,8 @@ class DBM(DBMAnnealingPath, nn.Module):
         """One fixed-point iteration: all odd hidden layers from their neighbours, then all even
         hidden layers from the new odd ones. Each block update maximises L(Q) over that block,
         so F_Q(v) never increases. Returns a new list. ``bottom``: the clamped part of layer
-        1's input, b_1 + v^T W_1 (:meth:`clamped_input`), when the caller iterates and has it
-        already (it does not change while v is clamped)."""
+        1's input, b_1 + v^T W_1, when the caller iterates and has it already (it does not
+        change while v is clamped)."""
         x = [v, *q]
         for parity in (1, 0):
             for l in range(1 if parity else 2, self.n_layers + 1, 2):
@@ -248,11 +252,6 @@ class DBM(DBMAnnealingPath, nn.Module):
                     x[l] = self.conditional(x, l)
         return x[1:]
 
-    def clamped_input(self, v: torch.Tensor) -> torch.Tensor:
-        """b_1 + v^T W_1 (B, n_1): the part of layer 1's input that a clamped v fixes, computed
-        once per mean-field run instead of once per iteration (a quarter of an iteration's
-        products for the 784-500-1000 DBM)."""
-        return self.bias(1) + v @ self.W[0]
 
     def mean_field(
         self,
@@ -266,9 +265,13 @@ class DBM(DBMAnnealingPath, nn.Module):
         ``tol`` or ``max_iters`` (defaults: model.mf_tol, model.mf_max_iters)."""
         max_iters = self.config.mf_max_iters if max_iters is None else max_iters
         tol = self.config.mf_tol if tol is None else tol
+        # b_1 + v^T W_1 is fixed while v is clamped: computed once per run instead of once
+        # per iteration (a quarter of an iteration's products for the 784-500-1000 DBM), and
+        # shared with the bottom-up initialisation.
+        vW = v @ self.W[0]
+        bottom = self.bias(1) + vW
         if q is None:
-            q = self.mean_field_init(v)
-        bottom = self.clamped_input(v)
+            q = self.mean_field_init(v, vW)
         it = 0
         for it in range(1, max_iters + 1):
             new = self.mean_field_update(v, q, bottom)
