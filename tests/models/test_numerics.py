@@ -41,6 +41,21 @@ def test_draws_axis_broadcasts_against_x():
     assert torch.allclose(out, plain(logits, x.expand(5, 3, 11)), rtol=0, atol=1e-12)
 
 
+def test_shared_logits_broadcast_against_draws():
+    """logits (B, D) shared by draws x (S, B, D) (a proposal's first layer) and a bias (D,)
+    shared by everything equal the logits replicated."""
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(3, 11, generator=g, dtype=torch.float64) * 5
+    bias = torch.randn(11, generator=g, dtype=torch.float64)
+    x = (torch.rand(4, 3, 11, generator=g) < 0.5).double()
+    with torch.no_grad():
+        out = bernoulli_log_likelihood(logits, x)
+        top = bernoulli_log_likelihood(bias, x)
+    assert out.shape == top.shape == (4, 3)
+    assert torch.allclose(out, plain(logits.expand(4, 3, 11), x), rtol=0, atol=1e-12)
+    assert torch.allclose(top, plain(bias.expand(4, 3, 11), x), rtol=0, atol=1e-12)
+
+
 def test_training_path_keeps_autograd_and_float32():
     g = torch.Generator().manual_seed(1)
     logits = torch.randn(4, 9, generator=g, requires_grad=True)

@@ -77,7 +77,12 @@ CPU_MAX_DRAWS, GPU_MAX_DRAWS = 2_000, 100_000
 def _log_weights(model, x: torch.Tensor, q, n: int, generator) -> torch.Tensor:
     """log w (n, B) = log p(x, z) - log q(z|x) for n draws z ~ q, the proposal q(z|x) of x
     (B, D), through the LATENT contract's draws axis (``log_joint(x, z)`` with z (n, B,
-    *event)), so x is never copied n times."""
+    *event)), so x is never copied n times. A proposal with ``sample_and_log_prob`` (e.g. the
+    SBN's layered Bernoulli) returns log q(z|x) from the logits it drew with, instead of
+    recomputing them in ``log_prob``."""
+    if getattr(q, "accepts_generator", False) and hasattr(q, "sample_and_log_prob"):
+        z, log_q = q.sample_and_log_prob((n,), generator)  # (n, B, *event), (n, B)
+        return model.log_joint(x, z) - log_q
     z = draw(q, n, generator)  # (n, B, *event)
     return model.log_joint(x, z) - q.log_prob(z)
 

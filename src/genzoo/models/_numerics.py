@@ -26,9 +26,10 @@ def softplus(x: torch.Tensor) -> torch.Tensor:
 
 def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """sum_d log Bernoulli(x_d; sigmoid(l_d)) = sum_d [x_d l_d - softplus(l_d)] over the last
-    axis, in nats. ``logits`` (..., D) and binary ``x`` of the same shape, or ``logits``
-    (S, *x.shape) with extra leading dimensions (e.g. S importance draws per example of x
-    (B, D)), which are summed against x without copying it. -> logits.shape[:-1].
+    axis, in nats. ``logits`` (..., D) and binary ``x`` (..., D) of shapes that broadcast
+    (e.g. logits (S, B, D) for S importance draws per example of x (B, D), summed against x
+    without copying it; or logits (B, D) shared by draws x (S, B, D), whose softplus sum is
+    then taken once) -> the broadcast shape without its last axis.
 
     Without gradients in float64 (likelihood evaluation) the softplus sum is taken as
     sum relu(l) + log prod (1 + e^-|l|): every factor lies in (1, 2], so a product over up to
@@ -43,10 +44,13 @@ def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Ten
         xl = (x * logits).sum(-1)
     if logits.dtype != torch.float64 or (torch.is_grad_enabled() and logits.requires_grad):
         return xl - softplus(logits).sum(-1)
-    total = F.relu(logits).sum(-1)
+    # sum relu(l) = (sum l + sum |l|) / 2 reuses the |l| pass that the product needs.
+    total = logits.sum(-1)
     for part in logits.split(1000, dim=-1):
-        total += part.abs().neg_().exp_().add_(1.0).prod(-1).log_()
-    return xl - total
+        a = part.abs()
+        total += a.sum(-1)
+        total += a.neg_().exp_().add_(1.0).prod(-1).log_().mul_(2.0)
+    return xl - total.mul_(0.5)
 
 
 def data_logits(x: torch.Tensor) -> torch.Tensor:

@@ -71,6 +71,25 @@ def test_proposal_is_normalised_and_its_draws_follow_it():
     assert bool(((freq - probs).abs() < 5 * se + 1e-3).all())
 
 
+def test_sample_and_log_prob_gives_the_draws_of_sample_and_their_log_prob():
+    model = make(d=6, hidden=(4, 3)).double()
+    x = binary(n=5, d=6).double()
+    q = model.proposal(x)
+    z, log_q = q.sample_and_log_prob((7,), gen(4))
+    assert z.shape == (7, 5, 7) and log_q.shape == (7, 5)
+    assert torch.equal(z, q.sample((7,), gen(4)))
+    assert torch.allclose(log_q, q.log_prob(z), atol=1e-12)
+    # log p(x, h) with x and the top prior broadcast over the draws equals the same terms
+    # written out per draw.
+    hs = [x.expand(7, -1, -1), *z.split(model.sizes, -1)]
+    sig = torch.distributions.Bernoulli(logits=model.top_bias.expand_as(hs[-1]))
+    direct = sig.log_prob(hs[-1]).sum(-1)
+    for l, layer in enumerate(model.generative):
+        direct = direct + torch.distributions.Bernoulli(logits=layer(hs[l + 1])).log_prob(hs[l]).sum(-1)
+    with torch.no_grad():
+        assert torch.allclose(model.log_joint(x, z), direct, atol=1e-10)
+
+
 def test_ancestral_samples_follow_the_exact_marginal():
     model = make(d=3, hidden=(2,)).double()
     with torch.no_grad():

@@ -127,7 +127,9 @@ class LayeredBernoulli(D.Distribution):
 
     Batch shape (B,), event shape (H,), H = sum of the layer sizes; a value z (..., B, H) is
     the concatenation [h_1, ..., h_L]. ``sample`` takes an explicit ``generator``
-    (``accepts_generator`` tells the importance sampler so)."""
+    (``accepts_generator`` tells the importance sampler so). The first layer's logits depend on
+    x alone, so they are computed once here and shared by every draw (for S draws of a
+    784-200 first layer that is the largest product of the chain, S times over)."""
 
     arg_constraints: ClassVar[dict] = {}
     support = constraints.independent(constraints.boolean, 1)
@@ -136,26 +138,46 @@ class LayeredBernoulli(D.Distribution):
     def __init__(self, x: torch.Tensor, layers: nn.ModuleList) -> None:
         self.x, self.layers = x, layers
         self.sizes = [layer.out_features for layer in layers]
+        self.first_logits = layers[0](x)  # (B, H_1)
         super().__init__(x.shape[:1], torch.Size([sum(self.sizes)]), validate_args=False)
+
+    def _chain(
+        self, sample_shape: torch.Size | tuple, generator: torch.Generator | None, with_log_prob: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        logits = self.first_logits.expand(*sample_shape, *self.first_logits.shape)
+        draws, log_q = [], None
+        for i, layer in enumerate(self.layers):
+            if i > 0:
+                logits = layer(draws[-1])
+            h = _bernoulli_draw(logits, generator)
+            draws.append(h)
+            if with_log_prob:
+                term = bernoulli_log_likelihood(self.first_logits if i == 0 else logits, h)
+                log_q = term if log_q is None else log_q + term
+        return torch.cat(draws, -1), log_q
 
     def sample(
         self, sample_shape: torch.Size | tuple = (), generator: torch.Generator | None = None
     ) -> torch.Tensor:
         with torch.no_grad():
-            h = self.x.expand(*sample_shape, *self.x.shape)
-            draws = []
-            for layer in self.layers:
-                h = _bernoulli_draw(layer(h), generator)
-                draws.append(h)
-            return torch.cat(draws, -1)
+            return self._chain(sample_shape, generator, with_log_prob=False)[0]
+
+    @torch.no_grad()
+    def sample_and_log_prob(
+        self, sample_shape: torch.Size | tuple = (), generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z, log q(z|x)): the draws of ``sample`` and their log-probabilities (...,) in nats
+        from the logits the draws were made with, without gradients (for evaluation: the
+        importance sampler would otherwise recompute every layer in ``log_prob``)."""
+        z, log_q = self._chain(sample_shape, generator, with_log_prob=True)
+        return z, log_q
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         """log q(z|x) (...,) for z (..., B, H), in nats."""
-        below = self.x.expand(*value.shape[:-1], self.x.shape[-1])
-        total = torch.zeros((), dtype=value.dtype, device=value.device)
-        for layer, h in zip(self.layers, value.split(self.sizes, -1)):
+        hs = value.split(self.sizes, -1)
+        total = bernoulli_log_likelihood(self.first_logits, hs[0])
+        for layer, below, h in zip(self.layers[1:], hs[:-1], hs[1:]):
             total = total + bernoulli_log_likelihood(layer(below), h)
-            below = h
         return total
 
 
@@ -235,8 +257,10 @@ class SBN(nn.Module):
     def log_joint(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x, h) in nats: x (B, D), z = [h_1..h_L] (B, H) -> (B,) or (S, B, H) -> (S, B)."""
         x = self._prepare(x)
-        hs = [x.expand(*z.shape[:-1], x.shape[-1]), *z.split(self.sizes, -1)]
-        total = bernoulli_log_likelihood(self.top_bias.expand_as(hs[-1]), hs[-1])
+        # x and the top prior's logits are not expanded over the draws: the shared
+        # likelihood broadcasts them, so softplus(b_L) is summed once, not once per draw.
+        hs = [x, *z.split(self.sizes, -1)]
+        total = bernoulli_log_likelihood(self.top_bias, hs[-1])
         for l, layer in enumerate(self.generative):
             total = total + bernoulli_log_likelihood(layer(hs[l + 1]), hs[l])
         return total
