@@ -549,6 +549,23 @@ def has_checkpoint(run_dir: Path) -> bool:
     return _has(run_dir)
 
 
+def add_resume_arg(parser: argparse.ArgumentParser) -> None:
+    """``--resume``: continue the run in --out from its last checkpoint."""
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run in --out from its last checkpoint "
+                        "(only --epochs may differ); a run without a checkpoint starts afresh")
+
+
+def resume_cmd(args: argparse.Namespace, model: str, run_dir: Path) -> list[str] | None:
+    """With ``--resume`` and a checkpoint in ``run_dir``, the ``genzoo train --resume``
+    command that continues it to ``args.epochs`` (resume accepts only length changes; the rest
+    comes from the saved config); otherwise None (train afresh)."""
+    if not (getattr(args, "resume", False) and has_checkpoint(run_dir)):
+        return None
+    return (genzoo_cmd("train", model, "--out", str(run_dir), "--resume")
+            + sets_to_args({"train.epochs": args.epochs, "train.progress": False}))
+
+
 def last_wall_s(metrics_csv: Path) -> float | None:
     """The last ``wall_s`` of a Trainer's metrics.csv: its training time in seconds,
     cumulative over resumes (None without the file or a value)."""

@@ -14,6 +14,7 @@ published number (then ``RESULTS.md`` is regenerated).
 
     python benchmarks/dbm_mnist_classify.py --model dbm-classifier --dbm-run RUN  # a trained DBM
     python benchmarks/dbm_mnist_classify.py --model mp-dbm                       # hours
+    python benchmarks/dbm_mnist_classify.py --model mp-dbm --resume              # continue it
     python benchmarks/dbm_mnist_classify.py --model dbm-classifier --smoke       # seconds
 
 ``--dbm-run`` defaults to the run of ``python benchmarks/dbm_mnist_nll.py`` (SH09's recipe, 300
@@ -99,6 +100,9 @@ def smoke_dbm_command(run_dir: Path) -> list[str]:
 
 
 def train_command(args: argparse.Namespace, run_dir: Path) -> list[str]:
+    resume = _common.resume_cmd(args, args.model, run_dir)
+    if resume is not None:
+        return resume
     sets = {**RECIPES[args.model], "train.epochs": args.epochs, "train.progress": False}
     if args.model == "dbm-classifier":
         sets["model.dbm_run"] = str(args.dbm_run)
@@ -152,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--dbm-run", type=Path, default=None,
                        help=f"dbm-classifier: the trained DBM run (default {DEFAULT_DBM_RUN}; "
                        "with --smoke a tiny DBM is trained first)")
+        _common.add_resume_arg(p)
 
     args, dirs = _common.parse_model_benchmark(
         __doc__, argv, BENCHMARK, RECIPES, DEFAULT_EPOCHS, SMOKE["epochs"],
@@ -171,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.evaluate_only:
         steps.run("train", train_command(args, dirs.run))
     report = steps.evaluate(dirs.run, {"eval.task": "classify"})
+    # A resumed run's own train step saw only its last part; the Trainer's clock is whole.
+    steps.wall.update(_common.logged_wall(dirs.run))
     result = build_result(args, report, steps.steps, steps.wall, source)
     _common.publish(result, dirs.results,
                     f"test error = {result['value']:.2f}% +/- {result['stderr']:.2f}% "

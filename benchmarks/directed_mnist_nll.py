@@ -124,11 +124,8 @@ def settings(args: argparse.Namespace) -> dict:
 
 def train_command(args: argparse.Namespace, run_dir: Path) -> list[str]:
     model, data, binarize, _ = RECIPES[args.model]
-    if args.resume and _common.has_checkpoint(run_dir):
-        # Resume accepts only length changes; everything else comes from the saved config.
-        return (_common.genzoo_cmd("train", model, "--out", str(run_dir), "--resume")
-                + _common.sets_to_args({"train.epochs": args.epochs, "train.progress": False}))
-    return _common.train_cmd(model, data, {"data.binarize": binarize, **settings(args)}, run_dir)
+    return (_common.resume_cmd(args, model, run_dir)
+            or _common.train_cmd(model, data, {"data.binarize": binarize, **settings(args)}, run_dir))
 
 
 def build_result(args: argparse.Namespace, report: dict, steps: list[str], wall: dict) -> dict:
@@ -168,14 +165,10 @@ def build_result(args: argparse.Namespace, report: dict, steps: list[str], wall:
 
 
 def main(argv: list[str] | None = None) -> int:
-    def extra(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--resume", action="store_true",
-                       help="continue the interrupted run in --out from its last checkpoint "
-                       "(only --epochs may differ); a run without a checkpoint starts afresh")
-
     args, dirs = _common.parse_model_benchmark(
         __doc__, argv, BENCHMARK, RECIPES, DEFAULT_EPOCHS, SMOKE["epochs"],
-        "seconds-long check on 500 examples, k=50", add_args=extra, evaluate_only=True)
+        "seconds-long check on 500 examples, k=50", add_args=_common.add_resume_arg,
+        evaluate_only=True)
     k = SMOKE["is_samples"] if args.smoke else IS_SAMPLES
     report, steps = _common.train_and_evaluate(
         dirs, f"{BENCHMARK}_{args.model}",

@@ -113,10 +113,9 @@ SMOKE = {
 
 
 def train_command(args: argparse.Namespace, run_dir: Path) -> list[str]:
-    if args.resume:
-        # Resume accepts only length changes; everything else comes from the saved config.
-        return (_common.genzoo_cmd("train", "rbm", "--out", str(run_dir), "--resume")
-                + _common.sets_to_args({"train.epochs": args.epochs, "train.progress": False}))
+    resume = _common.resume_cmd(args, "rbm", run_dir)
+    if resume is not None:
+        return resume
     sets = {**RECIPE, "model.n_hidden": args.n_hidden, "model.k": args.k,
             "train.epochs": args.epochs, "train.progress": False}
     if args.lr is not None:
@@ -174,8 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     _common.add_training_args(p, 100, 500, RECIPE["train.lr"])
     p.add_argument("--k", type=int, default=25, help="Gibbs steps per update, constant (25)")
     _common.add_ais_args(p)
-    p.add_argument("--resume", action="store_true",
-                   help="continue the training in --out (only --epochs may change)")
+    _common.add_resume_arg(p)
     _common.add_output_args(p, "seconds-long check: 1000 examples, 1 epoch, 20 hidden units, "
                             "100 betas, 10 runs", evaluate_only=True)
     args = p.parse_args(argv)

@@ -29,3 +29,18 @@ def test_classification_smoke_writes_a_complete_result(tmp_path, model):
         source = result["training"]["source_dbm"]
         assert source["model"] == "dbm" and source["hidden"] == [20, 30]
         assert (tmp_path / "dbm" / "config.json").is_file()
+
+
+def test_mp_dbm_resume_continues_the_finished_run(tmp_path):
+    """--resume on a finished run goes through `genzoo train --resume` (no retraining): the
+    same number, and the Trainer's cumulative clock as the training time."""
+    real_data_file("mnist/train-images-idx3-ubyte.gz")
+    args = ["benchmarks/dbm_mnist_classify.py", "--model", "mp-dbm", "--smoke",
+            "--out", str(tmp_path / "run"), "--results-dir", str(tmp_path)]
+    run_script(args)
+    first = read_result(tmp_path / "dbm_mnist_classify_mp-dbm.json")
+    run_script([*args, "--resume"])
+    again = read_result(tmp_path / "dbm_mnist_classify_mp-dbm.json")
+    assert "--resume" in again["steps"][0]
+    assert again["value"] == first["value"]
+    assert again["wall_s"]["train_logged"] == first["wall_s"]["train_logged"]
