@@ -12,6 +12,7 @@ The run goes through the command line a user would type (``genzoo train MODEL ..
     python benchmarks/autoregressive_mnist_nll.py --model nade --epochs 50 # hours on 2 cores
     python benchmarks/autoregressive_mnist_nll.py --model nade --smoke     # seconds; temp dir
     python benchmarks/autoregressive_mnist_nll.py --model deep-nade --orderings 8  # ~1 h
+    python benchmarks/autoregressive_mnist_nll.py --model deep-nade --resume  # continue it
     # the 128-ordering ensemble of that trained run, in float32: ~3 h of one core
     python benchmarks/autoregressive_mnist_nll.py --model deep-nade --epochs 120 \
         --evaluate-only --orderings 128 --eval-dtype float32
@@ -82,7 +83,8 @@ def train_command(args: argparse.Namespace, run_dir: Path) -> list[str]:
             sets["model.n_hidden"] = SMOKE["n_hidden"]
         if "model.hidden" in sets:
             sets["model.hidden"] = f"{SMOKE['n_hidden']},{SMOKE['n_hidden']}"
-    return _common.train_cmd(args.model, "binarized-mnist", sets, run_dir)
+    return (_common.resume_cmd(args, args.model, run_dir)
+            or _common.train_cmd(args.model, "binarized-mnist", sets, run_dir))
 
 
 def build_result(args: argparse.Namespace, report: dict, steps: list[str], wall: dict) -> dict:
@@ -130,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                        f"{DEEP_NADE_ORDERINGS}, the paper's; each costs D = 784 network passes "
                        "over the test set, about 1.5 min of one core in float32); with "
                        "--evaluate-only any number, whatever the run was trained with")
+        _common.add_resume_arg(p)
         p.add_argument("--eval-dtype", choices=("float64", "float32"), default="float64",
                        help="evaluation precision (genzoo's eval.dtype): float32 is about 1.8x "
                        "faster for deep-nade and moves its NLL by about 1e-6 nats")
@@ -146,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     report, steps = _common.train_and_evaluate(
         dirs, f"{BENCHMARK}_{args.model}",
         None if args.evaluate_only else train_command(args, dirs.run), eval_sets)
-    if args.evaluate_only:
-        steps.wall.update(_common.logged_wall(dirs.run))
+    # A resumed run's own train step saw only its last part; the Trainer's clock is whole.
+    steps.wall.update(_common.logged_wall(dirs.run))
     result = build_result(args, report, steps.steps, steps.wall)
     _common.publish(result, dirs.results,
                     f"test NLL = {result['value']:.2f} +/- {result['stderr']:.2f} nats "

@@ -106,7 +106,8 @@ def test_autoregressive_smoke_reports_an_exact_likelihood(model, reference, tmp_
 def test_deep_nade_evaluate_only_takes_another_ensemble_and_precision(tmp_path,
                                                                       binarized_mnist_available):
     """--evaluate-only --orderings K evaluates the trained run's K-ordering ensemble (genzoo
-    evaluate --set model.n_eval_orderings=K), here in float32, without training again."""
+    evaluate --set model.n_eval_orderings=K), here in float32, without training again; and
+    --resume continues a run instead of starting it afresh."""
     args = ["benchmarks/autoregressive_mnist_nll.py", "--model", "deep-nade", "--smoke",
             "--out", str(tmp_path / "run")]
     two = written_result(run_script(args))
@@ -117,6 +118,10 @@ def test_deep_nade_evaluate_only_takes_another_ensemble_and_precision(tmp_path,
     assert one["estimator"]["dtype"] == "float32"
     assert any("index ordering alone" in n for n in one["notes"])
     assert one["value"] != two["value"] and 0 < one["value"] < 784 * math.log(2)
+    # --resume on the finished run continues it through `genzoo train --resume` (nothing left
+    # to train): the same ensemble, the same number.
+    again = written_result(run_script([*args, "--resume"]))
+    assert "--resume" in again["steps"][0] and again["value"] == two["value"]
 
 
 def test_nade_throughput_smoke_compares_the_two_computations(tmp_path):

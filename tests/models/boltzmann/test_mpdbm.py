@@ -7,7 +7,7 @@ import pytest
 import torch
 from _sequence_checks import train_on_binary_digits
 
-from genzoo.core.errors import InputError
+from genzoo.core.errors import ConfigError, InputError
 from genzoo.models.boltzmann.dbm import DBM, DBMConfig
 from genzoo.models.boltzmann.mpdbm import MPDBM, MPDBMConfig
 
@@ -49,6 +49,20 @@ def test_loss_backpropagates_through_the_unrolled_inference():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
     with pytest.raises(InputError):
         m.loss(x, y=torch.full((20,), 3))
+
+
+def test_label_weight_scales_the_label_term_only():
+    x = torch.bernoulli(torch.full((20, 6), 0.5, dtype=torch.float64),
+                        generator=torch.Generator().manual_seed(2))
+    y = torch.arange(20) % 3
+    plain = _mpdbm(mf_steps=3).loss(x, torch.Generator().manual_seed(3), y)
+    heavy = _mpdbm(mf_steps=3, label_weight=7.0).loss(x, torch.Generator().manual_seed(3), y)
+    torch.testing.assert_close(heavy["visible_nll"], plain["visible_nll"])
+    torch.testing.assert_close(heavy["label_nll"], plain["label_nll"])
+    assert plain["label_nll"] > 0
+    torch.testing.assert_close(heavy["loss"], plain["visible_nll"] + 7.0 * plain["label_nll"])
+    with pytest.raises(ConfigError, match="label_weight"):
+        MPDBMConfig(n_visible=6, label_weight=0.0)
 
 
 def test_fill_in_keeps_observed_pixels():

@@ -12,7 +12,7 @@ Instead of maximum likelihood, mean-field inference is unrolled for ``mf_steps``
 recurrent network and trained by back-propagation to predict a random subset S of the inputs
 (each visible unit, and the label, is in S with probability ``mask_prob``) from the rest:
 
-    loss = sum_{i in S} -log Q(v_i = x_i) [+ -log Q(y) when y in S]      (nats per example)
+    loss = sum_{i in S} -log Q(v_i = x_i) [+ label_weight * -log Q(y) when y in S]   (nats)
 
 Mean-field iterations update the odd layers, then the even ones (hidden layers as in ``dbm.py``;
 q_v = sigmoid(b_0 + W_1 q_1) on the units of S, the others clamped to the data; q_y =
@@ -45,7 +45,9 @@ from genzoo.nn.init import normal_or_zero_
 class MPDBMConfig(Config):
     """``hidden``: hidden layer sizes; ``n_classes``: label units (0: no label layer).
     ``mf_steps``: unrolled mean-field iterations (training and prediction). ``mask_prob``:
-    probability that a variable is in the predicted subset S. ``init_std``: W, U ~
+    probability that a variable is in the predicted subset S. ``label_weight``: weight of the
+    label's -log Q in the loss (1: the plain sum over S; the label is one variable against
+    about mask_prob * D pixels, so larger weights favour classification). ``init_std``: W, U ~
     N(0, init_std^2). ``sample_burn_in``: Gibbs sweeps of :meth:`MPDBM.sample`."""
 
     n_visible: int | None = None
@@ -53,6 +55,7 @@ class MPDBMConfig(Config):
     n_classes: int = 10
     mf_steps: int = 10
     mask_prob: float = 0.5
+    label_weight: float = 1.0
     init_std: float = 0.05
     sample_burn_in: int = 1000
 
@@ -63,6 +66,7 @@ class MPDBMConfig(Config):
         check(self.n_classes >= 0, "model.n_classes must be >= 0 (0: no label layer)")
         check(self.mf_steps >= 1, "model.mf_steps must be >= 1")
         check(0.0 < self.mask_prob < 1.0, "model.mask_prob must be in (0, 1)")
+        check(self.label_weight > 0.0, "model.label_weight must be > 0 (1: the plain sum over S)")
         check_nonnegative(self.init_std, "model.init_std")
         check(self.sample_burn_in >= 0, "model.sample_burn_in must be >= 0")
 
@@ -185,7 +189,7 @@ class MPDBM(nn.Module):
             wrong = (y_logp.argmax(-1) != y).to(x.dtype)
             out["label_nll"] = label.detach()
             out["label_error"] = (wrong * pred_y).sum() / pred_y.sum().clamp(min=1.0)
-            loss = loss + label
+            loss = loss + self.config.label_weight * label
         out["loss"] = loss
         return out
 
