@@ -586,13 +586,35 @@ def logged_wall(run_dir: Path) -> dict[str, float]:
 
 def train_and_evaluate(dirs: RunDirs, who: str, train: list[str] | None,
                        eval_sets: dict[str, Any] | None = None, announce: bool = False,
-                       keep_genzoo_wall: bool = False) -> tuple[dict[str, Any], Steps]:
+                       keep_genzoo_wall: bool = False,
+                       best: bool = False) -> tuple[dict[str, Any], Steps]:
     """Run ``train`` (skipped when None) then ``genzoo evaluate`` on the test split; the
-    evaluation report and the :class:`Steps` that ran them."""
+    evaluation report and the :class:`Steps` that ran them. ``best``: evaluate the model
+    that ``train.keep_best`` kept in ``RUN/best/`` when the run has one."""
     steps = Steps(dirs.log, who, announce)
     if train is not None:
         steps.run("train", train)
-    return steps.evaluate(dirs.run, eval_sets, keep_genzoo_wall), steps
+    target = dirs.run / "best" if best and has_checkpoint(dirs.run / "best") else dirs.run
+    return steps.evaluate(target, eval_sets, keep_genzoo_wall), steps
+
+
+def kept_best(run_dir: Path) -> dict[str, Any] | None:
+    """What ``train.keep_best`` kept in ``run_dir/best/``: ``{"figure", "step", "epoch",
+    "value"}`` (the metrics.csv row of its step), or None when the run kept none."""
+    import csv
+
+    from genzoo.training.checkpoint import checkpoint_step, read_run_config
+
+    best = run_dir / "best"
+    if not has_checkpoint(best):
+        return None
+    figure, step = read_run_config(best).train.keep_best, checkpoint_step(best)
+    with (run_dir / "metrics.csv").open() as f:
+        row = next((r for r in csv.DictReader(f) if r["step"] == str(step)), None)
+    if not figure or step is None or row is None or not row.get(f"valid_{figure}"):
+        return None
+    return {"figure": figure, "step": step, "epoch": float(row["epoch"]),
+            "value": float(row[f"valid_{figure}"])}
 
 
 def parse_model_benchmark(doc: str, argv: list[str] | None, benchmark: str,

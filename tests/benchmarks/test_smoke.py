@@ -101,6 +101,10 @@ def test_autoregressive_smoke_reports_an_exact_likelihood(model, reference, tmp_
         assert result["training"]["settings"]["model.n_eval_orderings"] == 2
         assert result["references"][0]["comparable"] is False
         assert any("Ensemble of 2 orderings" in n for n in result["notes"])
+        # The paper's early stopping: the model kept in RUN/best/ is the one evaluated.
+        assert result["training"]["settings"]["train.keep_best"] == "nll_estimate"
+        assert "best" in result["steps"][-1].split()[2]
+        assert any(n.startswith("Evaluated: the model kept at epoch") for n in result["notes"])
 
 
 def test_deep_nade_evaluate_only_takes_another_ensemble_and_precision(tmp_path,

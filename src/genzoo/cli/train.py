@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 
 from genzoo.core.errors import GenzooError
+from genzoo.training.manifest import BEST_DIR
 
 
 def _resolve_for_data(cfg, bundle):
@@ -140,4 +142,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         )
         print(f"trained {spec.name} on {cfg.data.name}: {summary}")
         print(f"run directory: {args.out}  (next: genzoo evaluate {args.out})")
+        if "best_step" in metrics:
+            best = Path(args.out) / BEST_DIR
+            print(f"best valid_{cfg.train.keep_best} ({metrics['best_value']:.4g}) at step "
+                  f"{metrics['best_step']}: {best}  (genzoo evaluate {best})")
     return 0

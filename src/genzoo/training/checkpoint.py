@@ -9,6 +9,9 @@ A run directory holds::
                                 param_groups, with references to the tensors above
     checkpoint.json             the manifest: step and the SHA-256 of each file above
     metrics.csv, samples.png    logs and pictures (not part of a checkpoint)
+    best/                       with train.keep_best: a model-only checkpoint (config.json,
+                                model.safetensors, checkpoint.json) of the model with the best
+                                validation figure, loadable as a run directory of its own
 
 A checkpoint is committed by its manifest. Saving writes every new file under a ``.pending``
 name first, then atomically replaces ``checkpoint.json`` (the commit point), then renames the
@@ -50,6 +53,7 @@ from genzoo.training.checkpoint_rotation import (
     _sound_manifest,
 )
 from genzoo.training.manifest import (
+    BEST_DIR,
     CONFIG_FILE,
     MANIFEST_FILE,
     MANIFEST_FORMAT,
@@ -90,11 +94,13 @@ def save_checkpoint(
     model: torch.nn.Module,
     run_config: Any,
     trainer_state: dict[str, Any] | None = None,
+    step: int | None = None,
 ) -> None:
     """Write a complete checkpoint of ``model`` (and, if given, the trainer) to ``run_dir``.
 
     ``trainer_state`` is a nested dict of JSON values, tuples and tensors (e.g. holding
-    ``optimizer.state_dict()``); its ``"step"`` entry, if any, is recorded in the manifest.
+    ``optimizer.state_dict()``); its ``"step"`` entry, if any, is recorded in the manifest,
+    else ``step`` (the training step a model-only checkpoint was taken at).
     The directory is created if needed. Either the previous checkpoint or this one survives a
     crash at any point.
     """
@@ -104,7 +110,6 @@ def save_checkpoint(
         CONFIG_FILE: config_bytes(run_config),
         MODEL_FILE: model_bytes(model),
     }
-    step = None
     if trainer_state is not None:
         files.update(trainer_state_files(trainer_state))
         raw_step = trainer_state.get("step")
@@ -348,6 +353,7 @@ def _recover(run_dir: Path) -> None:
 
 
 __all__ = [
+    "BEST_DIR",
     "CONFIG_FILE",
     "MANIFEST_FILE",
     "MANIFEST_FORMAT",

@@ -30,6 +30,13 @@ class TrainConfig(Config):
     to the mean per-example loss, i.e. a Gaussian prior N(0, 1 / (N lambda)) on the parameters
     for N training examples (AEVB's N(0, I) prior: lambda = 1 / N).
 
+    ``keep_best``: the name of a validation figure to minimise (a ``valid_*`` column of
+    metrics.csv without its prefix, e.g. ``nll_estimate`` or ``error``; '' = off). Each
+    validation that lowers it saves the model to ``RUN/best/``, a model-only checkpoint that
+    ``genzoo evaluate`` / ``sample`` and ``genzoo.load`` read like a run directory: early
+    stopping as selection (the papers' protocol of reporting the model with the best
+    validation figure), while the run itself goes on to its end and stays resumable.
+
     Data parallelism (see :mod:`genzoo.training.data_parallel`): ``batch_size`` is the global
     batch; ``shards`` cuts each one into that many parts, each with its own random stream and
     buffers (e.g. persistent chains); the number of processes must divide it, and any such
@@ -61,6 +68,7 @@ class TrainConfig(Config):
     shards: int = 1
     lr_scaling: Literal["none", "linear"] = "none"
     weight_decay: float = 0.0
+    keep_best: str = ""
 
     def validate(self) -> None:
         check(self.epochs > 0, f"train.epochs={self.epochs} must be positive")
@@ -78,6 +86,9 @@ class TrainConfig(Config):
         check(self.log_every > 0, "train.log_every must be positive")
         check(self.validate_every >= 0, "train.validate_every must be >= 0 (0 = each epoch)")
         check(self.grid_samples >= 0, "train.grid_samples must be >= 0")
+        check(self.keep_best == self.keep_best.strip() and not self.keep_best.startswith(
+            "valid_"), f"train.keep_best={self.keep_best!r}: name the validation figure without "
+            "the valid_ prefix or spaces, e.g. nll_estimate ('' = off)")
         check(self.shards >= 1, f"train.shards={self.shards} must be >= 1")
         check(
             self.shards <= self.batch_size,

@@ -25,6 +25,7 @@ METRICS_FILE = "metrics.csv"
 SAMPLES_FILE = "samples.png"
 PENDING_SUFFIX = ".pending"
 PREVIOUS_DIR = "previous"  # the last-but-one committed checkpoint, with its own manifest
+BEST_DIR = "best"  # train.keep_best: the model with the best validation figure (model only)
 MANIFEST_FORMAT = "genzoo-checkpoint"
 MANIFEST_VERSION = 1
 

@@ -6,6 +6,7 @@ run that diverges points to the last good checkpoint it keeps.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ RESUMABLE_CHANGES = ("epochs", "max_steps", "progress")
 
 
 def prepare_fresh_run(run_dir: Path, run_config: Any) -> None:
-    """Refuse a ``run_dir`` holding a checkpoint; write ``config.json``; drop stale logs."""
+    """Refuse a ``run_dir`` holding a checkpoint; write ``config.json``; drop stale logs and a
+    stale ``best/`` (left by a run that failed before its first checkpoint)."""
     if ckpt.has_checkpoint(run_dir):
         step = ckpt.checkpoint_step(run_dir)
         raise CheckpointError(
@@ -35,6 +37,7 @@ def prepare_fresh_run(run_dir: Path, run_config: Any) -> None:
             os.unlink(run_dir / stale)
         except FileNotFoundError:
             pass
+    shutil.rmtree(run_dir / ckpt.BEST_DIR, ignore_errors=True)
 
 
 def require_checkpoint(run_dir: Path) -> None:

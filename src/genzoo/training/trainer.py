@@ -127,6 +127,7 @@ class Trainer(_SteppingMixin, _ReportingMixin, _TrainerStateMixin):
         self.phases: list[Phase] = []
         self.generator: torch.Generator | None = None
         self._best: dict[str, float] | None = None
+        self._best_valid: dict[str, Any] | None = None  # train.keep_best's figure, value, step
         self._csv = MetricsLog(self.run_dir / ckpt.METRICS_FILE)
         self._loss_keys: list[str] | None = None
         self._valid_keys: list[str] = []
@@ -155,7 +156,8 @@ class Trainer(_SteppingMixin, _ReportingMixin, _TrainerStateMixin):
         same config, except possibly ``train.epochs`` / ``train.max_steps``). A fresh run
         refuses a ``run_dir`` that already holds a checkpoint.
         Returns the last logged value of each metrics.csv column (``loss``, ``valid_*``, ...)
-        with ``step``, ``epoch`` and ``wall_s``. Raises :class:`TrainingDiverged` on NaN/Inf,
+        with ``step``, ``epoch`` and ``wall_s`` (and, with ``train.keep_best``, ``best_step``
+        and ``best_value`` of the model kept in ``RUN/best/``). Raises :class:`TrainingDiverged` on NaN/Inf,
         keeping the last good checkpoint.
         """
         cfg = self.cfg
@@ -168,6 +170,12 @@ class Trainer(_SteppingMixin, _ReportingMixin, _TrainerStateMixin):
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
 
+        if cfg.keep_best and not can_validate(self.model, self.bundle):
+            raise ConfigError(
+                f"train.keep_best={cfg.keep_best!r}, but {type(self.model).__name__} reports no "
+                "validation figures on this data (no validation_metrics, or an empty valid "
+                "split); unset train.keep_best"
+            )
         self.model.to(self.device)
         self.model.train()
         self.phases = model_phases(self.model)
@@ -234,6 +242,8 @@ class Trainer(_SteppingMixin, _ReportingMixin, _TrainerStateMixin):
             barrier()  # fit returns on every rank once the run directory is complete
         result = {**self.metrics, "step": self.step, "epoch": self.step / bpe,
                   "wall_s": self._wall()}
+        if self._best_valid is not None:  # train.keep_best: where RUN/best/ comes from
+            result.update(best_step=self._best_valid["step"], best_value=self._best_valid["value"])
         for cb in self.callbacks:
             cb.on_fit_end(self, result)
         return result

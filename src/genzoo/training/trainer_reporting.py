@@ -8,12 +8,14 @@ Trainer's attributes and is not meant to be used on its own.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from typing import Any
 
 import torch
 
+from genzoo.core.errors import ConfigError
 from genzoo.training import checkpoint as ckpt
 from genzoo.training.model_calls import can_validate, validation_figures, write_samples
 from genzoo.training.seeding import seed_for
@@ -72,9 +74,33 @@ class _ReportingMixin:
         if not self._valid_keys:
             self._valid_keys = sorted(out)
         self._flag_failures(out)
+        self._keep_if_best(out)
         self._last_validation = self.step
         self._excluded_s += time.perf_counter() - t
         return out
+
+    def _keep_if_best(self, figures: dict[str, float]) -> None:
+        """``train.keep_best``: save the model to ``RUN/best/`` (model only) when its figure is
+        the lowest so far. A resumed run replays the steps after its checkpoint exactly, so a
+        best/ written after that checkpoint is written again with the same model."""
+        name = self.cfg.keep_best
+        if not name:
+            return
+        value = figures.get(f"valid_{name}")
+        if value is None:
+            reported = ", ".join(k.removeprefix("valid_") for k in sorted(figures)) or "none"
+            raise ConfigError(
+                f"train.keep_best={name!r} is not a validation figure of "
+                f"{type(self.model).__name__} (it reports: {reported}); set train.keep_best "
+                "to one of them"
+            )
+        if not math.isfinite(value) or (
+            self._best_valid is not None and value >= self._best_valid["value"]
+        ):
+            return
+        ckpt.save_checkpoint(self.run_dir / ckpt.BEST_DIR, self.model, self.run_config,
+                             step=self.step)
+        self._best_valid = {"figure": name, "value": float(value), "step": self.step}
 
     def _flag_failures(self, figures: dict[str, float]) -> None:
         """Failure signals a model reports among its validation figures, as ``<what>_collapsed``

@@ -69,6 +69,7 @@ class _TrainerStateMixin:
             self._wall_offset = float(state["wall_s"])
             self.metrics = dict(state["last_metrics"])
             self._best = state["best"]
+            self._best_valid = state.get("best_valid")  # absent before train.keep_best
             self._csv.columns = state["csv_columns"]
             self._loss_keys = state["loss_keys"]
             self._valid_keys = list(state["valid_keys"])
@@ -123,6 +124,7 @@ class _TrainerStateMixin:
                             "lr": self._lr, "total_steps": total},
             "last_metrics": dict(self.metrics),
             "best": self._best,
+            "best_valid": self._best_valid,
             "csv_columns": self._csv.columns,
             "loss_keys": self._loss_keys,
             "valid_keys": list(self._valid_keys),
