@@ -64,9 +64,11 @@ RECIPE = {
 }
 DEFAULT_EPOCHS, DEFAULT_PRETRAIN = 300, 100
 PRETRAIN = {"train.lr": 0.05, "train.lr_schedule": "constant", "rbm_k": 1}
+_PRETRAINING_MATCHED = ("greedy pretraining with the weight-doubling trick (bottom RBM 2W up, "
+                        "top RBM 2W down), ")
 RECIPE_NOTES = [
-    ("Matched: 784-500-1000 binary DBM, greedy pretraining with the weight-doubling trick "
-     "(bottom RBM 2W up, top RBM 2W down), mean-field positive phase, 100 persistent chains, "
+    ("Matched: 784-500-1000 binary DBM, " + _PRETRAINING_MATCHED + "mean-field positive phase, "
+     "100 persistent chains, "
      "mini-batches of 100, AIS with the SM08 schedule (14,500 temperatures) and 100 runs, the "
      "NLL bound F_Q(v) + log Z averaged over the 10,000 test images."),
     ("Not re-read from the paper in this session: SH09's number of epochs, 5 Gibbs sweeps per "
@@ -159,8 +161,16 @@ def eval_sets(args: argparse.Namespace) -> dict:
             "eval.exact_max_units": 0}
 
 
-def build_result(args, report: dict, steps: list[str], wall: dict, settings: dict) -> dict:
+def recipe_notes(mode: str) -> list[str]:
+    """RECIPE_NOTES as they hold for ``mode`` (only ``pretrained`` matches the pretraining)."""
     notes = list(RECIPE_NOTES)
+    if mode != "pretrained":
+        notes[0] = notes[0].replace(_PRETRAINING_MATCHED, "")
+    return notes
+
+
+def build_result(args, report: dict, steps: list[str], wall: dict, settings: dict) -> dict:
+    notes = recipe_notes(args.mode)
     if args.mode == "scratch":
         notes.insert(0, "No pretraining (--mode scratch): the DBM starts from random weights.")
     if args.mode == "centered":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 from smoke_support import read_result, run_script
+from support import load_benchmark
 
 
 def test_dbm_smoke_writes_a_complete_result(tmp_path, binarized_mnist_available):
@@ -36,3 +37,11 @@ def test_dbm_smoke_resume_continues_the_finished_run(tmp_path, binarized_mnist_a
     again = read_result(tmp_path / "dbm_mnist_nll.json")
     assert again["value"] == first["value"]
     assert "train_logged" in again["wall_s"] and "train" not in again["wall_s"]
+
+
+def test_only_the_pretrained_mode_claims_the_recipe_pretraining():
+    bench = load_benchmark("dbm_mnist_nll")
+    assert "weight-doubling" in bench.recipe_notes("pretrained")[0]
+    for mode in ("scratch", "centered"):
+        matched = bench.recipe_notes(mode)[0]
+        assert "pretraining" not in matched and matched.startswith("Matched: 784-500-1000")
