@@ -12,8 +12,24 @@ import pytest
 import torch
 
 from genzoo.models.boltzmann.rbm import RBM, RBMConfig
+from genzoo.training.callbacks import Callback
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+class Killed(Exception):
+    """Raised by :class:`KillAt`: a simulated crash."""
+
+
+class KillAt(Callback):
+    """A Trainer callback that simulates a crash right after step ``step``."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, trainer, loss):
+        if trainer.step == self.step:
+            raise Killed
 
 
 def load_benchmark(name: str):

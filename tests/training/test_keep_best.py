@@ -9,10 +9,11 @@ import json
 
 import pytest
 import torch
+from support import KillAt, Killed
 
 from genzoo.cli import main
 from genzoo.core.errors import CheckpointError, ConfigError
-from genzoo.training import Callback, Trainer
+from genzoo.training import Trainer
 from genzoo.training.checkpoint import (
     BEST_DIR,
     checkpoint_step,
@@ -20,19 +21,6 @@ from genzoo.training.checkpoint import (
     load_trainer_state,
 )
 from genzoo.training.config import TrainConfig
-
-
-class _Killed(Exception):
-    pass
-
-
-class KillAt(Callback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, trainer, loss):
-        if trainer.step == self.step:
-            raise _Killed
 
 
 def _valid_curve(run_dir) -> dict[int, float]:
@@ -72,7 +60,7 @@ def test_a_killed_and_resumed_run_keeps_the_same_best_model(toy, bundle, tmp_pat
     full = toy.build(cfg)
     expected = Trainer(full, cfg, bundle, tmp_path / "full").fit()
 
-    with pytest.raises(_Killed):
+    with pytest.raises(Killed):
         Trainer(toy.build(cfg), cfg, bundle, tmp_path / "cut", callbacks=[KillAt(17)]).fit()
     got = Trainer(toy.build(cfg), cfg, bundle, tmp_path / "cut").fit(resume=True)
 

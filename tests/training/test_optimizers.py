@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from support import KillAt, Killed
 
 from genzoo.core.errors import ConfigError
 from genzoo.core.run_config import RunConfig
 from genzoo.data import load_data
 from genzoo.data.config import DataConfig
 from genzoo.models.directed.dlgm import DLGM, DLGMConfig
-from genzoo.training import Callback, Trainer
+from genzoo.training import Trainer
 from genzoo.training.checkpoint import checkpoint_step, load_model
 from genzoo.training.config import TrainConfig
 from genzoo.training.schedule import build_optimizer
@@ -60,17 +61,6 @@ def test_weight_decay_shrinks_a_parameter_with_zero_gradient(name):
     assert torch.allclose(shrunk, torch.full((3,), expected, dtype=torch.float64), atol=1e-6)
 
 
-class _Killed(Exception):
-    pass
-
-
-class _KillAt(Callback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, trainer, loss):
-        if trainer.step == self.step:
-            raise _Killed
 
 
 def _run_config() -> RunConfig:
@@ -107,8 +97,8 @@ def test_adagrad_dlgm_run_on_digits_resumes_exactly(tmp_path):
     assert all(torch.isfinite(p).all() for p in full.parameters())
 
     killed = DLGM(cfg.model, torch.Generator().manual_seed(0))
-    with pytest.raises(_Killed):
-        Trainer(killed, cfg, bundle, tmp_path / "resumed", callbacks=[_KillAt(13)]).fit()
+    with pytest.raises(Killed):
+        Trainer(killed, cfg, bundle, tmp_path / "resumed", callbacks=[KillAt(13)]).fit()
     assert checkpoint_step(tmp_path / "resumed") == 10
     resumed = DLGM(cfg.model, torch.Generator().manual_seed(0))
     assert Trainer(resumed, cfg, bundle, tmp_path / "resumed").fit(resume=True)["step"] == 24

@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 import torch
+from support import KillAt, Killed
 from torch import nn
 
 from genzoo.core import registry
@@ -15,7 +16,7 @@ from genzoo.core.errors import ConfigError
 from genzoo.core.run_config import RunConfig
 from genzoo.data import load_data
 from genzoo.data.config import DataConfig
-from genzoo.training import Callback, Trainer
+from genzoo.training import Trainer
 from genzoo.training.checkpoint import checkpoint_step, load_trainer_state
 from genzoo.training.config import TrainConfig
 from genzoo.training.schedule import Phase
@@ -112,19 +113,6 @@ def test_a_phase_can_start_later_and_logs_nan_until_then(tmp_path):
     assert rows[0]["g_loss"] == "nan" and rows[-1]["g_loss"] != "nan"
 
 
-class _Killed(Exception):
-    pass
-
-
-class KillAt(Callback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, trainer, loss):
-        if trainer.step == self.step:
-            raise _Killed
-
-
 def _same(a, b):
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(va, vb), k
@@ -135,7 +123,7 @@ def test_toy_resume_is_exact_and_every_optimizer_is_checkpointed(tmp_path):
     full = TwoPhase(cfg.model)
     Trainer(full, cfg, make_bundle(), tmp_path / "full").fit()
     first = TwoPhase(cfg.model)
-    with pytest.raises(_Killed):
+    with pytest.raises(Killed):
         Trainer(first, cfg, make_bundle(), tmp_path / "res", callbacks=[KillAt(5)]).fit()
     state = load_trainer_state(tmp_path / "res")
     assert set(state["optimizers"]) == {"d", "g"} and "optimizer" not in state
@@ -176,7 +164,7 @@ def test_implicit_models_resume_exactly(tmp_path, name, extra):
     full = build()
     Trainer(full, cfg, bundle, tmp_path / "full").fit()
     first = build()
-    with pytest.raises(_Killed):
+    with pytest.raises(Killed):
         Trainer(first, cfg, bundle, tmp_path / "res", callbacks=[KillAt(10)]).fit()
     assert checkpoint_step(tmp_path / "res") == 8
     resumed = build()

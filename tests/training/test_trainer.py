@@ -9,25 +9,11 @@ import json
 import pytest
 import torch
 from PIL import Image
+from support import KillAt, Killed
 
 from genzoo.core.errors import CheckpointError, ConfigError, TrainingDiverged
 from genzoo.training import Callback, Trainer
 from genzoo.training.checkpoint import checkpoint_step, load_model, load_trainer_state
-
-
-class _Killed(Exception):
-    pass
-
-
-class KillAt(Callback):
-    """Simulates a crash right after step ``step``."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, trainer, loss):
-        if trainer.step == self.step:
-            raise _Killed
 
 
 class Recorder(Callback):
@@ -67,7 +53,7 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(toy, bundle, tmp_path, 
     Trainer(full, cfg, bundle, tmp_path / "full").fit()
 
     first = toy.build(cfg)
-    with pytest.raises(_Killed):
+    with pytest.raises(Killed):
         Trainer(first, cfg, bundle, tmp_path / "resumed", callbacks=[KillAt(13)]).fit()
     assert checkpoint_step(tmp_path / "resumed") == 10
     _, rows_killed = read_csv(tmp_path / "resumed" / "metrics.csv")
