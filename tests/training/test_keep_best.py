@@ -72,8 +72,10 @@ def test_a_killed_and_resumed_run_keeps_the_same_best_model(toy, bundle, tmp_pat
 
 def test_unknown_figure_and_missing_validation_are_refused(toy, bundle, tmp_path):
     cfg = toy.make_config(keep_best="elbo")
+    model = toy.build(cfg)
     with pytest.raises(ConfigError, match=r"keep_best='elbo'.*mean_p, nll"):
-        Trainer(toy.build(cfg), cfg, bundle, tmp_path / "a").fit()
+        Trainer(model, cfg, bundle, tmp_path / "a").fit()
+    assert int(model.calls) == 0  # refused before the first step (on every process alike)
     no_valid = toy.make_bundle(n_valid=0)
     cfg = toy.make_config(keep_best="nll")
     with pytest.raises(ConfigError, match="no validation figures"):

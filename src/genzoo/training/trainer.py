@@ -170,13 +170,8 @@ class Trainer(_SteppingMixin, _ReportingMixin, _TrainerStateMixin):
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
 
-        if cfg.keep_best and not can_validate(self.model, self.bundle):
-            raise ConfigError(
-                f"train.keep_best={cfg.keep_best!r}, but {type(self.model).__name__} reports no "
-                "validation figures on this data (no validation_metrics, or an empty valid "
-                "split); unset train.keep_best"
-            )
         self.model.to(self.device)
+        self._check_keep_best()
         self.model.train()
         self.phases = model_phases(self.model)
         if self.phases:

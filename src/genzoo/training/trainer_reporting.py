@@ -79,7 +79,26 @@ class _ReportingMixin:
         self._excluded_s += time.perf_counter() - t
         return out
 
-    def _keep_if_best(self, figures: dict[str, float]) -> None:
+    def _check_keep_best(self) -> None:
+        """Refuse a ``train.keep_best`` the model does not report, before any training and on
+        every process (a data-parallel run validates on rank 0 only: an error there alone
+        would leave the others waiting); the figures' names come from two validation rows."""
+        name = self.cfg.keep_best
+        if not name:
+            return
+        if not can_validate(self.model, self.bundle):
+            raise ConfigError(
+                f"train.keep_best={name!r}, but {type(self.model).__name__} reports no "
+                "validation figures on this data (no validation_metrics, or an empty valid "
+                "split); unset train.keep_best"
+            )
+        valid = self.bundle.valid
+        y = getattr(valid, "y", None)
+        figures = validation_figures(self.model, valid.x[:2].to(self.device),
+                                     None if y is None else y[:2].to(self.device))
+        self._keep_if_best(figures, save=False)
+
+    def _keep_if_best(self, figures: dict[str, float], save: bool = True) -> None:
         """``train.keep_best``: save the model to ``RUN/best/`` (model only) when its figure is
         the lowest so far. A resumed run replays the steps after its checkpoint exactly, so a
         best/ written after that checkpoint is written again with the same model."""
@@ -94,7 +113,7 @@ class _ReportingMixin:
                 f"{type(self.model).__name__} (it reports: {reported}); set train.keep_best "
                 "to one of them"
             )
-        if not math.isfinite(value) or (
+        if not save or not math.isfinite(value) or (
             self._best_valid is not None and value >= self._best_valid["value"]
         ):
             return
