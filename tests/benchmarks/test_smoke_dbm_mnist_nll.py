@@ -4,6 +4,7 @@ number)."""
 
 from __future__ import annotations
 
+import argparse
 import math
 
 from smoke_support import read_result, run_script
@@ -45,3 +46,15 @@ def test_only_the_pretrained_mode_claims_the_recipe_pretraining():
     for mode in ("scratch", "centered"):
         matched = bench.recipe_notes(mode)[0]
         assert "pretraining" not in matched and matched.startswith("Matched: 784-500-1000")
+
+
+def test_a_pretrained_budget_run_keeps_its_own_result_name():
+    bench = load_benchmark("dbm_mnist_nll")
+
+    def name(mode, epochs, smoke=False):
+        return bench.result_name(argparse.Namespace(mode=mode, epochs=epochs, smoke=smoke))
+
+    assert name("pretrained", bench.DEFAULT_EPOCHS) == "dbm_mnist_nll"
+    assert name("pretrained", 10) == "dbm_mnist_nll_pretrained_e10"
+    assert name("pretrained", 1, smoke=True) == "dbm_mnist_nll"
+    assert name("scratch", 10) == "dbm_mnist_nll_scratch"
