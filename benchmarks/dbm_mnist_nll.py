@@ -215,11 +215,11 @@ def build_result(args, report: dict, steps: list[str], wall: dict, settings: dic
                      "pretrain_epochs": args.pretrain_epochs if args.mode == "pretrained" else 0,
                      "settings": settings, "pretrain_settings": PRETRAIN},
     }
+    name = result_name(args)
+    budget = f", {args.epochs} epochs" if name.startswith(f"{BENCHMARK}_pretrained_e") else ""
     return _common.likelihood_result(
-        benchmark=result_name(args),
-        title=f"DBM 784-500-1000 ({args.mode}"
-              + (f", {args.epochs} epochs" if result_name(args).endswith(f"_e{args.epochs}")
-                 else "") + "), binarized MNIST: test NLL bound (SH09)",
+        benchmark=name,
+        title=f"DBM 784-500-1000 ({args.mode}{budget}), binarized MNIST: test NLL bound (SH09)",
         steps=steps, body=body, references=REFERENCES, wall=wall, smoke=args.smoke,
         notes=notes)
 
