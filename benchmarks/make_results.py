@@ -2,7 +2,8 @@
 
 Likelihood benchmarks get a table with our number beside every published reference and the
 gap to each, worded so a shortfall is never hidden ("short by 3.21 nats"). Speed benchmarks
-get a table of per-implementation times and the ratios ``genzoo / other``.
+get a table of per-implementation times and the ratios ``genzoo / other``. Results an issue
+asks to compare at one budget (``COMPARISONS``) also get one table together, first.
 
     python benchmarks/make_results.py            # rewrite RESULTS.md
     python benchmarks/make_results.py --check    # exit 1 if RESULTS.md is stale
@@ -26,6 +27,25 @@ HEADER = (
     "`benchmarks/results/`; edit those (by re-running a benchmark), never this file. "
     "How to run each benchmark: `benchmarks/README.md`.\n"
 )
+
+
+# Results an issue asks to see side by side at one budget. Each member is a result (its
+# ``benchmark`` name) with the label of its row; the generator checks that the members share
+# the metric, the data and the training length, and says so in the section where they do not.
+COMPARISONS: list[dict[str, Any]] = [
+    {
+        "title": ("DBM 784-500-1000 at one budget (10 DBM epochs), binarized MNIST: "
+                  "pretraining vs centering vs neither"),
+        "why": ("Issue 3: the centered DBM (Montavon & Müller 2012) should train well from "
+                "random initialisation without pretraining; the standard DBM with and "
+                "without greedy layerwise pretraining (SH09) are its baselines."),
+        "members": [
+            ("dbm_mnist_nll_pretrained_e10", "standard DBM, greedy layerwise pretraining"),
+            ("dbm_mnist_nll_centered", "centered DBM, no pretraining"),
+            ("dbm_mnist_nll_scratch", "standard DBM, no pretraining"),
+        ],
+    },
+]
 
 
 def load_results(results_dir: Path) -> list[dict[str, Any]]:
@@ -256,10 +276,80 @@ def _notes(r: dict[str, Any]) -> list[str]:
     return ["", "Notes:", "", *[f"- {n}" for n in r["notes"]]]
 
 
+def _training_time(r: dict[str, Any]) -> str:
+    """The training wall time a result records, part by part; a resumed run's
+    ``<part>_logged`` (the Trainer's cumulative clock) replaces the last resume's ``<part>``."""
+    wall = r.get("wall_s", {})
+    parts = [(k.removesuffix("_logged"), v) for k, v in wall.items()
+             if k != "evaluate" and not k.startswith("evaluate")
+             and f"{k}_logged" not in wall]
+    if not parts:
+        return "n/a"
+    text = " + ".join(f"{k} {v:,.0f}" for k, v in parts)
+    return text if len(parts) == 1 else f"{text} = {sum(v for _, v in parts):,.0f}"
+
+
+def _comparison_mismatches(members: list[dict[str, Any]]) -> list[str]:
+    """What the members of a comparison do not share (empty when they are at one budget)."""
+    def budget(r: dict[str, Any]) -> dict[str, Any]:
+        est = r["estimator"]
+        return {"metric": r["metric"].get("name"),
+                "data": (r["data"].get("name"), r["data"].get("binarization"),
+                         r["data"].get("split")),
+                "training epochs": r.get("training", {}).get("epochs"),
+                "estimator": (est.get("name"), est.get("ais_runs"), est.get("ais_betas"),
+                              est.get("is_samples"))}
+    first, problems = budget(members[0]), []
+    for key in first:
+        values = [budget(r)[key] for r in members]
+        if any(v != values[0] for v in values):
+            problems.append(f"{key}: " + "; ".join(
+                f"{r['benchmark']} {v}" for r, v in zip(members, values)))
+    return problems
+
+
+def comparison_section(comparison: dict[str, Any],
+                       by_name: dict[str, dict[str, Any]]) -> list[str]:
+    """One table of the comparison's members, each row the member's headline value; a member
+    not run yet is listed as such, and members that are not at one budget are flagged."""
+    present = [by_name[n] for n, _ in comparison["members"] if n in by_name]
+    metric = present[0]["metric"]
+    lines = [f"## {comparison['title']}", "", comparison["why"], "",
+             (f"| model | {metric.get('name', 'value')} ({metric['unit']}) | std. error | "
+              f"difference from the first row | reverse AIS | training wall time (s) | "
+              "result |"),
+             "| --- | ---: | ---: | ---: | ---: | --- | --- |"]
+    first = by_name.get(comparison["members"][0][0])
+    for name, label in comparison["members"]:
+        r = by_name.get(name)
+        if r is None:
+            lines.append(f"| {label} | not run yet | — | — | — | — | {name}.json |")
+            continue
+        diff = "—" if first is None or r is first else f"{r['value'] - first['value']:+.2f}"
+        rev = r.get("extra", {}).get("value_reverse")
+        lines.append(f"| {label} | {_fmt(r['value'])} | {_fmt(r['stderr'])} | {diff} | "
+                     f"{_fmt(rev) if rev is not None else '—'} | {_training_time(r)} | "
+                     f"{name}.json |")
+    direction = "lower" if metric["lower_is_better"] else "higher"
+    lines += ["", (f"For this metric {direction} is better. Each row's provenance, estimator, "
+                   "published references and notes are in its own section below. The wall "
+                   "times come from separate runs on a shared machine: a rough cost, not a "
+                   "speed comparison.")]
+    problems = _comparison_mismatches(present)
+    if problems:
+        lines += ["", "**Not at one budget**: the rows differ in " + " | ".join(problems)
+                  + "."]
+    return lines
+
+
 def render(results: list[dict[str, Any]]) -> str:
     parts = [HEADER]
     if not results:
         parts.append("\nNo results yet: run a benchmark (see `benchmarks/README.md`).\n")
+    by_name = {r["benchmark"]: r for r in results}
+    for comparison in COMPARISONS:
+        if any(n in by_name for n, _ in comparison["members"]):
+            parts.append("\n" + "\n".join(comparison_section(comparison, by_name)) + "\n")
     for r in results:
         section = likelihood_section(r) if r["kind"] == "likelihood" else speed_section(r)
         parts.append("\n" + "\n".join(section) + "\n")

@@ -278,6 +278,32 @@ def test_make_results_shows_mmd_frechet_and_coverage_beside_parzen():
     assert "Beside the Parzen score" not in plain
 
 
+def test_make_results_puts_a_comparisons_members_in_one_table(monkeypatch):
+    comparison = {"title": "Toy at one budget", "why": "An issue asks for it.",
+                  "members": [("toy_a", "model A"), ("toy_b", "model B"), ("toy_c", "model C")]}
+    monkeypatch.setattr(make_results, "COMPARISONS", [comparison])
+    a = _likelihood(90.0, [], benchmark="toy_a", training={"epochs": 10},
+                    wall_s={"pretrain": 3.0, "pretrain_logged": 500.0, "train": 100.0,
+                            "evaluate": 9.0},
+                    extra={"value_reverse": 90.5})
+    b = _likelihood(95.25, [], benchmark="toy_b", training={"epochs": 10})
+    text = make_results.render([a, b])
+    # first, before the members' own sections; c is not run and says so
+    assert text.index("## Toy at one budget") < text.index("## Toy NLL")
+    assert ("| model A | 90.00 | 0.10 | — | 90.50 | pretrain 500 + train 100 = 600 | "
+            "toy_a.json |") in text
+    assert "| model B | 95.25 | 0.10 | +5.25 | — | train 1 | toy_b.json |" in text
+    assert "| model C | not run yet |" in text
+    assert "Not at one budget" not in text
+    # a member trained longer (or evaluated otherwise) is flagged, naming what differs
+    c = _likelihood(93.0, [], benchmark="toy_c", training={"epochs": 300})
+    flagged = make_results.render([a, b, c])
+    assert "**Not at one budget**" in flagged and "training epochs" in flagged
+    assert "toy_c 300" in flagged
+    # no member present: no section
+    assert "Toy at one budget" not in make_results.render([_speed()])
+
+
 def test_make_results_check_detects_a_stale_file(tmp_path):
     results = tmp_path / "results"
     _write(results, _likelihood(86.0, [("ref", 86.34)]))
