@@ -252,3 +252,21 @@ def test_resume_on_another_device_is_refused(toy, bundle, tmp_path):
     longer = toy.make_config(max_steps=6, device="auto" if not torch.cuda.is_available() else "cpu")
     with pytest.raises(CheckpointError, match="trained on cuda:0 .* set train.device=cuda:0"):
         Trainer(toy.build(longer), longer, bundle, run).fit(resume=True)
+
+
+def test_fit_flushes_subnormals_while_it_trains_and_restores_the_mode(toy, bundle, tmp_path,
+                                                                     monkeypatch):
+    from genzoo.utils import denormals
+
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU has no flush-to-zero mode")
+    monkeypatch.delenv(denormals.ENV_VAR, raising=False)
+    seen = []
+
+    class Probe(Callback):
+        def on_step_end(self, trainer, loss):
+            seen.append(denormals.flushing())
+
+    cfg = toy.make_config(epochs=1)
+    Trainer(toy.build(cfg), cfg, bundle, tmp_path, callbacks=[Probe()]).fit()
+    assert seen and all(seen) and not denormals.flushing()

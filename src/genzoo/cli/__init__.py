@@ -19,6 +19,7 @@ from genzoo.cli.info import _cmd_data, _cmd_models
 from genzoo.cli.parser import _build_parser
 from genzoo.cli.train import _cmd_train, _resolve_for_data
 from genzoo.core.errors import CheckpointError, GenzooError
+from genzoo.utils import denormals
 
 __all__ = [
     "EXIT_USER_ERROR",
@@ -48,7 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     try:
-        return _COMMANDS[args.command](args)
+        # Before any tensor work, so that torch's worker threads, which inherit the mode of
+        # the thread that starts them, flush subnormals too (genzoo.utils.denormals).
+        with denormals.flushed():
+            return _COMMANDS[args.command](args)
     except GenzooError as exc:
         kind = "checkpoint error" if isinstance(exc, CheckpointError) else "error"
         print(f"genzoo: {kind}: {exc}", file=sys.stderr)

@@ -83,6 +83,7 @@ from genzoo.training.seeding import epoch_permutation, resolve_device, seed_for
 from genzoo.training.steps import _SteppingMixin
 from genzoo.training.trainer_reporting import _ReportingMixin
 from genzoo.training.trainer_state import _TrainerStateMixin
+from genzoo.utils import denormals
 
 
 class Trainer(_SteppingMixin, _ReportingMixin, _TrainerStateMixin):
@@ -159,7 +160,13 @@ class Trainer(_SteppingMixin, _ReportingMixin, _TrainerStateMixin):
         with ``step``, ``epoch`` and ``wall_s`` (and, with ``train.keep_best``, ``best_step``
         and ``best_value`` of the model kept in ``RUN/best/``). Raises :class:`TrainingDiverged` on NaN/Inf,
         keeping the last good checkpoint.
+        The calling thread flushes subnormal floats while it trains (see
+        :mod:`genzoo.utils.denormals`; ``GENZOO_DENORMALS=ieee`` keeps them).
         """
+        with denormals.flushed():
+            return self._fit(resume)
+
+    def _fit(self, resume: bool) -> dict[str, float | int]:
         cfg = self.cfg
         self._check_model_config()
         self._setup_parallel()
