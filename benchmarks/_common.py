@@ -132,6 +132,15 @@ def git_info(repo: Path = REPO_ROOT) -> dict[str, Any]:
     return {"commit": commit, "dirty": dirty}
 
 
+def run_git() -> dict[str, Any]:
+    """:func:`git_info` as it was when this process imported the benchmark code, which is
+    the code it runs: a long benchmark publishes hours later, when HEAD may have moved on."""
+    return dict(_GIT_AT_START)
+
+
+_GIT_AT_START = git_info()
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -473,7 +482,7 @@ def likelihood_result(*, benchmark: str, title: str, steps: list[str] | None,
         "kind": "likelihood",
         "command": command_line(),
         **({"steps": steps} if steps is not None else {}),
-        "git": git_info(),
+        "git": run_git(),
         "date": now_iso(),
         "machine": machine_info(),
         **body,

@@ -162,7 +162,7 @@ def run(args: argparse.Namespace, dirs: _common.RunDirs) -> dict:
                  "and VAE, global batch 100",
         "kind": "speed",
         "command": _common.command_line(),
-        "git": _common.git_info(),
+        "git": _common.run_git(),
         "date": _common.now_iso(),
         "machine": _common.machine_info(),
         "data": {"name": "digits" if args.smoke else "binarized-mnist",

@@ -111,7 +111,7 @@ def _result(args, kind: str, times: dict, data: dict) -> dict:
         "title": f"NADE {what}: O(DH) against per-conditional, {args.threads} thread(s)",
         "kind": "speed",
         "command": _common.command_line(),
-        "git": _common.git_info(),
+        "git": _common.run_git(),
         "date": _common.now_iso(),
         "machine": _common.machine_info(),
         "data": data,

@@ -429,7 +429,7 @@ def run(args: argparse.Namespace) -> dict:
         + (f"{args.threads} thread(s)" if args.threads else "default threads"),
         "kind": "speed",
         "command": _common.command_line(),
-        "git": _common.git_info(),
+        "git": _common.run_git(),
         "date": _common.now_iso(),
         "machine": _common.machine_info(),
         "data": data,

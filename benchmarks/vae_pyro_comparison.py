@@ -420,7 +420,7 @@ def _result(args, bundle, x_test, timings, ratios, extra, acceptance, wall) -> d
                   "(time per epoch, test NLL by genzoo's evaluator)"),
         "kind": "speed",
         "command": _common.command_line(),
-        "git": _common.git_info(),
+        "git": _common.run_git(),
         "date": _common.now_iso(),
         "machine": _common.machine_info(),
         "data": {"name": DATA, "binarization": "fixed (Larochelle & Murray 2011 file)",

@@ -202,6 +202,18 @@ def _write(d: Path, *results: dict) -> None:
         (d / f"{r['benchmark']}.json").write_text(json.dumps(r))
 
 
+def test_a_result_records_the_commit_its_process_started_from(monkeypatch):
+    # A run that takes hours publishes after later commits; the code it ran is the code it
+    # imported, so HEAD at publication must not be recorded.
+    started = common.run_git()
+    monkeypatch.setattr(common, "git_info", lambda repo=None: {"commit": "later", "dirty": True})
+    body = {"data": {}, "metric": dict(common.NLL_METRIC), "estimator": {"name": "exact"},
+            "value": 1.0, "stderr": 0.0, "extra": {}}
+    result = common.likelihood_result(benchmark="b", title="t", steps=None, body=body,
+                                      references=[], wall={}, smoke=True, notes=[])
+    assert result["git"] == started != {"commit": "later", "dirty": True}
+
+
 def test_gap_words_never_hide_a_shortfall():
     assert common.gap(90.0, 86.34) == pytest.approx(3.66)
     assert common.describe_gap(90.0, 86.34, "nats", lower_is_better=True) == "short by 3.66 nats"
