@@ -281,8 +281,7 @@ def _training_time(r: dict[str, Any]) -> str:
     ``<part>_logged`` (the Trainer's cumulative clock) replaces the last resume's ``<part>``."""
     wall = r.get("wall_s", {})
     parts = [(k.removesuffix("_logged"), v) for k, v in wall.items()
-             if k != "evaluate" and not k.startswith("evaluate")
-             and f"{k}_logged" not in wall]
+             if not k.startswith("evaluate") and f"{k}_logged" not in wall]
     if not parts:
         return "n/a"
     text = " + ".join(f"{k} {v:,.0f}" for k, v in parts)
@@ -299,9 +298,9 @@ def _comparison_mismatches(members: list[dict[str, Any]]) -> list[str]:
                 "training epochs": r.get("training", {}).get("epochs"),
                 "estimator": (est.get("name"), est.get("ais_runs"), est.get("ais_betas"),
                               est.get("is_samples"))}
-    first, problems = budget(members[0]), []
-    for key in first:
-        values = [budget(r)[key] for r in members]
+    budgets, problems = [budget(r) for r in members], []
+    for key in budgets[0]:
+        values = [b[key] for b in budgets]
         if any(v != values[0] for v in values):
             problems.append(f"{key}: " + "; ".join(
                 f"{r['benchmark']} {v}" for r, v in zip(members, values)))

@@ -28,6 +28,8 @@ from collections.abc import Iterator
 
 import torch
 
+from genzoo.core.errors import ConfigError
+
 ENV_VAR = "GENZOO_DENORMALS"
 
 
@@ -35,8 +37,6 @@ def wanted() -> bool:
     """Whether genzoo should flush subnormals: yes, unless ``GENZOO_DENORMALS=ieee``."""
     value = os.environ.get(ENV_VAR, "flush").strip().lower()
     if value not in ("flush", "ieee"):
-        from genzoo.core.errors import ConfigError
-
         raise ConfigError(f"{ENV_VAR}={value!r}: use 'flush' (the default) or 'ieee'")
     return value == "flush"
 
