@@ -626,6 +626,52 @@ def kept_best(run_dir: Path) -> dict[str, Any] | None:
             "value": float(row[f"valid_{figure}"])}
 
 
+def recipe_mismatches(run_config: Any, settings: dict[str, Any]) -> list[str]:
+    """Every ``section.field`` of a recipe's ``settings`` that the saved ``run_config`` (a
+    genzoo RunConfig) does not hold, as ``"train.lr: recipe 0.001, run 0.0005"``. Settings a
+    trained model may change at evaluation (``eval.*`` and the model's
+    ``EVALUATION_FIELDS``) are not the run's to hold and are skipped."""
+    from genzoo.core.errors import ConfigError
+
+    out = []
+    evaluation = getattr(type(run_config.model), "EVALUATION_FIELDS", ())
+    for key, value in settings.items():
+        section, _, field = key.partition(".")
+        if section == "eval" or (section == "model" and field in evaluation):
+            continue
+        [arg] = sets_to_args({key: value})[1:]
+        try:
+            expected = getattr(getattr(run_config.with_overrides([arg]), section), field)
+        except ConfigError as e:
+            out.append(f"{key}: recipe {value}, not a setting of this run ({e})")
+            continue
+        held = getattr(getattr(run_config, section), field)
+        if expected != held:
+            out.append(f"{key}: recipe {value}, run {held}")
+    return out
+
+
+def with_run_config(result: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """``result`` with the config the evaluated run was trained with (its checkpoint's
+    config.json, verified against the manifest) as ``training.run_config``, and a note naming
+    every setting of ``training.settings`` (the recipe as the script has it now) that the run
+    does not hold: a run resumed after its recipe changed keeps the config it started with, so
+    the recipe alone would misdescribe it. Unchanged when ``run_dir`` has no checkpoint."""
+    from genzoo.training.checkpoint import read_run_config
+
+    if not has_checkpoint(run_dir):
+        return result
+    run_config = read_run_config(run_dir)
+    training = dict(result.get("training", {}))
+    training["run_config"] = run_config.to_dict()
+    mismatches = recipe_mismatches(run_config, training.get("settings", {}))
+    notes = list(result["notes"])
+    if mismatches:
+        notes.append("The run was not trained with the recipe as printed here (its saved "
+                     "config, training.run_config, is what ran): " + "; ".join(mismatches))
+    return {**result, "training": training, "notes": notes}
+
+
 def parse_model_benchmark(doc: str, argv: list[str] | None, benchmark: str,
                           recipes: dict[str, Any], default_epochs: dict[str, int],
                           smoke_epochs: int, smoke_help: str, add_args: Any = None,

@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     # A resumed run's own train step saw only its last part; the Trainer's clock is whole.
     steps.wall.update(_common.logged_wall(dirs.run))
     result = build_result(args, report, steps.steps, steps.wall)
+    result = _common.with_run_config(result, dirs.run)
     _common.publish(result, dirs.results,
                     f"test NLL = {result['value']:.2f} +/- {result['stderr']:.2f} nats "
                     f"({result['estimator']['name']}; ELBO {result['extra']['elbo_nats']:.2f})")

@@ -234,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     data_parzen = training_data_parzen(args.data, DEFAULT_SIGMAS)
     baseline = baseline_frechet(args.data)
     result = build_result(args, report, steps.steps, steps.wall, data_parzen, baseline)
+    result = _common.with_run_config(result, dirs.run)
     if args.evaluate_only:
         result["notes"].append(
             f"Evaluated with --evaluate-only: the checkpoint in {dirs.run.name} as it was left "

@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     train = None if args.evaluate_only else train_command(args, dirs.run)
     report, steps = _common.train_and_evaluate(dirs, f"{BENCHMARK}_{args.model}", train)
     result = build_result(args, report, steps.steps, steps.wall, trained_epochs(dirs.run))
+    result = _common.with_run_config(result, dirs.run)
     _common.publish(result, dirs.results,
                     f"test Parzen log-likelihood = {result['value']:.2f} +/- "
                     f"{result['stderr']:.2f} nats; MMD^2 {result['extra']['mmd2']}, classes "

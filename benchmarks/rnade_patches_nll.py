@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = (SMOKE["n_train"], SMOKE["n_eval"]) if args.smoke else (None, None)
     gauss = gaussian_baseline(*sizes)
     result = build_result(args, report, steps.steps, steps.wall, gauss)
+    result = _common.with_run_config(result, dirs.run)
     _common.publish(result, dirs.results,
                     f"test NLL = {result['value']:.2f} +/- {result['stderr']:.2f} nats per patch "
                     f"(full-covariance Gaussian: {gauss:.2f})")

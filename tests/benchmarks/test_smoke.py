@@ -214,6 +214,40 @@ def test_a_result_records_the_commit_its_process_started_from(monkeypatch):
     assert result["git"] == started != {"commit": "later", "dirty": True}
 
 
+def test_a_result_records_the_config_its_run_was_trained_with(tmp_path):
+    # A run resumed after its recipe changed keeps the config it started with: the result must
+    # carry that config and say where the recipe it prints differs from it.
+    import subprocess
+    import sys
+
+    from smoke_support import REPO, smoke_env
+
+    run = tmp_path / "run"
+    subprocess.run([sys.executable, "-m", "genzoo", "train", "fvsbn", "--data", "digits",
+                    "--set", "data.binarize=threshold", "--set", "train.epochs=1",
+                    "--set", "train.lr=0.01", "--set", "train.progress=false",
+                    "--out", str(run)], cwd=REPO, env=smoke_env(), check=True,
+                   capture_output=True)
+    settings = {"train.lr": 0.02, "train.epochs": 1, "data.binarize": "threshold",
+                "eval.dtype": "float32", "model.no_such_field": 3}
+    result = {"notes": ["a note"], "training": {"epochs": 1, "settings": settings}}
+    out = common.with_run_config(result, run)
+    assert out["training"]["run_config"]["train"]["lr"] == 0.01
+    assert out["training"]["run_config"]["model_name"] == "fvsbn"
+    assert out["notes"][0] == "a note" and len(out["notes"]) == 2
+    mismatch = out["notes"][1]
+    assert "train.lr: recipe 0.02, run 0.01" in mismatch
+    assert "model.no_such_field: recipe 3, not a setting of this run" in mismatch
+    # Held settings, and evaluation-time ones (not the run's to hold), are not named.
+    assert "train.epochs" not in mismatch and "data.binarize" not in mismatch
+    assert "eval.dtype" not in mismatch
+    assert result["notes"] == ["a note"] and "run_config" not in result["training"]
+    held = {"training": {"settings": {"train.lr": 0.01}}, "notes": []}
+    assert common.with_run_config(held, run)["notes"] == []
+    # No checkpoint (a script run with nothing trained): the result is left as it is.
+    assert common.with_run_config(result, tmp_path / "nothing") is result
+
+
 def test_gap_words_never_hide_a_shortfall():
     assert common.gap(90.0, 86.34) == pytest.approx(3.66)
     assert common.describe_gap(90.0, 86.34, "nats", lower_is_better=True) == "short by 3.66 nats"
