@@ -11,8 +11,8 @@ The run goes through the command line a user would type (``genzoo train MODEL ..
     python benchmarks/autoregressive_mnist_nll.py --model fvsbn            # minutes on 2 cores
     python benchmarks/autoregressive_mnist_nll.py --model nade --epochs 50 # hours on 2 cores
     python benchmarks/autoregressive_mnist_nll.py --model nade --smoke     # seconds; temp dir
-    # deep NADE, 1000 epochs (~5 h of one core; --resume continues an interrupted run), then
-    # its 128-ordering ensemble in float32 (~3 h of one core; float64 doubles that)
+    # deep NADE, 1000 epochs (~3 h of one core; --resume continues an interrupted run), then
+    # its 128-ordering ensemble in float32 (~2.2 h of one core; float64 doubles that)
     python benchmarks/autoregressive_mnist_nll.py --model deep-nade --resume --eval-dtype float32
     # another ensemble of a trained run, without training
     python benchmarks/autoregressive_mnist_nll.py --model deep-nade --epochs 120 \
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--orderings", type=int, default=DEEP_NADE_ORDERINGS,
                        help=f"deep-nade: orderings in the evaluated ensemble (default "
                        f"{DEEP_NADE_ORDERINGS}, the paper's; each costs D = 784 network passes "
-                       "over the test set, about 1.5 min of one core in float32); with "
+                       "over the test set, about 1 min of one core in float32); with "
                        "--evaluate-only any number, whatever the run was trained with")
         _common.add_resume_arg(p)
         p.add_argument("--eval-dtype", choices=("float64", "float32"), default="float64",
