@@ -162,7 +162,10 @@ def test_two_processes_equal_one_process_with_the_same_shards(two_process_runs, 
             if case == "rbm-pcd" and k.startswith("valid_"):
                 continue  # the 2-process run also validated at step 10, where it stopped
             if r1[k] != r2[k]:
-                assert float(r1[k]) == pytest.approx(float(r2[k]), rel=1e-6, abs=1e-9), k
+                # float32 figures: a KL near zero is a difference of O(1) terms, so its
+                # absolute rounding is about float32 epsilon times their number, whatever
+                # its size (1.8e-9 apart at 2.7e-6 seen on an AMD EPYC).
+                assert float(r1[k]) == pytest.approx(float(r2[k]), rel=1e-6, abs=1e-6), k
 
 
 def test_sharding_changes_the_run_only_through_its_random_streams(tmp_path):
