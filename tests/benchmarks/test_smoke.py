@@ -217,17 +217,10 @@ def test_a_result_records_the_commit_its_process_started_from(monkeypatch):
 def test_a_result_records_the_config_its_run_was_trained_with(tmp_path):
     # A run resumed after its recipe changed keeps the config it started with: the result must
     # carry that config and say where the recipe it prints differs from it.
-    import subprocess
-    import sys
-
-    from smoke_support import REPO, smoke_env
-
     run = tmp_path / "run"
-    subprocess.run([sys.executable, "-m", "genzoo", "train", "fvsbn", "--data", "digits",
-                    "--set", "data.binarize=threshold", "--set", "train.epochs=1",
-                    "--set", "train.lr=0.01", "--set", "train.progress=false",
-                    "--out", str(run)], cwd=REPO, env=smoke_env(), check=True,
-                   capture_output=True)
+    run_script(["-m", "genzoo", "train", "fvsbn", "--data", "digits",
+                "--set", "data.binarize=threshold", "--set", "train.epochs=1",
+                "--set", "train.lr=0.01", "--set", "train.progress=false", "--out", str(run)])
     settings = {"train.lr": 0.02, "train.epochs": 1, "data.binarize": "threshold",
                 "eval.dtype": "float32", "model.no_such_field": 3}
     result = {"notes": ["a note"], "training": {"epochs": 1, "settings": settings}}
