@@ -12,10 +12,11 @@ import torch
 from genzoo.core.errors import GenzooError
 from genzoo.data.datasets import Split
 from genzoo.evaluation import EvalConfig, evaluate
-from genzoo.evaluation.exact import binary_states, exact_log_partition
+from genzoo.evaluation.exact import exact_log_partition
 from genzoo.evaluation.variational import variational_nll
 from genzoo.models.boltzmann.dbm import DBM, DBMConfig
 from genzoo.models.boltzmann.rbm import RBM, RBMConfig
+from genzoo.ops.enumeration import binary_states
 
 
 def _dbm(seed: int = 0) -> DBM:

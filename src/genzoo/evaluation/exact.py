@@ -15,16 +15,10 @@ import torch
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import EXACT_LOG_PARTITION, has
 from genzoo.evaluation.stats import Estimate
+from genzoo.ops.enumeration import binary_states
 
 # 2^26 states x a few hundred units is minutes of CPU; beyond that enumeration is not an option.
 HARD_MAX_UNITS = 26
-
-
-def binary_states(index: torch.Tensor, n_units: int, dtype: torch.dtype) -> torch.Tensor:
-    """The binary vectors whose integer codes are ``index`` (M,) -> (M, n_units); unit i is
-    bit i of the code."""
-    bits = torch.arange(n_units, device=index.device)
-    return ((index.unsqueeze(-1) >> bits) & 1).to(dtype)
 
 
 def exact_log_partition(

@@ -10,7 +10,7 @@ import torch
 from genzoo.core.errors import ConfigError, InputError
 from genzoo.core.protocols import EXACT_LIKELIHOOD, has
 from genzoo.core.registry import get_model_spec
-from genzoo.evaluation.exact import binary_states
+from genzoo.ops.enumeration import binary_states
 
 # name -> extra config fields making a small but non-trivial model.
 MODELS: dict[str, dict] = {

@@ -72,7 +72,7 @@ def test_masked_weights_get_no_gradient_and_are_never_edited():
 def test_without_direct_connections_the_model_still_normalises():
     m = _random_nan(5, 2, direct=False)
     assert m.A is None
-    from genzoo.evaluation.exact import binary_states
+    from genzoo.ops.enumeration import binary_states
 
     with torch.no_grad():
         log_p = m.log_prob(binary_states(torch.arange(32), 5, torch.float64))

@@ -21,7 +21,7 @@ from torch import nn
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import EXACT_LIKELIHOOD
 from genzoo.core.validation import check_binary
-from genzoo.models._numerics import bernoulli_log_likelihood, data_logits
+from genzoo.ops.numerics import bernoulli_log_likelihood, data_logits
 
 
 def uniforms(n: int, d: int, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

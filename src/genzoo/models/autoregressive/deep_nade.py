@@ -45,7 +45,6 @@ from genzoo.core.config import Config, check, check_nonnegative
 from genzoo.core.errors import ConfigError, InputError
 from genzoo.core.registry import register_model
 from genzoo.models._common import check_n_visible, require_n_visible
-from genzoo.models._numerics import softplus
 from genzoo.models.autoregressive._common import (
     BinaryAutoregressive,
     bernoulli_log_likelihood,
@@ -53,6 +52,7 @@ from genzoo.models.autoregressive._common import (
     uniforms,
 )
 from genzoo.nn.init import normal_or_zero_
+from genzoo.ops.numerics import softplus
 
 # Without gradients, all-position evaluation runs on blocks of rows whose (rows, D, H) hidden
 # tensor holds at most this many elements (32 MB in float64).

@@ -44,8 +44,7 @@ from genzoo.core.validation import check_data
 from genzoo.models._common import check_n_visible, require_n_visible
 from genzoo.models.autoregressive._common import MaximumLikelihood, check_sample_count
 from genzoo.nn.init import normal_or_zero_
-
-_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+from genzoo.ops.numerics import LOG_2PI
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,7 +149,7 @@ class RNADE(MaximumLikelihood, nn.Module):
         """log p(x_d | x_<d) (B, D) in nats."""
         log_alpha, mu, sigma = self.mixture_params(self.hidden(x))
         z = (x.unsqueeze(-1) - mu) / sigma
-        log_n = -0.5 * z * z - torch.log(sigma) - _HALF_LOG_2PI
+        log_n = -0.5 * z * z - torch.log(sigma) - 0.5 * LOG_2PI
         return torch.logsumexp(log_alpha + log_n, dim=-1)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ from genzoo.core.errors import GenzooError
 from genzoo.models._common import check_n_visible
 
 # Re-exported: the Boltzmann machines take every numerical piece from this module.
-from genzoo.models._numerics import data_logits, softplus, softplus_threshold  # noqa: F401
+from genzoo.ops.numerics import data_logits, softplus, softplus_threshold  # noqa: F401
 
 # Gibbs steps that a copy of the persistent chains runs in ``sample`` under the current
 # parameters (the training chains themselves are left untouched).

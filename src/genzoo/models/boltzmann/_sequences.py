@@ -21,6 +21,7 @@ import torch
 from genzoo.core.errors import ConfigError, GenzooError, InputError
 from genzoo.core.validation import check_binary
 from genzoo.models.boltzmann._ops import bernoulli, softplus
+from genzoo.ops.enumeration import binary_states
 
 # Largest layer whose 2^n states are enumerated to give an exact per-frame log Z.
 MAX_ENUMERATED_UNITS = 16
@@ -79,7 +80,6 @@ def frame_log_partition(
 ) -> torch.Tensor:
     """Exact log Z_t of each frame RBM (N,), by enumerating the 2^m states of the smaller layer
     (m <= MAX_ENUMERATED_UNITS); summing out the other layer in closed form."""
-    from genzoo.evaluation.exact import binary_states
 
     d, h = W.shape
     m = min(d, h)

@@ -29,6 +29,7 @@ from torch import nn
 
 from genzoo.core.errors import GenzooError
 from genzoo.models.boltzmann._ops import bernoulli, data_logits, softplus
+from genzoo.ops.enumeration import binary_states
 
 # Most units enumerated per example by exact_free_energy (2^20 states per row).
 _EXACT_FREE_ENERGY_MAX_UNITS = 20
@@ -227,7 +228,6 @@ class DBMAnnealingPath:
     def exact_free_energy(self, v: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
         """F(v) = -log sum_h exp(-E(v, h)) exactly (B,), by enumerating whichever of the odd or
         the even hidden layers have fewer units (at most 20) and summing the others out."""
-        from genzoo.evaluation.exact import binary_states
 
         odd, even = self._parity_layers(1), self._parity_layers(0)[1:]
         sizes = [sum(self.sizes[l] for l in ls) for ls in (odd, even)]

@@ -77,8 +77,9 @@ from genzoo.models.boltzmann._ops import (
     softplus,
     start_chains_at_data,
 )
-from genzoo.models.boltzmann.grbm_ais import _LOG_2PI, GRBMAnnealingPath
+from genzoo.models.boltzmann.grbm_ais import GRBMAnnealingPath
 from genzoo.nn.init import normal_or_zero_
+from genzoo.ops.numerics import LOG_2PI
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,7 +236,7 @@ class GRBM(GRBMAnnealingPath, nn.Module):
         prec = torch.exp(-self.log_var)
         mean = torch.addmm(self.b, h, self.W.T)
         gain = 0.5 * ((mean**2 - self.b**2) * prec).sum(-1)
-        return -(h @ self.hidden_bias(prec)) - gain - 0.5 * (_LOG_2PI + self.log_var).sum()
+        return -(h @ self.hidden_bias(prec)) - gain - 0.5 * (LOG_2PI + self.log_var).sum()
 
     # -- conditionals and Gibbs sampling ------------------------------------------------------
 

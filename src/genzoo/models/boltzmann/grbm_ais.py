@@ -15,7 +15,6 @@ E_beta = (1 - beta) E_A + beta E::
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import torch
@@ -27,11 +26,11 @@ from genzoo.models.boltzmann._ops import (
     randn,
     softplus,
 )
+from genzoo.ops.numerics import LOG_2PI
 
 if TYPE_CHECKING:
     from genzoo.models.boltzmann.grbm import GRBM
 
-_LOG_2PI = math.log(2.0 * math.pi)
 
 
 class GRBMAnnealingPath:
@@ -60,7 +59,7 @@ class GRBMAnnealingPath:
         """log Z in closed form, valid only when W == 0 (the AIS base):
         sum_i 0.5 log(2 pi sigma_i^2) + sum_j softplus(c_j). 0-dim tensor."""
         check_zero_weights(self.W)
-        return 0.5 * (_LOG_2PI + self.log_var).sum() + softplus(self.c).sum()
+        return 0.5 * (LOG_2PI + self.log_var).sum() + softplus(self.c).sum()
 
     def annealed_free_energy(self, v: torch.Tensor, beta: float, base: GRBM) -> torch.Tensor:
         """F_beta(v) on the path from ``base`` (beta = 0, W_A = 0) to this model (beta = 1);

@@ -52,6 +52,7 @@ from genzoo.models.boltzmann._ops import (
 )
 from genzoo.models.boltzmann.rbm_ais import RBMAnnealingPath
 from genzoo.nn.init import normal_or_zero_
+from genzoo.ops.enumeration import binary_states
 
 # Largest hidden layer for which sample_exact enumerates p(h).
 _EXACT_SAMPLE_MAX_HIDDEN = 20
@@ -315,7 +316,6 @@ class RBM(RBMAnnealingPath, nn.Module):
     def sample_exact(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n exact, independent draws v ~ p(v) (n, D), for n_hidden <= 20: h from its exact
         marginal p(h) ∝ exp(-F(h)) by enumerating the 2^H states (float64), then v ~ p(v | h)."""
-        from genzoo.evaluation.exact import binary_states
 
         n_h = self.n_hidden
         if n_h > _EXACT_SAMPLE_MAX_HIDDEN:

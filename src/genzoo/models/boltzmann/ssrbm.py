@@ -69,8 +69,8 @@ from genzoo.models.boltzmann._ops import (
 )
 from genzoo.models.boltzmann.ssrbm_ais import SSRBMAnnealingPath
 from genzoo.nn.init import normal_or_zero_
+from genzoo.ops.numerics import LOG_2PI
 
-_LOG_2PI = math.log(2.0 * math.pi)
 GUARDS = ("rescale", "error")
 
 
@@ -255,7 +255,7 @@ class SSRBM(SSRBMAnnealingPath, nn.Module):
 
     def _free_energy(self, v, W, alpha, lam, u=None):
         u = v @ W if u is None else u  # u = v W, when the caller has it
-        spikes = softplus(self.b + u**2 / (2.0 * alpha)) + 0.5 * (_LOG_2PI - torch.log(alpha))
+        spikes = softplus(self.b + u**2 / (2.0 * alpha)) + 0.5 * (LOG_2PI - torch.log(alpha))
         return 0.5 * (v**2 * lam).sum(-1) - spikes.sum(-1)
 
     def hidden_free_energy(self, h: torch.Tensor) -> torch.Tensor:
@@ -265,7 +265,7 @@ class SSRBM(SSRBMAnnealingPath, nn.Module):
         Wh = W[None, :, :] * (h / alpha)[:, None, :]  # (B, D, H)
         P = torch.diag_embed(lam.expand(h.shape[0], -1)) - Wh @ W.T
         logdet = 2.0 * torch.log(torch.diagonal(torch.linalg.cholesky(P), dim1=-2, dim2=-1)).sum(-1)
-        const = 0.5 * (_LOG_2PI - torch.log(alpha)).sum() + 0.5 * self.n_visible * _LOG_2PI
+        const = 0.5 * (LOG_2PI - torch.log(alpha)).sum() + 0.5 * self.n_visible * LOG_2PI
         return -(h @ self.b) - const + 0.5 * logdet
 
     # -- conditionals and Gibbs sampling ------------------------------------------------------

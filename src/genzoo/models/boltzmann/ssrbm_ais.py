@@ -30,18 +30,17 @@ the model's block Gibbs sweep v -> h -> s -> v with W -> beta W.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import torch
 
 from genzoo.core.errors import GenzooError
 from genzoo.models.boltzmann._ops import check_zero_weights, softplus
+from genzoo.ops.numerics import LOG_2PI
 
 if TYPE_CHECKING:
     from genzoo.models.boltzmann.ssrbm import SSRBM
 
-_LOG_2PI = math.log(2.0 * math.pi)
 
 
 class SSRBMAnnealingPath:
@@ -70,8 +69,8 @@ class SSRBMAnnealingPath:
         Lambda_k) + sum_i [softplus(b_i) + 1/2 log(2 pi / alpha_i)]. 0-dim tensor."""
         check_zero_weights(self.W)
         alpha, lam = self.alpha, self.lam
-        visible = 0.5 * (_LOG_2PI - torch.log(lam)).sum()
-        return visible + (softplus(self.b) + 0.5 * (_LOG_2PI - torch.log(alpha))).sum()
+        visible = 0.5 * (LOG_2PI - torch.log(lam)).sum()
+        return visible + (softplus(self.b) + 0.5 * (LOG_2PI - torch.log(alpha))).sum()
 
     def _path_parameters(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(W, alpha, Lambda) of the model. Without autograd they are cached while the

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from genzoo.models._numerics import bernoulli_log_likelihood
+from genzoo.ops.numerics import bernoulli_log_likelihood
 
 
 def baseline_net(n_in: int, n_hidden: int) -> nn.Sequential:

@@ -30,13 +30,13 @@ KL(N(mu, C) || N(0, I)) = 1/2 (tr C + mu^T mu - K - log det C) and the entropy i
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar, Literal
 
 import torch
 from torch import distributions as D
 
-_LOG_2PI = math.log(2 * math.pi)
+from genzoo.ops.numerics import LOG_2PI
+
 Form = Literal["covariance", "precision"]
 
 
@@ -154,10 +154,10 @@ class BlockRankOneGaussian(D.Distribution):
             else:
                 quad = quad + (torch.exp(ld) * rb**2).sum(-1) + (u * rb).sum(-1) ** 2
         k = self.loc.shape[-1]
-        return -0.5 * (quad + self.log_det() + k * _LOG_2PI)
+        return -0.5 * (quad + self.log_det() + k * LOG_2PI)
 
     def entropy(self) -> torch.Tensor:
-        return 0.5 * (self.loc.shape[-1] * (1 + _LOG_2PI) + self.log_det())
+        return 0.5 * (self.loc.shape[-1] * (1 + LOG_2PI) + self.log_det())
 
     def kl_standard_normal(self) -> torch.Tensor:
         """KL(q || N(0, I)) in nats (batch shape)."""

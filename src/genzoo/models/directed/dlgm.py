@@ -44,7 +44,6 @@ decoder gradient per draw, and differ only in the covariance gradient's noise.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from typing import Literal
 
@@ -58,10 +57,9 @@ from genzoo.core.protocols import LATENT
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
 from genzoo.models._common import check_n_visible, require_n_visible
-from genzoo.models._numerics import bernoulli_log_likelihood, data_logits
 from genzoo.models.directed._rank_one import BlockRankOneGaussian
+from genzoo.ops.numerics import LOG_2PI, bernoulli_log_likelihood, data_logits
 
-_LOG_2PI = math.log(2 * math.pi)
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "softplus": nn.Softplus}
 
 
@@ -228,7 +226,7 @@ class DLGM(nn.Module):
     def log_joint(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x, xi) = sum_l log N(xi_l; 0, I) + log p(x|xi): x (B, D), z (..., B, J)."""
         x = self._prepare(x)
-        return -0.5 * (z**2 + _LOG_2PI).sum(-1) + self.log_likelihood(x, z)
+        return -0.5 * (z**2 + LOG_2PI).sum(-1) + self.log_likelihood(x, z)
 
     def proposal(self, x: torch.Tensor) -> D.Distribution:
         """q(xi|x): Independent(Normal(mu, sigma), 1), or the rank-one

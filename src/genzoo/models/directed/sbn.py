@@ -72,7 +72,6 @@ from genzoo.core.protocols import LATENT
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
 from genzoo.models._common import check_n_visible, require_n_visible
-from genzoo.models._numerics import bernoulli_log_likelihood, data_logits
 from genzoo.models.directed._nvil import (
     baseline_net,
     layer_terms,
@@ -80,6 +79,7 @@ from genzoo.models.directed._nvil import (
     normalise,
     update_moments,
 )
+from genzoo.ops.numerics import bernoulli_log_likelihood, data_logits
 
 
 @dataclasses.dataclass(frozen=True)

@@ -56,10 +56,8 @@ from genzoo.core.protocols import LATENT
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary, check_data
 from genzoo.models._common import check_n_visible, require_n_visible
-from genzoo.models._numerics import bernoulli_log_likelihood, data_logits
 from genzoo.models.directed._vae_nets import _CONV_SIDE, _conv_nets, _mlp
-
-_LOG_2PI = math.log(2 * math.pi)
+from genzoo.ops.numerics import LOG_2PI, bernoulli_log_likelihood, data_logits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,7 +217,7 @@ class VAE(nn.Module):
         if self.config.decoder == "bernoulli":
             return bernoulli_log_likelihood(out, x)
         mean, log_var = out
-        return -0.5 * (_LOG_2PI + log_var + (x - mean) ** 2 * torch.exp(-log_var)).sum(-1)
+        return -0.5 * (LOG_2PI + log_var + (x - mean) ** 2 * torch.exp(-log_var)).sum(-1)
 
     # -- the latent-variable contract -----------------------------------------------------
     def log_joint(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -227,7 +225,7 @@ class VAE(nn.Module):
         z (S, B, J) -> (S, B)."""
         self.check_input(x)
         x = x.to(self._ref())
-        log_pz = -0.5 * (z**2 + _LOG_2PI).sum(-1)
+        log_pz = -0.5 * (z**2 + LOG_2PI).sum(-1)
         return log_pz + self.log_likelihood(x, z)
 
     def proposal(self, x: torch.Tensor) -> D.Distribution:

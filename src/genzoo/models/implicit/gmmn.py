@@ -33,7 +33,6 @@ from genzoo.core.errors import ConfigError
 from genzoo.core.protocols import IMPLICIT
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_data
-from genzoo.evaluation.mmd import mmd
 from genzoo.models._common import check_n_visible, require_n_visible
 from genzoo.models.implicit.dcgan import (
     build_generator,
@@ -43,6 +42,7 @@ from genzoo.models.implicit.dcgan import (
     run_in_eval_mode,
     samples_or_empty,
 )
+from genzoo.ops.kernels import mmd
 
 SQRT_EPS = 1e-12
 

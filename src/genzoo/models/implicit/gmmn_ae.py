@@ -34,6 +34,7 @@ from genzoo.core.validation import check_data
 from genzoo.models._common import check_n_visible, require_n_visible
 from genzoo.models.implicit.dcgan import MLPGenerator, draw_noise, normal_init, samples_or_empty
 from genzoo.models.implicit.gmmn import sqrt_mmd
+from genzoo.ops.kernels import mmd
 from genzoo.training.schedule import Phase
 
 
@@ -151,7 +152,6 @@ class GMMNAE(nn.Module):
         """``reconstruction``: cross-entropy of held-out x (B, D), nats per example;
         ``code_mmd2``: unbiased MMD^2 between up to 1000 held-out codes and as many generated
         codes (fixed seed)."""
-        from genzoo.evaluation.mmd import mmd
 
         x = x[:1000].to(self._ref())
         rec = F.binary_cross_entropy_with_logits(

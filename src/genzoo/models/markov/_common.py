@@ -21,10 +21,9 @@ from torch import nn
 
 from genzoo.core.errors import GenzooError, InputError
 from genzoo.core.validation import check_binary, check_data
-from genzoo.models._numerics import data_logits
 from genzoo.nn.init import normal_or_zero_
+from genzoo.ops.numerics import LOG_2PI, data_logits
 
-_LOG_2PI = math.log(2 * math.pi)
 CORRUPTIONS = ("salt_and_pepper", "gaussian")
 RECONSTRUCTIONS = ("bernoulli", "gaussian")
 
@@ -68,7 +67,7 @@ def reconstruction_log_prob(
         return (x * a - F.softplus(a)).sum(-1)
     assert log_sigma is not None
     z = (x - a) * torch.exp(-log_sigma)
-    return -(0.5 * z**2 + log_sigma + 0.5 * _LOG_2PI).sum(-1)
+    return -(0.5 * z**2 + log_sigma + 0.5 * LOG_2PI).sum(-1)
 
 
 def reconstruction_mean(a: torch.Tensor, kind: str) -> torch.Tensor:

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from genzoo.models._numerics import bernoulli_log_likelihood
+from genzoo.ops.numerics import bernoulli_log_likelihood
 
 
 def plain(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -1,11 +1,16 @@
 """Numerical pieces that several model families share: a softplus accurate in float64 (the
-evaluation precision), the Bernoulli log-likelihood of binary data given logits, and the logits
-of the data marginals that output biases start at."""
+evaluation precision), the Bernoulli log-likelihood of binary data given logits, the logits
+of the data marginals that output biases start at, and the Gaussian normaliser log(2 pi)."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
+
+# log(2 pi): a Gaussian's log density is -0.5 (LOG_2PI + log var + (x - mu)^2 / var).
+LOG_2PI = math.log(2.0 * math.pi)
 
 # Hinton's guide clamps the data marginals before taking logits so that a pixel that is never on
 # in the training set does not get an infinite bias.
