@@ -40,14 +40,23 @@ class ModelSpec:
 
 
 def register_model(
-    name: str, *, config: type[Config], family: str, summary: str, paper: str
+    name: str,
+    *,
+    family: str,
+    summary: str,
+    paper: str,
+    config: type[Config] | None = None,
 ) -> Callable[[T], T]:
-    """Class decorator adding a model to the registry under ``name``."""
+    """Class decorator adding a model to the registry under ``name``. ``config``: its config
+    class, by default the class's ``config_class`` (:class:`genzoo.models.base.GenzooModel`)."""
 
     def deco(cls: T) -> T:
         if name in _REGISTRY and _REGISTRY[name].cls is not cls:
             raise RuntimeError(f"model name {name!r} registered twice")
-        _REGISTRY[name] = ModelSpec(name, cls, config, family, summary, paper)  # type: ignore[arg-type]
+        config_cls = config if config is not None else getattr(cls, "config_class", None)
+        if config_cls is None or not issubclass(config_cls, Config):
+            raise TypeError(f"model {name!r}: give config= or set the class's config_class")
+        _REGISTRY[name] = ModelSpec(name, cls, config_cls, family, summary, paper)  # type: ignore[arg-type]
         return cls
 
     return deco

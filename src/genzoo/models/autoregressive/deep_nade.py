@@ -44,13 +44,13 @@ from torch import nn
 from genzoo.core.config import Config, check, check_nonnegative
 from genzoo.core.errors import ConfigError, InputError
 from genzoo.core.registry import register_model
-from genzoo.models._common import check_n_visible, require_n_visible
 from genzoo.models.autoregressive._common import (
     BinaryAutoregressive,
     bernoulli_log_likelihood,
     check_sample_count,
     uniforms,
 )
+from genzoo.models.base import check_n_visible, require_n_visible
 from genzoo.nn.init import normal_or_zero_
 from genzoo.ops.numerics import softplus
 
@@ -112,6 +112,8 @@ class DeepNADE(BinaryAutoregressive):
     Orderings are LongTensors (D,) (or (B, D), one per example) listing the variable at each
     position. Per-example values are in nats; device and dtype follow the parameters.
     """
+
+    test_overrides = ("model.hidden=8,8",)
 
     def __init__(self, config: DeepNADEConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()

@@ -28,12 +28,12 @@ from torch import nn
 from genzoo.core.config import Config, check_nonnegative
 from genzoo.core.errors import ConfigError
 from genzoo.core.registry import register_model
-from genzoo.models._common import check_n_visible, require_n_visible
 from genzoo.models.autoregressive._common import (
     BinaryAutoregressive,
     check_sample_count,
     uniforms,
 )
+from genzoo.models.base import check_n_visible, require_n_visible
 from genzoo.nn.init import normal_or_zero_
 
 
@@ -62,6 +62,8 @@ class FVSBNConfig(Config):
 )
 class FVSBN(BinaryAutoregressive):
     """Logistic autoregressive network over D binary variables in index order."""
+
+    test_overrides = ("model.init_std=0.01",)
 
     def __init__(self, config: FVSBNConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()

@@ -45,13 +45,13 @@ from torch import nn
 from genzoo.core.config import Config, check, check_nonnegative
 from genzoo.core.errors import ConfigError, InputError
 from genzoo.core.registry import register_model
-from genzoo.models._common import check_n_visible, require_n_visible
 from genzoo.models.autoregressive._common import (
     BinaryAutoregressive,
     bernoulli_log_likelihood,
     check_sample_count,
     uniforms,
 )
+from genzoo.models.base import check_n_visible, require_n_visible
 from genzoo.nn.init import normal_or_zero_
 from genzoo.nn.masked import MaskedLinear
 
@@ -94,6 +94,8 @@ class MADEConfig(Config):
 class MADE(BinaryAutoregressive):
     """MADE over D binary variables, an ensemble of K mask sets, each in index order or in its
     own random ordering; see the module docstring."""
+
+    test_overrides = ("model.hidden=8", "model.n_masks=2")
 
     def __init__(self, config: MADEConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()

@@ -45,12 +45,12 @@ from torch import nn
 from genzoo.core.config import Config, check, check_nonnegative
 from genzoo.core.errors import ConfigError
 from genzoo.core.registry import register_model
-from genzoo.models._common import check_n_visible, require_n_visible
 from genzoo.models.autoregressive._common import (
     BinaryAutoregressive,
     check_sample_count,
     uniforms,
 )
+from genzoo.models.base import check_n_visible, require_n_visible
 from genzoo.nn.init import normal_or_zero_
 
 # Positions per block (see the module docstring); chosen by measurement on CPU.
@@ -190,6 +190,8 @@ class NADEConfig(Config):
 )
 class NADE(BinaryAutoregressive):
     """NADE over D binary variables in index order with H sigmoid hidden units."""
+
+    test_overrides = ("model.n_hidden=8",)
 
     def __init__(self, config: NADEConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()

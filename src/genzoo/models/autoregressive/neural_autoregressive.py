@@ -33,12 +33,12 @@ from torch import nn
 from genzoo.core.config import Config, check, check_nonnegative
 from genzoo.core.errors import ConfigError
 from genzoo.core.registry import register_model
-from genzoo.models._common import check_n_visible, require_n_visible
 from genzoo.models.autoregressive._common import (
     BinaryAutoregressive,
     check_sample_count,
     uniforms,
 )
+from genzoo.models.base import check_n_visible, require_n_visible
 from genzoo.nn.init import normal_or_zero_
 
 
@@ -80,6 +80,8 @@ class NANConfig(Config):
 )
 class NeuralAutoregressiveNetwork(BinaryAutoregressive):
     """Bengio & Bengio's network over D binary variables in index order."""
+
+    test_overrides = ("model.hidden_per_group=1",)
 
     def __init__(self, config: NANConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()

@@ -41,8 +41,8 @@ from genzoo.core.errors import ConfigError
 from genzoo.core.protocols import EXACT_LIKELIHOOD
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_data
-from genzoo.models._common import check_n_visible, require_n_visible
 from genzoo.models.autoregressive._common import MaximumLikelihood, check_sample_count
+from genzoo.models.base import check_n_visible, require_n_visible
 from genzoo.nn.init import normal_or_zero_
 from genzoo.ops.numerics import LOG_2PI
 
@@ -83,6 +83,13 @@ class RNADEConfig(Config):
 class RNADE(MaximumLikelihood, nn.Module):
     """RNADE over D real variables in index order; see the module docstring. ``loss`` and
     ``validation_metrics`` (mean negative log-density) come from :class:`MaximumLikelihood`."""
+
+    test_overrides = (
+        "model.n_hidden=8",
+        "model.n_components=3",
+        "data.binarize=none",
+        "data.dequantize=true",
+    )
 
     capabilities = frozenset({EXACT_LIKELIHOOD})
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import GenzooError
-from genzoo.models._common import check_n_visible
+from genzoo.models.base import check_n_visible
 
 # Re-exported: the Boltzmann machines take every numerical piece from this module.
 from genzoo.ops.numerics import data_logits, softplus, softplus_threshold  # noqa: F401

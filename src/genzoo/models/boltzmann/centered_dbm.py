@@ -59,6 +59,8 @@ class CenteredDBM(DBM):
     """DBM with offsets ``mu_0 .. mu_L`` (buffers, checkpointed). Same state conventions and
     contracts as :class:`~genzoo.models.boltzmann.dbm.DBM`."""
 
+    test_overrides = ("model.hidden=8,6", "model.n_chains=10", "model.sample_burn_in=10")
+
     def __init__(
         self, config: CenteredDBMConfig, generator: torch.Generator | None = None
     ) -> None:

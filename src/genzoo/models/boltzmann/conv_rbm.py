@@ -49,7 +49,7 @@ from genzoo.core.errors import ConfigError
 from genzoo.core.protocols import ENERGY
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
-from genzoo.models._common import check_n_visible, require_n_visible
+from genzoo.models.base import check_n_visible, require_n_visible
 from genzoo.models.boltzmann._ops import (
     advance_chains,
     bernoulli,
@@ -116,6 +116,8 @@ class ConvRBMConfig(Config):
 class ConvRBM(nn.Module):
     """Convolutional RBM with probabilistic max pooling. Batch methods take flat (B, D)
     binary images, D = in_channels * H * W; hidden states are flat (B, K * N_H * N_H')."""
+
+    test_overrides = ("model.n_filters=4", "model.kernel_size=3", "model.sample_burn_in=5")
 
     capabilities = frozenset({ENERGY})
 

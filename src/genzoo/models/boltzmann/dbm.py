@@ -54,7 +54,7 @@ from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.core.protocols import AIS, EXACT_LOG_PARTITION, VARIATIONAL
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
-from genzoo.models._common import check_n_visible, require_n_visible
+from genzoo.models.base import check_n_visible, require_n_visible
 from genzoo.models.boltzmann._ops import (
     PERSISTENT_SAMPLE_STEPS,
     bernoulli,
@@ -125,6 +125,8 @@ class DBMConfig(Config):
 class DBM(DBMMeanField, DBMAnnealingPath, nn.Module):
     """Binary DBM. A state is a list of layer tensors [v (B, D), h_1 (B, n_1), ..., h_L];
     per-example values are (B,) in nats; device and dtype follow the parameters."""
+
+    test_overrides = ("model.hidden=8,6", "model.n_chains=10", "model.sample_burn_in=10")
 
     capabilities = frozenset({VARIATIONAL, AIS, EXACT_LOG_PARTITION})
 

@@ -160,6 +160,12 @@ class DBMClassifier(nn.Module):
     do), then :meth:`init_from_dbm`; or in one call with :meth:`from_dbm`.
     """
 
+    test_overrides = (
+        "model.dbm_model=dbm",
+        'model.dbm_config={"n_visible": 64, "hidden": [8, 6], "n_chains": 10, '
+        '"mf_max_iters": 5}',
+    )
+
     needs_labels = True
     capabilities = frozenset({CLASSIFIER})
 

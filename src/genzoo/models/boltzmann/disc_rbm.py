@@ -38,7 +38,7 @@ from genzoo.core.errors import GenzooError, InputError
 from genzoo.core.protocols import ENERGY
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_data
-from genzoo.models._common import check_labels, check_n_visible, require_n_visible
+from genzoo.models.base import check_labels, check_n_visible, require_n_visible
 from genzoo.models.boltzmann._ops import bernoulli, data_logits, softplus
 from genzoo.nn.init import normal_or_zero_
 
@@ -77,6 +77,8 @@ class DiscRBMConfig(Config):
 )
 class DiscRBM(nn.Module):
     """Hybrid RBM classifier. x (B, D) in [0, 1]; y (B,) int64 in [0, C)."""
+
+    test_overrides = ("model.n_hidden=8", "model.sample_burn_in=5")
 
     capabilities = frozenset({ENERGY})
     needs_labels = True

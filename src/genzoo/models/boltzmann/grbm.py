@@ -63,7 +63,7 @@ from genzoo.core.errors import ConfigError
 from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_data
-from genzoo.models._common import require_n_visible
+from genzoo.models.base import require_n_visible
 from genzoo.models.boltzmann._ops import (
     ContrastiveFreeEnergy,
     advance_chains,
@@ -140,6 +140,8 @@ class GRBMConfig(Config):
 class GRBM(GRBMAnnealingPath, nn.Module):
     """Gaussian-Bernoulli RBM. Batch methods take (B, D) real visibles / (B, H) binary hiddens and
     return (B,) values in nats; device and dtype follow the parameters."""
+
+    test_overrides = ("data.binarize=none", "model.n_hidden=8", "model.sample_burn_in=10")
 
     capabilities = frozenset({ENERGY, AIS, EXACT_LOG_PARTITION})
 

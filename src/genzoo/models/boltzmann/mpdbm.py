@@ -36,7 +36,7 @@ from genzoo.core.errors import ConfigError, GenzooError, InputError
 from genzoo.core.protocols import IMPLICIT
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
-from genzoo.models._common import check_labels, check_n_visible, require_n_visible
+from genzoo.models.base import check_labels, check_n_visible, require_n_visible
 from genzoo.models.boltzmann._ops import bernoulli, data_logits, layer_parameters
 from genzoo.nn.init import normal_or_zero_
 
@@ -80,6 +80,8 @@ class MPDBMConfig(Config):
 )
 class MPDBM(nn.Module):
     """MP-DBM. v (B, D) binary, labels (B,) int64; q's are (B, n_l) probabilities."""
+
+    test_overrides = ("model.hidden=8,6", "model.mf_steps=2", "model.sample_burn_in=10")
 
     capabilities = frozenset({IMPLICIT})
     needs_labels = True

@@ -37,7 +37,7 @@ from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
-from genzoo.models._common import require_n_visible
+from genzoo.models.base import require_n_visible
 from genzoo.models.boltzmann._ops import (
     ContrastiveFreeEnergy,
     advance_chains,
@@ -112,6 +112,8 @@ def _free_energy_gap(
 class RBM(RBMAnnealingPath, nn.Module):
     """Binary-binary RBM. All batch methods take (B, D) visible / (B, H) hidden tensors and
     return (B,) per-example values in nats; device and dtype follow the parameters."""
+
+    test_overrides = ("model.n_hidden=8", "model.sample_burn_in=10")
 
     capabilities = frozenset({ENERGY, AIS, EXACT_LOG_PARTITION})
 

@@ -32,7 +32,7 @@ from torch import nn
 from genzoo.core.config import Config, check, check_nonnegative
 from genzoo.core.protocols import EXACT_LIKELIHOOD
 from genzoo.core.registry import register_model
-from genzoo.models._common import check_n_visible, require_n_visible
+from genzoo.models.base import check_n_visible, require_n_visible
 from genzoo.models.boltzmann._ops import bernoulli
 from genzoo.models.boltzmann._sequences import (
     MAX_ENUMERATED_UNITS,
@@ -81,6 +81,8 @@ class RNNRBMConfig(Config):
 class RNNRBM(RowSequenceModel, nn.Module):
     """RNN-RBM over row sequences. Images are flat (B, T*D) binary tensors.
     ``frames``, ``inpaint`` and ``sample`` come from :class:`RowSequenceModel`."""
+
+    test_overrides = ("model.n_hidden=8", "model.n_recurrent=8", "model.sample_gibbs=3")
 
     def __init__(self, config: RNNRBMConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()

@@ -56,7 +56,7 @@ from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.core.protocols import LATENT
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
-from genzoo.models._common import check_n_visible, require_n_visible
+from genzoo.models.base import check_n_visible, require_n_visible
 from genzoo.models.directed._rank_one import BlockRankOneGaussian
 from genzoo.ops.numerics import LOG_2PI, bernoulli_log_likelihood, data_logits
 
@@ -138,6 +138,8 @@ def _mlp(a: int, hidden: int, b: int, activation: str) -> nn.Sequential:
 class DLGM(nn.Module):
     """DLGM over D binary visibles with L Gaussian layers; z = [xi_1..xi_L] is (B, J) or
     (S, B, J), J = sum J_l. Values in nats per example; device and dtype follow the parameters."""
+
+    test_overrides = ("model.latent=4,2", "model.hidden=8")
 
     capabilities = frozenset({LATENT})
 

@@ -71,7 +71,7 @@ from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.core.protocols import LATENT
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
-from genzoo.models._common import check_n_visible, require_n_visible
+from genzoo.models.base import check_n_visible, require_n_visible
 from genzoo.models.directed._nvil import (
     baseline_net,
     layer_terms,
@@ -193,6 +193,8 @@ class SBN(nn.Module):
 
     Per-example values are in nats; x is (B, D), z = [h_1, ..., h_L] is (B, H) or (S, B, H).
     Device and dtype follow the parameters."""
+
+    test_overrides = ("model.hidden=8,4", "model.rws_k=3")
 
     capabilities = frozenset({LATENT})
 

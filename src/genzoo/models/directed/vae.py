@@ -55,7 +55,7 @@ from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.core.protocols import LATENT
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary, check_data
-from genzoo.models._common import check_n_visible, require_n_visible
+from genzoo.models.base import check_n_visible, require_n_visible
 from genzoo.models.directed._vae_nets import _CONV_SIDE, _conv_nets, _mlp
 from genzoo.ops.numerics import LOG_2PI, bernoulli_log_likelihood, data_logits
 
@@ -135,6 +135,8 @@ class VAE(nn.Module):
     Batch methods take x (B, D) and return per-example values in nats; device and dtype follow
     the parameters. Latent tensors z are (B, J), or (S, B, J) for S draws per example.
     """
+
+    test_overrides = ("model.hidden=16", "model.n_latent=4")
 
     capabilities = frozenset({LATENT})
 

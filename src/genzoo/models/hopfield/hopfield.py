@@ -44,7 +44,7 @@ from genzoo.core.errors import ConfigError, InputError
 from genzoo.core.protocols import IMPLICIT
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
-from genzoo.models._common import require_n_visible
+from genzoo.models.base import require_n_visible
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +88,8 @@ class HopfieldNetwork(nn.Module):
     """N binary units. States s are (B, N) in {-1, +1} (the :meth:`energy`, :meth:`recall`
     and update methods); data x are (B, N) in {0, 1}. ``W_raw`` is the stored parameter; the
     network's weights :attr:`W` are its symmetric part with the diagonal zeroed."""
+
+    test_overrides = ("model.sample_sweeps=2",)
 
     capabilities = frozenset({IMPLICIT})
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from genzoo.core.config import check
 from genzoo.core.errors import ConfigError, InputError
 from genzoo.core.registry import register_model
-from genzoo.models._common import check_labels
+from genzoo.models.base import check_labels
 from genzoo.models.implicit.dcgan import draw_noise, run_in_eval_mode, samples_or_empty
 from genzoo.models.implicit.gan import GAN, GANConfig
 
@@ -49,6 +49,8 @@ class ConditionalGANConfig(GANConfig):
 class ConditionalGAN(GAN):
     """GAN conditioned on class labels; ``loss`` needs ``y`` (B,) int64 (the Trainer passes it,
     ``needs_labels``)."""
+
+    test_overrides = ("model.architecture=dcgan", "model.width=2", "model.n_latent=4")
 
     needs_labels = True
 

@@ -72,10 +72,10 @@ from torch import nn
 
 from genzoo.core.config import Config, check, check_nonnegative
 from genzoo.core.errors import ConfigError, GenzooError
-from genzoo.core.protocols import IMPLICIT
+from genzoo.core.protocols import IMPLICIT, Phase
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_data
-from genzoo.models._common import check_n_visible, require_n_visible
+from genzoo.models.base import check_n_visible, require_n_visible
 from genzoo.models.implicit._maxout import ACTIVATIONS, DropoutMLPDiscriminator
 from genzoo.models.implicit.dcgan import (
     ARCHITECTURES,
@@ -88,7 +88,6 @@ from genzoo.models.implicit.dcgan import (
     run_in_eval_mode,
     samples_or_empty,
 )
-from genzoo.training.schedule import Phase
 
 PHASES = ("d", "g")
 INITS = ("normal", "he", "glorot")
@@ -229,6 +228,8 @@ class GAN(nn.Module):
     x (B, D) floating in [0, 1]; samples (n, D) are generator outputs in (0, 1). Device and
     dtype follow the parameters.
     """
+
+    test_overrides = ("model.g_hidden=8", "model.d_hidden=8", "model.n_latent=4")
 
     capabilities = frozenset({IMPLICIT})
     n_classes = 0  # one-hot label size the networks are conditioned on (0: unconditional)

@@ -33,7 +33,7 @@ from genzoo.core.errors import ConfigError
 from genzoo.core.protocols import IMPLICIT
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_data
-from genzoo.models._common import check_n_visible, require_n_visible
+from genzoo.models.base import check_n_visible, require_n_visible
 from genzoo.models.implicit.dcgan import (
     build_generator,
     draw_noise,
@@ -96,6 +96,8 @@ class GMMNConfig(Config):
 class GMMN(nn.Module):
     """Generator ``G`` over D values in [0, 1], trained on sqrt MMD to the data minibatch.
     Device and dtype follow the parameters."""
+
+    test_overrides = ("model.hidden=8", "model.n_latent=4")
 
     capabilities = frozenset({IMPLICIT})
 

@@ -28,14 +28,13 @@ from torch import nn
 
 from genzoo.core.config import Config, check, check_nonnegative
 from genzoo.core.errors import ConfigError, GenzooError
-from genzoo.core.protocols import IMPLICIT
+from genzoo.core.protocols import IMPLICIT, Phase
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_data
-from genzoo.models._common import check_n_visible, require_n_visible
+from genzoo.models.base import check_n_visible, require_n_visible
 from genzoo.models.implicit.dcgan import MLPGenerator, draw_noise, normal_init, samples_or_empty
 from genzoo.models.implicit.gmmn import sqrt_mmd
 from genzoo.ops.kernels import mmd
-from genzoo.training.schedule import Phase
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +82,8 @@ class GMMNAEConfig(Config):
 class GMMNAE(nn.Module):
     """Auto-encoder (``encoder``, ``decoder``) and code generator ``G``; x (B, D) in [0, 1].
     Device and dtype follow the parameters."""
+
+    test_overrides = ("model.ae_hidden=8", "model.n_code=4", "model.hidden=8", "model.ae_steps=2")
 
     capabilities = frozenset({IMPLICIT})
 

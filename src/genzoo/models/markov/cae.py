@@ -36,7 +36,7 @@ from genzoo.core.config import Config, check, check_nonnegative
 from genzoo.core.errors import ConfigError
 from genzoo.core.protocols import IMPLICIT
 from genzoo.core.registry import register_model
-from genzoo.models._common import check_n_visible, require_n_visible
+from genzoo.models.base import check_n_visible, require_n_visible
 from genzoo.models.markov import _common as M
 
 
@@ -90,6 +90,8 @@ class CAEConfig(Config):
 class CAE(nn.Module):
     """Sigmoid CAE over D visible units. Batch methods take x (B, D); device and dtype follow
     the parameters; figures in nats per example."""
+
+    test_overrides = ("model.n_hidden=8", "model.sample_steps=3")
 
     capabilities = frozenset({IMPLICIT})
 

@@ -40,7 +40,7 @@ from genzoo.core.config import Config, check, check_nonnegative
 from genzoo.core.errors import ConfigError, InputError
 from genzoo.core.protocols import IMPLICIT
 from genzoo.core.registry import register_model
-from genzoo.models._common import check_n_visible, require_n_visible
+from genzoo.models.base import check_n_visible, require_n_visible
 from genzoo.models.markov import _common as M
 
 
@@ -105,6 +105,8 @@ class DAEConfig(Config):
 class DAE(nn.Module):
     """One-hidden-layer DAE over D visible units. Batch methods take x (B, D); device and
     dtype follow the parameters. Figures are in nats per example."""
+
+    test_overrides = ("model.n_hidden=8", "model.walkback=2", "model.sample_steps=3")
 
     capabilities = frozenset({IMPLICIT})
 

@@ -43,7 +43,7 @@ from genzoo.core.config import Config, check, check_nonnegative
 from genzoo.core.errors import ConfigError
 from genzoo.core.protocols import IMPLICIT
 from genzoo.core.registry import register_model
-from genzoo.models._common import check_n_visible, require_n_visible
+from genzoo.models.base import check_n_visible, require_n_visible
 from genzoo.models.markov import _common as M
 from genzoo.nn.init import normal_or_zero_
 
@@ -115,6 +115,8 @@ class GSN(nn.Module):
     """GSN over D visible units with L hidden tanh layers. Batch methods take x (B, D);
     device and dtype follow the parameters; figures in nats per example. A chain state is a
     list [h^0 = x (B, D), h^1 (B, H_1), ..., h^L (B, H_L)]."""
+
+    test_overrides = ("model.hidden=8,8", "model.sample_steps=3")
 
     capabilities = frozenset({IMPLICIT})
 
