@@ -14,12 +14,15 @@ from __future__ import annotations
 import math
 import sys
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
 from genzoo.core.errors import ConfigError
 from genzoo.training.model_calls import can_validate, validation_figures
+
+if TYPE_CHECKING:
+    from genzoo.training.run_directory import RunDirectory
 
 
 class Callback:
@@ -74,7 +77,7 @@ class KeepBest(Callback):
     replays the steps after its checkpoint exactly, so a best/ written after that checkpoint
     is written again with the same model. ``figure=None``: does nothing."""
 
-    def __init__(self, figure: str | None, run: Any) -> None:
+    def __init__(self, figure: str | None, run: RunDirectory) -> None:
         self.figure = figure
         self.run = run
         self.best: dict[str, Any] | None = None
