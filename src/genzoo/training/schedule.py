@@ -108,35 +108,6 @@ class Phase(NamedTuple):
     steps: int | Callable[[int], int] = 1
 
 
-def model_phases(model: torch.nn.Module) -> list[Phase]:
-    """``model.phases()`` checked (non-empty, unique names, non-empty disjoint parameter sets
-    of trainable parameters of the model), or [] for a model without phases."""
-    get = getattr(model, "phases", None)
-    if not callable(get):
-        return []
-    phases = [Phase(*p) for p in get()]
-    who = type(model).__name__
-    if not phases:
-        raise ConfigError(f"{who}.phases() returned no phase")
-    owned = {id(p) for p in model.parameters()}
-    seen: set[int] = set()
-    names: set[str] = set()
-    for ph in phases:
-        if ph.name in names or not ph.name:
-            raise ConfigError(f"{who}.phases(): phase name {ph.name!r} is empty or repeated")
-        names.add(ph.name)
-        ids = [id(p) for p in ph.parameters]
-        if not ids or not all(p.requires_grad for p in ph.parameters):
-            raise ConfigError(f"{who}.phases(): phase {ph.name!r} has no trainable parameters")
-        if seen & set(ids) or not set(ids) <= owned:
-            raise ConfigError(
-                f"{who}.phases(): phase {ph.name!r} shares parameters with another phase or "
-                "names parameters the model does not own"
-            )
-        seen |= set(ids)
-    return phases
-
-
 def phase_steps(phase: Phase, step: int) -> int:
     """Updates ``phase`` makes on the minibatch after ``step`` completed Trainer steps."""
     n = phase.steps(step) if callable(phase.steps) else phase.steps
