@@ -1,11 +1,12 @@
 """Every question the training package asks of a model, in one place.
 
-A model must have ``loss(x, generator=...)``. Its optional training hooks are found here and
-nowhere else in :mod:`genzoo.training`: ``config`` (the config it was built from),
-``init_from_data(x)``, ``phases()`` (parameter groups stepped in turn, see
-:class:`~genzoo.training.schedule.Phase`), ``needs_labels`` (its ``loss`` takes ``y=``),
-``validation_metrics(x)`` and ``sample(n, generator=...)``. The rest of the package calls the
-functions below, so a model base class with default hooks changes this module only.
+A model has ``loss(x, generator=...)`` and the training hooks of
+:class:`genzoo.core.protocols.TrainingHooks` (``init_from_data(x)``, ``phases()``, parameter
+groups stepped in turn as :class:`~genzoo.core.protocols.Phase`, ``[]`` for one loss;
+``needs_labels``, its ``loss`` then takes ``y=``; ``validation_metrics(x)``), which
+:class:`genzoo.models.base.GenzooModel` gives defaults; a model trained by the Trainer without
+that base class (a user's own ``nn.Module``) may leave any hook out. ``sample(n, generator=...)``
+is absent from classifiers. The rest of the package calls the functions below.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from typing import Any
 import torch
 
 from genzoo.core.errors import ConfigError
-from genzoo.core.protocols import is_classifier
-from genzoo.training.schedule import Phase
+from genzoo.core.protocols import Phase, is_classifier
+from genzoo.models.base import GenzooModel
 
 
 def built_from(model: torch.nn.Module) -> Any | None:
@@ -46,20 +47,20 @@ def can_sample(model: torch.nn.Module) -> bool:
 
 
 def has_validation_metrics(model: torch.nn.Module) -> bool:
-    """True when the model has ``validation_metrics(x) -> dict``."""
-    return callable(getattr(model, "validation_metrics", None))
+    """True when the model computes validation figures: it has ``validation_metrics(x) ->
+    dict`` other than the base class's, which has none."""
+    own = getattr(type(model), "validation_metrics", None)
+    return callable(own) and own is not GenzooModel.validation_metrics
 
 
 def model_phases(model: torch.nn.Module) -> list[Phase]:
-    """``model.phases()`` checked (non-empty, unique names, non-empty disjoint parameter sets
-    of trainable parameters of the model), or [] for a model without phases."""
+    """``model.phases()`` checked (unique names, non-empty disjoint parameter sets of
+    trainable parameters of the model), or [] for a model with one loss."""
     get = getattr(model, "phases", None)
     if not callable(get):
         return []
     phases = [Phase(*p) for p in get()]
     who = type(model).__name__
-    if not phases:
-        raise ConfigError(f"{who}.phases() returned no phase")
     owned = {id(p) for p in model.parameters()}
     seen: set[int] = set()
     names: set[str] = set()

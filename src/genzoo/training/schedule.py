@@ -10,12 +10,12 @@ Momentum follows Hinton, "A Practical Guide to Training Restricted Boltzmann Mac
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
-from typing import NamedTuple
+from collections.abc import Iterable, Sequence
 
 import torch
 
 from genzoo.core.errors import ConfigError
+from genzoo.core.protocols import Phase
 from genzoo.training.config import TrainConfig
 
 
@@ -91,21 +91,6 @@ def set_hyperparameters(
         group["lr"] = lr
         if cfg.optimizer == "sgd":
             group["momentum"] = momentum(cfg, epoch)
-
-
-class Phase(NamedTuple):
-    """One parameter group of a model trained in phases (see :mod:`genzoo.training.trainer`).
-
-    ``name``: passed to ``model.loss(x, generator=..., phase=name)`` and prefixed to the
-    phase's logged figures. ``parameters``: the parameters its optimizer steps (disjoint from
-    the other phases'). ``steps``: updates per minibatch, an int >= 0 or a function of the
-    number of completed Trainer steps returning one (a phase that runs only part of the time,
-    e.g. after a pre-training phase).
-    """
-
-    name: str
-    parameters: Sequence[torch.nn.Parameter]
-    steps: int | Callable[[int], int] = 1
 
 
 def phase_steps(phase: Phase, step: int) -> int:

@@ -32,7 +32,7 @@ from genzoo.training.schedule import (
 class Stepper:
     """Optimizer updates of ``model`` as ``cfg`` says, for this process's ``plan`` of shards.
 
-    ``phases`` (the model's :class:`~genzoo.training.schedule.Phase` list, empty for a
+    ``phases`` (the model's :class:`~genzoo.core.protocols.Phase` list, empty for a
     single-loss model), ``optimizer`` (single-loss models, else None), ``optimizers`` (phase
     name -> optimizer, else empty), ``generator`` (the run's random stream on ``device``,
     seeded from ``cfg.seed``) and ``lr`` (the learning rate of the last step, or of the first

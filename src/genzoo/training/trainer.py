@@ -12,7 +12,7 @@ run killed at any step and resumed from its last checkpoint replays the same bat
 same random numbers and ends with exactly the parameters of an uninterrupted run.
 
 Parameter groups stepped in turn (adversarial games, two-stage models): a model with a
-``phases()`` method returning a sequence of :class:`~genzoo.training.schedule.Phase`
+``phases()`` method returning a sequence of :class:`~genzoo.core.protocols.Phase`
 ``(name, parameters, steps)`` gets one optimizer per phase (same ``train`` settings and
 schedule). Each Trainer step takes one minibatch and runs the phases in order; phase ``name``
 does ``steps`` updates (an int, or a function of the number of completed Trainer steps, so a
