@@ -10,6 +10,7 @@ This module imports nothing else from ``benchmarks/``; everything else imports i
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import json
 import os
@@ -18,9 +19,10 @@ import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -215,6 +217,49 @@ def offline_data(config: Any) -> Any:
             del os.environ["GENZOO_OFFLINE"]
         else:
             os.environ["GENZOO_OFFLINE"] = saved
+
+
+def load_binarized_mnist_train() -> tuple[np.ndarray, str]:
+    """The fixed binarized MNIST train split as float32 (50000, 784), and how it was loaded."""
+    from genzoo.data import DataConfig
+
+    x = offline_data(DataConfig(name="binarized-mnist")).train.x
+    return np.ascontiguousarray(x.numpy(), dtype=np.float32), "genzoo.data.load_data"
+
+
+# ------------------------------------------------------------------ speed command lines
+
+
+class RunDirs(NamedTuple):
+    """Where one speed comparison puts its files: genzoo runs, the result, the log."""
+
+    run: Path
+    results: Path
+    log: Path
+
+
+def add_output_args(parser: argparse.ArgumentParser, smoke_help: str) -> None:
+    parser.add_argument("--out", type=Path, default=None,
+                        help="run directory (default under benchmarks/runs; temporary with --smoke)")
+    parser.add_argument("--results-dir", "--results", dest="results_dir", type=Path,
+                        default=None, help="where the result JSON goes (default "
+                        "benchmarks/results; a temporary directory with --smoke)")
+    parser.add_argument("--smoke", action="store_true",
+                        help=smoke_help + "; nothing is written to benchmarks/results")
+
+
+def run_dirs(parser: argparse.ArgumentParser, args: argparse.Namespace, name: str) -> RunDirs:
+    """A smoke run writes into a fresh temporary directory and never into
+    benchmarks/results; a full run defaults to benchmarks/runs/NAME and benchmarks/results."""
+    if args.smoke:
+        scratch = Path(tempfile.mkdtemp(prefix="genzoo-bench-smoke-"))
+        run, results = args.out or scratch / "run", args.results_dir or scratch
+        if results.resolve() == RESULTS_DIR.resolve():
+            parser.error("--smoke results are never written to benchmarks/results")
+    else:
+        run, results = args.out or RUNS_DIR / name, args.results_dir or RESULTS_DIR
+    run.parent.mkdir(parents=True, exist_ok=True)
+    return RunDirs(run, results, run.parent / f"{run.name}.log")
 
 
 # ---------------------------------------------------------------------------------- timing

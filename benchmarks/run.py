@@ -68,7 +68,7 @@ def load_row(name: str) -> dict[str, Any]:
         base = load_row(row.pop("base"))
         row = {k: {**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict)
                else v for k, v in {**base, **row}.items()}
-    return {"name": name, **row}
+    return {**row, "name": name}
 
 
 def row_names() -> list[str]:
@@ -117,6 +117,13 @@ def plan(row: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         target.update(p.split("=", 1) for p in pairs)
     return {"data": smoke.get("data", row.get("data")), "train": train, "evaluate": evaluate,
             "epochs": epochs, "grid": {**row.get("grid", {}), **smoke.get("grid", {})}}
+
+
+def row_settings(name: str, epochs: int | None = None) -> dict[str, Any]:
+    """The ``--set`` settings of a full run of row ``name`` (``epochs``: the row's unless
+    given)."""
+    row = load_row(name)
+    return plan(row, parser().parse_args([name, *(["--epochs", str(epochs)] if epochs else [])]))["train"]
 
 
 def directories(row: dict[str, Any], args: argparse.Namespace) -> tuple[Path, Path]:
@@ -394,8 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     shown = ["benchmarks/run.py", *argv]
     if "speed" in row:
         module = importlib.import_module(f"speed.{row['speed']}")
-        return module.main([*row.get("args", []), *rest, *(["--smoke"] if args.smoke else []),
-                            *(["--out", str(args.results)] if args.results else [])])
+        return module.main([*row.get("args", []), *rest, *(["--smoke"] if args.smoke else [])])
     if "task" in row:
         p = plan(row, args)
         _, results = directories(row, args)

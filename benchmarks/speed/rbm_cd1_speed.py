@@ -58,8 +58,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common
+import common
 
 BENCHMARK = "rbm_cd1_speed"
 N_VISIBLE = 784
@@ -275,7 +274,7 @@ DESCRIPTIONS = {
 
 def _load_data(n_rows: int, smoke: bool, seed: int) -> tuple[np.ndarray, dict]:
     try:
-        x, loader = _common.load_binarized_mnist_train()
+        x, loader = common.load_binarized_mnist_train()
         data = {
             "name": "binarized-mnist",
             "binarization": "fixed (Larochelle & Murray 2011 / Murray & Salakhutdinov)",
@@ -421,17 +420,18 @@ def run(args: argparse.Namespace) -> dict:
                      f"{load_at_start:.2f} on {cores} cores at the start): expect noise; rerun "
                      "on a quiet machine before quoting these numbers.")
     return {
-        "schema_version": _common.SCHEMA_VERSION,
+        "schema_version": common.SCHEMA_VERSION,
         # One result per thread setting, so both stand in RESULTS.md side by side: the BLAS
         # products scale with threads while the random draws do not, so the ratios differ.
         "benchmark": BENCHMARK + (f"_threads{args.threads}" if args.threads else ""),
         "title": "CD-1 epoch time, RBM 784-500, batch 100, float32, CPU, "
         + (f"{args.threads} thread(s)" if args.threads else "default threads"),
+        "row": "rbm_cd1_speed_threads1" if args.threads == 1 else "rbm_cd1_speed",
         "kind": "speed",
-        "command": _common.command_line(),
-        "git": _common.run_git(),
-        "date": _common.now_iso(),
-        "machine": _common.machine_info(),
+        "command": common.command_line(),
+        "git": common.run_git(),
+        "date": common.now_iso(),
+        "machine": common.machine_info(),
         "data": data,
         "config": {
             "n_visible": N_VISIBLE,
@@ -521,9 +521,9 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out
     if args.smoke:
         out = out or Path(tempfile.mkdtemp(prefix="genzoo-bench-smoke-"))
-        if out.resolve() == _common.RESULTS_DIR.resolve():
+        if out.resolve() == common.RESULTS_DIR.resolve():
             p.error("--smoke results are never written to benchmarks/results")
-    out = out or _common.RESULTS_DIR
+    out = out or common.RESULTS_DIR
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -534,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             pass
     result = run(args)
-    path = _common.write_result(result, out)
+    path = common.write_result(result, out)
     for name, entry in result["timings"].items():
         if entry["status"] == "ok":
             print(f"{name:>15}: median {entry['median_s']:.3f} s/epoch "
@@ -548,10 +548,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{100 * row['self_share']:5.1f}%")
     print(f"acceptance: {'PASSED' if result['acceptance']['passed'] else 'NOT MET'} "
           f"({result['acceptance']['why']})")
-    if not args.smoke and out.resolve() == _common.RESULTS_DIR.resolve():
-        import make_results
-
-        make_results.main([])
+    if not args.smoke and out.resolve() == common.RESULTS_DIR.resolve():
+        print("regenerate RESULTS.md: python benchmarks/make_results.py")
     print(f"wrote {path}")
     return 0
 

@@ -39,8 +39,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common
+import common
 
 BENCHMARK = "distributed_scaling"
 MODELS = {
@@ -89,7 +88,7 @@ def _rates(run: Path) -> list[float]:
                 if r.get("examples_per_s") not in (None, "", "nan")]
 
 
-def run(args: argparse.Namespace, dirs: _common.RunDirs) -> dict:
+def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS":
            str(args.threads), **({"GENZOO_OFFLINE": "1"} if args.smoke else {})}
     timings: dict[str, dict] = {}
@@ -156,15 +155,16 @@ def run(args: argparse.Namespace, dirs: _common.RunDirs) -> dict:
         notes.insert(0, f"The machine was busy (1-minute load average {load:.2f} on {cores} "
                      "cores at the end): rerun on a quiet machine before quoting these.")
     return {
-        "schema_version": _common.SCHEMA_VERSION,
+        "schema_version": common.SCHEMA_VERSION,
         "benchmark": BENCHMARK,
         "title": "Data-parallel training, 1 vs 2 processes (gloo, CPU): RBM 784-500 CD-1 "
                  "and VAE, global batch 100",
+        "row": "distributed_scaling",
         "kind": "speed",
-        "command": _common.command_line(),
-        "git": _common.run_git(),
-        "date": _common.now_iso(),
-        "machine": _common.machine_info(),
+        "command": common.command_line(),
+        "git": common.run_git(),
+        "date": common.now_iso(),
+        "machine": common.machine_info(),
         "data": {"name": "digits" if args.smoke else "binarized-mnist",
                  "binarization": "threshold" if args.smoke else "fixed", "split": "train"},
         "config": {
@@ -194,14 +194,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="steps per logging interval (default 100; 10 with --smoke)")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--threads", type=int, default=1, help="BLAS threads per process")
-    _common.add_output_args(p, "tiny models on the digits data, a few dozen steps")
+    common.add_output_args(p, "tiny models on the digits data, a few dozen steps")
     args = p.parse_args(argv)
     args.steps = args.steps or (40 if args.smoke else 1000)
     args.log_every = args.log_every or (10 if args.smoke else 100)
-    dirs = _common.run_dirs(p, args, BENCHMARK)
+    dirs = common.run_dirs(p, args, BENCHMARK)
     dirs.run.mkdir(parents=True, exist_ok=True)
     result = run(args, dirs)
-    path = _common.write_result(result, dirs.results)
+    path = common.write_result(result, dirs.results)
     for name, t in result["timings"].items():
         rate = f"{t['examples_per_s']:.0f} examples/s" if t["status"] == "ok" else t["reason"]
         print(f"{name:>16}: {rate}")

@@ -22,8 +22,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common
+import common
 
 from genzoo.models.autoregressive._common import bernoulli_log_likelihood
 from genzoo.models.autoregressive.nade import NADE, NADEConfig
@@ -106,14 +105,15 @@ def _result(args, kind: str, times: dict, data: dict) -> dict:
     if args.smoke:
         notes.insert(0, "SMOKE RUN: tiny sizes; not a benchmark.")
     return {
-        "schema_version": _common.SCHEMA_VERSION,
+        "schema_version": common.SCHEMA_VERSION,
         "benchmark": f"{BENCHMARK}_{kind}",
         "title": f"NADE {what}: O(DH) against per-conditional, {args.threads} thread(s)",
+        "row": "nade_throughput",
         "kind": "speed",
-        "command": _common.command_line(),
-        "git": _common.run_git(),
-        "date": _common.now_iso(),
-        "machine": _common.machine_info(),
+        "command": common.command_line(),
+        "git": common.run_git(),
+        "date": common.now_iso(),
+        "machine": common.machine_info(),
         "data": data,
         "config": {
             "setting": (f"NADE {data['n_features']}-{args.n_hidden}, batch {args.batch_size}, "
@@ -138,7 +138,7 @@ def _result(args, kind: str, times: dict, data: dict) -> dict:
 def _load(args) -> tuple[torch.Tensor, dict]:
     n = args.batch_size * args.n_batches
     try:
-        x, loader = _common.load_binarized_mnist_train()
+        x, loader = common.load_binarized_mnist_train()
         x = torch.from_numpy(x[:n].copy()).float()
         data = {"name": "binarized-mnist", "binarization": "fixed (Larochelle & Murray 2011)",
                 "split": "train", "loader": loader}
@@ -170,17 +170,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.n_hidden, args.n_batches, args.repetitions = 16, 2, 2
     out = args.out or (Path(tempfile.mkdtemp(prefix="genzoo-bench-smoke-")) if args.smoke
-                       else _common.RESULTS_DIR)
+                       else common.RESULTS_DIR)
     for result in run(args):
-        path = _common.write_result(result, out)
+        path = common.write_result(result, out)
         t = result["timings"]
         print(f"{result['benchmark']}: genzoo {t['genzoo']['per_batch_ms']:.1f} ms/batch, "
               f"per-conditional {t['per-conditional']['per_batch_ms']:.1f} ms/batch, "
               f"{result['acceptance']['why']}; wrote {path}")
-    if not args.smoke and out.resolve() == _common.RESULTS_DIR.resolve():
-        import make_results
-
-        make_results.main([])
+    if not args.smoke and out.resolve() == common.RESULTS_DIR.resolve():
+        print("regenerate RESULTS.md: python benchmarks/make_results.py")
     return 0
 
 

@@ -55,8 +55,7 @@ import torch
 from torch import distributions as D
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common
+import common
 
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import LATENT
@@ -272,7 +271,7 @@ DESCRIPTIONS = {
 }
 
 
-def run(args: argparse.Namespace, dirs: _common.RunDirs) -> dict:
+def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
     try:
         bundle, data_cfg = load_bundle(args.n_train, args.n_test)
     except (GenzooError, OSError) as exc:
@@ -414,15 +413,16 @@ def _result(args, bundle, x_test, timings, ratios, extra, acceptance, wall) -> d
                      f"{load:.2f} on {cores} cores at the end): the ratio is more reliable "
                      "than either time, since epochs were interleaved.")
     return {
-        "schema_version": _common.SCHEMA_VERSION,
+        "schema_version": common.SCHEMA_VERSION,
         "benchmark": BENCHMARK,
         "title": (f"VAE {N_VISIBLE}-{args.hidden}-{args.latent}: genzoo vs Pyro's VAE example "
                   "(time per epoch, test NLL by genzoo's evaluator)"),
+        "row": "vae_pyro_comparison",
         "kind": "speed",
-        "command": _common.command_line(),
-        "git": _common.run_git(),
-        "date": _common.now_iso(),
-        "machine": _common.machine_info(),
+        "command": common.command_line(),
+        "git": common.run_git(),
+        "date": common.now_iso(),
+        "machine": common.machine_info(),
         "data": {"name": DATA, "binarization": "fixed (Larochelle & Murray 2011 file)",
                  "split": "train (timing), test (NLL)", "n_examples": len(bundle.train.x),
                  "n_test": len(x_test)},
@@ -459,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--genzoo-init-std", type=float, default=None,
                    help="genzoo's model.init_std (default: genzoo's own, 0.01, Kingma & "
                    "Welling's; with softplus units it starts slower than Pyro's torch init)")
-    _common.add_output_args(p, "seconds-long check (1000 images, 2 epochs, tiny networks)")
+    common.add_output_args(p, "seconds-long check (1000 images, 2 epochs, tiny networks)")
     args = p.parse_args(argv)
     preset = SMOKE if args.smoke else FULL if args.full else BUDGET
     args.epochs = args.epochs or preset["epochs"]
@@ -468,10 +468,9 @@ def main(argv: list[str] | None = None) -> int:
     args.n_train = preset.get("n_train")
     args.hidden = preset.get("hidden", HIDDEN)
     args.latent = preset.get("latent", N_LATENT)
-    dirs = _common.run_dirs(p, args, f"{BENCHMARK}_e{args.epochs}")
-    _common.warn_without_data(BENCHMARK)
+    dirs = common.run_dirs(p, args, f"{BENCHMARK}_e{args.epochs}")
     result = run(args, dirs)
-    path = _common.write_result(result, dirs.results)
+    path = common.write_result(result, dirs.results)
     for k, v in result["ratios"].items():
         print(f"{k} = {v:.3f} (time per epoch)")
     if result["timings"]["pyro"].get("status") != "ok":
@@ -479,10 +478,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{result['timings']['pyro']['reason']}")
     acc = result["acceptance"]
     print(f"acceptance: {'PASSED' if acc['passed'] else 'NOT MET'} ({acc['why']})")
-    if not args.smoke and dirs.results.resolve() == _common.RESULTS_DIR.resolve():
-        import make_results
-
-        make_results.main([])
+    if not args.smoke and dirs.results.resolve() == common.RESULTS_DIR.resolve():
+        print("regenerate RESULTS.md: python benchmarks/make_results.py")
     print(f"wrote {path}")
     return 0
 
