@@ -113,10 +113,12 @@ def plan(row: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     train = {**row.get("settings", {}), **smoke.get("settings", {}),
              **({"train.epochs": epochs} if epochs else {})}
     evaluate = {**row.get("evaluate", {}), **smoke.get("evaluate", {})}
-    for target, pairs in ((train, args.set), (evaluate, args.eval_set)):
+    grid = {**row.get("grid", {}), **smoke.get("grid", {})}
+    for target, pairs in ((train, args.set), (evaluate, args.eval_set), (grid, args.grid)):
         target.update(p.split("=", 1) for p in pairs)
+    grid = {k: json.loads(v) if isinstance(v, str) else v for k, v in grid.items()}
     return {"data": smoke.get("data", row.get("data")), "train": train, "evaluate": evaluate,
-            "epochs": epochs, "grid": {**row.get("grid", {}), **smoke.get("grid", {})}}
+            "epochs": epochs, "grid": grid}
 
 
 def row_settings(name: str, epochs: int | None = None) -> dict[str, Any]:
@@ -377,6 +379,8 @@ def parser() -> argparse.ArgumentParser:
                    help="override a training setting of the row (repeatable)")
     p.add_argument("--eval-set", action="append", default=[], metavar="KEY=VALUE",
                    help="override an evaluation setting of the row (repeatable)")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=JSON",
+                   help="override a task row's grid, e.g. examples=10000000 (repeatable)")
     p.add_argument("--out", type=Path, default=None,
                    help="genzoo run directory (default benchmarks/runs/ROW; temporary with "
                    "--smoke)")
