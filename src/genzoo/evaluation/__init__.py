@@ -70,8 +70,9 @@ def evaluate(
     """Evaluate ``model`` on ``bundle.split(eval_config.split).x`` with the estimator its
     capabilities call for; returns the estimator's report plus ``"split"``.
 
-    Energy models: :func:`energy_nll` (exact log Z or AIS, with ``bundle.train.x`` building the
-    AIS base model). Exact-likelihood models: :func:`exact_nll`. Latent-variable models:
+    Energy models: :func:`energy_nll` (exact log Z or AIS, with the training data the model
+    saw, ``bundle.train_x(0)``, building the AIS base model: a binarized draw under dynamic
+    binarization, whose pixel means are those of the grey levels). Exact-likelihood models: :func:`exact_nll`. Latent-variable models:
     :func:`importance_nll` (``eval_config.is_samples`` draws per example). DBMs
     (``VARIATIONAL``): the mean-field bound with exact or AIS log Z. Implicit models: Parzen
     window, MMD and feature-space statistics of samples (``sample_based_report``). Models that
@@ -102,12 +103,12 @@ def evaluate(
 
         x = bundle.split(eval_config.split).x
         report = variational_nll(
-            model, x, bundle.train.x, eval_config, generator, distributed=distributed
+            model, x, bundle.train_x(0), eval_config, generator, distributed=distributed
         )
     elif has(model, ENERGY):
         x = bundle.split(eval_config.split).x
         report = energy_nll(
-            model, x, bundle.train.x, eval_config, generator, distributed=distributed
+            model, x, bundle.train_x(0), eval_config, generator, distributed=distributed
         )
     elif has(model, EXACT_LIKELIHOOD):
         report = exact_nll(model, bundle.split(eval_config.split).x, eval_config)
