@@ -76,9 +76,7 @@ def _build_parser() -> argparse.ArgumentParser:
                         "an image grid.")
     sa.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     sa.add_argument("-n", type=int, default=100, help="number of samples (default 100)")
-    sa.add_argument("--out", type=Path, required=True, help="output PNG path")
-    sa.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    sa.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
+    _output_seed_device(sa, "output PNG path")
 
     ip = sub.add_parser(
         "inpaint", help="hide part of some images and let the model fill it in (PNG grid)",
@@ -93,9 +91,7 @@ def _build_parser() -> argparse.ArgumentParser:
     ip.add_argument("--mask", default="bottom-half", metavar="MASK",
                     help="the part to hide: bottom-half (default), top-half, left-half, "
                     "right-half, or random:P (each pixel hidden with probability P)")
-    ip.add_argument("--out", type=Path, required=True, help="output PNG path")
-    ip.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    ip.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
+    _output_seed_device(ip, "output PNG path")
 
     ch = sub.add_parser(
         "chain", help="run the model's sampling chain and save it as a GIF or a PNG strip",
@@ -109,9 +105,7 @@ def _build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--every", type=int, default=5, help="keep every k-th state (default 5)")
     ch.add_argument("--start", choices=("noise", "data"), default="noise",
                     help="start from uniform binary noise (default) or from test examples")
-    ch.add_argument("--out", type=Path, required=True, help="output .gif or .png path")
-    ch.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    ch.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
+    _output_seed_device(ch, "output .gif or .png path")
 
     fi = sub.add_parser(
         "filters", help="save the learned first-layer filters of a run as a PNG grid",
@@ -122,3 +116,10 @@ def _build_parser() -> argparse.ArgumentParser:
     fi.add_argument("-n", type=int, default=100, help="at most this many filters (default 100)")
     fi.add_argument("--out", type=Path, required=True, help="output PNG path")
     return parser
+
+
+def _output_seed_device(command: argparse.ArgumentParser, out_help: str) -> None:
+    """The options every image-writing command shares: where to write, the seed, the device."""
+    command.add_argument("--out", type=Path, required=True, help=out_help)
+    command.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    command.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
