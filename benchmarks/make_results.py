@@ -87,8 +87,8 @@ def _provenance(r: dict[str, Any]) -> list[str]:
         data += f", {d['n_examples']} examples"
     wall = ", ".join(f"{k} {v:.1f} s" for k, v in r["wall_s"].items() if v is not None)
     return [
-        f"- Command: `{r['command']}` (as recorded); row `benchmarks/rows/{r['row']}.json`: "
-        f"`python benchmarks/run.py {r['row']}` runs its recipe",
+        (f"- Command: `{r['command']}` (as recorded); row `benchmarks/rows/{r['row']}.json`: "
+         f"`python benchmarks/run.py {r['row']}` runs its recipe"),
         f"- Commit: `{commit}`; date: {r['date']}",
         f"- Machine: {machine}",
         f"- Data: {data}",
