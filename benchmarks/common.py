@@ -1,4 +1,5 @@
-"""What every benchmark shares: the result format, its provenance, and one timing helper.
+"""What every benchmark shares: rows, the result format and its provenance, output directories,
+publishing, and the machinery of the speed comparisons (command line, interleaved timing).
 
 A result is one JSON object, ``benchmarks/results/<benchmark>.json``. Every result carries
 :data:`REQUIRED_KEYS`; likelihood results add :data:`LIKELIHOOD_KEYS`, speed results
@@ -101,6 +102,25 @@ def with_gaps(result: dict[str, Any]) -> dict[str, Any]:
         ref["gap_text"] = describe_gap(result["value"], ref["value"], metric["unit"],
                                        metric["lower_is_better"])
     return result
+
+
+def load_row(name: str) -> dict[str, Any]:
+    """``rows/<name>.json``, with the row it names as ``base`` merged under it (dict values
+    merged one level deep, so a row states only what differs from its base)."""
+    path = ROWS_DIR / f"{name}.json"
+    if not path.is_file():
+        raise SystemExit(f"no row {name!r}: choose one of {', '.join(row_names())}")
+    row = json.loads(path.read_text())
+    if "base" in row:
+        base = load_row(row.pop("base"))
+        row = {k: {**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict)
+               else v for k, v in {**base, **row}.items()}
+    return {**row, "name": name}
+
+
+def row_names() -> list[str]:
+    return sorted(p.stem for p in ROWS_DIR.glob("*.json"))
+
 
 
 # ------------------------------------------------------------------------------ provenance
@@ -326,9 +346,11 @@ def build_all(factories: dict[str, Callable[[], tuple[Any, dict[str, Any]]]],
     return timings, built
 
 
-def speed_parser(doc: str, smoke_help: str, run_dir: bool = True) -> argparse.ArgumentParser:
-    """The command line every speed comparison shares: ``--smoke``, and where its files go
-    (``--out``: the genzoo run directory, or the result's directory when it has no runs)."""
+def speed_parser(doc: str, smoke_help: str, run_dir: bool = True,
+                 **options: Any) -> argparse.ArgumentParser:
+    """The command line every speed comparison shares: ``--smoke``, where its files go
+    (``--out``: the genzoo run directory, or the result's directory when it has no runs), and
+    one ``--name`` per keyword of ``options`` with that default (an int where it is None)."""
     p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     if run_dir:
         p.add_argument("--out", type=Path, default=None, help="genzoo run directory")
@@ -339,6 +361,9 @@ def speed_parser(doc: str, smoke_help: str, run_dir: bool = True) -> argparse.Ar
                        help="where the result JSON goes")
     p.add_argument("--smoke", action="store_true",
                    help=smoke_help + "; written to a temporary directory by default")
+    for name, default in options.items():
+        p.add_argument("--" + name.replace("_", "-"), default=default,
+                       type=int if default is None else type(default))
     return p
 
 
@@ -376,22 +401,27 @@ def load_average() -> float | None:
         return None
 
 
-def busy_notes(load: float | None, when: str, advice: str) -> list[str]:
-    """A note when the 1-minute load average ``load`` exceeded half the cores: other work on
-    the machine slows every implementation, unevenly."""
+def busy_notes(when: str, advice: str, load: float | None = None) -> list[str]:
+    """A note when the 1-minute load average (``load``, or now) exceeded half the cores:
+    other work on the machine slows every implementation, unevenly."""
+    load = load_average() if load is None else load
     cores = os.cpu_count() or 1
     if load is None or load <= 0.5 * cores:
         return []
-    note = (f"The machine was busy with other work (1-minute load average {load:.2f} on "
-            f"{cores} cores {when}): {advice}")
-    return [note]
+    return [(f"The machine was busy with other work (1-minute load average {load:.2f} on "
+             f"{cores} cores {when}): {advice}")]
 
 
-def loop_timer() -> Any:
-    """A Trainer callback whose ``end - start`` is the training loop of one ``fit``: from the
-    start of the fit to the end of its last step (checkpoints and validation after the last
-    step excluded)."""
+def timed_fit(model: Any, model_name: str, data: Any, bundle: Any, run_dir: Path | str,
+              resume: bool = False, **train: Any) -> tuple[float, dict[str, Any]]:
+    """Train ``model`` with genzoo's Trainer on ``bundle`` (``data``: its DataConfig) under
+    ``TrainConfig(**train)`` without progress bar, sample grids or checkpoints midway. Returns
+    the seconds of its training loop, timed by a callback from the start of the fit to the end
+    of its last step (setup, validation and the last checkpoint excluded), and fit's figures."""
+    from genzoo.run_config import RunConfig
+    from genzoo.training import Trainer
     from genzoo.training.callbacks import Callback
+    from genzoo.training.config import TrainConfig
 
     class LoopTimer(Callback):
         def on_fit_start(self, trainer: Any) -> None:
@@ -400,7 +430,12 @@ def loop_timer() -> Any:
         def on_step_end(self, trainer: Any, loss: float) -> None:
             self.end = time.perf_counter()
 
-    return LoopTimer()
+    train = {"progress": False, "grid_samples": 0, "checkpoint_every": 10**9, **train}
+    cfg = RunConfig(model_name=model_name, model=model.config, data=data,
+                    train=TrainConfig(**train))
+    timer = LoopTimer()
+    metrics = Trainer(model, cfg, bundle, run_dir, callbacks=[timer]).fit(resume=resume)
+    return timer.end - timer.start, metrics
 
 
 def interleaved_medians(fns: dict[str, Callable[[], Any]], repetitions: int,

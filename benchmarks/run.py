@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import common
+from common import load_row, row_names
 
 METRICS = {
     "nll": {"name": "test NLL", "unit": "nats", "lower_is_better": True, "per": "example"},
@@ -54,24 +55,6 @@ def metric(row: dict[str, Any]) -> dict[str, Any]:
     """The row's metric: a name of :data:`METRICS`, or its own ``{name, unit, ...}``."""
     m = row.get("metric", "nll")
     return dict(METRICS[m]) if isinstance(m, str) else dict(m)
-
-
-def load_row(name: str) -> dict[str, Any]:
-    """``rows/<name>.json``, with the row it names as ``base`` merged under it (dict values
-    merged one level deep, so a row states only what differs from its base)."""
-    path = common.ROWS_DIR / f"{name}.json"
-    if not path.is_file():
-        raise SystemExit(f"no row {name!r}: choose one of {', '.join(row_names())}")
-    row = json.loads(path.read_text())
-    if "base" in row:
-        base = load_row(row.pop("base"))
-        row = {k: {**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict)
-               else v for k, v in {**base, **row}.items()}
-    return {**row, "name": name}
-
-
-def row_names() -> list[str]:
-    return sorted(p.stem for p in common.ROWS_DIR.glob("*.json"))
 
 
 class Genzoo:

@@ -56,6 +56,7 @@ SETTINGS = {  # name -> (processes, shards)
     "2p": (2, 2),
 }
 ACCEPT_SPEEDUP = 1.0
+ROW = common.load_row(BENCHMARK)  # its title and notes
 
 
 def _free_port() -> int:
@@ -140,20 +141,12 @@ def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
         "passed": not slow,
         "why": "met" if not slow else "not faster on 2 processes: " + ", ".join(slow),
     }
-    notes = [
-        ("examples/s is the Trainer's own metrics.csv column (training loop only), the median "
-         "over the logging intervals after the first."),
-        (f"Every process uses {args.threads} BLAS thread(s), so 2 processes use twice the "
-         "cores of 1: the efficiency measures data parallelism, not thread scaling."),
-        "The 2-process and 1p-2shards runs compute the same parameters (train.shards=2).",
-    ]
-    notes = [*common.busy_notes(common.load_average(), "at the end",
-                                "rerun on a quiet machine before quoting these."),
-             *([common.SPEED_SMOKE_NOTE] if args.smoke else []), *notes]
-    title = ("Data-parallel training, 1 vs 2 processes (gloo, CPU): RBM 784-500 CD-1 and VAE, "
-             "global batch 100")
+    notes = [*common.busy_notes("at the end", "rerun on a quiet machine before quoting these."),
+             *([common.SPEED_SMOKE_NOTE] if args.smoke else []), *ROW["notes"],
+             (f"Every process uses {args.threads} BLAS thread(s), so 2 processes use twice "
+              "the cores of 1: the efficiency measures data parallelism, not thread scaling.")]
     return {
-        **common.header(BENCHMARK, "distributed_scaling", title, "speed", args.smoke),
+        **common.header(BENCHMARK, BENCHMARK, ROW["title"], "speed", args.smoke),
         "data": {"name": "digits" if args.smoke else "binarized-mnist",
                  "binarization": "threshold" if args.smoke else "fixed", "split": "train"},
         "config": {
@@ -174,14 +167,13 @@ def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = common.speed_parser(__doc__, "tiny models on the digits data, a few dozen steps")
+    p = common.speed_parser(__doc__, "tiny models on the digits data, a few dozen steps",
+                            batch_size=100, threads=1)  # BLAS threads per process
     p.add_argument("--models", nargs="+", choices=sorted(MODELS), default=sorted(MODELS))
     p.add_argument("--steps", type=int, default=None,
                    help="training steps per run (default 1000; 40 with --smoke)")
     p.add_argument("--log-every", type=int, default=None,
                    help="steps per logging interval (default 100; 10 with --smoke)")
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--threads", type=int, default=1, help="BLAS threads per process")
     args = p.parse_args(argv)
     args.steps = args.steps or (40 if args.smoke else 1000)
     args.log_every = args.log_every or (10 if args.smoke else 100)

@@ -22,9 +22,7 @@ from genzoo.models.autoregressive._common import bernoulli_log_likelihood
 from genzoo.models.autoregressive.nade import NADE, NADEConfig
 
 BENCHMARK = "nade_throughput"
-DESCRIPTIONS = {"genzoo": "genzoo NADE: O(DH) recursion blocked over 8 positions, algorithm 1 "
-                          "backward",
-                "per-conditional": "each h_d from scratch, O(D^2 H), autograd"}
+ROW = common.load_row(BENCHMARK)  # what each implementation runs, and the notes
 
 
 def per_conditional_logits(m: NADE, x: torch.Tensor) -> torch.Tensor:
@@ -77,7 +75,7 @@ def run(args: argparse.Namespace) -> list[dict]:
             {"genzoo": job(False), "per-conditional": job(True)}, args.repetitions)
         for name, t in timings.items():
             t.update(dtype="float32", per_batch_ms=1e3 * t["median_s"] / args.n_batches,
-                     description=DESCRIPTIONS[name])
+                     description=ROW["descriptions"][name])
         results.append(_result(args, kind, timings, data))
     return results
 
@@ -87,7 +85,6 @@ def _result(args, kind: str, timings: dict, data: dict) -> dict:
             "eval": "exact log-likelihood without gradients"}[kind]
     ratios = common.ratios(timings)
     ratio = ratios["genzoo / per-conditional"]
-    notes = ["Median over interleaved repetitions; same minibatches and parameters for both."]
     return {
         **common.header(f"{BENCHMARK}_{kind}", "nade_throughput",
                         f"NADE {what}: O(DH) against per-conditional, {args.threads} thread(s)",
@@ -108,18 +105,14 @@ def _result(args, kind: str, timings: dict, data: dict) -> dict:
                        "passed": ratio < 1.0,
                        "why": f"genzoo / per-conditional = {ratio:.3f}"},
         "wall_s": {"timed": sum(sum(t["times_s"]) for t in timings.values())},
-        "notes": [common.SPEED_SMOKE_NOTE, *notes] if args.smoke else notes,
+        "notes": [*([common.SPEED_SMOKE_NOTE] if args.smoke else []), *ROW["notes"]],
     }
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = common.speed_parser(__doc__, "64 pixels, 16 hidden units, 2 batches", run_dir=False)
-    p.add_argument("--n-hidden", type=int, default=500)
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--n-batches", type=int, default=5)
-    p.add_argument("--repetitions", type=int, default=3)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
+    p = common.speed_parser(__doc__, "64 pixels, 16 hidden units, 2 batches", run_dir=False,
+                            n_hidden=500, batch_size=100, n_batches=5, repetitions=3, threads=1,
+                            seed=0)
     args = p.parse_args(argv)
     if args.smoke:
         args.n_hidden, args.n_batches, args.repetitions = 16, 2, 2

@@ -25,9 +25,9 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from functools import partial
 
 import common
-import numpy as np
 import torch
 from common import Unavailable
 
@@ -39,20 +39,21 @@ IMPLS = (
 )
 PEERS = ("sklearn", "learnergy-fit", "learnergy-step")
 ACCEPT_BARE_RATIO = 1.5
+# What each implementation runs, and the notes every result carries: data, in the row.
+ROW = common.load_row(BENCHMARK)
+DESCRIPTIONS = ROW["descriptions"]
 
 
-def _genzoo(x: torch.Tensor, n_hidden: int, lr: float, batch_size: int, seed: int):
-    try:
-        from genzoo.models.boltzmann.rbm import RBM, RBMConfig
-    except ImportError as exc:
-        raise Unavailable(f"genzoo RBM not importable: {exc}") from None
-    torch.manual_seed(seed)
-    model = RBM(RBMConfig(n_visible=N_VISIBLE, n_hidden=n_hidden, k=1, persistent=False))
+def _genzoo(x: torch.Tensor, args: argparse.Namespace):
+    from genzoo.models.boltzmann.rbm import RBM, RBMConfig
+
+    torch.manual_seed(args.seed)
+    model = RBM(RBMConfig(n_visible=N_VISIBLE, n_hidden=args.n_hidden, k=1, persistent=False))
     model = model.to(dtype=torch.float32)
     model.train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    generator = torch.Generator().manual_seed(seed)
-    batches = list(torch.split(x, batch_size))
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
+    generator = torch.Generator().manual_seed(args.seed)
+    batches = list(torch.split(x, args.batch_size))
 
     def epoch(n: int | None = None) -> None:
         for v in batches[:n]:
@@ -65,41 +66,33 @@ def _genzoo(x: torch.Tensor, n_hidden: int, lr: float, batch_size: int, seed: in
     return epoch, {"dtype": dtype, "version": common.version("genzoo")}
 
 
-def _genzoo_trainer(n_rows: int, n_hidden: int, lr: float, batch_size: int, seed: int):
-    """The real Trainer.fit for one epoch; a callback times its loop from the start of the
-    first step to the end of the last, so setup, checkpoints and sample grids are excluded."""
-    try:
-        from genzoo.data import DataConfig
-        from genzoo.models.boltzmann.rbm import RBM, RBMConfig
-        from genzoo.run_config import RunConfig
-        from genzoo.training import Trainer
-        from genzoo.training.config import TrainConfig
-    except ImportError as exc:
-        raise Unavailable(f"genzoo Trainer not importable: {exc}") from None
-    data_cfg = DataConfig(name="binarized-mnist", n_train=n_rows, n_eval=1)
+def _genzoo_trainer(x: torch.Tensor, args: argparse.Namespace):
+    """The real Trainer.fit for one epoch, timed from the start of the first step to the end
+    of the last, so setup, checkpoints and sample grids are excluded."""
+    from genzoo.data import DataConfig
+    from genzoo.models.boltzmann.rbm import RBM, RBMConfig
+
+    data_cfg = DataConfig(name="binarized-mnist", n_train=len(x), n_eval=1)
     try:
         bundle = common.offline_data(data_cfg)
     except Exception as exc:  # noqa: BLE001
         raise Unavailable(f"the Trainer needs the real data bundle: {exc}") from None
-    model_cfg = RBMConfig(n_visible=N_VISIBLE, n_hidden=n_hidden, k=1, persistent=False)
+    model_cfg = RBMConfig(n_visible=N_VISIBLE, n_hidden=args.n_hidden, k=1, persistent=False)
 
     def epoch(n: int | None = None) -> float:
-        train_cfg = TrainConfig(
-            epochs=1, max_steps=n, batch_size=batch_size, optimizer="sgd", lr=lr,
-            momentum=0.0, initial_momentum=0.0, seed=seed, progress=False,
-            checkpoint_every=10**9, log_every=10**9, grid_samples=0,
-        )
-        run_cfg = RunConfig(model_name="rbm", model=model_cfg, data=data_cfg, train=train_cfg)
-        torch.manual_seed(seed)
-        timer = common.loop_timer()
+        torch.manual_seed(args.seed)
         with tempfile.TemporaryDirectory(prefix="genzoo-bench-trainer-") as run_dir:
-            Trainer(RBM(model_cfg), run_cfg, bundle, run_dir, callbacks=[timer]).fit()
-        return timer.end - timer.start
+            return common.timed_fit(
+                RBM(model_cfg), "rbm", data_cfg, bundle, run_dir, epochs=1, max_steps=n,
+                batch_size=args.batch_size, optimizer="sgd", lr=args.lr, momentum=0.0,
+                initial_momentum=0.0, seed=args.seed, log_every=10**9)[0]
 
     return epoch, {"dtype": "float32", "version": common.version("genzoo")}
 
 
-def _sklearn(x_np: np.ndarray, n_hidden: int, lr: float, batch_size: int, seed: int):
+def _sklearn(x: torch.Tensor, args: argparse.Namespace):
+    n_hidden, lr, batch_size, seed = args.n_hidden, args.lr, args.batch_size, args.seed
+    x_np = x.numpy()
     try:
         from sklearn.neural_network import BernoulliRBM
     except ImportError as exc:
@@ -118,7 +111,8 @@ def _sklearn(x_np: np.ndarray, n_hidden: int, lr: float, batch_size: int, seed: 
     return epoch, info
 
 
-def _learnergy(x: torch.Tensor, n_hidden: int, lr: float, batch_size: int, seed: int, fit: bool):
+def _learnergy(x: torch.Tensor, args: argparse.Namespace, fit: bool):
+    n_hidden, lr, batch_size, seed = args.n_hidden, args.lr, args.batch_size, args.seed
     try:
         from learnergy.models.bernoulli import RBM as LRBM
     except ImportError as exc:
@@ -163,12 +157,13 @@ def _learnergy(x: torch.Tensor, n_hidden: int, lr: float, batch_size: int, seed:
     return epoch, info
 
 
-def _bare(x: torch.Tensor, n_hidden: int, batch_size: int, seed: int, draws: bool = False):
+def _bare(x: torch.Tensor, args: argparse.Namespace, draws: bool = False):
     """The five products; with ``draws`` also the two uniform draws that any exact CD-1 step
     needs (h0 ~ p(h | v): B x H, v1 ~ p(v | h0): B x D) from an explicit torch.Generator,
     into preallocated buffers. torch's CPU generator fills them serially whatever the thread
     count, so this floor shows how much of an epoch no amount of BLAS threads can shorten."""
-    g = torch.Generator().manual_seed(seed)
+    n_hidden, batch_size = args.n_hidden, args.batch_size
+    g = torch.Generator().manual_seed(args.seed)
     W = torch.randn(N_VISIBLE, n_hidden, generator=g) * 0.01
     h = torch.bernoulli(torch.full((batch_size, n_hidden), 0.5), generator=g)
     v_neg = torch.bernoulli(torch.full((batch_size, N_VISIBLE), 0.5), generator=g)
@@ -197,21 +192,11 @@ def _bare(x: torch.Tensor, n_hidden: int, batch_size: int, seed: int, draws: boo
     return epoch, {"dtype": "float32", "version": torch.__version__}
 
 
-DESCRIPTIONS = {
-    "genzoo": "genzoo RBM: model.loss(x, generator) + backward + torch.optim.SGD step (k=1)",
-    "genzoo-trainer": "genzoo Trainer.fit for one epoch (plain SGD, no momentum), timed by a "
-                      "callback from the first step to the last: adds the Trainer's per-step "
-                      "work (shuffled batch gather, lr schedule, loss figures, finiteness check)",
-    "sklearn": "scikit-learn BernoulliRBM.fit(n_iter=1, batch_size=100) (persistent CD, 1 step)",
-    "learnergy-fit": "learnergy RBM.fit(epochs=1) as shipped (adds per-batch MSE and "
-                     "pseudo-likelihood, shuffling DataLoader)",
-    "learnergy-step": "learnergy RBM update only: gibbs_sampling + energy difference + "
-                      "backward + its SGD step",
-    "bare": "5 torch.mm per batch (vW, hW^T, v'W, v^T h, v'^T h'); no sigmoid, sampling, "
-            "bias or update",
-    "bare+draws": "the 5 torch.mm of bare plus the two uniform draws of CD-1 (B x H and "
-                  "B x D, explicit torch.Generator, preallocated): the floor of any exact "
-                  "CD-1 step in torch",
+FACTORIES = {
+    "genzoo": _genzoo, "genzoo-trainer": _genzoo_trainer, "sklearn": _sklearn,
+    "learnergy-fit": partial(_learnergy, fit=True),
+    "learnergy-step": partial(_learnergy, fit=False),
+    "bare": _bare, "bare+draws": partial(_bare, draws=True),
 }
 
 
@@ -219,7 +204,7 @@ def _profile_genzoo(x: torch.Tensor, args: argparse.Namespace, n_batches: int) -
     """Where genzoo's step spends its time: the top operators of torch's profiler."""
     from torch.profiler import profile
 
-    epoch, _ = _genzoo(x, args.n_hidden, args.lr, args.batch_size, args.seed)
+    epoch, _ = _genzoo(x, args)
     epoch(2)
     with profile() as prof:
         epoch(n_batches)
@@ -240,22 +225,8 @@ def run(args: argparse.Namespace) -> dict:
     n_rows = args.n_batches * args.batch_size
     load_at_start = common.load_average()
     x, data = common.binarized_mnist_rows(n_rows, args.smoke, args.seed)
-    x_np = x.numpy()
-    factories = {
-        "genzoo": lambda: _genzoo(x, args.n_hidden, args.lr, args.batch_size, args.seed),
-        "genzoo-trainer": lambda: _genzoo_trainer(
-            n_rows, args.n_hidden, args.lr, args.batch_size, args.seed),
-        "sklearn": lambda: _sklearn(x_np, args.n_hidden, args.lr, args.batch_size, args.seed),
-        "learnergy-fit": lambda: _learnergy(
-            x, args.n_hidden, args.lr, args.batch_size, args.seed, fit=True),
-        "learnergy-step": lambda: _learnergy(
-            x, args.n_hidden, args.lr, args.batch_size, args.seed, fit=False),
-        "bare": lambda: _bare(x, args.n_hidden, args.batch_size, args.seed),
-        "bare+draws": lambda: _bare(x, args.n_hidden, args.batch_size, args.seed, draws=True),
-    }
-
     def warmed_up(name: str):
-        epoch, info = factories[name]()
+        epoch, info = FACTORIES[name](x, args)
         epoch(min(args.warmup_batches, args.n_batches))  # untimed warm-up
         return epoch, info
 
@@ -284,17 +255,10 @@ def run(args: argparse.Namespace) -> dict:
          f"{args.warmup_batches} batches per implementation are excluded."),
         (f"Repetitions interleaved with a rotating order; the median of {args.repetitions} "
          "epochs is reported per implementation."),
-        ("scikit-learn runs persistent CD with one Gibbs step (not CD-1), which has the same "
-         "five products per batch; it computes in the dtype listed."),
-        ("learnergy's bernoulli draws use the global torch RNG; genzoo's use an explicit "
-         "torch.Generator."),
-        ("bare+draws adds to the five products the two uniform draws an exact CD-1 step "
-         "needs; torch's CPU generator fills them on one thread, so they do not shrink with "
-         "more BLAS threads. Where bare+draws / bare leaves little room under the 1.5x "
-         "criterion, sigmoids, biases and the update cannot fit in what is left."),
+        *ROW["notes"],
     ]
-    notes = [*common.busy_notes(load_at_start, "at the start", "expect noise; rerun on a "
-                                "quiet machine before quoting these numbers."),
+    notes = [*common.busy_notes("at the start", "expect noise; rerun on a quiet machine "
+                                "before quoting these numbers.", load_at_start),
              *([common.SPEED_SMOKE_NOTE] if args.smoke else []), *notes]
     # One result per thread setting, so both stand in RESULTS.md side by side: the BLAS
     # products scale with threads while the random draws do not, so the ratios differ.
@@ -359,17 +323,11 @@ def _acceptance(timings: dict, ratios: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = common.speed_parser(__doc__, "5 batches, 2 repetitions", run_dir=False)
-    p.add_argument("--n-batches", type=int, default=500)
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--n-hidden", type=int, default=500)
-    p.add_argument("--repetitions", type=int, default=3)
-    p.add_argument("--warmup-batches", type=int, default=5)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None,
-                   help="threads for torch and numpy's BLAS (default: the libraries' own); "
-                   "1 is steadier on a shared machine")
+    # --threads: for torch and numpy's BLAS alike (default: the libraries' own); 1 is
+    # steadier on a machine shared with other work
+    p = common.speed_parser(__doc__, "5 batches, 2 repetitions", run_dir=False, n_batches=500,
+                            batch_size=100, n_hidden=500, repetitions=3, warmup_batches=5,
+                            lr=0.01, seed=0, threads=None)
     p.add_argument("--impls", default=",".join(IMPLS),
                    help=f"comma-separated subset of {', '.join(IMPLS)}")
     p.add_argument("--profile", action="store_true",

@@ -8,21 +8,14 @@ example: Kingma & Welling's SGVB-A estimator), Adam with lr 1e-3, minibatches of
 libraries train that model here on the same data, the fixed binarization of MNIST (Larochelle
 & Murray 2011; 50,000 train / 10,000 test), for the same number of epochs, in one process:
 
-``genzoo``
-    ``genzoo.training.Trainer`` on ``VAE(hidden=(400,), n_latent=50, activation=softplus,
-    decoder=bernoulli, estimator=sgvb_a, n_mc=1)``, Adam (lr 1e-3, betas 0.9 / 0.999), what
-    ``genzoo train vae --data binarized-mnist`` runs. The time of an epoch is measured by a
-    callback from the start of the epoch's first step to the end of its last step (setup,
-    validation and checkpoints excluded).
-``pyro``
-    ``pyro.infer.SVI(model, guide, pyro.optim.Adam({"lr": 1e-3}), Trace_ELBO())`` with
-    ``svi.step(x)`` per minibatch, on the same network shapes written as plain torch modules
-    here (encoder scale = exp of a linear output, decoder probabilities = sigmoid squeezed away
-    from 0 and 1 by 1e-7, as in the example). Timed from the first to the last step of the
-    epoch; batches are drawn from a per-epoch permutation, as genzoo's Trainer does.
+genzoo's ``Trainer`` on its ``VAE(hidden=(400,), n_latent=50, activation=softplus,
+decoder=bernoulli, estimator=sgvb_a, n_mc=1)``, and Pyro's ``SVI(model, guide, Adam,
+Trace_ELBO())`` stepped per minibatch on the example's networks, written as plain torch modules
+here (the row's ``descriptions`` say what each timing covers). Each epoch is timed from its
+first step to its last.
 
-Epochs are interleaved (genzoo epoch 1, Pyro epoch 1, genzoo epoch 2, ...; genzoo continues its
-run with ``fit(resume=True)``) so that load from other work hits both alike; the medians over
+Epochs are interleaved (one of each library a round, the order alternating; genzoo continues
+its run with ``fit(resume=True)``) so that load from other work hits both alike; the medians over
 epochs are compared as ``genzoo / pyro`` (below 1: genzoo is faster). After training, the test
 NLL of both models is estimated by ``genzoo.evaluation.importance.importance_log_likelihood``
 (float64, the same k and the same test examples): the Pyro networks are wrapped in a small
@@ -69,6 +62,8 @@ SMOKE = {"epochs": 2, "is_samples": 20, "n_test": 100, "n_train": 1000, "hidden"
 # Pyro's example squeezes its Bernoulli probabilities into [1e-7, 1 - 1e-7].
 FUDGE = 1e-7
 ACCEPT_NLL_NATS = 1.0
+ROW = common.load_row(BENCHMARK)  # each library's description and the notes: data
+DESCRIPTIONS = ROW["descriptions"]
 INSTALL_HINT = ("install it without touching torch: pip install --no-deps pyro-ppl==1.9.2 "
                 "pyro-api==0.1.2 opt_einsum==3.4.0 (see benchmarks/README.md)")
 
@@ -182,31 +177,23 @@ def genzoo_trainer(bundle, data_cfg, hidden: int, j: int, seed: int, run_dir: Pa
     its first step to the end of its last. ``init_std``: model.init_std (None: genzoo's
     default)."""
     from genzoo.models.directed.vae import VAE, VAEConfig
-    from genzoo.run_config import RunConfig
-    from genzoo.training import Trainer
-    from genzoo.training.config import TrainConfig
 
     std = {} if init_std is None else {"init_std": init_std}
     model_cfg = VAEConfig(n_visible=N_VISIBLE, hidden=(hidden,), n_latent=j,
                           activation="softplus", decoder="bernoulli", estimator="sgvb_a", n_mc=1,
                           **std)
     model = VAE(model_cfg, generator=torch.Generator().manual_seed(seed))
-
     state = {"epoch": 0}
 
     def epoch() -> float:
         state["epoch"] += 1
-        train = TrainConfig(
+        seconds, metrics = common.timed_fit(
+            model, "vae", data_cfg, bundle, run_dir, resume=state["epoch"] > 1,
             epochs=state["epoch"], batch_size=BATCH, optimizer="adam", lr=LR,
-            lr_schedule="constant", momentum=0.9, seed=seed, checkpoint_every=10**9,
-            log_every=50, validate_every=10**9, grid_samples=0, progress=False,
-        )
-        cfg = RunConfig(model_name="vae", model=model_cfg, data=data_cfg, train=train)
-        timer = common.loop_timer()
-        metrics = Trainer(model, cfg, bundle, run_dir, callbacks=[timer]).fit(
-            resume=state["epoch"] > 1)
+            lr_schedule="constant", momentum=0.9, seed=seed, log_every=50,
+            validate_every=10**9)
         state["loss"] = metrics.get("loss")
-        return timer.end - timer.start
+        return seconds
 
     return (epoch, model), {"version": common.version("genzoo"), "dtype": "float32",
                             "train_loss_last_epoch": state, "init_std": model_cfg.init_std}
@@ -223,15 +210,6 @@ def evaluate(model, x_test: torch.Tensor, k: int, seed: int) -> dict:
             "test_elbo_nats": rep["elbo_nats"], "is_ess": rep["is_ess"],
             "stderr_mc": rep["stderr_mc"], "evaluate_s": time.perf_counter() - t0,
             "_per_example": rep["per_example_log_px"]}
-
-
-DESCRIPTIONS = {
-    "genzoo": "genzoo Trainer.fit on VAE(hidden=(400,), n_latent=50, softplus, bernoulli, "
-              "sgvb_a, n_mc=1), Adam lr 1e-3; one epoch timed by a callback from its first "
-              "step to its last",
-    "pyro": "pyro SVI(model, guide, Adam lr 1e-3, Trace_ELBO).step per minibatch on the "
-            "example's 784-400-50 networks; timed from the epoch's first step to its last",
-}
 
 
 def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
@@ -330,12 +308,7 @@ def _result(args, bundle, x_test, timings, ratios, extra, acceptance, wall) -> d
          "(genzoo outputs log sigma^2, Pyro's example log sigma), the decoder's output (genzoo "
          "Bernoulli logits, Pyro sigmoid probabilities clipped to [1e-7, 1 - 1e-7]), and the "
          "random streams (genzoo an explicit generator, Pyro torch's global one)."),
-        ("The Pyro example itself trains on grey-level MNIST scored by a Bernoulli likelihood; "
-         "here both libraries get the same binary data, so both NLLs are proper."),
-        ("Timing: the loop over minibatches only (batch gather, forward, backward, optimizer "
-         "step, and each library's per-step bookkeeping); genzoo's validation and checkpoint "
-         "at the end of each epoch (it resumes one epoch at a time so the epochs interleave) "
-         "and Pyro's setup are excluded."),
+        *ROW["notes"],
         ("Subnormal floats: genzoo's Trainer flushes them to zero while it trains, its default "
          "(genzoo.utils.denormals); Pyro's steps run with IEEE subnormals, as Pyro ships. "
          "Trained softplus units and confident Bernoulli logits produce subnormals, which slow "
@@ -350,8 +323,8 @@ def _result(args, bundle, x_test, timings, ratios, extra, acceptance, wall) -> d
         notes.insert(0, f"Budget run: {args.epochs} epochs (Pyro's example runs 101), k = "
                      f"{args.is_samples} on {len(x_test)} test images; --full for 100 epochs "
                      "and k = 5000 on all 10,000.")
-    notes[:0] = common.busy_notes(common.load_average(), "at the end", "the ratio is more "
-                                  "reliable than either time, since epochs were interleaved.")
+    notes[:0] = common.busy_notes("at the end", "the ratio is more reliable than either time, "
+                                  "since epochs were interleaved.")
     title = (f"VAE {N_VISIBLE}-{args.hidden}-{args.latent}: genzoo vs Pyro's VAE example "
              "(time per epoch, test NLL by genzoo's evaluator)")
     return {
@@ -380,14 +353,12 @@ def _result(args, bundle, x_test, timings, ratios, extra, acceptance, wall) -> d
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = common.speed_parser(__doc__, "1000 images, 2 epochs, tiny networks")
+    p = common.speed_parser(__doc__, "1000 images, 2 epochs, tiny networks", epochs=None,
+                            is_samples=None, seed=0)
     p.add_argument("--full", action="store_true",
                    help="100 epochs and k = 5000 on all 10,000 test images (hours)")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--is-samples", type=int, default=None)
     p.add_argument("--n-test", type=int, default=None,
                    help="evaluate on the first N test images (default 1000; all with --full)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--genzoo-init-std", type=float, default=None,
                    help="genzoo's model.init_std (default: genzoo's own, 0.01)")
     args = p.parse_args(argv)
