@@ -86,6 +86,14 @@ class Genzoo:
             raise SystemExit(f"`{shown}` failed ({rc}):\n{tail}")
         self.wall[name] = self.wall.get(name, 0.0) + time.perf_counter() - t0
 
+    def task(self, name: str, shown: str, function: str, *args: Any) -> Any:
+        """``tasks.FUNCTION(*ARGS)``, recorded as the step ``python API: tasks.SHOWN``."""
+        self.steps.append(f"python API: tasks.{shown}")
+        t0 = time.perf_counter()
+        out = getattr(importlib.import_module("tasks"), function)(*args)
+        self.wall[name] = self.wall.get(name, 0.0) + time.perf_counter() - t0
+        return out
+
 
 def plan(row: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """The data set, the training and evaluation settings and the epochs of this run: the
@@ -132,10 +140,8 @@ def train(row: dict[str, Any], p: dict[str, Any], run: Path, genzoo: Genzoo,
         genzoo("train", ["train", row["model"], "--out", str(run), "--resume",
                          *common.sets_to_args({**length, "train.progress": False})])
     elif row.get("train_with"):
-        t0 = time.perf_counter()
-        genzoo.steps.append(f"python API: tasks.{row['train_with']}, {sets}")
-        getattr(importlib.import_module("tasks"), row["train_with"])(row, p["data"], sets, run)
-        genzoo.wall["train"] = time.perf_counter() - t0
+        genzoo.task("train", f"{row['train_with']}, {sets}", row["train_with"], row, p["data"],
+                    sets, run)
     else:
         genzoo("train", ["train", row["model"], "--data", p["data"],
                          *common.sets_to_args({**sets, "train.progress": False}),
@@ -146,11 +152,8 @@ def evaluate(row: dict[str, Any], p: dict[str, Any], run: Path, genzoo: Genzoo) 
     """The evaluation report of the run (of ``RUN/best`` where the row keeps the best)."""
     target = run / "best" if row.get("best") and has_checkpoint(run / "best") else run
     if row.get("evaluate_with"):
-        t0 = time.perf_counter()
-        report = getattr(importlib.import_module("tasks"), row["evaluate_with"])(target, p)
-        genzoo.steps.append(f"python API: tasks.{row['evaluate_with']}({target})")
-        genzoo.wall["evaluate"] = time.perf_counter() - t0
-        return report
+        return genzoo.task("evaluate", f"{row['evaluate_with']}({target})",
+                           row["evaluate_with"], target, p)
     out = run / "eval_test.json"
     genzoo("evaluate", ["evaluate", str(target), "--split", "test", "--json",
                         *common.sets_to_args(p["evaluate"]), "--out", str(out)])

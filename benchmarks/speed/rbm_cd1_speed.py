@@ -33,10 +33,6 @@ from common import Unavailable
 
 BENCHMARK = "rbm_cd1_speed"
 N_VISIBLE = 784
-IMPLS = (
-    "genzoo", "genzoo-trainer", "sklearn", "learnergy-fit", "learnergy-step", "bare",
-    "bare+draws",
-)
 PEERS = ("sklearn", "learnergy-fit", "learnergy-step")
 ACCEPT_BARE_RATIO = 1.5
 # What each implementation runs, and the notes every result carries: data, in the row.
@@ -192,6 +188,7 @@ def _bare(x: torch.Tensor, args: argparse.Namespace, draws: bool = False):
     return epoch, {"dtype": "float32", "version": torch.__version__}
 
 
+# Each implementation: (x, args) -> (epoch(n_batches=None), facts for its timings entry).
 FACTORIES = {
     "genzoo": _genzoo, "genzoo-trainer": _genzoo_trainer, "sklearn": _sklearn,
     "learnergy-fit": partial(_learnergy, fit=True),
@@ -328,15 +325,15 @@ def main(argv: list[str] | None = None) -> int:
     p = common.speed_parser(__doc__, "5 batches, 2 repetitions", run_dir=False, n_batches=500,
                             batch_size=100, n_hidden=500, repetitions=3, warmup_batches=5,
                             lr=0.01, seed=0, threads=None)
-    p.add_argument("--impls", default=",".join(IMPLS),
-                   help=f"comma-separated subset of {', '.join(IMPLS)}")
+    p.add_argument("--impls", default=",".join(FACTORIES),
+                   help=f"comma-separated subset of {', '.join(FACTORIES)}")
     p.add_argument("--profile", action="store_true",
                    help="also store torch.profiler's top operators over 50 genzoo batches")
     args = p.parse_args(argv)
     args.impls = [s.strip() for s in args.impls.split(",") if s.strip()]
-    unknown = sorted(set(args.impls) - set(IMPLS))
+    unknown = sorted(set(args.impls) - set(FACTORIES))
     if unknown:
-        p.error(f"unknown implementation(s) {unknown}; choose from {list(IMPLS)}")
+        p.error(f"unknown implementation(s) {unknown}; choose from {list(FACTORIES)}")
     if args.smoke:
         args.n_batches, args.repetitions, args.warmup_batches = 5, 2, 1
     results = common.speed_dirs(args, BENCHMARK).results
