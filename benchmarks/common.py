@@ -1,4 +1,5 @@
-"""What every benchmark shares: the result format, its provenance, and one timing helper.
+"""What every benchmark shares: rows, the result format and its provenance, output directories,
+publishing, and the machinery of the speed comparisons (command line, interleaved timing).
 
 A result is one JSON object, ``benchmarks/results/<benchmark>.json``. Every result carries
 :data:`REQUIRED_KEYS`; likelihood results add :data:`LIKELIHOOD_KEYS`, speed results
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import gc
 import json
 import os
 import platform
@@ -21,8 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -99,6 +102,25 @@ def with_gaps(result: dict[str, Any]) -> dict[str, Any]:
         ref["gap_text"] = describe_gap(result["value"], ref["value"], metric["unit"],
                                        metric["lower_is_better"])
     return result
+
+
+def load_row(name: str) -> dict[str, Any]:
+    """``rows/<name>.json``, with the row it names as ``base`` merged under it (dict values
+    merged one level deep, so a row states only what differs from its base)."""
+    path = ROWS_DIR / f"{name}.json"
+    if not path.is_file():
+        raise SystemExit(f"no row {name!r}: choose one of {', '.join(row_names())}")
+    row = json.loads(path.read_text())
+    if "base" in row:
+        base = load_row(row.pop("base"))
+        row = {k: {**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict)
+               else v for k, v in {**base, **row}.items()}
+    return {**row, "name": name}
+
+
+def row_names() -> list[str]:
+    return sorted(p.stem for p in ROWS_DIR.glob("*.json"))
+
 
 
 # ------------------------------------------------------------------------------ provenance
@@ -219,72 +241,229 @@ def offline_data(config: Any) -> Any:
             os.environ["GENZOO_OFFLINE"] = saved
 
 
-def load_binarized_mnist_train() -> tuple[np.ndarray, str]:
-    """The fixed binarized MNIST train split as float32 (50000, 784), and how it was loaded."""
+def binarized_mnist_rows(n: int, smoke: bool, seed: int) -> tuple[Any, dict[str, Any]]:
+    """The first ``n`` rows of the fixed binarized MNIST train split as a float32 tensor
+    (n, 784), and the result's ``data`` entry. Without the file a smoke run gets random binary
+    rows of that shape (it checks the machinery, not MNIST); a full run stops."""
+    import torch
+
+    from genzoo.core.errors import GenzooError
     from genzoo.data import DataConfig
 
-    x = offline_data(DataConfig(name="binarized-mnist")).train.x
-    return np.ascontiguousarray(x.numpy(), dtype=np.float32), "genzoo.data.load_data"
+    try:
+        x = offline_data(DataConfig(name="binarized-mnist")).train.x[:n]
+        data = {"name": "binarized-mnist", "binarization": "fixed (Larochelle & Murray 2011)",
+                "split": "train", "loader": "genzoo.data.load_data"}
+    except (GenzooError, OSError) as exc:
+        if not smoke:
+            raise SystemExit(f"binarized MNIST not available ({exc}); set GENZOO_DATA to "
+                             "the folder holding binarized_mnist/") from None
+        x = (torch.rand(n, 784, generator=torch.Generator().manual_seed(seed)) < 0.13)
+        data = {"name": "synthetic-bernoulli(0.13)", "binarization": "synthetic",
+                "split": "train", "loader": f"synthetic, real data unavailable: {exc}"}
+    if len(x) < n:
+        raise SystemExit(f"need {n} rows of binarized MNIST, the file has {len(x)}")
+    return x.float().contiguous(), {**data, "n_examples": n}
 
 
-# ------------------------------------------------------------------ speed command lines
+# ------------------------------------------------------------------------- output, printing
 
 
 class RunDirs(NamedTuple):
-    """Where one speed comparison puts its files: genzoo runs, the result, the log."""
+    """Where one run puts its files: the genzoo run directory, the result, the log."""
 
     run: Path
     results: Path
     log: Path
 
 
-def add_output_args(parser: argparse.ArgumentParser, smoke_help: str) -> None:
-    parser.add_argument("--out", type=Path, default=None,
-                        help="run directory (default under benchmarks/runs; temporary with --smoke)")
-    parser.add_argument("--results-dir", "--results", dest="results_dir", type=Path,
-                        default=None, help="where the result JSON goes (default "
-                        "benchmarks/results; a temporary directory with --smoke)")
-    parser.add_argument("--smoke", action="store_true",
-                        help=smoke_help + "; nothing is written to benchmarks/results")
-
-
-def run_dirs(parser: argparse.ArgumentParser, args: argparse.Namespace, name: str) -> RunDirs:
-    """A smoke run writes into a fresh temporary directory and never into
-    benchmarks/results; a full run defaults to benchmarks/runs/NAME and benchmarks/results."""
-    if args.smoke:
-        scratch = Path(tempfile.mkdtemp(prefix="genzoo-bench-smoke-"))
-        run, results = args.out or scratch / "run", args.results_dir or scratch
+def output_dirs(name: str, smoke: bool, run: Path | None, results: Path | None) -> RunDirs:
+    """A smoke run writes into a fresh temporary directory (unless told otherwise) and never
+    into benchmarks/results; a full run defaults to benchmarks/runs/NAME and benchmarks/results."""
+    if smoke:
+        scratch = Path(tempfile.mkdtemp(prefix=f"genzoo-bench-{name}-"))
+        run, results = run or scratch / "run", results or scratch
         if results.resolve() == RESULTS_DIR.resolve():
-            parser.error("--smoke results are never written to benchmarks/results")
+            raise SystemExit("--smoke results are never written to benchmarks/results")
     else:
-        run, results = args.out or RUNS_DIR / name, args.results_dir or RESULTS_DIR
+        run, results = run or RUNS_DIR / name, results or RESULTS_DIR
     run.parent.mkdir(parents=True, exist_ok=True)
     return RunDirs(run, results, run.parent / f"{run.name}.log")
 
 
-# ---------------------------------------------------------------------------------- timing
+def publish(result: dict[str, Any], results: Path) -> Path:
+    """Write ``result`` and print its headline: a likelihood's value and its gap to every
+    reference, a speed result's timings, ratios and acceptance. The last line printed is
+    ``wrote PATH``."""
+    path = write_result(result, results)
+    if result["kind"] == "likelihood":
+        unit = result["metric"]["unit"]
+        print(f"{result['benchmark']}: {result['value']:.2f} +/- {result['stderr']:.2f} {unit}")
+        for ref in result["references"]:
+            flag = " (not comparable)" if ref.get("comparable") is False else ""
+            print(f"  vs {ref['label']} {ref['value']:.2f}: {ref['gap_text']}{flag}")
+    else:
+        for name, t in result["timings"].items():
+            print(f"{name:>16}: " + (f"median {t['median_s']:.3f} s" if t["status"] == "ok"
+                                     else f"{t['status']}: {t['reason']}"))
+        for name, ratio in result["ratios"].items():
+            print(f"{name} = {ratio:.3f}")
+        acc = result["acceptance"]
+        print(f"acceptance: {'PASSED' if acc['passed'] else 'NOT MET'} ({acc['why']})")
+    if not result["smoke"] and results.resolve() == RESULTS_DIR.resolve():
+        print("regenerate RESULTS.md: python benchmarks/make_results.py")
+    print(f"wrote {path}")
+    return path
+
+
+# -------------------------------------------------------------------------- speed comparisons
+
+SPEED_SMOKE_NOTE = "SMOKE RUN: tiny sizes; the numbers are not a benchmark."
+
+
+class Unavailable(Exception):
+    """An implementation cannot run here; the message says why."""
+
+
+def build_all(factories: dict[str, Callable[[], tuple[Any, dict[str, Any]]]],
+              descriptions: dict[str, str], missing: str = "unavailable",
+              ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Build every implementation: ``factories[name]()`` returns (what to time, facts for its
+    timings entry). The entries, and what was built of those that built. One that raises
+    :class:`Unavailable` gets the status ``missing``, one that crashes ``"error"``, each with
+    the reason; a peer that cannot run is reported, never fatal."""
+    timings, built = {}, {}
+    for name, make in factories.items():
+        entry = {"description": descriptions[name]}
+        try:
+            built[name], info = make()
+            entry.update(info, status="ok")
+        except Unavailable as exc:
+            entry.update(status=missing, reason=str(exc))
+        except Exception as exc:  # noqa: BLE001
+            entry.update(status="error", reason=f"{type(exc).__name__}: {exc}")
+        timings[name] = entry
+    return timings, built
+
+
+def speed_parser(doc: str, smoke_help: str, run_dir: bool = True,
+                 **options: Any) -> argparse.ArgumentParser:
+    """The command line every speed comparison shares: ``--smoke``, where its files go
+    (``--out``: the genzoo run directory, or the result's directory when it has no runs), and
+    one ``--name`` per keyword of ``options`` with that default (an int where it is None)."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    if run_dir:
+        p.add_argument("--out", type=Path, default=None, help="genzoo run directory")
+        p.add_argument("--results-dir", "--results", dest="results_dir", type=Path,
+                       default=None, help="where the result JSON goes")
+    else:
+        p.add_argument("--out", dest="results_dir", type=Path, default=None,
+                       help="where the result JSON goes")
+    p.add_argument("--smoke", action="store_true",
+                   help=smoke_help + "; written to a temporary directory by default")
+    for name, default in options.items():
+        p.add_argument("--" + name.replace("_", "-"), default=default,
+                       type=int if default is None else type(default))
+    return p
+
+
+def speed_dirs(args: argparse.Namespace, name: str) -> RunDirs:
+    """:func:`output_dirs` from a :func:`speed_parser` command line."""
+    return output_dirs(name, args.smoke, getattr(args, "out", None), args.results_dir)
+
+
+def limit_threads(n: int | None) -> None:
+    """``n`` threads for torch and for numpy's BLAS alike (None: the libraries' defaults)."""
+    import torch
+
+    if n is None:
+        return
+    torch.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(n)
+    except ImportError:
+        pass
+
+
+def version(module: str) -> str:
+    try:
+        return str(__import__(module).__version__)
+    except Exception:  # noqa: BLE001 - a version string is informational only
+        return "unknown"
+
+
+def load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
+
+
+def busy_notes(when: str, advice: str, load: float | None = None) -> list[str]:
+    """A note when the 1-minute load average (``load``, or now) exceeded half the cores:
+    other work on the machine slows every implementation, unevenly."""
+    load = load_average() if load is None else load
+    cores = os.cpu_count() or 1
+    if load is None or load <= 0.5 * cores:
+        return []
+    return [(f"The machine was busy with other work (1-minute load average {load:.2f} on "
+             f"{cores} cores {when}): {advice}")]
+
+
+def timed_fit(model: Any, model_name: str, data: Any, bundle: Any, run_dir: Path | str,
+              resume: bool = False, **train: Any) -> tuple[float, dict[str, Any]]:
+    """Train ``model`` with genzoo's Trainer on ``bundle`` (``data``: its DataConfig) under
+    ``TrainConfig(**train)`` without progress bar, sample grids or checkpoints midway. Returns
+    the seconds of its training loop, timed by a callback from the start of the fit to the end
+    of its last step (setup, validation and the last checkpoint excluded), and fit's figures."""
+    from genzoo.run_config import RunConfig
+    from genzoo.training import Trainer
+    from genzoo.training.callbacks import Callback
+    from genzoo.training.config import TrainConfig
+
+    class LoopTimer(Callback):
+        def on_fit_start(self, trainer: Any) -> None:
+            self.start = self.end = time.perf_counter()
+
+        def on_step_end(self, trainer: Any, loss: float) -> None:
+            self.end = time.perf_counter()
+
+    train = {"progress": False, "grid_samples": 0, "checkpoint_every": 10**9, **train}
+    cfg = RunConfig(model_name=model_name, model=model.config, data=data,
+                    train=TrainConfig(**train))
+    timer = LoopTimer()
+    metrics = Trainer(model, cfg, bundle, run_dir, callbacks=[timer]).fit(resume=resume)
+    return timer.end - timer.start, metrics
 
 
 def interleaved_medians(fns: dict[str, Callable[[], Any]], repetitions: int,
-                        warmup: bool = True) -> dict[str, dict[str, Any]]:
+                        progress: bool = False) -> dict[str, dict[str, Any]]:
     """Time each callable ``repetitions`` times, the order rotating every round so that load
-    from other work on the machine hits every one alike. A callable that raises is reported
-    ``{"status": "failed", "reason": ...}`` and dropped from later rounds; the others get
-    ``{"status": "ok", "times_s": [...], "median_s": ...}``."""
+    from other work on the machine hits every one alike. A callable that returns a float has
+    timed its own inner loop: that is its time. One that raises is reported ``{"status":
+    "error", "reason": ...}`` and dropped from later rounds; the others get ``{"status": "ok",
+    "times_s": [...], "median_s": ...}``. ``progress``: print each round's times."""
     out: dict[str, dict[str, Any]] = {n: {"status": "ok", "times_s": []} for n in fns}
     names = list(fns)
-    for rep in range(repetitions + (1 if warmup else 0)):
+    for rep in range(repetitions):
         for name in names[rep % len(names):] + names[:rep % len(names)]:
             if out[name]["status"] != "ok":
                 continue
+            gc.collect()
             t0 = time.perf_counter()
             try:
-                fns[name]()
+                inner = fns[name]()
             except Exception as exc:  # noqa: BLE001 - a peer that fails is reported, not fatal
-                out[name] = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+                out[name] = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
                 continue
-            if rep > 0 or not warmup:
-                out[name]["times_s"].append(time.perf_counter() - t0)
+            elapsed = time.perf_counter() - t0
+            out[name]["times_s"].append(inner if isinstance(inner, float) else elapsed)
+        if progress:
+            print(f"round {rep + 1}/{repetitions}: " + ", ".join(
+                f"{n} {t['times_s'][-1]:.2f} s" for n, t in out.items() if t["status"] == "ok"),
+                flush=True)
     for t in out.values():
         if t["status"] == "ok":
             t["median_s"] = statistics.median(t["times_s"])

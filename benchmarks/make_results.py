@@ -87,8 +87,8 @@ def _provenance(r: dict[str, Any]) -> list[str]:
         data += f", {d['n_examples']} examples"
     wall = ", ".join(f"{k} {v:.1f} s" for k, v in r["wall_s"].items() if v is not None)
     return [
-        f"- Command: `{r['command']}` (as recorded); row `benchmarks/rows/{r['row']}.json`: "
-        f"`python benchmarks/run.py {r['row']}` runs its recipe",
+        (f"- Command: `{r['command']}` (as recorded); row `benchmarks/rows/{r['row']}.json`: "
+         f"`python benchmarks/run.py {r['row']}` runs its recipe"),
         f"- Commit: `{commit}`; date: {r['date']}",
         f"- Machine: {machine}",
         f"- Data: {data}",
@@ -216,14 +216,7 @@ def throughput_section(r: dict[str, Any]) -> list[str]:
             f"{'ok' if ok else t.get('status', '') + ': ' + t.get('reason', '')} |"
         )
     lines += ["", *[f"- {k}: {_fmt(v, 3)}" for k, v in r["ratios"].items()]]
-    acc = r["acceptance"]
-    lines += [
-        "",
-        (f"Acceptance ({acc.get('criterion', '')}): "
-         f"**{'passed' if acc.get('passed') else 'NOT MET'}** — {acc.get('why', '')}."),
-    ]
-    lines += _notes(r)
-    return lines
+    return lines + _acceptance_and_notes(r)
 
 
 def speed_section(r: dict[str, Any]) -> list[str]:
@@ -259,16 +252,16 @@ def speed_section(r: dict[str, Any]) -> list[str]:
             )
     lines += ["", "What each row runs:", ""]
     lines += [f"- `{n}`: {t.get('description', '')}" for n, t in r["timings"].items()]
+    return lines + _acceptance_and_notes(r)
+
+
+def _acceptance_and_notes(r: dict[str, Any]) -> list[str]:
     acc = r["acceptance"]
-    lines += [
-        "",
-        (f"Acceptance ({acc.get('criterion', '')}): "
-         f"**{'passed' if acc.get('passed') else 'NOT MET'}** — {acc.get('why', '')}."),
-    ]
+    lines = ["", (f"Acceptance ({acc.get('criterion', '')}): "
+                  f"**{'passed' if acc.get('passed') else 'NOT MET'}** — {acc.get('why', '')}.")]
     if acc.get("peers_not_measured"):
         lines.append(f"Peers not measured: {', '.join(acc['peers_not_measured'])}.")
-    lines += _notes(r)
-    return lines
+    return lines + _notes(r)
 
 
 def _notes(r: dict[str, Any]) -> list[str]:

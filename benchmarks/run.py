@@ -26,12 +26,12 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import common
+from common import load_row, row_names
 
 METRICS = {
     "nll": {"name": "test NLL", "unit": "nats", "lower_is_better": True, "per": "example"},
@@ -55,24 +55,6 @@ def metric(row: dict[str, Any]) -> dict[str, Any]:
     """The row's metric: a name of :data:`METRICS`, or its own ``{name, unit, ...}``."""
     m = row.get("metric", "nll")
     return dict(METRICS[m]) if isinstance(m, str) else dict(m)
-
-
-def load_row(name: str) -> dict[str, Any]:
-    """``rows/<name>.json``, with the row it names as ``base`` merged under it (dict values
-    merged one level deep, so a row states only what differs from its base)."""
-    path = common.ROWS_DIR / f"{name}.json"
-    if not path.is_file():
-        raise SystemExit(f"no row {name!r}: choose one of {', '.join(row_names())}")
-    row = json.loads(path.read_text())
-    if "base" in row:
-        base = load_row(row.pop("base"))
-        row = {k: {**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict)
-               else v for k, v in {**base, **row}.items()}
-    return {**row, "name": name}
-
-
-def row_names() -> list[str]:
-    return sorted(p.stem for p in common.ROWS_DIR.glob("*.json"))
 
 
 class Genzoo:
@@ -104,6 +86,14 @@ class Genzoo:
             raise SystemExit(f"`{shown}` failed ({rc}):\n{tail}")
         self.wall[name] = self.wall.get(name, 0.0) + time.perf_counter() - t0
 
+    def task(self, name: str, shown: str, function: str, *args: Any) -> Any:
+        """``tasks.FUNCTION(*ARGS)``, recorded as the step ``python API: tasks.SHOWN``."""
+        self.steps.append(f"python API: tasks.{shown}")
+        t0 = time.perf_counter()
+        out = getattr(importlib.import_module("tasks"), function)(*args)
+        self.wall[name] = self.wall.get(name, 0.0) + time.perf_counter() - t0
+        return out
+
 
 def plan(row: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """The data set, the training and evaluation settings and the epochs of this run: the
@@ -128,20 +118,6 @@ def row_settings(name: str, epochs: int | None = None) -> dict[str, Any]:
     return plan(row, parser().parse_args([name, *(["--epochs", str(epochs)] if epochs else [])]))["train"]
 
 
-def directories(row: dict[str, Any], args: argparse.Namespace) -> tuple[Path, Path]:
-    """The genzoo run directory and the result directory. A smoke run writes into a fresh
-    temporary directory unless told otherwise, never into benchmarks/results."""
-    if args.smoke:
-        scratch = Path(tempfile.mkdtemp(prefix=f"genzoo-bench-{row['name']}-"))
-        run, results = args.out or scratch / "run", args.results or scratch
-        if results.resolve() == common.RESULTS_DIR.resolve():
-            raise SystemExit("--smoke results are never written to benchmarks/results")
-    else:
-        run, results = args.out or common.RUNS_DIR / row["name"], args.results or common.RESULTS_DIR
-    run.parent.mkdir(parents=True, exist_ok=True)
-    return run, results
-
-
 def has_checkpoint(run: Path) -> bool:
     return (run / "config.json").is_file()
 
@@ -164,10 +140,8 @@ def train(row: dict[str, Any], p: dict[str, Any], run: Path, genzoo: Genzoo,
         genzoo("train", ["train", row["model"], "--out", str(run), "--resume",
                          *common.sets_to_args({**length, "train.progress": False})])
     elif row.get("train_with"):
-        t0 = time.perf_counter()
-        genzoo.steps.append(f"python API: tasks.{row['train_with']}, {sets}")
-        getattr(importlib.import_module("tasks"), row["train_with"])(row, p["data"], sets, run)
-        genzoo.wall["train"] = time.perf_counter() - t0
+        genzoo.task("train", f"{row['train_with']}, {sets}", row["train_with"], row, p["data"],
+                    sets, run)
     else:
         genzoo("train", ["train", row["model"], "--data", p["data"],
                          *common.sets_to_args({**sets, "train.progress": False}),
@@ -178,11 +152,8 @@ def evaluate(row: dict[str, Any], p: dict[str, Any], run: Path, genzoo: Genzoo) 
     """The evaluation report of the run (of ``RUN/best`` where the row keeps the best)."""
     target = run / "best" if row.get("best") and has_checkpoint(run / "best") else run
     if row.get("evaluate_with"):
-        t0 = time.perf_counter()
-        report = getattr(importlib.import_module("tasks"), row["evaluate_with"])(target, p)
-        genzoo.steps.append(f"python API: tasks.{row['evaluate_with']}({target})")
-        genzoo.wall["evaluate"] = time.perf_counter() - t0
-        return report
+        return genzoo.task("evaluate", f"{row['evaluate_with']}({target})",
+                           row["evaluate_with"], target, p)
     out = run / "eval_test.json"
     genzoo("evaluate", ["evaluate", str(target), "--split", "test", "--json",
                         *common.sets_to_args(p["evaluate"]), "--out", str(out)])
@@ -201,11 +172,11 @@ def headline(row: dict[str, Any], report: dict[str, Any]) -> tuple[float, float,
     if not warnings or report.get("nll_nats_reverse") is None:
         return value, stderr, []
     reverse_se = math.hypot(report["stderr_log_z_reverse"], report["stderr_examples"])
-    return report["nll_nats_reverse"], reverse_se, [
+    return report["nll_nats_reverse"], reverse_se, [(
         f"AIS DID NOT CONVERGE: genzoo's evaluator warned: {warnings[0]} The value published "
         f"here is therefore the reverse-AIS figure {report['nll_nats_reverse']:.2f} +/- "
         f"{reverse_se:.2f}; the forward-AIS figure would be {value:.2f} +/- {stderr:.2f}. "
-        "Neither is a trustworthy estimate of this model's NLL until the two agree."]
+        "Neither is a trustworthy estimate of this model's NLL until the two agree.")]
 
 
 def estimator(row: dict[str, Any], report: dict[str, Any], reverse_published: bool) -> dict:
@@ -284,9 +255,9 @@ def run_notes(row: dict[str, Any], p: dict[str, Any], smoke: bool) -> list[str]:
     if smoke:
         return [common.SMOKE_NOTE, *row.get("notes", [])]
     if p["epochs"] and row.get("epochs") and p["epochs"] < row["epochs"]:
-        return [f"Budget run: {p['epochs']} epochs, fewer than the recipe's {row['epochs']}; "
-                "the model is not trained to convergence, so the gap says little about the "
-                "implementation.", *row.get("notes", [])]
+        return [(f"Budget run: {p['epochs']} epochs, fewer than the recipe's {row['epochs']}; "
+                 "the model is not trained to convergence, so the gap says little about the "
+                 "implementation."), *row.get("notes", [])]
     return list(row.get("notes", []))
 
 
@@ -303,8 +274,8 @@ def kept_best(run: Path) -> str | None:
 def likelihood(row: dict[str, Any], args: argparse.Namespace, argv: list[str] | None) -> Path:
     """Train (unless ``--evaluate-only``), evaluate and write the result of a likelihood row."""
     p = plan(row, args)
-    run, results = directories(row, args)
-    genzoo = Genzoo(run.parent / f"{run.name}.log", args.in_process)
+    run, results, log = common.output_dirs(row["name"], args.smoke, args.out, args.results)
+    genzoo = Genzoo(log, args.in_process)
     if not args.evaluate_only:
         train(row, p, run, genzoo, args)
     report = evaluate(row, p, run, genzoo)
@@ -343,23 +314,7 @@ def likelihood(row: dict[str, Any], args: argparse.Namespace, argv: list[str] | 
         "references": [dict(r) for r in row.get("references", [])],
         "wall_s": genzoo.wall, "notes": notes,
     }
-    return publish(with_run_config(common.with_gaps(result), run), results)
-
-
-def publish(result: dict[str, Any], results: Path) -> Path:
-    """Write ``result`` and print its headline and the gap to every reference; the last line
-    printed is ``wrote PATH``."""
-    path = common.write_result(result, results)
-    if result["kind"] == "likelihood":
-        unit = result["metric"]["unit"]
-        print(f"{result['benchmark']}: {result['value']:.2f} +/- {result['stderr']:.2f} {unit}")
-        for ref in result["references"]:
-            flag = " (not comparable)" if ref.get("comparable") is False else ""
-            print(f"  vs {ref['label']} {ref['value']:.2f}: {ref['gap_text']}{flag}")
-    if not result["smoke"] and results.resolve() == common.RESULTS_DIR.resolve():
-        print("regenerate RESULTS.md: python benchmarks/make_results.py")
-    print(f"wrote {path}")
-    return path
+    return common.publish(with_run_config(common.with_gaps(result), run), results)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -367,11 +322,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("row", nargs="?", help="a file name of benchmarks/rows/ without .json")
     p.add_argument("--list", action="store_true", help="list the rows and exit")
     p.add_argument("--smoke", action="store_true",
-                   help="seconds-long check on the bundled digits; writes to a temporary "
-                   "directory, never to benchmarks/results")
+                   help="seconds-long check on the bundled digits, in a temporary directory")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last checkpoint (only --epochs "
-                   "may differ); a run without a checkpoint starts afresh")
+                   help="continue the run in --out from its last checkpoint")
     p.add_argument("--evaluate-only", action="store_true",
                    help="skip training; evaluate the run in --out")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the row's)")
@@ -380,15 +333,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-set", action="append", default=[], metavar="KEY=VALUE",
                    help="override an evaluation setting of the row (repeatable)")
     p.add_argument("--grid", action="append", default=[], metavar="KEY=JSON",
-                   help="override a task row's grid, e.g. examples=10000000 (repeatable)")
+                   help="override a task row's grid (repeatable)")
     p.add_argument("--out", type=Path, default=None,
-                   help="genzoo run directory (default benchmarks/runs/ROW; temporary with "
-                   "--smoke)")
+                   help="genzoo run directory (default benchmarks/runs/ROW)")
     p.add_argument("--results", type=Path, default=None,
-                   help="where the result JSON goes (default benchmarks/results; temporary "
-                   "with --smoke)")
+                   help="where the result JSON goes (default benchmarks/results)")
     p.add_argument("--in-process", action="store_true",
-                   help="run genzoo's commands in this process (what the smoke tests do)")
+                   help="run genzoo's commands in this process")
     return p
 
 
@@ -408,13 +359,13 @@ def main(argv: list[str] | None = None) -> int:
         return module.main([*row.get("args", []), *rest, *(["--smoke"] if args.smoke else [])])
     if "task" in row:
         p = plan(row, args)
-        _, results = directories(row, args)
+        results = common.output_dirs(row["name"], args.smoke, args.out, args.results).results
         body = getattr(importlib.import_module("tasks"), row["task"])(row, p, results)
         result = {**common.header(row.get("result", row["name"]), row["name"], row["title"],
                                   body.pop("kind", "likelihood"), args.smoke, shown),
                   "references": [dict(r) for r in row.get("references", [])],
                   "notes": run_notes(row, p, args.smoke), **body}
-        publish(common.with_gaps(result) if "value" in result else result, results)
+        common.publish(common.with_gaps(result) if "value" in result else result, results)
         return 0
     likelihood(row, args, shown)
     return 0

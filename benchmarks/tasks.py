@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
-import shutil
 import statistics
 import time
 from pathlib import Path
@@ -369,7 +368,7 @@ def vae_frey_faces(row: dict, p: dict, out: Path) -> dict[str, Any]:
     bpe = math.ceil(n_train / batch)
     full, rest = divmod(grid["examples"], n_train)
     steps = max(1, full * bpe + math.ceil(rest / batch))
-    seen = lambda s: (s // bpe) * n_train + min((s % bpe) * batch, n_train)  # noqa: E731
+    seen = lambda s: (s // bpe) * n_train + min((s % bpe) * batch, n_train)
     every = max(1, steps // 60)
     per_latent, curves, wall = {}, {}, {}
     for j in grid["latents"]:

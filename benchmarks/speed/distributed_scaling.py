@@ -20,9 +20,9 @@ intervals after the first (a warm-up). Scaling efficiency = examples/s(2p) /
 (2 x examples/s(1p)); the same against ``1p-2shards`` separates the cost of the half-size
 batches from the cost of the communication.
 
-Run ``python benchmarks/distributed_scaling.py`` (needs the binarized MNIST files in
-GENZOO_DATA and 2 free cores; a few minutes) or ``--smoke`` for a seconds-long check on the
-digits data written to a temporary directory.
+Run ``python benchmarks/run.py distributed_scaling`` (needs the binarized MNIST files in
+GENZOO_DATA and 2 free cores; a few minutes) or add ``--smoke`` for a seconds-long check on
+the digits data written to a temporary directory.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ SETTINGS = {  # name -> (processes, shards)
     "2p": (2, 2),
 }
 ACCEPT_SPEEDUP = 1.0
+ROW = common.load_row(BENCHMARK)  # its title and notes
 
 
 def _free_port() -> int:
@@ -140,31 +141,12 @@ def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
         "passed": not slow,
         "why": "met" if not slow else "not faster on 2 processes: " + ", ".join(slow),
     }
-    notes = [
-        ("examples/s is the Trainer's own metrics.csv column (training loop only), the median "
-         "over the logging intervals after the first."),
-        (f"Every process uses {args.threads} BLAS thread(s), so 2 processes use twice the "
-         "cores of 1: the efficiency measures data parallelism, not thread scaling."),
-        "The 2-process and 1p-2shards runs compute the same parameters (train.shards=2).",
-    ]
-    if args.smoke:
-        notes.insert(0, "SMOKE RUN: tiny models on the digits data; not a benchmark.")
-    cores = os.cpu_count() or 1
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    if load is not None and load > 0.5 * cores:
-        notes.insert(0, f"The machine was busy (1-minute load average {load:.2f} on {cores} "
-                     "cores at the end): rerun on a quiet machine before quoting these.")
+    notes = [*common.busy_notes("at the end", "rerun on a quiet machine before quoting these."),
+             *([common.SPEED_SMOKE_NOTE] if args.smoke else []), *ROW["notes"],
+             (f"Every process uses {args.threads} BLAS thread(s), so 2 processes use twice "
+              "the cores of 1: the efficiency measures data parallelism, not thread scaling.")]
     return {
-        "schema_version": common.SCHEMA_VERSION,
-        "benchmark": BENCHMARK,
-        "title": "Data-parallel training, 1 vs 2 processes (gloo, CPU): RBM 784-500 CD-1 "
-                 "and VAE, global batch 100",
-        "row": "distributed_scaling",
-        "kind": "speed",
-        "command": common.command_line(),
-        "git": common.run_git(),
-        "date": common.now_iso(),
-        "machine": common.machine_info(),
+        **common.header(BENCHMARK, BENCHMARK, ROW["title"], "speed", args.smoke),
         "data": {"name": "digits" if args.smoke else "binarized-mnist",
                  "binarization": "threshold" if args.smoke else "fixed", "split": "train"},
         "config": {
@@ -180,34 +162,24 @@ def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
         "ratios": ratios,
         "acceptance": acceptance,
         "wall_s": {"all_runs": wall},
-        "smoke": bool(args.smoke),
         "notes": notes,
     }
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = common.speed_parser(__doc__, "tiny models on the digits data, a few dozen steps",
+                            batch_size=100, threads=1)  # BLAS threads per process
     p.add_argument("--models", nargs="+", choices=sorted(MODELS), default=sorted(MODELS))
     p.add_argument("--steps", type=int, default=None,
                    help="training steps per run (default 1000; 40 with --smoke)")
     p.add_argument("--log-every", type=int, default=None,
                    help="steps per logging interval (default 100; 10 with --smoke)")
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--threads", type=int, default=1, help="BLAS threads per process")
-    common.add_output_args(p, "tiny models on the digits data, a few dozen steps")
     args = p.parse_args(argv)
     args.steps = args.steps or (40 if args.smoke else 1000)
     args.log_every = args.log_every or (10 if args.smoke else 100)
-    dirs = common.run_dirs(p, args, BENCHMARK)
+    dirs = common.speed_dirs(args, BENCHMARK)
     dirs.run.mkdir(parents=True, exist_ok=True)
-    result = run(args, dirs)
-    path = common.write_result(result, dirs.results)
-    for name, t in result["timings"].items():
-        rate = f"{t['examples_per_s']:.0f} examples/s" if t["status"] == "ok" else t["reason"]
-        print(f"{name:>16}: {rate}")
-    for name, r in result["ratios"].items():
-        print(f"{name}: {r:.3f}")
-    print(f"result: {path}")
+    common.publish(run(args, dirs), dirs.results)
     return 0
 
 

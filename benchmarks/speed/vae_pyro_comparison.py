@@ -8,21 +8,14 @@ example: Kingma & Welling's SGVB-A estimator), Adam with lr 1e-3, minibatches of
 libraries train that model here on the same data, the fixed binarization of MNIST (Larochelle
 & Murray 2011; 50,000 train / 10,000 test), for the same number of epochs, in one process:
 
-``genzoo``
-    ``genzoo.training.Trainer`` on ``VAE(hidden=(400,), n_latent=50, activation=softplus,
-    decoder=bernoulli, estimator=sgvb_a, n_mc=1)``, Adam (lr 1e-3, betas 0.9 / 0.999), what
-    ``genzoo train vae --data binarized-mnist`` runs. The time of an epoch is measured by a
-    callback from the start of the epoch's first step to the end of its last step (setup,
-    validation and checkpoints excluded).
-``pyro``
-    ``pyro.infer.SVI(model, guide, pyro.optim.Adam({"lr": 1e-3}), Trace_ELBO())`` with
-    ``svi.step(x)`` per minibatch, on the same network shapes written as plain torch modules
-    here (encoder scale = exp of a linear output, decoder probabilities = sigmoid squeezed away
-    from 0 and 1 by 1e-7, as in the example). Timed from the first to the last step of the
-    epoch; batches are drawn from a per-epoch permutation, as genzoo's Trainer does.
+genzoo's ``Trainer`` on its ``VAE(hidden=(400,), n_latent=50, activation=softplus,
+decoder=bernoulli, estimator=sgvb_a, n_mc=1)``, and Pyro's ``SVI(model, guide, Adam,
+Trace_ELBO())`` stepped per minibatch on the example's networks, written as plain torch modules
+here (the row's ``descriptions`` say what each timing covers). Each epoch is timed from its
+first step to its last.
 
-Epochs are interleaved (genzoo epoch 1, Pyro epoch 1, genzoo epoch 2, ...; genzoo continues its
-run with ``fit(resume=True)``) so that load from other work hits both alike; the medians over
+Epochs are interleaved (one of each library a round, the order alternating; genzoo continues
+its run with ``fit(resume=True)``) so that load from other work hits both alike; the medians over
 epochs are compared as ``genzoo / pyro`` (below 1: genzoo is faster). After training, the test
 NLL of both models is estimated by ``genzoo.evaluation.importance.importance_log_likelihood``
 (float64, the same k and the same test examples): the Pyro networks are wrapped in a small
@@ -32,9 +25,9 @@ number is Pyro's model exactly as Pyro defines it.
 Pyro is optional (see benchmarks/README.md for an install that keeps the CPU torch); without
 it the script still measures genzoo and reports Pyro as missing, with the reason.
 
-    python benchmarks/vae_pyro_comparison.py            # budget: 5 epochs, k=1000 on 1000 test
-    python benchmarks/vae_pyro_comparison.py --full     # 100 epochs, k=5000 on all 10,000
-    python benchmarks/vae_pyro_comparison.py --smoke    # seconds; temp dir only
+    python benchmarks/run.py vae_pyro_comparison           # the row's --full: 100 epochs, k=5000
+    python benchmarks/run.py vae_pyro_comparison --smoke   # seconds; temp dir only
+    python benchmarks/speed/vae_pyro_comparison.py         # budget: 5 epochs, k=1000 on 1000 test
 
 genzoo keeps its own default initialisation (weights N(0, 0.01^2), Kingma & Welling's), which
 with softplus units leaves the latents unused for the first epoch; ``--genzoo-init-std 0.05``
@@ -45,14 +38,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import statistics
-import sys
 import time
 from pathlib import Path
 
 import common
 import torch
+from common import Unavailable
 from torch import distributions as D
 from torch import nn
 
@@ -71,12 +62,10 @@ SMOKE = {"epochs": 2, "is_samples": 20, "n_test": 100, "n_train": 1000, "hidden"
 # Pyro's example squeezes its Bernoulli probabilities into [1e-7, 1 - 1e-7].
 FUDGE = 1e-7
 ACCEPT_NLL_NATS = 1.0
+ROW = common.load_row(BENCHMARK)  # each library's description and the notes: data
+DESCRIPTIONS = ROW["descriptions"]
 INSTALL_HINT = ("install it without touching torch: pip install --no-deps pyro-ppl==1.9.2 "
                 "pyro-api==0.1.2 opt_einsum==3.4.0 (see benchmarks/README.md)")
-
-
-class Unavailable(Exception):
-    """Pyro cannot run here; the message says why."""
 
 
 # ------------------------------------------------------------------------- the Pyro side
@@ -131,7 +120,7 @@ class PyroVAELatent(nn.Module):
 
 
 def pyro_trainer(x_train: torch.Tensor, hidden: int, j: int, seed: int):
-    """(run one epoch -> seconds, the LATENT wrapper, info) for Pyro's SVI on Pyro's example
+    """((run one epoch -> seconds, the LATENT wrapper), info) for Pyro's SVI on Pyro's example
     model. Raises Unavailable when Pyro cannot be imported."""
     try:
         import pyro
@@ -177,60 +166,37 @@ def pyro_trainer(x_train: torch.Tensor, hidden: int, j: int, seed: int):
 
     info = {"version": getattr(pyro, "__version__", "unknown"), "dtype": "float32",
             "train_loss_last_epoch": state}
-    return epoch, PyroVAELatent(encoder, decoder), info
+    return (epoch, PyroVAELatent(encoder, decoder)), info
 
 
 # ------------------------------------------------------------------------ the genzoo side
 def genzoo_trainer(bundle, data_cfg, hidden: int, j: int, seed: int, run_dir: Path,
                    init_std: float | None = None):
-    """(run one more epoch -> seconds, the VAE, info): genzoo's Trainer, continued one epoch
+    """((run one more epoch -> seconds, the VAE), info): genzoo's Trainer, continued one epoch
     at a time with ``fit(resume=True)``; each epoch is timed by a callback from the start of
     its first step to the end of its last. ``init_std``: model.init_std (None: genzoo's
     default)."""
     from genzoo.models.directed.vae import VAE, VAEConfig
-    from genzoo.run_config import RunConfig
-    from genzoo.training import Trainer
-    from genzoo.training.callbacks import Callback
-    from genzoo.training.config import TrainConfig
 
     std = {} if init_std is None else {"init_std": init_std}
     model_cfg = VAEConfig(n_visible=N_VISIBLE, hidden=(hidden,), n_latent=j,
                           activation="softplus", decoder="bernoulli", estimator="sgvb_a", n_mc=1,
                           **std)
     model = VAE(model_cfg, generator=torch.Generator().manual_seed(seed))
-
-    class _EpochTimer(Callback):
-        def on_fit_start(self, trainer) -> None:
-            self.start = self.end = time.perf_counter()
-
-        def on_step_end(self, trainer, loss: float) -> None:
-            self.end = time.perf_counter()
-
     state = {"epoch": 0}
 
     def epoch() -> float:
         state["epoch"] += 1
-        train = TrainConfig(
+        seconds, metrics = common.timed_fit(
+            model, "vae", data_cfg, bundle, run_dir, resume=state["epoch"] > 1,
             epochs=state["epoch"], batch_size=BATCH, optimizer="adam", lr=LR,
-            lr_schedule="constant", momentum=0.9, seed=seed, checkpoint_every=10**9,
-            log_every=50, validate_every=10**9, grid_samples=0, progress=False,
-        )
-        cfg = RunConfig(model_name="vae", model=model_cfg, data=data_cfg, train=train)
-        timer = _EpochTimer()
-        metrics = Trainer(model, cfg, bundle, run_dir, callbacks=[timer]).fit(
-            resume=state["epoch"] > 1)
+            lr_schedule="constant", momentum=0.9, seed=seed, log_every=50,
+            validate_every=10**9)
         state["loss"] = metrics.get("loss")
-        return timer.end - timer.start
+        return seconds
 
-    return epoch, model, {"version": _version("genzoo"), "dtype": "float32",
-                          "train_loss_last_epoch": state, "init_std": model_cfg.init_std}
-
-
-def _version(module: str) -> str:
-    try:
-        return str(__import__(module).__version__)
-    except Exception:  # noqa: BLE001 - informational only
-        return "unknown"
+    return (epoch, model), {"version": common.version("genzoo"), "dtype": "float32",
+                            "train_loss_last_epoch": state, "init_std": model_cfg.init_std}
 
 
 def evaluate(model, x_test: torch.Tensor, k: int, seed: int) -> dict:
@@ -246,82 +212,40 @@ def evaluate(model, x_test: torch.Tensor, k: int, seed: int) -> dict:
             "_per_example": rep["per_example_log_px"]}
 
 
-def load_bundle(n_train: int | None, n_eval: int | None):
-    from genzoo.data import DataConfig, load_data
-
-    cfg = DataConfig(name=DATA, n_train=n_train, n_eval=n_eval)
-    saved = os.environ.get("GENZOO_OFFLINE")
-    os.environ["GENZOO_OFFLINE"] = "1"  # a benchmark never downloads
-    try:
-        return load_data(cfg), cfg
-    finally:
-        if saved is None:
-            os.environ.pop("GENZOO_OFFLINE", None)
-        else:
-            os.environ["GENZOO_OFFLINE"] = saved
-
-
-DESCRIPTIONS = {
-    "genzoo": "genzoo Trainer.fit on VAE(hidden=(400,), n_latent=50, softplus, bernoulli, "
-              "sgvb_a, n_mc=1), Adam lr 1e-3; one epoch timed by a callback from its first "
-              "step to its last",
-    "pyro": "pyro SVI(model, guide, Adam lr 1e-3, Trace_ELBO).step per minibatch on the "
-            "example's 784-400-50 networks; timed from the epoch's first step to its last",
-}
-
-
 def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
+    from genzoo.data import DataConfig
+
+    data_cfg = DataConfig(name=DATA, n_train=args.n_train, n_eval=args.n_test)
     try:
-        bundle, data_cfg = load_bundle(args.n_train, args.n_test)
+        bundle = common.offline_data(data_cfg)
     except (GenzooError, OSError) as exc:
         raise SystemExit(f"{BENCHMARK}: binarized MNIST not available ({exc}); set "
                          "GENZOO_DATA to the folder holding binarized_mnist/") from None
     x_train = bundle.train.x.float().contiguous()
     x_test = bundle.test.x[: args.n_test] if args.n_test else bundle.test.x
-    timings: dict[str, dict] = {}
-    epochs: dict[str, object] = {}
-    models: dict[str, object] = {}
-    infos: dict[str, dict] = {}
-    for name in ("genzoo", "pyro"):
-        entry = {"description": DESCRIPTIONS[name]}
-        try:
-            if name == "genzoo":
-                epoch, model, info = genzoo_trainer(bundle, data_cfg, args.hidden, args.latent,
-                                                    args.seed, dirs.run / "genzoo",
-                                                    args.genzoo_init_std)
-                entry["init_std"] = info["init_std"]
-            else:
-                epoch, model, info = pyro_trainer(x_train, args.hidden, args.latent, args.seed)
-            entry.update(status="ok", times_s=[], version=info["version"], dtype=info["dtype"])
-            epochs[name], models[name], infos[name] = epoch, model, info
-        except Unavailable as exc:
-            entry.update(status="missing", reason=str(exc))
-        except Exception as exc:  # noqa: BLE001 - a peer that crashes is reported, not hidden
-            entry.update(status="error", reason=f"{type(exc).__name__}: {exc}")
-        timings[name] = entry
+    timings, built = common.build_all({
+        "genzoo": lambda: genzoo_trainer(bundle, data_cfg, args.hidden, args.latent, args.seed,
+                                         dirs.run / "genzoo", args.genzoo_init_std),
+        "pyro": lambda: pyro_trainer(x_train, args.hidden, args.latent, args.seed),
+    }, DESCRIPTIONS, missing="missing")
 
     t_train = time.perf_counter()
-    for e in range(args.epochs):
-        for name in list(epochs):
-            try:
-                timings[name]["times_s"].append(epochs[name]())
-            except Exception as exc:
-                if name == "genzoo":
-                    raise
-                timings[name].update(status="error", reason=f"{type(exc).__name__}: {exc}")
-                del epochs[name], models[name]
-        print(f"epoch {e + 1}/{args.epochs}: " + ", ".join(
-            f"{n} {timings[n]['times_s'][-1]:.2f} s" for n in epochs), flush=True)
+    epochs = {name: epoch for name, (epoch, _) in built.items()}
+    for name, t in common.interleaved_medians(epochs, args.epochs, progress=True).items():
+        timings[name].update(t)
+    if timings["genzoo"]["status"] != "ok":
+        raise SystemExit(f"{BENCHMARK}: genzoo failed: {timings['genzoo']['reason']}")
     train_s = time.perf_counter() - t_train
 
     n_batches = math.ceil(len(x_train) / BATCH)
     per_example = {}
     t_eval = time.perf_counter()
-    for name, model in models.items():
+    for name, (_, model) in built.items():
         entry = timings[name]
-        entry["median_s"] = statistics.median(entry["times_s"])
-        entry["per_batch_ms"] = 1e3 * entry["median_s"] / n_batches
-        entry["train_loss_last_epoch"] = infos[name]["train_loss_last_epoch"].get("loss")
+        loss = entry.pop("train_loss_last_epoch").get("loss")
+        if entry["status"] != "ok":
+            continue
+        entry.update(per_batch_ms=1e3 * entry["median_s"] / n_batches, train_loss_last_epoch=loss)
         ev = evaluate(model, x_test, args.is_samples, args.seed)
         per_example[name] = ev.pop("_per_example")
         entry.update(ev)
@@ -330,9 +254,8 @@ def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
               f"(ELBO {entry['test_elbo_nats']:.2f})", flush=True)
     eval_s = time.perf_counter() - t_eval
 
-    ratios, extra = {}, {}
-    if "median_s" in timings["genzoo"] and "median_s" in timings.get("pyro", {}):
-        ratios["genzoo / pyro"] = timings["genzoo"]["median_s"] / timings["pyro"]["median_s"]
+    ratios, extra = common.ratios(timings), {}
+    if ratios:
         diff = -(per_example["genzoo"] - per_example["pyro"])  # NLL genzoo - NLL pyro
         extra["nll_difference_genzoo_minus_pyro"] = float(diff.mean())
         extra["nll_difference_stderr_paired"] = (float(diff.std()) / math.sqrt(len(diff))
@@ -385,12 +308,7 @@ def _result(args, bundle, x_test, timings, ratios, extra, acceptance, wall) -> d
          "(genzoo outputs log sigma^2, Pyro's example log sigma), the decoder's output (genzoo "
          "Bernoulli logits, Pyro sigmoid probabilities clipped to [1e-7, 1 - 1e-7]), and the "
          "random streams (genzoo an explicit generator, Pyro torch's global one)."),
-        ("The Pyro example itself trains on grey-level MNIST scored by a Bernoulli likelihood; "
-         "here both libraries get the same binary data, so both NLLs are proper."),
-        ("Timing: the loop over minibatches only (batch gather, forward, backward, optimizer "
-         "step, and each library's per-step bookkeeping); genzoo's validation and checkpoint "
-         "at the end of each epoch (it resumes one epoch at a time so the epochs interleave) "
-         "and Pyro's setup are excluded."),
+        *ROW["notes"],
         ("Subnormal floats: genzoo's Trainer flushes them to zero while it trains, its default "
          "(genzoo.utils.denormals); Pyro's steps run with IEEE subnormals, as Pyro ships. "
          "Trained softplus units and confident Bernoulli logits produce subnormals, which slow "
@@ -400,28 +318,17 @@ def _result(args, bundle, x_test, timings, ratios, extra, acceptance, wall) -> d
          "Subnormal floats: both libraries ran with IEEE subnormals (GENZOO_DENORMALS=ieee)."),
     ]
     if args.smoke:
-        notes.insert(0, "SMOKE RUN: tiny model and data; numbers are not a benchmark.")
+        notes.insert(0, common.SPEED_SMOKE_NOTE)
     elif args.epochs < FULL["epochs"]:
         notes.insert(0, f"Budget run: {args.epochs} epochs (Pyro's example runs 101), k = "
                      f"{args.is_samples} on {len(x_test)} test images; --full for 100 epochs "
                      "and k = 5000 on all 10,000.")
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    cores = os.cpu_count() or 1
-    if load is not None and load > 0.5 * cores:
-        notes.insert(0, f"The machine was busy with other work (1-minute load average "
-                     f"{load:.2f} on {cores} cores at the end): the ratio is more reliable "
-                     "than either time, since epochs were interleaved.")
+    notes[:0] = common.busy_notes("at the end", "the ratio is more reliable than either time, "
+                                  "since epochs were interleaved.")
+    title = (f"VAE {N_VISIBLE}-{args.hidden}-{args.latent}: genzoo vs Pyro's VAE example "
+             "(time per epoch, test NLL by genzoo's evaluator)")
     return {
-        "schema_version": common.SCHEMA_VERSION,
-        "benchmark": BENCHMARK,
-        "title": (f"VAE {N_VISIBLE}-{args.hidden}-{args.latent}: genzoo vs Pyro's VAE example "
-                  "(time per epoch, test NLL by genzoo's evaluator)"),
-        "row": "vae_pyro_comparison",
-        "kind": "speed",
-        "command": common.command_line(),
-        "git": common.run_git(),
-        "date": common.now_iso(),
-        "machine": common.machine_info(),
+        **common.header(BENCHMARK, "vae_pyro_comparison", title, "speed", args.smoke),
         "data": {"name": DATA, "binarization": "fixed (Larochelle & Murray 2011 file)",
                  "split": "train (timing), test (NLL)", "n_examples": len(bundle.train.x),
                  "n_test": len(x_test)},
@@ -441,24 +348,19 @@ def _result(args, bundle, x_test, timings, ratios, extra, acceptance, wall) -> d
         "acceptance": acceptance,
         "extra": extra,
         "wall_s": wall,
-        "smoke": bool(args.smoke),
         "notes": notes,
     }
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = common.speed_parser(__doc__, "1000 images, 2 epochs, tiny networks", epochs=None,
+                            is_samples=None, seed=0)
     p.add_argument("--full", action="store_true",
                    help="100 epochs and k = 5000 on all 10,000 test images (hours)")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--is-samples", type=int, default=None)
     p.add_argument("--n-test", type=int, default=None,
                    help="evaluate on the first N test images (default 1000; all with --full)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--genzoo-init-std", type=float, default=None,
-                   help="genzoo's model.init_std (default: genzoo's own, 0.01, Kingma & "
-                   "Welling's; with softplus units it starts slower than Pyro's torch init)")
-    common.add_output_args(p, "seconds-long check (1000 images, 2 epochs, tiny networks)")
+                   help="genzoo's model.init_std (default: genzoo's own, 0.01)")
     args = p.parse_args(argv)
     preset = SMOKE if args.smoke else FULL if args.full else BUDGET
     args.epochs = args.epochs or preset["epochs"]
@@ -467,19 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     args.n_train = preset.get("n_train")
     args.hidden = preset.get("hidden", HIDDEN)
     args.latent = preset.get("latent", N_LATENT)
-    dirs = common.run_dirs(p, args, f"{BENCHMARK}_e{args.epochs}")
-    result = run(args, dirs)
-    path = common.write_result(result, dirs.results)
-    for k, v in result["ratios"].items():
-        print(f"{k} = {v:.3f} (time per epoch)")
-    if result["timings"]["pyro"].get("status") != "ok":
-        print(f"pyro: {result['timings']['pyro']['status']}: "
-              f"{result['timings']['pyro']['reason']}")
-    acc = result["acceptance"]
-    print(f"acceptance: {'PASSED' if acc['passed'] else 'NOT MET'} ({acc['why']})")
-    if not args.smoke and dirs.results.resolve() == common.RESULTS_DIR.resolve():
-        print("regenerate RESULTS.md: python benchmarks/make_results.py")
-    print(f"wrote {path}")
+    dirs = common.speed_dirs(args, f"{BENCHMARK}_e{args.epochs}")
+    common.publish(run(args, dirs), dirs.results)
     return 0
 
 
