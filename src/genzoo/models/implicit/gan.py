@@ -71,7 +71,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from genzoo.core.config import check, check_nonnegative
-from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import Phase
 from genzoo.core.registry import register_model
 from genzoo.models.implicit._maxout import ACTIVATIONS, DropoutMLPDiscriminator
@@ -81,9 +80,8 @@ from genzoo.models.implicit.dcgan import (
     build_generator,
     discriminate,
 )
-from genzoo.models.implicit.generator import GeneratorConfig, ImplicitGenerator
+from genzoo.models.implicit.generator import GeneratorConfig, ImplicitGenerator, Labels
 
-PHASES = ("d", "g")
 INITS = ("normal", "he", "glorot")
 D_INPUTS = ("unit", "symmetric")
 
@@ -283,25 +281,16 @@ class GAN(ImplicitGenerator):
             return self.D(v, generator=generator, dropout=True)
         return discriminate(self.D, x, y_onehot)
 
-    def loss(
-        self,
-        x: torch.Tensor,
-        generator: torch.Generator | None = None,
-        phase: str | None = None,
-        y: torch.Tensor | None = None,
+    def _phase_loss(
+        self, x: torch.Tensor, phase: str | None, generator: torch.Generator | None, y: Labels
     ) -> dict[str, torch.Tensor]:
         """The loss of ``phase`` on the minibatch x (B, D), mean over the batch (nats):
-        "d" (default): -V = softplus(-l(x)) + softplus(l(G(z))) (with ``label_smoothing``,
+        "d" (the default): -V = softplus(-l(x)) + softplus(l(G(z))) (with ``label_smoothing``,
         the smoothed data term), with ``real_prob`` and ``fake_prob`` (mean D(x), D(G(z)));
         "g": the generator loss chosen by ``generator_loss``. Fresh noise z (B, n_latent) from
         ``generator`` on each call, then in training mode, for each input of D in turn, its
         instance noise (``instance_noise`` > 0) and D's dropout masks (``d_dropout`` or
         ``d_input_dropout`` > 0)."""
-        phase = phase or "d"
-        if phase not in PHASES:
-            raise GenzooError(f"{type(self).__name__}.loss: phase={phase!r}; use 'd' or 'g'")
-        self.check_input(x)
-        x = x.to(self._ref())
         c = self._condition(y, len(x))
         z = self.noise(len(x), generator)
         drop = self.training

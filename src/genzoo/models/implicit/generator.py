@@ -9,8 +9,10 @@ grey levels in [0, 1], not binary.
 :class:`GeneratorConfig` carries the fields they all repeat (``n_visible``, ``n_latent``,
 ``prior``, ``init_std``); :class:`ImplicitGenerator` owns the noise, the sampling (batch
 normalisation on its running statistics) and the default initialisation (DCGAN's N(0,
-init_std^2), :func:`genzoo.models.implicit.dcgan.normal_init`). A subclass builds ``G`` (and
-whatever else it trains) and calls :meth:`ImplicitGenerator.reset_parameters`.
+init_std^2), :func:`genzoo.models.implicit.dcgan.normal_init`) and the checks of ``loss``; a
+subclass builds ``G`` (and whatever else it trains), calls
+:meth:`ImplicitGenerator.reset_parameters`, and computes the loss of each of its phases (a
+GAN's "d" and "g", GMMN+AE's "ae" and "gmmn"; none for a GMMN) in ``_phase_loss``.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ import torch
 from torch import nn
 
 from genzoo.core.config import check, check_nonnegative
-from genzoo.core.errors import InputError
+from genzoo.core.errors import GenzooError, InputError
 from genzoo.core.protocols import IMPLICIT
 from genzoo.models.base import GenzooModel, VisibleConfig
 from genzoo.models.implicit.dcgan import normal_init
+
+Labels = torch.Tensor | None  # y (B,) int64 class labels, for a model that needs_labels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +92,33 @@ class ImplicitGenerator(GenzooModel):
             u = torch.rand(shape, generator=generator, dtype=ref.dtype, device=ref.device)
             return 2.0 * u - 1.0
         return torch.randn(shape, generator=generator, dtype=ref.dtype, device=ref.device)
+
+    def loss(
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator | None = None,
+        phase: str | None = None,
+        y: Labels = None,
+    ) -> dict[str, torch.Tensor]:
+        """The loss of ``phase`` (None: the first of :meth:`phases`, or the only loss of a model
+        without phases) on the minibatch x (B, D) in [0, 1], with noise from ``generator``;
+        ``y`` (B,) int64 labels for a model that ``needs_labels``. GenzooError for a phase the
+        model does not have, InputError for a malformed x."""
+        names = [p.name for p in self.phases()]
+        if phase is None:
+            phase = names[0] if names else None
+        elif phase not in names:
+            use = " or ".join(repr(n) for n in names) or "None (the model has no phases)"
+            raise GenzooError(f"{type(self).__name__}.loss: phase={phase!r}; use {use}")
+        self.check_input(x)
+        return self._phase_loss(x.to(self._ref()), phase, generator, y)
+
+    def _phase_loss(
+        self, x: torch.Tensor, phase: str | None, generator: torch.Generator | None, y: Labels
+    ) -> dict[str, torch.Tensor]:
+        """The loss dict of ``phase`` (a name of :meth:`phases`, None without phases) on x
+        (B, D), already checked and on the parameters' dtype and device."""
+        raise NotImplementedError
 
     def _samples(self, n: int, draw: Callable[[int], torch.Tensor]) -> torch.Tensor:
         """``draw(n)``, the (n, D) samples, after checking ``n`` (InputError unless an integer

@@ -30,7 +30,7 @@ import torch
 from genzoo.core.config import check
 from genzoo.core.registry import register_model
 from genzoo.models.implicit.dcgan import build_generator
-from genzoo.models.implicit.generator import GeneratorConfig, ImplicitGenerator
+from genzoo.models.implicit.generator import GeneratorConfig, ImplicitGenerator, Labels
 from genzoo.ops.kernels import mmd
 
 SQRT_EPS = 1e-12
@@ -105,13 +105,11 @@ class GMMN(ImplicitGenerator):
         )
         self.reset_parameters(generator)
 
-    def loss(
-        self, x: torch.Tensor, generator: torch.Generator | None = None
+    def _phase_loss(
+        self, x: torch.Tensor, phase: str | None, generator: torch.Generator | None, y: Labels
     ) -> dict[str, torch.Tensor]:
         """``loss`` = sqrt MMD_b between x (B, D) and B generator samples (kernel units, not
         nats), and ``mmd2`` (MMD_b^2, detached)."""
-        self.check_input(x)
-        x = x.to(self._ref())
         loss = sqrt_mmd(self.G(self.noise(len(x), generator)), x, self.config.bandwidths_sq)
         return {"loss": loss, "mmd2": (loss.detach() ** 2)}
 

@@ -25,11 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from genzoo.core.config import check
-from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import Phase
 from genzoo.core.registry import register_model
 from genzoo.models.implicit.dcgan import MLPGenerator
-from genzoo.models.implicit.generator import ImplicitGenerator
+from genzoo.models.implicit.generator import ImplicitGenerator, Labels
 from genzoo.models.implicit.gmmn import MomentMatchingConfig, mmd2, sqrt_mmd
 
 
@@ -102,22 +101,13 @@ class GMMNAE(ImplicitGenerator):
         logits = self.decoder(self.encode(x))
         return F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1).mean()
 
-    def loss(
-        self,
-        x: torch.Tensor,
-        generator: torch.Generator | None = None,
-        phase: str | None = None,
-        y: torch.Tensor | None = None,
+    def _phase_loss(
+        self, x: torch.Tensor, phase: str | None, generator: torch.Generator | None, y: Labels
     ) -> dict[str, torch.Tensor]:
-        """"ae" (default): reconstruction cross-entropy, nats per example; "gmmn": sqrt MMD_b
-        between B generated codes and the codes of x (encoder fixed), kernel units."""
-        phase = phase or "ae"
-        self.check_input(x)
-        x = x.to(self._ref())
+        """"ae" (the default): reconstruction cross-entropy, nats per example; "gmmn": sqrt
+        MMD_b between B generated codes and the codes of x (encoder fixed), kernel units."""
         if phase == "ae":
             return {"loss": self._reconstruction(x)}
-        if phase != "gmmn":
-            raise GenzooError(f"GMMNAE.loss: phase={phase!r}; use 'ae' or 'gmmn'")
         with torch.no_grad():
             h = self.encode(x)
         return {"loss": sqrt_mmd(self.G(self.noise(len(x), generator)), h,
