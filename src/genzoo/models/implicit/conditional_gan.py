@@ -21,11 +21,11 @@ import torch
 import torch.nn.functional as F
 
 from genzoo.core.config import check
-from genzoo.core.errors import ConfigError, InputError
+from genzoo.core.errors import InputError
 from genzoo.core.registry import register_model
 from genzoo.models.base import check_labels
-from genzoo.models.implicit.dcgan import draw_noise, run_in_eval_mode, samples_or_empty
 from genzoo.models.implicit.gan import GAN, GANConfig
+from genzoo.models.implicit.generator import run_in_eval_mode
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +41,6 @@ class ConditionalGANConfig(GANConfig):
 
 @register_model(
     "conditional-gan",
-    config=ConditionalGANConfig,
     family="implicit",
     summary="conditional GAN: generator and discriminator given the class label, samples p(x|y)",
     paper="Mirza & Osindero 2014",
@@ -50,19 +49,15 @@ class ConditionalGAN(GAN):
     """GAN conditioned on class labels; ``loss`` needs ``y`` (B,) int64 (the Trainer passes it,
     ``needs_labels``)."""
 
+    config: ConditionalGANConfig
+    config_class = ConditionalGANConfig
     test_overrides = ("model.architecture=dcgan", "model.width=2", "model.n_latent=4")
-
     needs_labels = True
 
-    def __init__(
-        self, config: ConditionalGANConfig, generator: torch.Generator | None = None
-    ) -> None:
-        if not isinstance(config, ConditionalGANConfig):
-            raise ConfigError(
-                f"ConditionalGAN needs a ConditionalGANConfig, got {type(config).__name__}"
-            )
-        self.n_classes = config.n_classes
-        super().__init__(config, generator)
+    @property
+    def n_classes(self) -> int:  # type: ignore[override]
+        """C, the one-hot label size both networks are conditioned on."""
+        return self.config.n_classes
 
     def _condition(self, y: torch.Tensor | None, n: int) -> torch.Tensor:
         if y is None:
@@ -82,7 +77,7 @@ class ConditionalGAN(GAN):
         n = min(len(x), 1000)
         y = torch.randint(0, self.n_classes, (n,), generator=g, device=ref.device)
         c = self._condition(y, n)
-        z = draw_noise(self.config.prior, n, self.config.n_latent, ref, g)
+        z = self.noise(n, g)
         return {"d_fake_prob": float(torch.sigmoid(self.logits(self.generate(z, c), c)).mean())}
 
     @torch.no_grad()
@@ -91,15 +86,13 @@ class ConditionalGAN(GAN):
     ) -> torch.Tensor:
         """(n, D) draws of G(z|y): from p(x|y) for the given labels y (n,) int64, or with y
         uniform over the C classes (drawn from ``generator``) when y is None."""
-        ref = self._ref()
 
         def draw(m: int) -> torch.Tensor:
             labels = y
             if labels is None:
                 labels = torch.randint(0, self.n_classes, (m,), generator=generator,
-                                       device=ref.device)
+                                       device=self.device)
             c = self._condition(labels, m)
-            z = draw_noise(self.config.prior, m, self.config.n_latent, ref, generator)
-            return run_in_eval_mode(self.G, torch.cat([z, c], 1))
+            return run_in_eval_mode(self.G, torch.cat([self.noise(m, generator), c], 1))
 
-        return samples_or_empty(n, self.n_visible, ref, draw)
+        return self._samples(n, draw)

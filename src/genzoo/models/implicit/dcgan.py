@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from genzoo.core.errors import ConfigError, InputError
+from genzoo.core.errors import ConfigError
 
 ARCHITECTURES = ("mlp", "dcgan")
 
@@ -167,38 +166,3 @@ def normal_init(module: nn.Module, std: float, generator: torch.Generator | None
             m.weight.normal_(1.0, std, generator=generator)
             m.bias.zero_()
 
-
-def draw_noise(
-    prior: str, n: int, n_latent: int, ref: torch.Tensor, generator: torch.Generator | None
-) -> torch.Tensor:
-    """z (n, n_latent) from the noise prior ("normal": N(0, I); "uniform": U[-1, 1]), with
-    the dtype and device of ``ref``."""
-    if prior == "uniform":
-        u = torch.rand((n, n_latent), generator=generator, dtype=ref.dtype, device=ref.device)
-        return 2.0 * u - 1.0
-    return torch.randn((n, n_latent), generator=generator, dtype=ref.dtype, device=ref.device)
-
-
-def samples_or_empty(
-    n: int, n_visible: int, ref: torch.Tensor, draw: Callable[[int], torch.Tensor]
-) -> torch.Tensor:
-    """``draw(n)``, the (n, D) samples of a generator network, after checking ``n``
-    (InputError unless an integer >= 0); n == 0 gives an empty (0, D) tensor on ref's dtype and
-    device without drawing anything."""
-    if not isinstance(n, int) or n < 0:
-        raise InputError(f"sample(n={n!r}): n must be an integer >= 0")
-    if n == 0:
-        return torch.zeros((0, n_visible), dtype=ref.dtype, device=ref.device)
-    return draw(n)
-
-
-def run_in_eval_mode(net: nn.Module, *inputs: torch.Tensor) -> torch.Tensor:
-    """``net(*inputs)`` with batch normalisation on its running statistics (eval mode),
-    restoring the previous mode: samples then depend on neither the training flag nor the
-    number drawn at once."""
-    was = net.training
-    net.eval()
-    try:
-        return net(*inputs)
-    finally:
-        net.train(was)

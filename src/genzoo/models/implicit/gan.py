@@ -70,40 +70,31 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genzoo.core.config import Config, check, check_nonnegative
-from genzoo.core.errors import ConfigError, GenzooError
-from genzoo.core.protocols import IMPLICIT, Phase
+from genzoo.core.config import check, check_nonnegative
+from genzoo.core.protocols import Phase
 from genzoo.core.registry import register_model
-from genzoo.core.validation import check_data
-from genzoo.models.base import check_n_visible, require_n_visible
 from genzoo.models.implicit._maxout import ACTIVATIONS, DropoutMLPDiscriminator
 from genzoo.models.implicit.dcgan import (
     ARCHITECTURES,
     build_discriminator,
     build_generator,
     discriminate,
-    draw_noise,
-    image_side,
-    normal_init,
-    run_in_eval_mode,
-    samples_or_empty,
 )
+from genzoo.models.implicit.generator import GeneratorConfig, ImplicitGenerator, Labels
 
-PHASES = ("d", "g")
 INITS = ("normal", "he", "glorot")
 D_INPUTS = ("unit", "symmetric")
 
 
 @dataclasses.dataclass(frozen=True)
-class GANConfig(Config):
-    """Hyperparameters of the GAN.
+class GANConfig(GeneratorConfig):
+    """Hyperparameters of the GAN (``n_visible``, ``n_latent``, ``prior``, ``init_std``: see
+    :class:`~genzoo.models.implicit.generator.GeneratorConfig`).
 
-    ``n_visible``: D, filled from the data when None. ``n_latent``: size of z. ``prior``:
-    "normal" N(0, I) or "uniform" U[-1, 1]. ``architecture``: "mlp" (``g_hidden``,
+    ``architecture``: "mlp" (``g_hidden``,
     ``d_hidden`` ReLU / LeakyReLU(0.2) layers) or "dcgan" (``width`` channels, square images
     with side divisible by 4). ``generator_loss``: "non_saturating" or "minimax". ``d_steps``:
-    k discriminator updates per generator update. ``init_std``: weights ~ N(0, init_std^2)
-    (DCGAN: 0.02). Train DCGAN-style with ``train.optimizer=adam train.lr=2e-4
+    k discriminator updates per generator update. ``init_std``: DCGAN's 0.02. Train DCGAN-style with ``train.optimizer=adam train.lr=2e-4
     train.momentum=0.5``. MLP discriminator only: ``d_activation`` "leaky_relu" or "maxout"
     (``d_maxout_pieces`` linear pieces per unit); ``d_dropout``: dropout rate on the hidden
     units of D, ``d_input_dropout``: on its input (the paper's MNIST setup: maxout, 5 pieces,
@@ -115,7 +106,6 @@ class GANConfig(Config):
     so checkpoints written before these options existed load unchanged.
     """
 
-    n_visible: int | None = None
     n_latent: int = 100
     prior: Literal["normal", "uniform"] = "normal"
     architecture: Literal["mlp", "dcgan"] = "mlp"
@@ -124,7 +114,6 @@ class GANConfig(Config):
     width: int = 32
     generator_loss: Literal["non_saturating", "minimax"] = "non_saturating"
     d_steps: int = 1
-    init_std: float = 0.02
     d_activation: Literal["leaky_relu", "maxout"] = "leaky_relu"
     d_maxout_pieces: int = 5
     d_dropout: float = 0.0
@@ -142,14 +131,12 @@ class GANConfig(Config):
                 and self.d_input_dropout == 0.0 and not self.d_minibatch_std)
 
     def validate(self) -> None:
-        check_n_visible(self.n_visible)
-        check(self.n_latent > 0, f"model.n_latent={self.n_latent} must be positive")
+        super().validate()
         check(self.architecture in ARCHITECTURES, "model.architecture must be mlp or dcgan")
         check(all(h > 0 for h in self.g_hidden), "model.g_hidden sizes must be > 0")
         check(all(h > 0 for h in self.d_hidden), "model.d_hidden sizes must be > 0")
         check(self.width > 0, f"model.width={self.width} must be positive")
         check(self.d_steps >= 1, f"model.d_steps={self.d_steps} must be >= 1")
-        check_nonnegative(self.init_std, "model.init_std")
         check(self.init in INITS, f"model.init={self.init!r}: use normal, he or glorot")
         check(self.architecture == "mlp" or self.init == "normal",
               f"model.init={self.init} applies to model.architecture=mlp only; DCGAN uses "
@@ -217,31 +204,24 @@ def fan_scaled_init(
 
 @register_model(
     "gan",
-    config=GANConfig,
     family="implicit",
     summary="generative adversarial net (minimax / non-saturating, k D steps; MLP or DCGAN)",
     paper="Goodfellow et al. 2014; Radford et al. 2016",
 )
-class GAN(nn.Module):
+class GAN(ImplicitGenerator):
     """Generator ``G`` and discriminator ``D`` over D visible values in [0, 1].
 
     x (B, D) floating in [0, 1]; samples (n, D) are generator outputs in (0, 1). Device and
     dtype follow the parameters.
     """
 
+    config: GANConfig
+    config_class = GANConfig
     test_overrides = ("model.g_hidden=8", "model.d_hidden=8", "model.n_latent=4")
-
-    capabilities = frozenset({IMPLICIT})
     n_classes = 0  # one-hot label size the networks are conditioned on (0: unconditional)
 
     def __init__(self, config: GANConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        if not isinstance(config, GANConfig):
-            raise ConfigError(f"{type(self).__name__} needs a GANConfig, got {type(config).__name__}")
-        require_n_visible(config)
-        if config.architecture == "dcgan":
-            image_side(config.n_visible)
-        self.config = config
+        super().__init__(config)
         c = self.n_classes
         self.G = build_generator(
             config.architecture, config.n_latent + c, config.n_visible, config.g_hidden,
@@ -263,16 +243,9 @@ class GAN(nn.Module):
         """Biases 0; weights by ``init``: "normal" N(0, init_std^2) (DCGAN), "he" or "glorot"
         (:func:`fan_scaled_init`). ``generator=None``: torch's default."""
         if self.config.init == "normal":
-            normal_init(self, self.config.init_std, generator)
+            super().reset_parameters(generator)
         else:
             fan_scaled_init(self, self.config.init, generator)
-
-    @property
-    def n_visible(self) -> int:
-        return self.config.n_visible  # type: ignore[return-value]
-
-    def _ref(self) -> torch.Tensor:
-        return next(self.G.parameters())
 
     # -- training contract ---------------------------------------------------------------
     def phases(self) -> list[Phase]:
@@ -308,28 +281,18 @@ class GAN(nn.Module):
             return self.D(v, generator=generator, dropout=True)
         return discriminate(self.D, x, y_onehot)
 
-    def loss(
-        self,
-        x: torch.Tensor,
-        generator: torch.Generator | None = None,
-        phase: str | None = None,
-        y: torch.Tensor | None = None,
+    def _phase_loss(
+        self, x: torch.Tensor, phase: str | None, generator: torch.Generator | None, y: Labels
     ) -> dict[str, torch.Tensor]:
         """The loss of ``phase`` on the minibatch x (B, D), mean over the batch (nats):
-        "d" (default): -V = softplus(-l(x)) + softplus(l(G(z))) (with ``label_smoothing``,
+        "d" (the default): -V = softplus(-l(x)) + softplus(l(G(z))) (with ``label_smoothing``,
         the smoothed data term), with ``real_prob`` and ``fake_prob`` (mean D(x), D(G(z)));
         "g": the generator loss chosen by ``generator_loss``. Fresh noise z (B, n_latent) from
         ``generator`` on each call, then in training mode, for each input of D in turn, its
         instance noise (``instance_noise`` > 0) and D's dropout masks (``d_dropout`` or
         ``d_input_dropout`` > 0)."""
-        phase = phase or "d"
-        if phase not in PHASES:
-            raise GenzooError(f"{type(self).__name__}.loss: phase={phase!r}; use 'd' or 'g'")
-        check_data(x, self.n_visible, binary=False)
-        ref = self._ref()
-        x = x.to(ref)
         c = self._condition(y, len(x))
-        z = draw_noise(self.config.prior, len(x), self.config.n_latent, ref, generator)
+        z = self.noise(len(x), generator)
         drop = self.training
         if phase == "d":
             with torch.no_grad():
@@ -373,10 +336,8 @@ class GAN(nn.Module):
         seed): ``d_real_prob``, ``d_fake_prob`` (mean D), ``d_loss`` (-V; near 0 means the
         discriminator wins outright and the generator's gradients vanish), ``d_collapsed``
         (1.0 when d_loss < 0.01)."""
-        ref = self._ref()
-        x = x[:1000].to(ref)
-        g = torch.Generator(device=ref.device).manual_seed(0)
-        z = draw_noise(self.config.prior, len(x), self.config.n_latent, ref, g)
+        x = x[:1000].to(self._ref())
+        z = self.noise(len(x), torch.Generator(device=x.device).manual_seed(0))
         l_real, l_fake = self.logits(x), self.logits(self.generate(z))
         d_loss = float(F.softplus(-l_real).mean() + F.softplus(l_fake).mean())
         return {
@@ -385,15 +346,3 @@ class GAN(nn.Module):
             "d_loss": d_loss,
             "d_collapsed": float(d_loss < 0.01),
         }
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(n, D) generator outputs G(z), z ~ p_z, values in (0, 1); batch normalisation (DCGAN)
-        uses its running statistics."""
-        ref = self._ref()
-
-        def draw(m: int) -> torch.Tensor:
-            z = draw_noise(self.config.prior, m, self.config.n_latent, ref, generator)
-            return run_in_eval_mode(self.G, z)
-
-        return samples_or_empty(n, self.n_visible, ref, draw)

@@ -11,7 +11,7 @@ with a mixture of Gaussian kernels of several bandwidths, and its square root as
 objective (the paper reports both as practical improvements). The paper writes each
 kernel as exp(-|x - x'|^2 / (2 s)), so **its bandwidths s = 2, 5, 10, 20, 40, 80 (MNIST,
 input space) are variances sigma^2**: ``bandwidths_sq`` holds them as written in the paper and
-the kernel is :func:`genzoo.evaluation.mmd.kernel_matrix` with sigma = sqrt(s) (the
+the kernel is :func:`genzoo.ops.kernels.kernel_matrix` with sigma = sqrt(s) (the
 authors' code computes exp(-|x - x'|^2 / (2 s)) for these s). Since
 d sqrt(u)/du is infinite at u = 0, the loss is sqrt(max(L_MMD^2, eps)) with ``eps`` = 1e-12
 (the V-statistic is a squared RKHS norm, so it is >= 0 up to rounding). The paper's MNIST
@@ -26,130 +26,99 @@ import math
 from typing import Literal
 
 import torch
-from torch import nn
 
-from genzoo.core.config import Config, check, check_nonnegative
-from genzoo.core.errors import ConfigError
-from genzoo.core.protocols import IMPLICIT
+from genzoo.core.config import check
 from genzoo.core.registry import register_model
-from genzoo.core.validation import check_data
-from genzoo.models.base import check_n_visible, require_n_visible
-from genzoo.models.implicit.dcgan import (
-    build_generator,
-    draw_noise,
-    image_side,
-    normal_init,
-    run_in_eval_mode,
-    samples_or_empty,
-)
+from genzoo.models.implicit.dcgan import build_generator
+from genzoo.models.implicit.generator import GeneratorConfig, ImplicitGenerator, Labels
 from genzoo.ops.kernels import mmd
 
 SQRT_EPS = 1e-12
 
 
+def mmd2(
+    x: torch.Tensor, y: torch.Tensor, bandwidths_sq: tuple[float, ...], unbiased: bool = True
+) -> torch.Tensor:
+    """MMD^2 (0-dim, kernel units) between x (n, D) and y (m, D) under the mixture of Gaussian
+    kernels exp(-|a - b|^2 / (2 s)) of variances s in ``bandwidths_sq`` (sigma = sqrt(s));
+    ``unbiased=False``: the V-statistic MMD_b^2 of eq. 2."""
+    return mmd(x, y, [math.sqrt(s) for s in bandwidths_sq], unbiased=unbiased)
+
+
 def sqrt_mmd(x: torch.Tensor, y: torch.Tensor, bandwidths_sq: tuple[float, ...]) -> torch.Tensor:
     """sqrt(max(MMD_b^2, eps)) between x (n, D) and y (m, D) under Gaussian kernels of
     variances ``bandwidths_sq`` (the GMMN training loss, finite gradient everywhere)."""
-    mmd2 = mmd(x, y, [math.sqrt(s) for s in bandwidths_sq], unbiased=False)
-    return torch.sqrt(mmd2.clamp_min(SQRT_EPS))
+    return torch.sqrt(mmd2(x, y, bandwidths_sq, unbiased=False).clamp_min(SQRT_EPS))
 
 
 @dataclasses.dataclass(frozen=True)
-class GMMNConfig(Config):
-    """Hyperparameters of the GMMN.
+class MomentMatchingConfig(GeneratorConfig):
+    """Fields of the moment-matching generators (GMMN, GMMN+AE): the MLP generator's ReLU
+    ``hidden`` layers (paper, bottom-up: 64, 256, 256, 1024) and ``bandwidths_sq``, the
+    kernel variances sigma^2 (the paper's "sigma" values)."""
 
-    ``n_visible``: D, filled from the data when None. ``n_latent``: J (paper: 10).
-    ``prior``: "uniform" U[-1, 1] (paper) or "normal". ``architecture``: "mlp" with ReLU
-    ``hidden`` layers (paper, bottom-up: 64, 256, 256, 1024) or "dcgan" (``width``
-    channels). ``bandwidths_sq``: kernel variances sigma^2 (the paper's "sigma" values).
-    ``init_std``: weights ~ N(0, init_std^2).
-    """
-
-    n_visible: int | None = None
-    n_latent: int = 10
-    prior: Literal["uniform", "normal"] = "uniform"
-    architecture: Literal["mlp", "dcgan"] = "mlp"
     hidden: tuple[int, ...] = (64, 256, 256, 1024)
-    width: int = 32
     bandwidths_sq: tuple[float, ...] = (2.0, 5.0, 10.0, 20.0, 40.0, 80.0)
-    init_std: float = 0.02
 
     def validate(self) -> None:
-        check_n_visible(self.n_visible)
-        check(self.n_latent > 0, f"model.n_latent={self.n_latent} must be positive")
+        super().validate()
         check(all(h > 0 for h in self.hidden), "model.hidden sizes must be > 0")
-        check(self.width > 0, "model.width must be positive")
         check(
             len(self.bandwidths_sq) > 0 and all(s > 0 for s in self.bandwidths_sq),
             f"model.bandwidths_sq={self.bandwidths_sq}: give positive kernel variances",
         )
-        check_nonnegative(self.init_std, "model.init_std")
+
+
+@dataclasses.dataclass(frozen=True)
+class GMMNConfig(MomentMatchingConfig):
+    """Hyperparameters of the GMMN (``n_visible``, ``n_latent`` (paper: 10), ``prior``
+    (paper: "uniform"), ``init_std``, ``hidden``, ``bandwidths_sq``: see
+    :class:`MomentMatchingConfig`). ``architecture``: "mlp" (paper) or "dcgan" (``width``
+    channels)."""
+
+    architecture: Literal["mlp", "dcgan"] = "mlp"
+    width: int = 32
+
+    def validate(self) -> None:
+        super().validate()
+        check(self.width > 0, "model.width must be positive")
 
 
 @register_model(
     "gmmn",
-    config=GMMNConfig,
     family="implicit",
     summary="generative moment matching network (sqrt MMD, mixture of Gaussian kernels)",
     paper="Li, Swersky & Zemel 2015",
 )
-class GMMN(nn.Module):
+class GMMN(ImplicitGenerator):
     """Generator ``G`` over D values in [0, 1], trained on sqrt MMD to the data minibatch.
     Device and dtype follow the parameters."""
 
+    config: GMMNConfig
+    config_class = GMMNConfig
     test_overrides = ("model.hidden=8", "model.n_latent=4")
 
-    capabilities = frozenset({IMPLICIT})
-
     def __init__(self, config: GMMNConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        if not isinstance(config, GMMNConfig):
-            raise ConfigError(f"GMMN needs a GMMNConfig, got {type(config).__name__}")
-        require_n_visible(config)
-        if config.architecture == "dcgan":
-            image_side(config.n_visible)
-        self.config = config
+        super().__init__(config)
         self.G = build_generator(
             config.architecture, config.n_latent, config.n_visible, config.hidden, config.width
         )
-        normal_init(self, config.init_std, generator)
+        self.reset_parameters(generator)
 
-    @property
-    def n_visible(self) -> int:
-        return self.config.n_visible  # type: ignore[return-value]
-
-    def _ref(self) -> torch.Tensor:
-        return next(self.G.parameters())
-
-    def loss(
-        self, x: torch.Tensor, generator: torch.Generator | None = None
+    def _phase_loss(
+        self, x: torch.Tensor, phase: str | None, generator: torch.Generator | None, y: Labels
     ) -> dict[str, torch.Tensor]:
         """``loss`` = sqrt MMD_b between x (B, D) and B generator samples (kernel units, not
         nats), and ``mmd2`` (MMD_b^2, detached)."""
-        check_data(x, self.n_visible, binary=False)
-        ref = self._ref()
-        x = x.to(ref)
-        z = draw_noise(self.config.prior, len(x), self.config.n_latent, ref, generator)
-        loss = sqrt_mmd(self.G(z), x, self.config.bandwidths_sq)
+        loss = sqrt_mmd(self.G(self.noise(len(x), generator)), x, self.config.bandwidths_sq)
         return {"loss": loss, "mmd2": (loss.detach() ** 2)}
 
     @torch.no_grad()
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
         """``mmd2``: unbiased MMD^2 between up to 1000 held-out examples x (B, D) and as many
         samples (fixed seed), under the training kernels."""
-        ref = self._ref()
-        x = x[:1000].to(ref)
-        s = self.sample(len(x), torch.Generator(device=ref.device).manual_seed(0))
-        sig = [math.sqrt(v) for v in self.config.bandwidths_sq]
-        return {"mmd2": float(mmd(s, x, sig))} if len(x) >= 2 else {}
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(n, D) generator outputs g(z), z ~ prior, values in (0, 1)."""
-        ref = self._ref()
-
-        def draw(m: int) -> torch.Tensor:
-            z = draw_noise(self.config.prior, m, self.config.n_latent, ref, generator)
-            return run_in_eval_mode(self.G, z)
-
-        return samples_or_empty(n, self.n_visible, ref, draw)
+        x = x[:1000].to(self._ref())
+        if len(x) < 2:
+            return {}
+        s = self.sample(len(x), torch.Generator(device=x.device).manual_seed(0))
+        return {"mmd2": float(mmd2(s, x, self.config.bandwidths_sq))}
