@@ -139,18 +139,10 @@ class LogZNLL:
     extra: Callable[[torch.Tensor], dict[str, float]] = lambda f: {}
 
 
-def log_z_nll(
-    how: LogZNLL,
-    model,
-    x: torch.Tensor,
-    x_train: torch.Tensor,
-    eval_config: EvalConfig,
-    generator: torch.Generator | None = None,
-    *,
-    distributed: bool = False,
-) -> EvaluationReport:
-    """The report of NLL_i = F(x_i) + log Z for x (N, D) (see :func:`energy_nll`), with F and
-    the reverse-AIS start states given by ``how``."""
+def log_z_nll(how: LogZNLL, model, x: torch.Tensor, x_train: torch.Tensor, eval_config: EvalConfig,
+              generator: torch.Generator | None, distributed: bool) -> EvaluationReport:
+    """The report of NLL_i = F(x_i) + log Z for x (N, D) (the arguments of :func:`energy_nll`),
+    with F and the reverse-AIS start states given by ``how``."""
     start = time.perf_counter()
     dtype = DTYPES[eval_config.dtype]
     m, _ = evaluation_copy(model, x, how.capability, dtype, how.needs)
@@ -254,4 +246,4 @@ def energy_nll(
         reverse_start=lambda m, base, lo, hi, g: _reverse_from_chains(m, base, lo, hi, g, burn_in),
         start_text=_energy_start_text,
     )
-    return log_z_nll(how, model, x, x_train, eval_config, generator, distributed=distributed)
+    return log_z_nll(how, model, x, x_train, eval_config, generator, distributed)

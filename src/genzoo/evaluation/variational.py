@@ -107,4 +107,4 @@ def variational_nll(
         bound="upper bound on the NLL (mean-field variational bound with the estimated log Z)",
         extra=lambda f: {"variational_free_energy": float(f.mean())},
     )
-    return log_z_nll(how, model, x, x_train, eval_config, generator, distributed=distributed)
+    return log_z_nll(how, model, x, x_train, eval_config, generator, distributed)
