@@ -358,7 +358,7 @@ def vae_frey_faces(row: dict, p: dict, out: Path) -> dict[str, Any]:
     held-out faces against the examples seen, one VAE (genzoo Trainer) per latent size; the
     final test bound and the importance-sampled log p(x) of the same draws."""
     from genzoo.core.registry import get_model_spec
-    from genzoo.evaluation.importance import importance_log_likelihood
+    from genzoo.evaluation.importance import importance_log_px
     from genzoo.run_config import RunConfig
     from genzoo.training import Trainer
 
@@ -387,9 +387,9 @@ def vae_frey_faces(row: dict, p: dict, out: Path) -> dict[str, Any]:
                          if r.get(key) not in (None, "")]
                      for s, key in (("train", "elbo"), ("valid", "valid_elbo"))}
         t0 = time.perf_counter()
-        rep = importance_log_likelihood(model, bundle.test.x, grid["eval_draws"],
-                                        torch.Generator().manual_seed(0))
-        elbo = rep["per_example_elbo"]
+        est = importance_log_px(model, bundle.test.x, grid["eval_draws"],
+                                torch.Generator().manual_seed(0))
+        rep, elbo = est.report(), est.elbo
         per_latent[j] = {"elbo": -rep["elbo_nats"],
                          "elbo_stderr": float(elbo.std()) / math.sqrt(len(elbo)),
                          "log_px": -rep["nll_nats"], "log_px_stderr": rep["stderr"],
@@ -405,7 +405,7 @@ def vae_frey_faces(row: dict, p: dict, out: Path) -> dict[str, Any]:
             "metric": {"name": f"test ELBO, N_z = {max(per_latent)}", "unit": "nats",
                        "lower_is_better": False, "per": "example"},
             "estimator": {"name": f"SGVB-A bound, mean over {grid['eval_draws']} draws of "
-                          "q(z|x) per example (genzoo importance_log_likelihood, float64)",
+                          "q(z|x) per example (genzoo importance_log_px, float64)",
                           "n_samples": grid["eval_draws"], "dtype": "float64"},
             "value": top["elbo"], "stderr": top["elbo_stderr"],
             "extra": {"per_latent": {str(j): v for j, v in per_latent.items()},

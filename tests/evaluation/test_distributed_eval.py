@@ -17,7 +17,7 @@ from support import random_rbm
 
 from genzoo import distributed as gz_dist
 from genzoo.evaluation import EvalConfig, ais_log_partition, energy_nll, linear_schedule
-from genzoo.evaluation.importance import importance_log_likelihood
+from genzoo.evaluation.importance import importance_log_px
 from genzoo.evaluation.shards import map_shards, shard_bounds
 from genzoo.models.directed.vae import VAE, VAEConfig
 
@@ -42,8 +42,9 @@ def compute(distributed: bool) -> dict:
     nll = energy_nll(pcd, x, x_train, AIS_CFG, distributed=distributed)
     vae = VAE(VAEConfig(n_visible=D, hidden=(8,), n_latent=3, init_std=0.3),
               generator=torch.Generator().manual_seed(6))
-    imp = importance_log_likelihood(vae, x, 20, torch.Generator().manual_seed(7),
-                                    batch_size=5, max_draws=40, distributed=distributed)
+    est = importance_log_px(vae, x, 20, torch.Generator().manual_seed(7),
+                            batch_size=5, max_draws=40, distributed=distributed)
+    imp = {**est.report(), "per_example_log_px": est.log_px}
     return {
         "ais": [ais.value, ais.stderr, *ais.diagnostics["log_w"]],
         "nll": [nll[k] for k in ("nll_nats", "log_z", "log_z_reverse", "stderr",

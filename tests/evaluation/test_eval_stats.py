@@ -61,5 +61,6 @@ def test_stderr_needs_two_weights_and_estimate_to_dict():
         log_mean_exp_stderr(torch.zeros(1))
     e = Estimate(1.0, 0.1, 10, "x", {"ess": 3.0})
     assert e.to_dict() == {
-        "value": 1.0, "stderr": 0.1, "n_samples": 10, "estimator": "x", "diagnostics": {"ess": 3.0}
+        "value": 1.0, "stderr": 0.1, "n_samples": 10, "estimator": "x", "diagnostics": {"ess": 3.0},
+        "unit": None,
     }

@@ -1,4 +1,4 @@
-"""importance_log_likelihood on a linear-Gaussian model whose marginal is exact, and its
+"""importance_log_px / importance_nll on a linear-Gaussian model whose marginal is exact, and its
 dispatch from evaluate."""
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ from torch import nn
 
 from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.core.protocols import LATENT
-from genzoo.evaluation import evaluate, importance_log_likelihood, importance_nll
+from genzoo.evaluation import evaluate, importance_log_likelihood, importance_log_px, importance_nll
 from genzoo.evaluation.config import EvalConfig
 
 KEYS = {
     "nll_nats", "stderr", "stderr_examples", "stderr_mc", "elbo_nats", "is_ess", "estimator",
-    "n_samples", "n_betas", "log_z", "log_z_reverse", "nll_nats_reverse", "ais_ess",
-    "n_examples", "dtype", "wall_s",
+    "n_samples", "n_examples", "dtype", "wall_s",
 }
 
 
@@ -77,12 +76,18 @@ def gen(seed=0):
     return torch.Generator().manual_seed(seed)
 
 
+def importance(model, x, k, *args, **kwargs):
+    """importance_log_px: its NLL report (JSON view), with the per-example tensors beside it."""
+    est = importance_log_px(model, x, k, *args, **kwargs)
+    return {**est.report(), "per_example_log_px": est.log_px, "per_example_elbo": est.elbo}
+
+
 def test_converges_to_the_exact_marginal_and_the_elbo_stays_below():
     model = LinearGaussian(d=4, l=2, offset=0.3, widen=1.3)
     x = data(model)
     exact = model.exact_log_px(x).detach()
-    r1 = importance_log_likelihood(model, x, 1, gen(0))
-    r = importance_log_likelihood(model, x, 5000, gen(1), max_draws=4000)  # several chunks
+    r1 = importance(model, x, 1, gen(0))
+    r = importance(model, x, 5000, gen(1), max_draws=4000)  # several chunks
     err = -r["nll_nats"] - float(exact.mean())
     assert abs(err) < 4 * r["stderr_mc"] + 1e-3, (err, r["stderr_mc"])
     assert abs(err) < 0.1 * abs(-r1["nll_nats"] - float(exact.mean()))
@@ -97,7 +102,7 @@ def test_exact_posterior_proposal_gives_the_exact_value_in_every_chunk():
     x = data(model, n=7)
     exact = model.exact_log_px(x).detach()
     for max_draws in (7, 50, 100_000):
-        r = importance_log_likelihood(model, x, 40, gen(2), batch_size=3, max_draws=max_draws)
+        r = importance(model, x, 40, gen(2), batch_size=3, max_draws=max_draws)
         assert torch.allclose(r["per_example_log_px"], exact, atol=1e-9, rtol=0)
         assert torch.allclose(r["per_example_elbo"], exact, atol=1e-9, rtol=0)
         assert r["is_ess"] == pytest.approx(40)
@@ -108,7 +113,7 @@ def test_exact_posterior_proposal_gives_the_exact_value_in_every_chunk():
 def test_the_estimate_is_never_below_the_elbo(k):
     model = LinearGaussian(d=4, l=3, offset=-0.5, widen=0.6, seed=3)
     x = data(model, n=25)
-    r = importance_log_likelihood(model, x, k, gen(k))
+    r = importance(model, x, k, gen(k))
     assert bool((r["per_example_log_px"] >= r["per_example_elbo"] - 1e-12).all())
     if k == 1:
         assert torch.equal(r["per_example_log_px"], r["per_example_elbo"])
@@ -118,14 +123,14 @@ def test_report_keys_precision_and_model_untouched():
     model = LinearGaussian()
     x = data(model, n=5)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    r = importance_log_likelihood(model, x, 10, gen())
+    r = importance(model, x, 10, gen())
     assert KEYS <= set(r)
     assert r["estimator"] == "importance sampling (k=10)" and r["n_samples"] == 10
     assert r["dtype"] == "float64" and r["per_example_log_px"].dtype == torch.float64
-    assert r["n_examples"] == 5 and r["log_z"] is None and r["n_betas"] is None
+    assert r["n_examples"] == 5 and "log_z" not in r and "n_betas" not in r
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert model.A.dtype == torch.float32
-    again = importance_log_likelihood(model, x, 10, gen())
+    again = importance(model, x, 10, gen())
     assert again["nll_nats"] == r["nll_nats"]  # deterministic under a seed
 
 
@@ -134,11 +139,11 @@ def test_errors():
     x = data(model, n=3)
     for bad_k in (0, -1, 2.5, True):
         with pytest.raises(GenzooError, match="importance samples"):
-            importance_log_likelihood(model, x, bad_k)
+            importance(model, x, bad_k)
     with pytest.raises(GenzooError, match="empty"):
-        importance_log_likelihood(model, x[:0], 5)
+        importance(model, x[:0], 5)
     with pytest.raises(GenzooError, match="not a latent-variable model"):
-        importance_log_likelihood(nn.Linear(2, 2), x, 5)
+        importance(nn.Linear(2, 2), x, 5)
     with pytest.raises(ConfigError, match="is_samples"):
         EvalConfig(is_samples=0)
 
@@ -173,3 +178,13 @@ def test_draw_uses_the_generator_for_each_supported_proposal():
         assert torch.allclose(z.var(0), var, rtol=0.05)
     with pytest.raises(GenzooError, match="generator"):
         draw(D.Gamma(torch.ones(2), 1.0), 3, gen())
+
+
+def test_deprecated_importance_log_likelihood_keeps_its_nll_report():
+    model = LinearGaussian()
+    x = data(model, n=5)
+    with pytest.warns(DeprecationWarning, match="importance_log_px"):
+        old = importance_log_likelihood(model, x, 10, gen())
+    new = importance(model, x, 10, gen())
+    assert old.keys() == new.keys() and old["nll_nats"] == new["nll_nats"]
+    assert torch.equal(old["per_example_log_px"], new["per_example_log_px"])

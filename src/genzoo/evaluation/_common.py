@@ -1,12 +1,11 @@
-"""What every likelihood evaluator does the same way: refuse a model without the capability it
-needs, check the data, work on a copy of the model in the evaluation precision, and report the
-spread of per-example values (for the energy-based NLLs, F(x) + log Z, in one report shape)."""
+"""What every likelihood estimator does the same way: refuse a model without the capability it
+needs, check the data, work on a copy of the model in the evaluation precision, and summarise
+per-example values."""
 
 from __future__ import annotations
 
 import copy
 import math
-from typing import Any
 
 import torch
 
@@ -16,9 +15,14 @@ from genzoo.evaluation.stats import Estimate
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
-# Report keys of estimators that do not apply to a given model (always present, so reports of
-# every model have one shape).
-NOT_APPLICABLE = ("n_samples", "n_betas", "log_z", "log_z_reverse", "nll_nats_reverse", "ais_ess")
+
+def check_data(model, x: torch.Tensor, name: str = "x") -> None:
+    """``model.check_input(x, name)`` (the TrainingHooks contract: InputError naming the fix).
+    Every model on genzoo.models.base.GenzooModel has it; a model still outside that base class
+    and without the method is evaluated unchecked."""
+    check = getattr(model, "check_input", None)
+    if check is not None:
+        check(x, name)
 
 
 def evaluation_copy(model, x: torch.Tensor, capability: str, dtype: torch.dtype, needs: str):
@@ -27,9 +31,7 @@ def evaluation_copy(model, x: torch.Tensor, capability: str, dtype: torch.dtype,
     input for it. The caller's model is never modified."""
     if not has(model, capability):
         raise GenzooError(f"{type(model).__name__} {needs}")
-    check = getattr(model, "check_input", None)
-    if check is not None:
-        check(x, "x")
+    check_data(model, x)
     if len(x) == 0:
         raise GenzooError("the evaluation split is empty")
     m = copy.deepcopy(model).to(dtype)
@@ -38,54 +40,12 @@ def evaluation_copy(model, x: torch.Tensor, capability: str, dtype: torch.dtype,
     return m, (params.device if params is not None else x.device)
 
 
-def log_z_report() -> dict[str, Any]:
-    """The keys of an F(x) + log Z report that only some log Z estimators fill (reverse AIS,
-    AIS run counts and diagnostics), all None to start with."""
-    return {
-        "log_z_reverse": None,
-        "nll_nats_reverse": None,
-        "stderr_log_z_reverse": None,
-        "reverse_start": None,
-        "ais_ess": None,
-        "ais_ess_reverse": None,
-        "n_samples": None,
-        "n_betas": None,
-    }
-
-
-def add_reverse_log_z(report: dict[str, Any], z_rev: Estimate, reverse_start: str) -> None:
-    """Record a reverse-AIS log Z estimate (value, stderr, ESS) and how its runs were started
-    in ``report``."""
-    report["reverse_start"] = reverse_start
-    report["log_z_reverse"] = z_rev.value
-    report["stderr_log_z_reverse"] = z_rev.stderr
-    report["ais_ess_reverse"] = z_rev.diagnostics["ess"]
-
-
-def add_nll_summary(
-    report: dict[str, Any], f: torch.Tensor, z: Estimate, dtype_name: str, **extra: Any
-) -> None:
-    """Complete ``report`` with NLL_i = f_i + log Z for per-example free energies f (N,) and a
-    log Z estimate ``z``: nll_nats (mean, nats per example), stderr = sqrt(stderr_log_z^2 +
-    stderr_examples^2), stderr_log_z, stderr_examples, log_z, n_examples, dtype, then ``extra``,
-    and nll_nats_reverse when the report has a reverse log Z."""
-    nll = f + z.value
-    se_examples = example_stderr(nll)
-    report.update(
-        nll_nats=float(nll.mean()),
-        stderr=math.sqrt(z.stderr**2 + se_examples**2),
-        stderr_log_z=z.stderr,
-        stderr_examples=se_examples,
-        log_z=z.value,
-        n_examples=len(f),
-        dtype=dtype_name,
-        **extra,
-    )
-    if report["log_z_reverse"] is not None:
-        report["nll_nats_reverse"] = float((f + report["log_z_reverse"]).mean())
-        warning = ais_disagreement(report)
-        if warning is not None:
-            report.setdefault("warnings", []).append(warning)
+def default_generator(model, eval_config) -> torch.Generator:
+    """A generator seeded with ``eval_config.seed`` on the model's device (the CPU for a model
+    without parameters), so that an evaluation without an explicit generator is reproducible."""
+    p = next(model.parameters(), None)
+    device = p.device if p is not None else torch.device("cpu")
+    return torch.Generator(device=device).manual_seed(eval_config.seed)
 
 
 # Forward and reverse log Z further apart than this many combined standard errors (and at least
@@ -94,20 +54,21 @@ AIS_AGREEMENT_SIGMAS = 3.0
 AIS_AGREEMENT_NATS = 1.0
 
 
-def ais_disagreement(report: dict[str, Any]) -> str | None:
-    """A warning when the forward and reverse AIS estimates of log Z in ``report`` disagree
-    beyond their error bars, else None. Forward AIS is a stochastic lower bound on log Z: when
-    its chains miss modes of the model it falls short, with a small standard error that hides
-    it, and the NLL computed from it is too low. Reverse AIS from approximate samples can err
-    either way. Only their agreement says the estimate can be trusted."""
-    gap = report["log_z_reverse"] - report["log_z"]
-    se = math.hypot(report["stderr_log_z"], report["stderr_log_z_reverse"])
+def ais_disagreement(forward: Estimate, reverse: Estimate) -> str | None:
+    """A warning when the forward and reverse AIS estimates of log Z disagree beyond their
+    error bars (|gap| > max(1 nat, 3 sqrt(se_f^2 + se_r^2))), else None. Forward AIS is a
+    stochastic lower bound on log Z: when its chains miss modes of the model it falls short,
+    with a small standard error that hides it, and the NLL computed from it is too low. Reverse
+    AIS from approximate samples can err either way. Only their agreement says the estimate can
+    be trusted."""
+    gap = reverse.value - forward.value
+    se = math.hypot(forward.stderr, reverse.stderr)
     if abs(gap) <= max(AIS_AGREEMENT_NATS, AIS_AGREEMENT_SIGMAS * se):
         return None
     return (
-        f"AIS is unreliable here: forward log Z {report['log_z']:.2f} +/- "
-        f"{report['stderr_log_z']:.2f} and reverse {report['log_z_reverse']:.2f} +/- "
-        f"{report['stderr_log_z_reverse']:.2f} differ by {gap:.2f} nats, far beyond their "
+        f"AIS is unreliable here: forward log Z {forward.value:.2f} +/- "
+        f"{forward.stderr:.2f} and reverse {reverse.value:.2f} +/- "
+        f"{reverse.stderr:.2f} differ by {gap:.2f} nats, far beyond their "
         "standard errors. Forward AIS underestimates log Z when its chains miss modes, which "
         "makes nll_nats too low; the reverse value (nll_nats_reverse) is the more cautious "
         "figure. Raise eval.ais_betas (and eval.reverse_burn_in) until the two agree."

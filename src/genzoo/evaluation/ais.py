@@ -86,20 +86,15 @@ def _float_copies(model, base, dtype: torch.dtype):
 
 @torch.no_grad()
 def _anneal(model, base, betas: list[float], v: torch.Tensor, generator) -> torch.Tensor:
-    """Run the AIS recursion over ``betas`` from states v (n, D); return log w (n,)."""
+    """Run the AIS recursion over ``betas`` from states v (n, D); return log w (n,).
+
+    Each step is the AnnealingPath contract's ``annealed_step``: the increment
+    log w += F_{k-1}(v) - F_k(v), fused with the transition v ~ T_k(v, .) (none after the
+    last temperature)."""
     log_w = torch.zeros(v.shape[0], dtype=torch.float64, device=v.device)
-    fused = getattr(model, "annealed_step", None)
     last = len(betas) - 1
     for k in range(1, len(betas)):
-        b_prev, b = betas[k - 1], betas[k]
-        if fused is not None:
-            inc, v = fused(v, b_prev, b, base, generator, transition=k < last)
-        else:
-            inc = model.annealed_free_energy(v, b_prev, base) - model.annealed_free_energy(
-                v, b, base
-            )
-            if k < last:
-                v = model.annealed_gibbs_step(v, b, base, generator)
+        inc, v = model.annealed_step(v, betas[k - 1], betas[k], base, generator, transition=k < last)
         log_w += inc.to(torch.float64)
     return log_w
 
@@ -144,6 +139,7 @@ def ais_log_partition(
         n_samples=n_runs,
         estimator="AIS (forward)",
         diagnostics=_diagnostics(log_w, len(b), "forward", log_z_a, start),
+        unit="nats",
     )
 
 
@@ -211,6 +207,7 @@ def reverse_ais_from(
         n_samples=n_runs,
         estimator="AIS (reverse)",
         diagnostics=_diagnostics(log_w, len(b), "reverse", log_z_a, t0),
+        unit="nats",
     )
 
 

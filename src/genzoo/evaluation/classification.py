@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from genzoo.core.errors import GenzooError
+from genzoo.evaluation.stats import Estimate
 
 
 def classification_error(model, x: torch.Tensor, y: torch.Tensor, chunk: int = 1000) -> float:
@@ -28,13 +29,21 @@ def classification_error(model, x: torch.Tensor, y: torch.Tensor, chunk: int = 1
     return wrong / max(len(x), 1)
 
 
-def classification_report(model, split) -> dict[str, Any]:
-    """Error of ``model.predict`` on a labelled split: ``classification_error`` (a fraction)
-    with its binomial standard error sqrt(e (1 - e) / N) and ``n_classified`` = N."""
+def classification_estimate(model, split) -> Estimate:
+    """Error of ``model.predict`` on a labelled split (``split.x`` (N, D), ``split.y`` (N,)):
+    the fraction e of wrong labels with its binomial standard error sqrt(e (1 - e) / N),
+    n_samples = N."""
     if split.y is None:
         raise GenzooError("this split has no labels, so classification error cannot be measured")
     n = len(split.x)
     err = classification_error(model, split.x, split.y)
-    return {"classification_error": err,
-            "classification_stderr": (err * (1 - err) / max(n, 1)) ** 0.5,
-            "n_classified": n}
+    return Estimate(value=err, stderr=(err * (1 - err) / max(n, 1)) ** 0.5, n_samples=n,
+                    estimator="classification error", unit="fraction of examples")
+
+
+def classification_report(model, split) -> dict[str, Any]:
+    """:func:`classification_estimate` as the keys of an evaluation report:
+    ``classification_error`` (a fraction), ``classification_stderr`` and ``n_classified``."""
+    est = classification_estimate(model, split)
+    return {"classification_error": est.value, "classification_stderr": est.stderr,
+            "n_classified": est.n_samples}

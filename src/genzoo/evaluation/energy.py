@@ -5,11 +5,17 @@ log Z is exact (enumeration of the smaller layer) when that layer has at most
 and, when ``eval.reverse``, also by reverse AIS, so that the true value is bracketed:
 ``nll_nats`` (forward) is a stochastic lower bound and ``nll_nats_reverse`` an upper bound in
 expectation, the latter only as far as the model samples that start it are exact.
+
+:func:`log_z_nll` is that recipe for any per-example F(x), so that the mean-field bound of a DBM
+(:mod:`genzoo.evaluation.variational`) is the same computation with F_Q(x) in place of F(x).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -18,10 +24,11 @@ from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION, has
 from genzoo.evaluation._common import (
     DTYPES,
-    add_nll_summary,
-    add_reverse_log_z,
+    ais_disagreement,
+    check_data,
+    default_generator,
     evaluation_copy,
-    log_z_report,
+    example_stderr,
 )
 from genzoo.evaluation.ais import (
     ais_log_partition,
@@ -31,18 +38,31 @@ from genzoo.evaluation.ais import (
 )
 from genzoo.evaluation.config import EvalConfig
 from genzoo.evaluation.exact import exact_log_partition
+from genzoo.evaluation.report import NLL_UNIT, EvaluationReport
 from genzoo.evaluation.stats import Estimate
 
+# (evaluation copy, AIS base, lo, hi, generator) -> start states (hi - lo, D) of reverse runs.
+ReverseStart = Callable[[object, object, int, int, torch.Generator], torch.Tensor]
 
-def _free_energies(model, x: torch.Tensor, batch_size: int, dtype: torch.dtype) -> torch.Tensor:
-    device = next(model.parameters()).device
+
+def _free_energies(model, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """F(x) (N,) float64, ``batch_size`` rows at a time in the model's device and dtype."""
+    p = next(model.parameters())
     with torch.no_grad():
         return torch.cat(
             [
-                model.free_energy(x[s : s + batch_size].to(device=device, dtype=dtype))
+                model.free_energy(x[s : s + batch_size].to(device=p.device, dtype=p.dtype))
                 for s in range(0, len(x), batch_size)
             ]
         ).to(torch.float64)
+
+
+def persistent_chains(model) -> torch.Tensor | None:
+    """The persistent chains (n_chains, D) of a PCD-trained energy model, or None: the buffer
+    ``chains`` that such models register so that checkpoints carry them (a CD-trained model
+    has none, or an empty one)."""
+    chains = dict(model.named_buffers()).get("chains")
+    return chains if chains is not None and chains.numel() > 0 else None
 
 
 @torch.no_grad()
@@ -58,9 +78,10 @@ def model_samples_for_reverse_ais(
     persistent chains when the model has them (run i starts from chain i mod n_chains),
     otherwise exact draws from the base model; either is then run ``burn_in`` Gibbs steps at
     beta = 1. Works on the given (copied) model."""
-    if _has_chains(model):
-        rows = torch.arange(offset, offset + n, device=model.chains.device) % len(model.chains)
-        v = model.chains[rows].clone()
+    chains = persistent_chains(model)
+    if chains is not None:
+        rows = torch.arange(offset, offset + n, device=chains.device) % len(chains)
+        v = chains[rows].clone()
     else:
         v = base.sample(n, generator)
     for _ in range(burn_in):
@@ -68,59 +89,127 @@ def model_samples_for_reverse_ais(
     return v
 
 
-def _has_chains(model) -> bool:
-    chains = getattr(model, "chains", None)
-    return isinstance(chains, torch.Tensor) and chains.numel() > 0
-
-
-def forward_log_partition(
+def log_partition(
     m,
-    model,
     x_train: torch.Tensor,
     eval_config: EvalConfig,
-    generator: torch.Generator | None,
+    generator: torch.Generator,
     dtype: torch.dtype,
-    device: torch.device,
-    report: dict[str, Any],
     *,
-    exact_estimator: str,
-    ais_estimator: str,
-    no_estimator: str,
     distributed: bool = False,
-) -> tuple[Estimate, Any, torch.Tensor | None, torch.Generator]:
-    """log Z of the evaluation copy ``m`` of ``model`` for an F(x) + log Z report: exact
-    enumeration when the model's enumerated layer has at most ``eval.exact_max_units`` units,
-    else forward AIS from ``m.ais_base(x_train)`` (GenzooError "<Model> <no_estimator>" when
-    the model supports neither). Checks x_train; ``generator`` None: one seeded with
-    ``eval.seed`` on ``device``. Writes ``estimator`` (``exact_estimator`` or
-    ``ais_estimator``) and, for AIS, n_samples, n_betas, ais_ess into ``report``. Returns
-    (log Z, the AIS base or None, the AIS schedule or None, the generator)."""
-    check = getattr(model, "check_input", None)
-    if check is not None:
-        check(x_train, "x_train")
-    if generator is None:
-        generator = torch.Generator(device=device).manual_seed(eval_config.seed)
+) -> tuple[Estimate, Any, torch.Tensor | None] | None:
+    """log Z of the evaluation copy ``m``: exact enumeration when its enumerated layer has at
+    most ``eval.exact_max_units`` units -> (Estimate, None, None); else forward AIS with
+    ``eval.ais_runs`` runs over ``eval.ais_betas`` temperatures from ``m.ais_base(x_train)``
+    -> (Estimate, base, betas); None when the model supports neither."""
     n_units = m.enumerable_free_energy()[1] if has(m, EXACT_LOG_PARTITION) else None
     if n_units is not None and n_units <= eval_config.exact_max_units:
-        z = exact_log_partition(m, max_units=eval_config.exact_max_units, dtype=dtype)
-        report["estimator"] = exact_estimator
-        return z, None, None, generator
+        return exact_log_partition(m, max_units=eval_config.exact_max_units, dtype=dtype), None, None
     if not has(m, AIS):
-        raise GenzooError(f"{type(model).__name__} {no_estimator}")
-    base = m.ais_base(x_train.to(device=device, dtype=dtype))
+        return None
+    p = next(m.parameters())
+    base = m.ais_base(x_train.to(device=p.device, dtype=dtype))
     schedule = sm08_schedule if eval_config.schedule == "sm08" else linear_schedule
     betas = schedule(eval_config.ais_betas)
     z = ais_log_partition(
         m, base, betas, eval_config.ais_runs, generator, dtype, eval_config.batch_size,
         distributed=distributed,
     )
-    report.update(
-        estimator=ais_estimator,
-        n_samples=eval_config.ais_runs,
-        n_betas=len(betas),
-        ais_ess=z.diagnostics["ess"],
+    return z, base, betas
+
+
+@dataclasses.dataclass(frozen=True)
+class LogZNLL:
+    """How one kind of model is evaluated as -log p(x) (<=) F(x) + log Z: the capability it
+    needs (and the GenzooError text ``needs`` without it), its per-example ``free_energies(m,
+    x)`` (N,) float64, the report's names for the exact and the AIS log Z (``exact_name``,
+    ``ais_name``), the error text when it has no log Z (``no_log_z``), the start states of
+    reverse AIS (``reverse_start``) and how they are described (``start_text(m)``, given the
+    burn-in), and ``bound`` (what the NLL is, when only a bound) with ``extra`` figures of F."""
+
+    capability: str
+    needs: str
+    free_energies: Callable[[object, torch.Tensor, int, bool], torch.Tensor]
+    exact_name: str
+    ais_name: str
+    no_log_z: str
+    reverse_start: ReverseStart
+    start_text: Callable[[object, int], str]
+    bound: str | None = None
+    extra: Callable[[torch.Tensor], dict[str, float]] = lambda f: {}
+
+
+def log_z_nll(how: LogZNLL, model, x: torch.Tensor, x_train: torch.Tensor, eval_config: EvalConfig,
+              generator: torch.Generator | None, distributed: bool) -> EvaluationReport:
+    """The report of NLL_i = F(x_i) + log Z for x (N, D) (the arguments of :func:`energy_nll`),
+    with F and the reverse-AIS start states given by ``how``."""
+    start = time.perf_counter()
+    dtype = DTYPES[eval_config.dtype]
+    m, _ = evaluation_copy(model, x, how.capability, dtype, how.needs)
+    check_data(model, x_train, "x_train")
+    if generator is None:
+        generator = default_generator(m, eval_config)
+    found = log_partition(m, x_train, eval_config, generator, dtype, distributed=distributed)
+    if found is None:
+        raise GenzooError(f"{type(model).__name__} {how.no_log_z}")
+    z, base, betas = found
+    z_rev = None
+    if base is not None and eval_config.reverse:
+
+        def states(lo: int, hi: int, g: torch.Generator) -> torch.Tensor:
+            return how.reverse_start(m, base, lo, hi, g)
+
+        z_rev = reverse_ais_from(
+            m, base, betas, eval_config.ais_runs, states, generator, dtype,
+            eval_config.batch_size, distributed=distributed,
+        )
+        start_text = how.start_text(m, eval_config.reverse_burn_in)
+        z_rev = dataclasses.replace(z_rev, diagnostics={**z_rev.diagnostics, "start": start_text})
+
+    f = how.free_energies(m, x, eval_config.batch_size, distributed)
+    nll_i = f + z.value  # -log p(x_i) = F(x_i) + log Z
+    se_examples = example_stderr(nll_i)
+    runs = eval_config.ais_runs if base is not None else None
+    name = how.exact_name if base is None else how.ais_name
+    nll = Estimate(
+        value=float(nll_i.mean()),
+        stderr=math.sqrt(z.stderr**2 + se_examples**2),  # log Z and the examples independent
+        n_samples=runs,
+        estimator=name,
+        diagnostics={"stderr_examples": se_examples, **how.extra(f)},
+        unit=NLL_UNIT,
     )
-    return z, base, betas, generator
+    nll_reverse = warning = None
+    if z_rev is not None:
+        nll_reverse = Estimate(
+            value=float((f + z_rev.value).mean()),
+            stderr=math.sqrt(z_rev.stderr**2 + se_examples**2),
+            n_samples=runs,
+            estimator=z_rev.estimator,
+            unit=NLL_UNIT,
+        )
+        warning = ais_disagreement(z, z_rev)
+    return EvaluationReport(
+        estimator=name,
+        n_examples=len(f),
+        nll=nll,
+        nll_reverse=nll_reverse,
+        log_z=z,
+        log_z_reverse=z_rev,
+        bound=how.bound,
+        dtype=eval_config.dtype,
+        wall_s=time.perf_counter() - start,
+        warnings=(warning,) if warning else (),
+    )
+
+
+def _reverse_from_chains(m, base, lo: int, hi: int, g: torch.Generator, burn_in: int):
+    return model_samples_for_reverse_ais(m, base, hi - lo, burn_in, g, offset=lo)
+
+
+def _energy_start_text(m, burn_in: int) -> str:
+    start_from = "persistent chains" if persistent_chains(m) is not None else "base-model samples"
+    return f"{start_from} + {burn_in} Gibbs steps (approximate samples)"
 
 
 def energy_nll(
@@ -131,7 +220,7 @@ def energy_nll(
     generator: torch.Generator | None = None,
     *,
     distributed: bool = False,
-) -> dict[str, Any]:
+) -> EvaluationReport:
     """Mean NLL in nats per example of ``x`` (N, D) under the energy model; ``x_train`` builds
     the AIS base model. ``generator`` defaults to one seeded with ``eval_config.seed`` on the
     model's device. The model is not modified (evaluation works on a copy in eval.dtype).
@@ -142,40 +231,19 @@ def energy_nll(
     ranks return the report one process would (the log weights of all runs are gathered
     before the logsumexp). Exact enumeration is not split.
 
-    Returns nll_nats, stderr (sqrt(stderr_log_z^2 + var(nll_i)/N)), stderr_log_z,
-    stderr_examples, estimator, n_samples (AIS runs), n_betas, log_z, log_z_reverse,
-    nll_nats_reverse, stderr_log_z_reverse, reverse_start, ais_ess, ais_ess_reverse,
-    n_examples, dtype, wall_s (keys that do not apply are None).
+    The report's ``nll`` has stderr = sqrt(stderr_log_z^2 + var(nll_i)/N) and n_samples = the
+    AIS runs (None with exact log Z); ``log_z`` and ``log_z_reverse`` are the Estimates of
+    log Z; ``nll_reverse`` uses the reverse one.
     """
-    start = time.perf_counter()
-    dtype = DTYPES[eval_config.dtype]
-    m, device = evaluation_copy(model, x, ENERGY, dtype, "is not an energy model")
-    report = log_z_report()
-    z, base, betas, generator = forward_log_partition(
-        m, model, x_train, eval_config, generator, dtype, device, report,
-        exact_estimator="exact enumeration",
-        ais_estimator="AIS (forward)",
-        no_estimator="has neither a small enough layer for exact enumeration nor AIS support",
-        distributed=distributed,
+    burn_in = eval_config.reverse_burn_in
+    how = LogZNLL(
+        capability=ENERGY,
+        needs="is not an energy model",
+        free_energies=lambda m, x, batch_size, distributed: _free_energies(m, x, batch_size),
+        exact_name="exact enumeration",
+        ais_name="AIS (forward)",
+        no_log_z="has neither a small enough layer for exact enumeration nor AIS support",
+        reverse_start=lambda m, base, lo, hi, g: _reverse_from_chains(m, base, lo, hi, g, burn_in),
+        start_text=_energy_start_text,
     )
-    if base is not None and eval_config.reverse:
-
-        def start_states(lo: int, hi: int, g: torch.Generator) -> torch.Tensor:
-            burn_in = eval_config.reverse_burn_in
-            return model_samples_for_reverse_ais(m, base, hi - lo, burn_in, g, offset=lo)
-
-        z_rev = reverse_ais_from(
-            m, base, betas, eval_config.ais_runs, start_states, generator, dtype,
-            eval_config.batch_size, distributed=distributed,
-        )
-        start_from = "persistent chains" if _has_chains(m) else "base-model samples"
-        add_reverse_log_z(
-            report,
-            z_rev,
-            f"{start_from} + {eval_config.reverse_burn_in} Gibbs steps (approximate samples)",
-        )
-
-    f = _free_energies(m, x, eval_config.batch_size, dtype)
-    add_nll_summary(report, f, z, eval_config.dtype)
-    report["wall_s"] = time.perf_counter() - start
-    return report
+    return log_z_nll(how, model, x, x_train, eval_config, generator, distributed)

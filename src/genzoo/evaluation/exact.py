@@ -60,4 +60,5 @@ def exact_log_partition(
         n_samples=n_states,
         estimator="exact enumeration",
         diagnostics={"n_units": n_units, "wall_s": time.perf_counter() - start},
+        unit="nats",
     )

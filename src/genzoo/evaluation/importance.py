@@ -1,5 +1,8 @@
 """Importance-sampled log-likelihood of latent-variable models (``LATENT``).
 
+:func:`importance_log_px` gives the per-example estimates log p^(x); :func:`importance_nll`
+the report of their mean as an NLL in nats per example.
+
 For each example x, k draws z_1..z_k ~ q(z|x) from the model's proposal give the weights
 w_i = p(x, z_i) / q(z_i|x) and (Burda, Grosse & Salakhutdinov 2016, eq. 8)::
 
@@ -19,9 +22,11 @@ sample size ESS = (sum w)^2 / sum w^2, accumulated in the same pass.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
-from typing import Any
+import warnings
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import distributions as D
@@ -30,24 +35,56 @@ from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import LATENT
 from genzoo.evaluation._common import (
     DTYPES,
-    NOT_APPLICABLE,
+    default_generator,
     evaluation_copy,
     example_stderr,
     require_finite,
 )
 from genzoo.evaluation.config import EvalConfig
+from genzoo.evaluation.report import NLL_UNIT, EvaluationReport
 from genzoo.evaluation.shards import map_shards
+from genzoo.evaluation.stats import Estimate
+
+
+@runtime_checkable
+class GeneratorProposal(Protocol):
+    """What a proposal q(z|x) offers the importance sampler beyond ``torch.distributions``.
+
+    A proposal is a :class:`torch.distributions.Distribution` of batch shape (B,). Its
+    ``sample`` takes no generator in torch, so Normal, MultivariateNormal, Bernoulli and their
+    :class:`~torch.distributions.Independent` wrappers are drawn here from explicit noise
+    (:func:`draw`). Any other family declares ``accepts_generator = True`` and draws itself
+    with ``sample(sample_shape, generator=None)``; it may also offer
+    ``sample_and_log_prob(sample_shape, generator=None) -> (z, log q(z|x))``, the draws with
+    their log-density computed from the quantities they were drawn with (the importance sampler
+    then skips ``log_prob``: :class:`FusedProposal`). Examples: the SBN's layered Bernoulli, the DLGM's rank-one
+    Gaussian.
+    """
+
+    accepts_generator: bool
+
+    def sample(self, sample_shape: Any = (), generator: torch.Generator | None = None) -> Any: ...
+
+
+@runtime_checkable
+class FusedProposal(GeneratorProposal, Protocol):
+    """A :class:`GeneratorProposal` that also returns the log-density of its draws."""
+
+    def sample_and_log_prob(
+        self, sample_shape: Any = (), generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+def _draws_itself(q) -> bool:
+    return isinstance(q, GeneratorProposal) and bool(q.accepts_generator)
 
 
 def draw(q: D.Distribution, n: int, generator: torch.Generator | None) -> torch.Tensor:
-    """n draws (n, *q.batch_shape, *q.event_shape) from ``q`` using ``generator``.
-
-    torch.distributions samplers take no generator, so the common proposals are drawn here from
-    explicit noise: Normal (and Independent/MultivariateNormal, loc + L eps) and Bernoulli
-    (u < p). A proposal whose class sets ``accepts_generator = True`` (e.g. the SBN's layered
-    Bernoulli) is drawn by its own ``sample(shape, generator=...)``. Other families fall back
-    to ``q.sample`` only when ``generator`` is None."""
-    if getattr(q, "accepts_generator", False):
+    """n draws (n, *q.batch_shape, *q.event_shape) from the proposal ``q`` using
+    ``generator`` (:class:`GeneratorProposal`): Normal and MultivariateNormal as loc + L eps,
+    Bernoulli as u < p, a proposal that draws itself by its own ``sample``. Other families
+    fall back to ``q.sample`` only when ``generator`` is None."""
+    if _draws_itself(q):
         return q.sample((n,), generator=generator)
     base = q.base_dist if isinstance(q, D.Independent) else q
     shape = (n, *q.batch_shape, *q.event_shape)
@@ -64,8 +101,21 @@ def draw(q: D.Distribution, n: int, generator: torch.Generator | None) -> torch.
         return q.sample((n,))
     raise GenzooError(
         f"importance sampling cannot draw from a {type(q).__name__} proposal with an explicit "
-        "generator; use a Normal, Independent, MultivariateNormal or Bernoulli proposal"
+        "generator; use a Normal, Independent, MultivariateNormal or Bernoulli proposal, or one "
+        "that sets accepts_generator (genzoo.evaluation.importance.GeneratorProposal)"
     )
+
+
+def draw_with_log_prob(
+    q: D.Distribution, n: int, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(z, log q(z|x)): n draws (n, B, *event) of the proposal and their log-densities (n, B),
+    by ``sample_and_log_prob`` when the proposal offers it (:class:`GeneratorProposal`), else
+    :func:`draw` and ``log_prob``."""
+    if _draws_itself(q) and isinstance(q, FusedProposal):
+        return q.sample_and_log_prob((n,), generator)
+    z = draw(q, n, generator)
+    return z, q.log_prob(z)
 
 
 # Rows (example, draw) per model call by default: small blocks keep the (rows, D) decoder
@@ -77,17 +127,62 @@ CPU_MAX_DRAWS, GPU_MAX_DRAWS = 2_000, 100_000
 def _log_weights(model, x: torch.Tensor, q, n: int, generator) -> torch.Tensor:
     """log w (n, B) = log p(x, z) - log q(z|x) for n draws z ~ q, the proposal q(z|x) of x
     (B, D), through the LATENT contract's draws axis (``log_joint(x, z)`` with z (n, B,
-    *event)), so x is never copied n times. A proposal with ``sample_and_log_prob`` (e.g. the
-    SBN's layered Bernoulli) returns log q(z|x) from the logits it drew with, instead of
-    recomputing them in ``log_prob``."""
-    if getattr(q, "accepts_generator", False) and hasattr(q, "sample_and_log_prob"):
-        z, log_q = q.sample_and_log_prob((n,), generator)  # (n, B, *event), (n, B)
-        return model.log_joint(x, z) - log_q
-    z = draw(q, n, generator)  # (n, B, *event)
-    return model.log_joint(x, z) - q.log_prob(z)
+    *event)), so x is never copied n times."""
+    z, log_q = draw_with_log_prob(q, n, generator)  # (n, B, *event), (n, B)
+    return model.log_joint(x, z) - log_q
 
 
-def importance_log_likelihood(
+@dataclasses.dataclass(frozen=True)
+class ImportanceEstimates:
+    """Per-example results of importance sampling with ``k`` draws from the proposal, float64
+    CPU tensors (N,): ``log_px`` = log (1/k) sum_i w_i, the estimate of log p(x); ``elbo`` =
+    (1/k) sum_i log w_i (<= log_px); ``ess`` = (sum w)^2 / sum w^2, Kish's effective sample
+    size (1..k). ``dtype``: the evaluation precision; ``wall_s``: seconds taken."""
+
+    log_px: torch.Tensor
+    elbo: torch.Tensor
+    ess: torch.Tensor
+    k: int
+    dtype: str
+    wall_s: float
+
+    def nll(self) -> Estimate:
+        """-mean log p^(x) in nats per example. stderr: the spread over examples,
+        std(log p^) / sqrt(N); diagnostics: ``stderr_examples`` (the same), ``stderr_mc`` (the
+        Monte Carlo error of the mean, sqrt(sum_n var_n) / N with var_n = (k / ESS_n - 1) /
+        (k - 1) by the delta method; NaN for k = 1), ``elbo_nats`` (-mean ELBO, >= the NLL),
+        ``is_ess`` (mean ESS)."""
+        n, k = len(self.log_px), self.k
+        se = example_stderr(self.log_px)
+        if k > 1:
+            var_mc = ((k / self.ess - 1.0).clamp_min(0.0) / (k - 1)).sum()
+            se_mc = float(var_mc.sqrt()) / n
+        else:
+            se_mc = math.nan
+        return Estimate(
+            value=float(-self.log_px.mean()),
+            stderr=se,
+            n_samples=k,
+            estimator=f"importance sampling (k={k})",
+            diagnostics={
+                "stderr_examples": se,
+                "stderr_mc": se_mc,
+                "elbo_nats": float(-self.elbo.mean()),
+                "is_ess": float(self.ess.mean()),
+            },
+            unit=NLL_UNIT,
+        )
+
+    def report(self) -> EvaluationReport:
+        """The NLL report of these examples (:meth:`nll` with N, dtype and time)."""
+        nll = self.nll()
+        return EvaluationReport(
+            estimator=nll.estimator, n_examples=len(self.log_px), nll=nll, dtype=self.dtype,
+            wall_s=self.wall_s,
+        )
+
+
+def importance_log_px(
     model,
     x: torch.Tensor,
     k: int,
@@ -97,27 +192,20 @@ def importance_log_likelihood(
     max_draws: int | None = None,
     *,
     distributed: bool = False,
-) -> dict[str, Any]:
-    """Importance-sampled NLL in nats per example of ``x`` (N, D) under a LATENT model with k
-    proposal draws per example. Works on a copy of the model in ``dtype`` (float64 by default,
-    eval mode, no gradients); the model itself is not modified. ``batch_size`` examples at a
-    time, with at most ``max_draws`` (example, draw) rows per model call (default 2,000 on
-    the CPU, where blocks that small stay in cache and run 3x faster than 100,000-row ones;
-    100,000 on a GPU). The draws, hence the estimate, depend on the block size through how
-    torch fills normal draws, so a reported number is reproduced with the same settings.
+) -> ImportanceEstimates:
+    """Importance-sampled log p(x) of every example of ``x`` (N, D) under a LATENT model, with
+    k proposal draws per example. Works on a copy of the model in ``dtype`` (float64 by
+    default, eval mode, no gradients); the model itself is not modified. ``batch_size``
+    examples at a time, with at most ``max_draws`` (example, draw) rows per model call (default
+    2,000 on the CPU, where blocks that small stay in cache and run 3x faster than 100,000-row
+    ones; 100,000 on a GPU). The draws, hence the estimate, depend on the block size through
+    how torch fills normal draws, so a reported number is reproduced with the same settings.
 
     Each chunk of ``batch_size`` examples draws from its own generator, seeded from one draw
     of ``generator`` and the chunk index (:mod:`genzoo.evaluation.shards`); with
     ``distributed``, every rank of the default process group calls this with the same
     arguments, runs chunk c if c % world_size == its rank, and all ranks get the per-example
-    values of every chunk in order, hence the report of one process.
-
-    Returns a dict: nll_nats (mean -log p^(x)), stderr (std over examples / sqrt(N)),
-    stderr_examples (the same), stderr_mc (Monte Carlo error of nll_nats by the delta method),
-    elbo_nats (mean -ELBO(x), same draws; >= nll_nats), is_ess (mean effective sample size per
-    example), estimator "importance sampling (k=K)", n_samples=k, n_examples, dtype, wall_s,
-    per_example_log_px (N,) and per_example_elbo (N,) tensors (float64), and the energy-report
-    keys n_betas, log_z, log_z_reverse, nll_nats_reverse, ais_ess as None.
+    values of every chunk in order, hence the estimates of one process.
     """
     start = time.perf_counter()
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
@@ -140,38 +228,20 @@ def importance_log_likelihood(
         total = torch.zeros(len(xb), dtype=torch.float64, device=device)
         for done in range(0, k, chunk):
             log_w = _log_weights(m, xb, q, min(chunk, k - done), g).to(torch.float64)
-            lse = torch.logaddexp(lse, torch.logsumexp(log_w, 0))
-            lse2 = torch.logaddexp(lse2, torch.logsumexp(2 * log_w, 0))
+            lse = torch.logaddexp(lse, torch.logsumexp(log_w, 0))  # log sum w
+            lse2 = torch.logaddexp(lse2, torch.logsumexp(2 * log_w, 0))  # log sum w^2
             total += log_w.sum(0)
+        # log p^ = log sum w - log k;  ELBO = mean log w;  ESS = (sum w)^2 / sum w^2
         return torch.stack([lse - math.log(k), total / k, torch.exp(2 * lse - lse2)], 1)
 
     with torch.no_grad():
         per_example = map_shards(len(x), batch_size, shard, 3, generator, distributed)
-    log_px_t, elbo_t, ess_t = (c.contiguous() for c in per_example.unbind(1))
-    require_finite(log_px_t, "importance weights")
-    n = len(x)
-    se = example_stderr(log_px_t)
-    if k > 1:
-        var_mc = ((k / ess_t - 1.0).clamp_min(0.0) / (k - 1)).sum()
-        se_mc = float(var_mc.sqrt()) / n
-    else:
-        se_mc = math.nan
-    return {
-        "nll_nats": float(-log_px_t.mean()),
-        "stderr": se,
-        "stderr_examples": se,
-        "stderr_mc": se_mc,
-        "elbo_nats": float(-elbo_t.mean()),
-        "is_ess": float(ess_t.mean()),
-        "estimator": f"importance sampling (k={k})",
-        **dict.fromkeys(NOT_APPLICABLE),
-        "n_samples": k,
-        "n_examples": n,
-        "dtype": str(dtype).replace("torch.", ""),
-        "wall_s": time.perf_counter() - start,
-        "per_example_log_px": log_px_t.cpu(),
-        "per_example_elbo": elbo_t.cpu(),
-    }
+    log_px, elbo, ess = (c.contiguous() for c in per_example.unbind(1))
+    require_finite(log_px, "importance weights")
+    return ImportanceEstimates(
+        log_px=log_px, elbo=elbo, ess=ess, k=k, dtype=str(dtype).replace("torch.", ""),
+        wall_s=time.perf_counter() - start,
+    )
 
 
 def importance_nll(
@@ -181,16 +251,14 @@ def importance_nll(
     generator: torch.Generator | None = None,
     *,
     distributed: bool = False,
-) -> dict[str, Any]:
-    """:func:`importance_log_likelihood` with ``eval_config.is_samples`` draws per example (5000
-    by default, the k of the published numbers), ``eval_config.batch_size`` and
-    ``eval_config.dtype``; ``generator`` defaults to one seeded with ``eval_config.seed`` on the
-    model's device. The per-example tensors are dropped so the report is JSON-ready."""
+) -> EvaluationReport:
+    """The NLL report (nats per example) of :func:`importance_log_px` with
+    ``eval_config.is_samples`` draws per example (5000 by default, the k of the published
+    numbers), ``eval_config.batch_size`` and ``eval_config.dtype``; ``generator`` defaults to
+    one seeded with ``eval_config.seed`` on the model's device."""
     if generator is None:
-        p = next(model.parameters(), None)
-        device = p.device if p is not None else torch.device("cpu")
-        generator = torch.Generator(device=device).manual_seed(eval_config.seed)
-    report = importance_log_likelihood(
+        generator = default_generator(model, eval_config)
+    return importance_log_px(
         model,
         x,
         eval_config.is_samples,
@@ -198,7 +266,20 @@ def importance_nll(
         batch_size=eval_config.batch_size,
         dtype=DTYPES[eval_config.dtype],
         distributed=distributed,
+    ).report()
+
+
+def importance_log_likelihood(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Deprecated: the NLL report of :func:`importance_log_px` (same arguments) as a dict,
+    despite its name: ``nll_nats`` and the other keys of ``genzoo evaluate --json``, plus the
+    per-example tensors ``per_example_log_px`` and ``per_example_elbo``. Use
+    ``importance_log_px(...)`` (its ``log_px``, ``elbo``, ``report()``) instead."""
+    warnings.warn(
+        "importance_log_likelihood returns an NLL report; use importance_log_px (per-example "
+        "log p(x), and .report() for the NLL)",
+        DeprecationWarning,
+        stacklevel=2,
     )
-    report.pop("per_example_log_px")
-    report.pop("per_example_elbo")
-    return report
+    est = importance_log_px(*args, **kwargs)
+    return {**est.report().to_dict(), "per_example_log_px": est.log_px,
+            "per_example_elbo": est.elbo}

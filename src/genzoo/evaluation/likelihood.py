@@ -8,29 +8,27 @@ examples, std(-log p(x_n)) / sqrt(N).
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import torch
 
 from genzoo.core.protocols import EXACT_LIKELIHOOD
-from genzoo.evaluation._common import (
-    DTYPES,
-    NOT_APPLICABLE,
-    evaluation_copy,
-    example_stderr,
-    require_finite,
-)
+from genzoo.evaluation._common import DTYPES, evaluation_copy, example_stderr, require_finite
 from genzoo.evaluation.config import EvalConfig
+from genzoo.evaluation.report import NLL_UNIT, EvaluationReport
+from genzoo.evaluation.stats import Estimate
+
+# The estimator: the model's own exact log_prob (any EXACT_LIKELIHOOD model: autoregressive,
+# flows, a mixture with a closed-form marginal), averaged over the examples.
+EXACT_NAME = "exact log-likelihood (log_prob)"
 
 
-def exact_nll(model, x: torch.Tensor, eval_config: EvalConfig) -> dict[str, Any]:
+def exact_nll(model, x: torch.Tensor, eval_config: EvalConfig) -> EvaluationReport:
     """Mean exact NLL in nats per example of ``x`` (N, D) under ``model``, computed by
     ``model.log_prob`` on a copy of the model in ``eval_config.dtype`` (float64 by default),
     ``eval_config.batch_size`` examples at a time. The model is not modified.
 
-    Returns nll_nats, stderr (= stderr_examples, std of the per-example NLL / sqrt(N)),
-    stderr_examples, estimator, n_examples, dtype, wall_s, and the AIS keys of the energy
-    report (n_samples, n_betas, log_z, log_z_reverse, nll_nats_reverse, ais_ess) as None.
+    The report's ``nll`` has stderr = stderr_examples = std of the per-example NLL / sqrt(N),
+    and no samples (n_samples None).
     """
     start = time.perf_counter()
     dtype = DTYPES[eval_config.dtype]
@@ -44,16 +42,13 @@ def exact_nll(model, x: torch.Tensor, eval_config: EvalConfig) -> dict[str, Any]
                 m.log_prob(x[s : s + bs].to(device=device, dtype=dtype)).to(torch.float64)
                 for s in range(0, len(x), bs)
             ]
-        )
+        )  # -log p(x_n), (N,)
     require_finite(nll, "log-likelihood under the model")
     se = example_stderr(nll)
-    return {
-        "nll_nats": float(nll.mean()),
-        "stderr": se,
-        "stderr_examples": se,
-        "estimator": "exact (autoregressive)",
-        **dict.fromkeys(NOT_APPLICABLE),
-        "n_examples": len(x),
-        "dtype": eval_config.dtype,
-        "wall_s": time.perf_counter() - start,
-    }
+    return EvaluationReport(
+        estimator=EXACT_NAME,
+        n_examples=len(x),
+        nll=Estimate(float(nll.mean()), se, None, EXACT_NAME, {"stderr_examples": se}, NLL_UNIT),
+        dtype=eval_config.dtype,
+        wall_s=time.perf_counter() - start,
+    )

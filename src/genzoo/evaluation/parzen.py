@@ -103,6 +103,7 @@ def parzen_log_likelihood(
         estimator="parzen",
         diagnostics={"sigma": float(sigma), "n_model_samples": len(samples),
                      "warning": PARZEN_WARNING},
+        unit="nats per example",
     )
 
 

@@ -30,6 +30,8 @@ from genzoo.evaluation.parzen import (
     parzen_log_likelihood,
     select_parzen_bandwidth,
 )
+from genzoo.evaluation.report import NLL_UNIT, EvaluationReport, SampleMeasures
+from genzoo.evaluation.stats import Estimate
 
 N_SAMPLES = 10_000
 
@@ -70,17 +72,14 @@ def sample_based_report(
     mmd_points: int = 2000,
     n_permutations: int = 200,
     classifier: Any = None,
-) -> dict[str, Any]:
-    """The sample-based report of ``model`` on ``bundle.split(eval_config.split)``.
-
-    Keys: ``nll_nats`` (minus the Parzen log-likelihood, nats per example, so the CLI's
-    report reads it like other estimators), ``stderr``, ``parzen_log_likelihood``,
-    ``parzen_sigma``, ``parzen_valid_scores``, ``mmd2``, ``mmd_p_value``, ``mmd_sigmas``,
-    ``frechet_distance``, ``classes_covered``, ``class_counts``,
-    ``reference_classes_covered`` (the evaluation data's own; None when no classifier applies), ``n_examples``, ``n_model_samples``, ``estimator``, ``warnings`` (the Parzen
-    warning always; mode collapse when fewer classes than in the data are covered).
-    ``classifier``: a :class:`~genzoo.evaluation.frechet.FeatureClassifier` to use instead of
-    the cached one for ``bundle.name``."""
+) -> EvaluationReport:
+    """The sample-based report of ``model`` on ``bundle.split(eval_config.split)``: its
+    :class:`~genzoo.evaluation.report.SampleMeasures` (``samples``), and as ``nll`` minus the
+    Parzen log-likelihood in nats per example, so that it reads like other estimators'.
+    ``warnings``: the Parzen warning always; a bandwidth at the edge of the grid; mode collapse
+    when the samples cover fewer classes than the data. ``classifier``: a
+    :class:`~genzoo.evaluation.frechet.FeatureClassifier` to use instead of the cached one for
+    ``bundle.name``."""
     if generator is None:
         generator = torch.Generator().manual_seed(eval_config.seed)
     x = bundle.split(eval_config.split).x
@@ -92,6 +91,8 @@ def sample_based_report(
         raise GenzooError("the model's samples contain NaN or Inf; the model has diverged")
     sigma, scores = select_parzen_bandwidth(samples, x_valid, sigmas, eval_config.batch_size)
     parzen = parzen_log_likelihood(samples, x, sigma, eval_config.batch_size)
+    if not math.isfinite(parzen.value):
+        raise GenzooError("the Parzen estimate is not finite; check the samples")
     warnings = [PARZEN_WARNING]
     if sigma in (min(sigmas), max(sigmas)):
         warnings.append(f"the Parzen bandwidth {sigma:.4g} is at the edge of the grid")
@@ -99,27 +100,9 @@ def sample_based_report(
     g_mmd = torch.Generator().manual_seed(eval_config.seed)
     # A random subset: data files are often ordered (MNIST's test halves differ in writers).
     x_m = x[torch.randperm(len(x), generator=g_mmd)[:m]]
-    mmd_sigmas = median_heuristic_sigmas(x_m)
-    test = mmd_permutation_test(samples[:m], x_m, mmd_sigmas, n_permutations, g_mmd)
-    report: dict[str, Any] = {
-        "estimator": "parzen window (sample-based)",
-        "nll_nats": -parzen.value,
-        "stderr": parzen.stderr,
-        "n_examples": parzen.n_samples,
-        "n_model_samples": len(samples),
-        "parzen_log_likelihood": parzen.value,
-        "parzen_sigma": sigma,
-        "parzen_valid_scores": {f"{k:.6g}": v for k, v in scores.items()},
-        "mmd2": test.value,
-        "mmd_p_value": test.diagnostics["p_value"],
-        "mmd_sigmas": mmd_sigmas,
-        "mmd_points": m,
-        "frechet_distance": None,
-        "classes_covered": None,
-        "class_counts": None,
-        "reference_classes_covered": None,
-        "dtype": "float64",
-    }
+    test = mmd_permutation_test(samples[:m], x_m, median_heuristic_sigmas(x_m), n_permutations,
+                                g_mmd)
+    features: dict[str, Any] = {}
     name = getattr(bundle, "name", None)
     if classifier is None:
         from genzoo.evaluation.frechet import CLASSIFIER_SOURCES, load_classifier
@@ -129,21 +112,32 @@ def sample_based_report(
     if classifier is not None:
         from genzoo.evaluation.frechet import frechet_report
 
-        fr = frechet_report(samples, x, classifier)
-        report.update(frechet_distance=fr["frechet_distance"],
-                      classes_covered=fr["classes_covered"], class_counts=fr["class_counts"],
-                      reference_classes_covered=fr["reference_classes_covered"])
-        if fr["classes_covered"] < fr["reference_classes_covered"]:
+        features = frechet_report(samples, x, classifier)
+        if features["classes_covered"] < features["reference_classes_covered"]:
             warnings.append(
-                f"mode collapse: samples cover {fr['classes_covered']} of the "
-                f"{fr['reference_classes_covered']} classes the {eval_config.split} data cover"
+                f"mode collapse: samples cover {features['classes_covered']} of the "
+                f"{features['reference_classes_covered']} classes the {eval_config.split} data "
+                "cover"
             )
     else:
         warnings.append(f"no feature classifier for data set {name!r}: no Fréchet distance")
-    report["warnings"] = warnings
-    if not math.isfinite(report["nll_nats"]):
-        raise GenzooError("the Parzen estimate is not finite; check the samples")
-    return report
+    name = "parzen window (sample-based)"
+    return EvaluationReport(
+        estimator=name,
+        n_examples=parzen.n_samples,
+        # -Parzen log-likelihood; its samples are the model's, counted in ``samples``.
+        nll=Estimate(-parzen.value, parzen.stderr, None, name, unit=NLL_UNIT),
+        samples=SampleMeasures(
+            parzen=parzen,
+            parzen_valid_scores={f"{k:.6g}": v for k, v in scores.items()},
+            mmd2=test,
+            mmd_points=m,
+            n_model_samples=len(samples),
+            **features,
+        ),
+        dtype="float64",
+        warnings=tuple(warnings),
+    )
 
 
 __all__ = ["N_SAMPLES", "draw_samples", "median_heuristic_sigmas", "sample_based_report"]

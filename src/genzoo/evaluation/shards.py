@@ -2,9 +2,9 @@
 
 The n items of an estimator (AIS runs, or examples for importance sampling) are cut into
 shards of ``size`` consecutive items. Shard s draws its random numbers from its own generator,
-seeded from (root, s), where ``root`` is one number drawn from the caller's generator. In one
-process the shards run in sequence; under W ranks of a process group shard s runs on rank
-s % W, and the per-item results are all-gathered and put back in shard order. Every rank then
+seeded by ``mc_shard_seed(root, s)``, where ``root`` is one number drawn from the caller's
+generator. In one process the shards run in sequence; under W ranks of a process group shard s
+runs on rank s % W, and the per-item results are all-gathered and put back in shard order. Every rank then
 holds exactly the tensor one process would have computed, and combines it (e.g. a logsumexp of
 all weights) itself: the combination is never an average of per-rank estimates.
 """
@@ -28,9 +28,11 @@ def shard_bounds(n: int, size: int) -> list[tuple[int, int]]:
     return [(lo, min(lo + size, n)) for lo in range(0, n, size)]
 
 
-def shard_seed(root: int, index: int) -> int:
-    """A 63-bit seed for shard ``index`` of a computation whose root seed is ``root``
-    (numpy's SeedSequence hash, so nearby roots and indices give unrelated streams)."""
+def mc_shard_seed(root: int, index: int) -> int:
+    """The 63-bit seed of shard ``index`` of Monte Carlo work (AIS runs, importance-sampling
+    chunks) whose root seed is ``root`` (numpy's SeedSequence hash, so nearby roots and indices
+    give unrelated streams). Training's data-parallel seed of a (step, shard) is another
+    thing: genzoo.training.data_parallel.shard_seed."""
     words = np.random.SeedSequence([root, index]).generate_state(2, dtype=np.uint32)
     return ((int(words[0]) << 32) | int(words[1])) & ((1 << 63) - 1)
 
@@ -67,7 +69,7 @@ def map_shards(
 
     def run(s: int) -> torch.Tensor:
         lo, hi = bounds[s]
-        g = torch.Generator(device=device).manual_seed(shard_seed(root, s))
+        g = torch.Generator(device=device).manual_seed(mc_shard_seed(root, s))
         return work(lo, hi, g).detach().to("cpu", torch.float64).reshape(hi - lo, width)
 
     mine = [run(s) for s in range(rank, len(bounds), world)]

@@ -16,14 +16,17 @@ import torch
 @dataclasses.dataclass
 class Estimate:
     """A Monte Carlo (or exact) estimate: ``value`` with its standard error ``stderr`` from
-    ``n_samples`` samples, the ``estimator`` that produced it, and free-form ``diagnostics``
-    (effective sample size, number of temperatures, ...)."""
+    ``n_samples`` samples (None for a value computed without sampling), the ``estimator`` that
+    produced it, ``diagnostics`` (effective sample size, number of temperatures, ...) and the
+    ``unit`` of value and stderr (``"nats per example"`` for an NLL, ``"nats"`` for log Z,
+    ``"fraction of examples"`` for an error rate; None where the quantity has none)."""
 
     value: float
     stderr: float
-    n_samples: int
+    n_samples: int | None
     estimator: str
     diagnostics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    unit: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

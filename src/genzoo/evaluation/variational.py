@@ -19,23 +19,13 @@ one process would.
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import torch
 
 from genzoo.core.protocols import VARIATIONAL
-from genzoo.evaluation._common import (
-    DTYPES,
-    add_nll_summary,
-    add_reverse_log_z,
-    evaluation_copy,
-    log_z_report,
-    require_finite,
-)
-from genzoo.evaluation.ais import reverse_ais_from
+from genzoo.evaluation._common import require_finite
 from genzoo.evaluation.config import EvalConfig
-from genzoo.evaluation.energy import forward_log_partition
+from genzoo.evaluation.energy import LogZNLL, log_z_nll
+from genzoo.evaluation.report import EvaluationReport
 from genzoo.evaluation.shards import map_shards
 
 
@@ -73,6 +63,12 @@ def reverse_ais_start_states(
     return states
 
 
+def _checked_free_energies(m, x: torch.Tensor, batch_size: int, distributed: bool):
+    f = variational_free_energies(m, x, batch_size, distributed=distributed)
+    require_finite(f, "variational free energy")
+    return f
+
+
 def variational_nll(
     model,
     x: torch.Tensor,
@@ -81,16 +77,13 @@ def variational_nll(
     generator: torch.Generator | None = None,
     *,
     distributed: bool = False,
-) -> dict[str, Any]:
+) -> EvaluationReport:
     """Upper bound on the mean NLL (nats per example) of ``x`` (N, D): mean F_Q(x) + log Z.
 
     ``x_train`` builds the AIS base model. ``generator`` defaults to one seeded with
-    ``eval_config.seed`` on the model's device. The model is not modified. The report has the
-    keys of :func:`~genzoo.evaluation.energy.energy_nll` (nll_nats, stderr = sqrt(stderr_log_z^2
-    + var_i / N), stderr_log_z, stderr_examples, estimator, n_samples, n_betas, log_z,
-    log_z_reverse, nll_nats_reverse, stderr_log_z_reverse, reverse_start, ais_ess,
-    ais_ess_reverse, n_examples, dtype, wall_s) plus ``bound`` (what nll_nats is) and
-    ``variational_free_energy`` (mean F_Q(x)).
+    ``eval_config.seed`` on the model's device. The model is not modified. The report is
+    that of :func:`~genzoo.evaluation.energy.energy_nll` with ``bound`` (what the NLL is) and
+    ``variational_free_energy`` (mean F_Q(x)) among the NLL's diagnostics.
 
     ``distributed``: every rank of the default process group calls this with the same
     arguments; forward and reverse AIS runs and the batches of ``x`` are shared out in shards
@@ -98,44 +91,20 @@ def variational_nll(
     one process would compute with the same seeds (the log weights of all runs are gathered
     before their logsumexp). Exact enumeration of log Z is not split.
     """
-    start = time.perf_counter()
-    dtype = DTYPES[eval_config.dtype]
-    m, device = evaluation_copy(
-        model, x, VARIATIONAL, dtype, "has no variational bound (variational_free_energy)"
-    )
-    report = log_z_report()
-    z, base, betas, generator = forward_log_partition(
-        m, model, x_train, eval_config, generator, dtype, device, report,
-        exact_estimator="mean-field bound, exact log Z",
-        ais_estimator="mean-field bound, AIS (forward) log Z",
-        no_estimator="has neither a small enough parity of layers for exact enumeration of log Z "
+    burn_in = eval_config.reverse_burn_in
+    how = LogZNLL(
+        capability=VARIATIONAL,
+        needs="has no variational bound (variational_free_energy)",
+        free_energies=_checked_free_energies,
+        exact_name="mean-field bound, exact log Z",
+        ais_name="mean-field bound, AIS (forward) log Z",
+        no_log_z="has neither a small enough parity of layers for exact enumeration of log Z "
         "nor AIS support",
-        distributed=distributed,
-    )
-    if base is not None and eval_config.reverse:
-
-        def start_states(lo: int, hi: int, g: torch.Generator) -> torch.Tensor:
-            return reverse_ais_start_states(m, base, lo, hi, eval_config.reverse_burn_in, g)
-
-        z_rev = reverse_ais_from(
-            m, base, betas, eval_config.ais_runs, start_states, generator, dtype,
-            eval_config.batch_size, distributed=distributed,
-        )
-        add_reverse_log_z(
-            report,
-            z_rev,
-            f"persistent chains + {eval_config.reverse_burn_in} Gibbs sweeps (approximate samples)",
-        )
-
-    f = variational_free_energies(m, x, eval_config.batch_size, distributed=distributed)
-    require_finite(f, "variational free energy")
-    add_nll_summary(
-        report,
-        f,
-        z,
-        eval_config.dtype,
-        variational_free_energy=float(f.mean()),
+        reverse_start=lambda m, base, lo, hi, g: reverse_ais_start_states(
+            m, base, lo, hi, burn_in, g
+        ),
+        start_text=lambda m, n: f"persistent chains + {n} Gibbs sweeps (approximate samples)",
         bound="upper bound on the NLL (mean-field variational bound with the estimated log Z)",
+        extra=lambda f: {"variational_free_energy": float(f.mean())},
     )
-    report["wall_s"] = time.perf_counter() - start
-    return report
+    return log_z_nll(how, model, x, x_train, eval_config, generator, distributed)
