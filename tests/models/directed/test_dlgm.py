@@ -11,8 +11,7 @@ import torch
 from _directed_checks import fit_then_check_importance_estimate
 
 from genzoo.core.errors import ConfigError, InputError
-from genzoo.models.directed.dlgm import DLGM, DLGMConfig
-from genzoo.models.directed.objectives import gaussian_backprop_surrogate
+from genzoo.models.directed.dlgm import DLGM, DLGMConfig, gaussian_backprop_surrogate
 
 
 def gen(seed=0):

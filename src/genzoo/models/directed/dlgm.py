@@ -55,21 +55,21 @@ import torch
 from torch import nn
 
 from genzoo.core.config import check
-from genzoo.core.errors import GenzooError
-from genzoo.core.protocols import LATENT
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
-from genzoo.models.base import GenzooModel
 from genzoo.models.directed._rank_one import BlockRankOneGaussian
 from genzoo.models.directed.objectives import (
-    ELBO,
     DiagonalGaussian,
     GaussianLatentConfig,
+    GaussianLatentModel,
     Objective,
-    check_objective,
+    gaussian_backprop_surrogate,
 )
-from genzoo.models.directed.vae import ACTIVATIONS, mlp
-from genzoo.ops.numerics import LOG_2PI, bernoulli_log_likelihood, data_logits
+from genzoo.models.directed.vae import ACTIVATIONS, mlp, normal_linear_
+from genzoo.ops.numerics import bernoulli_log_likelihood, data_logits
+
+# gaussian_backprop_surrogate lives with the objectives that use it; importable from here too.
+__all__ = ["DLGM", "DLGMConfig", "gaussian_backprop_surrogate"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +100,9 @@ class DLGMConfig(GaussianLatentConfig):
               "model.gradient=bonnet_price estimates the ELBO's gradient; use it with "
               "model.objective=elbo")
 
+    def elbo_options(self) -> dict[str, object]:
+        return {"gradient": self.gradient}
+
 
 @register_model(
     "dlgm",
@@ -107,19 +110,18 @@ class DLGMConfig(GaussianLatentConfig):
     summary="deep latent Gaussian model (stochastic backprop; Bonnet/Price option), IS-evaluated",
     paper="Rezende, Mohamed & Wierstra 2014",
 )
-class DLGM(GenzooModel):
+class DLGM(GaussianLatentModel):
     """DLGM over D binary visibles with L Gaussian layers; z = [xi_1..xi_L] is (B, J) or
     (S, B, J), J = sum J_l. Values in nats per example; device and dtype follow the parameters.
     ``objective``: an objective of :mod:`genzoo.models.directed.objectives` to train with
     instead of the one the config names (the config, not this object, is saved with a run)."""
 
     config_class = DLGMConfig
-    capabilities = frozenset({LATENT})
     test_overrides = ("model.latent=4,2", "model.hidden=8")
 
     def __init__(self, config: DLGMConfig, generator: torch.Generator | None = None,
                  objective: Objective | None = None) -> None:
-        super().__init__(config)
+        super().__init__(config, objective)
         sizes, hid, act = list(config.latent), config.hidden, config.activation
         # transforms[0] = T_0 (h_1 -> logits of x); transforms[l] = T_l (h_{l+1} -> h_l).
         self.transforms = nn.ModuleList(
@@ -131,24 +133,14 @@ class DLGM(GenzooModel):
         # Per layer: mu and log sigma^2 (diagonal), or mu, log d and u (rank one).
         per_unit = 2 if config.posterior_cov == "diagonal" else 3
         self.heads = nn.ModuleList(nn.Linear(hid, per_unit * j) for j in sizes)
-        self.objective = check_objective(objective) if objective is not None else \
-            config.build_objective(gradient=config.gradient)
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Weights ~ N(0, init_std^2), biases 0, G_l = I. ``generator=None``: torch's default."""
+        normal_linear_(self, self.config.init_std, generator)
         with torch.no_grad():
-            for m in self.modules():
-                if isinstance(m, nn.Linear):
-                    m.weight.normal_(0.0, self.config.init_std, generator=generator)
-                    if m.bias is not None:
-                        m.bias.zero_()
             for g in self.G:
                 g.weight.copy_(torch.eye(g.in_features))
-
-    @property
-    def n_visible(self) -> int:
-        return self.config.n_visible  # type: ignore[return-value]
 
     @property
     def n_latent(self) -> int:
@@ -192,49 +184,17 @@ class DLGM(GenzooModel):
             h = self.transforms[l + 1](h) + self.G[l](xis[l])
         return self.transforms[0](h)
 
+    def decoder_mean(self, xi: torch.Tensor) -> torch.Tensor:
+        """Bernoulli means sigmoid(T_0(h_1)) (..., D) for xi (..., J)."""
+        return torch.sigmoid(self.decode(xi))
+
     def log_likelihood(self, x: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
         """log p(x|xi) in nats: x (B, D) (cast to the model's dtype, not checked),
         xi (..., B, J) -> (..., B)."""
         return bernoulli_log_likelihood(self.decode(xi), x.to(self._ref()))
-
-    # -- the latent-variable contract -----------------------------------------------------
-    def log_joint(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """log p(x, xi) = sum_l log N(xi_l; 0, I) + log p(x|xi): x (B, D), z (..., B, J)."""
-        self.check_input(x)
-        return -0.5 * (z**2 + LOG_2PI).sum(-1) + self.log_likelihood(x, z)
-
-    def proposal(self, x: torch.Tensor) -> DiagonalGaussian | BlockRankOneGaussian:
-        """q(xi|x), the importance sampler's proposal (:meth:`posterior`; the rank-one form is
-        drawn with an explicit generator)."""
-        return self.posterior(x)
-
-    # -- training --------------------------------------------------------------------------
-    def loss(
-        self, x: torch.Tensor, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
-        """The objective's loss for x (B, D) (by default the free energy, the negative bound,
-        with ``n_mc`` draws and the configured gradient estimator), mean over the batch in
-        nats per example; also ``elbo`` and ``kl``, detached."""
-        return self.objective(self, x, generator)
-
-    @torch.no_grad()
-    def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
-        """{"elbo": one-draw bound with a fixed seed, "kl": mean analytic KL}."""
-        out = ELBO()(self, x, torch.Generator(device=self._ref().device).manual_seed(0))
-        return {"elbo": float(out["elbo"]), "kl": float(out["kl"])}
 
     @torch.no_grad()
     def init_from_data(self, x_train: torch.Tensor, generator: torch.Generator | None = None) -> None:
         """Start the output bias of T_0 at the logits of the clamped pixel means."""
         self.check_input(x_train, "x_train")
         self.transforms[0][-1].bias.copy_(data_logits(x_train.to(self._ref())))
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(n, D) Bernoulli means sigmoid(T_0(h_1)) for xi ~ N(0, I) (the papers' convention
-        for sample grids; draw x ~ p(x|xi) from them for exact samples)."""
-        if not isinstance(n, int) or n < 0:
-            raise GenzooError(f"sample(n={n!r}): n must be an integer >= 0")
-        ref = self._ref()
-        xi = torch.randn((n, self.n_latent), generator=generator, dtype=ref.dtype, device=ref.device)
-        return torch.sigmoid(self.decode(xi))

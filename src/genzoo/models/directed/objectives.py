@@ -1,4 +1,5 @@
-"""Training objectives of the directed models with Gaussian latents (VAE, DLGM), as objects.
+"""Training objectives of the directed models with Gaussian latents (VAE, DLGM), as objects,
+with the config fields and the base class those models share.
 
 A model with a prior p(z) = N(0, I) over J latents, a decoder log p(x|z) and a reparameterised
 Gaussian recognition model q(z|x) (:class:`ReparameterisedModel`) is trained by any of these
@@ -55,7 +56,9 @@ from torch import nn
 
 from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import ConfigError, GenzooError
-from genzoo.models.base import VisibleConfig
+from genzoo.core.protocols import LATENT
+from genzoo.models.base import GenzooModel, VisibleConfig
+from genzoo.ops.numerics import LOG_2PI
 
 
 def iwae_bound(log_w: torch.Tensor) -> torch.Tensor:
@@ -194,6 +197,9 @@ class ELBO:
                  step: int | torch.Tensor | None = None) -> Figures:
         q = model.posterior(x)
         if self.gradient == "bonnet_price":
+            if not isinstance(q, DiagonalGaussian):
+                raise GenzooError("gradient='bonnet_price' needs a diagonal Gaussian q(z|x), "
+                                  f"got {type(q).__name__}")
             eps = standard_normal((self.n_mc, *q.mu.shape), q.mu, generator)
             rec = gaussian_backprop_surrogate(lambda z: model.log_likelihood(x, z),
                                               q.mu, q.log_var, eps)
@@ -311,12 +317,15 @@ class GaussianLatentConfig(VisibleConfig):
         check(self.iwae_gradient == "iwae" or self.objective == "iwae",
               "model.iwae_gradient=dreg needs model.objective=iwae")
 
-    def build_objective(self, **elbo_options) -> Objective:
-        """The objective these fields name; ``elbo_options`` are the model's own
-        :class:`ELBO` settings (used when ``objective`` is "elbo")."""
+    def elbo_options(self) -> dict[str, object]:
+        """The model's own :class:`ELBO` settings beyond ``n_mc`` (none here)."""
+        return {}
+
+    def build_objective(self) -> Objective:
+        """The objective these fields name (``elbo_options`` for the "elbo" objective)."""
         if self.objective == "iwae":
             return DReG(self.iwae_k) if self.iwae_gradient == "dreg" else IWAE(self.iwae_k)
-        return ELBO(n_mc=self.n_mc, **elbo_options)
+        return ELBO(n_mc=self.n_mc, **self.elbo_options())
 
 
 def check_objective(objective: object) -> Objective:
@@ -324,3 +333,61 @@ def check_objective(objective: object) -> Objective:
     if not isinstance(objective, (ELBO, IWAE)):
         raise ConfigError(f"objective must be an ELBO, IWAE or DReG, got {objective!r}")
     return objective
+
+
+class GaussianLatentModel(GenzooModel):
+    """Base of the models these objectives train (VAE, DLGM): prior p(z) = N(0, I) over
+    ``n_latent`` units, the latent-variable contract, training by ``objective``.
+
+    A subclass defines ``n_latent``, ``posterior(x)`` (q(z|x), x checked there),
+    ``log_likelihood(x, z)`` (log p(x|z), x cast but not checked) and ``decoder_mean(z)``
+    (E[x|z] (..., D) for z (..., J)). ``objective``: an objective of this module to train with
+    instead of the one the config names (the config, not this object, is saved with a run).
+    """
+
+    capabilities = frozenset({LATENT})
+
+    def __init__(self, config: GaussianLatentConfig, objective: Objective | None = None) -> None:
+        super().__init__(config)
+        self.objective = (check_objective(objective) if objective is not None
+                          else config.build_objective())
+
+    @property
+    def n_visible(self) -> int:
+        return self.config.n_visible  # type: ignore[return-value]
+
+    def log_joint(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x, z) = log N(z; 0, I) + log p(x|z) in nats: x (B, D), z (B, J) -> (B,), or
+        z (S, B, J) -> (S, B)."""
+        self.check_input(x)
+        return -0.5 * (z**2 + LOG_2PI).sum(-1) + self.log_likelihood(x, z)
+
+    def proposal(self, x: torch.Tensor) -> GaussianPosterior:
+        """q(z|x) (B, J), the importance sampler's proposal (:meth:`posterior`)."""
+        return self.posterior(x)
+
+    def loss(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The objective's figures for x (B, D), mean over the batch in nats per example:
+        ``loss`` (with gradient), ``elbo`` and ``kl`` (detached), plus ``iwae`` (the k-draw
+        bound) for the importance-weighted objectives."""
+        return self.objective(self, x, generator)
+
+    @torch.no_grad()
+    def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
+        """{"elbo": one-draw bound with the analytic KL (a fixed seed, so curves are comparable
+        across steps), "kl": mean analytic KL}."""
+        g = torch.Generator(device=self.device).manual_seed(0)
+        out = ELBO()(self, x, g)
+        return {"elbo": float(out["elbo"]), "kl": float(out["kl"])}
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(n, D) decoder means E[x|z] for z ~ N(0, I), not draws from p(x|z) (the convention
+        of the papers' sample grids; draw x ~ p(x|z) from these yourself for exact samples)."""
+        if not isinstance(n, int) or n < 0:
+            raise GenzooError(f"sample(n={n!r}): n must be an integer >= 0")
+        z = torch.randn((n, self.n_latent), generator=generator, dtype=self.dtype,
+                        device=self.device)
+        return self.decoder_mean(z)

@@ -45,7 +45,8 @@ Learning rules (``training``); theta = generative, phi = recognition parameters:
   over layers; it agrees term by term with the local signals of Tokui & Sato's (2017) NVIL
   implementation, which also keeps per-layer running c_l, v_l and per-layer baselines (fed
   x, h_1..h_{l-1} there; h_{l-1} alone here loses nothing, since E[l_l | h_{<l}] depends on
-  h_{l-1} only).
+  h_{l-1} only; a baseline fed all of h_{<l}, as Mnih & Gregor's may be, has the same
+  expectation).
 
 Each rule is one surrogate ``loss`` whose gradient with respect to every parameter is exactly
 that parameter's rule (negated, for minimisation): the draws h are binary and carry no
@@ -69,6 +70,7 @@ from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
 from genzoo.models.base import GenzooModel, VisibleConfig
 from genzoo.models.directed.objectives import iwae_bound
+from genzoo.models.directed.vae import normal_linear_
 from genzoo.ops.numerics import bernoulli_log_likelihood, data_logits
 
 
@@ -76,8 +78,8 @@ from genzoo.ops.numerics import bernoulli_log_likelihood, data_logits
 class SBNConfig(VisibleConfig):
     """Hyperparameters of the sigmoid belief network.
 
-    ``n_visible``: D (None: taken from the data). ``hidden``: layer sizes bottom-up, h_1 (next to x) first. ``training``: "wake_sleep",
-    "rws" or "nvil" (module docstring). ``rws_k``: K draws per example for RWS;
+    ``n_visible``: D (None: taken from the data). ``hidden``: layer sizes bottom-up, h_1
+    (next to x) first. ``training``: "wake_sleep", "rws" or "nvil" (module docstring). ``rws_k``: K draws per example for RWS;
     ``rws_sleep``: add the sleep-phase q update to RWS. ``nvil_baseline_hidden``: tanh units of
     the baseline network C_psi(x); ``nvil_alpha``: decay of the running mean / variance of the
     learning signal. ``nvil_local_signals``: NVIL with per-layer (local) learning signals,
@@ -277,11 +279,8 @@ class SBN(GenzooModel):
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Weights ~ N(0, init_std^2), biases 0. ``generator=None`` uses torch's default."""
+        normal_linear_(self, self.config.init_std, generator)
         with torch.no_grad():
-            for m in self.modules():
-                if isinstance(m, nn.Linear):
-                    m.weight.normal_(0.0, self.config.init_std, generator=generator)
-                    m.bias.zero_()
             self.top_bias.zero_()
 
     @property

@@ -51,16 +51,14 @@ from torch import nn
 
 from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import GenzooError
-from genzoo.core.protocols import LATENT
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary, check_data
-from genzoo.models.base import GenzooModel
 from genzoo.models.directed.objectives import (
     ELBO,
     DiagonalGaussian,
     GaussianLatentConfig,
+    GaussianLatentModel,
     Objective,
-    check_objective,
 )
 from genzoo.ops.numerics import LOG_2PI, bernoulli_log_likelihood, data_logits
 
@@ -77,6 +75,17 @@ def mlp(sizes: list[int], activation: str) -> nn.Sequential:
         if i < len(sizes) - 2:
             layers.append(ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
+
+
+@torch.no_grad()
+def normal_linear_(module: nn.Module, std: float, generator: torch.Generator | None) -> None:
+    """Every nn.Linear under ``module``, in ``module.modules()`` order: weights ~
+    N(0, std^2), biases 0."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            m.weight.normal_(0.0, std, generator=generator)
+            if m.bias is not None:
+                m.bias.zero_()
 
 
 class _FlatBatch(nn.Module):
@@ -166,6 +175,10 @@ class VAEConfig(GaussianLatentConfig):
             "to 0 with model.objective=iwae",
         )
 
+    def elbo_options(self) -> dict[str, object]:
+        return {"estimator": self.estimator, "free_bits": self.free_bits,
+                "kl_warmup_steps": self.kl_warmup_steps}
+
 
 @register_model(
     "vae",
@@ -173,7 +186,7 @@ class VAEConfig(GaussianLatentConfig):
     summary="variational auto-encoder (AEVB, SGVB A/B, IWAE objective), IS-evaluated",
     paper="Kingma & Welling 2014; Burda et al. 2016",
 )
-class VAE(GenzooModel):
+class VAE(GaussianLatentModel):
     """MLP (or convolutional) VAE over D visible variables with J Gaussian latents.
 
     Batch methods take x (B, D) and return per-example values in nats; device and dtype follow
@@ -183,12 +196,11 @@ class VAE(GenzooModel):
     """
 
     config_class = VAEConfig
-    capabilities = frozenset({LATENT})
     test_overrides = ("model.hidden=16", "model.n_latent=4")
 
     def __init__(self, config: VAEConfig, generator: torch.Generator | None = None,
                  objective: Objective | None = None) -> None:
-        super().__init__(config)
+        super().__init__(config, objective)
         d, j, hidden = config.n_visible, config.n_latent, list(config.hidden)
         out = d if config.decoder == "bernoulli" else 2 * d
         if config.architecture == "conv":
@@ -197,9 +209,6 @@ class VAE(GenzooModel):
         else:
             self.encoder = mlp([d, *hidden, 2 * j], config.activation)
             self.decoder = mlp([j, *hidden[::-1], out], config.activation)
-        self.objective = check_objective(objective) if objective is not None else \
-            config.build_objective(estimator=config.estimator, free_bits=config.free_bits,
-                                   kl_warmup_steps=config.kl_warmup_steps)
         # Training steps taken, for the KL warm-up; a buffer so checkpoints carry it.
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
         self.reset_parameters(generator)
@@ -218,10 +227,6 @@ class VAE(GenzooModel):
                     w.normal_(0.0, std, generator=generator)
                     if layer.bias is not None:
                         layer.bias.zero_()
-
-    @property
-    def n_visible(self) -> int:
-        return self.config.n_visible  # type: ignore[return-value]
 
     @property
     def n_latent(self) -> int:
@@ -264,23 +269,17 @@ class VAE(GenzooModel):
         mean, log_var = out
         return -0.5 * (LOG_2PI + log_var + (x - mean) ** 2 * torch.exp(-log_var)).sum(-1)
 
-    # -- the latent-variable contract -----------------------------------------------------
-    def log_joint(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """log p(x, z) = log N(z; 0, I) + log p(x|z) in nats: x (B, D), z (B, J) -> (B,), or
-        z (S, B, J) -> (S, B)."""
-        self.check_input(x)
-        log_pz = -0.5 * (z**2 + LOG_2PI).sum(-1)
-        return log_pz + self.log_likelihood(x, z)
+    def decoder_mean(self, z: torch.Tensor) -> torch.Tensor:
+        """E[x|z] (..., D) for z (..., J): Bernoulli probabilities sigmoid(logits) or Gaussian
+        means."""
+        out = self.decode(z)
+        return torch.sigmoid(out) if self.config.decoder == "bernoulli" else out[0]
 
     def posterior(self, x: torch.Tensor) -> DiagonalGaussian:
         """q(z|x) = N(mu, diag sigma^2) for x (B, D): batch shape (B,), event shape (J,)."""
         self.check_input(x)
         mu, log_var = self.encode(x.to(self._ref()))
         return DiagonalGaussian(mu, log_var)
-
-    def proposal(self, x: torch.Tensor) -> DiagonalGaussian:
-        """q(z|x), the importance sampler's proposal (:meth:`posterior`)."""
-        return self.posterior(x)
 
     # -- training --------------------------------------------------------------------------
     def elbo_samples(
@@ -311,10 +310,8 @@ class VAE(GenzooModel):
     def loss(
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
-        """The objective's loss for x (B, D), mean over the batch in nats per example: ``loss``
-        (with gradient), ``elbo`` (the bound's estimate, detached), ``kl`` (mean KL of q(z|x)
-        from the prior: analytic for sgvb_b, Monte Carlo otherwise), plus ``iwae`` (the
-        k-sample bound) for the IWAE objectives. A call in training mode with gradients
+        """The objective's figures for x (B, D) (:meth:`GaussianLatentModel.loss`; ``kl`` is
+        analytic for sgvb_b, Monte Carlo otherwise). A call in training mode with gradients
         enabled counts one step of the KL warm-up."""
         out = self.objective(self, x, generator, step=self.step)
         if self.training and torch.is_grad_enabled():
@@ -326,10 +323,7 @@ class VAE(GenzooModel):
         """{"elbo": SGVB-B bound with one draw per example (a fixed seed, so curves are
         comparable across steps), "kl": mean analytic KL, "active_units": latents whose
         posterior mean varies over x with variance > 0.01 (Burda et al. 2016, section 5.2)}."""
-        g = torch.Generator(device=self._ref().device).manual_seed(0)
-        out = ELBO()(self, x, g)
-        return {"elbo": float(out["elbo"]), "kl": float(out["kl"]),
-                "active_units": self.active_units(x)}
+        return {**super().validation_metrics(x), "active_units": self.active_units(x)}
 
     @torch.no_grad()
     def active_units(self, x: torch.Tensor, threshold: float = 0.01) -> int:
@@ -352,15 +346,3 @@ class VAE(GenzooModel):
             bias.copy_(data_logits(x))
         else:
             bias[: self.n_visible].copy_(x.mean(0))
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(n, D) decoder means E[x|z] for z ~ N(0, I): Bernoulli probabilities sigmoid(logits)
-        or Gaussian means, not draws from p(x|z) (the convention of the papers' sample grids;
-        draw x ~ p(x|z) from these yourself for exact samples)."""
-        if not isinstance(n, int) or n < 0:
-            raise GenzooError(f"sample(n={n!r}): n must be an integer >= 0")
-        ref = self._ref()
-        z = torch.randn((n, self.n_latent), generator=generator, dtype=ref.dtype, device=ref.device)
-        out = self.decode(z)
-        return torch.sigmoid(out) if self.config.decoder == "bernoulli" else out[0]
