@@ -163,3 +163,18 @@ class BlockRankOneGaussian(D.Distribution):
         """KL(q || N(0, I)) in nats (batch shape)."""
         return 0.5 * (self.trace() + (self.loc**2).sum(-1) - self.loc.shape[-1]
                       - self.log_det())
+
+    # -- what the objectives of genzoo.models.directed.objectives use ---------------------
+    # q does not factorise over units, so its KL and log-ratio come as one term (K = 1).
+    def kl_terms(self) -> torch.Tensor:
+        """KL(q || N(0, I)) (..., 1)."""
+        return self.kl_standard_normal().unsqueeze(-1)
+
+    def log_ratio_terms(self, z: torch.Tensor) -> torch.Tensor:
+        """log q(z) - log N(z; 0, I) (*S, ..., 1) for z (*S, ..., J)."""
+        return (self.log_prob(z) + 0.5 * (z**2 + LOG_2PI).sum(-1)).unsqueeze(-1)
+
+    def detach(self) -> BlockRankOneGaussian:
+        """The same distribution with loc, log_d and u cut from the graph."""
+        return BlockRankOneGaussian(self.loc.detach(), self.log_d.detach(), self.u.detach(),
+                                    self.sizes, self.form)

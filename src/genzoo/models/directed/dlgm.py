@@ -35,66 +35,46 @@ rank-one posteriors take ``reparam`` only):
   Price's theorem grad_C E[f] = 1/2 E[grad^2_xi f], estimated with the same draws; the
   diagonal of the Hessian costs one extra backward pass per latent unit, so this option is for
   small latent spaces and for checking the reparameterised estimator. See
-  :func:`gaussian_backprop_surrogate`.
+  :func:`~genzoo.models.directed.objectives.gaussian_backprop_surrogate`.
 
 Both are unbiased; they give the same mean gradient (the identical one per draw) and the same
 decoder gradient per draw, and differ only in the covariance gradient's noise.
+
+The free energy is the :class:`~genzoo.models.directed.objectives.ELBO` objective with the
+analytic KL; ``objective="iwae"`` trains with the importance-weighted bound instead (IWAE or
+DReG, as for the VAE; the reparameterised gradient only), and a Python user may pass any
+objective of :mod:`genzoo.models.directed.objectives` to the constructor.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import Literal
 
 import torch
-from torch import distributions as D
 from torch import nn
 
-from genzoo.core.config import Config, check, check_nonnegative
-from genzoo.core.errors import ConfigError, GenzooError
-from genzoo.core.protocols import LATENT
+from genzoo.core.config import check
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
-from genzoo.models.base import check_n_visible, require_n_visible
 from genzoo.models.directed._rank_one import BlockRankOneGaussian
-from genzoo.ops.numerics import LOG_2PI, bernoulli_log_likelihood, data_logits
+from genzoo.models.directed.objectives import (
+    DiagonalGaussian,
+    GaussianLatentConfig,
+    GaussianLatentModel,
+    Objective,
+    gaussian_backprop_surrogate,
+)
+from genzoo.models.directed.vae import ACTIVATIONS, mlp, normal_linear_
+from genzoo.ops.numerics import bernoulli_log_likelihood, data_logits
 
-_ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "softplus": nn.Softplus}
-
-
-def gaussian_backprop_surrogate(
-    f: Callable[[torch.Tensor], torch.Tensor],
-    mu: torch.Tensor,
-    log_var: torch.Tensor,
-    eps: torch.Tensor,
-) -> torch.Tensor:
-    """Surrogate of E_{N(mu, diag exp(log_var))}[f(xi)] by Bonnet's and Price's theorems.
-
-    ``mu``, ``log_var``: (..., J); ``eps`` (S, ..., J) standard normal draws; ``f`` maps
-    xi (S, ..., J) to per-draw values (S, ...), each depending only on its own row of xi.
-    Returns (S, ...) equal in value to f(xi) at xi = mu + exp(log_var / 2) eps, whose gradient
-    is: grad_xi f(xi) for mu (Bonnet), (1/2) diag grad^2_xi f(xi) * sigma^2 for log_var (Price,
-    chained through sigma^2 = exp(log_var)), and grad f(xi) at fixed xi for any parameter of f.
-    Costs J backward passes for the Hessian diagonal."""
-    var = torch.exp(log_var)
-    xi = (mu + var.sqrt() * eps).detach().requires_grad_(True)
-    with torch.enable_grad():
-        value = f(xi)
-        (g,) = torch.autograd.grad(value.sum(), xi, create_graph=True)
-        h_diag = torch.stack(
-            [torch.autograd.grad(g[..., j].sum(), xi, retain_graph=True)[0][..., j]
-             for j in range(xi.shape[-1])], -1)
-    g, h_diag = g.detach(), h_diag.detach()
-    # Terms that are zero in value and carry the identities' gradients to mu and log_var.
-    bonnet = (g * (mu - mu.detach())).sum(-1)
-    price = (0.5 * h_diag * (var - var.detach())).sum(-1)
-    return value + bonnet + price
+# gaussian_backprop_surrogate lives with the objectives that use it; importable from here too.
+__all__ = ["DLGM", "DLGMConfig", "gaussian_backprop_surrogate"]
 
 
 @dataclasses.dataclass(frozen=True)
-class DLGMConfig(Config):
-    """Hyperparameters of the DLGM.
+class DLGMConfig(GaussianLatentConfig):
+    """Hyperparameters of the DLGM (the shared fields: :class:`GaussianLatentConfig`).
 
     ``latent``: J_1 (next to x) .. J_L (top). ``hidden``: units of the one hidden layer of each
     T_l and of the two-layer recognition trunk. ``gradient``: "reparam" or "bonnet_price"
@@ -103,61 +83,53 @@ class DLGMConfig(Config):
     (module docstring); at initialisation every form starts near C = I.
     """
 
-    n_visible: int | None = None
     latent: tuple[int, ...] = (50, 50)
     hidden: int = 200
-    activation: Literal["tanh", "relu", "softplus"] = "tanh"
     gradient: Literal["reparam", "bonnet_price"] = "reparam"
-    n_mc: int = 1
-    init_std: float = 0.01
     posterior_cov: Literal["diagonal", "rank_one", "rank_one_precision"] = "diagonal"
 
     def validate(self) -> None:
-        check_n_visible(self.n_visible)
+        super().validate()
         check(len(self.latent) >= 1 and all(j > 0 for j in self.latent),
               f"model.latent={self.latent}: give one or more positive layer sizes")
         check(self.hidden > 0, f"model.hidden={self.hidden} must be positive")
-        check(self.n_mc >= 1, f"model.n_mc={self.n_mc} must be >= 1")
-        check_nonnegative(self.init_std, "model.init_std")
         check(self.posterior_cov == "diagonal" or self.gradient == "reparam",
               f"model.posterior_cov={self.posterior_cov!r} needs model.gradient='reparam' "
               "(the Bonnet/Price estimator here is for diagonal covariances)")
+        check(self.objective == "elbo" or self.gradient == "reparam",
+              "model.gradient=bonnet_price estimates the ELBO's gradient; use it with "
+              "model.objective=elbo")
 
-
-def _mlp(a: int, hidden: int, b: int, activation: str) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(a, hidden), _ACTIVATIONS[activation](), nn.Linear(hidden, b))
+    def elbo_options(self) -> dict[str, object]:
+        return {"gradient": self.gradient}
 
 
 @register_model(
     "dlgm",
-    config=DLGMConfig,
     family="directed",
     summary="deep latent Gaussian model (stochastic backprop; Bonnet/Price option), IS-evaluated",
     paper="Rezende, Mohamed & Wierstra 2014",
 )
-class DLGM(nn.Module):
+class DLGM(GaussianLatentModel):
     """DLGM over D binary visibles with L Gaussian layers; z = [xi_1..xi_L] is (B, J) or
-    (S, B, J), J = sum J_l. Values in nats per example; device and dtype follow the parameters."""
+    (S, B, J), J = sum J_l. Values in nats per example; device and dtype follow the parameters.
+    ``objective``: an objective of :mod:`genzoo.models.directed.objectives` to train with
+    instead of the one the config names (the config, not this object, is saved with a run)."""
 
+    config_class = DLGMConfig
     test_overrides = ("model.latent=4,2", "model.hidden=8")
 
-    capabilities = frozenset({LATENT})
-
-    def __init__(self, config: DLGMConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        if not isinstance(config, DLGMConfig):
-            raise ConfigError(f"DLGM needs a DLGMConfig, got {type(config).__name__}")
-        require_n_visible(config)
-        self.config = config
+    def __init__(self, config: DLGMConfig, generator: torch.Generator | None = None,
+                 objective: Objective | None = None) -> None:
+        super().__init__(config, objective)
         sizes, hid, act = list(config.latent), config.hidden, config.activation
         # transforms[0] = T_0 (h_1 -> logits of x); transforms[l] = T_l (h_{l+1} -> h_l).
         self.transforms = nn.ModuleList(
-            [_mlp(sizes[0], hid, config.n_visible, act)]
-            + [_mlp(sizes[l], hid, sizes[l - 1], act) for l in range(1, len(sizes))]
+            [mlp([sizes[0], hid, config.n_visible], act)]
+            + [mlp([sizes[l], hid, sizes[l - 1]], act) for l in range(1, len(sizes))]
         )
         self.G = nn.ModuleList(nn.Linear(j, j, bias=False) for j in sizes)
-        self.trunk = nn.Sequential(nn.Linear(config.n_visible, hid), _ACTIVATIONS[act](),
-                                   nn.Linear(hid, hid), _ACTIVATIONS[act]())
+        self.trunk = nn.Sequential(*mlp([config.n_visible, hid, hid], act), ACTIVATIONS[act]())
         # Per layer: mu and log sigma^2 (diagonal), or mu, log d and u (rank one).
         per_unit = 2 if config.posterior_cov == "diagonal" else 3
         self.heads = nn.ModuleList(nn.Linear(hid, per_unit * j) for j in sizes)
@@ -165,18 +137,10 @@ class DLGM(nn.Module):
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Weights ~ N(0, init_std^2), biases 0, G_l = I. ``generator=None``: torch's default."""
+        normal_linear_(self, self.config.init_std, generator)
         with torch.no_grad():
-            for m in self.modules():
-                if isinstance(m, nn.Linear):
-                    m.weight.normal_(0.0, self.config.init_std, generator=generator)
-                    if m.bias is not None:
-                        m.bias.zero_()
             for g in self.G:
                 g.weight.copy_(torch.eye(g.in_features))
-
-    @property
-    def n_visible(self) -> int:
-        return self.config.n_visible  # type: ignore[return-value]
 
     @property
     def n_latent(self) -> int:
@@ -185,27 +149,28 @@ class DLGM(nn.Module):
     def _ref(self) -> torch.Tensor:
         return self.trunk[0].weight
 
-    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
-        check_binary(x, self.n_visible, "x")
-        return x.to(self._ref())
+    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
+        """InputError unless x is a finite binary (B, n_visible) floating tensor."""
+        check_binary(x, self.n_visible, name)
 
     # -- the two networks ------------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, log_var) of q(xi|x), each (B, J), layers concatenated bottom-up; for the
         rank-one posteriors log_var is the log of the marginal variances diag C."""
-        if self.config.posterior_cov != "diagonal":
-            q = self.posterior(x)
+        q = self.posterior(x)
+        if isinstance(q, BlockRankOneGaussian):
             return q.loc, torch.log(q.variance)
-        t = self.trunk(x)
-        parts = [head(t).chunk(2, -1) for head in self.heads]
-        return torch.cat([p[0] for p in parts], -1), torch.cat([p[1] for p in parts], -1)
+        return q.mu, q.log_var
 
-    def posterior(self, x: torch.Tensor) -> BlockRankOneGaussian:
-        """q(xi|x) for the rank-one forms: batch shape (B,), event shape (J,), x (B, D) already
-        checked. mu, log d and u come from one head per layer."""
+    def posterior(self, x: torch.Tensor) -> DiagonalGaussian | BlockRankOneGaussian:
+        """q(xi|x) for x (B, D): batch shape (B,), event shape (J,); a
+        :class:`DiagonalGaussian`, or a :class:`BlockRankOneGaussian` for the rank-one forms.
+        The parameters of every layer come from one head per layer on the shared trunk."""
+        self.check_input(x)
+        t = self.trunk(x.to(self._ref()))
         if self.config.posterior_cov == "diagonal":
-            raise GenzooError("posterior() is for the rank-one forms; use proposal()")
-        t = self.trunk(x)
+            parts = [head(t).chunk(2, -1) for head in self.heads]
+            return DiagonalGaussian(*(torch.cat([p[i] for p in parts], -1) for i in range(2)))
         parts = [head(t).chunk(3, -1) for head in self.heads]
         mu, log_d, u = (torch.cat([p[i] for p in parts], -1) for i in range(3))
         form = "covariance" if self.config.posterior_cov == "rank_one" else "precision"
@@ -219,80 +184,17 @@ class DLGM(nn.Module):
             h = self.transforms[l + 1](h) + self.G[l](xis[l])
         return self.transforms[0](h)
 
+    def decoder_mean(self, xi: torch.Tensor) -> torch.Tensor:
+        """Bernoulli means sigmoid(T_0(h_1)) (..., D) for xi (..., J)."""
+        return torch.sigmoid(self.decode(xi))
+
     def log_likelihood(self, x: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
-        """log p(x|xi) in nats: x (B, D), xi (..., B, J) -> (..., B)."""
-        logits = self.decode(xi)
-        return bernoulli_log_likelihood(logits, x)
-
-    # -- the latent-variable contract -----------------------------------------------------
-    def log_joint(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """log p(x, xi) = sum_l log N(xi_l; 0, I) + log p(x|xi): x (B, D), z (..., B, J)."""
-        x = self._prepare(x)
-        return -0.5 * (z**2 + LOG_2PI).sum(-1) + self.log_likelihood(x, z)
-
-    def proposal(self, x: torch.Tensor) -> D.Distribution:
-        """q(xi|x): Independent(Normal(mu, sigma), 1), or the rank-one
-        :class:`BlockRankOneGaussian` (drawn with an explicit generator by importance
-        sampling); batch shape (B,), event shape (J,)."""
-        if self.config.posterior_cov != "diagonal":
-            return self.posterior(self._prepare(x))
-        mu, log_var = self.encode(self._prepare(x))
-        return D.Independent(D.Normal(mu, torch.exp(0.5 * log_var)), 1)
-
-    # -- training --------------------------------------------------------------------------
-    def loss(
-        self, x: torch.Tensor, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
-        """Free energy (negative bound) of x (B, D), mean over the batch in nats per example,
-        with ``n_mc`` draws and the configured gradient estimator; also ``elbo`` and ``kl``
-        (analytic), detached."""
-        x = self._prepare(x)
-        if self.config.posterior_cov != "diagonal":
-            q = self.posterior(x)
-            kl = q.kl_standard_normal()
-            bound = self.log_likelihood(x, q.rsample((self.config.n_mc,), generator)).mean(0) - kl
-            return {"loss": -bound.mean(), "elbo": bound.mean().detach(),
-                    "kl": kl.mean().detach()}
-        mu, log_var = self.encode(x)
-        eps = torch.randn((self.config.n_mc, *mu.shape), generator=generator,
-                          dtype=mu.dtype, device=mu.device)
-        kl = 0.5 * (mu**2 + torch.exp(log_var) - 1.0 - log_var).sum(-1)  # (B,)
-        if self.config.gradient == "reparam":
-            rec = self.log_likelihood(x, mu + torch.exp(0.5 * log_var) * eps)
-        else:
-            rec = gaussian_backprop_surrogate(lambda xi: self.log_likelihood(x, xi),
-                                              mu, log_var, eps)
-        bound = rec.mean(0) - kl
-        return {"loss": -bound.mean(), "elbo": bound.mean().detach(), "kl": kl.mean().detach()}
-
-    @torch.no_grad()
-    def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
-        """{"elbo": one-draw bound with a fixed seed, "kl": mean analytic KL}."""
-        x = self._prepare(x)
-        if self.config.posterior_cov != "diagonal":
-            q = self.posterior(x)
-            g = torch.Generator(device=q.loc.device).manual_seed(0)
-            kl = q.kl_standard_normal()
-            rec = self.log_likelihood(x, q.sample(generator=g))
-            return {"elbo": float((rec - kl).mean()), "kl": float(kl.mean())}
-        mu, log_var = self.encode(x)
-        g = torch.Generator(device=mu.device).manual_seed(0)
-        eps = torch.randn(mu.shape, generator=g, dtype=mu.dtype, device=mu.device)
-        kl = 0.5 * (mu**2 + torch.exp(log_var) - 1.0 - log_var).sum(-1)
-        rec = self.log_likelihood(x, mu + torch.exp(0.5 * log_var) * eps)
-        return {"elbo": float((rec - kl).mean()), "kl": float(kl.mean())}
+        """log p(x|xi) in nats: x (B, D) (cast to the model's dtype, not checked),
+        xi (..., B, J) -> (..., B)."""
+        return bernoulli_log_likelihood(self.decode(xi), x.to(self._ref()))
 
     @torch.no_grad()
     def init_from_data(self, x_train: torch.Tensor, generator: torch.Generator | None = None) -> None:
         """Start the output bias of T_0 at the logits of the clamped pixel means."""
-        self.transforms[0][-1].bias.copy_(data_logits(self._prepare(x_train)))
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(n, D) Bernoulli means sigmoid(T_0(h_1)) for xi ~ N(0, I) (the papers' convention
-        for sample grids; draw x ~ p(x|xi) from them for exact samples)."""
-        if not isinstance(n, int) or n < 0:
-            raise GenzooError(f"sample(n={n!r}): n must be an integer >= 0")
-        ref = self._ref()
-        xi = torch.randn((n, self.n_latent), generator=generator, dtype=ref.dtype, device=ref.device)
-        return torch.sigmoid(self.decode(xi))
+        self.check_input(x_train, "x_train")
+        self.transforms[0][-1].bias.copy_(data_logits(x_train.to(self._ref())))

@@ -41,14 +41,12 @@ Learning rules (``training``); theta = generative, phi = recognition parameters:
   the estimator stays unbiased and loses that term's variance. Each layer has its own baseline
   C_l(h_{l-1}) (the same MLP shape, input h_0 = x for l = 1) and running c_l, v_l:
   l'_l = (l_l - C_l(h_{l-1}) - c_l) / max(1, sqrt(v_l)); phi_l += l'_l grad log q(h_l | h_{l-1}),
-  psi_l += l'_l grad C_l(h_{l-1}); theta as above. Verification: the paper's full text could
-  not be retrieved here (only its abstract and introduction, which name local learning signals
-  among its variance-reduction techniques), so l_l is derived above from the factorisation of
-  q; it agrees term by term with the local signals of an independent NVIL implementation
-  (Tokui & Sato 2017's code), which also keeps per-layer running c_l, v_l and per-layer
-  input-dependent baselines (there fed all of x, h_1..h_{l-1}; here h_{l-1} alone, which
-  loses nothing: E[l_l | h_{<l}] depends on h_{l-1} only). Whether the paper's own baseline
-  for layer l sees h_{l-1} or all of h_{<l} is unverified.
+  psi_l += l'_l grad C_l(h_{l-1}); theta as above. l_l follows from the factorisation of q
+  over layers; it agrees term by term with the local signals of Tokui & Sato's (2017) NVIL
+  implementation, which also keeps per-layer running c_l, v_l and per-layer baselines (fed
+  x, h_1..h_{l-1} there; h_{l-1} alone here loses nothing, since E[l_l | h_{<l}] depends on
+  h_{l-1} only; a baseline fed all of h_{<l}, as Mnih & Gregor's may be, has the same
+  expectation).
 
 Each rule is one surrogate ``loss`` whose gradient with respect to every parameter is exactly
 that parameter's rule (negated, for minimisation): the draws h are binary and carry no
@@ -58,7 +56,6 @@ gradient, and the weights and learning signals enter detached.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import ClassVar, Literal
 
 import torch
@@ -66,37 +63,30 @@ from torch import distributions as D
 from torch import nn
 from torch.distributions import constraints
 
-from genzoo.core.config import Config, check, check_nonnegative
-from genzoo.core.errors import ConfigError, GenzooError
+from genzoo.core.config import check, check_nonnegative
+from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import LATENT
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
-from genzoo.models.base import check_n_visible, require_n_visible
-from genzoo.models.directed._nvil import (
-    baseline_net,
-    layer_terms,
-    local_signals,
-    normalise,
-    update_moments,
-)
+from genzoo.models.base import GenzooModel, VisibleConfig
+from genzoo.models.directed.objectives import iwae_bound
+from genzoo.models.directed.vae import normal_linear_
 from genzoo.ops.numerics import bernoulli_log_likelihood, data_logits
 
 
 @dataclasses.dataclass(frozen=True)
-class SBNConfig(Config):
+class SBNConfig(VisibleConfig):
     """Hyperparameters of the sigmoid belief network.
 
-    ``hidden``: layer sizes bottom-up, h_1 (next to x) first. ``training``: "wake_sleep",
-    "rws" or "nvil" (module docstring). ``rws_k``: K draws per example for RWS;
+    ``n_visible``: D (None: taken from the data). ``hidden``: layer sizes bottom-up, h_1
+    (next to x) first. ``training``: "wake_sleep", "rws" or "nvil" (module docstring). ``rws_k``: K draws per example for RWS;
     ``rws_sleep``: add the sleep-phase q update to RWS. ``nvil_baseline_hidden``: tanh units of
     the baseline network C_psi(x); ``nvil_alpha``: decay of the running mean / variance of the
     learning signal. ``nvil_local_signals``: NVIL with per-layer (local) learning signals,
-    baselines and normalisers (module docstring); off by default so that a config, and a
-    checkpoint, written before the option existed rebuilds the same global-signal model;
+    baselines and normalisers (module docstring); off: the one global signal of algorithm 1;
     ignored unless ``training`` is "nvil". ``init_std``: weights ~ N(0, init_std^2), biases 0.
     """
 
-    n_visible: int | None = None
     hidden: tuple[int, ...] = (200, 200, 200)
     training: Literal["wake_sleep", "rws", "nvil"] = "rws"
     rws_k: int = 5
@@ -107,7 +97,7 @@ class SBNConfig(Config):
     init_std: float = 0.01
 
     def validate(self) -> None:
-        check_n_visible(self.n_visible)
+        super().validate()
         check(len(self.hidden) >= 1 and all(h > 0 for h in self.hidden),
               f"model.hidden={self.hidden}: give one or more positive layer sizes")
         check(self.rws_k >= 1, f"model.rws_k={self.rws_k} must be >= 1")
@@ -181,29 +171,89 @@ class LayeredBernoulli(D.Distribution):
         return total
 
 
+# -- NVIL: per-layer terms, local learning signals, baselines and running normalisers ------
+# Layers h_0 = x, h_1 .. h_L as in the module docstring.
+
+def _baseline_net(n_in: int, n_hidden: int) -> nn.Sequential:
+    """C(input): an MLP with one tanh layer of ``n_hidden`` units and a scalar output."""
+    return nn.Sequential(nn.Linear(n_in, n_hidden), nn.Tanh(), nn.Linear(n_hidden, 1))
+
+
+def _layer_terms(
+    hs: list[torch.Tensor],
+    generative: nn.ModuleList,
+    top_bias: torch.Tensor,
+    recognition: nn.ModuleList,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-layer log-probabilities in nats for the layers hs = [h_0 = x, h_1, .., h_L], each
+    (..., n_l) and carrying no gradient.
+
+    Returns ``log_p`` (..., L + 1) with log_p[..., k] = log p(h_k | h_{k+1}) for k < L and
+    log_p[..., L] = log p(h_L), and ``log_q`` (..., L) with log_q[..., l - 1] =
+    log q(h_l | h_{l-1}); log_p depends on the generative parameters only, log_q on the
+    recognition parameters only."""
+    n = len(recognition)
+    log_p = [bernoulli_log_likelihood(generative[k](hs[k + 1]), hs[k]) for k in range(n)]
+    log_p.append(bernoulli_log_likelihood(top_bias.expand_as(hs[n]), hs[n]))
+    log_q = [bernoulli_log_likelihood(recognition[l](hs[l]), hs[l + 1]) for l in range(n)]
+    return torch.stack(log_p, -1), torch.stack(log_q, -1)
+
+
+def _reverse_cumsum(t: torch.Tensor) -> torch.Tensor:
+    return t.flip(-1).cumsum(-1).flip(-1)
+
+
+def _local_signals(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """Local learning signals l_l (..., L), l = 1..L (module docstring), from the per-layer
+    terms of :func:`_layer_terms`: l_l = sum_{k >= l-1} log_p[k] - sum_{k >= l} log_q[k-1]."""
+    n = log_q.shape[-1]
+    return _reverse_cumsum(log_p)[..., :n] - _reverse_cumsum(log_q)
+
+
+@torch.no_grad()
+def _update_moments(
+    mean: torch.Tensor, var: torch.Tensor, count: torch.Tensor, centred: torch.Tensor,
+    alpha: float,
+) -> None:
+    """Fold the batch mean / variance over axis 0 of ``centred`` (B, *mean.shape) into the
+    running buffers in place: c <- alpha c + (1 - alpha) mean, same for v. While ``count`` is
+    0 the batch values are copied, so the estimate is not biased towards the start."""
+    batch_mean = centred.mean(0).to(mean)
+    batch_var = (centred.var(0, unbiased=False).to(var) if centred.shape[0] > 1
+                 else torch.zeros_like(var))
+    if int(count) == 0:
+        mean.copy_(batch_mean)
+        var.copy_(batch_var)
+    else:
+        mean.mul_(alpha).add_((1 - alpha) * batch_mean)
+        var.mul_(alpha).add_((1 - alpha) * batch_var)
+    count += 1
+
+
+def _normalise(centred: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    """(centred - c) / max(1, sqrt v), detached; c, v broadcast over the leading axis."""
+    scale = torch.clamp(var.sqrt(), min=1.0).to(centred)
+    return ((centred - mean.to(centred)) / scale).detach()
+
+
 @register_model(
     "sbn",
-    config=SBNConfig,
     family="directed",
     summary="sigmoid belief network (wake-sleep, reweighted wake-sleep, NVIL), IS-evaluated",
     paper="Neal 1992; Bornschein & Bengio 2015; Mnih & Gregor 2014",
 )
-class SBN(nn.Module):
+class SBN(GenzooModel):
     """Multi-layer sigmoid belief network over D binary visibles with a recognition network.
 
     Per-example values are in nats; x is (B, D), z = [h_1, ..., h_L] is (B, H) or (S, B, H).
     Device and dtype follow the parameters."""
 
+    config_class = SBNConfig
+    capabilities = frozenset({LATENT})
     test_overrides = ("model.hidden=8,4", "model.rws_k=3")
 
-    capabilities = frozenset({LATENT})
-
     def __init__(self, config: SBNConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        if not isinstance(config, SBNConfig):
-            raise ConfigError(f"SBN needs an SBNConfig, got {type(config).__name__}")
-        require_n_visible(config)
-        self.config = config
+        super().__init__(config)
         sizes = [config.n_visible, *config.hidden]
         # generative[l] maps h_{l+1} -> logits of h_l (l = 0: x); the top prior is b_L.
         self.generative = nn.ModuleList(nn.Linear(sizes[l + 1], sizes[l]) for l in range(len(sizes) - 1))
@@ -214,12 +264,12 @@ class SBN(nn.Module):
         if self._local_nvil:
             # layer_baselines[l] is C_{l+1}(h_l); the per-layer statistics are (L,) vectors.
             self.layer_baselines = nn.ModuleList(
-                baseline_net(n, config.nvil_baseline_hidden) for n in sizes[:-1])
+                _baseline_net(n, config.nvil_baseline_hidden) for n in sizes[:-1])
             self.register_buffer("layer_signal_mean", torch.zeros(len(config.hidden)))
             self.register_buffer("layer_signal_var", torch.ones(len(config.hidden)))
             self.register_buffer("layer_signal_count", torch.zeros((), dtype=torch.int64))
         elif config.training == "nvil":
-            self.baseline = baseline_net(config.n_visible, config.nvil_baseline_hidden)
+            self.baseline = _baseline_net(config.n_visible, config.nvil_baseline_hidden)
             # Running mean and variance of the learning signal; signal_count = 0 means "not
             # seen a batch yet", and the first batch sets them (no bias towards the start).
             self.register_buffer("signal_mean", torch.zeros(()))
@@ -229,11 +279,8 @@ class SBN(nn.Module):
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Weights ~ N(0, init_std^2), biases 0. ``generator=None`` uses torch's default."""
+        normal_linear_(self, self.config.init_std, generator)
         with torch.no_grad():
-            for m in self.modules():
-                if isinstance(m, nn.Linear):
-                    m.weight.normal_(0.0, self.config.init_std, generator=generator)
-                    m.bias.zero_()
             self.top_bias.zero_()
 
     @property
@@ -326,7 +373,7 @@ class SBN(nn.Module):
             if cfg.rws_sleep:
                 wake_q = 0.5 * (wake_q + self._sleep_term(x.shape[0], generator))
             surrogate = (w_tilde * log_p).sum(0).mean() + wake_q
-            out["iwae"] = (torch.logsumexp(log_w, 0) - math.log(k)).mean()
+            out["iwae"] = iwae_bound(log_w).mean()
         else:
             signal = self._nvil_signal(x, log_w[0])
             baseline = self.baseline(x).squeeze(-1)
@@ -341,21 +388,21 @@ class SBN(nn.Module):
         with c, v updated from this batch first (training mode with gradients only)."""
         centred = log_w - self.baseline(x).squeeze(-1).detach()
         if self.training and torch.is_grad_enabled():
-            update_moments(self.signal_mean, self.signal_var, self.signal_count, centred,
+            _update_moments(self.signal_mean, self.signal_var, self.signal_count, centred,
                            self.config.nvil_alpha)
-        return normalise(centred, self.signal_mean, self.signal_var)
+        return _normalise(centred, self.signal_mean, self.signal_var)
 
     def _local_nvil_loss(self, x: torch.Tensor, z: torch.Tensor) -> dict[str, torch.Tensor]:
         """NVIL surrogate with local signals for x (B, D) and one draw z (B, H) (module
         docstring): -mean_b [log p(x, h) + sum_l l'_l (log q(h_l | h_{l-1}) + C_l(h_{l-1}))]."""
         hs = [x, *z.split(self.sizes, -1)]
-        log_p, log_q = layer_terms(hs, self.generative, self.top_bias, self.recognition)
+        log_p, log_q = _layer_terms(hs, self.generative, self.top_bias, self.recognition)
         baselines = torch.cat([c(h) for c, h in zip(self.layer_baselines, hs)], -1)  # (B, L)
-        centred = local_signals(log_p.detach(), log_q.detach()) - baselines.detach()
+        centred = _local_signals(log_p.detach(), log_q.detach()) - baselines.detach()
         if self.training and torch.is_grad_enabled():
-            update_moments(self.layer_signal_mean, self.layer_signal_var,
+            _update_moments(self.layer_signal_mean, self.layer_signal_var,
                            self.layer_signal_count, centred, self.config.nvil_alpha)
-        signal = normalise(centred, self.layer_signal_mean, self.layer_signal_var)
+        signal = _normalise(centred, self.layer_signal_mean, self.layer_signal_var)
         surrogate = log_p.sum(-1) + (signal * (log_q + baselines)).sum(-1)
         out = {"loss": -surrogate.mean(), "elbo": (log_p.sum(-1) - log_q.sum(-1)).detach().mean()}
         for l in range(len(self.sizes)):
@@ -373,7 +420,7 @@ class SBN(nn.Module):
         z = q.sample((5,), g)
         log_w = self.log_joint(x, z) - q.log_prob(z)
         return {"elbo": float(log_w[0].mean()),
-                "iwae_5": float((torch.logsumexp(log_w, 0) - math.log(5)).mean())}
+                "iwae_5": float(iwae_bound(log_w).mean())}
 
     @torch.no_grad()
     def init_from_data(self, x_train: torch.Tensor, generator: torch.Generator | None = None) -> None:
