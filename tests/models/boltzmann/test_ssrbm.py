@@ -84,6 +84,8 @@ def test_energy_conditionals_are_the_stated_gaussians():
     mean, var = m.v_given_sh(s1, h)
     diff = torch.distributions.Normal(mean, var.sqrt()).log_prob(v).sum(-1) + m.energy(v, h, s1)
     torch.testing.assert_close(diff, diff[0].expand(30))
+    # The energy contract passes the latent state as one argument, the pair (h, s).
+    torch.testing.assert_close(m.energy(v, (h, s1)), m.energy(v, h, s1))
 
 
 @torch.no_grad()
