@@ -24,6 +24,7 @@ from torch import nn
 
 from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import GenzooError
+from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION
 from genzoo.models.base import GenzooModel, VisibleConfig
 
 # Re-exported: the Boltzmann machines take every numerical piece from this module.
@@ -208,8 +209,9 @@ class RBMFamilyConfig(VisibleConfig):
 
 
 class RBMFamily(GenzooModel):
-    """Base of the RBMs with weights ``W`` (D, H) and optional persistent ``chains``: their
-    sizes, and the AIS contract built from three methods a model implements (module
+    """Base of the RBMs with weights ``W`` (D, H) (registered first, zero; the model sets the
+    rest of its parameters and optional persistent ``chains``): their sizes, their capabilities
+    (energy, AIS, exact log Z for a small hidden layer), and the AIS contract built from three methods a model implements (module
     docstring)::
 
         _path_input(v)                                  -> products of v (B, D) both use
@@ -221,8 +223,12 @@ class RBMFamily(GenzooModel):
     hidden states through ``hidden_free_energy(h)``.
     """
 
-    W: nn.Parameter
+    capabilities = frozenset({ENERGY, AIS, EXACT_LOG_PARTITION})
     chains: torch.Tensor | None
+
+    def __init__(self, config: RBMFamilyConfig) -> None:
+        super().__init__(config)
+        self.W = nn.Parameter(torch.zeros(config.n_visible, config.n_hidden))
 
     @property
     def n_visible(self) -> int:

@@ -67,7 +67,6 @@ import torch
 from torch import nn
 
 from genzoo.core.config import check, check_nonnegative
-from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION
 from genzoo.core.registry import register_model
 from genzoo.models.boltzmann._ops import (
     ContrastiveFreeEnergy,
@@ -142,12 +141,9 @@ class GRBM(RBMFamily):
     binary_input = False
     test_overrides = ("data.binarize=none", "model.n_hidden=8", "model.sample_burn_in=10")
 
-    capabilities = frozenset({ENERGY, AIS, EXACT_LOG_PARTITION})
-
     def __init__(self, config: GRBMConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__(config)
+        super().__init__(config)  # registers W (D, H)
         d, h = config.n_visible, config.n_hidden
-        self.W = nn.Parameter(torch.zeros(d, h))
         self.b = nn.Parameter(torch.zeros(d))
         self.c = nn.Parameter(torch.zeros(h))
         self.log_var_logit = nn.Parameter(torch.zeros(d), requires_grad=config.learn_std)

@@ -42,7 +42,6 @@ import torch
 from torch import nn
 
 from genzoo.core.errors import GenzooError
-from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
 from genzoo.models.boltzmann._ops import (
@@ -112,12 +111,9 @@ class RBM(RBMFamily):
     config_class = RBMConfig
     test_overrides = ("model.n_hidden=8", "model.sample_burn_in=10")
 
-    capabilities = frozenset({ENERGY, AIS, EXACT_LOG_PARTITION})
-
     def __init__(self, config: RBMConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__(config)
+        super().__init__(config)  # registers W (D, H)
         d, h = config.n_visible, config.n_hidden
-        self.W = nn.Parameter(torch.zeros(d, h))
         self.b = nn.Parameter(torch.zeros(d))
         self.c = nn.Parameter(torch.zeros(h))
         register_chains(self, config.persistent, config.n_chains, d)

@@ -64,7 +64,6 @@ from torch import nn
 
 from genzoo.core.config import check
 from genzoo.core.errors import ConfigError, GenzooError, TrainingDiverged
-from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION
 from genzoo.core.registry import register_model
 from genzoo.models.boltzmann._ops import (
     RBMFamily,
@@ -148,12 +147,9 @@ class SSRBM(RBMFamily):
     binary_input = False
     test_overrides = ("data.binarize=none", "model.n_hidden=8", "model.sample_burn_in=10")
 
-    capabilities = frozenset({ENERGY, AIS, EXACT_LOG_PARTITION})
-
     def __init__(self, config: SSRBMConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__(config)
+        super().__init__(config)  # registers W (D, H)
         d, h = config.n_visible, config.n_hidden
-        self.W = nn.Parameter(torch.zeros(d, h))
         self.b = nn.Parameter(torch.zeros(h))
         self.log_alpha_logit = nn.Parameter(torch.zeros(h))
         self.log_lambda_logit = nn.Parameter(torch.zeros(d))
