@@ -224,6 +224,7 @@ class RBMFamily(GenzooModel):
     """
 
     capabilities = frozenset({ENERGY, AIS, EXACT_LOG_PARTITION})
+    test_overrides = ("model.n_hidden=8", "model.sample_burn_in=10")
     chains: torch.Tensor | None
 
     def __init__(self, config: RBMFamilyConfig) -> None:

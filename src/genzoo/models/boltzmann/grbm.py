@@ -139,11 +139,11 @@ class GRBM(RBMFamily):
 
     config_class = GRBMConfig
     binary_input = False
-    test_overrides = ("data.binarize=none", "model.n_hidden=8", "model.sample_burn_in=10")
+    test_overrides = ("data.binarize=none", *RBMFamily.test_overrides)
 
     def __init__(self, config: GRBMConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__(config)  # registers W (D, H)
-        d, h = config.n_visible, config.n_hidden
+        super().__init__(config)  # W (D, H)
+        d, h = self.W.shape
         self.b = nn.Parameter(torch.zeros(d))
         self.c = nn.Parameter(torch.zeros(h))
         self.log_var_logit = nn.Parameter(torch.zeros(d), requires_grad=config.learn_std)

@@ -109,14 +109,12 @@ class RBM(RBMFamily):
     return (B,) per-example values in nats; device and dtype follow the parameters."""
 
     config_class = RBMConfig
-    test_overrides = ("model.n_hidden=8", "model.sample_burn_in=10")
 
     def __init__(self, config: RBMConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__(config)  # registers W (D, H)
-        d, h = config.n_visible, config.n_hidden
-        self.b = nn.Parameter(torch.zeros(d))
-        self.c = nn.Parameter(torch.zeros(h))
-        register_chains(self, config.persistent, config.n_chains, d)
+        super().__init__(config)  # W (D, H)
+        self.b = nn.Parameter(torch.zeros(self.n_visible))
+        self.c = nn.Parameter(torch.zeros(self.n_hidden))
+        register_chains(self, config.persistent, config.n_chains, self.n_visible)
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:

@@ -145,15 +145,14 @@ class SSRBM(RBMFamily):
 
     config_class = SSRBMConfig
     binary_input = False
-    test_overrides = ("data.binarize=none", "model.n_hidden=8", "model.sample_burn_in=10")
+    test_overrides = ("data.binarize=none", *RBMFamily.test_overrides)
 
     def __init__(self, config: SSRBMConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__(config)  # registers W (D, H)
-        d, h = config.n_visible, config.n_hidden
-        self.b = nn.Parameter(torch.zeros(h))
-        self.log_alpha_logit = nn.Parameter(torch.zeros(h))
-        self.log_lambda_logit = nn.Parameter(torch.zeros(d))
-        register_chains(self, config.persistent, config.n_chains, d)
+        super().__init__(config)  # W (D, H)
+        self.b = nn.Parameter(torch.zeros(self.n_hidden))  # spike biases
+        self.log_alpha_logit = nn.Parameter(torch.zeros(self.n_hidden))
+        self.log_lambda_logit = nn.Parameter(torch.zeros(self.n_visible))
+        register_chains(self, config.persistent, config.n_chains, self.n_visible)
         self.reset_parameters(generator)
         if config.guard == "error":
             with torch.no_grad():
