@@ -211,8 +211,8 @@ class RBMFamilyConfig(VisibleConfig):
 class RBMFamily(GenzooModel):
     """Base of the RBMs with weights ``W`` (D, H) (registered first, zero; the model sets the
     rest of its parameters and optional persistent ``chains``): their sizes, their capabilities
-    (energy, AIS, exact log Z for a small hidden layer), and the AIS contract built from three methods a model implements (module
-    docstring)::
+    (energy, AIS, exact log Z for a small hidden layer), and the AIS contract built from three
+    methods a model implements (module docstring)::
 
         _path_input(v)                                  -> products of v (B, D) both use
         _path_free_energy(v, ctx, beta, base)           -> F_beta(v) (B,)

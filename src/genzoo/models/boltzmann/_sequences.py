@@ -191,9 +191,8 @@ class RowSequenceModel(GenzooModel):
     (B, T*D) of ``n_frames`` rows of ``frame_size`` pixels, generated row by row. A model
     registers the frame RBM's weights ``W`` (D, H) (its dtype is the model's) and implements
     ``_draw_rows`` (its recurrence at generation); this class gives ``frames``,
-    :meth:`complete`, ``inpaint`` and ``sample``, and the
-    capabilities: inpainting, and the exact likelihood when each frame's log Z can be
-    enumerated."""
+    :meth:`complete`, ``inpaint`` and ``sample``, and the capabilities: inpainting, and the
+    exact likelihood when each frame's log Z can be enumerated."""
 
     config_class = RowSequenceConfig
     W: nn.Parameter
