@@ -4,6 +4,7 @@ the binary digits."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import torch
@@ -22,6 +23,22 @@ def randomise(model: torch.nn.Module, scale: float, seed: int = 0) -> torch.nn.M
         for p in model.parameters():
             p.copy_(scale * torch.randn(p.shape, generator=g, dtype=torch.float64))
     return model
+
+
+def built_from_data(name: str, overrides: list[str]):
+    """(run config, data bundle, model) for the registered model ``name`` with the run
+    ``overrides``: n_visible from the data, the model built under torch.manual_seed(0) and
+    initialised from the training split, ready for the Trainer."""
+    from genzoo.core.registry import get_model_spec
+    from genzoo.run_config import RunConfig
+
+    cfg = RunConfig.default(name).with_overrides(overrides)
+    bundle = load_data(cfg.data)
+    cfg = dataclasses.replace(cfg, model=cfg.model.replace(n_visible=bundle.n_features))
+    torch.manual_seed(0)
+    m = get_model_spec(name).cls(cfg.model)
+    m.init_from_data(bundle.train.x)
+    return cfg, bundle, m
 
 
 def binary_digits():

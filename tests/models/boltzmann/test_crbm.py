@@ -16,7 +16,7 @@ from _sequence_checks import (
 )
 
 from genzoo.core.errors import ConfigError, InputError
-from genzoo.core.protocols import EXACT_LIKELIHOOD
+from genzoo.core.protocols import EXACT_LIKELIHOOD, INPAINT
 from genzoo.core.registry import get_model_spec
 from genzoo.models.boltzmann.crbm import CRBM, CRBMConfig
 
@@ -33,8 +33,8 @@ def test_registered_and_shapes():
     spec = get_model_spec("crbm")
     m = spec.build(CRBMConfig(n_visible=64, n_hidden=5))
     assert spec.cls is CRBM and (m.n_frames, m.frame_size) == (8, 8)
-    assert m.capabilities == {EXACT_LIKELIHOOD}
-    assert CRBM(CRBMConfig(n_visible=784, n_hidden=50)).capabilities == frozenset()
+    assert m.capabilities == {EXACT_LIKELIHOOD, INPAINT}
+    assert CRBM(CRBMConfig(n_visible=784, n_hidden=50)).capabilities == {INPAINT}
     assert m.A.shape == (16, 8) and m.B.shape == (16, 5)
 
 
@@ -125,3 +125,8 @@ def test_inpaint_completes_the_hidden_bottom_rows_and_rejects_other_masks():
     assert torch.equal(out[0], again)
     with pytest.raises(InputError, match="row by row"):
         m.inpaint(x, ~mask)
+    # n_steps: the Gibbs sweeps per drawn row, in place of model.sample_gibbs.
+    one = m.inpaint(x, mask, torch.Generator().manual_seed(1), n_steps=1)[0]
+    assert torch.equal(one, m.complete(x, 2, torch.Generator().manual_seed(1), n_steps=1))
+    with pytest.raises(InputError, match="n_steps"):
+        m.inpaint(x, mask, n_steps=0)

@@ -8,7 +8,7 @@ import dataclasses
 import itertools
 
 import torch
-from _sequence_checks import assert_cd1_backward_is_autograd, exact_nll
+from _sequence_checks import assert_cd1_backward_is_autograd, built_from_data, exact_nll
 
 from genzoo.evaluation import exact_log_partition
 from genzoo.models.boltzmann.grbm import GRBM, GRBMConfig
@@ -80,20 +80,15 @@ def test_init_from_data_sets_the_offset_to_the_data_mean():
 def test_training_from_the_offset_lowers_the_exact_nll_and_checkpoints_carry_it(tmp_path):
     """Digits grey levels, uncentred (pixels in [0, 1], many constant): 16 centred hidden units
     trained by the Trainer lower the exact held-out NLL; the checkpoint restores mu exactly."""
-    from genzoo.data import load_data
-    from genzoo.run_config import RunConfig
     from genzoo.training import Trainer
     from genzoo.training.checkpoint import load_model
 
-    cfg = RunConfig.default("grbm").with_overrides(
+    cfg, bundle, m = built_from_data(
+        "grbm",
         ["data.name=digits", "data.binarize=none", "model.n_hidden=16", "model.centered=true",
-         "train.epochs=4", "train.progress=false", "train.grid_samples=0"]
+         "train.epochs=4", "train.progress=false", "train.grid_samples=0"],
     )
-    bundle = load_data(cfg.data)
-    cfg = dataclasses.replace(cfg, model=cfg.model.replace(n_visible=bundle.n_features))
-    torch.manual_seed(0)
-    m = GRBM(cfg.model)
-    m.init_from_data(bundle.train.x)
+    assert isinstance(m, GRBM)
     before = exact_nll(m, bundle.valid.x)
     Trainer(m, cfg, bundle, tmp_path / "run").fit()
     torch.testing.assert_close(m.mu, bundle.train.x.to(m.mu).mean(0))  # the offset stays put

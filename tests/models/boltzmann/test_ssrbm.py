@@ -4,13 +4,12 @@ moments, the positive-definite guard, and training on real data."""
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 
 import pytest
 import torch
-from _sequence_checks import exact_nll
+from _sequence_checks import built_from_data, exact_nll
 
 from genzoo.core.errors import ConfigError, TrainingDiverged
 from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION, EnergyModel
@@ -84,6 +83,8 @@ def test_energy_conditionals_are_the_stated_gaussians():
     mean, var = m.v_given_sh(s1, h)
     diff = torch.distributions.Normal(mean, var.sqrt()).log_prob(v).sum(-1) + m.energy(v, h, s1)
     torch.testing.assert_close(diff, diff[0].expand(30))
+    # The energy contract passes the latent state as one argument, the pair (h, s).
+    torch.testing.assert_close(m.energy(v, (h, s1)), m.energy(v, h, s1))
 
 
 @torch.no_grad()
@@ -166,20 +167,15 @@ def test_bad_settings_are_rejected_at_construction(bad):
 def test_training_on_image_patches_improvesexact_nll(tmp_path):
     """CD-1 at the default learning rate on zero-mean natural-image patches: the exact held-out
     NLL (8 spikes, enumerated) goes down, and the model stays in the feasible region."""
-    from genzoo.data import load_data
-    from genzoo.run_config import RunConfig
     from genzoo.training import Trainer
 
-    cfg = RunConfig.default("ssrbm").with_overrides(
+    cfg, bundle, m = built_from_data(
+        "ssrbm",
         ["data.name=image-patches", "data.unit_variance=true", "data.n_train=3000",
          "data.n_eval=1000", "model.n_hidden=8", "train.epochs=2", "train.batch_size=50",
-         "train.progress=false", "train.grid_samples=0"]
+         "train.progress=false", "train.grid_samples=0"],
     )
-    bundle = load_data(cfg.data)
-    cfg = dataclasses.replace(cfg, model=cfg.model.replace(n_visible=bundle.n_features))
-    torch.manual_seed(0)
-    m = SSRBM(cfg.model)
-    m.init_from_data(bundle.train.x)
+    assert isinstance(m, SSRBM)
     before = exact_nll(m, bundle.valid.x)
     Trainer(m, cfg, bundle, tmp_path / "run").fit()
     assert all(torch.isfinite(p).all() for p in m.parameters())

@@ -1,19 +1,31 @@
-"""Numerical pieces shared by the Boltzmann machines: Bernoulli and Gaussian draws, a
-float64-accurate softplus, data-marginal logits, bounded parameterisations, the contrastive
-free-energy surrogate with a closed-form backward (the CD / PCD learning rule), and the
-persistent-chain bookkeeping of the CD / PCD-trained RBMs (config checks, chain starts and
-updates, sampling, the closed-form log Z of an AIS base, enumeration over the hidden layer)."""
+"""Pieces shared by the Boltzmann machines: Bernoulli and Gaussian draws, a float64-accurate
+softplus, data-marginal logits, bounded parameterisations, the contrastive free-energy surrogate
+with a closed-form backward (the CD / PCD learning rule), the persistent-chain bookkeeping (chain
+starts and updates, sampling), and :class:`RBMFamily`, the base of the RBMs over a (D, H) weight
+matrix trained by CD-k / PCD-k (binary, Gaussian-Bernoulli and spike-and-slab), with its config
+:class:`RBMFamilyConfig` and the annealing path that AIS runs for all three.
+
+The annealing path (Neal 2001; Salakhutdinov & Murray 2008). Each model anneals from a base
+model A with W_A = 0, whose log Z_A is closed-form (``log_partition``) and whose samples are
+exact, to itself: p_beta ∝ exp(-F_beta(v)), F_0 the base's own free energy (constants included),
+F_1 = F. A model supplies F_beta and a transition leaving p_beta invariant, both from the
+products of v that they share (:meth:`RBMFamily._path_input`); :class:`RBMFamily` turns them
+into the :class:`~genzoo.core.protocols.AnnealingPath` contract, the fused step computing those
+products once per temperature."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import GenzooError
-from genzoo.models.base import check_n_visible
+from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION
+from genzoo.models.base import GenzooModel, VisibleConfig
 
 # Re-exported: the Boltzmann machines take every numerical piece from this module.
 from genzoo.ops.numerics import data_logits, softplus, softplus_threshold  # noqa: F401
@@ -73,21 +85,6 @@ class ContrastiveFreeEnergy(torch.autograd.Function):
         g_b = v_neg.sum(0).mul_(a_neg).sub_(v_pos.sum(0), alpha=a_pos)
         g_c = s_neg.sum(0).mul_(a_neg).sub_(s_pos.sum(0), alpha=a_pos)
         return g_W, g_b, g_c, None, None, None, None, None
-
-
-def check_chain_config(config) -> None:
-    """The checks shared by the configs of the CD / PCD-trained RBMs (fields ``n_visible``,
-    ``n_hidden``, ``k``, ``n_chains``, ``weight_decay``, ``init_std``, ``sample_burn_in``);
-    raises ConfigError naming the field."""
-    check_n_visible(config.n_visible)
-    check(config.n_hidden > 0, f"model.n_hidden={config.n_hidden} must be positive")
-    check(config.k >= 1, f"model.k={config.k} must be >= 1 (Gibbs steps per update)")
-    check(config.n_chains >= 1, f"model.n_chains={config.n_chains} must be >= 1")
-    check_nonnegative(config.weight_decay, "model.weight_decay")
-    check_nonnegative(config.init_std, "model.init_std")
-    check(
-        config.sample_burn_in >= 0, f"model.sample_burn_in={config.sample_burn_in} must be >= 0"
-    )
 
 
 def check_sparsity_config(config, example_target: float) -> None:
@@ -183,12 +180,146 @@ def check_zero_weights(W: torch.Tensor) -> None:
         )
 
 
-def enumerable_hidden_free_energy(model) -> tuple[Callable[[torch.Tensor], torch.Tensor], int]:
-    """(F(h), n_hidden) for exact log Z by enumeration over the hidden states:
-    ``model.hidden_free_energy`` computed without gradients; Z = sum_h exp(-F(h))."""
+@dataclasses.dataclass(frozen=True)
+class RBMFamilyConfig(VisibleConfig):
+    """Fields of every RBM over a (D, H) weight matrix trained by CD-k / PCD-k.
+
+    ``n_visible`` is filled from the data by the CLI when left ``None``. ``k``: Gibbs steps per
+    update (CD-k, or PCD-k when ``persistent``, with ``n_chains`` persistent chains).
+    ``weight_decay``: an L2 penalty 0.5 * weight_decay * ||W||^2 on W only. ``init_std``:
+    W ~ N(0, init_std^2). ``sample_burn_in``: Gibbs steps run by fresh chains in ``sample``.
+    """
+
+    n_hidden: int = 500
+    k: int = 1
+    persistent: bool = False
+    n_chains: int = 100
+    weight_decay: float = 0.0
+    init_std: float = 0.01
+    sample_burn_in: int = 1000
+
+    def validate(self) -> None:
+        super().validate()
+        check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
+        check(self.k >= 1, f"model.k={self.k} must be >= 1 (Gibbs steps per update)")
+        check(self.n_chains >= 1, f"model.n_chains={self.n_chains} must be >= 1")
+        check_nonnegative(self.weight_decay, "model.weight_decay")
+        check_nonnegative(self.init_std, "model.init_std")
+        check(self.sample_burn_in >= 0, f"model.sample_burn_in={self.sample_burn_in} must be >= 0")
+
+
+class RBMFamily(GenzooModel):
+    """Base of the RBMs with weights ``W`` (D, H) (registered first, zero; the model sets the
+    rest of its parameters and optional persistent ``chains``): their sizes, their capabilities
+    (energy, AIS, exact log Z for a small hidden layer), and the AIS contract built from three
+    methods a model implements (module docstring)::
+
+        _path_input(v)                                  -> products of v (B, D) both use
+        _path_free_energy(v, ctx, beta, base)           -> F_beta(v) (B,)
+        _path_sweep(v, ctx, beta, base, generator)      -> v' (B, D), p_beta invariant
+
+    plus ``ais_base(x_train)`` (usually through :meth:`_zero_weight_base`) and the base's
+    closed-form ``log_partition()``. ``enumerable_free_energy`` defaults to enumerating the
+    hidden states through ``hidden_free_energy(h)``.
+    """
+
+    capabilities = frozenset({ENERGY, AIS, EXACT_LOG_PARTITION})
+    test_overrides = ("model.n_hidden=8", "model.sample_burn_in=10")
+    chains: torch.Tensor | None
+
+    def __init__(self, config: RBMFamilyConfig) -> None:
+        super().__init__(config)
+        self.W = nn.Parameter(torch.zeros(config.n_visible, config.n_hidden))
+
+    @property
+    def n_visible(self) -> int:
+        return self.W.shape[0]
+
+    @property
+    def n_hidden(self) -> int:
+        return self.W.shape[1]
+
+    # -- the annealing path ----------------------------------------------------------------------
 
     @torch.no_grad()
-    def free_energy(h: torch.Tensor) -> torch.Tensor:
-        return model.hidden_free_energy(h)
+    def _zero_weight_base(self, x_train: torch.Tensor, **changes: Any) -> RBMFamily:
+        """A model of this class and size with W = 0, no persistent chains and exact samples
+        (no burn-in), on this model's device and dtype; ``changes`` set other config fields.
+        x_train (N, D) is only checked here: the caller sets the base's data-dependent
+        parameters."""
+        self.check_input(x_train, "x_train")
+        cfg = self.config.replace(
+            n_visible=self.n_visible, init_std=0.0, sample_burn_in=0, persistent=False, **changes
+        )
+        return type(self)(cfg).to(device=self.W.device, dtype=self.W.dtype)
 
-    return free_energy, model.n_hidden
+    def _check_path_base(self, base: RBMFamily) -> None:
+        """Raise GenzooError when ``base`` is not a base this model's path can start from
+        (nothing to check by default)."""
+
+    def _path_input(self, v: torch.Tensor) -> Any:
+        raise NotImplementedError
+
+    def _path_free_energy(self, v: torch.Tensor, ctx: Any, beta: float, base: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _path_sweep(
+        self, v: torch.Tensor, ctx: Any, beta: float, base: Any, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+    def annealed_free_energy(self, v: torch.Tensor, beta: float, base: Any) -> torch.Tensor:
+        """F_beta(v) = -log p*_beta(v) on the path from ``base`` (beta = 0, W_A = 0) to this
+        model (beta = 1); the model's module docstring gives it. v (B, D) -> (B,)."""
+        self._check_path_base(base)
+        return self._path_free_energy(v, self._path_input(v), beta, base)
+
+    @torch.no_grad()
+    def annealed_gibbs_step(
+        self, v: torch.Tensor, beta: float, base: Any, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """One Gibbs sweep leaving p_beta invariant. v (B, D) -> (B, D)."""
+        self._check_path_base(base)
+        return self._path_sweep(v, self._path_input(v), beta, base, generator)
+
+    @torch.no_grad()
+    def annealed_step(
+        self,
+        v: torch.Tensor,
+        beta_prev: float,
+        beta: float,
+        base: Any,
+        generator: torch.Generator | None = None,
+        transition: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fused AIS step: (F_{beta_prev}(v) - F_beta(v) (B,), the state after one sweep at
+        beta), the same values and draws as annealed_free_energy twice and annealed_gibbs_step
+        with the products of v computed once. The base is checked at the ends of the path only
+        (beta or beta_prev 0), where it enters."""
+        if beta == 0.0 or beta_prev == 0.0:
+            self._check_path_base(base)
+        ctx = self._path_input(v)
+        inc = self._path_free_energy(v, ctx, beta_prev, base) - self._path_free_energy(
+            v, ctx, beta, base
+        )
+        if not transition:
+            return inc, v
+        return inc, self._path_sweep(v, ctx, beta, base, generator)
+
+    def log_partition(self) -> torch.Tensor:
+        """log Z in closed form, valid only when W == 0 (the AIS base). 0-dim tensor."""
+        raise NotImplementedError
+
+    def hidden_free_energy(self, h: torch.Tensor) -> torch.Tensor:
+        """F(h) = -log sum_v exp(-E(v, h)) (an integral for real visibles). h (B, H) -> (B,)."""
+        raise NotImplementedError
+
+    def enumerable_free_energy(self) -> tuple[Callable[[torch.Tensor], torch.Tensor], int]:
+        """(F(h), n_hidden): :meth:`hidden_free_energy` computed without gradients; Z = sum over
+        the 2^H hidden states of exp(-F(h))."""
+
+        @torch.no_grad()
+        def free_energy(h: torch.Tensor) -> torch.Tensor:
+            return self.hidden_free_energy(h)
+
+        return free_energy, self.n_hidden

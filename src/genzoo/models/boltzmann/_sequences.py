@@ -1,7 +1,8 @@
 """Pieces shared by the Boltzmann machines over sequences (conditional RBM, RNN-RBM) and over
 images (convolutional RBM): the image shape a flat input is reshaped to, images read as
 sequences of rows, the frame RBM whose biases change at every step (its CD-k loss and exact
-log-likelihood), and the row-by-row inpainting and sampling of :class:`RowSequenceModel`.
+log-likelihood), and :class:`RowSequenceModel`, the base of the models that generate an image
+row by row (its config :class:`RowSequenceConfig`, inpainting and sampling through ``complete``).
 
 Row sequences. An image of height T and width D, flattened row-major to (B, T*D), is read as the
 sequence of its rows v_1..v_T, each a frame of D binary pixels (MNIST: 28 frames of 28 pixels).
@@ -14,12 +15,17 @@ past; its free energy and partition function are those of a binary RBM::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
+from torch import nn
 
+from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import ConfigError, GenzooError, InputError
+from genzoo.core.protocols import EXACT_LIKELIHOOD, INPAINT
 from genzoo.core.validation import check_binary
+from genzoo.models.base import GenzooModel, VisibleConfig
 from genzoo.models.boltzmann._ops import bernoulli, softplus
 from genzoo.ops.enumeration import binary_states
 
@@ -157,16 +163,95 @@ def rows_given(observed_mask: torch.Tensor, x: torch.Tensor, n_frames: int, fram
     return n_given
 
 
-class RowSequenceModel:
-    """Mixin for the models of images as sequences of rows (CRBM, RNN-RBM) that generate row by
-    row with ``complete(x, n_given, generator)``; they have ``config.n_visible``, ``W`` (its
-    dtype is the model's), ``n_frames`` and ``frame_size``. Gives ``frames``, ``inpaint`` and
-    ``sample``."""
+@dataclasses.dataclass(frozen=True)
+class RowSequenceConfig(VisibleConfig):
+    """Fields of the models of images as sequences of rows: ``n_visible`` pixels per image (from
+    the data), read as rows of ``image_width`` (``image_height`` / ``image_width`` none: a square
+    image). ``n_hidden``: hidden units of each frame's RBM. ``k``: CD-k per frame.
+    ``init_std``: the weights ~ N(0, init_std^2). ``sample_gibbs``: Gibbs sweeps per generated
+    frame."""
+
+    image_height: int | None = None
+    image_width: int | None = None
+    n_hidden: int = 100
+    k: int = 1
+    init_std: float = 0.01
+    sample_gibbs: int = 50
+
+    def validate(self) -> None:
+        super().validate()
+        check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
+        check(self.k >= 1, f"model.k={self.k} must be >= 1")
+        check_nonnegative(self.init_std, "model.init_std")
+        check(self.sample_gibbs >= 1, "model.sample_gibbs must be >= 1")
+
+
+class RowSequenceModel(GenzooModel):
+    """Base of the models of images as sequences of rows (CRBM, RNN-RBM): flat binary images
+    (B, T*D) of ``n_frames`` rows of ``frame_size`` pixels, generated row by row. A model
+    registers the frame RBM's weights ``W`` (D, H) (its dtype is the model's) and implements
+    ``_draw_rows`` (its recurrence at generation); this class gives ``frames``,
+    :meth:`complete`, ``inpaint`` and ``sample``, and the capabilities: inpainting, and the
+    exact likelihood when each frame's log Z can be enumerated."""
+
+    config_class = RowSequenceConfig
+    W: nn.Parameter
+
+    def __init__(self, config: RowSequenceConfig) -> None:
+        super().__init__(config)
+        self.n_frames, self.frame_size = resolve_image_shape(
+            config.n_visible, config.image_height, config.image_width
+        )
+        exact = min(self.frame_size, config.n_hidden) <= MAX_ENUMERATED_UNITS
+        self.capabilities = frozenset({INPAINT, EXACT_LIKELIHOOD} if exact else {INPAINT})
+
+    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
+        """Raise InputError unless x is a finite binary (B, n_visible) floating tensor."""
+        check_binary(x, self.config.n_visible, name)
 
     def frames(self, x: torch.Tensor) -> torch.Tensor:
         """Flat images (B, T*D) -> row sequences (B, T, D)."""
-        check_binary(x, self.config.n_visible)
+        self.check_input(x)
         return x.to(self.W.dtype).reshape(len(x), self.n_frames, self.frame_size)
+
+    @torch.no_grad()
+    def complete(
+        self,
+        x: torch.Tensor,
+        n_given: int,
+        generator: torch.Generator | None = None,
+        n_steps: int | None = None,
+    ) -> torch.Tensor:
+        """Keep the first ``n_given`` rows of x (B, T*D) and draw the others in order, each
+        given the rows before it by ``n_steps`` Gibbs sweeps of its frame RBM (None:
+        ``sample_gibbs``) started from a draw of its visible biases. Binary (B, T*D)."""
+        check_n_given(n_given, self.n_frames)
+        if n_steps is None:
+            n_steps = self.config.sample_gibbs
+        elif not isinstance(n_steps, int) or n_steps < 1:
+            raise InputError(f"n_steps={n_steps!r} must be a positive integer (Gibbs sweeps)")
+        seq = self.frames(x).clone()
+        self._draw_rows(seq, n_given, n_steps, generator)
+        return seq.reshape(len(x), -1)
+
+    def _draw_rows(
+        self, seq: torch.Tensor, n_given: int, sweeps: int, generator: torch.Generator | None
+    ) -> None:
+        """Overwrite rows n_given.. of seq (B, T, D) in order, each drawn by
+        :meth:`_draw_frame` with the biases the rows before it give (the model's recurrence)."""
+        raise NotImplementedError
+
+    def _draw_frame(
+        self,
+        b_t: torch.Tensor,
+        c_t: torch.Tensor,
+        sweeps: int,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """One frame (B, D) from the frame RBMs with biases b_t (B, D), c_t (B, H): ``sweeps``
+        Gibbs sweeps from v ~ Bernoulli(sigmoid(b_t))."""
+        start = bernoulli(torch.sigmoid(b_t), generator)
+        return frame_gibbs(start, self.W, b_t, c_t, sweeps, generator)
 
     @torch.no_grad()
     def inpaint(
@@ -175,17 +260,21 @@ class RowSequenceModel:
         observed_mask: torch.Tensor,
         generator: torch.Generator | None = None,
         n_samples: int = 1,
+        n_steps: int | None = None,
     ) -> torch.Tensor:
         """Completions (n_samples, B, D) of x (B, D) whose observed pixels (``observed_mask``,
-        True = observed) are whole top rows, the rest drawn row by row by :meth:`complete`
-        (the ``genzoo inpaint --mask bottom-half`` hook). Hidden entries of x are ignored."""
+        True = observed) are whole top rows, the rest drawn row by row by :meth:`complete` with
+        ``n_steps`` Gibbs sweeps per row (None: ``sample_gibbs``). Hidden entries of x are
+        ignored."""
         if not isinstance(n_samples, int) or n_samples < 1:
             raise InputError(f"n_samples={n_samples!r} must be a positive integer")
         n_given = rows_given(observed_mask, x, self.n_frames, self.frame_size)
         keep = torch.zeros_like(x, dtype=torch.bool).view(len(x), self.n_frames, -1)
         keep[:, :n_given] = True
         x = torch.where(keep.reshape(x.shape), x, torch.zeros_like(x))
-        return torch.stack([self.complete(x, n_given, generator) for _ in range(n_samples)])
+        return torch.stack(
+            [self.complete(x, n_given, generator, n_steps) for _ in range(n_samples)]
+        )
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -44,15 +44,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genzoo.core.config import Config, check, check_nonnegative
+from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import ConfigError
 from genzoo.core.protocols import ENERGY
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
-from genzoo.models.base import check_n_visible, require_n_visible
+from genzoo.models.base import GenzooModel, VisibleConfig
 from genzoo.models.boltzmann._ops import (
     advance_chains,
     bernoulli,
+    check_sparsity_config,
     register_chains,
     sample_chains,
     start_chains_at_data,
@@ -61,7 +62,7 @@ from genzoo.models.boltzmann._sequences import resolve_image_shape
 
 
 @dataclasses.dataclass(frozen=True)
-class ConvRBMConfig(Config):
+class ConvRBMConfig(VisibleConfig):
     """``n_visible`` = in_channels * image_height * image_width (from the data); the image
     shape is inferred as square when ``image_height`` / ``image_width`` are none.
     ``n_filters`` K, ``kernel_size`` r, ``pool_size`` C (C x C blocks). ``k``: CD-k, or with
@@ -70,7 +71,6 @@ class ConvRBMConfig(Config):
     activation. ``init_std``: W ~ N(0, init_std^2). ``sample_burn_in``: Gibbs sweeps of
     :meth:`ConvRBM.sample`."""
 
-    n_visible: int | None = None
     image_height: int | None = None
     image_width: int | None = None
     in_channels: int = 1
@@ -86,45 +86,35 @@ class ConvRBMConfig(Config):
     sample_burn_in: int = 1000
 
     def validate(self) -> None:
-        check_n_visible(self.n_visible)
+        super().validate()
         check(self.in_channels >= 1, "model.in_channels must be >= 1")
         check(self.n_filters >= 1, f"model.n_filters={self.n_filters} must be >= 1")
         check(self.kernel_size >= 1, f"model.kernel_size={self.kernel_size} must be >= 1")
         check(self.pool_size >= 1, f"model.pool_size={self.pool_size} must be >= 1")
         check(self.k >= 1, f"model.k={self.k} must be >= 1")
         check(self.n_chains >= 1, f"model.n_chains={self.n_chains} must be >= 1")
-        check(
-            self.sparsity_target is None or 0.0 < self.sparsity_target < 1.0,
-            "model.sparsity_target must be in (0, 1) or none",
-        )
-        check_nonnegative(self.sparsity_cost, "model.sparsity_cost")
-        check(
-            self.sparsity_cost == 0.0 or self.sparsity_target is not None,
-            "model.sparsity_cost > 0 needs model.sparsity_target (e.g. 0.02)",
-        )
+        check_sparsity_config(self, example_target=0.02)
         check_nonnegative(self.init_std, "model.init_std")
         check(self.sample_burn_in >= 0, "model.sample_burn_in must be >= 0")
 
 
 @register_model(
     "conv-rbm",
-    config=ConvRBMConfig,
     family="boltzmann",
     summary="convolutional RBM with probabilistic max pooling, CD-k on images",
     paper="Lee, Grosse, Ranganath & Ng 2009",
 )
-class ConvRBM(nn.Module):
+class ConvRBM(GenzooModel):
     """Convolutional RBM with probabilistic max pooling. Batch methods take flat (B, D)
     binary images, D = in_channels * H * W; hidden states are flat (B, K * N_H * N_H')."""
 
+    config_class = ConvRBMConfig
     test_overrides = ("model.n_filters=4", "model.kernel_size=3", "model.sample_burn_in=5")
 
     capabilities = frozenset({ENERGY})
 
     def __init__(self, config: ConvRBMConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        require_n_visible(config)
-        self.config = config
+        super().__init__(config)
         n_c, r, pool = config.in_channels, config.kernel_size, config.pool_size
         if config.n_visible % n_c:
             raise ConfigError(
@@ -157,9 +147,13 @@ class ConvRBM(nn.Module):
     def n_hidden(self) -> int:
         return self.config.n_filters * self.detector_shape[0] * self.detector_shape[1]
 
+    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
+        """Raise InputError unless x is a finite binary (B, n_visible) floating tensor."""
+        check_binary(x, self.config.n_visible, name)
+
     def images(self, x: torch.Tensor) -> torch.Tensor:
         """Flat (B, D) -> (B, C_in, H, W), after the binary input check."""
-        check_binary(x, self.config.n_visible)
+        self.check_input(x)
         return x.to(self.W.dtype).reshape(len(x), self.config.in_channels, *self.image_shape)
 
     # -- block softmax (probabilistic max pooling) ----------------------------------------------
@@ -290,7 +284,7 @@ class ConvRBM(nn.Module):
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
         """Mean free energy (nats, not a likelihood) and the mean-field reconstruction error
         of x (B, D)."""
-        check_binary(x, self.config.n_visible)
+        self.check_input(x)
         x = x.to(self.W.dtype)
         recon = ((x - self.p_v_given_h(self.p_h_given_v(x))) ** 2).mean()
         return {"free_energy": float(self.free_energy(x).mean()), "recon_error": float(recon)}

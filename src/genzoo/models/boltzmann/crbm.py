@@ -34,69 +34,46 @@ import dataclasses
 import torch
 from torch import nn
 
-from genzoo.core.config import Config, check, check_nonnegative
-from genzoo.core.protocols import EXACT_LIKELIHOOD
+from genzoo.core.config import check
 from genzoo.core.registry import register_model
-from genzoo.models.base import check_n_visible, require_n_visible
-from genzoo.models.boltzmann._ops import bernoulli
 from genzoo.models.boltzmann._sequences import (
-    MAX_ENUMERATED_UNITS,
+    RowSequenceConfig,
     RowSequenceModel,
-    check_n_given,
     frame_cd_loss,
     frame_free_energy,
-    frame_gibbs,
     frame_log_prob,
-    resolve_image_shape,
 )
 from genzoo.nn.init import normal_or_zero_
 
 
 @dataclasses.dataclass(frozen=True)
-class CRBMConfig(Config):
-    """``n_visible``: pixels per image (from the data); frames are rows of ``image_width``
-    pixels (``image_height`` / ``image_width`` none: a square image). ``order``: n, the number
-    of past frames the biases depend on. ``k``: CD-k. ``sample_gibbs``: Gibbs sweeps per
-    generated frame. ``init_std``: W, A, B ~ N(0, init_std^2)."""
+class CRBMConfig(RowSequenceConfig):
+    """The fields of :class:`RowSequenceConfig` and ``order``: n, the number of past frames the
+    biases depend on. ``init_std``: W, A, B ~ N(0, init_std^2)."""
 
-    n_visible: int | None = None
-    image_height: int | None = None
-    image_width: int | None = None
-    n_hidden: int = 100
     order: int = 2
-    k: int = 1
-    init_std: float = 0.01
-    sample_gibbs: int = 50
 
     def validate(self) -> None:
-        check_n_visible(self.n_visible)
-        check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
+        super().validate()
         check(self.order >= 1, f"model.order={self.order} must be >= 1 (past frames)")
-        check(self.k >= 1, f"model.k={self.k} must be >= 1")
-        check_nonnegative(self.init_std, "model.init_std")
-        check(self.sample_gibbs >= 1, "model.sample_gibbs must be >= 1")
 
 
 @register_model(
     "crbm",
-    config=CRBMConfig,
     family="boltzmann",
     summary="conditional RBM over image rows as a sequence, biases set by the past n rows",
     paper="Taylor, Hinton & Roweis 2007",
 )
-class CRBM(RowSequenceModel, nn.Module):
-    """Conditional RBM over row sequences. Images are flat (B, T*D) binary tensors.
-    ``frames``, ``inpaint`` and ``sample`` come from :class:`RowSequenceModel`."""
+class CRBM(RowSequenceModel):
+    """Conditional RBM over row sequences of flat (B, T*D) binary images; generation
+    (``complete``, ``inpaint``, ``sample``) as :class:`RowSequenceModel` gives it, each row's
+    biases set by the ``order`` rows before it."""
 
+    config_class = CRBMConfig
     test_overrides = ("model.n_hidden=8", "model.sample_gibbs=3")
 
     def __init__(self, config: CRBMConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        require_n_visible(config)
-        self.config = config
-        self.n_frames, self.frame_size = resolve_image_shape(
-            config.n_visible, config.image_height, config.image_width
-        )
+        super().__init__(config)
         check(
             config.order < self.n_frames,
             f"model.order={config.order} must be below the number of rows ({self.n_frames})",
@@ -107,8 +84,6 @@ class CRBM(RowSequenceModel, nn.Module):
         self.c = nn.Parameter(torch.zeros(h))
         self.A = nn.Parameter(torch.zeros(n * d, d))
         self.B = nn.Parameter(torch.zeros(n * d, h))
-        exact = min(d, h) <= MAX_ENUMERATED_UNITS
-        self.capabilities = frozenset({EXACT_LIKELIHOOD}) if exact else frozenset()
         with torch.no_grad():
             for p in (self.W, self.A, self.B):
                 normal_or_zero_(p, config.init_std, generator)
@@ -181,19 +156,10 @@ class CRBM(RowSequenceModel, nn.Module):
 
     # -- generation ---------------------------------------------------------------------------
 
-    @torch.no_grad()
-    def complete(
-        self, x: torch.Tensor, n_given: int, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        """Keep the first ``n_given`` rows of x (B, T*D) and draw the others one at a time,
-        each by ``sample_gibbs`` Gibbs sweeps of its frame RBM given the rows before it
-        (started from the previous row). Returns binary (B, T*D)."""
-        check_n_given(n_given, self.n_frames)
-        seq = self.frames(x).clone()
+    def _draw_rows(self, seq, n_given, sweeps, generator):
+        # Row t's biases from the n rows before it, blank rows before the image.
         n, d = self.config.order, self.frame_size
         for t in range(n_given, self.n_frames):
             past = torch.cat([seq.new_zeros(len(seq), n, d), seq[:, :t]], dim=1)[:, -n:]
             b_t, c_t = self.dynamic_biases(past.reshape(len(seq), n * d))
-            start = bernoulli(torch.sigmoid(b_t), generator)
-            seq[:, t] = frame_gibbs(start, self.W, b_t, c_t, self.config.sample_gibbs, generator)
-        return seq.reshape(len(x), -1)
+            seq[:, t] = self._draw_frame(b_t, c_t, sweeps, generator)

@@ -46,8 +46,16 @@ differ by the mean of v / sigma^2); the log-variance gradient
 dF/dlog_var_i = -(v_i - b_i)^2 / (2 sigma_i^2) + (v_i / sigma_i^2) (W s)_i is added as a
 zero-valued term.
 
-AIS path (base model, annealed free energy, annealed Gibbs sweep) and exact log Z:
-:mod:`genzoo.models.boltzmann.grbm_ais`.
+AIS path (Salakhutdinov & Murray 2008, with a Gaussian base model). The base model A has
+W_A = 0, c_A = 0, b_A = the data mean and sigma_A = the data standard deviation (inside the
+bounds), log Z_A = sum_i 0.5 log(2 pi sigma_A_i^2) + H log 2. With E_beta = (1 - beta) E_A +
+beta E::
+
+    F_beta(v) = sum_i [(1 - beta) (v_i - b_A_i)^2 / (2 sigma_A_i^2)
+                       + beta (v_i - b_i)^2 / (2 sigma_i^2)]
+                - sum_j softplus(beta (c_j + (v / sigma^2)^T W_j))
+    p_beta(v | h) = N(m / lam, 1 / lam),  lam = (1 - beta) / sigma_A^2 + beta / sigma^2,
+                    m = (1 - beta) b_A / sigma_A^2 + beta (b + W h) / sigma^2
 """
 
 from __future__ import annotations
@@ -58,36 +66,32 @@ import math
 import torch
 from torch import nn
 
-from genzoo.core.config import Config, check, check_nonnegative
-from genzoo.core.errors import ConfigError
-from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION
+from genzoo.core.config import check, check_nonnegative
 from genzoo.core.registry import register_model
-from genzoo.core.validation import check_data
-from genzoo.models.base import require_n_visible
 from genzoo.models.boltzmann._ops import (
     ContrastiveFreeEnergy,
+    RBMFamily,
+    RBMFamilyConfig,
     advance_chains,
     bernoulli,
     bounded,
     bounded_logit,
-    check_chain_config,
+    check_zero_weights,
     randn,
     register_chains,
     sample_chains,
     softplus,
     start_chains_at_data,
 )
-from genzoo.models.boltzmann.grbm_ais import GRBMAnnealingPath
 from genzoo.nn.init import normal_or_zero_
 from genzoo.ops.numerics import LOG_2PI
 
 
 @dataclasses.dataclass(frozen=True)
-class GRBMConfig(Config):
-    """Hyperparameters of the Gaussian-Bernoulli RBM.
+class GRBMConfig(RBMFamilyConfig):
+    """Hyperparameters of the Gaussian-Bernoulli RBM: those of :class:`RBMFamilyConfig` (with
+    256 hidden units by default) and the visible variances'.
 
-    ``n_visible`` is filled from the data by the CLI when left ``None``. ``k``, ``persistent``,
-    ``n_chains``, ``weight_decay``, ``init_std``, ``sample_burn_in`` as for the binary RBM.
     ``centered``: read the visibles through the data-mean offset mu (module docstring).
     ``learn_std``: learn the visible standard deviations (else they stay at ``init_sigma``).
     ``min_std`` / ``max_std``: the bounds of every sigma_i (units of the data).
@@ -96,23 +100,16 @@ class GRBMConfig(Config):
     log-variance gradient (Cho et al. 2011 learn the variances more slowly than W).
     """
 
-    n_visible: int | None = None
     n_hidden: int = 256
-    k: int = 1
-    persistent: bool = False
-    n_chains: int = 100
-    weight_decay: float = 0.0
-    init_std: float = 0.01
     centered: bool = False
     learn_std: bool = True
     min_std: float = 0.05
     max_std: float = 5.0
     init_sigma: float = 1.0
     std_lr_scale: float = 0.1
-    sample_burn_in: int = 1000
 
     def validate(self) -> None:
-        check_chain_config(self)
+        super().validate()
         check(
             math.isfinite(self.min_std) and self.min_std > 0,
             f"model.min_std={self.min_std} must be a positive finite standard deviation "
@@ -132,28 +129,21 @@ class GRBMConfig(Config):
 
 @register_model(
     "grbm",
-    config=GRBMConfig,
     family="boltzmann",
     summary="Gaussian-Bernoulli RBM (real visibles, bounded learned variances), CD-k / PCD-k",
     paper="Hinton & Salakhutdinov 2006; Cho, Ilin & Raiko 2011",
 )
-class GRBM(GRBMAnnealingPath, nn.Module):
+class GRBM(RBMFamily):
     """Gaussian-Bernoulli RBM. Batch methods take (B, D) real visibles / (B, H) binary hiddens and
     return (B,) values in nats; device and dtype follow the parameters."""
 
-    test_overrides = ("data.binarize=none", "model.n_hidden=8", "model.sample_burn_in=10")
-
-    capabilities = frozenset({ENERGY, AIS, EXACT_LOG_PARTITION})
+    config_class = GRBMConfig
+    binary_input = False
+    test_overrides = ("data.binarize=none", *RBMFamily.test_overrides)
 
     def __init__(self, config: GRBMConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        if not isinstance(config, GRBMConfig):
-            raise ConfigError(f"GRBM needs a GRBMConfig, got {type(config).__name__}")
-        config.validate()
-        require_n_visible(config, example=64)
-        self.config = config
-        d, h = config.n_visible, config.n_hidden
-        self.W = nn.Parameter(torch.zeros(d, h))
+        super().__init__(config)  # W (D, H)
+        d, h = self.W.shape
         self.b = nn.Parameter(torch.zeros(d))
         self.c = nn.Parameter(torch.zeros(h))
         self.log_var_logit = nn.Parameter(torch.zeros(d), requires_grad=config.learn_std)
@@ -177,14 +167,6 @@ class GRBM(GRBMAnnealingPath, nn.Module):
 
     # -- parameters ---------------------------------------------------------------------------
 
-    @property
-    def n_visible(self) -> int:
-        return self.W.shape[0]
-
-    @property
-    def n_hidden(self) -> int:
-        return self.W.shape[1]
-
     def _log_var_bounds(self) -> tuple[float, float]:
         return 2.0 * math.log(self.config.min_std), 2.0 * math.log(self.config.max_std)
 
@@ -199,10 +181,6 @@ class GRBM(GRBMAnnealingPath, nn.Module):
         """Set log sigma^2 (D,), clipped to just inside the bounds."""
         lo, hi = self._log_var_bounds()
         self.log_var_logit.copy_(bounded_logit(log_var, lo, hi))
-
-    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
-        """Raise InputError unless ``x`` is a finite real (B, n_visible) floating tensor."""
-        check_data(x, self.n_visible, binary=False, name=name)
 
     # -- energies -----------------------------------------------------------------------------
 
@@ -371,3 +349,43 @@ class GRBM(GRBMAnnealingPath, nn.Module):
             self.config.sample_burn_in if self.W.any() else 0,
             generator,
         )
+
+    # -- AIS path and exact log Z --------------------------------------------------------------
+
+    @torch.no_grad()
+    def ais_base(self, x_train: torch.Tensor) -> GRBM:
+        """The base model: W = 0, c = 0, b = the data mean, sigma_i = the data's standard
+        deviation of unit i (inside this model's bounds): the data's Gaussian marginals. Its
+        samples are exact."""
+        base = self._zero_weight_base(x_train, learn_std=True)
+        x = x_train.to(self.W)
+        base.b.copy_(x.mean(0))
+        base.set_log_var(torch.log(x.var(0, unbiased=False).clamp_min(1e-30)))
+        return base
+
+    @torch.no_grad()
+    def log_partition(self) -> torch.Tensor:
+        """log Z in closed form, valid only when W == 0 (the AIS base):
+        sum_i 0.5 log(2 pi sigma_i^2) + sum_j softplus(c_j). 0-dim tensor."""
+        check_zero_weights(self.W)
+        return 0.5 * (LOG_2PI + self.log_var).sum() + softplus(self.c).sum()
+
+    def _path_input(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        prec = torch.exp(-self.log_var)  # 1 / sigma^2
+        return self._hidden_input(v * prec), prec
+
+    def _path_free_energy(self, v, ctx, beta, base):
+        a, prec = ctx
+        prec_a = torch.exp(-base.log_var)
+        quad = (1.0 - beta) * ((v - base.b) ** 2 * prec_a).sum(-1) + beta * (
+            (v - self.b) ** 2 * prec
+        ).sum(-1)
+        return 0.5 * quad - softplus(beta * a + (1.0 - beta) * base.c).sum(-1)
+
+    def _path_sweep(self, v, ctx, beta, base, generator):
+        a, prec = ctx
+        h = bernoulli(torch.sigmoid(beta * a + (1.0 - beta) * base.c), generator)
+        prec_a = torch.exp(-base.log_var)
+        lam = (1.0 - beta) * prec_a + beta * prec
+        m = (1.0 - beta) * base.b * prec_a + beta * prec * self.v_mean_given_h(h)
+        return m / lam + randn(m, generator) * torch.rsqrt(lam)

@@ -21,7 +21,16 @@ its gradient is exactly that difference with the model term taken at the negativ
 starts the negative Gibbs chain at the data; PCD-k advances persistent chains (the buffer
 ``chains``) by k steps per update.
 
-AIS path (Salakhutdinov & Murray 2008): see ``rbm_ais.py``.
+AIS path (Salakhutdinov & Murray 2008). The base model A is the RBM with W_A = 0, c_A = 0 and
+b_A the logits of the data marginals; the hidden units are shared along the path, whose energy
+is E_beta(v, h) = (1 - beta) E_A(v, h) + beta E(v, h), so::
+
+    F_beta(v) = -((1 - beta) b_A + beta b)^T v
+                - sum_j softplus((1 - beta) c_A_j + beta (c_j + (v^T W)_j))
+
+equals the base's own free energy at beta = 0 (-b_A^T v - H log 2, constants included) and F(v)
+at beta = 1. Its Gibbs conditionals are sigmoids of the interpolated inputs. Exact log Z
+enumerates the smaller layer with the other summed out.
 """
 
 from __future__ import annotations
@@ -32,25 +41,24 @@ import dataclasses
 import torch
 from torch import nn
 
-from genzoo.core.config import Config
-from genzoo.core.errors import ConfigError, GenzooError
-from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION
+from genzoo.core.errors import GenzooError
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
-from genzoo.models.base import require_n_visible
 from genzoo.models.boltzmann._ops import (
     ContrastiveFreeEnergy,
+    RBMFamily,
+    RBMFamilyConfig,
     advance_chains,
     bernoulli,
-    check_chain_config,
     check_sparsity_config,
+    check_zero_weights,
     data_logits,
     register_chains,
     sample_chains,
     softplus,
+    softplus_threshold,
     start_chains_at_data,
 )
-from genzoo.models.boltzmann.rbm_ais import RBMAnnealingPath
 from genzoo.nn.init import normal_or_zero_
 from genzoo.ops.enumeration import binary_states
 
@@ -59,30 +67,18 @@ _EXACT_SAMPLE_MAX_HIDDEN = 20
 
 
 @dataclasses.dataclass(frozen=True)
-class RBMConfig(Config):
-    """Hyperparameters of the binary RBM.
-
-    ``n_visible`` is filled from the data by the CLI when left ``None``. ``k`` is the number of
-    Gibbs steps per update (CD-k, or PCD-k when ``persistent``, with ``n_chains`` persistent
-    chains). ``weight_decay`` is an L2 penalty 0.5 * weight_decay * ||W||^2 on W only.
-    ``sparsity_target`` / ``sparsity_cost``: Hinton's sparsity penalty on the batch-mean hidden
-    probability. ``init_std``: W ~ N(0, init_std^2). ``sample_burn_in``: Gibbs steps run by
-    fresh chains in :meth:`RBM.sample`.
+class RBMConfig(RBMFamilyConfig):
+    """Hyperparameters of the binary RBM: those of :class:`RBMFamilyConfig` (``n_visible``,
+    ``n_hidden``, ``k``, ``persistent``, ``n_chains``, ``weight_decay``, ``init_std``,
+    ``sample_burn_in``) and Hinton's sparsity penalty on the batch-mean hidden probability
+    (``sparsity_target`` / ``sparsity_cost``).
     """
 
-    n_visible: int | None = None
-    n_hidden: int = 500
-    k: int = 1
-    persistent: bool = False
-    n_chains: int = 100
-    weight_decay: float = 0.0
     sparsity_target: float | None = None
     sparsity_cost: float = 0.0
-    init_std: float = 0.01
-    sample_burn_in: int = 1000
 
     def validate(self) -> None:
-        check_chain_config(self)
+        super().validate()
         check_sparsity_config(self, example_target=0.05)
 
 
@@ -104,30 +100,21 @@ def _free_energy_gap(
 
 @register_model(
     "rbm",
-    config=RBMConfig,
     family="boltzmann",
     summary="binary restricted Boltzmann machine trained by CD-k or PCD-k",
     paper="Smolensky 1986; Hinton 2002 (CD); Tieleman 2008 (PCD)",
 )
-class RBM(RBMAnnealingPath, nn.Module):
+class RBM(RBMFamily):
     """Binary-binary RBM. All batch methods take (B, D) visible / (B, H) hidden tensors and
     return (B,) per-example values in nats; device and dtype follow the parameters."""
 
-    test_overrides = ("model.n_hidden=8", "model.sample_burn_in=10")
-
-    capabilities = frozenset({ENERGY, AIS, EXACT_LOG_PARTITION})
+    config_class = RBMConfig
 
     def __init__(self, config: RBMConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        if not isinstance(config, RBMConfig):
-            raise ConfigError(f"RBM needs an RBMConfig, got {type(config).__name__}")
-        require_n_visible(config)
-        self.config = config
-        d, h = config.n_visible, config.n_hidden
-        self.W = nn.Parameter(torch.zeros(d, h))
-        self.b = nn.Parameter(torch.zeros(d))
-        self.c = nn.Parameter(torch.zeros(h))
-        register_chains(self, config.persistent, config.n_chains, d)
+        super().__init__(config)  # W (D, H)
+        self.b = nn.Parameter(torch.zeros(self.n_visible))
+        self.c = nn.Parameter(torch.zeros(self.n_hidden))
+        register_chains(self, config.persistent, config.n_chains, self.n_visible)
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -140,16 +127,9 @@ class RBM(RBMAnnealingPath, nn.Module):
             if self.chains is not None:
                 self.chains.zero_()
 
-    @property
-    def n_visible(self) -> int:
-        return self.W.shape[0]
-
-    @property
-    def n_hidden(self) -> int:
-        return self.W.shape[1]
-
     def check_input(self, x: torch.Tensor, name: str = "x") -> None:
-        """Raise InputError unless ``x`` is a finite binary (B, n_visible) floating tensor."""
+        """Raise InputError unless ``x`` is a finite binary (B, n_visible) floating tensor (the
+        fast check of the training loop)."""
         check_binary(x, self.n_visible, name)
 
     # -- energies ---------------------------------------------------------------------------
@@ -344,3 +324,61 @@ class RBM(RBMAnnealingPath, nn.Module):
         h = binary_states(idx, n_h, model.W.dtype)
         v = model.sample_v_given_h(h, generator)
         return v.to(self.W.dtype)
+
+    # -- AIS path (SM08) and exact log Z ------------------------------------------------------
+
+    @torch.no_grad()
+    def ais_base(self, x_train: torch.Tensor) -> RBM:
+        """The base-rate model of SM08: an RBM of the same size with W = 0, c = 0 and b the
+        logits of the clamped training marginals. Its samples are exact (sample_burn_in = 0)."""
+        base = self._zero_weight_base(x_train)
+        base.b.copy_(data_logits(x_train.to(self.b)))
+        return base
+
+    @torch.no_grad()
+    def log_partition(self) -> torch.Tensor:
+        """log Z in closed form, valid only when W == 0 (the AIS base model):
+        sum_i softplus(b_i) + sum_j softplus(c_j). Returns a 0-dim tensor."""
+        check_zero_weights(self.W)
+        return softplus(self.b).sum() + softplus(self.c).sum()
+
+    def _path_input(self, v: torch.Tensor) -> torch.Tensor:
+        return self._hidden_input(v)  # a = v W + c
+
+    def _path_free_energy(
+        self, v: torch.Tensor, a: torch.Tensor, beta: float, base: RBM
+    ) -> torch.Tensor:
+        vis = v @ ((1.0 - beta) * base.b + beta * self.b)
+        return -vis - softplus(beta * a + (1.0 - beta) * base.c).sum(-1)
+
+    def _path_sweep(self, v, a, beta, base, generator):
+        h = bernoulli(torch.sigmoid(beta * a + (1.0 - beta) * base.c), generator)
+        in_v = torch.addmm((1.0 - beta) * base.b + beta * self.b, h, self.W.T, alpha=beta)
+        return bernoulli(torch.sigmoid(in_v), generator)
+
+    def enumerable_free_energy(self):
+        """(F_layer, n_units): the free energy of the smaller layer's states with the other
+        layer summed out (F(h) = hidden_free_energy or F(v) = free_energy, computed without
+        gradients), and that layer's size; sum over its 2^n_units states of exp(-F_layer) is Z."""
+        if self.n_hidden <= self.n_visible:
+            return self._enumeration_free_energy(self.c, self.b, self.W.T), self.n_hidden
+        return self._enumeration_free_energy(self.b, self.c, self.W), self.n_visible
+
+    def _enumeration_free_energy(self, own_bias, other_bias, weight):
+        """F(s) = -own_bias^T s - sum softplus(other_bias + s weight) for blocks of states s,
+        writing the (block, other layer) intermediate into one reused buffer per block size:
+        enumeration scores millions of states, and a fresh multi-MB tensor per block costs as
+        much in page faults as the arithmetic."""
+        workspace: dict[int, torch.Tensor] = {}
+        threshold = softplus_threshold(weight.dtype)
+
+        @torch.no_grad()
+        def free_energy(s: torch.Tensor) -> torch.Tensor:
+            buf = workspace.get(s.shape[0])
+            if buf is None:
+                buf = workspace[s.shape[0]] = s.new_empty(s.shape[0], weight.shape[1])
+            torch.addmm(other_bias, s, weight, out=buf)
+            torch.ops.aten.softplus.out(buf, 1.0, threshold, out=buf)
+            return -(s @ own_bias) - buf.sum(-1)
+
+        return free_energy

@@ -29,68 +29,45 @@ import dataclasses
 import torch
 from torch import nn
 
-from genzoo.core.config import Config, check, check_nonnegative
-from genzoo.core.protocols import EXACT_LIKELIHOOD
+from genzoo.core.config import check
 from genzoo.core.registry import register_model
-from genzoo.models.base import check_n_visible, require_n_visible
-from genzoo.models.boltzmann._ops import bernoulli
 from genzoo.models.boltzmann._sequences import (
-    MAX_ENUMERATED_UNITS,
+    RowSequenceConfig,
     RowSequenceModel,
-    check_n_given,
     frame_cd_loss,
-    frame_gibbs,
     frame_log_prob,
-    resolve_image_shape,
 )
 from genzoo.nn.init import normal_or_zero_
 
 
 @dataclasses.dataclass(frozen=True)
-class RNNRBMConfig(Config):
-    """``n_visible`` pixels per image, read as rows of ``image_width`` (none: square images).
-    ``n_hidden``: RBM hidden units H; ``n_recurrent``: RNN units U. ``k``: CD-k per step.
-    ``sample_gibbs``: Gibbs sweeps per generated frame. ``init_std``: all weights
-    ~ N(0, init_std^2)."""
+class RNNRBMConfig(RowSequenceConfig):
+    """The fields of :class:`RowSequenceConfig` and ``n_recurrent``: the RNN units U.
+    ``init_std``: all weights ~ N(0, init_std^2)."""
 
-    n_visible: int | None = None
-    image_height: int | None = None
-    image_width: int | None = None
-    n_hidden: int = 100
     n_recurrent: int = 100
-    k: int = 1
-    init_std: float = 0.01
-    sample_gibbs: int = 50
 
     def validate(self) -> None:
-        check_n_visible(self.n_visible)
-        check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
+        super().validate()
         check(self.n_recurrent > 0, f"model.n_recurrent={self.n_recurrent} must be positive")
-        check(self.k >= 1, f"model.k={self.k} must be >= 1")
-        check_nonnegative(self.init_std, "model.init_std")
-        check(self.sample_gibbs >= 1, "model.sample_gibbs must be >= 1")
 
 
 @register_model(
     "rnn-rbm",
-    config=RNNRBMConfig,
     family="boltzmann",
     summary="RNN-RBM over image rows: an RNN sets each step's RBM biases, CD through time",
     paper="Boulanger-Lewandowski, Bengio & Vincent 2012",
 )
-class RNNRBM(RowSequenceModel, nn.Module):
-    """RNN-RBM over row sequences. Images are flat (B, T*D) binary tensors.
-    ``frames``, ``inpaint`` and ``sample`` come from :class:`RowSequenceModel`."""
+class RNNRBM(RowSequenceModel):
+    """RNN-RBM over row sequences of flat (B, T*D) binary images. Generation (``complete``,
+    ``inpaint``, ``sample``) is :class:`RowSequenceModel`'s, each row's RBM biases set by the
+    RNN state of the rows before it."""
 
+    config_class = RNNRBMConfig
     test_overrides = ("model.n_hidden=8", "model.n_recurrent=8", "model.sample_gibbs=3")
 
     def __init__(self, config: RNNRBMConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        require_n_visible(config)
-        self.config = config
-        self.n_frames, self.frame_size = resolve_image_shape(
-            config.n_visible, config.image_height, config.image_width
-        )
+        super().__init__(config)
         d, h, u = self.frame_size, config.n_hidden, config.n_recurrent
         self.W = nn.Parameter(torch.zeros(d, h))
         self.b_v = nn.Parameter(torch.zeros(d))
@@ -100,8 +77,6 @@ class RNNRBM(RowSequenceModel, nn.Module):
         self.W_uu = nn.Parameter(torch.zeros(u, u))
         self.W_vu = nn.Parameter(torch.zeros(d, u))
         self.b_u = nn.Parameter(torch.zeros(u))
-        exact = min(d, h) <= MAX_ENUMERATED_UNITS
-        self.capabilities = frozenset({EXACT_LIKELIHOOD}) if exact else frozenset()
         with torch.no_grad():
             for p in (self.W, self.W_uv, self.W_uh, self.W_uu, self.W_vu):
                 normal_or_zero_(p, config.init_std, generator)
@@ -155,21 +130,10 @@ class RNNRBM(RowSequenceModel, nn.Module):
         v, b_v, b_h = self._flat_frames(x)
         return frame_log_prob(v, self.W, b_v, b_h, self.n_frames)
 
-    @torch.no_grad()
-    def complete(
-        self, x: torch.Tensor, n_given: int, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        """Keep the first ``n_given`` rows of x (B, T*D), run the RNN over them, then draw each
-        later row from its RBM (``sample_gibbs`` sweeps) and feed it back. Binary (B, T*D)."""
-        check_n_given(n_given, self.n_frames)
-        seq = self.frames(x).clone()
+    def _draw_rows(self, seq, n_given, sweeps, generator):
+        # The RNN runs over the given rows, then each drawn row is fed back.
         u = seq.new_zeros(len(seq), self.config.n_recurrent)
         for t in range(self.n_frames):
             if t >= n_given:
-                b_v, b_h = self.step_biases(u)
-                start = bernoulli(torch.sigmoid(b_v), generator)
-                seq[:, t] = frame_gibbs(
-                    start, self.W, b_v, b_h, self.config.sample_gibbs, generator
-                )
+                seq[:, t] = self._draw_frame(*self.step_biases(u), sweeps, generator)
             u = self.recur(u, seq[:, t])
-        return seq.reshape(len(x), -1)

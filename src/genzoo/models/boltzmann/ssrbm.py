@@ -34,7 +34,21 @@ Exact log Z for small H: integrating v and s analytically for each spike vector 
     F(h) = -b^T h - sum_i 1/2 log(2 pi / alpha_i) - D/2 log(2 pi) + 1/2 log det P(h),
 
 and Z = sum_h exp(-F(h)) (enumeration, one Cholesky factorisation per state; evaluation only).
-Larger H: annealed importance sampling of log Z along W -> beta W (ssrbm_ais.py).
+Larger H: annealed importance sampling of log Z (Neal 2001; Salakhutdinov & Murray 2008) from
+the base model A, the ssRBM with W_A = 0 and the model's own Lambda, alpha and spike biases b::
+
+    E_A(v, s, h) = 1/2 v^T Lambda v + 1/2 sum_i alpha_i s_i^2 - b^T h
+
+so v, s and h are independent under A: v ~ N(0, Lambda^{-1}), h_i ~ Bernoulli(sigmoid(b_i)),
+s_i ~ N(0, 1 / alpha_i), and
+
+    log Z_A = sum_k 1/2 log(2 pi / Lambda_k) + sum_i [softplus(b_i) + 1/2 log(2 pi / alpha_i)].
+
+The path E_beta = (1 - beta) E_A + beta E is the ssRBM with weights beta W. Its spectral norm
+beta rho is below the model's rho < 1, so every p_beta is normalisable and its conditionals are
+proper Gaussians; F_beta(v) is F(v) with W -> beta W (F_0 is the base's own free energy,
+constants included; F_1 = F), and the transition at beta is the block Gibbs sweep with
+W -> beta W.
 
 Learning: CD-k / PCD-k as the surrogate ``mean F(v_data) - mean F(v_model)`` (v_model
 detached), differentiated by autograd; no matrix is inverted or factorised during training.
@@ -48,26 +62,23 @@ import math
 import torch
 from torch import nn
 
-from genzoo.core.config import Config, check
-from genzoo.core.errors import ConfigError, TrainingDiverged
-from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION
+from genzoo.core.config import check
+from genzoo.core.errors import ConfigError, GenzooError, TrainingDiverged
 from genzoo.core.registry import register_model
-from genzoo.core.validation import check_data
-from genzoo.models.base import require_n_visible
 from genzoo.models.boltzmann._ops import (
+    RBMFamily,
+    RBMFamilyConfig,
     advance_chains,
     bernoulli,
     bounded,
     bounded_logit,
-    check_chain_config,
-    enumerable_hidden_free_energy,
+    check_zero_weights,
     randn,
     register_chains,
     sample_chains,
     softplus,
     start_chains_at_data,
 )
-from genzoo.models.boltzmann.ssrbm_ais import SSRBMAnnealingPath
 from genzoo.nn.init import normal_or_zero_
 from genzoo.ops.numerics import LOG_2PI
 
@@ -75,12 +86,11 @@ GUARDS = ("rescale", "error")
 
 
 @dataclasses.dataclass(frozen=True)
-class SSRBMConfig(Config):
-    """Hyperparameters of the spike-and-slab RBM.
+class SSRBMConfig(RBMFamilyConfig):
+    """Hyperparameters of the spike-and-slab RBM: those of :class:`RBMFamilyConfig` (with 256
+    hidden units by default), the precisions' and the guard's.
 
-    ``n_visible`` is filled from the data by the CLI when left ``None``. ``k``, ``persistent``,
-    ``n_chains``, ``weight_decay`` (on W), ``init_std`` (W ~ N(0, init_std^2)) and
-    ``sample_burn_in`` as for the binary RBM. ``init_alpha``: the initial slab precision;
+    ``init_alpha``: the initial slab precision;
     ``init_b``: the initial spike bias (negative for sparse spikes). ``min_precision`` /
     ``max_precision`` bound every Lambda_k and alpha_i. ``max_spectral_norm`` (< 1) bounds
     rho = ||Lambda^{-1/2} W alpha^{-1/2}||_2; ``guard`` is ``rescale`` (keep the model feasible by
@@ -88,23 +98,16 @@ class SSRBMConfig(Config):
     the inverse data variances (clipped to the bounds).
     """
 
-    n_visible: int | None = None
     n_hidden: int = 256
-    k: int = 1
-    persistent: bool = False
-    n_chains: int = 100
-    weight_decay: float = 0.0
-    init_std: float = 0.01
     init_alpha: float = 1.0
     init_b: float = 0.0
     min_precision: float = 1e-2
     max_precision: float = 1e3
     max_spectral_norm: float = 0.95
     guard: str = "rescale"
-    sample_burn_in: int = 1000
 
     def validate(self) -> None:
-        check_chain_config(self)
+        super().validate()
         check(
             math.isfinite(self.min_precision) and self.min_precision > 0,
             f"model.min_precision={self.min_precision} must be positive and finite (a precision "
@@ -132,32 +135,24 @@ class SSRBMConfig(Config):
 
 @register_model(
     "ssrbm",
-    config=SSRBMConfig,
     family="boltzmann",
     summary="spike-and-slab RBM (binary spikes, real slabs, real visibles), CD-k / PCD-k",
     paper="Courville, Bergstra & Bengio 2011",
 )
-class SSRBM(SSRBMAnnealingPath, nn.Module):
+class SSRBM(RBMFamily):
     """Spike-and-slab RBM. Batch methods take (B, D) real visibles and (B, H) spikes / slabs and
     return (B,) values in nats; device and dtype follow the parameters."""
 
-    test_overrides = ("data.binarize=none", "model.n_hidden=8", "model.sample_burn_in=10")
-
-    capabilities = frozenset({ENERGY, AIS, EXACT_LOG_PARTITION})
+    config_class = SSRBMConfig
+    binary_input = False
+    test_overrides = ("data.binarize=none", *RBMFamily.test_overrides)
 
     def __init__(self, config: SSRBMConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        if not isinstance(config, SSRBMConfig):
-            raise ConfigError(f"SSRBM needs an SSRBMConfig, got {type(config).__name__}")
-        config.validate()
-        require_n_visible(config, example=64)
-        self.config = config
-        d, h = config.n_visible, config.n_hidden
-        self.W = nn.Parameter(torch.zeros(d, h))
-        self.b = nn.Parameter(torch.zeros(h))
-        self.log_alpha_logit = nn.Parameter(torch.zeros(h))
-        self.log_lambda_logit = nn.Parameter(torch.zeros(d))
-        register_chains(self, config.persistent, config.n_chains, d)
+        super().__init__(config)  # W (D, H)
+        self.b = nn.Parameter(torch.zeros(self.n_hidden))  # spike biases
+        self.log_alpha_logit = nn.Parameter(torch.zeros(self.n_hidden))
+        self.log_lambda_logit = nn.Parameter(torch.zeros(self.n_visible))
+        register_chains(self, config.persistent, config.n_chains, self.n_visible)
         self.reset_parameters(generator)
         if config.guard == "error":
             with torch.no_grad():
@@ -183,14 +178,6 @@ class SSRBM(SSRBMAnnealingPath, nn.Module):
                 self.chains.zero_()
 
     # -- parameters ---------------------------------------------------------------------------
-
-    @property
-    def n_visible(self) -> int:
-        return self.W.shape[0]
-
-    @property
-    def n_hidden(self) -> int:
-        return self.W.shape[1]
 
     def _bounds(self) -> tuple[float, float]:
         return math.log(self.config.min_precision), math.log(self.config.max_precision)
@@ -238,15 +225,18 @@ class SSRBM(SSRBMAnnealingPath, nn.Module):
             )
         return rho
 
-    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
-        """Raise InputError unless ``x`` is a finite real (B, n_visible) floating tensor."""
-        check_data(x, self.n_visible, binary=False, name=name)
-
     # -- energies -----------------------------------------------------------------------------
 
-    def energy(self, v: torch.Tensor, h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        """E(v, s, h) (module docstring); the latent state is the pair (h, s).
-        v (B, D), h (B, H) spikes, s (B, H) slabs -> (B,)."""
+    def energy(
+        self,
+        v: torch.Tensor,
+        hs: tuple[torch.Tensor, torch.Tensor] | torch.Tensor,
+        s: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """E(v, s, h) (module docstring). The latent state is the pair hs = (h, s) of the
+        spikes h (B, H) and slabs s (B, H), as the energy contract passes it, or the spikes
+        with the slabs as ``s`` (``energy(v, h, s)``). v (B, D) -> (B,)."""
+        h, s = hs if s is None else (hs, s)
         quad = 0.5 * (v**2 * self.lam).sum(-1)
         slab = 0.5 * (s**2 * self.alpha).sum(-1)
         return quad - ((v @ self.weight()) * h * s).sum(-1) + slab - h @ self.b
@@ -367,7 +357,7 @@ class SSRBM(SSRBMAnnealingPath, nn.Module):
         rho = float(self.spectral_norm(self.weight()))
         return {"free_energy": float(self.free_energy(x).mean()), "rho": rho}
 
-    # -- sampling and exact log Z -------------------------------------------------------------
+    # -- sampling -------------------------------------------------------------
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -383,7 +373,60 @@ class SSRBM(SSRBMAnnealingPath, nn.Module):
             generator,
         )
 
-    def enumerable_free_energy(self):
-        """(F(h), n_hidden): the free energy of spike vectors with v and s integrated out
-        (computed without gradients); Z = sum over the 2^H spike vectors of exp(-F(h))."""
-        return enumerable_hidden_free_energy(self)
+    # -- AIS path ------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def ais_base(self, x_train: torch.Tensor) -> SSRBM:
+        """The base model: an ssRBM with W = 0 and this model's Lambda, alpha and b (the path
+        needs them shared; the data only checks the input). v ~ N(0, Lambda^{-1}) under it, so
+        its samples are exact (sample_burn_in = 0)."""
+        base = self._zero_weight_base(x_train)
+        for name in ("b", "log_alpha_logit", "log_lambda_logit"):
+            getattr(base, name).copy_(getattr(self, name))
+        return base
+
+    @torch.no_grad()
+    def log_partition(self) -> torch.Tensor:
+        """log Z in closed form, valid only when W == 0 (the AIS base): sum_k 1/2 log(2 pi /
+        Lambda_k) + sum_i [softplus(b_i) + 1/2 log(2 pi / alpha_i)]. 0-dim tensor."""
+        check_zero_weights(self.W)
+        alpha, lam = self.alpha, self.lam
+        visible = 0.5 * (LOG_2PI - torch.log(lam)).sum()
+        return visible + (softplus(self.b) + 0.5 * (LOG_2PI - torch.log(alpha))).sum()
+
+    def _path_parameters(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(W, alpha, Lambda) of the model. Without autograd they are cached while the
+        parameters are unchanged: the guarded W needs a spectral norm (an SVD), which would cost
+        more than the rest of an AIS step."""
+        if torch.is_grad_enabled():
+            return self.weight(), self.alpha, self.lam
+        params = (self.W, self.log_alpha_logit, self.log_lambda_logit)
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device, p.shape) for p in params)
+        cache = self.__dict__.get("_ais_path_cache")
+        if cache is None or cache[0] != key:
+            # the detached views keep the storage alive, so no other tensor can take its address
+            held = tuple(p.detach() for p in params)
+            cache = (key, held, (self.weight(), self.alpha, self.lam))
+            self.__dict__["_ais_path_cache"] = cache
+        return cache[2]
+
+    def _check_path_base(self, base: SSRBM) -> None:
+        check_zero_weights(base.W)
+        for name in ("b", "log_alpha_logit", "log_lambda_logit"):
+            if not torch.equal(getattr(base, name), getattr(self, name)):
+                raise GenzooError(
+                    f"the ssRBM annealing path needs a base with this model's {name}; build it "
+                    "with model.ais_base(x_train) after the model's last update"
+                )
+
+    def _path_input(self, v: torch.Tensor):
+        W, alpha, lam = self._path_parameters()
+        return v @ W, W, alpha, lam  # u = v W, shared by F_beta and the sweep
+
+    def _path_free_energy(self, v, ctx, beta, base):
+        u, _, alpha, lam = ctx
+        return self._free_energy(v, None, alpha, lam, u=beta * u)
+
+    def _path_sweep(self, v, ctx, beta, base, generator):
+        u, W, alpha, lam = ctx
+        return self._gibbs_sweep(beta * u, beta * W, alpha, lam, 1.0, generator)
