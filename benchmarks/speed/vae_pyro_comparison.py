@@ -17,7 +17,7 @@ first step to its last.
 Epochs are interleaved (one of each library a round, the order alternating; genzoo continues
 its run with ``fit(resume=True)``) so that load from other work hits both alike; the medians over
 epochs are compared as ``genzoo / pyro`` (below 1: genzoo is faster). After training, the test
-NLL of both models is estimated by ``genzoo.evaluation.importance.importance_log_likelihood``
+NLL of both models is estimated by ``genzoo.evaluation.importance.importance_log_px``
 (float64, the same k and the same test examples): the Pyro networks are wrapped in a small
 module that honours genzoo's latent-variable contract (``log_joint``, ``proposal``), so the
 number is Pyro's model exactly as Pyro defines it.
@@ -201,15 +201,16 @@ def genzoo_trainer(bundle, data_cfg, hidden: int, j: int, seed: int, run_dir: Pa
 
 def evaluate(model, x_test: torch.Tensor, k: int, seed: int) -> dict:
     """genzoo's importance-sampled NLL (float64) with k draws per example."""
-    from genzoo.evaluation.importance import importance_log_likelihood
+    from genzoo.evaluation.importance import importance_log_px
 
     g = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
-    rep = importance_log_likelihood(model, x_test, k, g)
+    est = importance_log_px(model, x_test, k, g)
+    rep = est.report()
     return {"test_nll_nats": rep["nll_nats"], "test_nll_stderr": rep["stderr"],
             "test_elbo_nats": rep["elbo_nats"], "is_ess": rep["is_ess"],
             "stderr_mc": rep["stderr_mc"], "evaluate_s": time.perf_counter() - t0,
-            "_per_example": rep["per_example_log_px"]}
+            "_per_example": est.log_px}
 
 
 def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:

@@ -13,7 +13,7 @@ from torch import nn
 
 from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.core.protocols import LATENT
-from genzoo.evaluation import evaluate, importance_log_likelihood, importance_log_px, importance_nll
+from genzoo.evaluation import evaluate, importance_log_px, importance_nll
 from genzoo.evaluation.config import EvalConfig
 
 KEYS = {
@@ -178,13 +178,3 @@ def test_draw_uses_the_generator_for_each_supported_proposal():
         assert torch.allclose(z.var(0), var, rtol=0.05)
     with pytest.raises(GenzooError, match="generator"):
         draw(D.Gamma(torch.ones(2), 1.0), 3, gen())
-
-
-def test_deprecated_importance_log_likelihood_keeps_its_nll_report():
-    model = LinearGaussian()
-    x = data(model, n=5)
-    with pytest.warns(DeprecationWarning, match="importance_log_px"):
-        old = importance_log_likelihood(model, x, 10, gen())
-    new = importance(model, x, 10, gen())
-    assert old.keys() == new.keys() and old["nll_nats"] == new["nll_nats"]
-    assert torch.equal(old["per_example_log_px"], new["per_example_log_px"])

@@ -37,7 +37,6 @@ from genzoo.evaluation.energy import energy_nll
 from genzoo.evaluation.exact import exact_log_partition
 from genzoo.evaluation.importance import (
     ImportanceEstimates,
-    importance_log_likelihood,
     importance_log_px,
     importance_nll,
 )
@@ -70,7 +69,6 @@ __all__ = [
     "evaluate",
     "exact_log_partition",
     "exact_nll",
-    "importance_log_likelihood",
     "importance_log_px",
     "importance_nll",
     "linear_schedule",

@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-import warnings
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -267,19 +266,3 @@ def importance_nll(
         dtype=DTYPES[eval_config.dtype],
         distributed=distributed,
     ).report()
-
-
-def importance_log_likelihood(*args: Any, **kwargs: Any) -> dict[str, Any]:
-    """Deprecated: the NLL report of :func:`importance_log_px` (same arguments) as a dict,
-    despite its name: ``nll_nats`` and the other keys of ``genzoo evaluate --json``, plus the
-    per-example tensors ``per_example_log_px`` and ``per_example_elbo``. Use
-    ``importance_log_px(...)`` (its ``log_px``, ``elbo``, ``report()``) instead."""
-    warnings.warn(
-        "importance_log_likelihood returns an NLL report; use importance_log_px (per-example "
-        "log p(x), and .report() for the NLL)",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    est = importance_log_px(*args, **kwargs)
-    return {**est.report().to_dict(), "per_example_log_px": est.log_px,
-            "per_example_elbo": est.elbo}

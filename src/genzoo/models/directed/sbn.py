@@ -13,7 +13,7 @@ bottom-up::
 
 The latent vector z of the LATENT contract is the concatenation [h_1, ..., h_L] (H = sum of the
 layer sizes); ``proposal(x)`` is q(h|x) as a :class:`LayeredBernoulli`, so
-:func:`genzoo.evaluation.importance_log_likelihood` estimates log p(x) with it.
+:func:`genzoo.evaluation.importance_log_px` estimates log p(x) with it.
 
 Learning rules (``training``); theta = generative, phi = recognition parameters:
 
