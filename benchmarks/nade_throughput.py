@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common
 
-from genzoo.models.autoregressive._common import bernoulli_log_likelihood
+from genzoo.ops.numerics import bernoulli_log_likelihood
 from genzoo.models.autoregressive.nade import NADE, NADEConfig
 
 BENCHMARK = "nade_throughput"

@@ -14,7 +14,7 @@ import torch
 from test_autoregressive_properties import all_states, assert_chi_square_fit
 
 from genzoo.core.errors import ConfigError, InputError
-from genzoo.models.autoregressive._common import bernoulli_log_likelihood
+from genzoo.ops.numerics import bernoulli_log_likelihood
 from genzoo.models.autoregressive.made import MADE, MADEConfig
 
 

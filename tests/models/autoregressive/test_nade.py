@@ -48,7 +48,7 @@ def test_gradients_equal_those_of_the_per_conditional_definition():
     m.loss(x)["loss"].backward()
     fast = {k: p.grad.clone() for k, p in m.named_parameters()}
     m.zero_grad()
-    from genzoo.models.autoregressive._common import bernoulli_log_likelihood
+    from genzoo.ops.numerics import bernoulli_log_likelihood
 
     (-bernoulli_log_likelihood(_per_conditional_logits(m, x), x).mean()).backward()
     for k, p in m.named_parameters():
