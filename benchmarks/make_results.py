@@ -1,4 +1,5 @@
-"""Generate benchmarks/RESULTS.md from every JSON file in benchmarks/results/.
+"""Generate benchmarks/RESULTS.md from every JSON file in benchmarks/results/ (it reads only
+those files; nothing imports this module).
 
 Likelihood benchmarks get a table with our number beside every published reference and the
 gap to each, worded so a shortfall is never hidden ("short by 3.21 nats"). Speed benchmarks
@@ -17,8 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common
+import common
 
 HEADER = (
     "# genzoo benchmark results\n\n"
@@ -55,10 +55,10 @@ def load_results(results_dir: Path) -> list[dict[str, Any]]:
         try:
             result = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
-            raise _common.ResultFormatError(f"{path}: not valid JSON ({exc})") from None
-        _common.validate_result(result)
+            raise common.ResultFormatError(f"{path}: not valid JSON ({exc})") from None
+        common.validate_result(result)
         if result.get("smoke"):
-            raise _common.ResultFormatError(
+            raise common.ResultFormatError(
                 f"{path} is a smoke run; smoke results never belong in benchmarks/results"
             )
         results.append(result)
@@ -87,7 +87,8 @@ def _provenance(r: dict[str, Any]) -> list[str]:
         data += f", {d['n_examples']} examples"
     wall = ", ".join(f"{k} {v:.1f} s" for k, v in r["wall_s"].items() if v is not None)
     return [
-        f"- Command: `{r['command']}`",
+        f"- Command: `{r['command']}` (as recorded); row `benchmarks/rows/{r['row']}.json`: "
+        f"`python benchmarks/run.py {r['row']}` runs its recipe",
         f"- Commit: `{commit}`; date: {r['date']}",
         f"- Machine: {machine}",
         f"- Data: {data}",
@@ -96,7 +97,7 @@ def _provenance(r: dict[str, Any]) -> list[str]:
 
 
 def likelihood_section(r: dict[str, Any]) -> list[str]:
-    r = _common.with_gaps(dict(r, references=[dict(x) for x in r["references"]]))
+    r = common.with_gaps(dict(r, references=[dict(x) for x in r["references"]]))
     metric, est = r["metric"], r["estimator"]
     unit = metric["unit"]
     est_text = est.get("name", "?")
@@ -357,8 +358,8 @@ def render(results: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Generate RESULTS.md from benchmarks/results/*.json")
-    p.add_argument("--results-dir", type=Path, default=_common.RESULTS_DIR)
-    p.add_argument("--out", type=Path, default=_common.BENCH_DIR / "RESULTS.md")
+    p.add_argument("--results-dir", type=Path, default=common.RESULTS_DIR)
+    p.add_argument("--out", type=Path, default=common.BENCH_DIR / "RESULTS.md")
     p.add_argument("--check", action="store_true",
                    help="do not write; exit 1 when the file differs from what would be generated")
     args = p.parse_args(argv)

@@ -33,16 +33,13 @@ class KillAt(Callback):
 
 
 def load_benchmark(name: str):
-    """Import benchmarks/<name>.py as a module (benchmarks/ is not a package; its scripts import
-    their sibling _common, so the folder is on sys.path while the script loads)."""
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location(f"_bench_{name}", BENCH / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCH))
+    """The module benchmarks/<name>.py (e.g. ``run``, ``make_results``, ``common``,
+    ``speed/rbm_cd1_speed``). benchmarks/ is not a package: its code imports its siblings
+    (``common``, ``tasks``, ``speed.*``) by name, so the folder goes on sys.path, as when a
+    script runs there, and each module is imported once under that name."""
+    if str(BENCH) not in sys.path:
+        sys.path.append(str(BENCH))
+    return importlib.import_module(name.replace("/", "."))
 
 
 def random_rbm(d: int, h: int, scale: float = 1.0, seed: int = 0, **config) -> RBM:

@@ -1,6 +1,6 @@
-"""What the smoke tests of the benchmark scripts share: run a script the way CI does, check that
-benchmarks/results was left alone, and read back the result the script wrote (validated against
-benchmarks/_common.py's schema). Importable because pytest puts this folder on sys.path."""
+"""What the benchmark smoke tests share: run a command the way CI does, check that
+benchmarks/results was left alone, and read back the result it wrote (validated against
+benchmarks/common.py's schema). Importable because pytest puts this folder on sys.path."""
 
 from __future__ import annotations
 
@@ -11,14 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
-BENCH = REPO / "benchmarks"
+from support import BENCH, load_benchmark
 
-sys.path.insert(0, str(BENCH))
-try:
-    import _common as common
-finally:
-    sys.path.remove(str(BENCH))
+REPO = BENCH.parent
+common = load_benchmark("common")
 
 
 def smoke_env(**extra: str) -> dict[str, str]:
@@ -54,8 +50,3 @@ def written_result(proc: subprocess.CompletedProcess) -> dict[str, Any]:
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith("wrote "), proc.stdout[-3000:]
     return read_result(Path(last.removeprefix("wrote ").strip()))
-
-
-def step_heads(result: dict[str, Any], n: int = 2) -> list[list[str]]:
-    """The first ``n`` words of each command the result records, e.g. ``genzoo train``."""
-    return [s.split()[:n] for s in result["steps"]]

@@ -1,8 +1,6 @@
-"""The benchmark scripts, run in their smoke modes, and the RESULTS.md generator.
-
-The smoke runs check the machinery (the scripts run end to end and write well-formed results
-outside benchmarks/results), not the numbers.
-"""
+"""The speed comparisons in their smoke modes, the result format and provenance, and the
+RESULTS.md generator. The smoke runs check the machinery (the comparisons run end to end and
+write well-formed results outside benchmarks/results), not the numbers."""
 
 from __future__ import annotations
 
@@ -11,11 +9,12 @@ import math
 from pathlib import Path
 
 import pytest
-from smoke_support import BENCH, run_script, step_heads, written_result
+from smoke_support import BENCH, run_script
 from support import load_benchmark
 
 make_results = load_benchmark("make_results")
-common = make_results._common  # the very module make_results raises its errors from
+run = load_benchmark("run")
+common = make_results.common  # the very module make_results raises its errors from
 
 
 def test_speed_smoke_writes_a_complete_result(tmp_path):
@@ -26,7 +25,7 @@ def test_speed_smoke_writes_a_complete_result(tmp_path):
     except ImportError:
         # CI has no learnergy: its part is skipped
         impls = ["genzoo", "sklearn", "bare", "bare+draws"]
-    run_script(["benchmarks/rbm_cd1_speed.py", "--smoke", "--threads", "1",
+    run_script(["benchmarks/run.py", "rbm_cd1_speed", "--smoke", "--", "--threads", "1",
                 "--impls", ",".join(impls), "--out", str(tmp_path)])
 
     result = json.loads((tmp_path / "rbm_cd1_speed_threads1.json").read_text())
@@ -58,7 +57,7 @@ def test_speed_smoke_reports_a_missing_peer_instead_of_failing(tmp_path):
         pytest.skip("learnergy is installed here; the missing-peer path cannot be exercised")
     except ImportError:
         pass
-    run_script(["benchmarks/rbm_cd1_speed.py", "--smoke", "--threads", "1",
+    run_script(["benchmarks/run.py", "rbm_cd1_speed", "--smoke", "--", "--threads", "1",
                 "--impls", "genzoo,learnergy-step,bare", "--out", str(tmp_path)])
     result = json.loads((tmp_path / "rbm_cd1_speed_threads1.json").read_text())
     entry = result["timings"]["learnergy-step"]
@@ -66,70 +65,8 @@ def test_speed_smoke_reports_a_missing_peer_instead_of_failing(tmp_path):
     assert "learnergy-step" in result["acceptance"]["peers_not_measured"]
 
 
-def test_nll_smoke_runs_the_cli_end_to_end(tmp_path, binarized_mnist_available):
-    run_script(["benchmarks/rbm_mnist_nll.py", "--smoke", "--out", str(tmp_path / "run"),
-                "--results-dir", str(tmp_path)])
-
-    result = json.loads((tmp_path / "rbm_mnist_nll.json").read_text())
-    common.validate_result(result)
-    assert result["smoke"] is True and result["kind"] == "likelihood"
-    assert "ais" in result["estimator"]["name"].lower()
-    assert result["estimator"]["ais_runs"] == 10 and result["estimator"]["ais_betas"] == 100
-    assert result["estimator"]["reverse"] is True
-    assert math.isfinite(result["value"]) and result["value"] > 0
-    assert math.isfinite(result["stderr"]) and result["stderr"] >= 0
-    assert result["data"]["split"] == "test" and result["data"]["n_examples"] == 200
-    assert step_heads(result) == [["genzoo", "train"], ["genzoo", "evaluate"]]
-    cd25 = result["references"][0]
-    assert cd25["value"] == 86.34
-    assert math.isclose(cd25["gap"], result["value"] - 86.34)
-
-
-@pytest.mark.parametrize("model, reference",
-                         [("fvsbn", 97.45), ("nade", 88.86), ("deep-nade", 85.10)])
-def test_autoregressive_smoke_reports_an_exact_likelihood(model, reference, tmp_path,
-                                                          binarized_mnist_available):
-    result = written_result(run_script(["benchmarks/autoregressive_mnist_nll.py", "--model",
-                                        model, "--smoke", "--out", str(tmp_path / "run")]))
-    assert result["smoke"] is True and "exact" in result["estimator"]["name"]
-    assert result["data"]["n_examples"] == 200 and math.isfinite(result["value"])
-    # 784 binary pixels: a barely trained model sits between 0 and 784 log 2 nats.
-    assert 0 < result["value"] < 784 * math.log(2)
-    assert math.isclose(result["references"][0]["gap"], result["value"] - reference)
-    if model == "deep-nade":
-        # The smoke ensemble has 2 orderings, not the paper's 128: flagged, not compared.
-        assert result["training"]["settings"]["model.n_eval_orderings"] == 2
-        assert result["references"][0]["comparable"] is False
-        assert any("Ensemble of 2 orderings" in n for n in result["notes"])
-        # The paper's early stopping: the model kept in RUN/best/ is the one evaluated.
-        assert result["training"]["settings"]["train.keep_best"] == "nll_estimate"
-        assert "best" in result["steps"][-1].split()[2]
-        assert any(n.startswith("Evaluated: the model kept at epoch") for n in result["notes"])
-
-
-def test_deep_nade_evaluate_only_takes_another_ensemble_and_precision(tmp_path,
-                                                                      binarized_mnist_available):
-    """--evaluate-only --orderings K evaluates the trained run's K-ordering ensemble (genzoo
-    evaluate --set model.n_eval_orderings=K), here in float32, without training again; and
-    --resume continues a run instead of starting it afresh."""
-    args = ["benchmarks/autoregressive_mnist_nll.py", "--model", "deep-nade", "--smoke",
-            "--out", str(tmp_path / "run")]
-    two = written_result(run_script(args))
-    one = written_result(run_script([*args, "--evaluate-only", "--orderings", "1",
-                                     "--eval-dtype", "float32"]))
-    assert step_heads(one) == [["genzoo", "evaluate"]]
-    assert "model.n_eval_orderings=1" in one["steps"][0] and "eval.dtype=float32" in one["steps"][0]
-    assert one["estimator"]["dtype"] == "float32"
-    assert any("index ordering alone" in n for n in one["notes"])
-    assert one["value"] != two["value"] and 0 < one["value"] < 784 * math.log(2)
-    # --resume on the finished run continues it through `genzoo train --resume` (nothing left
-    # to train): the same ensemble, the same number.
-    again = written_result(run_script([*args, "--resume"]))
-    assert "--resume" in again["steps"][0] and again["value"] == two["value"]
-
-
 def test_nade_throughput_smoke_compares_the_two_computations(tmp_path):
-    run_script(["benchmarks/nade_throughput.py", "--smoke", "--out", str(tmp_path)])
+    run_script(["benchmarks/run.py", "nade_throughput", "--smoke", "--", "--out", str(tmp_path)])
     for kind in ("train", "eval"):
         result = json.loads((tmp_path / f"nade_throughput_{kind}.json").read_text())
         common.validate_result(result)
@@ -145,8 +82,9 @@ def test_nade_throughput_smoke_compares_the_two_computations(tmp_path):
 
 def _likelihood(value: float, refs: list[tuple[str, float]], **over) -> dict:
     result = {
-        "schema_version": 1,
+        "schema_version": 2,
         "benchmark": "toy_nll",
+        "row": "toy_nll",
         "title": "Toy NLL",
         "kind": "likelihood",
         "command": "python benchmarks/toy.py",
@@ -170,8 +108,9 @@ def _likelihood(value: float, refs: list[tuple[str, float]], **over) -> dict:
 
 def _speed() -> dict:
     return {
-        "schema_version": 1,
+        "schema_version": 2,
         "benchmark": "toy_speed",
+        "row": "toy_speed",
         "title": "Toy speed",
         "kind": "speed",
         "command": "python benchmarks/toy_speed.py",
@@ -207,24 +146,21 @@ def test_a_result_records_the_commit_its_process_started_from(monkeypatch):
     # imported, so HEAD at publication must not be recorded.
     started = common.run_git()
     monkeypatch.setattr(common, "git_info", lambda repo=None: {"commit": "later", "dirty": True})
-    body = {"data": {}, "metric": dict(common.NLL_METRIC), "estimator": {"name": "exact"},
-            "value": 1.0, "stderr": 0.0, "extra": {}}
-    result = common.likelihood_result(benchmark="b", title="t", steps=None, body=body,
-                                      references=[], wall={}, smoke=True, notes=[])
+    result = common.header("b", "b", "t", "likelihood", smoke=True)
     assert result["git"] == started != {"commit": "later", "dirty": True}
 
 
 def test_a_result_records_the_config_its_run_was_trained_with(tmp_path):
     # A run resumed after its recipe changed keeps the config it started with: the result must
     # carry that config and say where the recipe it prints differs from it.
-    run = tmp_path / "run"
+    run_dir = tmp_path / "run"
     run_script(["-m", "genzoo", "train", "fvsbn", "--data", "digits",
                 "--set", "data.binarize=threshold", "--set", "train.epochs=1",
-                "--set", "train.lr=0.01", "--set", "train.progress=false", "--out", str(run)])
+                "--set", "train.lr=0.01", "--set", "train.progress=false", "--out", str(run_dir)])
     settings = {"train.lr": 0.02, "train.epochs": 1, "data.binarize": "threshold",
                 "eval.dtype": "float32", "model.no_such_field": 3}
     result = {"notes": ["a note"], "training": {"epochs": 1, "settings": settings}}
-    out = common.with_run_config(result, run)
+    out = run.with_run_config(result, run_dir)
     assert out["training"]["run_config"]["train"]["lr"] == 0.01
     assert out["training"]["run_config"]["model_name"] == "fvsbn"
     assert out["notes"][0] == "a note" and len(out["notes"]) == 2
@@ -236,9 +172,9 @@ def test_a_result_records_the_config_its_run_was_trained_with(tmp_path):
     assert "eval.dtype" not in mismatch
     assert result["notes"] == ["a note"] and "run_config" not in result["training"]
     held = {"training": {"settings": {"train.lr": 0.01}}, "notes": []}
-    assert common.with_run_config(held, run)["notes"] == []
+    assert run.with_run_config(held, run_dir)["notes"] == []
     # No checkpoint (a script run with nothing trained): the result is left as it is.
-    assert common.with_run_config(result, tmp_path / "nothing") is result
+    assert run.with_run_config(result, tmp_path / "nothing") is result
 
 
 def test_gap_words_never_hide_a_shortfall():

@@ -1,4 +1,4 @@
-"""benchmarks/distributed_scaling.py in smoke mode: real 1- and 2-process `genzoo train` runs
+"""The distributed_scaling row (benchmarks/speed/distributed_scaling.py) in smoke mode: real 1- and 2-process `genzoo train` runs
 (torchrun, gloo) on the digits data, and a well-formed speed result outside
 benchmarks/results (the machinery, not the numbers)."""
 
@@ -10,7 +10,7 @@ from smoke_support import read_result, run_script
 
 
 def test_distributed_scaling_smoke_measures_one_and_two_processes(tmp_path):
-    run_script(["benchmarks/distributed_scaling.py", "--smoke", "--models", "rbm",
+    run_script(["benchmarks/run.py", "distributed_scaling", "--smoke", "--", "--models", "rbm",
                 "--out", str(tmp_path / "runs"), "--results-dir", str(tmp_path)])
     result = read_result(tmp_path / "distributed_scaling.json")
     assert result["smoke"] is True and result["kind"] == "speed"

@@ -1,4 +1,4 @@
-"""benchmarks/vae_pyro_comparison.py in its smoke mode, with Pyro as installed here and with
+"""benchmarks/speed/vae_pyro_comparison.py (row vae_pyro_comparison) in its smoke mode, with Pyro as installed here and with
 Pyro made unimportable: either way the script measures genzoo, evaluates with genzoo's
 importance sampler and writes a well-formed speed result outside benchmarks/results."""
 
@@ -13,15 +13,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from support import real_data_file
+from support import load_benchmark, real_data_file
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "benchmarks"
-sys.path.insert(0, str(BENCH))
-import _common
-import vae_pyro_comparison as cmp
-
-sys.path.remove(str(BENCH))
+cmp = load_benchmark("speed/vae_pyro_comparison")
+common = load_benchmark("common")
 
 from genzoo.evaluation.importance import importance_log_likelihood
 
@@ -35,14 +32,14 @@ def _smoke(tmp_path: Path, extra_env: dict[str, str]) -> dict:
     before = _results_snapshot()
     env = {**os.environ, "GENZOO_OFFLINE": "1", "OMP_NUM_THREADS": "1", **extra_env}
     proc = subprocess.run(
-        [sys.executable, "benchmarks/vae_pyro_comparison.py", "--smoke", "--out",
+        [sys.executable, "benchmarks/run.py", "vae_pyro_comparison", "--smoke", "--", "--out",
          str(tmp_path / "run"), "--results-dir", str(tmp_path / "results")],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert _results_snapshot() == before, "a smoke run touched benchmarks/results"
     written = Path(proc.stdout.strip().splitlines()[-1].removeprefix("wrote ").strip())
     result = json.loads(written.read_text())
-    _common.validate_result(result)
+    common.validate_result(result)
     assert result["smoke"] is True and result["kind"] == "speed"
     gz = result["timings"]["genzoo"]
     assert gz["status"] == "ok" and len(gz["times_s"]) == 2 and gz["median_s"] > 0

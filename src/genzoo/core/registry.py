@@ -3,22 +3,36 @@
 A model module registers itself with :func:`register_model`; :func:`get_model_spec` imports
 every module under ``genzoo.models`` lazily, so ``genzoo models`` lists everything without the
 caller importing anything, and a new model is one new file (no list to keep in step).
+
+Models outside genzoo (plug-ins) are loaded the same way, from two places:
+
+- the ``genzoo.models`` entry-point group of installed packages (in a plug-in's
+  ``pyproject.toml``: ``[project.entry-points."genzoo.models"] my-model = "my_pkg.my_model"``);
+- the ``GENZOO_PLUGINS`` environment variable: module names or paths of ``.py`` files,
+  separated by the platform's path separator (``:`` on Linux), for a model that is one file
+  in a user's project. A run trained with a plug-in needs the same plug-in to be evaluated.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.metadata
+import importlib.util
+import os
 import pkgutil
+import sys
 from collections.abc import Callable
 from typing import TypeVar
 
 from genzoo.core.config import Config
-from genzoo.core.errors import ConfigError
+from genzoo.core.errors import ConfigError, GenzooError
 
 T = TypeVar("T")
 
 _MODELS_ROOT = "genzoo.models"
+PLUGINS_ENV = "GENZOO_PLUGINS"
+ENTRY_POINT_GROUP = "genzoo.models"
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
@@ -72,7 +86,43 @@ def _load_all() -> None:
     root = importlib.import_module(_MODELS_ROOT)
     for info in pkgutil.walk_packages(root.__path__, prefix=_MODELS_ROOT + "."):
         importlib.import_module(info.name)
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        _load_plugin(entry.value.split(":")[0], f"entry point {entry.name!r}")
+    for item in os.environ.get(PLUGINS_ENV, "").split(os.pathsep):
+        if item.strip():
+            _load_plugin(item.strip(), PLUGINS_ENV)
     _loaded = True
+
+
+def _load_plugin(target: str, source: str) -> None:
+    """Import the plug-in ``target`` (a module name, or the path of a .py file), whose
+    :func:`register_model` decorators add its models; GenzooError naming ``source`` when it
+    cannot be imported."""
+    try:
+        if target.endswith(".py"):
+            path = os.path.abspath(os.path.expanduser(target))
+            name = "genzoo_plugin_" + os.path.splitext(os.path.basename(path))[0]
+            if name in sys.modules:
+                return
+            spec = importlib.util.spec_from_file_location(name, path)
+            if spec is None or not os.path.isfile(path):
+                raise FileNotFoundError(path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)  # type: ignore[union-attr]
+            except BaseException:
+                del sys.modules[name]
+                raise
+        else:
+            importlib.import_module(target)
+    except GenzooError:
+        raise
+    except Exception as exc:  # a plug-in's own bug or a wrong path: say which plug-in
+        raise GenzooError(
+            f"cannot load the genzoo plug-in {target!r} (from {source}): "
+            f"{type(exc).__name__}: {exc}; fix or remove it"
+        ) from exc
 
 
 def list_models() -> list[ModelSpec]:
@@ -87,5 +137,6 @@ def get_model_spec(name: str) -> ModelSpec:
     except KeyError:
         raise ConfigError(
             f"unknown model {name!r}; available models: {', '.join(sorted(_REGISTRY))} "
-            "(see `genzoo models`)"
+            f"(see `genzoo models`; a plug-in's model needs its plug-in loaded: "
+            f"{PLUGINS_ENV}=path/to/model.py or the {ENTRY_POINT_GROUP!r} entry point)"
         ) from None

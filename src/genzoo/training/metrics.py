@@ -1,8 +1,13 @@
-"""``metrics.csv``: one row per logged step, appended crash-safely, cut back on resume.
+"""The figures of a training run and ``metrics.csv``, one row per logged step, appended
+crash-safely, cut back on resume.
 
 The columns are fixed once the model's loss figures are known: ``step, epoch, lr, loss``, the
 other loss figures (sorted), ``examples_per_s, wall_s``, then the ``valid_*`` figures. Rows
 given before that are held back and written with the first row after it.
+
+:class:`MetricsLog` is the file; :class:`RunMetrics` forms the rows the Trainer logs (means
+over the log interval, the examples/s rate, the wall clock) and keeps the last value of each
+column.
 """
 
 from __future__ import annotations
@@ -10,7 +15,9 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +95,135 @@ class MetricsLog:
         writer.writeheader()
         writer.writerows(kept)
         atomic_write_text(self.path, buf.getvalue())
+
+
+class RunMetrics:
+    """The figures of a run: the mean of each training figure over the steps since the last
+    row, the examples/s rate of those steps (not counting the time spent in :meth:`excluded`
+    blocks: validation, checkpoints), the wall clock, the best training loss, and the last
+    logged value of each metrics.csv column (``metrics``).
+
+    ``loss_keys`` (the training figures, fixed by the first step; None before it) and
+    ``valid_keys`` (the validation figures, fixed by the first validation) name the columns.
+    ``write``: False on the ranks of a data-parallel run other than 0 (rows are formed, and
+    ``metrics`` kept, but nothing is written).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, write: bool = True) -> None:
+        self.file = MetricsLog(path, write=write)
+        self.metrics: dict[str, float] = {}
+        self.loss_keys: list[str] | None = None
+        self.valid_keys: list[str] = []
+        self.best_loss: dict[str, float] | None = None  # lowest logged loss and its step
+        self._sums: dict[str, float] = {}
+        self._steps = 0
+        self._examples = 0  # examples since the rate clock started (not checkpointed)
+        self._interval_t0 = 0.0
+        self._excluded_s = 0.0
+        self._wall_offset = 0.0  # wall seconds of the run before the checkpoint resumed
+        self._t0 = 0.0
+
+    # ------------------------------------------------------------------ clocks
+
+    def start_clock(self) -> None:
+        """Start the wall clock (it continues the resumed run's ``wall_s``)."""
+        self._t0 = time.perf_counter()
+
+    def start_interval(self) -> None:
+        """Start the rate clock of the first logged interval."""
+        self._interval_t0 = time.perf_counter()
+        self._excluded_s = 0.0
+
+    def wall(self) -> float:
+        """Seconds the run has trained, over all of its resumed parts."""
+        return self._wall_offset + time.perf_counter() - self._t0
+
+    @contextmanager
+    def excluded(self) -> Iterator[None]:
+        """Time spent in this block does not count in ``examples_per_s``."""
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._excluded_s += time.perf_counter() - t
+
+    # ------------------------------------------------------------------ rows
+
+    def add(self, values: dict[str, float], n_examples: int) -> None:
+        """Count one training step: its figures ``values`` on ``n_examples`` examples."""
+        for k, v in values.items():
+            self._sums[k] = self._sums.get(k, 0.0) + v
+        if self.loss_keys is None:
+            self.loss_keys = list(self._sums)
+        self._steps += 1
+        self._examples += n_examples
+
+    def train_row(self, step: int) -> dict[str, float]:
+        """The training figures' means since the last row and ``examples_per_s``; starts the
+        next interval."""
+        n = max(self._steps, 1)
+        row = {k: s / n for k, s in self._sums.items()}
+        elapsed = time.perf_counter() - self._interval_t0 - self._excluded_s
+        row["examples_per_s"] = self._examples / elapsed if elapsed > 0 else float("nan")
+        if self.best_loss is None or row["loss"] < self.best_loss["loss"]:
+            self.best_loss = {"loss": row["loss"], "step": step}
+        self._sums, self._steps, self._examples = {}, 0, 0
+        self.start_interval()
+        return row
+
+    def validated(self, figures: dict[str, float]) -> None:
+        """Take the validation columns from the first validation's ``figures``."""
+        if not self.valid_keys:
+            self.valid_keys = sorted(figures)
+
+    def hold(self, row: dict[str, float]) -> None:
+        """Queue ``row`` for :meth:`log` to write (the step-0 baseline, formed before the
+        training figures, hence the columns, are known)."""
+        self.file.append([row])
+
+    def log(self, row: dict[str, float] | None) -> list[dict[str, float]]:
+        """Append ``row`` (None: only fix the columns once the loss keys are known, writing
+        the rows held until then); returns the rows written now, whose figures are now
+        ``metrics``."""
+        if self.file.columns is None and self.loss_keys is not None:
+            self.file.fix_columns(self.loss_keys, self.valid_keys)
+        rows = self.file.append([row] if row is not None else [])
+        for r in rows:
+            self.metrics.update({k: float(v) for k, v in r.items() if k in self.file.columns})
+        return rows
+
+    @property
+    def columns_fixed(self) -> bool:
+        return self.file.columns is not None
+
+    # ------------------------------------------------------------------ checkpoint
+
+    def state_dict(self) -> dict:
+        """The checkpointed figures (the keys are part of the trainer state's format)."""
+        return {
+            "wall_s": self.wall(),
+            "last_metrics": dict(self.metrics),
+            "best": self.best_loss,
+            "csv_columns": self.file.columns,
+            "loss_keys": self.loss_keys,
+            "valid_keys": list(self.valid_keys),
+            "interval": {"sums": dict(self._sums), "steps": self._steps},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` saved."""
+        self._wall_offset = float(state["wall_s"])
+        self.metrics = dict(state["last_metrics"])
+        self.best_loss = state["best"]
+        self.file.columns = state["csv_columns"]
+        self.loss_keys = state["loss_keys"]
+        self.valid_keys = list(state["valid_keys"])
+        self._sums = dict(state["interval"]["sums"])
+        self._steps = int(state["interval"]["steps"])
+
+    def truncate_after(self, step: int) -> None:
+        """Drop the rows of metrics.csv after ``step`` (the checkpoint a run resumes from)."""
+        self.file.truncate_after(step)
 
 
 def _fmt(v: Any) -> str:

@@ -1,5 +1,12 @@
-"""What the Trainer asks of a model besides a training step: the figures of ``loss``, the
-optional ``validation_metrics`` and ``sample``, and whether its state is still finite.
+"""Every question the training package asks of a model, in one place.
+
+A model has ``loss(x, generator=...)`` and the training hooks of
+:class:`genzoo.core.protocols.TrainingHooks` (``init_from_data(x)``, ``phases()``, parameter
+groups stepped in turn as :class:`~genzoo.core.protocols.Phase`, ``[]`` for one loss;
+``needs_labels``, its ``loss`` then takes ``y=``; ``validation_metrics(x)``), which
+:class:`genzoo.models.base.GenzooModel` gives defaults; a model trained by the Trainer without
+that base class (a user's own ``nn.Module``) may leave any hook out. ``sample(n, generator=...)``
+is absent from classifiers. The rest of the package calls the functions below.
 """
 
 from __future__ import annotations
@@ -11,7 +18,66 @@ from typing import Any
 
 import torch
 
-from genzoo.core.protocols import is_classifier
+from genzoo.core.errors import ConfigError
+from genzoo.core.protocols import Phase, is_classifier
+from genzoo.models.base import GenzooModel
+
+
+def built_from(model: torch.nn.Module) -> Any | None:
+    """The config ``model`` was built from (its ``config`` attribute), or None."""
+    return getattr(model, "config", None)
+
+
+def init_from_data(model: torch.nn.Module, x: torch.Tensor) -> None:
+    """Call ``model.init_from_data(x)`` without gradients when the model has it (x: (N, D))."""
+    init = getattr(model, "init_from_data", None)
+    if callable(init):
+        with torch.no_grad():
+            init(x)
+
+
+def needs_labels(model: torch.nn.Module) -> bool:
+    """True when the model learns from labels: its ``loss`` then takes ``y=`` (N,) int64."""
+    return bool(getattr(model, "needs_labels", False))
+
+
+def can_sample(model: torch.nn.Module) -> bool:
+    """True when the model has ``sample(n, generator=...)``."""
+    return callable(getattr(model, "sample", None))
+
+
+def has_validation_metrics(model: torch.nn.Module) -> bool:
+    """True when the model computes validation figures: it has ``validation_metrics(x) ->
+    dict`` other than the base class's, which has none."""
+    own = getattr(type(model), "validation_metrics", None)
+    return callable(own) and own is not GenzooModel.validation_metrics
+
+
+def model_phases(model: torch.nn.Module) -> list[Phase]:
+    """``model.phases()`` checked (unique names, non-empty disjoint parameter sets of
+    trainable parameters of the model), or [] for a model with one loss."""
+    get = getattr(model, "phases", None)
+    if not callable(get):
+        return []
+    phases = [Phase(*p) for p in get()]
+    who = type(model).__name__
+    owned = {id(p) for p in model.parameters()}
+    seen: set[int] = set()
+    names: set[str] = set()
+    for ph in phases:
+        if ph.name in names or not ph.name:
+            raise ConfigError(f"{who}.phases(): phase name {ph.name!r} is empty or repeated")
+        names.add(ph.name)
+        ids = [id(p) for p in ph.parameters]
+        if not ids or not all(p.requires_grad for p in ph.parameters):
+            raise ConfigError(f"{who}.phases(): phase {ph.name!r} has no trainable parameters")
+        if seen & set(ids) or not set(ids) <= owned:
+            raise ConfigError(
+                f"{who}.phases(): phase {ph.name!r} shares parameters with another phase or "
+                "names parameters the model does not own"
+            )
+        seen |= set(ids)
+    return phases
 
 
 def loss_figures(model: torch.nn.Module, out: Any, *, check: bool) -> dict[str, float]:
@@ -50,9 +116,7 @@ def can_validate(model: torch.nn.Module, bundle: Any) -> bool:
     if valid is None or getattr(valid, "x", None) is None or len(valid.x) == 0:
         return False
     labelled = getattr(valid, "y", None) is not None
-    return callable(getattr(model, "validation_metrics", None)) or (
-        is_classifier(model) and labelled
-    )
+    return has_validation_metrics(model) or (is_classifier(model) and labelled)
 
 
 def validation_figures(
@@ -63,7 +127,7 @@ def validation_figures(
     ``valid_error``, the :func:`~genzoo.evaluation.classification.classification_error` of x
     (N, D), the figure to early-stop a fine-tune on."""
     figures: dict[str, Any] = {}
-    if callable(getattr(model, "validation_metrics", None)):
+    if has_validation_metrics(model):
         was_training = model.training
         model.eval()
         try:

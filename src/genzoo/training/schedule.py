@@ -10,12 +10,12 @@ Momentum follows Hinton, "A Practical Guide to Training Restricted Boltzmann Mac
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
-from typing import NamedTuple
+from collections.abc import Iterable, Sequence
 
 import torch
 
 from genzoo.core.errors import ConfigError
+from genzoo.core.protocols import Phase
 from genzoo.training.config import TrainConfig
 
 
@@ -91,50 +91,6 @@ def set_hyperparameters(
         group["lr"] = lr
         if cfg.optimizer == "sgd":
             group["momentum"] = momentum(cfg, epoch)
-
-
-class Phase(NamedTuple):
-    """One parameter group of a model trained in phases (see :mod:`genzoo.training.trainer`).
-
-    ``name``: passed to ``model.loss(x, generator=..., phase=name)`` and prefixed to the
-    phase's logged figures. ``parameters``: the parameters its optimizer steps (disjoint from
-    the other phases'). ``steps``: updates per minibatch, an int >= 0 or a function of the
-    number of completed Trainer steps returning one (a phase that runs only part of the time,
-    e.g. after a pre-training phase).
-    """
-
-    name: str
-    parameters: Sequence[torch.nn.Parameter]
-    steps: int | Callable[[int], int] = 1
-
-
-def model_phases(model: torch.nn.Module) -> list[Phase]:
-    """``model.phases()`` checked (non-empty, unique names, non-empty disjoint parameter sets
-    of trainable parameters of the model), or [] for a model without phases."""
-    get = getattr(model, "phases", None)
-    if not callable(get):
-        return []
-    phases = [Phase(*p) for p in get()]
-    who = type(model).__name__
-    if not phases:
-        return []  # the TrainingHooks default: one loss, one optimizer
-    owned = {id(p) for p in model.parameters()}
-    seen: set[int] = set()
-    names: set[str] = set()
-    for ph in phases:
-        if ph.name in names or not ph.name:
-            raise ConfigError(f"{who}.phases(): phase name {ph.name!r} is empty or repeated")
-        names.add(ph.name)
-        ids = [id(p) for p in ph.parameters]
-        if not ids or not all(p.requires_grad for p in ph.parameters):
-            raise ConfigError(f"{who}.phases(): phase {ph.name!r} has no trainable parameters")
-        if seen & set(ids) or not set(ids) <= owned:
-            raise ConfigError(
-                f"{who}.phases(): phase {ph.name!r} shares parameters with another phase or "
-                "names parameters the model does not own"
-            )
-        seen |= set(ids)
-    return phases
 
 
 def phase_steps(phase: Phase, step: int) -> int:

@@ -12,7 +12,7 @@ run killed at any step and resumed from its last checkpoint replays the same bat
 same random numbers and ends with exactly the parameters of an uninterrupted run.
 
 Parameter groups stepped in turn (adversarial games, two-stage models): a model with a
-``phases()`` method returning a sequence of :class:`~genzoo.training.schedule.Phase`
+``phases()`` method returning a sequence of :class:`~genzoo.core.protocols.Phase`
 ``(name, parameters, steps)`` gets one optimizer per phase (same ``train`` settings and
 schedule). Each Trainer step takes one minibatch and runs the phases in order; phase ``name``
 does ``steps`` updates (an int, or a function of the number of completed Trainer steps, so a
@@ -35,62 +35,63 @@ any number of processes that divides ``train.shards``. At each checkpoint the ra
 their parameters: a model that changes its parameters outside their gradients (a non-gradient
 learning rule) cannot be averaged and is refused.
 
-The Trainer's methods live in mixins beside this module: the optimizer steps in
-:mod:`~genzoo.training.steps`, metrics rows and samples in
-:mod:`~genzoo.training.trainer_reporting`, the checkpointed state in
-:mod:`~genzoo.training.trainer_state`.
+The Trainer is composed of collaborators, each with a small public interface; none reads
+another's private state:
+
+* :class:`~genzoo.training.stepper.Stepper` owns the optimizers, the phases, the learning-rate
+  schedule and the random streams (with the per-shard buffers), and turns one minibatch into
+  updates (data-parallel gradient sums through :mod:`~genzoo.training.data_parallel`);
+* :class:`~genzoo.training.run_directory.RunDirectory` owns the files of the run: config.json,
+  checkpoint save and load (format and commit protocol in :mod:`~genzoo.training.checkpoint`),
+  ``best/``, samples.png, and the rules of fresh and resumed runs;
+* :class:`~genzoo.training.metrics.RunMetrics` owns the figures: interval means, rates, the
+  wall clock and metrics.csv;
+* callbacks (:mod:`~genzoo.training.callbacks`): the Trainer's own, failure signals, keep-best
+  and the progress bar, run before those given by ``callbacks=`` or :meth:`Trainer.add_callback`;
+* :mod:`~genzoo.training.model_calls` is the only place that asks the model for its optional
+  hooks.
+
+The Trainer itself keeps the loop: the epoch order, the position in it (``step``, ``epoch``),
+when to log, validate and checkpoint, and the trainer state a checkpoint holds (each
+collaborator's ``state_dict`` with the position).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import sys
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
-from genzoo.core.errors import (
-    CheckpointError,
-    ConfigError,
-    DataError,
-    GenzooError,
-    TrainingDiverged,
-)
-from genzoo.training import checkpoint as ckpt
+from genzoo.core.errors import CheckpointError, ConfigError, DataError, GenzooError
 from genzoo.training import data_parallel as dp
-from genzoo.training import resume as run_rules
-from genzoo.training.callbacks import Callback
-from genzoo.training.metrics import MetricsLog
+from genzoo.training.callbacks import Callback, FailureSignals, KeepBest, ProgressBar
+from genzoo.training.metrics import RunMetrics
 from genzoo.training.model_calls import (
+    built_from,
+    can_sample,
     can_validate,
+    init_from_data,
+    needs_labels,
     nonfinite_parameter,
+    validation_figures,
 )
-from genzoo.training.resume import RESUMABLE_CHANGES
-from genzoo.training.schedule import (
-    Phase,
-    build_optimizer,
-    build_phase_optimizers,
-    learning_rate,
-    model_phases,
-    total_steps,
-)
+from genzoo.training.run_directory import RESUMABLE_CHANGES, RunDirectory
+from genzoo.training.schedule import total_steps
 from genzoo.training.seeding import epoch_permutation, resolve_device, seed_for
-from genzoo.training.steps import _SteppingMixin
-from genzoo.training.trainer_reporting import _ReportingMixin
-from genzoo.training.trainer_state import _TrainerStateMixin
+from genzoo.training.stepper import Stepper
 from genzoo.utils import denormals
 
 
-class Trainer(_SteppingMixin, _ReportingMixin, _TrainerStateMixin):
+class Trainer:
     """Train ``model`` on ``bundle`` as ``run_config.train`` says, writing into ``run_dir``.
 
     ``bundle``: a :class:`genzoo.data.DataBundle` (``train``, ``valid`` splits with ``x``,
-    ``image_shape``, ``train_x(epoch)``). ``callbacks``: :class:`Callback` instances.
+    ``image_shape``, ``train_x(epoch)``). ``callbacks``: :class:`Callback` instances (more
+    with :meth:`add_callback`).
     Attributes readable during and after :meth:`fit`: ``step`` (completed optimizer steps;
     for a model with phases, completed minibatches), ``epoch``, ``metrics`` (last logged value
     of each metrics.csv column), ``device``, ``optimizer`` (the optimizer of a single-loss
@@ -122,33 +123,34 @@ class Trainer(_SteppingMixin, _ReportingMixin, _TrainerStateMixin):
         self.step = 0
         self.epoch = 0
         self.step_in_epoch = 0
-        self.metrics: dict[str, float] = {}
-        self.optimizer: torch.optim.Optimizer | None = None
-        self.optimizers: dict[str, torch.optim.Optimizer] = {}
-        self.phases: list[Phase] = []
-        self.generator: torch.Generator | None = None
-        self._best: dict[str, float] | None = None
-        self._best_valid: dict[str, Any] | None = None  # train.keep_best's figure, value, step
-        self._csv = MetricsLog(self.run_dir / ckpt.METRICS_FILE)
-        self._loss_keys: list[str] | None = None
-        self._valid_keys: list[str] = []
-        self._sums: dict[str, float] = {}
-        self._interval_steps = 0
-        self._rate_examples = 0  # examples since the rate clock started (not checkpointed)
-        self._interval_t0 = 0.0
-        self._excluded_s = 0.0
-        self._wall_offset = 0.0
-        self._t0 = 0.0
+        self.plan = dp.ShardPlan(1)
+        self.run = RunDirectory(self.run_dir, run_config)
+        self.figures = RunMetrics(self.run.metrics_path)
+        self.stepper: Stepper | None = None  # built by fit, once the device and shards are known
+        self.failures = FailureSignals()
+        self.keep_best = KeepBest(self.cfg.keep_best, self.run)
+        self._progress: ProgressBar | None = None
+        self._validates = False  # the model reports validation figures on this bundle
         self._last_checkpoint: int | None = None
         self._last_validation: int | None = None
-        self._lr = self.cfg.lr
-        self._lr_factor = 1.0
-        self.plan = dp.ShardPlan(1)
-        self._shard_buffers: dp.ShardBuffers | None = None
-        self._shard_generators: list[torch.Generator] = []
-        self._saved_shards: dict[str, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ public
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.figures.metrics
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer | None:
+        return None if self.stepper is None else self.stepper.optimizer
+
+    @property
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {} if self.stepper is None else self.stepper.optimizers
+
+    def add_callback(self, callback: Callback) -> None:
+        """Run ``callback``'s hooks too (after those already added)."""
+        self.callbacks.append(callback)
 
     def fit(self, resume: bool = False) -> dict[str, float | int]:
         """Train to the end of the schedule; return the final metrics.
@@ -168,7 +170,11 @@ class Trainer(_SteppingMixin, _ReportingMixin, _TrainerStateMixin):
 
     def _fit(self, resume: bool) -> dict[str, float | int]:
         cfg = self.cfg
-        self._check_model_config()
+        if (built := built_from(self.model)) is not None and built != self.run_config.model:
+            raise ConfigError(
+                "the model was built with a config that differs from run_config.model, so "
+                "config.json would not describe it; build the model from run_config.model"
+            )
         self._setup_parallel()
         n_train = self._n_train()
         bpe = math.ceil(n_train / cfg.batch_size)
@@ -178,62 +184,38 @@ class Trainer(_SteppingMixin, _ReportingMixin, _TrainerStateMixin):
             self.run_dir.mkdir(parents=True, exist_ok=True)
 
         self.model.to(self.device)
-        self._check_keep_best()
+        self._validates = can_validate(self.model, self.bundle)
+        self.keep_best.check(self)
         self.model.train()
-        self.phases = model_phases(self.model)
-        if self.phases:
-            self.optimizers = build_phase_optimizers(self.phases, cfg)
-        else:
-            params = [p for p in self.model.parameters() if p.requires_grad]
-            if not params:
-                raise ConfigError(
-                    f"{type(self.model).__name__} has no trainable parameters; the Trainer only "
-                    "runs gradient-based learning rules"
-                )
-            self.optimizer = build_optimizer(params, cfg)
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(cfg.seed)
-        self._shard_generators = [
-            torch.Generator(device=self.device) for _ in self.plan.local
-        ] if self.plan.sharded else []
+        self.stepper = Stepper(self.model, cfg, self.plan, self.device, self.run.diverged)
 
         if resume:
             self._together(lambda: self._resume(n_train, bpe))
             if main:  # only once every rank has read the checkpoint
-                ckpt.write_config(self.run_dir, self.run_config)
-                self._csv.truncate_after(self.step)
+                self.run.record_config()
+                self.figures.truncate_after(self.step)
         else:
-            self._together(
-                lambda: run_rules.prepare_fresh_run(self.run_dir, self.run_config)
-                if main else None
-            )
+            self._together(self.run.prepare_fresh)
         total = total_steps(cfg, bpe)
-        self._t0 = time.perf_counter()
+        self.figures.start_clock()
         if not resume:
             self._init_and_baseline()
-        if self.plan.sharded:
-            self._shard_buffers = dp.ShardBuffers(self.model, self.plan.per_rank)
-            if resume:
-                self._together(self._load_shard_buffers)
-        self._interval_t0 = time.perf_counter()
-        self._excluded_s = 0.0
+        self.stepper.start_shards()
+        if self.plan.sharded and resume:
+            self._together(lambda: self.stepper.restore_shards(self.run_dir))
+        self.figures.start_interval()
         for cb in self.callbacks:
             cb.on_fit_start(self)
 
-        bar = tqdm(
-            total=total,
-            initial=min(self.step, total),
-            desc=f"{self.run_config.model_name}",
-            unit="step",
-            disable=not cfg.progress or not main,
-            dynamic_ncols=True,
-            mininterval=0.2 if _stderr_is_tty() else 30.0,
-            file=sys.stderr,
+        self._progress = ProgressBar(
+            total, self.step, f"{self.run_config.model_name}",
+            [phase.name for phase in self.stepper.phases], self.failures,
+            enabled=cfg.progress and main,
         )
         try:
-            self._loop(n_train, bpe, total, bar)
+            self._loop(n_train, bpe, total)
         finally:
-            bar.close()
+            self._progress.close()
         if self._last_checkpoint != self.step:
             self._checkpoint(n_train, bpe, total)
         if main:
@@ -243,17 +225,22 @@ class Trainer(_SteppingMixin, _ReportingMixin, _TrainerStateMixin):
 
             barrier()  # fit returns on every rank once the run directory is complete
         result = {**self.metrics, "step": self.step, "epoch": self.step / bpe,
-                  "wall_s": self._wall()}
-        if self._best_valid is not None:  # train.keep_best: where RUN/best/ comes from
-            result.update(best_step=self._best_valid["step"], best_value=self._best_valid["value"])
+                  "wall_s": self.figures.wall()}
+        if (best := self.keep_best.best) is not None:  # train.keep_best: where RUN/best/ is from
+            result.update(best_step=best["step"], best_value=best["value"])
         for cb in self.callbacks:
             cb.on_fit_end(self, result)
         return result
 
+    def _hooks(self) -> list[Callback]:
+        """The Trainer's own callbacks, then the ones it was given."""
+        bar = [self._progress] if self._progress is not None else []
+        return [self.failures, self.keep_best, *bar, *self.callbacks]
+
     # ------------------------------------------------------------------ setup
 
     def _setup_parallel(self) -> None:
-        """The shard plan, this rank's device and the learning-rate factor."""
+        """The shard plan and this rank's device; only rank 0 writes the run directory."""
         cfg = self.cfg
         if not self.distributed:
             self.plan = dp.ShardPlan(cfg.shards)
@@ -275,9 +262,7 @@ class Trainer(_SteppingMixin, _ReportingMixin, _TrainerStateMixin):
                     f"the process group uses NCCL but train.device={cfg.device!r}; use "
                     "train.device=cuda, or a gloo group for CPU training"
                 )
-        self._csv.write = self.plan.rank == 0
-        self._lr_factor = float(self.plan.world_size) if cfg.lr_scaling == "linear" else 1.0
-        self._lr = cfg.lr * self._lr_factor
+        self.run.writes = self.figures.file.write = self.plan.rank == 0
 
     def _check_shards(self, n_train: int, bpe: int) -> None:
         """Every shard of every batch must hold an example (the last batch may be short)."""
@@ -307,14 +292,6 @@ class Trainer(_SteppingMixin, _ReportingMixin, _TrainerStateMixin):
                 "error names the fix (rank 0 prints it)"
             )
 
-    def _check_model_config(self) -> None:
-        model_cfg = getattr(self.model, "config", None)
-        if model_cfg is not None and model_cfg != self.run_config.model:
-            raise ConfigError(
-                "the model was built with a config that differs from run_config.model, so "
-                "config.json would not describe it; build the model from run_config.model"
-            )
-
     def _n_train(self) -> int:
         x = self.bundle.train.x
         if x.dim() != 2 or x.shape[0] == 0:
@@ -322,25 +299,34 @@ class Trainer(_SteppingMixin, _ReportingMixin, _TrainerStateMixin):
         return int(x.shape[0])
 
     def _init_and_baseline(self) -> None:
-        init = getattr(self.model, "init_from_data", None)
-        if callable(init):
-            # The data the model sees: under dynamic binarization, epoch 0's draw (binary),
-            # not the grey levels of bundle.train.x.
-            with torch.no_grad():
-                init(self.bundle.train_x(0).to(self.device))
+        # The data the model sees: under dynamic binarization, epoch 0's draw (binary), not
+        # the grey levels of bundle.train.x.
+        init_from_data(self.model, self.bundle.train_x(0).to(self.device))
         if self.plan.distributed:
             dp.broadcast_state(self.model)  # the same start on every rank, however built
-        if can_validate(self.model, self.bundle) and self.plan.rank == 0:
+        if self._validates and self.plan.rank == 0:
             # Step-0 figures: the baseline of the curves, and the valid_ columns of metrics.csv.
-            self._csv.append(
-                [{"step": 0, "epoch": 0.0, "lr": self._lr, "wall_s": 0.0, **self._validate()}]
+            self.figures.hold({"step": 0, "epoch": 0.0, "lr": self.stepper.lr, "wall_s": 0.0,
+                               **self._validate()})
+
+    def _train_labels(self) -> torch.Tensor | None:
+        """(N,) int64 training labels on the device when the model learns from labels, else
+        None."""
+        if not needs_labels(self.model):
+            return None
+        y = self.bundle.train.y
+        if y is None:
+            raise DataError(
+                f"{type(self.model).__name__} learns from labels, but data set "
+                f"{self.run_config.data.name!r} has none; choose a labelled data set "
+                "(digits, mnist)"
             )
+        return y.to(self.device)
 
     # ------------------------------------------------------------------ loop
 
-    def _loop(self, n_train: int, bpe: int, total: int, bar: Any) -> None:
+    def _loop(self, n_train: int, bpe: int, total: int) -> None:
         cfg = self.cfg
-        model, opt = self.model, self.optimizer
         while self.step < total:
             epoch = self.epoch
             x_epoch = self.bundle.train_x(epoch)
@@ -357,43 +343,130 @@ class Trainer(_SteppingMixin, _ReportingMixin, _TrainerStateMixin):
                     return
                 idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
                 xb = x_epoch[idx]
-                extra = {} if y_all is None else {"y": y_all[idx]}
-                self._lr = learning_rate(cfg, self.step, total) * self._lr_factor
-                if self.phases:
-                    values = self._phased_step(xb, extra, epoch)
-                else:
-                    values = self._single_step(xb, extra, epoch, model, opt)
+                values = self.stepper.step(xb, None if y_all is None else y_all[idx], epoch,
+                                           self.step, total, self.figures.loss_keys)
                 self.step += 1
                 self.step_in_epoch = i + 1
                 epoch_end = i + 1 == bpe
                 if epoch_end:
                     self.epoch, self.step_in_epoch = epoch + 1, 0
-                for k, v in values.items():
-                    self._sums[k] = self._sums.get(k, 0.0) + v
-                self._interval_steps += 1
-                self._rate_examples += int(xb.shape[0])
-                for cb in self.callbacks:
+                self.figures.add(values, int(xb.shape[0]))
+                for cb in self._hooks():
                     cb.on_step_end(self, values["loss"])
-                bar.update(1)
-                self._after_step(epoch_end, n_train, bpe, total, bar)
+                self._after_step(epoch_end, n_train, bpe, total)
 
-    # ------------------------------------------------------------------ checks
+    def _after_step(self, epoch_end: bool, n_train: int, bpe: int, total: int) -> None:
+        cfg = self.cfg
+        row: dict[str, float] = {}
+        if self.step % cfg.log_every == 0 or self.step == total:
+            self._check_parameters()
+            row.update(self.figures.train_row(self.step))
+        if self._validates and (
+            (cfg.validate_every > 0 and self.step % cfg.validate_every == 0)
+            or (cfg.validate_every == 0 and epoch_end)
+            or self.step == total
+        ):
+            row.update(self._validate())
+        if row:
+            self._log({"step": self.step, "epoch": self.step / bpe, "lr": self.stepper.lr,
+                       "wall_s": self.figures.wall(), **row})
+        elif not self.figures.columns_fixed:
+            self._log(None)  # fixes the header once the loss keys are known
+        if self.step % cfg.checkpoint_every == 0 or self.step == total:
+            self._checkpoint(n_train, bpe, total)
+
+    def _validate(self) -> dict[str, float]:
+        if self.plan.rank != 0 or (self._last_validation == self.step and self.step > 0):
+            return {}
+        with self.figures.excluded():
+            valid = self.bundle.valid
+            out = validation_figures(self.model, valid.x.to(self.device),
+                                     getattr(valid, "y", None))
+            self.figures.validated(out)
+            for cb in self._hooks():
+                cb.on_validation(self, out)
+            self._last_validation = self.step
+        return out
+
+    def _log(self, row: dict[str, float] | None) -> None:
+        rows = self.figures.log(row)
+        for r in rows:
+            for cb in self._hooks():
+                cb.on_log(self, r)
+
+    def _write_samples(self) -> None:
+        n = self.cfg.grid_samples
+        if n == 0 or not can_sample(self.model):
+            return
+        # A generator of its own, so drawing the grid leaves the training stream untouched.
+        g = torch.Generator(device=self.device).manual_seed(seed_for("samples", self.cfg.seed))
+        self.run.write_samples(self.model, n, self.bundle.image_shape, g,
+                               getattr(self.bundle, "to_images", None))
+
+    # ------------------------------------------------------------------ checkpoint
+
+    def _resume(self, n_train: int, bpe: int) -> None:
+        state = self.run.resume_into(self.model)
+        try:
+            self.run.check_same_run(state, n_train, bpe, self.device,
+                                    exact_device=not self.plan.sharded)
+            self.stepper.load_state_dict(state, self.run_dir)
+            self.step = int(state["step"])
+            self.epoch = int(state["epoch"])
+            self.step_in_epoch = int(state["step_in_epoch"])
+            self.figures.load_state_dict(state)
+            self.keep_best.best = state.get("best_valid")  # absent before train.keep_best
+            self._last_validation = state["last_validation"]
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(
+                f"the trainer state in {self.run_dir} cannot be restored ({type(exc).__name__}: "
+                f"{exc}); it was not written by this Trainer or this model; start a fresh run"
+            ) from None
+        self._last_checkpoint = self.step
+
+    def _checkpoint(self, n_train: int, bpe: int, total: int) -> None:
+        with self.figures.excluded():
+            self._check_parameters()  # never commit a diverged state
+            if self.plan.distributed and not dp.parameters_agree(self.model):
+                raise ConfigError(
+                    f"the parameters of {type(self.model).__name__} differ between the "
+                    f"processes after step {self.step}: the model changes its parameters "
+                    "outside their gradients (a non-gradient learning rule), which "
+                    "data-parallel training cannot average; train it in one process"
+                )
+            shard_buffers = self.stepper.gather_shards()  # a collective: every rank
+            if not self.figures.columns_fixed:
+                self._log(None)
+            if self.plan.rank == 0:
+                state = {
+                    "step": self.step,
+                    "epoch": self.epoch,
+                    "step_in_epoch": self.step_in_epoch,
+                    "n_train": n_train,
+                    "batches_per_epoch": bpe,
+                    "total_steps": total,
+                    **self.figures.state_dict(),
+                    **self.stepper.state_dict(total),
+                    "best_valid": self.keep_best.best,
+                    "last_validation": self._last_validation,
+                }
+                if shard_buffers is not None:
+                    # Every shard's buffers (persistent chains...), name -> (shards, *shape);
+                    # the model file holds shard 0's, so a plain load_model sees a consistent
+                    # model.
+                    state["shard_buffers"] = shard_buffers
+                self.run.save(self.model, state)
+            self._last_checkpoint = self.step
+        for cb in self._hooks():
+            cb.on_checkpoint(self)
 
     def _check_parameters(self) -> None:
         """Raise TrainingDiverged when a floating parameter or buffer holds NaN/Inf."""
         bad = nonfinite_parameter(self.model)
         if bad is not None:
-            raise self._diverged(self.step, f"{bad!r} is not finite")
-
-    def _diverged(self, step: int, what: str) -> TrainingDiverged:
-        return run_rules.diverged_error(self.run_dir, step, what, self.cfg.lr)
-
-
-def _stderr_is_tty() -> bool:
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
+            raise self.run.diverged(self.step, f"{bad!r} is not finite")
 
 
 __all__ = ["RESUMABLE_CHANGES", "Trainer", "epoch_permutation", "resolve_device", "seed_for"]

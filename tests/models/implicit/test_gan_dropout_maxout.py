@@ -168,8 +168,8 @@ def test_short_run_with_the_paper_discriminator(tmp_path):
 def test_benchmark_paper_recipe_is_a_valid_gan_run_config():
     from support import load_benchmark
 
-    module = load_benchmark("gan_mnist_parzen")
-    sets = module.recipe_settings("gan-paper", 50)
+    run = load_benchmark("run")
+    sets = run.row_settings("gan_mnist_parzen_gan-paper", 50)
     cfg = RunConfig.default("gan").with_overrides([f"{k}={v}" for k, v in sets.items()])
     cfg.model.validate()
     cfg.train.validate()
@@ -181,4 +181,5 @@ def test_benchmark_paper_recipe_is_a_valid_gan_run_config():
         "sgd", 0.1, 100, 0.5, 0.7)
     # lr / 1.000004 per update over 50 epochs of 500 updates.
     assert t.lr_final_factor == pytest.approx(1.000004 ** -25_000, rel=1e-9)
-    assert module.recipe_settings("gan", 50) == {**module.RECIPES["gan"], "train.epochs": 50}
+    assert run.row_settings("gan_mnist_parzen_gan", 50) == {
+        **run.load_row("gan_mnist_parzen_gan")["settings"], "train.epochs": 50}

@@ -212,10 +212,10 @@ def test_one_trainer_step_updates_g_through_d_with_adam_beta1_from_momentum(tmp_
 def test_benchmark_gan_recipe_uses_the_fix_and_gan_paper_stays_the_authors():
     from support import load_benchmark
 
-    module = load_benchmark("gan_mnist_parzen")
+    run = load_benchmark("run")
 
     def model_config(recipe):
-        sets = module.recipe_settings(recipe, 50)
+        sets = run.row_settings(f"gan_mnist_parzen_{recipe}", 50)
         cfg = RunConfig.default("gan").with_overrides([f"{k}={v}" for k, v in sets.items()])
         cfg.model.validate()
         return cfg.model

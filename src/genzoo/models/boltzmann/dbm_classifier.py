@@ -162,8 +162,10 @@ class DBMClassifier(nn.Module):
 
     test_overrides = (
         "model.dbm_model=dbm",
-        'model.dbm_config={"n_visible": 64, "hidden": [8, 6], "n_chains": 10, '
-        '"mf_max_iters": 5}',
+        (
+            'model.dbm_config={"n_visible": 64, "hidden": [8, 6], "n_chains": 10, '
+            '"mf_max_iters": 5}'
+        ),
     )
 
     needs_labels = True

@@ -1,0 +1,424 @@
+"""Run one benchmark row: train and evaluate through genzoo's command line, write the result.
+
+    python benchmarks/run.py ROW                      # the full recipe (see benchmarks/README.md)
+    python benchmarks/run.py ROW --smoke              # seconds, on the bundled digits, temp dir
+    python benchmarks/run.py ROW --resume             # continue an interrupted run
+    python benchmarks/run.py ROW --evaluate-only      # evaluate the run in --out again
+    python benchmarks/run.py ROW --epochs 10 --set train.lr=0.01 --eval-set eval.dtype=float32
+    python benchmarks/run.py rbm_cd1_speed -- --threads 1   # a speed row: ARGS go to its code
+    python benchmarks/run.py --list
+
+A row is ``benchmarks/rows/ROW.json`` (keys documented in benchmarks/README.md). A
+train-then-evaluate row runs ``genzoo train MODEL --data DATA --set ... --out RUN`` and ``genzoo
+evaluate RUN --split test --json``; a row may name functions of ``tasks.py`` that replace the
+training (``train_with``), the evaluation (``evaluate_with``), add figures (``baselines``), or
+the whole run (``task``); a ``speed`` row hands its arguments to ``speed/<name>.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import json
+import math
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import common
+
+METRICS = {
+    "nll": {"name": "test NLL", "unit": "nats", "lower_is_better": True, "per": "example"},
+    "nll-bound": {"name": "test NLL (variational upper bound)", "unit": "nats",
+                  "lower_is_better": True, "per": "example"},
+    "parzen": {"name": "test Parzen log-likelihood", "unit": "nats", "lower_is_better": False,
+               "per": "example"},
+    "error": {"name": "test classification error", "unit": "%", "lower_is_better": True,
+              "per": "test set"},
+}
+# The report key of each metric's value and standard error (a classification error is shown
+# in per cent).
+VALUE_KEYS = {"nll": ("nll_nats", "stderr", 1.0), "nll-bound": ("nll_nats", "stderr", 1.0),
+              "parzen": ("parzen_log_likelihood", "stderr", 1.0),
+              "error": ("classification_error", "classification_stderr", 100.0)}
+AIS_EXTRA = ["log_z", "stderr_log_z", "log_z_reverse", "stderr_log_z_reverse", "ais_ess",
+             "ais_ess_reverse", "stderr_examples"]
+
+
+def metric(row: dict[str, Any]) -> dict[str, Any]:
+    """The row's metric: a name of :data:`METRICS`, or its own ``{name, unit, ...}``."""
+    m = row.get("metric", "nll")
+    return dict(METRICS[m]) if isinstance(m, str) else dict(m)
+
+
+def load_row(name: str) -> dict[str, Any]:
+    """``rows/<name>.json``, with the row it names as ``base`` merged under it (dict values
+    merged one level deep, so a row states only what differs from its base)."""
+    path = common.ROWS_DIR / f"{name}.json"
+    if not path.is_file():
+        raise SystemExit(f"no row {name!r}: choose one of {', '.join(row_names())}")
+    row = json.loads(path.read_text())
+    if "base" in row:
+        base = load_row(row.pop("base"))
+        row = {k: {**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict)
+               else v for k, v in {**base, **row}.items()}
+    return {**row, "name": name}
+
+
+def row_names() -> list[str]:
+    return sorted(p.stem for p in common.ROWS_DIR.glob("*.json"))
+
+
+class Genzoo:
+    """Runs genzoo commands (in this process, or as ``python -m genzoo`` with a log) and
+    records each one as a user would type it, with its wall time."""
+
+    def __init__(self, log: Path, in_process: bool) -> None:
+        self.log, self.in_process = log, in_process
+        self.steps: list[str] = []
+        self.wall: dict[str, float] = {}
+
+    def __call__(self, name: str, args: list[str]) -> None:
+        shown = "genzoo " + " ".join(shlex.quote(a) for a in args)
+        self.steps.append(shown)
+        print(f"{name}: {shown}", flush=True)
+        t0 = time.perf_counter()
+        if self.in_process:
+            from genzoo.cli import main
+
+            rc = main(args)
+        else:
+            with open(self.log, "a") as fh:
+                fh.write(f"$ {shown}\n")
+                fh.flush()
+                rc = subprocess.run([sys.executable, "-m", "genzoo", *args], stdout=fh,
+                                    stderr=subprocess.STDOUT, check=False).returncode
+        if rc:
+            tail = "\n".join(self.log.read_text().splitlines()[-20:]) if self.log.exists() else ""
+            raise SystemExit(f"`{shown}` failed ({rc}):\n{tail}")
+        self.wall[name] = self.wall.get(name, 0.0) + time.perf_counter() - t0
+
+
+def plan(row: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """The data set, the training and evaluation settings and the epochs of this run: the
+    row's, then its smoke settings with ``--smoke``, then the command line's."""
+    smoke = row.get("smoke", {}) if args.smoke else {}
+    epochs = 1 if args.smoke else (args.epochs or row.get("epochs"))
+    train = {**row.get("settings", {}), **smoke.get("settings", {}),
+             **({"train.epochs": epochs} if epochs else {})}
+    evaluate = {**row.get("evaluate", {}), **smoke.get("evaluate", {})}
+    grid = {**row.get("grid", {}), **smoke.get("grid", {})}
+    for target, pairs in ((train, args.set), (evaluate, args.eval_set), (grid, args.grid)):
+        target.update(p.split("=", 1) for p in pairs)
+    grid = {k: json.loads(v) if isinstance(v, str) else v for k, v in grid.items()}
+    return {"data": smoke.get("data", row.get("data")), "train": train, "evaluate": evaluate,
+            "epochs": epochs, "grid": grid}
+
+
+def row_settings(name: str, epochs: int | None = None) -> dict[str, Any]:
+    """The ``--set`` settings of a full run of row ``name`` (``epochs``: the row's unless
+    given)."""
+    row = load_row(name)
+    return plan(row, parser().parse_args([name, *(["--epochs", str(epochs)] if epochs else [])]))["train"]
+
+
+def directories(row: dict[str, Any], args: argparse.Namespace) -> tuple[Path, Path]:
+    """The genzoo run directory and the result directory. A smoke run writes into a fresh
+    temporary directory unless told otherwise, never into benchmarks/results."""
+    if args.smoke:
+        scratch = Path(tempfile.mkdtemp(prefix=f"genzoo-bench-{row['name']}-"))
+        run, results = args.out or scratch / "run", args.results or scratch
+        if results.resolve() == common.RESULTS_DIR.resolve():
+            raise SystemExit("--smoke results are never written to benchmarks/results")
+    else:
+        run, results = args.out or common.RUNS_DIR / row["name"], args.results or common.RESULTS_DIR
+    run.parent.mkdir(parents=True, exist_ok=True)
+    return run, results
+
+
+def has_checkpoint(run: Path) -> bool:
+    return (run / "config.json").is_file()
+
+
+def train(row: dict[str, Any], p: dict[str, Any], run: Path, genzoo: Genzoo,
+          args: argparse.Namespace) -> None:
+    """``genzoo train`` (or ``--resume`` of a run with a checkpoint); the prerequisite run a
+    row ``requires`` (e.g. the DBM a classifier starts from) first."""
+    sets = {**p["train"]}
+    if "requires" in row:
+        need = row["requires"]
+        source = run.parent / need["row"] if args.smoke else Path(need["run"])
+        if args.smoke and not has_checkpoint(source):
+            dep = load_row(need["row"])
+            dep_plan = plan(dep, argparse.Namespace(**{**vars(args), "set": [], "eval_set": []}))
+            train(dep, dep_plan, source, genzoo, args)
+        sets[need["set"]] = str(source)
+    if args.resume and has_checkpoint(run):
+        length = {k: v for k, v in sets.items() if k in ("train.epochs", "train.max_steps")}
+        genzoo("train", ["train", row["model"], "--out", str(run), "--resume",
+                         *common.sets_to_args({**length, "train.progress": False})])
+    elif row.get("train_with"):
+        t0 = time.perf_counter()
+        genzoo.steps.append(f"python API: tasks.{row['train_with']}, {sets}")
+        getattr(importlib.import_module("tasks"), row["train_with"])(row, p["data"], sets, run)
+        genzoo.wall["train"] = time.perf_counter() - t0
+    else:
+        genzoo("train", ["train", row["model"], "--data", p["data"],
+                         *common.sets_to_args({**sets, "train.progress": False}),
+                         "--out", str(run)])
+
+
+def evaluate(row: dict[str, Any], p: dict[str, Any], run: Path, genzoo: Genzoo) -> dict:
+    """The evaluation report of the run (of ``RUN/best`` where the row keeps the best)."""
+    target = run / "best" if row.get("best") and has_checkpoint(run / "best") else run
+    if row.get("evaluate_with"):
+        t0 = time.perf_counter()
+        report = getattr(importlib.import_module("tasks"), row["evaluate_with"])(target, p)
+        genzoo.steps.append(f"python API: tasks.{row['evaluate_with']}({target})")
+        genzoo.wall["evaluate"] = time.perf_counter() - t0
+        return report
+    out = run / "eval_test.json"
+    genzoo("evaluate", ["evaluate", str(target), "--split", "test", "--json",
+                        *common.sets_to_args(p["evaluate"]), "--out", str(out)])
+    return json.loads(out.read_text())
+
+
+def headline(row: dict[str, Any], report: dict[str, Any]) -> tuple[float, float, list[str]]:
+    """The value, standard error and notes to publish. For AIS rows normally forward AIS (as
+    the papers report); when genzoo warns that forward and reverse AIS disagree beyond their
+    error bars, forward AIS has most likely missed modes and flatters the model, so the
+    cautious reverse figure is published and the notes give both."""
+    m = row.get("metric", "nll")
+    key, se_key, scale = row.get("value_keys") or VALUE_KEYS[m if isinstance(m, str) else "nll"]
+    value, stderr = report[key] * scale, report[se_key] * scale
+    warnings = [w for w in report.get("warnings", []) if "AIS is unreliable" in w]
+    if not warnings or report.get("nll_nats_reverse") is None:
+        return value, stderr, []
+    reverse_se = math.hypot(report["stderr_log_z_reverse"], report["stderr_examples"])
+    return report["nll_nats_reverse"], reverse_se, [
+        f"AIS DID NOT CONVERGE: genzoo's evaluator warned: {warnings[0]} The value published "
+        f"here is therefore the reverse-AIS figure {report['nll_nats_reverse']:.2f} +/- "
+        f"{reverse_se:.2f}; the forward-AIS figure would be {value:.2f} +/- {stderr:.2f}. "
+        "Neither is a trustworthy estimate of this model's NLL until the two agree."]
+
+
+def estimator(row: dict[str, Any], report: dict[str, Any], reverse_published: bool) -> dict:
+    est = {"name": report.get("estimator"), "dtype": report.get("dtype")}
+    if "eval.ais_runs" in row.get("evaluate", {}) or report.get("n_betas"):
+        est |= {"ais_runs": report.get("n_samples"), "ais_betas": report.get("n_betas"),
+                "schedule": report.get("schedule", "sm08"),
+                "reverse": report.get("log_z_reverse") is not None}
+        if reverse_published:
+            est["name"] += "; published: reverse AIS (forward and reverse disagree)"
+    else:
+        est |= {k: report[k] for k in ("n_samples", "n_model_samples") if k in report}
+        if report.get("parzen_sigma") is not None:
+            est["sigma"] = report["parzen_sigma"]
+    return est
+
+
+def last_wall_s(metrics_csv: Path) -> float | None:
+    """The last ``wall_s`` of a Trainer's metrics.csv: its training time in seconds,
+    cumulative over resumes (None without the file or a value)."""
+    if not metrics_csv.is_file():
+        return None
+    with metrics_csv.open() as f:
+        rows = [r for r in csv.DictReader(f) if r.get("wall_s")]
+    return float(rows[-1]["wall_s"]) if rows else None
+
+
+def recipe_mismatches(run_config: Any, settings: dict[str, Any]) -> list[str]:
+    """Every ``section.field`` of ``settings`` that the saved ``run_config`` (a genzoo
+    RunConfig) does not hold, as ``"train.lr: recipe 0.001, run 0.0005"``. Settings a trained
+    model may change at evaluation (``eval.*``, the model's ``EVALUATION_FIELDS``) are skipped."""
+    from genzoo.core.errors import ConfigError
+
+    out = []
+    evaluation = getattr(type(run_config.model), "EVALUATION_FIELDS", ())
+    for key, value in settings.items():
+        section, _, field = key.partition(".")
+        if section == "eval" or (section == "model" and field in evaluation):
+            continue
+        [arg] = common.sets_to_args({key: value})[1:]
+        try:
+            expected = getattr(getattr(run_config.with_overrides([arg]), section), field)
+        except ConfigError as e:
+            out.append(f"{key}: recipe {value}, not a setting of this run ({e})")
+            continue
+        held = getattr(getattr(run_config, section), field)
+        if expected != held:
+            out.append(f"{key}: recipe {value}, run {held}")
+    return out
+
+
+def with_run_config(result: dict[str, Any], run: Path) -> dict[str, Any]:
+    """``result`` with the config the run was trained with (its ``config.json``) as
+    ``training.run_config``, and a note naming every setting of ``training.settings`` the run
+    does not hold (a run resumed after its recipe changed keeps the config it started with).
+    Unchanged when ``run`` holds no run."""
+    from genzoo.core.run_config import RunConfig
+
+    if not has_checkpoint(run):
+        return result
+    run_config = RunConfig.from_dict(json.loads((run / "config.json").read_text()))
+    training = {**result.get("training", {}), "run_config": run_config.to_dict()}
+    if (run / "samples.png").is_file():
+        training["samples"] = str(run / "samples.png")
+    notes = list(result["notes"])
+    mismatches = recipe_mismatches(run_config, training.get("settings", {}))
+    if mismatches:
+        notes.append("The run was not trained with the recipe as printed here (its saved "
+                     "config, training.run_config, is what ran): " + "; ".join(mismatches))
+    return {**result, "training": training, "notes": notes}
+
+
+def run_notes(row: dict[str, Any], p: dict[str, Any], smoke: bool) -> list[str]:
+    """The row's notes, headed by the smoke note, or by a budget note when the run is shorter
+    than the recipe."""
+    if smoke:
+        return [common.SMOKE_NOTE, *row.get("notes", [])]
+    if p["epochs"] and row.get("epochs") and p["epochs"] < row["epochs"]:
+        return [f"Budget run: {p['epochs']} epochs, fewer than the recipe's {row['epochs']}; "
+                "the model is not trained to convergence, so the gap says little about the "
+                "implementation.", *row.get("notes", [])]
+    return list(row.get("notes", []))
+
+
+def kept_best(run: Path) -> str | None:
+    """A note on the model ``train.keep_best`` kept in ``RUN/best`` (None without one)."""
+    state = run / "best" / "trainer_state.json"
+    if not state.is_file():
+        return None
+    step = json.loads(state.read_text())["state"]["step"]
+    return (f"Evaluated: the model kept at step {step} (train.keep_best: the lowest validation "
+            "figure), not the final one.")
+
+
+def likelihood(row: dict[str, Any], args: argparse.Namespace, argv: list[str] | None) -> Path:
+    """Train (unless ``--evaluate-only``), evaluate and write the result of a likelihood row."""
+    p = plan(row, args)
+    run, results = directories(row, args)
+    genzoo = Genzoo(run.parent / f"{run.name}.log", args.in_process)
+    if not args.evaluate_only:
+        train(row, p, run, genzoo, args)
+    report = evaluate(row, p, run, genzoo)
+    value, stderr, ais_notes = headline(row, report)
+    notes = ais_notes + run_notes(row, p, args.smoke)
+    best = kept_best(run) if row.get("best") else None
+    if best:
+        notes.insert(0, best)
+    extra = {k: report.get(k) for k in row.get("extra", [])}
+    if "eval.ais_runs" in row.get("evaluate", {}):
+        extra |= {k: report.get(k) for k in AIS_EXTRA}
+        extra |= {"value_forward": report.get("nll_nats"),
+                  "value_reverse": report.get("nll_nats_reverse"),
+                  "warnings": report.get("warnings", [])}
+    if row.get("baselines"):
+        extra |= getattr(importlib.import_module("tasks"), row["baselines"])(p, report)
+    for kind, image in report.get("images", {}).items():  # run dirs are scratch: keep a copy
+        results.mkdir(parents=True, exist_ok=True)
+        kept = results / f"{row.get('result', row['name'])}_{kind}.png"
+        shutil.copyfile(image, kept)
+        extra.setdefault("images", {})[kind] = kept.name
+    logged = last_wall_s(run / "metrics.csv")
+    if logged is not None:  # a resumed run's own step saw only its last part
+        genzoo.wall["train_logged"] = logged
+    result = {
+        **common.header(row.get("result", row["name"]), row["name"], row["title"],
+                        "likelihood", args.smoke, argv),
+        "steps": genzoo.steps,
+        "data": {"name": p["data"], "binarization": row.get("binarization", "none"),
+                 "split": report.get("split", "test"), "n_examples": report.get("n_examples"),
+                 "description": report.get("data_description")},
+        "metric": metric(row),
+        "estimator": estimator(row, report, bool(ais_notes)),
+        "value": value, "stderr": stderr, "extra": extra,
+        "training": {"model": row.get("model"), "epochs": p["epochs"], "settings": p["train"]},
+        "references": [dict(r) for r in row.get("references", [])],
+        "wall_s": genzoo.wall, "notes": notes,
+    }
+    return publish(with_run_config(common.with_gaps(result), run), results)
+
+
+def publish(result: dict[str, Any], results: Path) -> Path:
+    """Write ``result`` and print its headline and the gap to every reference; the last line
+    printed is ``wrote PATH``."""
+    path = common.write_result(result, results)
+    if result["kind"] == "likelihood":
+        unit = result["metric"]["unit"]
+        print(f"{result['benchmark']}: {result['value']:.2f} +/- {result['stderr']:.2f} {unit}")
+        for ref in result["references"]:
+            flag = " (not comparable)" if ref.get("comparable") is False else ""
+            print(f"  vs {ref['label']} {ref['value']:.2f}: {ref['gap_text']}{flag}")
+    if not result["smoke"] and results.resolve() == common.RESULTS_DIR.resolve():
+        print("regenerate RESULTS.md: python benchmarks/make_results.py")
+    print(f"wrote {path}")
+    return path
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("row", nargs="?", help="a file name of benchmarks/rows/ without .json")
+    p.add_argument("--list", action="store_true", help="list the rows and exit")
+    p.add_argument("--smoke", action="store_true",
+                   help="seconds-long check on the bundled digits; writes to a temporary "
+                   "directory, never to benchmarks/results")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint (only --epochs "
+                   "may differ); a run without a checkpoint starts afresh")
+    p.add_argument("--evaluate-only", action="store_true",
+                   help="skip training; evaluate the run in --out")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the row's)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a training setting of the row (repeatable)")
+    p.add_argument("--eval-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override an evaluation setting of the row (repeatable)")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=JSON",
+                   help="override a task row's grid, e.g. examples=10000000 (repeatable)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="genzoo run directory (default benchmarks/runs/ROW; temporary with "
+                   "--smoke)")
+    p.add_argument("--results", type=Path, default=None,
+                   help="where the result JSON goes (default benchmarks/results; temporary "
+                   "with --smoke)")
+    p.add_argument("--in-process", action="store_true",
+                   help="run genzoo's commands in this process (what the smoke tests do)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # After --: the arguments of a speed row's own command line.
+    rest = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = parser().parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    if args.list or not args.row:
+        for name in row_names():
+            print(f"{name:40s} {load_row(name)['title']}")
+        return 0
+    row = load_row(args.row)
+    shown = ["benchmarks/run.py", *argv]
+    if "speed" in row:
+        module = importlib.import_module(f"speed.{row['speed']}")
+        return module.main([*row.get("args", []), *rest, *(["--smoke"] if args.smoke else [])])
+    if "task" in row:
+        p = plan(row, args)
+        _, results = directories(row, args)
+        body = getattr(importlib.import_module("tasks"), row["task"])(row, p, results)
+        result = {**common.header(row.get("result", row["name"]), row["name"], row["title"],
+                                  body.pop("kind", "likelihood"), args.smoke, shown),
+                  "references": [dict(r) for r in row.get("references", [])],
+                  "notes": run_notes(row, p, args.smoke), **body}
+        publish(common.with_gaps(result) if "value" in result else result, results)
+        return 0
+    likelihood(row, args, shown)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

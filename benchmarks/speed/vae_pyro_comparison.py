@@ -1,0 +1,488 @@
+"""genzoo's VAE side by side with Pyro's VAE example: time per epoch and final test NLL, both
+models evaluated by genzoo's importance sampler.
+
+The architecture and recipe are those of Pyro's VAE example (``examples/vae/vae.py`` in the
+Pyro repository): encoder 784-400 (softplus) -> (loc, scale) of q(z|x) with 50 latents, decoder
+50-400 (softplus) -> 784 Bernoulli probabilities, Trace_ELBO (one draw of the whole bound per
+example: Kingma & Welling's SGVB-A estimator), Adam with lr 1e-3, minibatches of 256. Both
+libraries train that model here on the same data, the fixed binarization of MNIST (Larochelle
+& Murray 2011; 50,000 train / 10,000 test), for the same number of epochs, in one process:
+
+``genzoo``
+    ``genzoo.training.Trainer`` on ``VAE(hidden=(400,), n_latent=50, activation=softplus,
+    decoder=bernoulli, estimator=sgvb_a, n_mc=1)``, Adam (lr 1e-3, betas 0.9 / 0.999), what
+    ``genzoo train vae --data binarized-mnist`` runs. The time of an epoch is measured by a
+    callback from the start of the epoch's first step to the end of its last step (setup,
+    validation and checkpoints excluded).
+``pyro``
+    ``pyro.infer.SVI(model, guide, pyro.optim.Adam({"lr": 1e-3}), Trace_ELBO())`` with
+    ``svi.step(x)`` per minibatch, on the same network shapes written as plain torch modules
+    here (encoder scale = exp of a linear output, decoder probabilities = sigmoid squeezed away
+    from 0 and 1 by 1e-7, as in the example). Timed from the first to the last step of the
+    epoch; batches are drawn from a per-epoch permutation, as genzoo's Trainer does.
+
+Epochs are interleaved (genzoo epoch 1, Pyro epoch 1, genzoo epoch 2, ...; genzoo continues its
+run with ``fit(resume=True)``) so that load from other work hits both alike; the medians over
+epochs are compared as ``genzoo / pyro`` (below 1: genzoo is faster). After training, the test
+NLL of both models is estimated by ``genzoo.evaluation.importance.importance_log_likelihood``
+(float64, the same k and the same test examples): the Pyro networks are wrapped in a small
+module that honours genzoo's latent-variable contract (``log_joint``, ``proposal``), so the
+number is Pyro's model exactly as Pyro defines it.
+
+Pyro is optional (see benchmarks/README.md for an install that keeps the CPU torch); without
+it the script still measures genzoo and reports Pyro as missing, with the reason.
+
+    python benchmarks/vae_pyro_comparison.py            # budget: 5 epochs, k=1000 on 1000 test
+    python benchmarks/vae_pyro_comparison.py --full     # 100 epochs, k=5000 on all 10,000
+    python benchmarks/vae_pyro_comparison.py --smoke    # seconds; temp dir only
+
+genzoo keeps its own default initialisation (weights N(0, 0.01^2), Kingma & Welling's), which
+with softplus units leaves the latents unused for the first epoch; ``--genzoo-init-std 0.05``
+brings its scale near torch's default init that Pyro's example uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import distributions as D
+from torch import nn
+
+import common
+
+from genzoo.core.errors import GenzooError
+from genzoo.core.protocols import LATENT
+from genzoo.utils import denormals
+
+BENCHMARK = "vae_pyro_comparison"
+DATA = "binarized-mnist"
+N_VISIBLE, HIDDEN, N_LATENT = 784, 400, 50
+BATCH, LR = 256, 1e-3
+BUDGET = {"epochs": 5, "is_samples": 1000, "n_test": 1000}
+FULL = {"epochs": 100, "is_samples": 5000, "n_test": None}
+SMOKE = {"epochs": 2, "is_samples": 20, "n_test": 100, "n_train": 1000, "hidden": 32,
+         "latent": 4}
+# Pyro's example squeezes its Bernoulli probabilities into [1e-7, 1 - 1e-7].
+FUDGE = 1e-7
+ACCEPT_NLL_NATS = 1.0
+INSTALL_HINT = ("install it without touching torch: pip install --no-deps pyro-ppl==1.9.2 "
+                "pyro-api==0.1.2 opt_einsum==3.4.0 (see benchmarks/README.md)")
+
+
+class Unavailable(Exception):
+    """Pyro cannot run here; the message says why."""
+
+
+# ------------------------------------------------------------------------- the Pyro side
+class PyroEncoder(nn.Module):
+    """x (B, D) -> (loc, scale) of q(z|x), each (B, J): one softplus hidden layer; the scale
+    is exp of a linear output, as in Pyro's example."""
+
+    def __init__(self, d: int, hidden: int, j: int) -> None:
+        super().__init__()
+        self.hidden = nn.Linear(d, hidden)
+        self.loc = nn.Linear(hidden, j)
+        self.log_scale = nn.Linear(hidden, j)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = nn.functional.softplus(self.hidden(x))
+        return self.loc(h), torch.exp(self.log_scale(h))
+
+
+class PyroDecoder(nn.Module):
+    """z (..., J) -> Bernoulli probabilities (..., D) in [FUDGE, 1 - FUDGE]."""
+
+    def __init__(self, d: int, hidden: int, j: int) -> None:
+        super().__init__()
+        self.hidden = nn.Linear(j, hidden)
+        self.out = nn.Linear(hidden, d)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        p = torch.sigmoid(self.out(nn.functional.softplus(self.hidden(z))))
+        return (p + FUDGE) * (1 - 2 * FUDGE)
+
+
+class PyroVAELatent(nn.Module):
+    """The trained Pyro networks under genzoo's latent-variable contract (``LATENT``):
+    ``log_joint(x, z)`` = log N(z; 0, I) + sum_d log Bernoulli(x_d; p_d(z)) in nats, (B,) for
+    x (B, D), z (B, J); ``proposal(x)`` = the guide's q(z|x) = Independent(Normal(loc, scale))."""
+
+    capabilities = frozenset({LATENT})
+
+    def __init__(self, encoder: PyroEncoder, decoder: PyroDecoder) -> None:
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+
+    def log_joint(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        p = self.decoder(z)
+        log_px_z = D.Bernoulli(probs=p).log_prob(x.to(p)).sum(-1)
+        return D.Normal(0.0, 1.0).log_prob(z).sum(-1) + log_px_z
+
+    def proposal(self, x: torch.Tensor) -> D.Distribution:
+        ref = self.decoder.out.weight
+        loc, scale = self.encoder(x.to(ref))
+        return D.Independent(D.Normal(loc, scale), 1)
+
+
+def pyro_trainer(x_train: torch.Tensor, hidden: int, j: int, seed: int):
+    """(run one epoch -> seconds, the LATENT wrapper, info) for Pyro's SVI on Pyro's example
+    model. Raises Unavailable when Pyro cannot be imported."""
+    try:
+        import pyro
+        import pyro.distributions as pdist
+        from pyro.infer import SVI, Trace_ELBO
+        from pyro.optim import Adam
+    except Exception as exc:  # noqa: BLE001 - any import failure means "cannot run here"
+        raise Unavailable(f"pyro-ppl not importable ({type(exc).__name__}: {exc}); "
+                          f"{INSTALL_HINT}") from None
+    pyro.clear_param_store()
+    # Pyro draws from torch's global generator; seed it for a repeatable run.
+    torch.manual_seed(seed)
+    encoder, decoder = PyroEncoder(N_VISIBLE, hidden, j), PyroDecoder(N_VISIBLE, hidden, j)
+
+    def model(x: torch.Tensor) -> None:
+        pyro.module("decoder", decoder)
+        with pyro.plate("data", x.shape[0]):
+            zeros = x.new_zeros((x.shape[0], j))
+            z = pyro.sample("latent", pdist.Normal(zeros, 1.0 + zeros).to_event(1))
+            pyro.sample("obs", pdist.Bernoulli(probs=decoder(z)).to_event(1), obs=x)
+
+    def guide(x: torch.Tensor) -> None:
+        pyro.module("encoder", encoder)
+        with pyro.plate("data", x.shape[0]):
+            loc, scale = encoder(x)
+            pyro.sample("latent", pdist.Normal(loc, scale).to_event(1))
+
+    svi = SVI(model, guide, Adam({"lr": LR}), loss=Trace_ELBO())
+    state = {"epoch": 0, "loss": math.nan}
+    n = len(x_train)
+
+    def epoch() -> float:
+        g = torch.Generator().manual_seed(seed * 100_003 + state["epoch"])
+        order = torch.randperm(n, generator=g)
+        total = 0.0
+        t0 = time.perf_counter()
+        for i in range(0, n, BATCH):
+            total += svi.step(x_train[order[i : i + BATCH]])
+        elapsed = time.perf_counter() - t0
+        state["epoch"] += 1
+        state["loss"] = total / n
+        return elapsed
+
+    info = {"version": getattr(pyro, "__version__", "unknown"), "dtype": "float32",
+            "train_loss_last_epoch": state}
+    return epoch, PyroVAELatent(encoder, decoder), info
+
+
+# ------------------------------------------------------------------------ the genzoo side
+def genzoo_trainer(bundle, data_cfg, hidden: int, j: int, seed: int, run_dir: Path,
+                   init_std: float | None = None):
+    """(run one more epoch -> seconds, the VAE, info): genzoo's Trainer, continued one epoch
+    at a time with ``fit(resume=True)``; each epoch is timed by a callback from the start of
+    its first step to the end of its last. ``init_std``: model.init_std (None: genzoo's
+    default)."""
+    from genzoo.core.run_config import RunConfig
+    from genzoo.models.directed.vae import VAE, VAEConfig
+    from genzoo.training import Trainer
+    from genzoo.training.callbacks import Callback
+    from genzoo.training.config import TrainConfig
+
+    std = {} if init_std is None else {"init_std": init_std}
+    model_cfg = VAEConfig(n_visible=N_VISIBLE, hidden=(hidden,), n_latent=j,
+                          activation="softplus", decoder="bernoulli", estimator="sgvb_a", n_mc=1,
+                          **std)
+    model = VAE(model_cfg, generator=torch.Generator().manual_seed(seed))
+
+    class _EpochTimer(Callback):
+        def on_fit_start(self, trainer) -> None:
+            self.start = self.end = time.perf_counter()
+
+        def on_step_end(self, trainer, loss: float) -> None:
+            self.end = time.perf_counter()
+
+    state = {"epoch": 0}
+
+    def epoch() -> float:
+        state["epoch"] += 1
+        train = TrainConfig(
+            epochs=state["epoch"], batch_size=BATCH, optimizer="adam", lr=LR,
+            lr_schedule="constant", momentum=0.9, seed=seed, checkpoint_every=10**9,
+            log_every=50, validate_every=10**9, grid_samples=0, progress=False,
+        )
+        cfg = RunConfig(model_name="vae", model=model_cfg, data=data_cfg, train=train)
+        timer = _EpochTimer()
+        metrics = Trainer(model, cfg, bundle, run_dir, callbacks=[timer]).fit(
+            resume=state["epoch"] > 1)
+        state["loss"] = metrics.get("loss")
+        return timer.end - timer.start
+
+    return epoch, model, {"version": _version("genzoo"), "dtype": "float32",
+                          "train_loss_last_epoch": state, "init_std": model_cfg.init_std}
+
+
+def _version(module: str) -> str:
+    try:
+        return str(__import__(module).__version__)
+    except Exception:  # noqa: BLE001 - informational only
+        return "unknown"
+
+
+def evaluate(model, x_test: torch.Tensor, k: int, seed: int) -> dict:
+    """genzoo's importance-sampled NLL (float64) with k draws per example."""
+    from genzoo.evaluation.importance import importance_log_likelihood
+
+    g = torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    rep = importance_log_likelihood(model, x_test, k, g)
+    return {"test_nll_nats": rep["nll_nats"], "test_nll_stderr": rep["stderr"],
+            "test_elbo_nats": rep["elbo_nats"], "is_ess": rep["is_ess"],
+            "stderr_mc": rep["stderr_mc"], "evaluate_s": time.perf_counter() - t0,
+            "_per_example": rep["per_example_log_px"]}
+
+
+def load_bundle(n_train: int | None, n_eval: int | None):
+    from genzoo.data import DataConfig, load_data
+
+    cfg = DataConfig(name=DATA, n_train=n_train, n_eval=n_eval)
+    saved = os.environ.get("GENZOO_OFFLINE")
+    os.environ["GENZOO_OFFLINE"] = "1"  # a benchmark never downloads
+    try:
+        return load_data(cfg), cfg
+    finally:
+        if saved is None:
+            os.environ.pop("GENZOO_OFFLINE", None)
+        else:
+            os.environ["GENZOO_OFFLINE"] = saved
+
+
+DESCRIPTIONS = {
+    "genzoo": "genzoo Trainer.fit on VAE(hidden=(400,), n_latent=50, softplus, bernoulli, "
+              "sgvb_a, n_mc=1), Adam lr 1e-3; one epoch timed by a callback from its first "
+              "step to its last",
+    "pyro": "pyro SVI(model, guide, Adam lr 1e-3, Trace_ELBO).step per minibatch on the "
+            "example's 784-400-50 networks; timed from the epoch's first step to its last",
+}
+
+
+def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
+    try:
+        bundle, data_cfg = load_bundle(args.n_train, args.n_test)
+    except (GenzooError, OSError) as exc:
+        raise SystemExit(f"{BENCHMARK}: binarized MNIST not available ({exc}); set "
+                         "GENZOO_DATA to the folder holding binarized_mnist/") from None
+    x_train = bundle.train.x.float().contiguous()
+    x_test = bundle.test.x[: args.n_test] if args.n_test else bundle.test.x
+    timings: dict[str, dict] = {}
+    epochs: dict[str, object] = {}
+    models: dict[str, object] = {}
+    infos: dict[str, dict] = {}
+    for name in ("genzoo", "pyro"):
+        entry = {"description": DESCRIPTIONS[name]}
+        try:
+            if name == "genzoo":
+                epoch, model, info = genzoo_trainer(bundle, data_cfg, args.hidden, args.latent,
+                                                    args.seed, dirs.run / "genzoo",
+                                                    args.genzoo_init_std)
+                entry["init_std"] = info["init_std"]
+            else:
+                epoch, model, info = pyro_trainer(x_train, args.hidden, args.latent, args.seed)
+            entry.update(status="ok", times_s=[], version=info["version"], dtype=info["dtype"])
+            epochs[name], models[name], infos[name] = epoch, model, info
+        except Unavailable as exc:
+            entry.update(status="missing", reason=str(exc))
+        except Exception as exc:  # noqa: BLE001 - a peer that crashes is reported, not hidden
+            entry.update(status="error", reason=f"{type(exc).__name__}: {exc}")
+        timings[name] = entry
+
+    t_train = time.perf_counter()
+    for e in range(args.epochs):
+        for name in list(epochs):
+            try:
+                timings[name]["times_s"].append(epochs[name]())
+            except Exception as exc:
+                if name == "genzoo":
+                    raise
+                timings[name].update(status="error", reason=f"{type(exc).__name__}: {exc}")
+                del epochs[name], models[name]
+        print(f"epoch {e + 1}/{args.epochs}: " + ", ".join(
+            f"{n} {timings[n]['times_s'][-1]:.2f} s" for n in epochs), flush=True)
+    train_s = time.perf_counter() - t_train
+
+    n_batches = math.ceil(len(x_train) / BATCH)
+    per_example = {}
+    t_eval = time.perf_counter()
+    for name, model in models.items():
+        entry = timings[name]
+        entry["median_s"] = statistics.median(entry["times_s"])
+        entry["per_batch_ms"] = 1e3 * entry["median_s"] / n_batches
+        entry["train_loss_last_epoch"] = infos[name]["train_loss_last_epoch"].get("loss")
+        ev = evaluate(model, x_test, args.is_samples, args.seed)
+        per_example[name] = ev.pop("_per_example")
+        entry.update(ev)
+        print(f"{name}: median {entry['median_s']:.2f} s/epoch, test NLL "
+              f"{entry['test_nll_nats']:.2f} +/- {entry['test_nll_stderr']:.2f} nats "
+              f"(ELBO {entry['test_elbo_nats']:.2f})", flush=True)
+    eval_s = time.perf_counter() - t_eval
+
+    ratios, extra = {}, {}
+    if "median_s" in timings["genzoo"] and "median_s" in timings.get("pyro", {}):
+        ratios["genzoo / pyro"] = timings["genzoo"]["median_s"] / timings["pyro"]["median_s"]
+        diff = -(per_example["genzoo"] - per_example["pyro"])  # NLL genzoo - NLL pyro
+        extra["nll_difference_genzoo_minus_pyro"] = float(diff.mean())
+        extra["nll_difference_stderr_paired"] = (float(diff.std()) / math.sqrt(len(diff))
+                                                 if len(diff) > 1 else 0.0)
+    acceptance = _acceptance(timings, ratios, extra)
+    return _result(args, bundle, x_test, timings, ratios, extra, acceptance,
+                   {"train_interleaved": train_s, "evaluate": eval_s})
+
+
+def _acceptance(timings: dict, ratios: dict, extra: dict) -> dict:
+    criterion = ("both ran; genzoo's median time per epoch <= Pyro's (genzoo / pyro <= 1) and "
+                 f"genzoo's test NLL <= Pyro's + {ACCEPT_NLL_NATS} nat")
+    if timings["pyro"].get("status") != "ok":
+        return {"criterion": criterion, "passed": False,
+                "why": f"Pyro not measured ({timings['pyro'].get('reason', '')})",
+                "peers_not_measured": ["pyro"]}
+    why = []
+    if ratios["genzoo / pyro"] > 1.0:
+        why.append(f"genzoo / pyro = {ratios['genzoo / pyro']:.2f} > 1")
+    d = extra["nll_difference_genzoo_minus_pyro"]
+    if d > ACCEPT_NLL_NATS:
+        why.append(f"genzoo's NLL is {d:.2f} nats above Pyro's")
+    return {"criterion": criterion, "passed": not why, "why": "; ".join(why) or "met",
+            "peers_not_measured": []}
+
+
+def _result(args, bundle, x_test, timings, ratios, extra, acceptance, wall) -> dict:
+    def nll(name: str) -> str:
+        t = timings[name]
+        if "test_nll_nats" not in t:
+            return f"{name}: not measured ({t.get('reason', t.get('status'))})"
+        return (f"{name}: test NLL {t['test_nll_nats']:.2f} +/- {t['test_nll_stderr']:.2f} "
+                f"nats (ELBO {t['test_elbo_nats']:.2f}), median {t['median_s']:.2f} s/epoch")
+
+    notes = [
+        (f"Test NLL by genzoo's importance sampler, k = {args.is_samples}, float64, on the "
+         f"first {len(x_test)} test images of the fixed binarization: " + "; ".join(
+             nll(n) for n in ("genzoo", "pyro"))
+         + (f"; paired difference genzoo - pyro {extra['nll_difference_genzoo_minus_pyro']:+.2f}"
+            f" +/- {extra['nll_difference_stderr_paired']:.2f} nats" if extra else "") + "."),
+        (f"Same architecture ({N_VISIBLE}-{args.hidden}-{args.latent}, softplus), same "
+         f"objective (one-draw Monte Carlo ELBO, SGVB-A = Trace_ELBO), same optimizer (Adam lr "
+         f"{LR}), same batch size ({BATCH}), same data and epochs ({args.epochs}), one process, "
+         f"epochs interleaved; {torch.get_num_threads()} torch thread(s)."),
+        ("Differences that remain, each library's own: initial weights (genzoo N(0, "
+         f"{timings['genzoo'].get('init_std', 0.01)}^2) with the decoder's output bias set to "
+         "the data's pixel logits, as Burda et al.; Pyro's example keeps torch's default "
+         "Linear init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), i.e. std 0.02 to 0.08 here), the "
+         "encoder's scale "
+         "(genzoo outputs log sigma^2, Pyro's example log sigma), the decoder's output (genzoo "
+         "Bernoulli logits, Pyro sigmoid probabilities clipped to [1e-7, 1 - 1e-7]), and the "
+         "random streams (genzoo an explicit generator, Pyro torch's global one)."),
+        ("The Pyro example itself trains on grey-level MNIST scored by a Bernoulli likelihood; "
+         "here both libraries get the same binary data, so both NLLs are proper."),
+        ("Timing: the loop over minibatches only (batch gather, forward, backward, optimizer "
+         "step, and each library's per-step bookkeeping); genzoo's validation and checkpoint "
+         "at the end of each epoch (it resumes one epoch at a time so the epochs interleave) "
+         "and Pyro's setup are excluded."),
+        ("Subnormal floats: genzoo's Trainer flushes them to zero while it trains, its default "
+         "(genzoo.utils.denormals); Pyro's steps run with IEEE subnormals, as Pyro ships. "
+         "Trained softplus units and confident Bernoulli logits produce subnormals, which slow "
+         "x86 matrix products: on this VAE after 100 epochs a genzoo step was 35% slower "
+         "without flushing. Part of the difference in time per epoch is this default."
+         if denormals.wanted() else
+         "Subnormal floats: both libraries ran with IEEE subnormals (GENZOO_DENORMALS=ieee)."),
+    ]
+    if args.smoke:
+        notes.insert(0, "SMOKE RUN: tiny model and data; numbers are not a benchmark.")
+    elif args.epochs < FULL["epochs"]:
+        notes.insert(0, f"Budget run: {args.epochs} epochs (Pyro's example runs 101), k = "
+                     f"{args.is_samples} on {len(x_test)} test images; --full for 100 epochs "
+                     "and k = 5000 on all 10,000.")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    cores = os.cpu_count() or 1
+    if load is not None and load > 0.5 * cores:
+        notes.insert(0, f"The machine was busy with other work (1-minute load average "
+                     f"{load:.2f} on {cores} cores at the end): the ratio is more reliable "
+                     "than either time, since epochs were interleaved.")
+    return {
+        "schema_version": common.SCHEMA_VERSION,
+        "benchmark": BENCHMARK,
+        "title": (f"VAE {N_VISIBLE}-{args.hidden}-{args.latent}: genzoo vs Pyro's VAE example "
+                  "(time per epoch, test NLL by genzoo's evaluator)"),
+        "row": "vae_pyro_comparison",
+        "kind": "speed",
+        "command": common.command_line(),
+        "git": common.run_git(),
+        "date": common.now_iso(),
+        "machine": common.machine_info(),
+        "data": {"name": DATA, "binarization": "fixed (Larochelle & Murray 2011 file)",
+                 "split": "train (timing), test (NLL)", "n_examples": len(bundle.train.x),
+                 "n_test": len(x_test)},
+        "config": {
+            "setting": (f"VAE {N_VISIBLE}-{args.hidden}-{args.latent} (softplus, Bernoulli "
+                        f"decoder), Trace_ELBO / SGVB-A, Adam lr {LR}, batch {BATCH}, "
+                        f"{args.epochs} epochs each, epochs interleaved, median epoch time; "
+                        f"test NLL by genzoo IS k={args.is_samples} on {len(x_test)} test "
+                        "images (see notes)"),
+            "n_visible": N_VISIBLE, "hidden": args.hidden, "latent": args.latent,
+            "batch_size": BATCH, "lr": LR, "epochs": args.epochs,
+            "is_samples": args.is_samples, "n_test": len(x_test), "seed": args.seed,
+            "torch_threads": torch.get_num_threads(), "dtype": "float32",
+        },
+        "timings": timings,
+        "ratios": ratios,
+        "acceptance": acceptance,
+        "extra": extra,
+        "wall_s": wall,
+        "smoke": bool(args.smoke),
+        "notes": notes,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--full", action="store_true",
+                   help="100 epochs and k = 5000 on all 10,000 test images (hours)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--is-samples", type=int, default=None)
+    p.add_argument("--n-test", type=int, default=None,
+                   help="evaluate on the first N test images (default 1000; all with --full)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--genzoo-init-std", type=float, default=None,
+                   help="genzoo's model.init_std (default: genzoo's own, 0.01, Kingma & "
+                   "Welling's; with softplus units it starts slower than Pyro's torch init)")
+    common.add_output_args(p, "seconds-long check (1000 images, 2 epochs, tiny networks)")
+    args = p.parse_args(argv)
+    preset = SMOKE if args.smoke else FULL if args.full else BUDGET
+    args.epochs = args.epochs or preset["epochs"]
+    args.is_samples = args.is_samples or preset["is_samples"]
+    args.n_test = args.n_test or preset["n_test"]
+    args.n_train = preset.get("n_train")
+    args.hidden = preset.get("hidden", HIDDEN)
+    args.latent = preset.get("latent", N_LATENT)
+    dirs = common.run_dirs(p, args, f"{BENCHMARK}_e{args.epochs}")
+    result = run(args, dirs)
+    path = common.write_result(result, dirs.results)
+    for k, v in result["ratios"].items():
+        print(f"{k} = {v:.3f} (time per epoch)")
+    if result["timings"]["pyro"].get("status") != "ok":
+        print(f"pyro: {result['timings']['pyro']['status']}: "
+              f"{result['timings']['pyro']['reason']}")
+    acc = result["acceptance"]
+    print(f"acceptance: {'PASSED' if acc['passed'] else 'NOT MET'} ({acc['why']})")
+    if not args.smoke and dirs.results.resolve() == common.RESULTS_DIR.resolve():
+        print("regenerate RESULTS.md: python benchmarks/make_results.py")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,419 @@
+"""The parts of benchmark rows that are not ``genzoo train`` + ``genzoo evaluate``.
+
+A row names a function here: ``train_with`` (replaces the training step), ``evaluate_with``
+(replaces the evaluation; returns a report), ``baselines`` (adds figures to ``extra``) or
+``task`` (the whole run; returns the result's body). Each takes the row and the run's plan
+(``run.plan``: data set, training and evaluation settings, epochs).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import common
+
+
+def _data(name: str, **fields: Any):
+    from genzoo.data import DataConfig
+
+    return common.offline_data(DataConfig(name=name, **fields))
+
+
+def _data_fields(sets: dict[str, Any]) -> dict[str, Any]:
+    """The ``data.*`` settings of a plan as DataConfig fields ("true" -> True)."""
+    conv = {"true": True, "false": False}
+    return {k.removeprefix("data."): conv.get(str(v).lower(), v) for k, v in sets.items()
+            if k.startswith("data.")}
+
+
+# ------------------------------------------------------------------------- train / evaluate
+
+
+def pretrained_dbm(row: dict, data: str, sets: dict[str, Any], run: Path) -> None:
+    """SH09's DBM: greedy layerwise pretraining with the row's ``pretrain`` settings (a
+    learning rate and schedule of their own, which ``genzoo train --pretrain`` does not
+    take), then the DBM's training from the composed weights, through the Python API."""
+    from genzoo.core.run_config import RunConfig
+    from genzoo.training import Trainer
+
+    try:
+        from genzoo.recipes.dbm_pretraining import pretrain_dbm
+    except ImportError:
+        from genzoo.models.boltzmann.dbm_pretraining import pretrain_dbm
+
+    pre = row["pretrain"]
+    epochs = 1 if sets.get("train.epochs") == 1 else pre["epochs"]  # smoke: 1
+    cfg = RunConfig.default(row["model"]).with_overrides(
+        [f"data.name={data}", *common.sets_to_args({**sets, "train.progress": False})[1::2]])
+    bundle = common.offline_data(cfg.data)
+    model_cfg = cfg.model.replace(n_visible=bundle.n_features)
+    train = dataclasses.replace(cfg.train, epochs=epochs, lr=pre["train.lr"],
+                                lr_schedule=pre["train.lr_schedule"])
+    if (run / "config.json").is_file():  # resume: the pretraining is done
+        from genzoo.training.checkpoint import load_model
+
+        dbm = load_model(run)[0]
+    else:
+        dbm, _ = pretrain_dbm(model_cfg, bundle, run.parent / f"{run.name}_pretrain",
+                              dataclasses.replace(cfg, model=model_cfg, train=train),
+                              rbm_k=pre["rbm_k"])
+    Trainer(dbm, dataclasses.replace(cfg, model=dbm.config), bundle, run).fit(
+        resume=(run / "config.json").is_file())
+
+
+def gaussian_baselines(p: dict, report: dict) -> dict[str, Any]:
+    """Test NLLs (nats per example) of the maximum-likelihood full-covariance and diagonal
+    Gaussians fitted to the training data in model space, carried into the space the
+    evaluator reports by the same log-Jacobian; they give the scale where no published
+    number exists. The diagonal one is a GRBM's AIS base model."""
+    fields = _data_fields(p["train"])
+    fields.pop("unit_variance", None)
+    bundle = _data(p["data"], **fields)
+    x, y = bundle.train.x.double(), bundle.test.x.double()
+    log_det = bundle.transform.log_det_jacobian(y) if bundle.transform is not None else 0.0
+    mean, cov = x.mean(0), torch.cov(x.T, correction=0)
+    full = torch.distributions.MultivariateNormal(mean, covariance_matrix=cov)
+    diag = torch.distributions.Normal(mean, torch.diagonal(cov).sqrt())
+    return {"gaussian_nll": float((-full.log_prob(y) - log_det).mean()),
+            "diagonal_gaussian_nll": float((-diag.log_prob(y).sum(-1) - log_det).mean()),
+            "gaussian_nll_note": "maximum-likelihood Gaussians fitted to the same training "
+                                 "data, in the space the evaluator reports"}
+
+
+def parzen_baselines(p: dict, report: dict, n: int = 10_000) -> dict[str, Any]:
+    """Two yardsticks for a sample-based score: the Parzen score of the test split when the
+    'samples' are ``n`` training examples (bandwidth chosen on the validation split; what a
+    copying sampler reaches), and the Frechet distance and class coverage of a mixture of 10
+    diagonal Gaussians fitted by EM (a GAN or GMMN should beat it)."""
+    from sklearn.mixture import GaussianMixture
+
+    from genzoo.evaluation.frechet import frechet_report, load_classifier
+    from genzoo.evaluation.parzen import parzen_log_likelihood, select_parzen_bandwidth
+
+    bundle = _data(p["data"], **_data_fields(p["train"]))
+    train = bundle.train.x[:n]
+    sigma, _ = select_parzen_bandwidth(train, bundle.valid.x, torch.logspace(-1, 0, 10).tolist())
+    est = parzen_log_likelihood(train, bundle.test.x, sigma)
+    out = {"training_data_parzen": {"value": est.value, "stderr": est.stderr, "sigma": sigma,
+                                    "n_samples": len(train)}}
+    try:
+        classifier = load_classifier(p["data"])
+    except Exception:  # noqa: BLE001 - no feature classifier for this data set (digits)
+        return out
+    gm = GaussianMixture(10, covariance_type="diag", random_state=0, max_iter=100)
+    gm.fit(bundle.train.x.double().numpy())
+    samples = torch.from_numpy(gm.sample(n)[0]).clamp(0, 1)
+    fr = frechet_report(samples, bundle.test.x, classifier)
+    out["baseline"] = {"model": "mixture of 10 diagonal Gaussians (EM)",
+                       "frechet_distance": fr["frechet_distance"],
+                       "classes_covered": fr["classes_covered"]}
+    return out
+
+
+def _mean_se(values: torch.Tensor) -> dict[str, float]:
+    n = len(values)
+    sd = float(values.std()) if n > 1 else math.nan
+    return {"mean": float(values.mean()), "stderr": sd / math.sqrt(n), "n": n}
+
+
+def conv_rbm_scores(run: Path, p: dict, chunk: int = 250) -> dict[str, Any]:
+    """A convolutional RBM's Z is intractable: on the test split, the mean-field
+    reconstruction cross-entropy (nats per image) and a stochastic pseudo-log-likelihood
+    (``pll_pixels`` random pixels per image, unbiased for the full sum), of the trained model
+    and of the exact model the run started from, with paired changes; plus ``genzoo filters``
+    and ``genzoo sample`` images beside the result."""
+    import torch.nn.functional as F
+
+    from genzoo.cli import main as genzoo
+    from genzoo.core.registry import get_model_spec
+    from genzoo.training.checkpoint import load_model
+
+    after, cfg = load_model(run)
+    bundle = common.offline_data(cfg.data)
+    torch.manual_seed(cfg.train.seed)  # the model `genzoo train` started from
+    before = get_model_spec(cfg.model_name).build(cfg.model)
+    with torch.no_grad():
+        before.init_from_data(bundle.train_x(0))
+    pixels = int(p["evaluate"].get("pll_pixels", 16))
+
+    def recon_ce(model, x):  # logits of P(v = 1 | h = P(h | x)): no log(0)
+        img = model.images(x)
+        logits = model.visible_input(model.block_probabilities(model.detector_input(img))[0])
+        return F.binary_cross_entropy_with_logits(logits, img, reduction="none").flatten(1).sum(-1)
+
+    def pll(model, x, g):  # log P(v_i | v_-i) = log sigmoid(F(v, v_i flipped) - F(v))
+        b, d = x.shape
+        m = min(pixels, d)
+        idx = torch.rand((b, d), generator=g).argsort(-1)[:, :m].unsqueeze(-1)
+        flipped = x.unsqueeze(1).repeat(1, m, 1)
+        flipped.scatter_(-1, idx, 1.0 - flipped.gather(-1, idx))
+        f_flip = model.free_energy(flipped.reshape(b * m, d)).reshape(b, m)
+        return F.logsigmoid(f_flip - model.free_energy(x).unsqueeze(-1)).sum(-1) * (d / m)
+
+    x, per = bundle.test.x.double(), {}
+    with torch.no_grad():
+        for name, model in (("before", before.eval().double()), ("after", after.double())):
+            g = torch.Generator().manual_seed(0)  # the same pixels for both models
+            parts = [(recon_ce(model, x[i:i + chunk]), pll(model, x[i:i + chunk], g))
+                     for i in range(0, len(x), chunk)]
+            per[name] = {"recon_ce": torch.cat([a for a, _ in parts]),
+                         "pll": torch.cat([b for _, b in parts])}
+    images = {}
+    for kind, args in (("filters", []), ("samples", ["-n", str(p["evaluate"].get("n_samples", 64))])):
+        images[kind] = str(run / f"{kind}.png")
+        cmd = "filters" if kind == "filters" else "sample"
+        if genzoo([cmd, str(run), *args, "--out", images[kind]]):
+            raise SystemExit(f"genzoo {cmd} failed on {run}")
+    stats = {k: {m: _mean_se(v) for m, v in d.items()} for k, d in per.items()}
+    change = {m: _mean_se(per["after"][m] - per["before"][m]) for m in ("recon_ce", "pll")}
+    return {"recon_ce": stats["after"]["recon_ce"]["mean"],
+            "recon_ce_stderr": stats["after"]["recon_ce"]["stderr"], "split": "test",
+            "n_examples": len(x), "data_description": getattr(bundle, "description", None),
+            "estimator": "mean-field reconstruction, P(v | h = P(h | v)); float64",
+            "dtype": "float64", "pll_pixels_per_image": pixels, **stats,
+            "change_after_minus_before": change, "images": images}
+
+
+# ---------------------------------------------------------------------------- whole tasks
+
+
+def _plot(panels: dict[str, dict[str, list[tuple[float, float]]]], path: Path, title: str,
+          log_x: bool = False, marks: dict[float, str] | None = None) -> Path:
+    """A PNG of one or more panels of line series (pillow only), e.g. a curve per network
+    size, or a training and a held-out curve per latent size; ``marks``: dashed vertical
+    lines at x with a label."""
+    from PIL import Image, ImageDraw
+
+    colours = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189)]
+    pts = [pt for s in panels.values() for line in s.values() for pt in line
+           if pt[0] > 0 or not log_x]
+    fx = (lambda v: math.log10(v)) if log_x else (lambda v: v)
+    x_lo, x_hi = min(fx(x) for x, _ in pts), max(fx(x) for x, _ in pts)
+    y_lo, y_hi = min(y for _, y in pts), max(y for _, y in pts)
+    x_hi, y_hi = max(x_hi, x_lo + 1e-9), max(y_hi, y_lo + 1e-9)
+    pw, ph, left, top = 300, 240, 60, 50
+    img = Image.new("RGB", (left + len(panels) * (pw + 30) + 120, top + ph + 50), "white")
+    d = ImageDraw.Draw(img)
+    d.text((left, 8), title, fill="black")
+    for i, (label, series) in enumerate(panels.items()):
+        x0 = left + i * (pw + 30)
+
+        def xy(x: float, y: float, x0: int = x0) -> tuple[float, float]:
+            return (x0 + (fx(x) - x_lo) / (x_hi - x_lo) * pw,
+                    top + ph - (y - y_lo) / (y_hi - y_lo) * ph)
+
+        d.rectangle([x0, top, x0 + pw, top + ph], outline="black")
+        d.text((x0 + 4, top - 14), label, fill="black")
+        for t in (x_lo, x_hi):
+            d.text((x0 + (t - x_lo) / (x_hi - x_lo) * pw - 10, top + ph + 6),
+                   f"1e{t:.0f}" if log_x else f"{t:.2g}", fill="black")
+        for t in (y_lo, y_hi):
+            d.text((x0 - 55, xy(10 ** x_lo if log_x else x_lo, t)[1] - 6), f"{t:.4g}",
+                   fill="black")
+        for x, text in (marks or {}).items():
+            gx = xy(x, y_lo)[0]
+            for y in range(top, top + ph, 8):
+                d.line([(gx, y), (gx, y + 4)], fill="grey")
+            d.text((gx + 3, top), text, fill="grey")
+        for k, (name, line) in enumerate(series.items()):
+            colour = colours[k % len(colours)]
+            d.line([xy(x, y) for x, y in line if x > 0 or not log_x], fill=colour, width=2)
+            d.text((left + len(panels) * (pw + 30), top + 16 * k), name, fill=colour)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, format="PNG")
+    return path
+
+
+def hopfield_capacity(row: dict, p: dict, out: Path) -> dict[str, Any]:
+    """Recall of the Hebbian Hopfield network against the load P/N for several N: P =
+    round(load N) random patterns stored, asynchronous dynamics from each pattern to a fixed
+    point, the mean overlap m with its pattern; the critical load is where m first falls
+    below ``threshold`` (interpolated). The classical limit is 0.138 as N grows."""
+    from genzoo.models.hopfield.capacity import capacity_curve, critical_load
+
+    grid = p["grid"]
+    torch.set_num_threads(1)
+    t0, g = time.perf_counter(), torch.Generator().manual_seed(0)
+    curves = {n: capacity_curve(n, grid["loads"], n_trials=grid["trials"], generator=g)
+              for n in grid["sizes"]}
+    critical = {n: critical_load(c, grid["threshold"]) for n, c in curves.items()}
+    png = _plot({"mean overlap after recall against load P/N": {
+        f"N = {n}": [(pt.load, pt.overlap) for pt in c] for n, c in curves.items()}},
+        out / f"{row['name']}.png", "Hebbian Hopfield network", marks={0.138: "0.138"})
+    n_max = max(grid["sizes"])
+    return {"data": {"name": "uniform random +-1 patterns", "binarization": "none",
+                     "split": "none (synthetic)"},
+            "metric": {"name": f"critical load (overlap < {grid['threshold']}) at N = {n_max}",
+                       "unit": "patterns per unit", "lower_is_better": False},
+            "estimator": {"name": "recall from each stored pattern, asynchronous T = 0 "
+                          "dynamics", "trials": grid["trials"]},
+            "value": critical[n_max],
+            # The spread over network sizes bounds the finite-size drift, not a sampling error.
+            "stderr": statistics.stdev(critical.values()) if len(critical) > 1 else 0.0,
+            "extra": {"critical_load_by_n": {str(n): v for n, v in critical.items()},
+                      "curves": {str(n): [vars(pt) for pt in c] for n, c in curves.items()},
+                      "plot": png.name},
+            "wall_s": {"sweep": time.perf_counter() - t0}}
+
+
+def _ring(n: int, g: torch.Generator, k: int = 8, radius: float = 2.0,
+          std: float = 0.1) -> torch.Tensor:
+    """(n, 2) draws from a ring of ``k`` equally weighted Gaussians."""
+    angle = 2 * math.pi * torch.randint(0, k, (n,), generator=g) / k
+    mu = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], 1)
+    return mu + std * torch.randn(n, 2, generator=g)
+
+
+def dae_walkback_toy(row: dict, p: dict, out: Path) -> dict[str, Any]:
+    """The DAE chain on a ring of 8 Gaussians (radius 2, std 0.1): the unbiased MMD^2 between
+    pooled chain draws (chains from N(0, 2^2 I), burn-in, thinning) and fresh data, with a
+    permutation p-value, for plain training (K = 1) and walkback (K > 1) at the same
+    corruption, over seeds and training budgets; the MMD^2 between two data samples of the
+    same size is the yardstick."""
+    from genzoo.evaluation.mmd import mmd, mmd_permutation_test
+    from genzoo.models.markov.dae import DAE, DAEConfig
+
+    grid, sigmas = p["grid"], (0.1, 0.3, 1.0)
+    torch.set_num_threads(1)
+    t0, n = time.perf_counter(), grid["chains"] * grid["keep"]
+    gd = torch.Generator().manual_seed(12345)
+    null = [float(mmd(_ring(n, gd).double(), _ring(n, gd).double(), sigmas))
+            for _ in range(grid["data_pairs"])]
+    angle = 2 * math.pi * torch.arange(8, dtype=torch.float32) / 8
+    means = torch.stack([2 * torch.cos(angle), 2 * torch.sin(angle)], 1)
+    rows = []
+    for steps in grid["budgets"]:
+        for noise in grid["noises"]:
+            for k in grid["walkbacks"]:
+                per_seed = []
+                for seed in grid["seeds"]:
+                    g = torch.Generator().manual_seed(seed)
+                    model = DAE(DAEConfig(n_visible=2, n_hidden=grid["n_hidden"],
+                                          corruption="gaussian", noise_level=noise,
+                                          reconstruction="gaussian", walkback=k,
+                                          sample_output="draw"), generator=g)
+                    model.init_from_data(_ring(2000, g))
+                    opt = torch.optim.Adam(model.parameters(), lr=grid["lr"])
+                    for _ in range(steps):
+                        loss = model.loss(_ring(grid["batch"], g), g)["loss"]
+                        opt.zero_grad()
+                        loss.backward()
+                        opt.step()
+                    last = grid["burn_in"] + grid["thin"] * (grid["keep"] - 1)
+                    states = model.chain(2.0 * torch.randn(grid["chains"], 2, generator=g), last,
+                                         g, output="draw")
+                    draws = states[[grid["burn_in"] + grid["thin"] * i
+                                    for i in range(grid["keep"])]].reshape(-1, 2)
+                    est = mmd_permutation_test(draws, _ring(n, gd), sigmas, grid["permutations"],
+                                               generator=torch.Generator().manual_seed(seed))
+                    # off mode: farther than 4 component stds from every mean
+                    off = float((torch.cdist(draws, means.to(draws)).min(1).values > 0.4)
+                                .to(draws.dtype).mean())
+                    per_seed.append({"seed": seed, "mmd2": est.value,
+                                     "p_value": est.diagnostics["p_value"],
+                                     "off_mode_fraction": off,
+                                     "recon_sigma": model._log_sigma().exp().tolist()})
+                vals = [r["mmd2"] for r in per_seed]
+                rows.append({"steps": steps, "noise": noise, "walkback": k,
+                             "mmd2_mean": statistics.fmean(vals),
+                             "mmd2_sd": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+                             "off_mode_mean": statistics.fmean(r["off_mode_fraction"]
+                                                               for r in per_seed),
+                             "seeds": per_seed})
+                print(f"steps {steps} noise {noise} K {k}: MMD^2 {rows[-1]['mmd2_mean']:.5f}",
+                      flush=True)
+    plain = {(r["steps"], r["noise"]): r["mmd2_mean"] for r in rows if r["walkback"] == 1}
+    best = min(rows, key=lambda r: r["mmd2_mean"])
+    return {"data": {"name": "ring of 8 Gaussians in 2-D (radius 2, std 0.1)",
+                     "binarization": "none", "split": "fresh synthetic draws", "n_examples": n},
+            "metric": {"name": "unbiased MMD^2, chain draws vs data (best setting)",
+                       "unit": "kernel units", "lower_is_better": True},
+            "estimator": {"name": "unbiased MMD^2 with permutation test",
+                          "kernel_sigmas": list(sigmas), "permutations": grid["permutations"],
+                          **{k: grid[k] for k in ("chains", "burn_in", "thin", "keep")}},
+            "value": best["mmd2_mean"], "stderr": best["mmd2_sd"],
+            "extra": {"best": {k: best[k] for k in ("steps", "noise", "walkback")},
+                      "data_vs_data": {"mean": statistics.fmean(null), "values": null,
+                                       "sd": statistics.stdev(null) if len(null) > 1 else 0.0},
+                      "walkback_minus_plain": {
+                          f"steps={r['steps']},noise={r['noise']},K={r['walkback']}":
+                              r["mmd2_mean"] - plain[(r["steps"], r["noise"])]
+                          for r in rows if r["walkback"] > 1 and (r["steps"], r["noise"]) in plain},
+                      "table": rows},
+            "training": {"optimizer": "adam", "lr": grid["lr"], "steps": grid["budgets"],
+                         "batch": grid["batch"], "n_hidden": grid["n_hidden"],
+                         "activation": "tanh", "tied": False},
+            "wall_s": {"total": time.perf_counter() - t0}}
+
+
+def vae_frey_faces(row: dict, p: dict, out: Path) -> dict[str, Any]:
+    """Kingma & Welling (2014), figure 2: the SGVB bound per data point on training and
+    held-out faces against the examples seen, one VAE (genzoo Trainer) per latent size; the
+    final test bound and the importance-sampled log p(x) of the same draws."""
+    from genzoo.core.run_config import RunConfig
+    from genzoo.evaluation.importance import importance_log_likelihood
+    from genzoo.training import Trainer
+    from genzoo.core.registry import get_model_spec
+
+    grid, batch = p["grid"], 100
+    bundle = _data(p["data"], seed=0)
+    n_train = len(bundle.train.x)
+    bpe = math.ceil(n_train / batch)
+    full, rest = divmod(grid["examples"], n_train)
+    steps = max(1, full * bpe + math.ceil(rest / batch))
+    seen = lambda s: (s // bpe) * n_train + min((s % bpe) * batch, n_train)  # noqa: E731
+    every = max(1, steps // 60)
+    per_latent, curves, wall = {}, {}, {}
+    for j in grid["latents"]:
+        cfg = RunConfig.default("vae").with_overrides([
+            f"data.name={p['data']}", *common.sets_to_args(
+                {**p["train"], "model.n_latent": j, "train.max_steps": steps,
+                 "train.log_every": every, "train.validate_every": every})[1::2]])
+        cfg = dataclasses.replace(cfg, model=cfg.model.replace(n_visible=bundle.n_features))
+        model = get_model_spec("vae").build(cfg.model)
+        t0 = time.perf_counter()
+        Trainer(model, cfg, bundle, out / "runs" / f"z{j}").fit()
+        wall[f"train_z{j}"] = time.perf_counter() - t0
+        with open(out / "runs" / f"z{j}" / "metrics.csv", newline="") as fh:
+            logged = list(csv.DictReader(fh))
+        curves[j] = {s: [(seen(int(float(r["step"]))), float(r[key])) for r in logged
+                         if r.get(key) not in (None, "")]
+                     for s, key in (("train", "elbo"), ("valid", "valid_elbo"))}
+        t0 = time.perf_counter()
+        rep = importance_log_likelihood(model, bundle.test.x, grid["eval_draws"],
+                                        torch.Generator().manual_seed(0))
+        elbo = rep["per_example_elbo"]
+        per_latent[j] = {"elbo": -rep["elbo_nats"],
+                         "elbo_stderr": float(elbo.std()) / math.sqrt(len(elbo)),
+                         "log_px": -rep["nll_nats"], "log_px_stderr": rep["stderr"],
+                         "draws": grid["eval_draws"], "n_examples": rep["n_examples"]}
+        wall[f"evaluate_z{j}"] = time.perf_counter() - t0
+    png = _plot({f"N_z = {j}": c for j, c in curves.items()}, out / f"{row['name']}.png",
+                "AEVB: bound per data point (nats) vs training examples seen (train, held out)",
+                log_x=True)
+    top = per_latent[max(per_latent)]
+    return {"data": {"name": p["data"], "binarization": "none (grey levels / 255, "
+                     "real-valued; Gaussian decoder)", "split": "test",
+                     "n_examples": top["n_examples"]},
+            "metric": {"name": f"test ELBO, N_z = {max(per_latent)}", "unit": "nats",
+                       "lower_is_better": False, "per": "example"},
+            "estimator": {"name": f"SGVB-A bound, mean over {grid['eval_draws']} draws of "
+                          "q(z|x) per example (genzoo importance_log_likelihood, float64)",
+                          "n_samples": grid["eval_draws"], "dtype": "float64"},
+            "value": top["elbo"], "stderr": top["elbo_stderr"],
+            "extra": {"per_latent": {str(j): v for j, v in per_latent.items()},
+                      "curves": {str(j): {k: [list(x) for x in s] for k, s in c.items()}
+                                 for j, c in curves.items()},
+                      "plot": png.name},
+            "training": {"examples_per_latent": seen(steps), "settings": p["train"],
+                         "latents": list(grid["latents"])},
+            "wall_s": wall}
