@@ -262,7 +262,7 @@ def with_run_config(result: dict[str, Any], run: Path) -> dict[str, Any]:
     ``training.run_config``, and a note naming every setting of ``training.settings`` the run
     does not hold (a run resumed after its recipe changed keeps the config it started with).
     Unchanged when ``run`` holds no run."""
-    from genzoo.core.run_config import RunConfig
+    from genzoo.run_config import RunConfig
 
     if not has_checkpoint(run):
         return result

@@ -17,9 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 import common
+import torch
 
 
 def _data(name: str, **fields: Any):
@@ -42,7 +41,7 @@ def pretrained_dbm(row: dict, data: str, sets: dict[str, Any], run: Path) -> Non
     """SH09's DBM: greedy layerwise pretraining with the row's ``pretrain`` settings (a
     learning rate and schedule of their own, which ``genzoo train --pretrain`` does not
     take), then the DBM's training from the composed weights, through the Python API."""
-    from genzoo.core.run_config import RunConfig
+    from genzoo.run_config import RunConfig
     from genzoo.training import Trainer
 
     try:
@@ -359,10 +358,10 @@ def vae_frey_faces(row: dict, p: dict, out: Path) -> dict[str, Any]:
     """Kingma & Welling (2014), figure 2: the SGVB bound per data point on training and
     held-out faces against the examples seen, one VAE (genzoo Trainer) per latent size; the
     final test bound and the importance-sampled log p(x) of the same draws."""
-    from genzoo.core.run_config import RunConfig
-    from genzoo.evaluation.importance import importance_log_likelihood
-    from genzoo.training import Trainer
     from genzoo.core.registry import get_model_spec
+    from genzoo.evaluation.importance import importance_log_likelihood
+    from genzoo.run_config import RunConfig
+    from genzoo.training import Trainer
 
     grid, batch = p["grid"], 100
     bundle = _data(p["data"], seed=0)

@@ -43,8 +43,8 @@ def test_evaluate_an_ensemble_the_run_was_not_trained_to_report(deep_nade_run, c
     import torch
 
     import genzoo
-    from genzoo.core.run_config import RunConfig
     from genzoo.data import load_data
+    from genzoo.run_config import RunConfig
 
     capsys.readouterr()
     assert main(["evaluate", str(deep_nade_run), "--json", "--set", "model.n_eval_orderings=3",

@@ -15,8 +15,8 @@ import torch
 
 from genzoo.core import protocols
 from genzoo.core.registry import get_model_spec, list_models
-from genzoo.core.run_config import RunConfig
 from genzoo.data import load_data
+from genzoo.run_config import RunConfig
 
 COMMON = ["data.name=digits", "data.binarize=threshold", "data.n_train=200", "data.n_eval=50",
           "train.max_steps=3", "train.batch_size=20", "train.progress=false",

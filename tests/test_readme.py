@@ -25,7 +25,7 @@ def test_readme_has_exactly_two_commands_and_ci_runs_the_test_one():
 
 
 def test_readme_main_command_uses_only_valid_overrides():
-    from genzoo.core.run_config import RunConfig
+    from genzoo.run_config import RunConfig
 
     main_cmd = _bash_blocks((ROOT / "README.md").read_text())[0]
     overrides = re.findall(r"--set (\S+)", main_cmd.split("genzoo evaluate")[0])

@@ -20,9 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 import common
+import torch
 
 from genzoo.ops.numerics import bernoulli_log_likelihood
 from genzoo.models.autoregressive.nade import NADE, NADEConfig

@@ -55,10 +55,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import common
 import numpy as np
 import torch
-
-import common
 
 BENCHMARK = "rbm_cd1_speed"
 N_VISIBLE = 784
@@ -102,9 +101,9 @@ def _genzoo_trainer(n_rows: int, n_hidden: int, lr: float, batch_size: int, seed
     """The real Trainer.fit for one epoch; a callback times its loop from the start of the
     first step to the end of the last, so setup, checkpoints and sample grids are excluded."""
     try:
-        from genzoo.core.run_config import RunConfig
         from genzoo.data import DataConfig, load_data
         from genzoo.models.boltzmann.rbm import RBM, RBMConfig
+        from genzoo.run_config import RunConfig
         from genzoo.training import Trainer
         from genzoo.training.callbacks import Callback
         from genzoo.training.config import TrainConfig

@@ -51,11 +51,10 @@ import sys
 import time
 from pathlib import Path
 
+import common
 import torch
 from torch import distributions as D
 from torch import nn
-
-import common
 
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import LATENT
@@ -188,8 +187,8 @@ def genzoo_trainer(bundle, data_cfg, hidden: int, j: int, seed: int, run_dir: Pa
     at a time with ``fit(resume=True)``; each epoch is timed by a callback from the start of
     its first step to the end of its last. ``init_std``: model.init_std (None: genzoo's
     default)."""
-    from genzoo.core.run_config import RunConfig
     from genzoo.models.directed.vae import VAE, VAEConfig
+    from genzoo.run_config import RunConfig
     from genzoo.training import Trainer
     from genzoo.training.callbacks import Callback
     from genzoo.training.config import TrainConfig

@@ -9,9 +9,9 @@ import pytest
 
 from genzoo.core.config import Config, check
 from genzoo.core.errors import ConfigError
-from genzoo.core.run_config import RunConfig
 from genzoo.data.config import DataConfig
 from genzoo.evaluation.config import EvalConfig
+from genzoo.run_config import RunConfig
 from genzoo.training.config import TrainConfig
 
 

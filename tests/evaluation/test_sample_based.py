@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from genzoo.core.run_config import RunConfig
 from genzoo.data import load_data
 from genzoo.evaluation import evaluate, frechet
 from genzoo.evaluation.parzen import PARZEN_WARNING
 from genzoo.evaluation.sample_based import sample_based_report
 from genzoo.models.implicit.gmmn import GMMN, GMMNConfig
+from genzoo.run_config import RunConfig
 
 
 def test_evaluate_dispatches_implicit_models_to_the_sample_based_report(monkeypatch, tmp_path):

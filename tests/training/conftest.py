@@ -15,8 +15,8 @@ from torch import nn
 
 from genzoo.core import registry
 from genzoo.core.config import Config
-from genzoo.core.run_config import RunConfig
 from genzoo.data.config import DataConfig
+from genzoo.run_config import RunConfig
 from genzoo.training.config import TrainConfig
 
 TOY_NAME = "test-toy-bernoulli"

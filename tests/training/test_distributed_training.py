@@ -25,8 +25,8 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
 from genzoo.core.errors import ConfigError
-from genzoo.core.run_config import RunConfig
 from genzoo.data import load_data
+from genzoo.run_config import RunConfig
 from genzoo.training import Trainer
 from genzoo.training.checkpoint import (
     checkpoint_step,

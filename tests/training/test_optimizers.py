@@ -9,10 +9,10 @@ import torch
 from support import KillAt, Killed
 
 from genzoo.core.errors import ConfigError
-from genzoo.core.run_config import RunConfig
 from genzoo.data import load_data
 from genzoo.data.config import DataConfig
 from genzoo.models.directed.dlgm import DLGM, DLGMConfig
+from genzoo.run_config import RunConfig
 from genzoo.training import Trainer
 from genzoo.training.checkpoint import checkpoint_step, load_model
 from genzoo.training.config import TrainConfig

@@ -14,9 +14,9 @@ from genzoo.core import registry
 from genzoo.core.config import Config
 from genzoo.core.errors import ConfigError
 from genzoo.core.protocols import Phase
-from genzoo.core.run_config import RunConfig
 from genzoo.data import load_data
 from genzoo.data.config import DataConfig
+from genzoo.run_config import RunConfig
 from genzoo.training import Trainer
 from genzoo.training.checkpoint import checkpoint_step, load_trainer_state
 from genzoo.training.config import TrainConfig

@@ -55,8 +55,8 @@ def _pretraining(cfg, epochs: int | None, resume: bool):
 def _cmd_train(args: argparse.Namespace) -> int:
     from genzoo import distributed as gz_dist
     from genzoo.core.registry import get_model_spec
-    from genzoo.core.run_config import RunConfig
     from genzoo.data import load_data
+    from genzoo.run_config import RunConfig
     from genzoo.training import Trainer
     from genzoo.training.checkpoint import has_checkpoint, read_run_config
     from genzoo.training.data_parallel import agree

@@ -100,7 +100,7 @@ def verified_files(run_dir: Path, manifest: dict[str, Any]) -> dict[str, bytes]:
 
 def read_config(run_dir: Path, manifest: dict[str, Any]):
     """The RunConfig of ``config.json``, verified against ``manifest``."""
-    from genzoo.core.run_config import RunConfig
+    from genzoo.run_config import RunConfig
 
     doc = parse_json(run_dir, CONFIG_FILE, read_verified(run_dir, manifest, CONFIG_FILE))
     try:

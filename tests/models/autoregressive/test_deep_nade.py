@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from genzoo.core.errors import ConfigError, InputError
-from genzoo.core.run_config import RunConfig
 from genzoo.models.autoregressive import deep_nade as deep_nade_module
 from genzoo.models.autoregressive.deep_nade import DeepNADE, DeepNADEConfig
 from genzoo.ops.enumeration import binary_states
 from genzoo.ops.numerics import softplus
+from genzoo.run_config import RunConfig
 
 
 def random_model(d: int, seed: int = 0, hidden=(7, 5), **kw) -> DeepNADE:

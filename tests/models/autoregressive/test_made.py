@@ -302,8 +302,8 @@ def test_sampling_reads_only_variables_already_drawn_in_the_sets_ordering():
 
 
 def _digits_run(tmp_path, name: str, overrides: list[str]):
-    from genzoo.core.run_config import RunConfig
     from genzoo.data import load_data
+    from genzoo.run_config import RunConfig
     from genzoo.training import Trainer
 
     cfg = RunConfig.default("made").with_overrides(

@@ -64,7 +64,7 @@ def train_on_binary_digits(name: str, cls, overrides: list[str], run_dir):
     genzoo Trainer on 500 thresholded digits; returns the model and the data bundle."""
     import dataclasses
 
-    from genzoo.core.run_config import RunConfig
+    from genzoo.run_config import RunConfig
     from genzoo.training import Trainer
 
     cfg = RunConfig.default(name).with_overrides([

@@ -8,11 +8,11 @@ import dataclasses
 
 import torch
 
-from genzoo.core.run_config import RunConfig
 from genzoo.data import load_data
 from genzoo.evaluation.exact import exact_log_partition
 from genzoo.models.boltzmann.centered_dbm import CenteredDBM, CenteredDBMConfig
 from genzoo.ops.enumeration import binary_states
+from genzoo.run_config import RunConfig
 
 
 def random_centered(d: int, hidden: tuple[int, ...], seed: int = 0, **cfg) -> CenteredDBM:

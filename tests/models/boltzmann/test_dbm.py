@@ -9,7 +9,6 @@ import dataclasses
 import pytest
 import torch
 
-from genzoo.core.run_config import RunConfig
 from genzoo.data import load_data
 from genzoo.evaluation.ais import ais_log_partition, linear_schedule, reverse_ais_log_partition
 from genzoo.evaluation.exact import exact_log_partition
@@ -17,6 +16,7 @@ from genzoo.models.boltzmann.dbm import DBM, DBMConfig
 from genzoo.models.boltzmann.dbm_pretraining import DoubledRBM, compose_dbm, pretrain_dbm
 from genzoo.models.boltzmann.rbm import RBMConfig
 from genzoo.ops.enumeration import binary_states
+from genzoo.run_config import RunConfig
 
 
 def random_dbm(d: int, hidden: tuple[int, ...], scale: float = 1.0, seed: int = 0, **cfg) -> DBM:

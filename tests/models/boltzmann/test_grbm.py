@@ -177,8 +177,8 @@ def test_rejects_non_finite_input():
 
 
 def _patches_run(n_hidden: int, epochs: int, overrides=()):
-    from genzoo.core.run_config import RunConfig
     from genzoo.data import load_data
+    from genzoo.run_config import RunConfig
 
     cfg = RunConfig.default("grbm").with_overrides(
         ["data.name=image-patches", "data.unit_variance=true", "data.n_train=4000",
@@ -213,8 +213,8 @@ def test_default_settings_do_not_blow_up_on_raw_grey_levels(tmp_path):
     gradients scale as v / sigma^2, which once sent this model to 1e11 reconstruction errors at
     the default learning rate. Trained 20 epochs, the mean-field reconstruction must stay better
     than predicting the pixel means."""
-    from genzoo.core.run_config import RunConfig
     from genzoo.data import load_data
+    from genzoo.run_config import RunConfig
     from genzoo.training import Trainer
 
     cfg = RunConfig.default("grbm").with_overrides(

@@ -80,8 +80,8 @@ def test_init_from_data_sets_the_offset_to_the_data_mean():
 def test_training_from_the_offset_lowers_the_exact_nll_and_checkpoints_carry_it(tmp_path):
     """Digits grey levels, uncentred (pixels in [0, 1], many constant): 16 centred hidden units
     trained by the Trainer lower the exact held-out NLL; the checkpoint restores mu exactly."""
-    from genzoo.core.run_config import RunConfig
     from genzoo.data import load_data
+    from genzoo.run_config import RunConfig
     from genzoo.training import Trainer
     from genzoo.training.checkpoint import load_model
 

@@ -166,8 +166,8 @@ def test_bad_settings_are_rejected_at_construction(bad):
 def test_training_on_image_patches_improvesexact_nll(tmp_path):
     """CD-1 at the default learning rate on zero-mean natural-image patches: the exact held-out
     NLL (8 spikes, enumerated) goes down, and the model stays in the feasible region."""
-    from genzoo.core.run_config import RunConfig
     from genzoo.data import load_data
+    from genzoo.run_config import RunConfig
     from genzoo.training import Trainer
 
     cfg = RunConfig.default("ssrbm").with_overrides(

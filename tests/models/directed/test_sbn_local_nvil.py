@@ -11,8 +11,8 @@ import math
 import pytest
 import torch
 
-from genzoo.core.run_config import RunConfig
 from genzoo.models.directed.sbn import SBN, SBNConfig
+from genzoo.run_config import RunConfig
 
 
 def gen(seed=0):

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from genzoo.core.registry import get_model_spec
-from genzoo.core.run_config import RunConfig
 from genzoo.data import load_data
 from genzoo.evaluation.mmd import mmd
 from genzoo.evaluation.sample_based import median_heuristic_sigmas
+from genzoo.run_config import RunConfig
 from genzoo.training import Trainer
 
 

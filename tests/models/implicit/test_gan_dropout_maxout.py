@@ -12,11 +12,11 @@ import torch
 
 from genzoo.core.errors import ConfigError
 from genzoo.core.registry import get_model_spec
-from genzoo.core.run_config import RunConfig
 from genzoo.data import load_data
 from genzoo.models.implicit._maxout import DropoutMLPDiscriminator, Maxout, inverted_dropout
 from genzoo.models.implicit.dcgan import MLPDiscriminator
 from genzoo.models.implicit.gan import GAN, GANConfig
+from genzoo.run_config import RunConfig
 
 PAPER_D = {"d_activation": "maxout", "d_maxout_pieces": 5, "d_dropout": 0.5,
            "d_input_dropout": 0.2}

@@ -14,11 +14,11 @@ from torch import nn
 
 from genzoo.core.errors import ConfigError
 from genzoo.core.registry import get_model_spec
-from genzoo.core.run_config import RunConfig
 from genzoo.data import load_data
 from genzoo.models.implicit._maxout import DropoutMLPDiscriminator, minibatch_std_feature
 from genzoo.models.implicit.dcgan import MLPDiscriminator
 from genzoo.models.implicit.gan import GAN, GANConfig
+from genzoo.run_config import RunConfig
 
 
 def small(**kw) -> GAN:

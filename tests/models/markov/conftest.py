@@ -14,8 +14,8 @@ def digits_run(tmp_path):
     output bias at the data, train with the Trainer, and return its validation
     reconstruction figure before and after."""
     from genzoo.core.registry import get_model_spec
-    from genzoo.core.run_config import RunConfig
     from genzoo.data import load_data
+    from genzoo.run_config import RunConfig
     from genzoo.training import Trainer
 
     def run(name: str, overrides: list[str]):

@@ -143,7 +143,7 @@ def pretrain_dbm(
     default process group calls this alike and each RBM is trained data-parallel
     (``Trainer(distributed=True)``), so every rank returns the same DBM.
     """
-    from genzoo.core.run_config import RunConfig
+    from genzoo.run_config import RunConfig
     from genzoo.training import Trainer
     from genzoo.training.checkpoint import has_checkpoint
 
