@@ -14,8 +14,8 @@ import torch
 from test_autoregressive_properties import all_states, assert_chi_square_fit
 
 from genzoo.core.errors import ConfigError, InputError
-from genzoo.ops.numerics import bernoulli_log_likelihood
 from genzoo.models.autoregressive.made import MADE, MADEConfig
+from genzoo.ops.numerics import bernoulli_log_likelihood
 
 
 def random_made(
