@@ -5,17 +5,13 @@ sampler's running recursion matches."""
 from __future__ import annotations
 
 import torch
+from test_autoregressive_properties import randomize
 
 from genzoo.models.autoregressive.nade import NADE, NADEConfig
 
 
 def _random_nade(d: int = 9, h: int = 6, seed: int = 0) -> NADE:
-    m = NADE(NADEConfig(n_visible=d, n_hidden=h)).double()
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.normal_(0.0, 1.0, generator=g)
-    return m
+    return randomize(NADE(NADEConfig(n_visible=d, n_hidden=h)), seed)
 
 
 def _per_conditional_logits(m: NADE, x: torch.Tensor) -> torch.Tensor:

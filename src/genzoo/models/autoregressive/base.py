@@ -18,14 +18,38 @@ expression). :class:`BinaryAutoregressive` turns a model's ``conditional_logits(
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
+from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import EXACT_LIKELIHOOD
 from genzoo.core.validation import check_binary
-from genzoo.models.base import GenzooModel
+from genzoo.models.base import GenzooModel, VisibleConfig
 from genzoo.ops.numerics import bernoulli_log_likelihood, data_logits
+
+
+@dataclasses.dataclass(frozen=True)
+class AutoregressiveConfig(VisibleConfig):
+    """Fields of every autoregressive model: ``n_visible`` and ``init_std``, the standard
+    deviation (>= 0) of the weights each model draws at construction (which weights: its own
+    config says)."""
+
+    init_std: float = 0.01
+
+    def validate(self) -> None:
+        super().validate()
+        check_nonnegative(self.init_std, "model.init_std")
+
+
+def check_layer_sizes(hidden: Sequence[int], example: str) -> None:
+    """For ``Config.validate``: ConfigError unless ``hidden`` lists one or more positive layer
+    sizes (``example``: the value the message suggests, e.g. "500,500")."""
+    check(len(hidden) >= 1, f"model.hidden must list at least one layer size, e.g. {example}")
+    check(all(h > 0 for h in hidden), f"model.hidden={tuple(hidden)}: sizes must be positive")
 
 
 def uniforms(n: int, d: int, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

@@ -41,12 +41,17 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from genzoo.core.config import check, check_nonnegative
+from genzoo.core.config import check
 from genzoo.core.errors import InputError
 from genzoo.core.protocols import EXACT_LIKELIHOOD, INPAINT
 from genzoo.core.registry import register_model
-from genzoo.models.autoregressive.base import BinaryAutoregressive, check_sample_count, uniforms
-from genzoo.models.base import VisibleConfig
+from genzoo.models.autoregressive.base import (
+    AutoregressiveConfig,
+    BinaryAutoregressive,
+    check_layer_sizes,
+    check_sample_count,
+    uniforms,
+)
 from genzoo.nn.init import normal_or_zero_
 from genzoo.ops.numerics import bernoulli_log_likelihood, softplus
 
@@ -56,7 +61,7 @@ _NO_GRAD_BLOCK_ELEMENTS = 2**22
 
 
 @dataclasses.dataclass(frozen=True)
-class DeepNADEConfig(VisibleConfig):
+class DeepNADEConfig(AutoregressiveConfig):
     """Hyperparameters of the order-agnostic deep NADE.
 
     ``n_visible`` is filled from the data by the CLI when left ``None``. ``hidden``: the sizes
@@ -76,16 +81,13 @@ class DeepNADEConfig(VisibleConfig):
     EVALUATION_FIELDS = ("n_eval_orderings", "ensemble_seed")
 
     hidden: tuple[int, ...] = (500, 500)
-    init_std: float = 0.01
     ordering_seed: int | None = None
     n_eval_orderings: int = 1
     ensemble_seed: int = 0
 
     def validate(self) -> None:
         super().validate()
-        check(len(self.hidden) >= 1, "model.hidden must list at least one layer size, e.g. 500,500")
-        check(all(h > 0 for h in self.hidden), f"model.hidden={self.hidden}: sizes must be positive")
-        check_nonnegative(self.init_std, "model.init_std")
+        check_layer_sizes(self.hidden, "500,500")
         check(self.n_eval_orderings >= 1,
               f"model.n_eval_orderings={self.n_eval_orderings} must be >= 1")
 

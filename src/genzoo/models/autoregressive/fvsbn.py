@@ -25,15 +25,18 @@ import dataclasses
 import torch
 from torch import nn
 
-from genzoo.core.config import check_nonnegative
 from genzoo.core.registry import register_model
-from genzoo.models.autoregressive.base import BinaryAutoregressive, check_sample_count, uniforms
-from genzoo.models.base import VisibleConfig
+from genzoo.models.autoregressive.base import (
+    AutoregressiveConfig,
+    BinaryAutoregressive,
+    check_sample_count,
+    uniforms,
+)
 from genzoo.nn.init import normal_or_zero_
 
 
 @dataclasses.dataclass(frozen=True)
-class FVSBNConfig(VisibleConfig):
+class FVSBNConfig(AutoregressiveConfig):
     """Hyperparameters of the FVSBN.
 
     ``n_visible`` is filled from the data by the CLI when left ``None``. ``init_std``: W ~
@@ -41,10 +44,6 @@ class FVSBNConfig(VisibleConfig):
     """
 
     init_std: float = 0.0
-
-    def validate(self) -> None:
-        super().validate()
-        check_nonnegative(self.init_std, "model.init_std")
 
 
 @register_model(

@@ -42,18 +42,23 @@ from typing import Literal
 import torch
 from torch import nn
 
-from genzoo.core.config import check, check_nonnegative
+from genzoo.core.config import check
 from genzoo.core.errors import InputError
 from genzoo.core.registry import register_model
-from genzoo.models.autoregressive.base import BinaryAutoregressive, check_sample_count, uniforms
-from genzoo.models.base import VisibleConfig
+from genzoo.models.autoregressive.base import (
+    AutoregressiveConfig,
+    BinaryAutoregressive,
+    check_layer_sizes,
+    check_sample_count,
+    uniforms,
+)
 from genzoo.nn.init import normal_or_zero_
 from genzoo.nn.masked import MaskedLinear
 from genzoo.ops.numerics import bernoulli_log_likelihood
 
 
 @dataclasses.dataclass(frozen=True)
-class MADEConfig(VisibleConfig):
+class MADEConfig(AutoregressiveConfig):
     """Hyperparameters of MADE.
 
     ``n_visible`` is filled from the data by the CLI when left ``None``. ``hidden``: sizes of
@@ -69,14 +74,11 @@ class MADEConfig(VisibleConfig):
     n_masks: int = 1
     orderings: Literal["natural", "random"] = "natural"
     mask_seed: int = 0
-    init_std: float = 0.01
 
     def validate(self) -> None:
         super().validate()
-        check(len(self.hidden) >= 1, "model.hidden needs at least one layer, e.g. 500")
-        check(all(h > 0 for h in self.hidden), f"model.hidden={self.hidden} must be positive")
+        check_layer_sizes(self.hidden, "500")
         check(self.n_masks >= 1, f"model.n_masks={self.n_masks} must be at least 1")
-        check_nonnegative(self.init_std, "model.init_std")
 
 
 @register_model(

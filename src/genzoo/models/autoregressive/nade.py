@@ -42,10 +42,14 @@ import dataclasses
 import torch
 from torch import nn
 
-from genzoo.core.config import check, check_nonnegative
+from genzoo.core.config import check
 from genzoo.core.registry import register_model
-from genzoo.models.autoregressive.base import BinaryAutoregressive, check_sample_count, uniforms
-from genzoo.models.base import VisibleConfig
+from genzoo.models.autoregressive.base import (
+    AutoregressiveConfig,
+    BinaryAutoregressive,
+    check_sample_count,
+    uniforms,
+)
 from genzoo.nn.init import normal_or_zero_
 
 # Positions per block (see the module docstring); chosen by measurement on CPU.
@@ -158,7 +162,7 @@ class _NADELogits(torch.autograd.Function):
 
 
 @dataclasses.dataclass(frozen=True)
-class NADEConfig(VisibleConfig):
+class NADEConfig(AutoregressiveConfig):
     """Hyperparameters of NADE.
 
     ``n_visible`` is filled from the data by the CLI when left ``None``. ``n_hidden`` is H (500
@@ -167,12 +171,10 @@ class NADEConfig(VisibleConfig):
     """
 
     n_hidden: int = 500
-    init_std: float = 0.01
 
     def validate(self) -> None:
         super().validate()
         check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
-        check_nonnegative(self.init_std, "model.init_std")
 
 
 @register_model(

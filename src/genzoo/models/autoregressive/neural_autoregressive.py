@@ -30,15 +30,19 @@ import dataclasses
 import torch
 from torch import nn
 
-from genzoo.core.config import check, check_nonnegative
+from genzoo.core.config import check
 from genzoo.core.registry import register_model
-from genzoo.models.autoregressive.base import BinaryAutoregressive, check_sample_count, uniforms
-from genzoo.models.base import VisibleConfig
+from genzoo.models.autoregressive.base import (
+    AutoregressiveConfig,
+    BinaryAutoregressive,
+    check_sample_count,
+    uniforms,
+)
 from genzoo.nn.init import normal_or_zero_
 
 
 @dataclasses.dataclass(frozen=True)
-class NANConfig(VisibleConfig):
+class NANConfig(AutoregressiveConfig):
     """Hyperparameters of the neural autoregressive network.
 
     ``n_visible`` is filled from the data by the CLI when left ``None``. ``hidden_per_group``:
@@ -49,7 +53,6 @@ class NANConfig(VisibleConfig):
 
     hidden_per_group: int = 2
     direct: bool = True
-    init_std: float = 0.01
 
     def validate(self) -> None:
         super().validate()
@@ -62,7 +65,6 @@ class NANConfig(VisibleConfig):
             "model.hidden_per_group=0 with model.direct=false leaves every conditional "
             "constant; keep the direct connections or add hidden units",
         )
-        check_nonnegative(self.init_std, "model.init_std")
 
 
 @register_model(

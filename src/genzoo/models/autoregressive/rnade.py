@@ -36,16 +36,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genzoo.core.config import check, check_nonnegative
+from genzoo.core.config import check
 from genzoo.core.registry import register_model
-from genzoo.models.autoregressive.base import AutoregressiveModel, check_sample_count
-from genzoo.models.base import VisibleConfig
+from genzoo.models.autoregressive.base import (
+    AutoregressiveConfig,
+    AutoregressiveModel,
+    check_sample_count,
+)
 from genzoo.nn.init import normal_or_zero_
 from genzoo.ops.numerics import LOG_2PI
 
 
 @dataclasses.dataclass(frozen=True)
-class RNADEConfig(VisibleConfig):
+class RNADEConfig(AutoregressiveConfig):
     """Hyperparameters of RNADE.
 
     ``n_visible`` is filled from the data by the CLI when left ``None``. ``n_hidden`` H,
@@ -59,14 +62,12 @@ class RNADEConfig(VisibleConfig):
     n_components: int = 10
     activation: Literal["relu", "sigmoid"] = "relu"
     sigma_min: float = 1e-3
-    init_std: float = 0.01
 
     def validate(self) -> None:
         super().validate()
         check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
         check(self.n_components > 0, f"model.n_components={self.n_components} must be positive")
         check(self.sigma_min > 0, f"model.sigma_min={self.sigma_min} must be positive")
-        check_nonnegative(self.init_std, "model.init_std")
 
 
 @register_model(

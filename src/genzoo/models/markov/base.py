@@ -330,14 +330,9 @@ class WalkbackChainModel(MarkovChainModel):
         return torch.stack(states)
 
     @torch.no_grad()
-    def inpaint(
-        self,
-        x: torch.Tensor,
-        observed_mask: torch.Tensor,
-        generator: torch.Generator | None = None,
-        n_samples: int = 1,
-        n_steps: int | None = None,
-    ) -> torch.Tensor:
+    def inpaint(self, x: torch.Tensor, observed_mask: torch.Tensor,
+                generator: torch.Generator | None = None, n_samples: int = 1,
+                n_steps: int | None = None) -> torch.Tensor:
         """Completions (n_samples, B, D) of x (B, D) by the clamped chain: the observed entries
         (``observed_mask`` (B, D) or (D,), True = observed) are kept exactly, the others start
         from noise and are resampled for ``n_steps`` steps (None: ``sample_steps``). Values
