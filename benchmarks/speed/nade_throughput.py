@@ -18,7 +18,7 @@ import argparse
 import common
 import torch
 
-from genzoo.models.autoregressive._common import bernoulli_log_likelihood
+from genzoo.ops.numerics import bernoulli_log_likelihood
 from genzoo.models.autoregressive.nade import NADE, NADEConfig
 
 BENCHMARK = "nade_throughput"

@@ -1,4 +1,11 @@
-"""Commands that write pictures of a trained run: sample, inpaint, chain, filters."""
+"""Commands that write pictures of a trained run: sample, inpaint, chain, filters.
+
+A command picks what it can do with a model from the capabilities the model declares
+(:mod:`genzoo.core.protocols`), never from its name: ``sample`` needs a sampler (every model
+but a ``CLASSIFIER``), ``inpaint`` the ``INPAINT`` contract (:class:`~genzoo.core.protocols.
+Inpainter`), ``chain`` a Markov-chain sampler (:class:`~genzoo.models.markov.base.
+MarkovChainModel`) or an ``ENERGY`` model's Gibbs step.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +15,25 @@ import math
 from genzoo.core.errors import GenzooError
 
 
+def _load_run(args: argparse.Namespace, what: str):
+    """(model, run config) of ``args.run_dir`` on ``args.device``, after checking that ``-n``
+    (the number of ``what``) is positive."""
+    from genzoo.training.checkpoint import load_model
+
+    if args.n <= 0:
+        raise GenzooError(f"-n {args.n}: the number of {what} must be positive")
+    return load_model(args.run_dir, device=args.device)
+
+
 def _cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
-    from genzoo.training.checkpoint import load_model
+    from genzoo.core.protocols import CLASSIFIER, has
+    from genzoo.data import IMAGE_SHAPES
     from genzoo.utils.images import save_image_grid
 
-    if args.n <= 0:
-        raise GenzooError(f"-n {args.n}: the number of samples must be positive")
-    from genzoo.data import IMAGE_SHAPES
-
-    model, cfg = load_model(args.run_dir, device=args.device)
-    if not callable(getattr(model, "sample", None)):
+    model, cfg = _load_run(args, "samples")
+    if has(model, CLASSIFIER):
         raise GenzooError(
             f"{args.run_dir} holds a {cfg.model_name!r} run, a classifier with no samples; "
             f"`genzoo evaluate {args.run_dir} --task classify` reports its test error"
@@ -68,27 +82,27 @@ def _hidden_pixels(spec: str, image_shape: tuple[int, int], n: int, generator):
 def _cmd_inpaint(args: argparse.Namespace) -> int:
     import torch
 
+    from genzoo.core.protocols import INPAINT, has
     from genzoo.data import IMAGE_SHAPES, load_data
-    from genzoo.training.checkpoint import load_model
     from genzoo.utils.images import save_image_grid
 
-    if args.n <= 0:
-        raise GenzooError(f"-n {args.n}: the number of images must be positive")
-    model, cfg = load_model(args.run_dir, device=args.device)
-    if not callable(getattr(model, "inpaint", None)):
+    model, cfg = _load_run(args, "images")
+    if not has(model, INPAINT):
         raise GenzooError(
-            f"model {cfg.model_name!r} cannot inpaint (no conditional of any subset given the "
-            "rest); train an order-agnostic model such as deep-nade"
+            f"model {cfg.model_name!r} cannot inpaint (it does not declare the {INPAINT!r} "
+            "capability); train a model that does, such as deep-nade, dae or gsn"
         )
     image_shape = IMAGE_SHAPES[cfg.data.name]
     x = load_data(cfg.data).split(args.split).x[: args.n]
     # One generator for the random mask and the completions, so they use different numbers.
     generator = torch.Generator(device=args.device).manual_seed(args.seed)
     hidden = _hidden_pixels(args.mask, image_shape, len(x), generator)
-    dtype = next(model.parameters()).dtype
-    x = x.to(device=args.device, dtype=dtype)
+    x = x.to(device=args.device, dtype=next(model.parameters()).dtype)
     with torch.no_grad():
-        filled = model.inpaint(x, ~hidden.to(args.device), generator=generator)[0]
+        # The Inpainter contract: (n_samples, B, D) completions; n_steps None is the model's
+        # own chain length.
+        filled = model.inpaint(x, ~hidden.to(args.device), generator=generator, n_samples=1,
+                               n_steps=None)[0]
     masked = torch.where(hidden.to(args.device), torch.full_like(x, 0.5), x)
     grid = torch.cat([x, masked, filled]).float().cpu().clamp(0, 1)
     save_image_grid(grid, image_shape, args.out, nrow=len(x))
@@ -102,6 +116,7 @@ def _cmd_chain(args: argparse.Namespace) -> int:
 
     from genzoo.core.protocols import ENERGY, has
     from genzoo.data import IMAGE_SHAPES, load_data
+    from genzoo.models.markov.base import MarkovChainModel
     from genzoo.training.checkpoint import load_model
     from genzoo.utils.animation import save_chain_gif, save_chain_strip
 
@@ -109,8 +124,8 @@ def _cmd_chain(args: argparse.Namespace) -> int:
         if value <= 0:
             raise GenzooError(f"{flag} {value}: must be positive")
     model, cfg = load_model(args.run_dir, device=args.device)
-    gibbs = has(model, ENERGY) and callable(getattr(model, "gibbs_step", None))
-    if not callable(getattr(model, "chain", None)) and not gibbs:
+    markov = isinstance(model, MarkovChainModel)
+    if not markov and not has(model, ENERGY):
         raise GenzooError(
             f"model {cfg.model_name!r} has no sampling chain; `genzoo chain` runs Markov-chain "
             "samplers (dae, cae, gsn) and energy models with block Gibbs sampling (rbm, ...)"
@@ -125,7 +140,7 @@ def _cmd_chain(args: argparse.Namespace) -> int:
         x0 = torch.rand(args.n, d, generator=torch.Generator().manual_seed(args.seed)).round()
     x0 = x0.to(device=args.device, dtype=dtype)
     with torch.no_grad():
-        if callable(getattr(model, "chain", None)):
+        if markov:
             states = model.chain(x0, args.steps, generator=generator)
         else:
             states = [x0]

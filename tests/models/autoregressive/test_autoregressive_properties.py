@@ -21,16 +21,22 @@ MODELS: dict[str, dict] = {
 }
 
 
-def random_model(name: str, d: int, seed: int = 0, scale: float = 1.0):
-    """A float64 model with every parameter drawn from N(0, scale^2): far from the trivial
-    model, so every conditional depends on its inputs."""
-    spec = get_model_spec(name)
-    model = spec.build(spec.config_cls(n_visible=d, **MODELS[name])).double()
+def randomize(model, seed: int = 0, scale: float = 1.0):
+    """``model`` in float64 with every parameter drawn from N(0, scale^2) (seeded): far from
+    the trivial model, so every conditional depends on its inputs."""
+    model = model.double()
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0.0, scale, generator=g)
     return model
+
+
+def random_model(name: str, d: int, seed: int = 0, scale: float = 1.0):
+    """The registered model ``name`` over d variables (:data:`MODELS`), randomised by
+    :func:`randomize`."""
+    spec = get_model_spec(name)
+    return randomize(spec.build(spec.config_cls(n_visible=d, **MODELS[name])), seed, scale)
 
 
 def assert_chi_square_fit(x: torch.Tensor, p: torch.Tensor, stats) -> None:
@@ -49,6 +55,18 @@ def assert_chi_square_fit(x: torch.Tensor, p: torch.Tensor, stats) -> None:
         expected = torch.cat([expected[~small], expected[small].sum().reshape(1)])
     chi2 = float(((counts - expected) ** 2 / expected).sum())
     assert stats.chi2.sf(chi2, len(counts) - 1) > 1e-3, chi2
+
+
+def assert_sampler_fits(x: torch.Tensor, p: torch.Tensor, stats) -> None:
+    """Binary samples ``x`` (n, d) against the exact probabilities ``p`` (2^d,) of all states:
+    the chi-square fit, and every marginal within a Bonferroni-corrected normal bound
+    (false-alarm rate 1e-3 for each check)."""
+    n, d = x.shape
+    assert_chi_square_fit(x, p, stats)
+    marginals = (p[:, None] * all_states(d)).sum(0)
+    z = stats.norm.isf(1e-3 / (2 * d))
+    bound = z * torch.sqrt(marginals * (1 - marginals) / n)
+    assert torch.all((x.mean(0) - marginals).abs() < bound)
 
 
 def all_states(d: int) -> torch.Tensor:
@@ -90,17 +108,11 @@ def test_samples_match_the_exact_distribution(name):
     stats = pytest.importorskip("scipy.stats")
     d, n = 6, 20_000
     model = random_model(name, d, seed=3)
-    states = all_states(d)
     with torch.no_grad():
-        p = model.log_prob(states).exp()
+        p = model.log_prob(all_states(d)).exp()
     x = model.sample(n, generator=torch.Generator().manual_seed(4))
     assert x.shape == (n, d) and x.dtype == torch.float64
-    assert_chi_square_fit(x, p, stats)
-
-    marginals = (p[:, None] * states).sum(0)
-    z = stats.norm.isf(1e-3 / (2 * d))
-    bound = z * torch.sqrt(marginals * (1 - marginals) / n)
-    assert torch.all((x.mean(0) - marginals).abs() < bound)
+    assert_sampler_fits(x, p, stats)
 
 
 # The order-agnostic deep NADE trains on a random-ordering estimate of the NLL, not on the

@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+from test_autoregressive_properties import randomize
 
 from genzoo.core.errors import ConfigError, InputError
 from genzoo.models.autoregressive import deep_nade as deep_nade_module
@@ -20,12 +21,7 @@ from genzoo.run_config import RunConfig
 
 def random_model(d: int, seed: int = 0, hidden=(7, 5), **kw) -> DeepNADE:
     """float64 model with every parameter ~ N(0, 1): every conditional depends on its inputs."""
-    m = DeepNADE(DeepNADEConfig(n_visible=d, hidden=hidden, **kw)).double()
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.normal_(0.0, 1.0, generator=g)
-    return m
+    return randomize(DeepNADE(DeepNADEConfig(n_visible=d, hidden=hidden, **kw)), seed)
 
 
 def all_states(d: int) -> torch.Tensor:

@@ -5,17 +5,13 @@ sampler's running recursion matches."""
 from __future__ import annotations
 
 import torch
+from test_autoregressive_properties import randomize
 
 from genzoo.models.autoregressive.nade import NADE, NADEConfig
 
 
 def _random_nade(d: int = 9, h: int = 6, seed: int = 0) -> NADE:
-    m = NADE(NADEConfig(n_visible=d, n_hidden=h)).double()
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.normal_(0.0, 1.0, generator=g)
-    return m
+    return randomize(NADE(NADEConfig(n_visible=d, n_hidden=h)), seed)
 
 
 def _per_conditional_logits(m: NADE, x: torch.Tensor) -> torch.Tensor:
@@ -48,7 +44,7 @@ def test_gradients_equal_those_of_the_per_conditional_definition():
     m.loss(x)["loss"].backward()
     fast = {k: p.grad.clone() for k, p in m.named_parameters()}
     m.zero_grad()
-    from genzoo.models.autoregressive._common import bernoulli_log_likelihood
+    from genzoo.ops.numerics import bernoulli_log_likelihood
 
     (-bernoulli_log_likelihood(_per_conditional_logits(m, x), x).mean()).backward()
     for k, p in m.named_parameters():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_autoregressive_properties import randomize
 
 from genzoo.core.errors import ConfigError
 from genzoo.models.autoregressive.fvsbn import FVSBN, FVSBNConfig
@@ -15,12 +16,8 @@ from genzoo.models.autoregressive.neural_autoregressive import (
 
 
 def _random_nan(d: int = 7, g: int = 3, seed: int = 0, **kw) -> NeuralAutoregressiveNetwork:
-    m = NeuralAutoregressiveNetwork(NANConfig(n_visible=d, hidden_per_group=g, **kw)).double()
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.normal_(0.0, 1.0, generator=gen)
-    return m
+    m = NeuralAutoregressiveNetwork(NANConfig(n_visible=d, hidden_per_group=g, **kw))
+    return randomize(m, seed)
 
 
 def _batch(n: int, d: int, seed: int) -> torch.Tensor:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_autoregressive_properties import randomize
 
 from genzoo.core.errors import ConfigError, InputError
 from genzoo.data import DataConfig, load_data
@@ -14,12 +15,8 @@ from genzoo.models.autoregressive.rnade import RNADE, RNADEConfig
 
 def _random_rnade(d=2, h=4, k=3, seed=0, scale=0.4, activation="relu", sigma_min=0.05):
     m = RNADE(RNADEConfig(n_visible=d, n_hidden=h, n_components=k, activation=activation,
-                          sigma_min=sigma_min)).double()
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.normal_(0.0, scale, generator=g)
-    return m
+                          sigma_min=sigma_min))
+    return randomize(m, seed, scale)
 
 
 def _density_grid(m: RNADE, n: int = 601, lim: float = 20.0):

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from genzoo.models.markov import _common as M
+from genzoo.models.markov import base as M
 
 
 def test_salt_and_pepper_statistics():

@@ -41,18 +41,19 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from genzoo.core.config import Config, check, check_nonnegative
-from genzoo.core.errors import ConfigError, InputError
+from genzoo.core.config import check
+from genzoo.core.errors import InputError
+from genzoo.core.protocols import EXACT_LIKELIHOOD, INPAINT
 from genzoo.core.registry import register_model
-from genzoo.models.autoregressive._common import (
+from genzoo.models.autoregressive.base import (
+    AutoregressiveConfig,
     BinaryAutoregressive,
-    bernoulli_log_likelihood,
+    check_layer_sizes,
     check_sample_count,
     uniforms,
 )
-from genzoo.models.base import check_n_visible, require_n_visible
 from genzoo.nn.init import normal_or_zero_
-from genzoo.ops.numerics import softplus
+from genzoo.ops.numerics import bernoulli_log_likelihood, softplus
 
 # Without gradients, all-position evaluation runs on blocks of rows whose (rows, D, H) hidden
 # tensor holds at most this many elements (32 MB in float64).
@@ -60,7 +61,7 @@ _NO_GRAD_BLOCK_ELEMENTS = 2**22
 
 
 @dataclasses.dataclass(frozen=True)
-class DeepNADEConfig(Config):
+class DeepNADEConfig(AutoregressiveConfig):
     """Hyperparameters of the order-agnostic deep NADE.
 
     ``n_visible`` is filled from the data by the CLI when left ``None``. ``hidden``: the sizes
@@ -79,18 +80,14 @@ class DeepNADEConfig(Config):
 
     EVALUATION_FIELDS = ("n_eval_orderings", "ensemble_seed")
 
-    n_visible: int | None = None
     hidden: tuple[int, ...] = (500, 500)
-    init_std: float = 0.01
     ordering_seed: int | None = None
     n_eval_orderings: int = 1
     ensemble_seed: int = 0
 
     def validate(self) -> None:
-        check_n_visible(self.n_visible)
-        check(len(self.hidden) >= 1, "model.hidden must list at least one layer size, e.g. 500,500")
-        check(all(h > 0 for h in self.hidden), f"model.hidden={self.hidden}: sizes must be positive")
-        check_nonnegative(self.init_std, "model.init_std")
+        super().validate()
+        check_layer_sizes(self.hidden, "500,500")
         check(self.n_eval_orderings >= 1,
               f"model.n_eval_orderings={self.n_eval_orderings} must be >= 1")
 
@@ -101,7 +98,6 @@ def _permutation(d: int, seed: int) -> torch.Tensor:
 
 @register_model(
     "deep-nade",
-    config=DeepNADEConfig,
     family="autoregressive",
     summary="order-agnostic deep NADE: any ordering, ensembles over orderings, inpainting",
     paper="Uria, Murray & Larochelle 2014",
@@ -113,15 +109,14 @@ class DeepNADE(BinaryAutoregressive):
     position. Per-example values are in nats; device and dtype follow the parameters.
     """
 
+    config_class = DeepNADEConfig
+    capabilities = frozenset({EXACT_LIKELIHOOD, INPAINT})
     test_overrides = ("model.hidden=8,8",)
 
     def __init__(self, config: DeepNADEConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        if not isinstance(config, DeepNADEConfig):
-            raise ConfigError(f"DeepNADE needs a DeepNADEConfig, got {type(config).__name__}")
-        d = require_n_visible(config)
+        super().__init__(config)
+        d = config.n_visible
         sizes = tuple(config.hidden)
-        self.config = config
         self.W = nn.Parameter(torch.zeros(sizes[0], d))
         self.U = nn.Parameter(torch.zeros(sizes[0], d))
         self.c = nn.Parameter(torch.zeros(sizes[0]))
@@ -366,13 +361,15 @@ class DeepNADE(BinaryAutoregressive):
     def inpaint(
         self, x: torch.Tensor, observed_mask: torch.Tensor,
         generator: torch.Generator | None = None, n_samples: int = 1,
-        ordering: torch.Tensor | None = None,
+        n_steps: int | None = None, ordering: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Completions (n_samples, B, D) of x (B, D): the observed entries (``observed_mask``
         (B, D) or (D,), True = observed) are kept, the others drawn from the model given them by
         ancestral sampling; values at unobserved entries of x are ignored (may be anything
         finite or NaN). The unobserved variables are chained in a fresh random order per
-        completion (drawn from ``generator``), or in ``ordering`` (D,) when given."""
+        completion (drawn from ``generator``), or in ``ordering`` (D,) when given. The draws
+        are exact, so ``n_steps`` (the chain length of models that complete by a Markov
+        chain) is ignored."""
         if not isinstance(n_samples, int) or n_samples < 1:
             raise InputError(f"n_samples={n_samples!r} must be a positive integer")
         if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self.n_visible:

@@ -25,37 +25,29 @@ import dataclasses
 import torch
 from torch import nn
 
-from genzoo.core.config import Config, check_nonnegative
-from genzoo.core.errors import ConfigError
 from genzoo.core.registry import register_model
-from genzoo.models.autoregressive._common import (
+from genzoo.models.autoregressive.base import (
+    AutoregressiveConfig,
     BinaryAutoregressive,
     check_sample_count,
     uniforms,
 )
-from genzoo.models.base import check_n_visible, require_n_visible
 from genzoo.nn.init import normal_or_zero_
 
 
 @dataclasses.dataclass(frozen=True)
-class FVSBNConfig(Config):
+class FVSBNConfig(AutoregressiveConfig):
     """Hyperparameters of the FVSBN.
 
     ``n_visible`` is filled from the data by the CLI when left ``None``. ``init_std``: W ~
     N(0, init_std^2); 0 (the default) is a fine start because the objective is concave.
     """
 
-    n_visible: int | None = None
     init_std: float = 0.0
-
-    def validate(self) -> None:
-        check_n_visible(self.n_visible)
-        check_nonnegative(self.init_std, "model.init_std")
 
 
 @register_model(
     "fvsbn",
-    config=FVSBNConfig,
     family="autoregressive",
     summary="logistic autoregressive network (fully visible sigmoid belief net), exact likelihood",
     paper="Frey 1998; Neal 1992; Larochelle & Murray 2011 (FVSBN baseline)",
@@ -63,14 +55,12 @@ class FVSBNConfig(Config):
 class FVSBN(BinaryAutoregressive):
     """Logistic autoregressive network over D binary variables in index order."""
 
+    config_class = FVSBNConfig
     test_overrides = ("model.init_std=0.01",)
 
     def __init__(self, config: FVSBNConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        if not isinstance(config, FVSBNConfig):
-            raise ConfigError(f"FVSBN needs an FVSBNConfig, got {type(config).__name__}")
-        d = require_n_visible(config)
-        self.config = config
+        super().__init__(config)
+        d = config.n_visible
         self.W = nn.Parameter(torch.zeros(d, d))
         self.b = nn.Parameter(torch.zeros(d))
         # A function of D alone, rebuilt with the model, so checkpoints need not carry it.

@@ -42,22 +42,23 @@ from typing import Literal
 import torch
 from torch import nn
 
-from genzoo.core.config import Config, check, check_nonnegative
-from genzoo.core.errors import ConfigError, InputError
+from genzoo.core.config import check
+from genzoo.core.errors import InputError
 from genzoo.core.registry import register_model
-from genzoo.models.autoregressive._common import (
+from genzoo.models.autoregressive.base import (
+    AutoregressiveConfig,
     BinaryAutoregressive,
-    bernoulli_log_likelihood,
+    check_layer_sizes,
     check_sample_count,
     uniforms,
 )
-from genzoo.models.base import check_n_visible, require_n_visible
 from genzoo.nn.init import normal_or_zero_
 from genzoo.nn.masked import MaskedLinear
+from genzoo.ops.numerics import bernoulli_log_likelihood
 
 
 @dataclasses.dataclass(frozen=True)
-class MADEConfig(Config):
+class MADEConfig(AutoregressiveConfig):
     """Hyperparameters of MADE.
 
     ``n_visible`` is filled from the data by the CLI when left ``None``. ``hidden``: sizes of
@@ -69,24 +70,19 @@ class MADEConfig(Config):
     V ~ N(0, init_std^2); hidden weights get He initialisation N(0, 2 / fan_in).
     """
 
-    n_visible: int | None = None
     hidden: tuple[int, ...] = (500,)
     n_masks: int = 1
     orderings: Literal["natural", "random"] = "natural"
     mask_seed: int = 0
-    init_std: float = 0.01
 
     def validate(self) -> None:
-        check_n_visible(self.n_visible)
-        check(len(self.hidden) >= 1, "model.hidden needs at least one layer, e.g. 500")
-        check(all(h > 0 for h in self.hidden), f"model.hidden={self.hidden} must be positive")
+        super().validate()
+        check_layer_sizes(self.hidden, "500")
         check(self.n_masks >= 1, f"model.n_masks={self.n_masks} must be at least 1")
-        check_nonnegative(self.init_std, "model.init_std")
 
 
 @register_model(
     "made",
-    config=MADEConfig,
     family="autoregressive",
     summary="masked autoencoder, exact likelihood, ensembles over masks and orderings",
     paper="Germain et al. 2015",
@@ -95,14 +91,12 @@ class MADE(BinaryAutoregressive):
     """MADE over D binary variables, an ensemble of K mask sets, each in index order or in its
     own random ordering; see the module docstring."""
 
+    config_class = MADEConfig
     test_overrides = ("model.hidden=8", "model.n_masks=2")
 
     def __init__(self, config: MADEConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        if not isinstance(config, MADEConfig):
-            raise ConfigError(f"MADE needs a MADEConfig, got {type(config).__name__}")
-        d = require_n_visible(config)
-        self.config = config
+        super().__init__(config)
+        d = config.n_visible
         sizes = (d, *config.hidden)
         self.layers = nn.ModuleList(MaskedLinear(a, b) for a, b in itertools.pairwise(sizes))
         self.V = MaskedLinear(sizes[-1], d, bias=False)

@@ -42,15 +42,14 @@ import dataclasses
 import torch
 from torch import nn
 
-from genzoo.core.config import Config, check, check_nonnegative
-from genzoo.core.errors import ConfigError
+from genzoo.core.config import check
 from genzoo.core.registry import register_model
-from genzoo.models.autoregressive._common import (
+from genzoo.models.autoregressive.base import (
+    AutoregressiveConfig,
     BinaryAutoregressive,
     check_sample_count,
     uniforms,
 )
-from genzoo.models.base import check_n_visible, require_n_visible
 from genzoo.nn.init import normal_or_zero_
 
 # Positions per block (see the module docstring); chosen by measurement on CPU.
@@ -163,7 +162,7 @@ class _NADELogits(torch.autograd.Function):
 
 
 @dataclasses.dataclass(frozen=True)
-class NADEConfig(Config):
+class NADEConfig(AutoregressiveConfig):
     """Hyperparameters of NADE.
 
     ``n_visible`` is filled from the data by the CLI when left ``None``. ``n_hidden`` is H (500
@@ -171,19 +170,15 @@ class NADEConfig(Config):
     at the logits of the data marginals (``init_from_data``).
     """
 
-    n_visible: int | None = None
     n_hidden: int = 500
-    init_std: float = 0.01
 
     def validate(self) -> None:
-        check_n_visible(self.n_visible)
+        super().validate()
         check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
-        check_nonnegative(self.init_std, "model.init_std")
 
 
 @register_model(
     "nade",
-    config=NADEConfig,
     family="autoregressive",
     summary="neural autoregressive distribution estimator, exact likelihood in O(DH)",
     paper="Larochelle & Murray 2011",
@@ -191,15 +186,12 @@ class NADEConfig(Config):
 class NADE(BinaryAutoregressive):
     """NADE over D binary variables in index order with H sigmoid hidden units."""
 
+    config_class = NADEConfig
     test_overrides = ("model.n_hidden=8",)
 
     def __init__(self, config: NADEConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        if not isinstance(config, NADEConfig):
-            raise ConfigError(f"NADE needs a NADEConfig, got {type(config).__name__}")
-        d = require_n_visible(config)
-        h = config.n_hidden
-        self.config = config
+        super().__init__(config)
+        d, h = config.n_visible, config.n_hidden
         self.W = nn.Parameter(torch.zeros(h, d))
         self.V = nn.Parameter(torch.zeros(d, h))
         self.b = nn.Parameter(torch.zeros(d))

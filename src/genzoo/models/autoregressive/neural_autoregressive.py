@@ -30,20 +30,19 @@ import dataclasses
 import torch
 from torch import nn
 
-from genzoo.core.config import Config, check, check_nonnegative
-from genzoo.core.errors import ConfigError
+from genzoo.core.config import check
 from genzoo.core.registry import register_model
-from genzoo.models.autoregressive._common import (
+from genzoo.models.autoregressive.base import (
+    AutoregressiveConfig,
     BinaryAutoregressive,
     check_sample_count,
     uniforms,
 )
-from genzoo.models.base import check_n_visible, require_n_visible
 from genzoo.nn.init import normal_or_zero_
 
 
 @dataclasses.dataclass(frozen=True)
-class NANConfig(Config):
+class NANConfig(AutoregressiveConfig):
     """Hyperparameters of the neural autoregressive network.
 
     ``n_visible`` is filled from the data by the CLI when left ``None``. ``hidden_per_group``:
@@ -52,13 +51,11 @@ class NANConfig(Config):
     at 0 and b at the logits of the data marginals (``init_from_data``).
     """
 
-    n_visible: int | None = None
     hidden_per_group: int = 2
     direct: bool = True
-    init_std: float = 0.01
 
     def validate(self) -> None:
-        check_n_visible(self.n_visible)
+        super().validate()
         check(
             self.hidden_per_group >= 0,
             f"model.hidden_per_group={self.hidden_per_group} must be >= 0",
@@ -68,12 +65,10 @@ class NANConfig(Config):
             "model.hidden_per_group=0 with model.direct=false leaves every conditional "
             "constant; keep the direct connections or add hidden units",
         )
-        check_nonnegative(self.init_std, "model.init_std")
 
 
 @register_model(
     "nan",
-    config=NANConfig,
     family="autoregressive",
     summary="neural autoregressive network (hidden groups, left-to-right), exact likelihood",
     paper="Bengio & Bengio 2000",
@@ -81,17 +76,13 @@ class NANConfig(Config):
 class NeuralAutoregressiveNetwork(BinaryAutoregressive):
     """Bengio & Bengio's network over D binary variables in index order."""
 
+    config_class = NANConfig
     test_overrides = ("model.hidden_per_group=1",)
 
     def __init__(self, config: NANConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        if not isinstance(config, NANConfig):
-            raise ConfigError(f"NeuralAutoregressiveNetwork needs a NANConfig, got "
-                              f"{type(config).__name__}")
-        d = require_n_visible(config)
-        g = config.hidden_per_group
+        super().__init__(config)
+        d, g = config.n_visible, config.hidden_per_group
         k = (d - 1) * g
-        self.config = config
         self.W = nn.Parameter(torch.zeros(k, d))
         self.c = nn.Parameter(torch.zeros(k))
         self.V = nn.Parameter(torch.zeros(d, k))

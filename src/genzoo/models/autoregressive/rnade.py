@@ -36,19 +36,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genzoo.core.config import Config, check, check_nonnegative
-from genzoo.core.errors import ConfigError
-from genzoo.core.protocols import EXACT_LIKELIHOOD
+from genzoo.core.config import check
 from genzoo.core.registry import register_model
-from genzoo.core.validation import check_data
-from genzoo.models.autoregressive._common import MaximumLikelihood, check_sample_count
-from genzoo.models.base import check_n_visible, require_n_visible
+from genzoo.models.autoregressive.base import (
+    AutoregressiveConfig,
+    AutoregressiveModel,
+    check_sample_count,
+)
 from genzoo.nn.init import normal_or_zero_
 from genzoo.ops.numerics import LOG_2PI
 
 
 @dataclasses.dataclass(frozen=True)
-class RNADEConfig(Config):
+class RNADEConfig(AutoregressiveConfig):
     """Hyperparameters of RNADE.
 
     ``n_visible`` is filled from the data by the CLI when left ``None``. ``n_hidden`` H,
@@ -58,32 +58,31 @@ class RNADEConfig(Config):
     the output biases from the training marginals.
     """
 
-    n_visible: int | None = None
     n_hidden: int = 100
     n_components: int = 10
     activation: Literal["relu", "sigmoid"] = "relu"
     sigma_min: float = 1e-3
-    init_std: float = 0.01
 
     def validate(self) -> None:
-        check_n_visible(self.n_visible)
+        super().validate()
         check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
         check(self.n_components > 0, f"model.n_components={self.n_components} must be positive")
         check(self.sigma_min > 0, f"model.sigma_min={self.sigma_min} must be positive")
-        check_nonnegative(self.init_std, "model.init_std")
 
 
 @register_model(
     "rnade",
-    config=RNADEConfig,
     family="autoregressive",
     summary="real-valued NADE, mixture-of-Gaussians conditionals, exact density in O(DH)",
     paper="Uria, Murray & Larochelle 2013",
 )
-class RNADE(MaximumLikelihood, nn.Module):
+class RNADE(AutoregressiveModel):
     """RNADE over D real variables in index order; see the module docstring. ``loss`` and
-    ``validation_metrics`` (mean negative log-density) come from :class:`MaximumLikelihood`."""
+    ``validation_metrics`` (mean negative log-density) come from
+    :class:`~genzoo.models.autoregressive.base.AutoregressiveModel`."""
 
+    config_class = RNADEConfig
+    binary_input = False
     test_overrides = (
         "model.n_hidden=8",
         "model.n_components=3",
@@ -91,15 +90,9 @@ class RNADE(MaximumLikelihood, nn.Module):
         "data.dequantize=true",
     )
 
-    capabilities = frozenset({EXACT_LIKELIHOOD})
-
     def __init__(self, config: RNADEConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        if not isinstance(config, RNADEConfig):
-            raise ConfigError(f"RNADE needs an RNADEConfig, got {type(config).__name__}")
-        d = require_n_visible(config)
-        h, k = config.n_hidden, config.n_components
-        self.config = config
+        super().__init__(config)
+        d, h, k = config.n_visible, config.n_hidden, config.n_components
         self.W = nn.Parameter(torch.zeros(h, d))
         self.c = nn.Parameter(torch.zeros(h))
         self.rho = nn.Parameter(torch.ones(d))
@@ -129,10 +122,6 @@ class RNADE(MaximumLikelihood, nn.Module):
     @property
     def n_components(self) -> int:
         return self.b_mu.shape[1]
-
-    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
-        """Raise InputError unless ``x`` is a finite real (B, n_visible) floating tensor."""
-        check_data(x, self.n_visible, binary=False, name=name)
 
     def _act(self, a: torch.Tensor) -> torch.Tensor:
         return torch.relu(a) if self.config.activation == "relu" else torch.sigmoid(a)

@@ -39,25 +39,24 @@ from typing import Literal
 import torch
 from torch import nn
 
-from genzoo.core.config import Config, check, check_nonnegative
-from genzoo.core.errors import ConfigError, InputError
+from genzoo.core.config import check, check_nonnegative
+from genzoo.core.errors import InputError
 from genzoo.core.protocols import IMPLICIT
 from genzoo.core.registry import register_model
 from genzoo.core.validation import check_binary
-from genzoo.models.base import require_n_visible
+from genzoo.models.base import GenzooModel, VisibleConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class HopfieldConfig(Config):
+class HopfieldConfig(VisibleConfig):
     """Hyperparameters of the binary Hopfield network.
 
-    ``n_visible``: N (from the data when None). ``rule``: storage rule of :meth:`store` and
+    ``n_visible``: N, at least 2 (from the data when None). ``rule``: storage rule of :meth:`store` and
     :meth:`partial_fit`. ``update``: "async" (random order each sweep) or "sync".
     ``temperature``: T of :meth:`sample` (0: deterministic descent to a fixed point).
     ``sample_sweeps``: sweeps of :meth:`sample` from a uniform random start.
     """
 
-    n_visible: int | None = None
     rule: Literal["hebbian", "storkey"] = "hebbian"
     update: Literal["async", "sync"] = "async"
     temperature: float = 0.0
@@ -68,6 +67,7 @@ class HopfieldConfig(Config):
             self.n_visible is None or self.n_visible > 1,
             f"model.n_visible={self.n_visible} must be > 1 (or none to take it from the data)",
         )
+        super().validate()
         check_nonnegative(self.temperature, "model.temperature")
         check(self.sample_sweeps >= 0, "model.sample_sweeps must be >= 0")
 
@@ -79,26 +79,22 @@ def _sign_keep(h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
 
 @register_model(
     "hopfield",
-    config=HopfieldConfig,
     family="hopfield",
     summary="binary Hopfield network: Hebbian/Storkey storage, async/sync recall, capacity",
     paper="Hopfield 1982; Storkey 1997",
 )
-class HopfieldNetwork(nn.Module):
+class HopfieldNetwork(GenzooModel):
     """N binary units. States s are (B, N) in {-1, +1} (the :meth:`energy`, :meth:`recall`
     and update methods); data x are (B, N) in {0, 1}. ``W_raw`` is the stored parameter; the
     network's weights :attr:`W` are its symmetric part with the diagonal zeroed."""
 
+    config_class = HopfieldConfig
+    config: HopfieldConfig
+    capabilities = frozenset({IMPLICIT})
     test_overrides = ("model.sample_sweeps=2",)
 
-    capabilities = frozenset({IMPLICIT})
-
     def __init__(self, config: HopfieldConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        if not isinstance(config, HopfieldConfig):
-            raise ConfigError(f"HopfieldNetwork needs a HopfieldConfig, got {type(config).__name__}")
-        require_n_visible(config, example=100)
-        self.config = config
+        super().__init__(config)
         # An empty memory: W = 0, every state is a fixed point.
         self.W_raw = nn.Parameter(torch.zeros(config.n_visible, config.n_visible))
         # Patterns stored so far by store/partial_fit (a float so dtype moves keep it).

@@ -27,94 +27,75 @@ full J J^T, computed as diag(s) W W^T diag(s) eps with s = h (1 - h) without for
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
 
 import torch
-from torch import nn
 
-from genzoo.core.config import Config, check, check_nonnegative
-from genzoo.core.errors import ConfigError
-from genzoo.core.protocols import IMPLICIT
+from genzoo.core.config import check, check_nonnegative
 from genzoo.core.registry import register_model
-from genzoo.models.base import check_n_visible, require_n_visible
-from genzoo.models.markov import _common as M
+from genzoo.models.markov.base import (
+    ChainConfig,
+    MarkovChainModel,
+    autoencoder_parameters,
+    check_n,
+    init_visible_bias_,
+    reconstruction_log_prob,
+    reconstruction_mean,
+    reset_autoencoder_weights,
+)
 
 
 @dataclasses.dataclass(frozen=True)
-class CAEConfig(Config):
-    """Hyperparameters of the CAE.
+class CAEConfig(ChainConfig):
+    """Hyperparameters of the CAE (the shared ones: :class:`ChainConfig`; the Gaussian
+    reconstruction has unit variance: squared error / 2 plus a constant).
 
-    ``n_visible``: D (from the data when None); ``n_hidden``: H sigmoid units.
-    ``contraction``: lambda of the penalty. ``reconstruction``: "bernoulli" or "gaussian"
-    (unit variance: squared error / 2 plus a constant). ``tied``: decoder W^T.
-    Sampling: ``sample_sigma`` (sigma of eps), ``tangent_rank`` (0: full J J^T),
-    ``sample_steps`` (chain steps from a uniform-noise start before :meth:`sample` returns).
-    ``init_std``: weights ~ N(0, init_std^2), None: 1/sqrt(D + H); biases 0.
-    ``grey_levels``: accept grey levels in [0, 1] with the Bernoulli reconstruction, scored by
-    the cross-entropy sum x log p + (1 - x) log(1 - p) (how DAEs and GSNs were trained on MNIST
-    intensities); the figures are then cross-entropies, not log-likelihoods of the data.
+    ``n_hidden``: H sigmoid units. ``contraction``: lambda of the penalty. ``tied``: decoder
+    W^T. Sampling: ``sample_sigma`` (sigma of eps), ``tangent_rank`` (0: full J J^T).
+    ``init_std`` None: 1/sqrt(D + H).
     """
 
-    n_visible: int | None = None
     n_hidden: int = 500
     contraction: float = 0.1
-    reconstruction: Literal["bernoulli", "gaussian"] = "bernoulli"
-    grey_levels: bool = False
     tied: bool = True
     sample_sigma: float = 0.1
     tangent_rank: int = 0
-    sample_steps: int = 100
-    init_std: float | None = None
 
     def validate(self) -> None:
-        check(
-            not self.grey_levels or self.reconstruction == "bernoulli",
-            "model.grey_levels applies to the bernoulli reconstruction only",
-        )
-        check_n_visible(self.n_visible)
+        super().validate()
         check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
         check_nonnegative(self.contraction, "model.contraction")
         check_nonnegative(self.sample_sigma, "model.sample_sigma")
         check(self.tangent_rank >= 0, "model.tangent_rank must be >= 0 (0: the full Jacobian)")
-        check(self.sample_steps >= 0, "model.sample_steps must be >= 0")
-        check(self.init_std is None or self.init_std >= 0, "model.init_std must be >= 0 or none")
 
 
 @register_model(
     "cae",
-    config=CAEConfig,
     family="markov",
     summary="contractive auto-encoder, sampled by moves along the Jacobian's tangent directions",
     paper="Rifai et al. 2011; Rifai, Bengio, Dauphin & Vincent 2012",
 )
-class CAE(nn.Module):
+class CAE(MarkovChainModel):
     """Sigmoid CAE over D visible units. Batch methods take x (B, D); device and dtype follow
-    the parameters; figures in nats per example."""
+    the parameters; figures in nats per example. ``sample`` returns reconstruction means, so
+    grey levels in [0, 1] for Bernoulli units."""
 
+    config_class = CAEConfig
     test_overrides = ("model.n_hidden=8", "model.sample_steps=3")
 
-    capabilities = frozenset({IMPLICIT})
-
     def __init__(self, config: CAEConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        if not isinstance(config, CAEConfig):
-            raise ConfigError(f"CAE needs a CAEConfig, got {type(config).__name__}")
-        require_n_visible(config)
-        self.config = config
-        M.add_autoencoder_parameters(self, config.n_visible, config.n_hidden, config.tied)
+        super().__init__(config)
+        for name, param in autoencoder_parameters(
+            config.n_visible, config.n_hidden, config.tied
+        ).items():
+            self.register_parameter(name, param)
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Weights ~ N(0, init_std^2) (default 1/sqrt(D + H)), biases 0."""
-        M.reset_autoencoder_parameters(self, self.config.init_std, generator)
-
-    @property
-    def n_visible(self) -> int:
-        return self.config.n_visible  # type: ignore[return-value]
-
-    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
-        M.check_visible(x, self.n_visible, self.config.reconstruction, name,
-                        self.config.grey_levels)
+        reset_autoencoder_weights(self.W, self.V, self.config.init_std, generator)
+        with torch.no_grad():
+            self.b.zero_()
+            self.c.zero_()
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """h = sigmoid(W x + b), (B, H)."""
@@ -122,7 +103,8 @@ class CAE(nn.Module):
 
     def decode(self, h: torch.Tensor) -> torch.Tensor:
         """w = V h + c (V = W^T when tied), (B, D): logits or Gaussian means."""
-        return M.decode(self, h)
+        V = self.W.T if self.V is None else self.V
+        return h @ V.T + self.c
 
     def jacobian(self, x: torch.Tensor) -> torch.Tensor:
         """J_f(x) = dh/dx = diag(h (1 - h)) W for each example, (B, H, D)."""
@@ -136,7 +118,7 @@ class CAE(nn.Module):
 
     def log_reconstruction(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """log P(x|w) in nats, (B,) (unit variance for the Gaussian reconstruction)."""
-        return M.reconstruction_log_prob(x, w, self.config.reconstruction, torch.zeros_like(self.c))
+        return reconstruction_log_prob(x, w, self.config.reconstruction, torch.zeros_like(self.c))
 
     def loss(
         self, x: torch.Tensor, generator: torch.Generator | None = None
@@ -185,14 +167,14 @@ class CAE(nn.Module):
             h.shape, generator=generator, dtype=h.dtype, device=h.device
         )
         h_new = h + self._tangent_move(x, h, eps)
-        return M.reconstruction_mean(self.decode(h_new), self.config.reconstruction)
+        return reconstruction_mean(self.decode(h_new), self.config.reconstruction)
 
     @torch.no_grad()
     def chain(
         self, x0: torch.Tensor, n_steps: int, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """States (n_steps + 1, B, D) of the chain from x0 (B, D), x0 first."""
-        M.check_n(n_steps, "n_steps")
+        check_n(n_steps, "n_steps")
         x = x0.to(self.W)
         states = [x]
         for _ in range(n_steps):
@@ -201,17 +183,10 @@ class CAE(nn.Module):
         return torch.stack(states)
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(n, D) states after ``sample_steps`` steps from independent noise starts (uniform
-        binary for Bernoulli units, N(0, I) for Gaussian); reconstruction means, so grey levels
-        in [0, 1] for Bernoulli units."""
-        return M.sample_from_noise(self, n, self.W, generator)
-
-    @torch.no_grad()
     def init_from_data(
         self, x_train: torch.Tensor, generator: torch.Generator | None = None
     ) -> None:
         """Start the output bias at the data marginals (logits of the clamped means for
         Bernoulli, the means for Gaussian)."""
         self.check_input(x_train, "x_train")
-        M.init_visible_bias_(self.c, None, x_train.to(self.W), self.config.reconstruction)
+        init_visible_bias_(self.c, None, x_train.to(self.W), self.config.reconstruction)

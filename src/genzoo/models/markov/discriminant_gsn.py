@@ -17,8 +17,8 @@ steps from (x, C(y)) and penalises every reconstruction, -log P(y | h^1_k), nats
 Prediction runs the chain from a uniformly random label with x clamped and averages P(y|h^1)
 over the steps after the burn-in (a Monte Carlo estimate of the chain's conditional p(y | x)).
 
-Not a registered generative model (it has no sampler of x); train it with your own loop or
-use it as a component.
+Not a registered generative model (it has no sampler of x, so it declares no capability):
+train it with your own loop, ``loss(x, y, generator)``, or use it as a component.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from genzoo.core.config import Config, check, check_nonnegative
-from genzoo.core.errors import ConfigError, InputError
+from genzoo.core.errors import InputError
 from genzoo.core.validation import check_data
+from genzoo.models.base import GenzooModel
 from genzoo.nn.init import normal_or_zero_
 
 
@@ -66,16 +67,18 @@ class DiscriminantGSNConfig(Config):
               "need 0 <= predict_burn_in < predict_steps")
 
 
-class DiscriminantGSN(nn.Module):
+class DiscriminantGSN(GenzooModel):
     """p(y | x) by a GSN chain over y with x clamped. x (B, D) floating; y (B,) int64."""
+
+    config_class = DiscriminantGSNConfig
+    config: DiscriminantGSNConfig
+    needs_labels = True
+    binary_input = False
 
     def __init__(
         self, config: DiscriminantGSNConfig, generator: torch.Generator | None = None
     ) -> None:
-        super().__init__()
-        if not isinstance(config, DiscriminantGSNConfig):
-            raise ConfigError(f"needs a DiscriminantGSNConfig, got {type(config).__name__}")
-        self.config = config
+        super().__init__(config)
         self.sizes = [config.n_classes, *config.hidden]
         self.weights = nn.ParameterList(
             nn.Parameter(torch.empty(b, a)) for a, b in itertools.pairwise(self.sizes)
@@ -94,8 +97,12 @@ class DiscriminantGSN(nn.Module):
     def walkback(self) -> int:
         return 2 * self.n_layers if self.config.walkback is None else self.config.walkback
 
+    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
+        """InputError unless x is a finite floating (B, n_inputs) tensor."""
+        check_data(x, self.config.n_inputs, binary=False, name=name)
+
     def _check(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        check_data(x, self.config.n_inputs, binary=False)
+        self.check_input(x)
         if y is not None and (y.dtype != torch.int64 or y.shape != x.shape[:1]
                               or bool(((y < 0) | (y >= self.config.n_classes)).any())):
             raise InputError(f"y must be (B,) int64 labels in 0..{self.config.n_classes - 1}")

@@ -34,98 +34,69 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from typing import Literal
 
 import torch
 from torch import nn
 
-from genzoo.core.config import Config, check, check_nonnegative
-from genzoo.core.errors import ConfigError
-from genzoo.core.protocols import IMPLICIT
+from genzoo.core.config import check, check_nonnegative
 from genzoo.core.registry import register_model
-from genzoo.models.base import check_n_visible, require_n_visible
-from genzoo.models.markov import _common as M
+from genzoo.models.markov.base import (
+    WalkbackChainModel,
+    WalkbackConfig,
+    corrupt,
+    init_visible_bias_,
+    reconstruction_draw,
+    reconstruction_log_prob,
+    reconstruction_mean,
+)
 from genzoo.nn.init import normal_or_zero_
 
 
 @dataclasses.dataclass(frozen=True)
-class GSNConfig(Config):
-    """Hyperparameters of the (deep) GSN.
+class GSNConfig(WalkbackConfig):
+    """Hyperparameters of the (deep) GSN (the shared ones: :class:`WalkbackConfig`).
 
-    ``n_visible``: D (from the data when None); ``hidden``: sizes of h^1 .. h^L (two or more
-    layers: the deep GSN). ``corruption`` / ``noise_level``: C on the visible layer
-    (salt-and-pepper probability or Gaussian sigma). ``pre_noise`` / ``post_noise``: sigma of
-    the Gaussian noise added before / after the hidden activations; ``noiseless_h1``: none of
-    it in the first hidden layer (the authors' code default). ``reconstruction``:
-    "bernoulli" or "gaussian" (learned per-unit sigma). ``walkback``: K steps (reconstructions)
-    per training example; None: 2 L. ``sample_steps``: chain steps from the noise start before
-    :meth:`sample` returns; ``sample_output``: E[x|w] of the last step ("mean") or its draw.
-    ``init_std``: None uses the Glorot uniform scale sqrt(6 / (fan_in + fan_out)) as a normal
-    standard deviation / sqrt(3), i.e. the same variance; biases 0.
-    ``grey_levels``: accept grey levels in [0, 1] with the Bernoulli reconstruction, scored by
-    the cross-entropy sum x log p + (1 - x) log(1 - p) (how DAEs and GSNs were trained on MNIST
-    intensities); the figures are then cross-entropies, not log-likelihoods of the data.
+    ``hidden``: sizes of h^1 .. h^L (two or more layers: the deep GSN). ``corruption`` /
+    ``noise_level``: C on the visible layer. ``pre_noise`` / ``post_noise``: sigma of the
+    Gaussian noise added before / after the hidden activations; ``noiseless_h1``: none of it
+    in the first hidden layer (the authors' code default). The Gaussian reconstruction has a
+    learned per-unit sigma. ``walkback``: K steps (reconstructions) per training example;
+    None: 2 L. ``init_std`` None: the Glorot uniform scale sqrt(6 / (fan_in + fan_out)) as a
+    normal standard deviation / sqrt(3), i.e. the same variance.
     """
 
-    n_visible: int | None = None
     hidden: tuple[int, ...] = (1500, 1500, 1500)
-    corruption: Literal["salt_and_pepper", "gaussian"] = "salt_and_pepper"
     noise_level: float = 0.4
     pre_noise: float = 2.0
     post_noise: float = 2.0
     noiseless_h1: bool = True
-    reconstruction: Literal["bernoulli", "gaussian"] = "bernoulli"
-    grey_levels: bool = False
     walkback: int | None = None
-    sample_steps: int = 100
-    sample_output: Literal["mean", "draw"] = "mean"
-    init_std: float | None = None
-    min_log_sigma: float = -5.0
 
     def validate(self) -> None:
-        check(
-            not self.grey_levels or self.reconstruction == "bernoulli",
-            "model.grey_levels applies to the bernoulli reconstruction only",
-        )
-        check_n_visible(self.n_visible)
+        super().validate()
         check(len(self.hidden) >= 1 and all(h > 0 for h in self.hidden),
               f"model.hidden={self.hidden}: one or more positive layer sizes")
-        check_nonnegative(self.noise_level, "model.noise_level")
-        check(
-            self.corruption != "salt_and_pepper" or self.noise_level <= 1,
-            f"model.noise_level={self.noise_level} is a probability for salt-and-pepper noise; "
-            "use a value in [0, 1]",
-        )
         check_nonnegative(self.pre_noise, "model.pre_noise")
         check_nonnegative(self.post_noise, "model.post_noise")
         check(self.walkback is None or self.walkback >= 1, "model.walkback must be >= 1 or none")
-        check(self.sample_steps >= 0, "model.sample_steps must be >= 0")
-        check(self.init_std is None or self.init_std >= 0, "model.init_std must be >= 0 or none")
-        check(math.isfinite(self.min_log_sigma), "model.min_log_sigma must be finite")
 
 
 @register_model(
     "gsn",
-    config=GSNConfig,
     family="markov",
     summary="(deep) generative stochastic network, walkback-trained chain with hidden state",
     paper="Bengio, Thibodeau-Laufer, Alain & Yosinski 2014",
 )
-class GSN(nn.Module):
+class GSN(WalkbackChainModel):
     """GSN over D visible units with L hidden tanh layers. Batch methods take x (B, D);
     device and dtype follow the parameters; figures in nats per example. A chain state is a
     list [h^0 = x (B, D), h^1 (B, H_1), ..., h^L (B, H_L)]."""
 
+    config_class = GSNConfig
     test_overrides = ("model.hidden=8,8", "model.sample_steps=3")
 
-    capabilities = frozenset({IMPLICIT})
-
     def __init__(self, config: GSNConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        if not isinstance(config, GSNConfig):
-            raise ConfigError(f"GSN needs a GSNConfig, got {type(config).__name__}")
-        require_n_visible(config)
-        self.config = config
+        super().__init__(config)
         self.sizes = [config.n_visible, *config.hidden]
         # weights[l - 1] is W_l, (n_l, n_{l-1}); biases[l] is b_l for l = 0..L.
         self.weights = nn.ParameterList(
@@ -151,10 +122,6 @@ class GSN(nn.Module):
             self.log_sigma.zero_()
 
     @property
-    def n_visible(self) -> int:
-        return self.config.n_visible  # type: ignore[return-value]
-
-    @property
     def n_layers(self) -> int:
         """L, the number of hidden layers."""
         return len(self.config.hidden)
@@ -164,16 +131,6 @@ class GSN(nn.Module):
         """K: the config's ``walkback``, or 2 L when it is None."""
         k = self.config.walkback
         return 2 * self.n_layers if k is None else k
-
-    def _ref(self) -> torch.Tensor:
-        return self.biases[0]
-
-    def _log_sigma(self) -> torch.Tensor:
-        return self.log_sigma.clamp_min(self.config.min_log_sigma)
-
-    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
-        M.check_visible(x, self.n_visible, self.config.reconstruction, name,
-                        self.config.grey_levels)
 
     # -- the chain -------------------------------------------------------------------------
     def _pre_activation(self, state: list[torch.Tensor], l: int) -> torch.Tensor:
@@ -195,9 +152,9 @@ class GSN(nn.Module):
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> list[torch.Tensor]:
         """[C(x), 0, ..., 0]: the corrupted input and zero hidden layers."""
-        x = x.to(self._ref())
+        x = x.to(self.biases[0])
         zeros = [x.new_zeros(len(x), n) for n in self.config.hidden]
-        return [M.corrupt(x, self.config.corruption, self.config.noise_level, generator), *zeros]
+        return [corrupt(x, self.config.corruption, self.config.noise_level, generator), *zeros]
 
     def step(
         self,
@@ -217,12 +174,12 @@ class GSN(nn.Module):
                 a = self._pre_activation(state, l)
                 if l == 0:
                     w = a
-                    x_draw = M.reconstruction_draw(
+                    x_draw = reconstruction_draw(
                         a.detach(), cfg.reconstruction, self._log_sigma(), generator
                     )
                     state[0] = (
-                        M.corrupt(x_draw, cfg.corruption, cfg.noise_level, generator)
-                        if noisy else M.reconstruction_mean(a, cfg.reconstruction)
+                        corrupt(x_draw, cfg.corruption, cfg.noise_level, generator)
+                        if noisy else reconstruction_mean(a, cfg.reconstruction)
                     )
                 elif noisy and not (l == 1 and cfg.noiseless_h1):
                     h = torch.tanh(self._noise(a, cfg.pre_noise, generator))
@@ -237,84 +194,22 @@ class GSN(nn.Module):
         """-log P(x | w_k) of the K = ``k`` (default :attr:`walkback`) reconstructions of the
         unrolled chain from each example, (K, B) in nats."""
         self.check_input(x)
-        x = x.to(self._ref())
+        x = x.to(self.biases[0])
         state = self.initial_state(x, generator)
         rows = []
         for _ in range(self.walkback if k is None else k):
             state, w, _ = self.step(state, generator)
-            rows.append(-M.reconstruction_log_prob(
+            rows.append(-reconstruction_log_prob(
                 x, w, self.config.reconstruction, self._log_sigma()))
         return torch.stack(rows)
-
-    def loss(
-        self, x: torch.Tensor, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
-        """``loss``: mean over the K walkback reconstructions and the batch x (B, D) of
-        -log P(x | w_k) (nats per example); ``reconstruction``: the first one, detached."""
-        nll = self.walkback_losses(x, generator)
-        return {"loss": nll.mean(), "reconstruction": nll[0].mean().detach()}
 
     @torch.no_grad()
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
         """{"walkback": the training loss under a fixed seed, "reconstruction": its first
         step}, so curves are comparable across steps."""
-        g = torch.Generator(device=self._ref().device).manual_seed(0)
+        g = torch.Generator(device=self.biases[0].device).manual_seed(0)
         nll = self.walkback_losses(x, g)
         return {"walkback": float(nll.mean()), "reconstruction": float(nll[0].mean())}
-
-    @torch.no_grad()
-    def chain(
-        self,
-        x0: torch.Tensor,
-        n_steps: int,
-        generator: torch.Generator | None = None,
-        observed_mask: torch.Tensor | None = None,
-        output: str | None = None,
-    ) -> torch.Tensor:
-        """Visible states (n_steps + 1, B, D) of the chain from x0 (B, D): x0, then after each
-        step E[x | w_t] (``output="mean"``) or the draw (``"draw"``; default the config's
-        ``sample_output``). With ``observed_mask`` ((B, D) or (D,), True = observed) the
-        observed units of the visible state are reset to x0's values every step (before the
-        corruption, so the hidden layers always see them)."""
-        M.check_n(n_steps, "n_steps")
-        output = M.chain_output(output, self.config.sample_output)
-        x0 = x0.to(self._ref())
-        mask = None if observed_mask is None else M.check_mask(observed_mask, x0)
-        state = self.initial_state(x0, generator)
-        if mask is not None:
-            state[0] = torch.where(mask, x0, state[0])
-        states = [x0]
-        for _ in range(n_steps):
-            state, w, x_draw = self.step(state, generator)
-            out = M.reconstruction_mean(w, self.config.reconstruction) if output == "mean" else x_draw
-            if mask is not None:
-                state[0] = torch.where(mask, x0, state[0])
-                out = torch.where(mask, x0, out)
-            states.append(out)
-        return torch.stack(states)
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(n, D) visible states after ``sample_steps`` steps from independent noise starts
-        (uniform binary for Bernoulli units, N(0, I) for Gaussian): E[x|w] of the last step or
-        its draw, as ``sample_output`` says."""
-        return M.sample_from_noise(self, n, self._ref(), generator)
-
-    @torch.no_grad()
-    def inpaint(
-        self,
-        x: torch.Tensor,
-        observed_mask: torch.Tensor,
-        generator: torch.Generator | None = None,
-        n_samples: int = 1,
-        n_steps: int | None = None,
-    ) -> torch.Tensor:
-        """Completions (n_samples, B, D) of x (B, D) by the clamped chain: observed entries
-        (``observed_mask`` (B, D) or (D,), True = observed) kept exactly, the others started
-        from noise and resampled for ``n_steps`` steps (default ``sample_steps``)."""
-        return M.inpaint_by_chain(
-            self, x, observed_mask, self._ref(), generator, n_samples, n_steps
-        )
 
     @torch.no_grad()
     def init_from_data(
@@ -323,5 +218,5 @@ class GSN(nn.Module):
         """Visible bias at the data marginals (logits of clamped means, or means and log
         standard deviations for the Gaussian reconstruction)."""
         self.check_input(x_train, "x_train")
-        x = x_train.to(self._ref())
-        M.init_visible_bias_(self.biases[0], self.log_sigma, x, self.config.reconstruction)
+        x = x_train.to(self.biases[0])
+        init_visible_bias_(self.biases[0], self.log_sigma, x, self.config.reconstruction)

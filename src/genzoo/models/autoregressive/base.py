@@ -1,27 +1,55 @@
-"""What every binary autoregressive model here shares.
+"""The base classes of the autoregressive models, and the draws their samplers share.
 
-A binary autoregressive model factors p(x) = prod_d p(x_d | x_<d) over the variables in index
-order, each conditional a Bernoulli with logit l_d(x_<d)::
+An autoregressive model factors p(x) = prod_d p(x_d | x_<d) over the variables in an ordering,
+so log p(x) is exact and the training objective is maximum likelihood: the mean negative
+log-likelihood (log-density for real data) of the batch, in nats per example.
+:class:`AutoregressiveModel` gives every such model that ``loss`` and the validation figure
+from its ``log_prob``.
+
+A binary model's conditionals are Bernoullis with logits l_d(x_<d)::
 
     log p(x) = sum_d [x_d l_d - softplus(l_d)]
 
 (log sigmoid(l) = -softplus(-l) and log(1 - sigmoid(l)) = -softplus(l), written as one
-expression). A model supplies ``conditional_logits(x) -> (B, D)`` whose column d depends on
-x_<d only, an output bias ``b`` (D,) and its own ancestral ``sample``; the base class
-:class:`BinaryAutoregressive` turns these into the exact ``log_prob``, the training ``loss``
-(mean negative log-likelihood, the maximum-likelihood objective, from
-:class:`MaximumLikelihood`, which RNADE shares), ``validation_metrics`` and ``init_from_data``.
+expression). :class:`BinaryAutoregressive` turns a model's ``conditional_logits(x) -> (B, D)``
+(column d a function of x_<d only) and its output biases ``b`` (D,) into the exact
+``log_prob``, and starts b at the data marginals (``init_from_data``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
+from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import EXACT_LIKELIHOOD
 from genzoo.core.validation import check_binary
+from genzoo.models.base import GenzooModel, VisibleConfig
 from genzoo.ops.numerics import bernoulli_log_likelihood, data_logits
+
+
+@dataclasses.dataclass(frozen=True)
+class AutoregressiveConfig(VisibleConfig):
+    """Fields of every autoregressive model: ``n_visible`` and ``init_std``, the standard
+    deviation (>= 0) of the weights each model draws at construction (which weights: its own
+    config says)."""
+
+    init_std: float = 0.01
+
+    def validate(self) -> None:
+        super().validate()
+        check_nonnegative(self.init_std, "model.init_std")
+
+
+def check_layer_sizes(hidden: Sequence[int], example: str) -> None:
+    """For ``Config.validate``: ConfigError unless ``hidden`` lists one or more positive layer
+    sizes (``example``: the value the message suggests, e.g. "500,500")."""
+    check(len(hidden) >= 1, f"model.hidden must list at least one layer size, e.g. {example}")
+    check(all(h > 0 for h in hidden), f"model.hidden={tuple(hidden)}: sizes must be positive")
 
 
 def uniforms(n: int, d: int, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -32,14 +60,20 @@ def uniforms(n: int, d: int, like: torch.Tensor, generator: torch.Generator | No
 
 
 def check_sample_count(n: int) -> None:
+    """GenzooError unless ``n`` (the number of samples asked for) is an integer >= 0."""
     if not isinstance(n, int) or n < 0:
         raise GenzooError(f"sample(n={n!r}): n must be an integer >= 0")
 
 
-class MaximumLikelihood:
-    """Mixin for models with an exact ``log_prob(x) -> (B,)``: the training ``loss`` is the
-    mean negative log-likelihood (log-density for real data), the maximum-likelihood
-    objective, and ``validation_metrics`` reports it."""
+class AutoregressiveModel(GenzooModel):
+    """Base of the models with an exact ``log_prob(x) -> (B,)``: trained by maximum
+    likelihood. Subclasses implement ``log_prob`` and ``sample``."""
+
+    capabilities = frozenset({EXACT_LIKELIHOOD})
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact log p(x) in nats, x (B, D) -> (B,)."""
+        raise NotImplementedError
 
     def loss(
         self, x: torch.Tensor, generator: torch.Generator | None = None
@@ -56,7 +90,7 @@ class MaximumLikelihood:
         return {"nll": float(-self.log_prob(x).mean())}
 
 
-class BinaryAutoregressive(MaximumLikelihood, nn.Module):
+class BinaryAutoregressive(AutoregressiveModel):
     """Base of the binary autoregressive models: exact likelihood from ``conditional_logits``.
 
     Subclasses define ``self.b`` (D,), the output biases, and implement ``conditional_logits``
@@ -64,7 +98,6 @@ class BinaryAutoregressive(MaximumLikelihood, nn.Module):
     nats; device and dtype follow the parameters.
     """
 
-    capabilities = frozenset({EXACT_LIKELIHOOD})
     b: nn.Parameter
 
     @property
@@ -76,7 +109,9 @@ class BinaryAutoregressive(MaximumLikelihood, nn.Module):
         raise NotImplementedError
 
     def check_input(self, x: torch.Tensor, name: str = "x") -> None:
-        """Raise InputError unless ``x`` is a finite binary (B, n_visible) floating tensor."""
+        """Raise InputError unless ``x`` is a finite binary (B, n_visible) floating tensor
+        (the default check, by one fused pass over x when it passes: it runs on every
+        minibatch)."""
         check_binary(x, self.n_visible, name)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
