@@ -96,38 +96,26 @@ def bernoulli_entropy(q: torch.Tensor) -> torch.Tensor:
     return torch.special.entr(q) + torch.special.entr(1.0 - q)
 
 
-def clamped_input(
-    model: GenzooModel, x: torch.Tensor, observed_mask: torch.Tensor, n_samples: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """What ``inpaint`` of a deep Boltzmann machine starts from: (x (B, D) in the model's dtype
-    with its unobserved entries set to 0, observed (B, D) bool), after checking ``n_samples``
-    and the observed entries of x. ``observed_mask``: (B, D) or (D,) bool, True = observed."""
-    if not isinstance(n_samples, int) or n_samples < 1:
-        raise InputError(f"n_samples={n_samples!r} must be a positive integer")
-    observed = observed_mask.to(device=x.device, dtype=torch.bool).expand_as(x)
-    x = torch.where(observed, x, torch.zeros_like(x)).to(model.dtype)
-    model.check_input(x)
-    return x, observed
-
-
 @dataclasses.dataclass(frozen=True)
-class LayeredConfig(VisibleConfig):
+class DeepBoltzmannConfig(VisibleConfig):
     """Fields of every deep Boltzmann machine (the DBMs and the MP-DBM): ``hidden``, the
-    hidden layer sizes bottom to top, and ``sample_burn_in``, the Gibbs sweeps of fresh chains
-    in ``sample``."""
+    hidden layer sizes bottom to top; ``init_std``, the weights' W ~ N(0, init_std^2);
+    ``sample_burn_in``, the Gibbs sweeps of fresh chains in ``sample``."""
 
     hidden: tuple[int, ...] = (500, 1000)
+    init_std: float = 0.01
     sample_burn_in: int = 1000
 
     def validate(self) -> None:
         super().validate()
         check(len(self.hidden) >= 1, "model.hidden must list at least one layer size, e.g. 500,1000")
         check(all(h > 0 for h in self.hidden), f"model.hidden={self.hidden}: sizes must be positive")
+        check_nonnegative(self.init_std, "model.init_std")
         check(self.sample_burn_in >= 0, f"model.sample_burn_in={self.sample_burn_in} must be >= 0")
 
 
 @dataclasses.dataclass(frozen=True)
-class DBMConfig(LayeredConfig):
+class DBMConfig(DeepBoltzmannConfig):
     """Hyperparameters of the binary DBM.
 
     ``hidden``: hidden layer sizes, bottom to top (SH09's MNIST model: 500,1000). ``k``: Gibbs
@@ -138,9 +126,9 @@ class DBMConfig(LayeredConfig):
     mean-field activity of every hidden layer. ``init_std``: W ~ N(0, init_std^2).
     ``sample_burn_in``: Gibbs sweeps of fresh chains in :meth:`DBM.sample`.
     ``init_visible_bias``: whether ``init_from_data`` sets b_0 to the data logits (False for a
-    pretrained DBM, see :mod:`genzoo.recipes.dbm_pretraining`). ``pretrain_epochs``: RBM epochs per layer of
-    greedy pretraining that ``genzoo train`` runs on a fresh run (0: none; the Python API
-    calls ``genzoo.recipes.dbm_pretraining.pretrain_run`` itself).
+    pretrained DBM, see :mod:`genzoo.recipes.dbm_pretraining`). ``pretrain_epochs``: RBM
+    epochs per layer of greedy pretraining that ``genzoo train`` runs on a fresh run (0: none;
+    the Python API calls ``genzoo.recipes.dbm_pretraining.pretrain_run`` itself).
     """
 
     k: int = 1
@@ -151,7 +139,6 @@ class DBMConfig(LayeredConfig):
     weight_decay: float = 0.0
     sparsity_target: float | None = None
     sparsity_cost: float = 0.0
-    init_std: float = 0.01
     init_visible_bias: bool = True
     pretrain_epochs: int = 0
 
@@ -164,7 +151,6 @@ class DBMConfig(LayeredConfig):
         check_nonnegative(self.mf_tol, "model.mf_tol")
         check_nonnegative(self.weight_decay, "model.weight_decay")
         check_sparsity_config(self, example_target=0.1)
-        check_nonnegative(self.init_std, "model.init_std")
         check(self.pretrain_epochs >= 0, "model.pretrain_epochs must be >= 0 (0: no pretraining)")
 
 
@@ -195,13 +181,71 @@ class DBMAnnealingBase(nn.Module):
         )
 
 
+class DeepBoltzmannBase(GenzooModel):
+    """What the deep Boltzmann machines (the DBM, the centered DBM, the MP-DBM) share: binary
+    layers x_0 = v, x_1 .. x_L with weights ``W`` [W_1 (D, n_1), ..., W_L] and biases ``b``
+    [b_0 (D,), ..., b_L] (zero here; each model initialises them), binary input, and
+    :meth:`inpaint`, which clamps the observed entries and lets the model's :meth:`complete`
+    fill in the others."""
+
+    config_class = DeepBoltzmannConfig
+
+    def __init__(self, config: DeepBoltzmannConfig) -> None:
+        super().__init__(config)
+        self.W, self.b = layer_parameters((config.n_visible, *config.hidden))
+
+    @property
+    def n_visible(self) -> int:
+        return self.b[0].shape[0]
+
+    @property
+    def n_layers(self) -> int:
+        """Number of hidden layers L."""
+        return len(self.W)
+
+    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
+        """Raise InputError unless ``x`` is a finite binary (B, n_visible) floating tensor."""
+        check_binary(x, self.n_visible, name)
+
+    @torch.no_grad()
+    def inpaint(
+        self,
+        x: torch.Tensor,
+        observed_mask: torch.Tensor,
+        /,
+        generator: torch.Generator | None = None,
+        n_samples: int = 1,
+        n_steps: int | None = None,
+    ) -> torch.Tensor:
+        """Completions (n_samples, B, D) of x (B, D) for ``genzoo inpaint``: the entries where
+        ``observed_mask`` ((B, D) or (D,) bool) is True are kept, the others drawn by
+        :meth:`complete` with ``n_steps`` (None: the model's default). Values of x at
+        unobserved entries are ignored."""
+        if not isinstance(n_samples, int) or n_samples < 1:
+            raise InputError(f"n_samples={n_samples!r} must be a positive integer")
+        observed = observed_mask.to(device=x.device, dtype=torch.bool).expand_as(x)
+        x = torch.where(observed, x, torch.zeros_like(x)).to(self.b[0].dtype)
+        self.check_input(x)
+        return self.complete(x, observed, n_samples, n_steps, generator)
+
+    def complete(
+        self, x: torch.Tensor, observed: torch.Tensor, n_samples: int, n_steps: int | None,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """Draws (n_samples, B, D) of the unobserved entries of x (B, D, binary, 0 where not
+        observed) given the observed ones (``observed`` (B, D) bool), the observed entries
+        kept; ``n_steps``: the model's chain steps or mean-field iterations (None: its
+        default)."""
+        raise NotImplementedError
+
+
 @register_model(
     "dbm",
     family="boltzmann",
     summary="deep Boltzmann machine: mean-field + persistent-chain SML, AIS-based NLL bound",
     paper="Salakhutdinov & Hinton 2009, 2012",
 )
-class DBM(GenzooModel):
+class DBM(DeepBoltzmannBase):
     """Binary DBM. A state is a list of layer tensors [v (B, D), h_1 (B, n_1), ..., h_L];
     per-example values are (B,) in nats; device and dtype follow the parameters."""
 
@@ -212,9 +256,7 @@ class DBM(GenzooModel):
 
     def __init__(self, config: DBMConfig, generator: torch.Generator | None = None) -> None:
         super().__init__(config)
-        sizes = (config.n_visible, *config.hidden)
-        self.W, self.b = layer_parameters(sizes)
-        for l, n in enumerate(sizes):
+        for l, n in enumerate(self.sizes):
             self.register_buffer(f"chain_{l}", torch.zeros(config.n_chains, n))
         self.reset_parameters(generator)
 
@@ -234,22 +276,9 @@ class DBM(GenzooModel):
         return tuple(b.shape[0] for b in self.b)
 
     @property
-    def n_visible(self) -> int:
-        return self.b[0].shape[0]
-
-    @property
-    def n_layers(self) -> int:
-        """Number of hidden layers L."""
-        return len(self.W)
-
-    @property
     def chains(self) -> list[torch.Tensor]:
         """The persistent chains, one (n_chains, n_l) buffer per layer (views, not copies)."""
         return [getattr(self, f"chain_{l}") for l in range(self.n_layers + 1)]
-
-    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
-        """Raise InputError unless ``x`` is a finite binary (B, n_visible) floating tensor."""
-        check_binary(x, self.n_visible, name)
 
     # -- energy and conditionals -----------------------------------------------------------------
 
@@ -463,21 +492,13 @@ class DBM(GenzooModel):
 
     # -- sampling -------------------------------------------------------------------------------
 
-    @torch.no_grad()
-    def inpaint(
-        self,
-        x: torch.Tensor,
-        observed_mask: torch.Tensor,
-        /,
-        generator: torch.Generator | None = None,
-        n_samples: int = 1,
-        n_steps: int | None = None,
+    def complete(
+        self, x: torch.Tensor, observed: torch.Tensor, n_samples: int, n_steps: int | None,
+        generator: torch.Generator | None,
     ) -> torch.Tensor:
-        """Completions (n_samples, B, D) of x (B, D) for ``genzoo inpaint``: the observed
-        entries (``observed_mask`` (B, D) or (D,) bool, True = observed) are clamped and the
-        others drawn by ``n_steps`` block Gibbs sweeps (None: 200) of p(v_missing, h | v_observed),
-        started from the bottom-up pass (values at unobserved entries of x are ignored)."""
-        x, observed = clamped_input(self, x, observed_mask, n_samples)
+        """For :meth:`inpaint`: ``n_steps`` block Gibbs sweeps (None: 200) of
+        p(v_missing, h | v_observed), started from the bottom-up pass, with the observed
+        entries clamped. (B, D) -> (n_samples, B, D)."""
         observed = observed.repeat(n_samples, 1)
         x = x.repeat(n_samples, 1)
         v = torch.where(observed, x, bernoulli(torch.sigmoid(self.bias(0)).expand_as(x), generator))

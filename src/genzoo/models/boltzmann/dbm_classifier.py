@@ -178,7 +178,8 @@ class DBMClassifier(GenzooModel):
         if config.dbm_config is None:  # dbm_model alone says too little to build the DBM
             raise ConfigError(
                 "model.dbm_config is unset: build the classifier with DBMClassifier.from_dbm, "
-                "or resolve the config first (config.resolve_for_data(bundle) reads model.dbm_run)"
+                "or read model.dbm_run's config first "
+                "(genzoo.recipes.dbm_classifier.resolve_source(config))"
             )
         dbm = get_model_spec(config.dbm_model).build(config.source_config())
         self.dbm = dbm.requires_grad_(False).eval()

@@ -31,19 +31,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genzoo.core.config import check, check_nonnegative
+from genzoo.core.config import check
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import IMPLICIT, INPAINT
 from genzoo.core.registry import register_model
-from genzoo.core.validation import check_binary
-from genzoo.models.base import GenzooModel, check_labels
-from genzoo.models.boltzmann._ops import bernoulli, data_logits, layer_parameters
-from genzoo.models.boltzmann.dbm import LayeredConfig, clamped_input
+from genzoo.models.base import check_labels
+from genzoo.models.boltzmann._ops import bernoulli, data_logits
+from genzoo.models.boltzmann.dbm import DeepBoltzmannBase, DeepBoltzmannConfig
 from genzoo.nn.init import normal_or_zero_
 
 
 @dataclasses.dataclass(frozen=True)
-class MPDBMConfig(LayeredConfig):
+class MPDBMConfig(DeepBoltzmannConfig):
     """``hidden``: hidden layer sizes; ``n_classes``: label units (0: no label layer).
     ``mf_steps``: unrolled mean-field iterations (training and prediction). ``mask_prob``:
     probability that a variable is in the predicted subset S. ``label_weight``: weight of the
@@ -55,7 +54,7 @@ class MPDBMConfig(LayeredConfig):
     mf_steps: int = 10
     mask_prob: float = 0.5
     label_weight: float = 1.0
-    init_std: float = 0.05
+    init_std: float = 0.05  # overrides the DBMs' 0.01
 
     def validate(self) -> None:
         super().validate()
@@ -63,7 +62,6 @@ class MPDBMConfig(LayeredConfig):
         check(self.mf_steps >= 1, "model.mf_steps must be >= 1")
         check(0.0 < self.mask_prob < 1.0, "model.mask_prob must be in (0, 1)")
         check(self.label_weight > 0.0, "model.label_weight must be > 0 (1: the plain sum over S)")
-        check_nonnegative(self.init_std, "model.init_std")
 
 
 @register_model(
@@ -72,7 +70,7 @@ class MPDBMConfig(LayeredConfig):
     summary="multi-prediction DBM: unrolled mean field trained to fill in masked inputs/labels",
     paper="Goodfellow, Mirza, Courville & Bengio 2013",
 )
-class MPDBM(GenzooModel):
+class MPDBM(DeepBoltzmannBase):
     """MP-DBM. v (B, D) binary, labels (B,) int64; q's are (B, n_l) probabilities."""
 
     test_overrides = ("model.hidden=8,6", "model.mf_steps=2", "model.sample_burn_in=10")
@@ -83,20 +81,11 @@ class MPDBM(GenzooModel):
 
     def __init__(self, config: MPDBMConfig, generator: torch.Generator | None = None) -> None:
         super().__init__(config)
-        sizes = (config.n_visible, *config.hidden)
-        self.W, self.b = layer_parameters(sizes)
-        self.U = nn.Parameter(torch.zeros(sizes[-1], config.n_classes))
+        self.U = nn.Parameter(torch.zeros(config.hidden[-1], config.n_classes))
         self.d = nn.Parameter(torch.zeros(config.n_classes))
         with torch.no_grad():
             for W in (*self.W, self.U):
                 normal_or_zero_(W, config.init_std, generator)
-
-    @property
-    def n_layers(self) -> int:
-        return len(self.W)
-
-    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
-        check_binary(x, self.b[0].shape[0], name)
 
     # -- unrolled mean field ---------------------------------------------------------------------
 
@@ -226,21 +215,12 @@ class MPDBM(GenzooModel):
         logits = self.infer(v, observed, n_steps=n_steps)[0]
         return torch.where(observed, v, torch.sigmoid(logits))
 
-    @torch.no_grad()
-    def inpaint(
-        self,
-        x: torch.Tensor,
-        observed_mask: torch.Tensor,
-        /,
-        generator: torch.Generator | None = None,
-        n_samples: int = 1,
-        n_steps: int | None = None,
+    def complete(
+        self, x: torch.Tensor, observed: torch.Tensor, n_samples: int, n_steps: int | None,
+        generator: torch.Generator | None,
     ) -> torch.Tensor:
-        """Completions (n_samples, B, D) of x (B, D) for ``genzoo inpaint``: observed entries
-        (``observed_mask`` (B, D) or (D,) bool, True = observed) kept, the others drawn from
-        the factorised mean-field Q(v_i | observed) after ``n_steps`` iterations (None:
-        model.mf_steps) (values at unobserved entries are ignored)."""
-        x, observed = clamped_input(self, x, observed_mask, n_samples)
+        """For :meth:`inpaint`: draws from the factorised mean-field Q(v_i | observed) after
+        ``n_steps`` iterations (None: model.mf_steps). (B, D) -> (n_samples, B, D)."""
         q = self.fill_in(x, observed, n_steps)
         draws = bernoulli(q.expand(n_samples, -1, -1), generator)
         return torch.where(observed, x, draws)
