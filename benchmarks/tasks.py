@@ -40,13 +40,9 @@ def pretrained_dbm(row: dict, data: str, sets: dict[str, Any], run: Path) -> Non
     """SH09's DBM: greedy layerwise pretraining with the row's ``pretrain`` settings (a
     learning rate and schedule of their own, which ``genzoo train --pretrain`` does not
     take), then the DBM's training from the composed weights, through the Python API."""
+    from genzoo.recipes.dbm_pretraining import pretrain_dbm
     from genzoo.run_config import RunConfig
     from genzoo.training import Trainer
-
-    try:
-        from genzoo.recipes.dbm_pretraining import pretrain_dbm
-    except ImportError:
-        from genzoo.models.boltzmann.dbm_pretraining import pretrain_dbm
 
     pre = row["pretrain"]
     epochs = 1 if sets.get("train.epochs") == 1 else pre["epochs"]  # smoke: 1

@@ -12,7 +12,7 @@ import torch
 from genzoo.cli import main
 from genzoo.core.registry import get_model_spec
 from genzoo.data import load_data
-from genzoo.models.boltzmann.dbm_pretraining import compose_dbm, load_composed
+from genzoo.recipes.dbm_pretraining import compose_dbm, load_composed
 from genzoo.training.checkpoint import load_model, read_run_config
 
 SETS = ["--set", "data.binarize=threshold", "--set", "model.hidden=12,6",

@@ -13,9 +13,14 @@ from genzoo.training.manifest import BEST_DIR
 
 def _resolve_for_data(cfg, bundle):
     """Fill model fields that come from the data (``n_visible``) before the model is built;
-    a model config with ``resolve_for_data(bundle)`` (the DBM classifier, which reads its
-    source run) fills its own."""
+    a model config with ``resolve_for_data(bundle)`` (the DBM classifier, whose source run's
+    config the recipe reads first) checks and fills its own."""
+    from genzoo.models.boltzmann.dbm_classifier import DBMClassifierConfig
+    from genzoo.recipes.dbm_classifier import resolve_source
+
     model_cfg = cfg.model
+    if isinstance(model_cfg, DBMClassifierConfig):
+        model_cfg = resolve_source(model_cfg)
     resolve = getattr(model_cfg, "resolve_for_data", None)
     if callable(resolve):
         model_cfg = resolve(bundle)
@@ -116,8 +121,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         # code, not the library) makes the initial parameters a function of train.seed.
         torch.manual_seed(cfg.train.seed)
         model = spec.build(cfg.model)
+        from genzoo.models.boltzmann.dbm_classifier import DBMClassifier
+
+        if isinstance(model, DBMClassifier) and not resume:
+            from genzoo.recipes.dbm_classifier import start_from_run
+
+            start_from_run(model)
         if pretrain:
-            from genzoo.models.boltzmann.dbm_pretraining import pretrain_run
+            from genzoo.recipes.dbm_pretraining import pretrain_run
 
             if ctx.is_main:
                 print(f"genzoo: greedy layerwise pretraining, {cfg.model.pretrain_epochs} "

@@ -5,28 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from genzoo.core.errors import GenzooError
 from genzoo.evaluation.stats import Estimate
+from genzoo.ops.classification import classification_error
 
-
-def classification_error(model, x: torch.Tensor, y: torch.Tensor, chunk: int = 1000) -> float:
-    """Fraction of the examples x (N, D) whose ``model.predict`` differs from y (N,), computed
-    in eval mode without gradients, ``chunk`` examples at a time on the model's device."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            device = next(model.parameters()).device
-            wrong = sum(
-                int((model.predict(x[i : i + chunk].to(device)).cpu() != y[i : i + chunk].cpu())
-                    .sum())
-                for i in range(0, len(x), chunk)
-            )
-    finally:
-        model.train(was_training)
-    return wrong / max(len(x), 1)
+__all__ = ["classification_error", "classification_estimate", "classification_report"]
 
 
 def classification_estimate(model, split) -> Estimate:

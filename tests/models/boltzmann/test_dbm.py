@@ -1,6 +1,7 @@
 """The deep Boltzmann machine against enumeration on tiny models: conditionals, the Gibbs
 sampler's stationary law, mean field, the variational bound, AIS of log Z, the exact free
-energy; the SML surrogate's gradient; pretraining composition; short training runs."""
+energy; the SML surrogate's gradient; short training runs; inpainting. (Pretraining is a
+recipe: tests/recipes/test_dbm_pretraining.py.)"""
 
 from __future__ import annotations
 
@@ -13,8 +14,6 @@ from genzoo.data import load_data
 from genzoo.evaluation.ais import ais_log_partition, linear_schedule, reverse_ais_log_partition
 from genzoo.evaluation.exact import exact_log_partition
 from genzoo.models.boltzmann.dbm import DBM, DBMConfig
-from genzoo.models.boltzmann.dbm_pretraining import DoubledRBM, compose_dbm, pretrain_dbm
-from genzoo.models.boltzmann.rbm import RBMConfig
 from genzoo.ops.enumeration import binary_states
 from genzoo.run_config import RunConfig
 
@@ -193,38 +192,6 @@ def test_sml_surrogate_gradient_is_data_minus_model_statistics():
     assert {f"chain_{l}" for l in range(3)} <= set(m.state_dict())
 
 
-def test_compose_dbm_doubles_halves_and_combines_biases():
-    sizes = (5, 4, 3, 2)
-    g = torch.Generator().manual_seed(0)
-    rbms = []
-    for l in range(3):
-        r = DoubledRBM(RBMConfig(n_visible=sizes[l], n_hidden=sizes[l + 1], init_std=1.0),
-                       generator=g)
-        with torch.no_grad():
-            r.b.normal_(generator=g)
-            r.c.normal_(generator=g)
-        rbms.append(r)
-    dbm = compose_dbm(rbms, DBMConfig(n_visible=5, hidden=(4, 3, 2)))
-    torch.testing.assert_close(dbm.W[0], rbms[0].W)
-    torch.testing.assert_close(dbm.W[1], rbms[1].W / 2)
-    torch.testing.assert_close(dbm.W[2], rbms[2].W)
-    torch.testing.assert_close(dbm.b[0], rbms[0].b)
-    torch.testing.assert_close(dbm.b[1], (rbms[0].c + rbms[1].b) / 2)
-    torch.testing.assert_close(dbm.b[2], (rbms[1].c + rbms[2].b) / 2)
-    torch.testing.assert_close(dbm.b[3], rbms[2].c)
-    assert dbm.config.init_visible_bias is False
-
-
-def test_doubled_rbm_conditionals():
-    g = torch.Generator().manual_seed(0)
-    cfg = RBMConfig(n_visible=4, n_hidden=3, init_std=1.0)
-    up, down = DoubledRBM(cfg, "up", generator=g), DoubledRBM(cfg, "down", generator=g)
-    v, h = torch.ones(2, 4), torch.ones(2, 3)
-    torch.testing.assert_close(up.p_h_given_v(v), torch.sigmoid(up.c + 2 * v @ up.W))
-    torch.testing.assert_close(up.p_v_given_h(h), torch.sigmoid(up.b + h @ up.W.T))
-    torch.testing.assert_close(down.p_v_given_h(h), torch.sigmoid(down.b + 2 * h @ down.W.T))
-
-
 def _digits_config(hidden: str, steps: int, extra: list[str] = ()) -> RunConfig:
     cfg = RunConfig.default("dbm").with_overrides([
         "data.name=digits", "data.binarize=threshold", "data.n_train=500", "data.n_eval=100",
@@ -267,20 +234,6 @@ def test_training_on_digits_lowers_the_exact_variational_nll_bound(tmp_path):
     assert after < before - 0.75, (before, after)
 
 
-def test_pretraining_runs_the_stack_and_gives_a_usable_dbm(tmp_path):
-    cfg = _digits_config("12,6", 100)
-    bundle = load_data(cfg.data)
-    model_cfg = cfg.model.replace(n_visible=bundle.n_features)
-    dbm, rbms = pretrain_dbm(model_cfg, bundle, tmp_path, cfg)
-    assert [r.up for r in rbms] == [2.0, 1.0] and [r.down for r in rbms] == [1.0, 2.0]
-    torch.testing.assert_close(dbm.W[0], rbms[0].W)
-    torch.testing.assert_close(dbm.b[1], (rbms[0].c + rbms[1].b) / 2)
-    fresh = DBM(model_cfg)
-    fresh.init_from_data(bundle.train.x)
-    # Pretrained weights must already model the digits better than the base rate.
-    assert _nll_bound(dbm.double(), bundle.valid.x) < _nll_bound(fresh.double(), bundle.valid.x)
-
-
 @pytest.mark.integration
 def test_short_run_on_binarized_mnist(binarized_mnist_available, tmp_path):
     cfg = RunConfig.default("dbm").with_overrides([
@@ -303,7 +256,7 @@ def test_inpaint_samples_the_exact_conditional_of_the_missing_pixels():
     observed = torch.tensor([True, False, False])
     n = 20000
     draws = m.inpaint(x, observed, generator=torch.Generator().manual_seed(0), n_samples=n,
-                      n_sweeps=30)[:, 0]
+                      n_steps=30)[:, 0]
     assert (draws[:, 0] == 1).all()
     freq = torch.bincount((draws[:, 1] + 2 * draws[:, 2]).long(), minlength=4).double() / n
     assert ((freq - p).abs() <= 5 * (p * (1 - p) / n).sqrt() + 1e-3).all(), (freq, p)

@@ -39,10 +39,10 @@ def test_fine_tuning_on_digits_classifies(tmp_path):
     for _ in range(60):
         for idx in torch.randperm(len(x), generator=g).split(50):
             opt.zero_grad()
-            clf.loss(x[idx], q2[idx], y[idx])["loss"].backward()
+            clf.loss(x[idx], q2=q2[idx], y=y[idx])["loss"].backward()
             opt.step()
     with torch.no_grad():
-        out = clf.loss(bundle.valid.x, dbm_features(dbm, bundle.valid.x), bundle.valid.y)
+        out = clf.loss(bundle.valid.x, q2=dbm_features(dbm, bundle.valid.x), y=bundle.valid.y)
     assert float(out["error"]) < 0.2  # chance is 0.9
 
 

@@ -29,7 +29,7 @@ def test_loss_computes_the_fixed_features_itself_and_needs_labels():
     with torch.no_grad():
         clf.U.normal_(generator=g)
         implicit = clf.loss(v, y=y, generator=g)
-        explicit = clf.loss(v, dbm_features(dbm, v), y)
+        explicit = clf.loss(v, q2=dbm_features(dbm, v), y=y)
     assert float(implicit["loss"]) == pytest.approx(float(explicit["loss"]), rel=1e-12)
     assert torch.equal(clf.predict(v), clf(v, dbm_features(dbm, v)).argmax(-1))
     with pytest.raises(GenzooError, match="labels"):

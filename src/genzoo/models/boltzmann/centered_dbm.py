@@ -50,7 +50,6 @@ class CenteredDBMConfig(DBMConfig):
 
 @register_model(
     "centered-dbm",
-    config=CenteredDBMConfig,
     family="boltzmann",
     summary="centered deep Boltzmann machine (offsets as moving data means), no pretraining",
     paper="Montavon & Müller 2012",
@@ -59,12 +58,13 @@ class CenteredDBM(DBM):
     """DBM with offsets ``mu_0 .. mu_L`` (buffers, checkpointed). Same state conventions and
     contracts as :class:`~genzoo.models.boltzmann.dbm.DBM`."""
 
-    test_overrides = ("model.hidden=8,6", "model.n_chains=10", "model.sample_burn_in=10")
+    config_class = CenteredDBMConfig
 
     def __init__(
         self, config: CenteredDBMConfig, generator: torch.Generator | None = None
     ) -> None:
-        if not isinstance(config, CenteredDBMConfig):
+        if isinstance(config, DBMConfig) and not isinstance(config, CenteredDBMConfig):
+            # A DBM's config: the centered DBM of that architecture, default offset_rate.
             config = CenteredDBMConfig(**dataclasses.asdict(config))
         super().__init__(config, generator)
         for l, n in enumerate(self.sizes):

@@ -15,7 +15,9 @@ there is no q_2 and the MLP is the RBM's recognition network.
 Fine-tuning goes through the one genzoo Trainer: the classifier learns from labels
 (``needs_labels``), its ``loss(v, y=...)`` computes q_2 with a frozen copy of the DBM (mean
 field is deterministic, so this is the fixed feature of SH09, recomputed rather than stored),
-and ``predict`` gives the labels for ``classification_error``.
+and ``predict`` gives the labels for ``classification_error``. Starting it from a trained DBM
+run (reading the run's config and checkpoint) is a recipe, :mod:`genzoo.recipes.dbm_classifier`;
+this module holds the model alone.
 
 From the command line it is the model ``dbm-classifier``, started from a trained run::
 
@@ -27,7 +29,8 @@ From the command line it is the model ``dbm-classifier``, started from a trained
 dynamic binarization).
 
 The run is self-contained: its config carries the source DBM's model name and config
-(``dbm_model``, ``dbm_config``, filled in from ``dbm_run`` before training), and its checkpoint
+(``dbm_model``, ``dbm_config``, filled in from ``dbm_run`` before training by
+:func:`genzoo.recipes.dbm_classifier.resolve_source`), and its checkpoint
 the frozen DBM, so ``genzoo.load(CLF)`` does not need ``DBM_RUN`` any more.
 """
 
@@ -44,9 +47,12 @@ from genzoo.core.config import Config, check
 from genzoo.core.errors import ConfigError, DataError, GenzooError
 from genzoo.core.protocols import CLASSIFIER
 from genzoo.core.registry import get_model_spec, register_model
+from genzoo.core.validation import check_binary
+from genzoo.models.base import GenzooModel
 from genzoo.models.boltzmann.dbm import DBM
 
-_SOURCES = ("dbm", "centered-dbm")
+# The registered models a classifier starts from.
+SOURCES = ("dbm", "centered-dbm")
 
 
 @torch.no_grad()
@@ -68,8 +74,9 @@ class DBMClassifierConfig(Config):
     ``dbm_run``: run directory of a trained ``dbm`` or ``centered-dbm`` whose weights start the
     MLP (read once, when a fresh run starts). ``n_classes``: K, the size of the softmax layer.
     ``dbm_model`` / ``dbm_config``: the source DBM's registered name and its model config as a
-    JSON object; ``genzoo train`` fills them in from ``dbm_run`` (``resolve_for_data``), and a
-    checkpoint is rebuilt from them alone. Without ``dbm_run`` the network starts from the
+    JSON object; ``genzoo train`` fills them in from ``dbm_run``
+    (:func:`genzoo.recipes.dbm_classifier.resolve_source`), and a checkpoint is rebuilt from
+    them alone. Without ``dbm_run`` the network starts from the
     DBM's own random initialisation: the no-pretraining baseline of the same architecture.
     """
 
@@ -81,9 +88,9 @@ class DBMClassifierConfig(Config):
     def validate(self) -> None:
         check(self.n_classes >= 2, f"model.n_classes={self.n_classes} must be >= 2")
         check(
-            self.dbm_model in (None, *_SOURCES),
+            self.dbm_model in (None, *SOURCES),
             f"model.dbm_model={self.dbm_model!r}: the classifier starts from one of "
-            f"{', '.join(_SOURCES)}",
+            f"{', '.join(SOURCES)}",
         )
         check(
             self.dbm_config is None or self.dbm_model is not None,
@@ -101,8 +108,9 @@ class DBMClassifierConfig(Config):
         return get_model_spec(self.dbm_model).config_cls.from_dict(fields, "model.dbm_config")
 
     def resolve_for_data(self, bundle) -> DBMClassifierConfig:
-        """Fill ``dbm_model`` / ``dbm_config`` from ``dbm_run`` and check the data fit the
-        DBM: the same number of visible units, labels, at most ``n_classes`` classes."""
+        """Check that the data fit the source DBM (the same number of visible units, labels, at
+        most ``n_classes`` classes); ``dbm_config`` must be set (``genzoo train`` fills it
+        from ``dbm_run`` first). Returns self."""
         cfg = self
         if cfg.dbm_config is None:
             if cfg.dbm_run is None:
@@ -110,16 +118,9 @@ class DBMClassifierConfig(Config):
                     "dbm-classifier starts from a trained DBM: set model.dbm_run=RUN_DIR of a "
                     "`genzoo train dbm` (or centered-dbm) run"
                 )
-            from genzoo.training.checkpoint import read_run_config
-
-            source = read_run_config(cfg.dbm_run)
-            if source.model_name not in _SOURCES:
-                raise ConfigError(
-                    f"model.dbm_run={cfg.dbm_run} holds a {source.model_name!r} run; the "
-                    f"classifier starts from one of {', '.join(_SOURCES)}"
-                )
-            cfg = cfg.replace(
-                dbm_model=source.model_name, dbm_config=json.dumps(source.model.to_dict())
+            raise ConfigError(
+                f"model.dbm_config is unset: read it from model.dbm_run={cfg.dbm_run} with "
+                "genzoo.recipes.dbm_classifier.resolve_source(config)"
             )
         n_visible = cfg.source_config().n_visible
         if n_visible != bundle.n_features:
@@ -144,20 +145,20 @@ class DBMClassifierConfig(Config):
 
 @register_model(
     "dbm-classifier",
-    config=DBMClassifierConfig,
     family="boltzmann",
     summary="MLP initialised from a trained DBM (input + q(h2|v)), fine-tuned by backprop",
     paper="Salakhutdinov & Hinton 2009 (DBM), sec. 5",
 )
-class DBMClassifier(nn.Module):
+class DBMClassifier(GenzooModel):
     """MLP initialised from a DBM; ``forward(v, q2)`` returns class logits (B, K). Not a
     generative model (capability ``CLASSIFIER`` only: no ``sample``): fine-tune it with the
-    Trainer (``needs_labels``; ``loss(v, y=y)``) or with any optimiser on ``loss(v, q2, y)``.
+    Trainer (``needs_labels``; ``loss(v, y=y)``) or with any optimiser on ``loss(v, q2=q2, y=y)``.
     The submodule ``dbm`` is a frozen copy of the DBM (``requires_grad`` False, so no optimiser
     built from the trainable parameters moves it) that gives q_2 when it is not passed.
 
     Build it from a config whose ``dbm_config`` is set (as ``genzoo train`` and checkpoints
-    do), then :meth:`init_from_dbm`; or in one call with :meth:`from_dbm`.
+    do), then :meth:`init_from_dbm` (:func:`genzoo.recipes.dbm_classifier.start_from_run` does
+    it from ``dbm_run``); or in one call with :meth:`from_dbm`.
     """
 
     test_overrides = (
@@ -168,19 +169,18 @@ class DBMClassifier(nn.Module):
         ),
     )
 
+    config_class = DBMClassifierConfig
     needs_labels = True
     capabilities = frozenset({CLASSIFIER})
 
     def __init__(self, config: DBMClassifierConfig) -> None:
-        super().__init__()
-        if not isinstance(config, DBMClassifierConfig):
-            raise ConfigError(f"DBMClassifier needs a DBMClassifierConfig, got {config!r}")
+        super().__init__(config)
         if config.dbm_config is None:  # dbm_model alone says too little to build the DBM
             raise ConfigError(
                 "model.dbm_config is unset: build the classifier with DBMClassifier.from_dbm, "
-                "or resolve the config first (config.resolve_for_data(bundle) reads model.dbm_run)"
+                "or read model.dbm_run's config first "
+                "(genzoo.recipes.dbm_classifier.resolve_source(config))"
             )
-        self.config = config
         dbm = get_model_spec(config.dbm_model).build(config.source_config())
         self.dbm = dbm.requires_grad_(False).eval()
         with torch.no_grad():
@@ -191,15 +191,17 @@ class DBMClassifier(nn.Module):
         top = dbm.W[-1].shape[1]
         self.U = nn.Parameter(torch.zeros(top, config.n_classes, dtype=dbm.W[0].dtype))
         self.d = nn.Parameter(torch.zeros(config.n_classes, dtype=dbm.W[0].dtype))
+        # Whether init_from_dbm has run (not saved: a checkpoint holds the started weights).
+        self.started = False
 
     @classmethod
     def from_dbm(cls, dbm: DBM, n_classes: int) -> DBMClassifier:
         """The classifier of a DBM in memory (``dbm``'s registered model and config are
         recorded; ``dbm`` itself is copied, not kept)."""
-        names = [n for n in _SOURCES if type(dbm) is get_model_spec(n).cls]
+        names = [n for n in SOURCES if type(dbm) is get_model_spec(n).cls]
         if not names:
             raise ConfigError(
-                f"the classifier starts from one of {', '.join(_SOURCES)}, not a "
+                f"the classifier starts from one of {', '.join(SOURCES)}, not a "
                 f"{type(dbm).__name__}"
             )
         name = names[0]
@@ -224,24 +226,26 @@ class DBMClassifier(nn.Module):
             self.b[l].copy_(dbm.bias(l + 1))
         self.U.zero_()
         self.d.zero_()
+        self.started = True
         return self
 
-    @torch.no_grad()
-    def init_from_data(self, x: torch.Tensor) -> None:
-        """Called by the Trainer when a fresh run starts: load the DBM of ``dbm_run`` (its
-        checkpoint verified, no pickle) and start from it. Without ``dbm_run``: keep the random
-        initialisation."""
-        if self.config.dbm_run is None:
-            return
-        from genzoo.training.checkpoint import load_model
+    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
+        """Raise InputError unless x is a finite binary (B, D) floating tensor, D the DBM's."""
+        check_binary(x, self.dbm.n_visible, name)
 
-        dbm, source = load_model(self.config.dbm_run)
-        if source.model_name != self.config.dbm_model:
+    def init_from_data(
+        self, x_train: torch.Tensor, generator: torch.Generator | None = None
+    ) -> None:
+        """Called by the Trainer when a fresh run starts: a classifier configured with
+        ``dbm_run`` must have been started from that DBM already (ConfigError otherwise),
+        since reading a run is not the model's business. Without ``dbm_run`` the random
+        initialisation stays (the no-pretraining baseline)."""
+        if self.config.dbm_run is not None and not self.started:
             raise ConfigError(
-                f"model.dbm_run={self.config.dbm_run} now holds a {source.model_name!r} run, not "
-                f"the {self.config.dbm_model!r} recorded in model.dbm_model"
+                f"the classifier of model.dbm_run={self.config.dbm_run} has not been started "
+                "from that DBM: call genzoo.recipes.dbm_classifier.start_from_run(model) "
+                "before training (genzoo train does)"
             )
-        self.init_from_dbm(dbm.to(self.W[0]))
 
     def hidden(self, v: torch.Tensor, q2: torch.Tensor) -> list[torch.Tensor]:
         """[h_1, ..., h_L] of the MLP for v (B, D) and the fixed features q2 (B, n_2)."""
@@ -264,9 +268,10 @@ class DBMClassifier(nn.Module):
     def loss(
         self,
         v: torch.Tensor,
-        q2: torch.Tensor | None = None,
-        y: torch.Tensor | None = None,
+        /,
         generator: torch.Generator | None = None,
+        y: torch.Tensor | None = None,
+        q2: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """``loss``: mean -log p(y | v) (nats per example); ``error``: batch error rate. v (B, D)
         binary, y (B,) int64 labels (required), q2 (B, n_2) the fixed features (default:

@@ -33,24 +33,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genzoo.core.config import Config, check, check_nonnegative
+from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import GenzooError, InputError
 from genzoo.core.protocols import ENERGY
 from genzoo.core.registry import register_model
-from genzoo.core.validation import check_data
-from genzoo.models.base import check_labels, check_n_visible, require_n_visible
+from genzoo.models.base import GenzooModel, VisibleConfig, check_labels
 from genzoo.models.boltzmann._ops import bernoulli, data_logits, softplus
 from genzoo.nn.init import normal_or_zero_
+from genzoo.ops.classification import classification_error
 
 
 @dataclasses.dataclass(frozen=True)
-class DiscRBMConfig(Config):
+class DiscRBMConfig(VisibleConfig):
     """``n_visible`` from the data; ``n_classes`` label values 0..C-1. ``alpha``: weight of the
     generative term in the hybrid objective (0: discriminative RBM). ``k``: CD-k of the
     generative term. ``init_std``: W, U ~ N(0, init_std^2). ``sample_burn_in``: Gibbs sweeps
     of :meth:`DiscRBM.sample`."""
 
-    n_visible: int | None = None
     n_hidden: int = 500
     n_classes: int = 10
     alpha: float = 0.01
@@ -59,7 +58,7 @@ class DiscRBMConfig(Config):
     sample_burn_in: int = 1000
 
     def validate(self) -> None:
-        check_n_visible(self.n_visible)
+        super().validate()
         check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
         check(self.n_classes >= 2, f"model.n_classes={self.n_classes} must be >= 2")
         check_nonnegative(self.alpha, "model.alpha")
@@ -70,23 +69,22 @@ class DiscRBMConfig(Config):
 
 @register_model(
     "disc-rbm",
-    config=DiscRBMConfig,
     family="boltzmann",
     summary="discriminative / hybrid RBM over input and one-hot label, exact p(y|x)",
     paper="Larochelle & Bengio 2008",
 )
-class DiscRBM(nn.Module):
+class DiscRBM(GenzooModel):
     """Hybrid RBM classifier. x (B, D) in [0, 1]; y (B,) int64 in [0, C)."""
 
     test_overrides = ("model.n_hidden=8", "model.sample_burn_in=5")
 
+    config_class = DiscRBMConfig
     capabilities = frozenset({ENERGY})
     needs_labels = True
+    binary_input = False  # pixel intensities in [0, 1]
 
     def __init__(self, config: DiscRBMConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        require_n_visible(config)
-        self.config = config
+        super().__init__(config)
         d, h, n_c = config.n_visible, config.n_hidden, config.n_classes
         self.W = nn.Parameter(torch.zeros(d, h))
         self.U = nn.Parameter(torch.zeros(n_c, h))
@@ -98,7 +96,8 @@ class DiscRBM(nn.Module):
             normal_or_zero_(self.U, config.init_std, generator)
 
     def check_input(self, x: torch.Tensor, name: str = "x") -> None:
-        check_data(x, self.config.n_visible, binary=False, name=name)
+        """Raise InputError unless x is a finite (B, n_visible) floating tensor in [0, 1]."""
+        super().check_input(x, name)
         if bool(((x < 0) | (x > 1)).any()):
             raise InputError(f"{name} must lie in [0, 1] (pixel intensities or binary values)")
 
@@ -146,8 +145,6 @@ class DiscRBM(nn.Module):
 
     def classification_error(self, x: torch.Tensor, y: torch.Tensor, chunk: int = 2000) -> float:
         """Fraction of examples whose predicted class differs from y (B,)."""
-        from genzoo.evaluation.classification import classification_error
-
         return classification_error(self, x, y, chunk)
 
     # -- sampling -----------------------------------------------------------------------------

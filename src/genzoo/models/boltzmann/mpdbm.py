@@ -31,18 +31,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genzoo.core.config import Config, check, check_nonnegative
-from genzoo.core.errors import ConfigError, GenzooError, InputError
-from genzoo.core.protocols import IMPLICIT
+from genzoo.core.config import check
+from genzoo.core.errors import GenzooError
+from genzoo.core.protocols import IMPLICIT, INPAINT
 from genzoo.core.registry import register_model
-from genzoo.core.validation import check_binary
-from genzoo.models.base import check_labels, check_n_visible, require_n_visible
-from genzoo.models.boltzmann._ops import bernoulli, data_logits, layer_parameters
+from genzoo.models.base import check_labels
+from genzoo.models.boltzmann._ops import bernoulli, data_logits
+from genzoo.models.boltzmann.dbm import DeepBoltzmannBase, DeepBoltzmannConfig
 from genzoo.nn.init import normal_or_zero_
 
 
 @dataclasses.dataclass(frozen=True)
-class MPDBMConfig(Config):
+class MPDBMConfig(DeepBoltzmannConfig):
     """``hidden``: hidden layer sizes; ``n_classes``: label units (0: no label layer).
     ``mf_steps``: unrolled mean-field iterations (training and prediction). ``mask_prob``:
     probability that a variable is in the predicted subset S. ``label_weight``: weight of the
@@ -50,62 +50,42 @@ class MPDBMConfig(Config):
     about mask_prob * D pixels, so larger weights favour classification). ``init_std``: W, U ~
     N(0, init_std^2). ``sample_burn_in``: Gibbs sweeps of :meth:`MPDBM.sample`."""
 
-    n_visible: int | None = None
-    hidden: tuple[int, ...] = (500, 1000)
     n_classes: int = 10
     mf_steps: int = 10
     mask_prob: float = 0.5
     label_weight: float = 1.0
-    init_std: float = 0.05
-    sample_burn_in: int = 1000
+    init_std: float = 0.05  # overrides the DBMs' 0.01
 
     def validate(self) -> None:
-        check_n_visible(self.n_visible)
-        check(len(self.hidden) >= 1, "model.hidden must list at least one layer size, e.g. 500,1000")
-        check(all(h > 0 for h in self.hidden), f"model.hidden={self.hidden}: sizes must be positive")
+        super().validate()
         check(self.n_classes >= 0, "model.n_classes must be >= 0 (0: no label layer)")
         check(self.mf_steps >= 1, "model.mf_steps must be >= 1")
         check(0.0 < self.mask_prob < 1.0, "model.mask_prob must be in (0, 1)")
         check(self.label_weight > 0.0, "model.label_weight must be > 0 (1: the plain sum over S)")
-        check_nonnegative(self.init_std, "model.init_std")
-        check(self.sample_burn_in >= 0, "model.sample_burn_in must be >= 0")
 
 
 @register_model(
     "mp-dbm",
-    config=MPDBMConfig,
     family="boltzmann",
     summary="multi-prediction DBM: unrolled mean field trained to fill in masked inputs/labels",
     paper="Goodfellow, Mirza, Courville & Bengio 2013",
 )
-class MPDBM(nn.Module):
+class MPDBM(DeepBoltzmannBase):
     """MP-DBM. v (B, D) binary, labels (B,) int64; q's are (B, n_l) probabilities."""
 
     test_overrides = ("model.hidden=8,6", "model.mf_steps=2", "model.sample_burn_in=10")
 
-    capabilities = frozenset({IMPLICIT})
+    config_class = MPDBMConfig
+    capabilities = frozenset({IMPLICIT, INPAINT})
     needs_labels = True
 
     def __init__(self, config: MPDBMConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        if not isinstance(config, MPDBMConfig):
-            raise ConfigError(f"MPDBM needs an MPDBMConfig, got {type(config).__name__}")
-        require_n_visible(config)
-        self.config = config
-        sizes = (config.n_visible, *config.hidden)
-        self.W, self.b = layer_parameters(sizes)
-        self.U = nn.Parameter(torch.zeros(sizes[-1], config.n_classes))
+        super().__init__(config)
+        self.U = nn.Parameter(torch.zeros(config.hidden[-1], config.n_classes))
         self.d = nn.Parameter(torch.zeros(config.n_classes))
         with torch.no_grad():
             for W in (*self.W, self.U):
                 normal_or_zero_(W, config.init_std, generator)
-
-    @property
-    def n_layers(self) -> int:
-        return len(self.W)
-
-    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
-        check_binary(x, self.b[0].shape[0], name)
 
     # -- unrolled mean field ---------------------------------------------------------------------
 
@@ -225,30 +205,23 @@ class MPDBM(nn.Module):
         return self.classify(v)
 
     @torch.no_grad()
-    def fill_in(self, v: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
-        """Q(v_i = 1) for the unobserved units, the data elsewhere. v (B, D), observed (B, D)
-        bool -> (B, D) probabilities."""
+    def fill_in(
+        self, v: torch.Tensor, observed: torch.Tensor, n_steps: int | None = None
+    ) -> torch.Tensor:
+        """Q(v_i = 1) for the unobserved units, the data elsewhere, after ``n_steps`` mean-field
+        iterations (None: model.mf_steps). v (B, D), observed (B, D) bool -> (B, D)
+        probabilities."""
         v = v.to(self.b[0].dtype)
-        logits = self.infer(v, observed)[0]
+        logits = self.infer(v, observed, n_steps=n_steps)[0]
         return torch.where(observed, v, torch.sigmoid(logits))
 
-    @torch.no_grad()
-    def inpaint(
-        self,
-        x: torch.Tensor,
-        observed_mask: torch.Tensor,
-        generator: torch.Generator | None = None,
-        n_samples: int = 1,
+    def complete(
+        self, x: torch.Tensor, observed: torch.Tensor, n_samples: int, n_steps: int | None,
+        generator: torch.Generator | None,
     ) -> torch.Tensor:
-        """Completions (n_samples, B, D) of x (B, D) for ``genzoo inpaint``: observed entries
-        (``observed_mask`` (B, D) or (D,) bool, True = observed) kept, the others drawn from
-        the factorised mean-field Q(v_i | observed) (values at unobserved entries are ignored)."""
-        if not isinstance(n_samples, int) or n_samples < 1:
-            raise InputError(f"n_samples={n_samples!r} must be a positive integer")
-        observed = observed_mask.to(device=x.device, dtype=torch.bool).expand_as(x)
-        x = torch.where(observed, x, torch.zeros_like(x)).to(self.b[0].dtype)
-        self.check_input(x)
-        q = self.fill_in(x, observed)
+        """For :meth:`inpaint`: draws from the factorised mean-field Q(v_i | observed) after
+        ``n_steps`` iterations (None: model.mf_steps). (B, D) -> (n_samples, B, D)."""
+        q = self.fill_in(x, observed, n_steps)
         draws = bernoulli(q.expand(n_samples, -1, -1), generator)
         return torch.where(observed, x, draws)
 

@@ -38,8 +38,12 @@ import torch
 from genzoo.core.errors import ConfigError
 from genzoo.data.datasets import DataBundle, Split
 from genzoo.models.boltzmann._ops import bernoulli
+from genzoo.models.boltzmann.centered_dbm import CenteredDBM
 from genzoo.models.boltzmann.dbm import DBM, DBMConfig
 from genzoo.models.boltzmann.rbm import RBM, RBMConfig
+from genzoo.run_config import RunConfig
+from genzoo.training import Trainer
+from genzoo.training.checkpoint import has_checkpoint
 
 
 class DoubledRBM(RBM):
@@ -123,7 +127,7 @@ def pretrain_dbm(
     config: DBMConfig,
     bundle: DataBundle,
     run_dir: str | Path,
-    run_config,
+    run_config: RunConfig,
     rbm_k: int = 1,
     generator: torch.Generator | None = None,
     *,
@@ -143,10 +147,6 @@ def pretrain_dbm(
     default process group calls this alike and each RBM is trained data-parallel
     (``Trainer(distributed=True)``), so every rank returns the same DBM.
     """
-    from genzoo.run_config import RunConfig
-    from genzoo.training import Trainer
-    from genzoo.training.checkpoint import has_checkpoint
-
     if generator is None:
         generator = torch.Generator().manual_seed(run_config.train.seed)
     sizes = (config.n_visible, *config.hidden)
@@ -186,7 +186,7 @@ def pretrain_dbm(
 
 
 def pretrain_run(
-    model: DBM, run_config, bundle: DataBundle, run_dir: str | Path,
+    model: DBM, run_config: RunConfig, bundle: DataBundle, run_dir: str | Path,
     generator: torch.Generator | None = None, *, distributed: bool = False,
 ) -> list[DoubledRBM]:
     """Greedy layerwise pretraining of ``model`` in place, for a fresh training run: a stack of
@@ -223,7 +223,8 @@ def pretrain_run(
 def load_composed(model: DBM, dbm: DBM) -> None:
     """Copy the weights and biases of the composed ``dbm`` into ``model`` (same sizes); a
     centered DBM's offsets are set to 0, where its effective biases are its b's."""
-    for mu in getattr(model, "offsets", None) or []:
-        mu.zero_()
+    if isinstance(model, CenteredDBM):
+        for mu in model.offsets:
+            mu.zero_()
     for dst, src in zip([*model.W, *model.b], [*dbm.W, *dbm.b]):
         dst.copy_(src)
