@@ -78,9 +78,9 @@ def refused(argv: list[str], capsys, root: Path, *fix: str) -> str:
 # -- output paths -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("cmd,name", [
-    ("evaluate", "checkpoint.json"), ("evaluate", "config.json"), ("evaluate", "trainer_state.json"),
-    ("sample", "samples.png"), ("sample", "model.safetensors"), ("filters", "checkpoint.json"),
-    ("chain", ".lock.png"),
+    ("evaluate", "checkpoint.json"), ("evaluate", "config.json"),
+    ("evaluate", "trainer_state.json"), ("sample", "samples.png"),
+    ("sample", "model.safetensors"), ("filters", "checkpoint.json"), ("chain", ".lock.png"),
 ])  # fmt: skip
 def test_a_file_of_the_run_is_never_an_output(ws, capsys, cmd, name):
     run = ws / "run"
