@@ -163,7 +163,7 @@ def conv_rbm_scores(run: Path, p: dict, chunk: int = 250) -> dict[str, Any]:
                          "pll": torch.cat([b for _, b in parts])}
     images = {}
     for kind, args in (("filters", []), ("samples", ["-n", str(p["evaluate"].get("n_samples", 64))])):
-        images[kind] = str(run / f"{kind}.png")
+        images[kind] = str(run / f"{kind}_eval.png")  # not the run's own samples.png
         cmd = "filters" if kind == "filters" else "sample"
         if genzoo([cmd, str(run), *args, "--out", images[kind]]):
             raise SystemExit(f"genzoo {cmd} failed on {run}")

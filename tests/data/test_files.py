@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import sys
 import urllib.error
@@ -212,3 +213,20 @@ def test_missing_scipy_is_named(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "scipy.io", None)
     with pytest.raises(DataError, match="pip install scipy"):
         formats.caltech_mat_to_arrays([tmp_path / "c.mat"])
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "empty"])
+def test_a_data_file_that_is_not_a_nonempty_regular_file_is_refused_unopened(tmp_data, kind):
+    """Checked with stat before any read: a FIFO would block forever, /dev/zero never end."""
+    path = tmp_data / LABELS
+    path.parent.mkdir(parents=True)
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        path.symlink_to("/dev/zero")
+    else:
+        path.write_bytes(b"")
+    words = {"fifo": "is a FIFO", "device": "is a character device", "empty": "is empty"}[kind]
+    with pytest.raises(DataError, match=f"{LABELS} at .* {words}.*replace it with a good copy"):
+        ensure_file(LABELS)
+    assert path.is_symlink() or path.exists()  # left as it was

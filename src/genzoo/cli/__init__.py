@@ -1,7 +1,8 @@
 """The ``genzoo`` command line: list models and data sets, train, evaluate, sample.
 
-Errors a user can cause (:class:`~genzoo.core.errors.GenzooError`) print one line naming the
-fix and exit with status 2; anything else is a bug and keeps its traceback.
+Errors a user can cause (:class:`~genzoo.core.errors.GenzooError`, a bad command line, memory
+or disk space running out) print one line naming the fix and exit with status 2; anything else
+is a bug and keeps its traceback. Ctrl-C exits with status 130.
 
 The parser lives in :mod:`.parser` and the commands in :mod:`.info`, :mod:`.train`,
 :mod:`.evaluate` and :mod:`.images`; the names re-exported here are the ones the console
@@ -10,6 +11,7 @@ script (``genzoo.cli:main``), ``python -m genzoo`` and the tests import from ``g
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Sequence
 
@@ -32,6 +34,8 @@ __all__ = [
 ]
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a process stopped by Ctrl-C
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 _COMMANDS = {
     "models": _cmd_models,
@@ -55,9 +59,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _COMMANDS[args.command](args)
     except GenzooError as exc:
         kind = "checkpoint error" if isinstance(exc, CheckpointError) else "error"
-        print(f"genzoo: {kind}: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return _fail(f"{kind}: {exc}")
+    except MemoryError:
+        return _fail("error: out of memory; use smaller sizes (-n, model.*, train.batch_size)")
+    except OSError as exc:
+        if exc.errno not in _NO_SPACE:
+            raise
+        return _fail(f"error: no space left for {exc.filename or 'a file'} ({exc.strerror}); "
+                     "free some space or write elsewhere")
     except KeyboardInterrupt:
-        print("genzoo: interrupted; the last checkpoint in the run directory is intact "
-              "(continue with --resume)", file=sys.stderr)
-        return 130
+        if args.command == "train":
+            print("genzoo: interrupted; the last checkpoint in the run directory is intact "
+                  "(continue with --resume)", file=sys.stderr)
+        else:
+            # Every output is written by an atomic rename: an earlier file is whole or replaced.
+            print("genzoo: interrupted; no output was left half-written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _fail(message: str) -> int:
+    """Print ``message`` as one line (a message spanning lines is joined) and return status 2."""
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    print(f"genzoo: {line}", file=sys.stderr)
+    return EXIT_USER_ERROR

@@ -30,10 +30,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from genzoo.data import load_data
     from genzoo.evaluation import evaluate
     from genzoo.training.checkpoint import load_model
+    from genzoo.utils.devices import resolve_device
+    from genzoo.utils.io import atomic_write_text, check_output_path
 
+    # Checked before the (possibly hour-long) evaluation, so that it is never lost to a bad path.
+    device = resolve_device(args.device)
+    out = None if args.out is None else check_output_path(args.out, (".json",), force=args.force)
     # Under torchrun every rank runs this; AIS runs and importance-sampling chunks are shared
     # out, every rank gets the one-process report, and only rank 0 prints and writes.
-    ctx = gz_dist.init_from_env(args.device)
+    ctx = gz_dist.init_from_env(device)
     try:
         overrides = [item.strip() for item in args.overrides]
         model_sets = [item for item in overrides if item.startswith("model.")]
@@ -58,11 +63,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         doc["world_size"] = ctx.world_size
         doc = _json_safe(doc)
         if ctx.is_main:
-            if args.out is not None:
-                args.out.parent.mkdir(parents=True, exist_ok=True)
-                args.out.write_text(json.dumps(doc, indent=2) + "\n")
+            # Printed first: the figure is on the screen even if the write then fails.
             title = f"{cfg.model_name} on {cfg.data.name}"
-            print(json.dumps(doc) if args.json else _format_report(report, title))
+            print(json.dumps(doc) if args.json else _format_report(report, title), flush=True)
+            if out is not None:
+                atomic_write_text(out, json.dumps(doc, indent=2) + "\n")
     finally:
         gz_dist.destroy()
     return 0

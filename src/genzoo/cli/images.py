@@ -5,6 +5,10 @@ A command picks what it can do with a model from the capabilities the model decl
 but a ``CLASSIFIER``), ``inpaint`` the ``INPAINT`` contract (:class:`~genzoo.core.protocols.
 Inpainter`), ``chain`` a Markov-chain sampler (:class:`~genzoo.models.markov.base.
 MarkovChainModel`) or an ``ENERGY`` model's Gibbs step.
+
+Before any work each command checks its ``--device``, its ``--out`` file
+(:func:`genzoo.utils.io.check_output_path`) and its counts, and refuses a count whose tensors
+and picture would not fit in memory (:func:`genzoo.utils.memory.check_memory`).
 """
 
 from __future__ import annotations
@@ -14,14 +18,45 @@ import math
 
 from genzoo.core.errors import GenzooError
 
+PNG = (".png",)
+GRID_SCALE = 2  # pixels per image pixel in sample and chain pictures (save_image_grid's default)
 
-def _load_run(args: argparse.Namespace, what: str):
-    """(model, run config) of ``args.run_dir`` on ``args.device``, after checking that ``-n``
-    (the number of ``what``) is positive."""
+
+def _prepare(args: argparse.Namespace, suffixes: tuple[str, ...], counts: dict[str, str]):
+    """Check the counts, ``--device`` and ``--out`` before any work. ``counts`` maps each count
+    option to what it counts ({"-n": "samples"}); each must be positive. ``args.device``
+    becomes a torch.device and ``args.out`` a Path."""
+    from genzoo.utils.devices import resolve_device
+    from genzoo.utils.io import check_output_path
+
+    for flag, what in counts.items():
+        value = getattr(args, flag.lstrip("-"))
+        if value <= 0:
+            raise GenzooError(f"{flag} {value}: the number of {what} must be positive")
+    if hasattr(args, "device"):
+        args.device = resolve_device(args.device)
+    args.out = check_output_path(args.out, suffixes, force=args.force)
+
+
+def _picture_bytes(n_images: int, n_pixels: int, scale: int = GRID_SCALE) -> int:
+    """Bytes that drawing ``n_images`` images of ``n_pixels`` into one picture holds at once
+    (genzoo.utils.images.tile_images): float64 copies of the images before and after scaling
+    (8 + 8 scale + 8 scale^2 bytes a pixel), the float32 grid and its uint8 pixels and PNG."""
+    return n_images * n_pixels * (16 + 8 * scale + 14 * scale * scale)
+
+
+def _check_fits(need: int, what: str, fix: str) -> None:
+    from genzoo.utils.memory import check_memory
+
+    check_memory(need, what, fix)
+
+
+def _load_run(args: argparse.Namespace, what: str, suffixes: tuple[str, ...] = PNG):
+    """(model, run config) of ``args.run_dir`` on ``args.device``, after the checks of
+    :func:`_prepare` (``-n``, the number of ``what``, must be positive)."""
     from genzoo.training.checkpoint import load_model
 
-    if args.n <= 0:
-        raise GenzooError(f"-n {args.n}: the number of {what} must be positive")
+    _prepare(args, suffixes, {"-n": what})
     return load_model(args.run_dir, device=args.device)
 
 
@@ -39,6 +74,11 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             f"`genzoo evaluate {args.run_dir} --task classify` reports its test error"
         )
     image_shape = IMAGE_SHAPES[cfg.data.name]
+    d = image_shape[0] * image_shape[1]
+    itemsize = next(model.parameters()).element_size()
+    # The samples in the model's dtype with its chain state (about four copies), then the picture.
+    _check_fits(args.n * d * 4 * itemsize + _picture_bytes(args.n, d),
+                f"sampling -n {args.n} {cfg.data.name} images", "use a smaller -n")
     generator = torch.Generator(device=args.device).manual_seed(args.seed)
     with torch.no_grad():
         x = model.sample(args.n, generator=generator)
@@ -120,9 +160,8 @@ def _cmd_chain(args: argparse.Namespace) -> int:
     from genzoo.training.checkpoint import load_model
     from genzoo.utils.animation import save_chain_gif, save_chain_strip
 
-    for flag, value in (("-n", args.n), ("--steps", args.steps), ("--every", args.every)):
-        if value <= 0:
-            raise GenzooError(f"{flag} {value}: must be positive")
+    counts = {"-n": "chains", "--steps": "steps", "--every": "steps between kept states"}
+    _prepare(args, (".gif", ".png"), counts)
     model, cfg = load_model(args.run_dir, device=args.device)
     markov = isinstance(model, MarkovChainModel)
     if not markov and not has(model, ENERGY):
@@ -132,11 +171,18 @@ def _cmd_chain(args: argparse.Namespace) -> int:
         )
     image_shape = IMAGE_SHAPES[cfg.data.name]
     dtype = next(model.parameters()).dtype
+    d = image_shape[0] * image_shape[1]
+    # Every state is kept, then stacked (two copies in the model's dtype, one float32 copy);
+    # the picture draws every --every-th.
+    states_bytes = (args.steps + 1) * args.n * d * (2 * dtype.itemsize + 4)
+    frames = args.steps // args.every + 2
+    _check_fits(states_bytes + _picture_bytes(frames * args.n, d),
+                f"a chain of -n {args.n} x --steps {args.steps} {cfg.data.name} images",
+                "use a smaller -n or --steps, or a larger --every")
     generator = torch.Generator(device=args.device).manual_seed(args.seed)
     if args.start == "data":
         x0 = load_data(cfg.data).test.x[: args.n]
     else:
-        d = image_shape[0] * image_shape[1]
         x0 = torch.rand(args.n, d, generator=torch.Generator().manual_seed(args.seed)).round()
     x0 = x0.to(device=args.device, dtype=dtype)
     with torch.no_grad():
@@ -165,8 +211,7 @@ def _cmd_filters(args: argparse.Namespace) -> int:
     from genzoo.training.checkpoint import load_model
     from genzoo.utils.images import save_image_grid
 
-    if args.n <= 0:
-        raise GenzooError(f"-n {args.n}: the number of filters must be positive")
+    _prepare(args, PNG, {"-n": "filters"})
     model, cfg = load_model(args.run_dir)
     if callable(getattr(model, "filters", None)):
         images, shape = model.filters()

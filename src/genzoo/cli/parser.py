@@ -6,11 +6,38 @@ Kept apart from the commands so ``genzoo --help`` and the parser tests import no
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+
+EXIT_USAGE = 2  # argparse's own status for a bad command line, the same as a GenzooError
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line naming the help to read (argparse prints
+    the whole usage first); its subcommand parsers are of this class too."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def _count(text: str) -> int:
+    """An integer count, also written as 1e6 or 1_000 (a whole number either way)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    return int(value)
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="genzoo",
         description="The classic deep generative models: train, sample, and evaluate "
         "log-likelihoods honestly (exact, bound, or AIS / importance-sampling estimates).",
@@ -68,14 +95,17 @@ def _build_parser() -> argparse.ArgumentParser:
                     "classify: only the test error (disc-rbm, mp-dbm, dbm-classifier); the same "
                     "as --set eval.task=...")
     ev.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    ev.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
+    ev.add_argument("--out", default=None, metavar="REPORT.json",
+                    help="also write the JSON report here (after printing it); checked before "
+                    "the evaluation starts")
+    _force(ev)
     ev.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
 
     sa = sub.add_parser("sample", help="draw samples from a trained run and save a PNG grid",
                         description="Draw N samples from the model in RUN_DIR and save them as "
                         "an image grid.")
     sa.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    sa.add_argument("-n", type=int, default=100, help="number of samples (default 100)")
+    sa.add_argument("-n", type=_count, default=100, help="number of samples (default 100)")
     _output_seed_device(sa, "output PNG path")
 
     ip = sub.add_parser(
@@ -87,7 +117,7 @@ def _build_parser() -> argparse.ArgumentParser:
     ip.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     ip.add_argument("--split", choices=("train", "valid", "test"), default="test",
                     help="data split to take the images from (default test)")
-    ip.add_argument("-n", type=int, default=16, help="number of images (default 16)")
+    ip.add_argument("-n", type=_count, default=16, help="number of images (default 16)")
     ip.add_argument("--mask", default="bottom-half", metavar="MASK",
                     help="the part to hide: bottom-half (default), top-half, left-half, "
                     "right-half, or random:P (each pixel hidden with probability P)")
@@ -100,9 +130,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "an animated GIF (--out ending in .gif) or a PNG strip, one row per chain.",
     )
     ch.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    ch.add_argument("-n", type=int, default=8, help="number of chains (default 8)")
-    ch.add_argument("--steps", type=int, default=100, help="chain steps (default 100)")
-    ch.add_argument("--every", type=int, default=5, help="keep every k-th state (default 5)")
+    ch.add_argument("-n", type=_count, default=8, help="number of chains (default 8)")
+    ch.add_argument("--steps", type=_count, default=100, help="chain steps (default 100)")
+    ch.add_argument("--every", type=_count, default=5, help="keep every k-th state (default 5)")
     ch.add_argument("--start", choices=("noise", "data"), default="noise",
                     help="start from uniform binary noise (default) or from test examples")
     _output_seed_device(ch, "output .gif or .png path")
@@ -113,13 +143,22 @@ def _build_parser() -> argparse.ArgumentParser:
         "hidden unit or convolution kernel, each scaled to [0, 1].",
     )
     fi.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    fi.add_argument("-n", type=int, default=100, help="at most this many filters (default 100)")
-    fi.add_argument("--out", type=Path, required=True, help="output PNG path")
+    fi.add_argument("-n", type=_count, default=100, help="at most this many filters (default 100)")
+    fi.add_argument("--out", required=True, help="output PNG path")
+    _force(fi)
     return parser
 
 
 def _output_seed_device(command: argparse.ArgumentParser, out_help: str) -> None:
     """The options every image-writing command shares: where to write, the seed, the device."""
-    command.add_argument("--out", type=Path, required=True, help=out_help)
+    command.add_argument("--out", required=True, help=out_help)
+    _force(command)
     command.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     command.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
+
+
+def _force(command: argparse.ArgumentParser) -> None:
+    # --out is a string, not a Path, so that a trailing separator ("o/") is still seen.
+    command.add_argument("--force", action="store_true",
+                         help="replace an existing --out file that genzoo did not write (a run's "
+                         "own files are never replaced)")

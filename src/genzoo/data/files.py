@@ -18,6 +18,7 @@ import hashlib
 import http.client
 import os
 import shutil
+import stat
 import tempfile
 import urllib.request
 import zipfile
@@ -28,6 +29,7 @@ import numpy as np
 
 from genzoo.core.errors import DataError
 from genzoo.data import formats
+from genzoo.utils.io import file_kind
 
 DATA_ENV = "GENZOO_DATA"
 OFFLINE_ENV = "GENZOO_OFFLINE"
@@ -199,8 +201,24 @@ def _content_matches(path: Path, spec: FileSpec) -> bool:
         return False
 
 
+def _check_regular(path: Path, spec: FileSpec) -> None:
+    """Raise :class:`DataError` unless ``path`` (a symlink followed) is a non-empty regular
+    file. Checked with ``stat`` before anything opens it: reading a FIFO would block forever
+    and a device (``/dev/zero``) would never end."""
+    st = path.stat()
+    fix = (f"replace it with a good copy ({_where_to_get(spec)}), or point {DATA_ENV} at a "
+           "folder holding one")
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"data file {spec.relpath} at {path} is {file_kind(st.st_mode)}, not a "
+                        f"regular file; {fix}")
+    if st.st_size == 0:
+        raise DataError(f"data file {spec.relpath} at {path} is empty (0 bytes: an interrupted "
+                        f"copy or download?); {fix}")
+
+
 def _verify(path: Path, spec: FileSpec) -> None:
     """Raise :class:`DataError` unless ``path`` holds the data ``spec`` describes."""
+    _check_regular(path, spec)
     key = _stat_key(path)
     if key in _verified or spec.sha256 is None:
         return

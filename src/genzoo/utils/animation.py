@@ -17,7 +17,7 @@ from PIL import Image
 
 from genzoo.core.errors import InputError
 from genzoo.utils.images import save_image_grid, tile_images
-from genzoo.utils.io import atomic_write_bytes
+from genzoo.utils.io import GENZOO_MARK, atomic_write_bytes
 
 
 def _check_chain(states: torch.Tensor | np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
@@ -72,7 +72,7 @@ def save_chain_gif(
 ) -> int:
     """Write an animated GIF at ``path``: one frame per kept step (0, every, ..., last), each
     the grid of the B chains at that step. ``duration_ms`` per frame; ``loop`` 0 repeats
-    forever. Returns the number of frames."""
+    forever. The GIF's comment says genzoo wrote it. Returns the number of frames."""
     a = _check_chain(states, image_shape)
     if duration_ms < 1:
         raise InputError(f"duration_ms={duration_ms} must be positive")
@@ -83,6 +83,6 @@ def save_chain_gif(
     ]
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:],
-                   duration=duration_ms, loop=loop)
+                   duration=duration_ms, loop=loop, comment=GENZOO_MARK)
     atomic_write_bytes(path, buf.getvalue())
     return len(frames)

@@ -15,10 +15,10 @@ import os
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from genzoo.core.errors import InputError
-from genzoo.utils.io import atomic_write_bytes
+from genzoo.utils.io import GENZOO_MARK, atomic_write_bytes
 
 SEPARATOR = 0.5  # grey, distinct from the black and white of binary samples
 
@@ -82,10 +82,13 @@ def save_image_grid(
 ) -> None:
     """Write (n, H*W) images in [0, 1] as one greyscale PNG grid at ``path`` (atomically).
 
-    See :func:`tile_images` for the layout and the pixel size.
+    See :func:`tile_images` for the layout and the pixel size. The PNG's ``Software`` text
+    chunk says genzoo wrote it (:func:`genzoo.utils.io.written_by_genzoo`).
     """
     grid = tile_images(x, image_shape, nrow=nrow, scale=scale, normalize=normalize)
     pixels = np.rint(grid * 255.0).astype(np.uint8)
     buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="PNG")
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", GENZOO_MARK)
+    Image.fromarray(pixels).save(buf, format="PNG", pnginfo=info)
     atomic_write_bytes(path, buf.getvalue())
