@@ -74,7 +74,9 @@ def test_the_table_is_keyed_on_declared_capabilities():
 def tiny_bundle(d=10, n=20):
     x = (torch.rand(n, d, generator=torch.Generator().manual_seed(1)) < 0.3).float()
     split = SimpleNamespace(x=x, y=None)
-    return SimpleNamespace(train=split, valid=split, test=split, split=lambda name: split)
+    return SimpleNamespace(
+        train=split, train_x=lambda epoch: x, valid=split, test=split, split=lambda name: split
+    )
 
 
 def test_evaluate_calls_the_row_of_the_table(monkeypatch):

@@ -66,7 +66,8 @@ def test_ais_bound_agrees_with_the_exact_bound_within_error_bars():
 def test_evaluate_dispatches_variational_models_and_leaves_the_model_alone():
     m = _dbm(6)
     before = {k: v.clone() for k, v in m.state_dict().items()}
-    bundle = SimpleNamespace(train=Split(_data(50, 7)), valid=Split(_data(10, 8)),
+    bundle = SimpleNamespace(train=Split(_data(50, 7)), train_x=lambda epoch: _data(50, 7),
+                             valid=Split(_data(10, 8)),
                              test=Split(_data(20, 9)),
                              split=lambda name: {"test": Split(_data(20, 9))}[name])
     report = evaluate(m, bundle, EvalConfig())

@@ -50,7 +50,10 @@ def compute(distributed: bool, cfg: EvalConfig = CFG) -> dict:
 def through_evaluate(distributed: bool) -> dict:
     """The same evaluation dispatched by evaluate() (test split = the 23 examples)."""
     test = Split(_data(23, 3))
-    bundle = SimpleNamespace(train=Split(_data(50, 1)), split=lambda name: {"test": test}[name])
+    train = Split(_data(50, 1))
+    bundle = SimpleNamespace(
+        train=train, train_x=lambda epoch: train.x, split=lambda name: {"test": test}[name]
+    )
     report = evaluate(_dbm(), bundle, CFG, distributed=distributed)
     return {k: report[k] for k in KEYS}
 
