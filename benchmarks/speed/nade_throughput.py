@@ -18,8 +18,8 @@ import argparse
 import common
 import torch
 
-from genzoo.ops.numerics import bernoulli_log_likelihood
 from genzoo.models.autoregressive.nade import NADE, NADEConfig
+from genzoo.ops.numerics import bernoulli_log_likelihood
 
 BENCHMARK = "nade_throughput"
 ROW = common.load_row(BENCHMARK)  # what each implementation runs, and the notes
