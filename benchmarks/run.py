@@ -55,16 +55,6 @@ def metric(row: dict[str, Any]) -> dict[str, Any]:
     return dict(METRICS[m]) if isinstance(m, str) else dict(m)
 
 
-def figure(row: dict[str, Any], report: EvaluationReport) -> Estimate:
-    """The Estimate of ``report`` that the row's metric publishes: the Parzen log-likelihood of
-    the model's samples, the classification error, or the NLL (forward AIS where log Z is
-    annealed)."""
-    kind = row.get("metric", "nll")
-    if kind == "parzen":
-        return report.samples.parzen
-    return report.classification if kind == "error" else report.nll
-
-
 class Genzoo:
     """Runs genzoo commands (in this process, or as ``python -m genzoo`` with a log) and
     records each one as a user would type it, with its wall time."""
@@ -174,13 +164,16 @@ def evaluate(row: dict[str, Any], p: dict[str, Any], run: Path, genzoo: Genzoo) 
 def published(row: dict[str, Any], p: dict[str, Any], report: EvaluationReport,
               description: str | None = None) -> dict[str, Any]:
     """What a result publishes of a typed evaluation report: the value and standard error of
-    the row's :func:`figure` (a classification error in per cent), the estimator, the split
+    the Estimate the row's metric names (the Parzen log-likelihood of the model's samples, the
+    classification error in per cent, or else the NLL), the estimator, the split
     evaluated, every other figure of the report as ``extra`` (:func:`extra_figures`) and the
     notes on them. For AIS rows the figure is normally forward AIS (as the papers report); when
     genzoo warns that forward and reverse AIS disagree beyond their error bars, forward AIS
     has most likely missed modes and flatters the model, so the cautious reverse figure is
     published and the notes give both."""
-    est, scale = figure(row, report), 100.0 if metric(row)["unit"] == "%" else 1.0
+    kind, scale = row.get("metric", "nll"), 100.0 if metric(row)["unit"] == "%" else 1.0
+    est = (report.samples.parzen if kind == "parzen"
+           else report.classification if kind == "error" else report.nll)
     value, stderr, notes = est.value * scale, est.stderr * scale, []
     unreliable = [w for w in report.warnings if "AIS is unreliable" in w]
     if unreliable and report.nll_reverse is not None:
@@ -401,10 +394,10 @@ def main(argv: list[str] | None = None) -> int:
         results = common.output_dirs(row["name"], args.smoke, args.out, args.results).results
         body = getattr(importlib.import_module("tasks"), row["task"])(row, p, results)
         result = {**common.header(row.get("result", row["name"]), row["name"], row["title"],
-                                  body.pop("kind", "likelihood"), args.smoke, shown),
+                                  "likelihood", args.smoke, shown),
                   "references": [dict(r) for r in row.get("references", [])],
                   "notes": run_notes(row, p, args.smoke), **body}
-        common.publish(common.with_gaps(result) if "value" in result else result, results)
+        common.publish(common.with_gaps(result), results)
         return 0
     likelihood(row, args, shown)
     return 0

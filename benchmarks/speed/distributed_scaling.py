@@ -42,21 +42,11 @@ from pathlib import Path
 import common
 
 BENCHMARK = "distributed_scaling"
-MODELS = {
-    "rbm": ["model.n_hidden=500", "model.k=1", "train.lr=0.01"],
-    "vae": ["train.optimizer=adam", "train.lr=0.001"],
-}
-SMOKE_MODELS = {
-    "rbm": ["model.n_hidden=32", "model.k=1", "train.lr=0.01"],
-    "vae": ["model.hidden=[32]", "model.n_latent=4", "train.optimizer=adam", "train.lr=0.001"],
-}
-SETTINGS = {  # name -> (processes, shards)
-    "1p": (1, 1),
-    "1p-2shards": (1, 2),
-    "2p": (2, 2),
-}
 ACCEPT_SPEEDUP = 1.0
-ROW = common.load_row(BENCHMARK)  # its title and notes
+# Its title, notes, the --set overrides of each model (full and smoke) and the settings
+# compared (processes, shards): data, in the row.
+ROW = common.load_row(BENCHMARK)
+SETTINGS = ROW["compared"]
 
 
 def _free_port() -> int:
@@ -65,11 +55,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _command(model: str, setting: str, out: Path, args: argparse.Namespace) -> list[str]:
-    procs, shards = SETTINGS[setting]
+def _command(model: str, recipe: list[str], setting: str, out: Path,
+             args: argparse.Namespace) -> list[str]:
+    procs, shards = SETTINGS[setting]["processes"], SETTINGS[setting]["shards"]
     data = ["--data", "digits", "--set", "data.binarize=threshold"] if args.smoke else [
         "--data", "binarized-mnist"]
-    sets = [*(SMOKE_MODELS if args.smoke else MODELS)[model],
+    sets = [*recipe,
             f"train.batch_size={args.batch_size}", f"train.max_steps={args.steps}",
             "train.epochs=1000", f"train.log_every={args.log_every}",
             f"train.checkpoint_every={args.steps}", "train.validate_every=0",
@@ -95,15 +86,16 @@ def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
     timings: dict[str, dict] = {}
     ratios: dict[str, float] = {}
     commands = []
+    recipes = ROW["smoke_models" if args.smoke else "models"]  # model -> --set overrides
     t_start = time.perf_counter()
     for model in args.models:
         for setting in SETTINGS:
             out = dirs.run / f"{model}-{setting}"
             shutil.rmtree(out, ignore_errors=True)  # a rerun starts its runs afresh
-            cmd = _command(model, setting, out, args)
+            cmd = _command(model, recipes[model], setting, out, args)
             commands.append(" ".join(shlex.quote(c) for c in cmd))
             name = f"{model}/{setting}"
-            entry = {"processes": SETTINGS[setting][0], "shards": SETTINGS[setting][1]}
+            entry = dict(SETTINGS[setting])
             with open(dirs.log, "a") as log:
                 log.write(f"$ {commands[-1]}\n")
                 log.flush()
@@ -150,12 +142,12 @@ def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
         "data": {"name": "digits" if args.smoke else "binarized-mnist",
                  "binarization": "threshold" if args.smoke else "fixed", "split": "train"},
         "config": {
-            "models": {m: (SMOKE_MODELS if args.smoke else MODELS)[m] for m in args.models},
+            "models": {m: recipes[m] for m in args.models},
             "batch_size": args.batch_size,
             "steps": args.steps,
             "log_every": args.log_every,
             "threads_per_process": args.threads,
-            "settings": {k: {"processes": p, "shards": s} for k, (p, s) in SETTINGS.items()},
+            "settings": SETTINGS,
             "commands": commands,
         },
         "timings": timings,
@@ -167,21 +159,12 @@ def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = common.speed_parser(__doc__, "tiny models on the digits data, a few dozen steps",
-                            batch_size=100, threads=1)  # BLAS threads per process
-    p.add_argument("--models", nargs="+", choices=sorted(MODELS), default=sorted(MODELS))
-    p.add_argument("--steps", type=int, default=None,
-                   help="training steps per run (default 1000; 40 with --smoke)")
-    p.add_argument("--log-every", type=int, default=None,
-                   help="steps per logging interval (default 100; 10 with --smoke)")
-    args = p.parse_args(argv)
-    args.steps = args.steps or (40 if args.smoke else 1000)
-    args.log_every = args.log_every or (10 if args.smoke else 100)
+    p = common.speed_parser(__doc__, ROW)  # --threads: BLAS threads per process
+    p.add_argument("--models", nargs="+", choices=sorted(ROW["models"]),
+                   default=sorted(ROW["models"]))
+    args = common.parse_speed(p, ROW, argv)
     dirs = common.speed_dirs(args, BENCHMARK)
     dirs.run.mkdir(parents=True, exist_ok=True)
     common.publish(run(args, dirs), dirs.results)
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

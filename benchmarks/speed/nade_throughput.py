@@ -110,18 +110,10 @@ def _result(args, kind: str, timings: dict, data: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = common.speed_parser(__doc__, "64 pixels, 16 hidden units, 2 batches", run_dir=False,
-                            n_hidden=500, batch_size=100, n_batches=5, repetitions=3, threads=1,
-                            seed=0)
-    args = p.parse_args(argv)
-    if args.smoke:
-        args.n_hidden, args.n_batches, args.repetitions = 16, 2, 2
+    args = common.parse_speed(common.speed_parser(__doc__, ROW, run_dir=False), ROW, argv)
     results = common.speed_dirs(args, BENCHMARK).results
     common.limit_threads(args.threads)
     for result in run(args):
         common.publish(result, results)
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

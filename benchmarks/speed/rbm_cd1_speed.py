@@ -322,20 +322,16 @@ def _acceptance(timings: dict, ratios: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     # --threads: for torch and numpy's BLAS alike (default: the libraries' own); 1 is
     # steadier on a machine shared with other work
-    p = common.speed_parser(__doc__, "5 batches, 2 repetitions", run_dir=False, n_batches=500,
-                            batch_size=100, n_hidden=500, repetitions=3, warmup_batches=5,
-                            lr=0.01, seed=0, threads=None)
+    p = common.speed_parser(__doc__, ROW, run_dir=False)
     p.add_argument("--impls", default=",".join(FACTORIES),
                    help=f"comma-separated subset of {', '.join(FACTORIES)}")
     p.add_argument("--profile", action="store_true",
                    help="also store torch.profiler's top operators over 50 genzoo batches")
-    args = p.parse_args(argv)
+    args = common.parse_speed(p, ROW, argv)
     args.impls = [s.strip() for s in args.impls.split(",") if s.strip()]
     unknown = sorted(set(args.impls) - set(FACTORIES))
     if unknown:
         p.error(f"unknown implementation(s) {unknown}; choose from {list(FACTORIES)}")
-    if args.smoke:
-        args.n_batches, args.repetitions, args.warmup_batches = 5, 2, 1
     results = common.speed_dirs(args, BENCHMARK).results
     common.limit_threads(args.threads)
     result = run(args)
@@ -345,6 +341,3 @@ def main(argv: list[str] | None = None) -> int:
     common.publish(result, results)
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

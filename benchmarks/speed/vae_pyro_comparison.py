@@ -27,7 +27,7 @@ it the script still measures genzoo and reports Pyro as missing, with the reason
 
     python benchmarks/run.py vae_pyro_comparison           # the row's --full: 100 epochs, k=5000
     python benchmarks/run.py vae_pyro_comparison --smoke   # seconds; temp dir only
-    python benchmarks/speed/vae_pyro_comparison.py         # budget: 5 epochs, k=1000 on 1000 test
+    python benchmarks/run.py vae_pyro_comparison -- --epochs 5 --is-samples 1000 --n-test 1000
 
 genzoo keeps its own default initialisation (weights N(0, 0.01^2), Kingma & Welling's), which
 with softplus units leaves the latents unused for the first epoch; ``--genzoo-init-std 0.05``
@@ -53,16 +53,13 @@ from genzoo.utils import denormals
 
 BENCHMARK = "vae_pyro_comparison"
 DATA = "binarized-mnist"
-N_VISIBLE, HIDDEN, N_LATENT = 784, 400, 50
-BATCH, LR = 256, 1e-3
-BUDGET = {"epochs": 5, "is_samples": 1000, "n_test": 1000}
-FULL = {"epochs": 100, "is_samples": 5000, "n_test": None}
-SMOKE = {"epochs": 2, "is_samples": 20, "n_test": 100, "n_train": 1000, "hidden": 32,
-         "latent": 4}
+N_VISIBLE, BATCH, LR = 784, 256, 1e-3
 # Pyro's example squeezes its Bernoulli probabilities into [1e-7, 1 - 1e-7].
 FUDGE = 1e-7
 ACCEPT_NLL_NATS = 1.0
-ROW = common.load_row(BENCHMARK)  # each library's description and the notes: data
+# Each library's description, the notes, and the sizes of a budget run (the default), of
+# --full and of --smoke: data, in the row.
+ROW = common.load_row(BENCHMARK)
 DESCRIPTIONS = ROW["descriptions"]
 INSTALL_HINT = ("install it without touching torch: pip install --no-deps pyro-ppl==1.9.2 "
                 "pyro-api==0.1.2 opt_einsum==3.4.0 (see benchmarks/README.md)")
@@ -320,7 +317,7 @@ def _result(args, bundle, x_test, timings, ratios, extra, acceptance, wall) -> d
     ]
     if args.smoke:
         notes.insert(0, common.SPEED_SMOKE_NOTE)
-    elif args.epochs < FULL["epochs"]:
+    elif args.epochs < ROW["presets"]["full"]["epochs"]:
         notes.insert(0, f"Budget run: {args.epochs} epochs (Pyro's example runs 101), k = "
                      f"{args.is_samples} on {len(x_test)} test images; --full for 100 epochs "
                      "and k = 5000 on all 10,000.")
@@ -354,26 +351,11 @@ def _result(args, bundle, x_test, timings, ratios, extra, acceptance, wall) -> d
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = common.speed_parser(__doc__, "1000 images, 2 epochs, tiny networks", epochs=None,
-                            is_samples=None, seed=0)
-    p.add_argument("--full", action="store_true",
-                   help="100 epochs and k = 5000 on all 10,000 test images (hours)")
-    p.add_argument("--n-test", type=int, default=None,
-                   help="evaluate on the first N test images (default 1000; all with --full)")
+    p = common.speed_parser(__doc__, ROW)  # --full: 100 epochs, k = 5000 on all test images
     p.add_argument("--genzoo-init-std", type=float, default=None,
                    help="genzoo's model.init_std (default: genzoo's own, 0.01)")
-    args = p.parse_args(argv)
-    preset = SMOKE if args.smoke else FULL if args.full else BUDGET
-    args.epochs = args.epochs or preset["epochs"]
-    args.is_samples = args.is_samples or preset["is_samples"]
-    args.n_test = args.n_test or preset["n_test"]
-    args.n_train = preset.get("n_train")
-    args.hidden = preset.get("hidden", HIDDEN)
-    args.latent = preset.get("latent", N_LATENT)
+    args = common.parse_speed(p, ROW, argv)
     dirs = common.speed_dirs(args, f"{BENCHMARK}_e{args.epochs}")
     common.publish(run(args, dirs), dirs.results)
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
