@@ -74,10 +74,29 @@ def _command(model: str, recipe: list[str], setting: str, out: Path,
             "--master-port", str(_free_port()), "-m", "genzoo", *genzoo]
 
 
-def _rates(run: Path) -> list[float]:
-    with open(run / "metrics.csv", newline="") as f:
-        return [float(r["examples_per_s"]) for r in csv.DictReader(f)
-                if r.get("examples_per_s") not in (None, "", "nan")]
+def _timed_run(cmd: list[str], out: Path, log_path: Path, env: dict[str, str],
+               batch_size: int) -> dict:
+    """Run one ``genzoo train`` into ``out``, its output appended to the log: its wall time and
+    the median examples/s of metrics.csv over the logging intervals after the first (a
+    warm-up), or why there is none."""
+    with open(log_path, "a") as log:
+        log.write(f"$ {shlex.join(cmd)}\n")
+        log.flush()
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, check=False)
+    entry = {"wall_s": time.perf_counter() - t0}
+    if proc.returncode != 0:
+        return {**entry, "status": "error",
+                "reason": f"exit status {proc.returncode}; see {log_path}"}
+    with open(out / "metrics.csv", newline="") as f:
+        rates = [float(r["examples_per_s"]) for r in csv.DictReader(f)
+                 if r.get("examples_per_s") not in (None, "", "nan")]
+    kept = rates[1:] if len(rates) > 1 else rates
+    if not kept:
+        return {**entry, "status": "error", "reason": "no examples_per_s in metrics.csv"}
+    eps = statistics.median(kept)
+    return {**entry, "status": "ok", "examples_per_s": eps, "intervals": kept,
+            "median_s": batch_size / eps}
 
 
 def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
@@ -93,29 +112,9 @@ def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
             out = dirs.run / f"{model}-{setting}"
             shutil.rmtree(out, ignore_errors=True)  # a rerun starts its runs afresh
             cmd = _command(model, recipes[model], setting, out, args)
-            commands.append(" ".join(shlex.quote(c) for c in cmd))
-            name = f"{model}/{setting}"
-            entry = dict(SETTINGS[setting])
-            with open(dirs.log, "a") as log:
-                log.write(f"$ {commands[-1]}\n")
-                log.flush()
-                t0 = time.perf_counter()
-                proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                      check=False)
-            entry["wall_s"] = time.perf_counter() - t0
-            if proc.returncode != 0:
-                entry.update(status="error", reason=f"exit status {proc.returncode}; see "
-                             f"{dirs.log}")
-            else:
-                rates = _rates(out)
-                kept = rates[1:] if len(rates) > 1 else rates
-                if not kept:
-                    entry.update(status="error", reason="no examples_per_s in metrics.csv")
-                else:
-                    eps = statistics.median(kept)
-                    entry.update(status="ok", examples_per_s=eps, intervals=kept,
-                                 median_s=args.batch_size / eps)
-            timings[name] = entry
+            commands.append(shlex.join(cmd))
+            timings[f"{model}/{setting}"] = {
+                **SETTINGS[setting], **_timed_run(cmd, out, dirs.log, env, args.batch_size)}
         one, half, two = (timings.get(f"{model}/{s}", {}).get("examples_per_s")
                           for s in SETTINGS)
         if one and two:

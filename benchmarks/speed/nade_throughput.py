@@ -94,9 +94,7 @@ def _result(args, kind: str, timings: dict, data: dict) -> dict:
             "setting": (f"NADE {data['n_features']}-{args.n_hidden}, batch {args.batch_size}, "
                         f"{args.n_batches} batches per repetition, float32, "
                         f"{args.threads} thread(s), median of {args.repetitions}"),
-            "n_hidden": args.n_hidden, "batch_size": args.batch_size,
-            "n_batches": args.n_batches, "repetitions": args.repetitions,
-            "threads": args.threads,
+            **{k: getattr(args, k) for k in ROW["options"]},  # the command line's sizes
         },
         "timings": timings,
         "ratios": ratios,

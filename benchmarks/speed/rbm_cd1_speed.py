@@ -268,14 +268,8 @@ def run(args: argparse.Namespace) -> dict:
         "data": data,
         "config": {
             "n_visible": N_VISIBLE,
-            "n_hidden": args.n_hidden,
-            "batch_size": args.batch_size,
-            "n_batches": args.n_batches,
-            "repetitions": args.repetitions,
-            "warmup_batches": args.warmup_batches,
-            "lr": args.lr,
+            **{k: getattr(args, k) for k in ROW["options"]},  # the command line's sizes
             "dtype": "float32",
-            "seed": args.seed,
             "threads": args.threads if args.threads is not None else "library defaults",
             "torch_threads": torch.get_num_threads(),
             "useful_gflop_per_epoch": useful_gflop,

@@ -57,8 +57,8 @@ N_VISIBLE, BATCH, LR = 784, 256, 1e-3
 # Pyro's example squeezes its Bernoulli probabilities into [1e-7, 1 - 1e-7].
 FUDGE = 1e-7
 ACCEPT_NLL_NATS = 1.0
-# Each library's description, the notes, and the sizes of a budget run (the default), of
-# --full and of --smoke: data, in the row.
+# Each library's description, the fixed notes (what differs between the sides, what is timed,
+# subnormals), and the sizes of a budget run (the default), --full and --smoke: data, in the row.
 ROW = common.load_row(BENCHMARK)
 DESCRIPTIONS = ROW["descriptions"]
 INSTALL_HINT = ("install it without touching torch: pip install --no-deps pyro-ppl==1.9.2 "
@@ -298,22 +298,8 @@ def _result(args, bundle, x_test, timings, ratios, extra, acceptance, wall) -> d
          f"objective (one-draw Monte Carlo ELBO, SGVB-A = Trace_ELBO), same optimizer (Adam lr "
          f"{LR}), same batch size ({BATCH}), same data and epochs ({args.epochs}), one process, "
          f"epochs interleaved; {torch.get_num_threads()} torch thread(s)."),
-        ("Differences that remain, each library's own: initial weights (genzoo N(0, "
-         f"{timings['genzoo'].get('init_std', 0.01)}^2) with the decoder's output bias set to "
-         "the data's pixel logits, as Burda et al.; Pyro's example keeps torch's default "
-         "Linear init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), i.e. std 0.02 to 0.08 here), the "
-         "encoder's scale "
-         "(genzoo outputs log sigma^2, Pyro's example log sigma), the decoder's output (genzoo "
-         "Bernoulli logits, Pyro sigmoid probabilities clipped to [1e-7, 1 - 1e-7]), and the "
-         "random streams (genzoo an explicit generator, Pyro torch's global one)."),
-        *ROW["notes"],
-        ("Subnormal floats: genzoo's Trainer flushes them to zero while it trains, its default "
-         "(genzoo.utils.denormals); Pyro's steps run with IEEE subnormals, as Pyro ships. "
-         "Trained softplus units and confident Bernoulli logits produce subnormals, which slow "
-         "x86 matrix products: on this VAE after 100 epochs a genzoo step was 35% slower "
-         "without flushing. Part of the difference in time per epoch is this default."
-         if denormals.wanted() else
-         "Subnormal floats: both libraries ran with IEEE subnormals (GENZOO_DENORMALS=ieee)."),
+        *ROW["notes"],  # what differs between the two sides, how they are timed
+        ROW["subnormals"]["flushed" if denormals.wanted() else "ieee"],
     ]
     if args.smoke:
         notes.insert(0, common.SPEED_SMOKE_NOTE)
@@ -336,9 +322,8 @@ def _result(args, bundle, x_test, timings, ratios, extra, acceptance, wall) -> d
                         f"{args.epochs} epochs each, epochs interleaved, median epoch time; "
                         f"test NLL by genzoo IS k={args.is_samples} on {len(x_test)} test "
                         "images (see notes)"),
-            "n_visible": N_VISIBLE, "hidden": args.hidden, "latent": args.latent,
-            "batch_size": BATCH, "lr": LR, "epochs": args.epochs,
-            "is_samples": args.is_samples, "n_test": len(x_test), "seed": args.seed,
+            "n_visible": N_VISIBLE, **{k: getattr(args, k) for k in ROW["options"]},
+            "n_test": len(x_test), "batch_size": BATCH, "lr": LR,
             "torch_threads": torch.get_num_threads(), "dtype": "float32",
         },
         "timings": timings,
