@@ -475,6 +475,11 @@ def interleaved_medians(fns: dict[str, Callable[[], Any]], repetitions: int,
     return out
 
 
+def acceptance(criterion: str, why: list[str], **more: Any) -> dict[str, Any]:
+    """A speed result's ``acceptance``: passed when no reason in ``why`` says otherwise."""
+    return {"criterion": criterion, "passed": not why, "why": "; ".join(why) or "met", **more}
+
+
 def ratios(timings: dict[str, dict[str, Any]], ours: str = "genzoo") -> dict[str, float]:
     """``{"genzoo / other": median ratio}`` for every other implementation that ran."""
     if timings.get(ours, {}).get("status") != "ok":

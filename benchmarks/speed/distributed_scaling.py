@@ -126,12 +126,9 @@ def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
 
     speedups = {m: ratios.get(f"{m}: speedup 2p / 1p") for m in args.models}
     slow = [m for m, s in speedups.items() if s is None or s <= ACCEPT_SPEEDUP]
-    acceptance = {
-        "criterion": f"2 processes train faster than 1 (speedup > {ACCEPT_SPEEDUP}, scaling "
-                     "efficiency > 0.5) for every model",
-        "passed": not slow,
-        "why": "met" if not slow else "not faster on 2 processes: " + ", ".join(slow),
-    }
+    acceptance = common.acceptance(
+        f"2 processes train faster than 1 (speedup > {ACCEPT_SPEEDUP}, scaling efficiency > "
+        "0.5) for every model", ["not faster on 2 processes: " + ", ".join(slow)] if slow else [])
     notes = [*common.busy_notes("at the end", "rerun on a quiet machine before quoting these."),
              *([common.SPEED_SMOKE_NOTE] if args.smoke else []), *ROW["notes"],
              (f"Every process uses {args.threads} BLAS thread(s), so 2 processes use twice "

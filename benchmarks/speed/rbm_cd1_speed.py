@@ -282,6 +282,7 @@ def run(args: argparse.Namespace) -> dict:
         "notes": notes,
     }
 
+
 def _acceptance(timings: dict, ratios: dict) -> dict:
     criterion = (
         "genzoo has the lowest median epoch time of all implementations that ran (the bare "
@@ -301,16 +302,11 @@ def _acceptance(timings: dict, ratios: dict) -> dict:
     elif bare_ratio > ACCEPT_BARE_RATIO:
         why.append(f"genzoo / bare = {bare_ratio:.2f} > {ACCEPT_BARE_RATIO}")
     missing = [n for n in PEERS if timings.get(n, {}).get("status") != "ok"]
+    # Informative, not the criterion: how far genzoo is from the floor that includes the
+    # random draws an exact CD-1 step cannot skip.
     draws_ratio = ratios.get("genzoo / bare+draws")
-    return {
-        "criterion": criterion,
-        "passed": not why,
-        "why": "; ".join(why) if why else "met",
-        "peers_not_measured": missing,
-        # Informative, not the criterion: how far genzoo is from the floor that includes the
-        # random draws an exact CD-1 step cannot skip.
-        **({"genzoo_over_bare_plus_draws": draws_ratio} if draws_ratio is not None else {}),
-    }
+    draws = {"genzoo_over_bare_plus_draws": draws_ratio} if draws_ratio is not None else {}
+    return common.acceptance(criterion, why, peers_not_measured=missing, **draws)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -276,8 +276,7 @@ def _acceptance(timings: dict, ratios: dict, extra: dict) -> dict:
     d = extra["nll_difference_genzoo_minus_pyro"]
     if d > ACCEPT_NLL_NATS:
         why.append(f"genzoo's NLL is {d:.2f} nats above Pyro's")
-    return {"criterion": criterion, "passed": not why, "why": "; ".join(why) or "met",
-            "peers_not_measured": []}
+    return common.acceptance(criterion, why, peers_not_measured=[])
 
 
 def _result(args, bundle, x_test, timings, ratios, extra, acceptance, wall) -> dict:
