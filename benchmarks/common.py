@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
+from unittest import mock
 
 import numpy as np
 
@@ -182,10 +183,6 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-
-
 def command_line(argv: list[str] | None = None) -> str:
     """The command that reproduces this run, relative to the repository root."""
     argv = list(sys.argv if argv is None else argv)
@@ -200,7 +197,8 @@ def header(benchmark: str, row: str, title: str, kind: str, smoke: bool,
            argv: list[str] | None = None) -> dict[str, Any]:
     """The keys every result starts with, in the schema's order."""
     return {"schema_version": SCHEMA_VERSION, "benchmark": benchmark, "row": row, "title": title,
-            "kind": kind, "command": command_line(argv), "git": run_git(), "date": now_iso(),
+            "kind": kind, "command": command_line(argv), "git": run_git(),
+            "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
             "machine": machine_info(), "smoke": bool(smoke)}
 
 
@@ -230,15 +228,8 @@ def offline_data(config: Any) -> Any:
     a missing file, not wait on a network."""
     from genzoo.data import load_data
 
-    saved = os.environ.get("GENZOO_OFFLINE")
-    os.environ["GENZOO_OFFLINE"] = "1"
-    try:
+    with mock.patch.dict(os.environ, {"GENZOO_OFFLINE": "1"}):
         return load_data(config)
-    finally:
-        if saved is None:
-            del os.environ["GENZOO_OFFLINE"]
-        else:
-            os.environ["GENZOO_OFFLINE"] = saved
 
 
 def binarized_mnist_rows(n: int, smoke: bool, seed: int) -> tuple[Any, dict[str, Any]]:
@@ -346,11 +337,12 @@ def build_all(factories: dict[str, Callable[[], tuple[Any, dict[str, Any]]]],
     return timings, built
 
 
-def speed_parser(doc: str, smoke_help: str, run_dir: bool = True,
-                 **options: Any) -> argparse.ArgumentParser:
-    """The command line every speed comparison shares: ``--smoke``, where its files go
-    (``--out``: the genzoo run directory, or the result's directory when it has no runs), and
-    one ``--name`` per keyword of ``options`` with that default (an int where it is None)."""
+def speed_parser(doc: str, row: dict[str, Any], run_dir: bool = True) -> argparse.ArgumentParser:
+    """The command line every speed comparison shares, from its row: where its files go
+    (``--out``: the genzoo run directory, or the result's directory when it has no runs), one
+    ``--name`` per key of the row's ``options`` with that default (an int where it is None),
+    and one flag per preset of the row's ``presets`` (``--smoke``: seconds, written to a
+    temporary directory by default; ``--full``, ...). Parse it with :func:`parse_speed`."""
     p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     if run_dir:
         p.add_argument("--out", type=Path, default=None, help="genzoo run directory")
@@ -359,12 +351,25 @@ def speed_parser(doc: str, smoke_help: str, run_dir: bool = True,
     else:
         p.add_argument("--out", dest="results_dir", type=Path, default=None,
                        help="where the result JSON goes")
-    p.add_argument("--smoke", action="store_true",
-                   help=smoke_help + "; written to a temporary directory by default")
-    for name, default in options.items():
-        p.add_argument("--" + name.replace("_", "-"), default=default,
+    for name, values in row["presets"].items():
+        p.add_argument("--" + name, action="store_true",
+                       help="preset " + ", ".join(f"{k}={v}" for k, v in values.items()))
+    for name, default in row["options"].items():
+        p.add_argument("--" + name.replace("_", "-"), default=default, help=f"default {default}",
                        type=int if default is None else type(default))
     return p
+
+
+def parse_speed(p: argparse.ArgumentParser, row: dict[str, Any],
+                argv: list[str] | None) -> argparse.Namespace:
+    """``argv`` parsed by ``p`` (:func:`speed_parser`): a preset flag replaces the defaults
+    its row names (``--smoke`` over any other preset); a value given on the command line wins
+    over both."""
+    args = p.parse_args(argv)
+    for name in sorted(row["presets"], key=lambda name: name == "smoke"):
+        if getattr(args, name):
+            p.set_defaults(**row["presets"][name])
+    return p.parse_args(argv)
 
 
 def speed_dirs(args: argparse.Namespace, name: str) -> RunDirs:
@@ -468,6 +473,11 @@ def interleaved_medians(fns: dict[str, Callable[[], Any]], repetitions: int,
         if t["status"] == "ok":
             t["median_s"] = statistics.median(t["times_s"])
     return out
+
+
+def acceptance(criterion: str, why: list[str], **more: Any) -> dict[str, Any]:
+    """A speed result's ``acceptance``: passed when no reason in ``why`` says otherwise."""
+    return {"criterion": criterion, "passed": not why, "why": "; ".join(why) or "met", **more}
 
 
 def ratios(timings: dict[str, dict[str, Any]], ours: str = "genzoo") -> dict[str, float]:

@@ -1,10 +1,10 @@
-"""Generate benchmarks/RESULTS.md from every JSON file in benchmarks/results/ (it reads only
-those files; nothing imports this module).
+"""Generate benchmarks/RESULTS.md from every JSON file in benchmarks/results/ and the
+comparisons of benchmarks/comparisons.json (it reads only JSON; nothing imports this module).
 
 Likelihood benchmarks get a table with our number beside every published reference and the
 gap to each, worded so a shortfall is never hidden ("short by 3.21 nats"). Speed benchmarks
 get a table of per-implementation times and the ratios ``genzoo / other``. Results an issue
-asks to compare at one budget (``COMPARISONS``) also get one table together, first.
+asks to compare at one budget (:data:`COMPARISONS`) also get one table together, first.
 
     python benchmarks/make_results.py            # rewrite RESULTS.md
     python benchmarks/make_results.py --check    # exit 1 if RESULTS.md is stale
@@ -29,23 +29,11 @@ HEADER = (
 )
 
 
-# Results an issue asks to see side by side at one budget. Each member is a result (its
-# ``benchmark`` name) with the label of its row; the generator checks that the members share
-# the metric, the data and the training length, and says so in the section where they do not.
-COMPARISONS: list[dict[str, Any]] = [
-    {
-        "title": ("DBM 784-500-1000 at one budget (10 DBM epochs), binarized MNIST: "
-                  "pretraining vs centering vs neither"),
-        "why": ("Issue 3: the centered DBM (Montavon & Müller 2012) should train well from "
-                "random initialisation without pretraining; the standard DBM with and "
-                "without greedy layerwise pretraining (SH09) are its baselines."),
-        "members": [
-            ("dbm_mnist_nll_pretrained_e10", "standard DBM, greedy layerwise pretraining"),
-            ("dbm_mnist_nll_centered", "centered DBM, no pretraining"),
-            ("dbm_mnist_nll_scratch", "standard DBM, no pretraining"),
-        ],
-    },
-]
+# Results an issue asks to see side by side at one budget (comparisons.json): each has a
+# title, why it is asked for, and its members, each a result (its ``benchmark`` name) with the
+# label of its row; the generator checks that the members share the metric, the data and the
+# training length, and says so in the section where they do not.
+COMPARISONS: list[dict[str, Any]] = json.loads((common.BENCH_DIR / "comparisons.json").read_text())
 
 
 def load_results(results_dir: Path) -> list[dict[str, Any]]:

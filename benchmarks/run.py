@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import importlib
 import json
-import math
 import shlex
 import shutil
 import subprocess
@@ -33,6 +33,11 @@ from typing import Any
 import common
 from common import load_row, row_names
 
+from genzoo.evaluation.report import EvaluationReport
+from genzoo.evaluation.stats import Estimate
+
+# What a row's ``metric`` names: how RESULTS.md shows the figure. A row may give its own
+# ``{name, unit, lower_is_better, per}``; its figure is then the report's NLL.
 METRICS = {
     "nll": {"name": "test NLL", "unit": "nats", "lower_is_better": True, "per": "example"},
     "nll-bound": {"name": "test NLL (variational upper bound)", "unit": "nats",
@@ -42,13 +47,6 @@ METRICS = {
     "error": {"name": "test classification error", "unit": "%", "lower_is_better": True,
               "per": "test set"},
 }
-# The report key of each metric's value and standard error (a classification error is shown
-# in per cent).
-VALUE_KEYS = {"nll": ("nll_nats", "stderr", 1.0), "nll-bound": ("nll_nats", "stderr", 1.0),
-              "parzen": ("parzen_log_likelihood", "stderr", 1.0),
-              "error": ("classification_error", "classification_stderr", 100.0)}
-AIS_EXTRA = ["log_z", "stderr_log_z", "log_z_reverse", "stderr_log_z_reverse", "ais_ess",
-             "ais_ess_reverse", "stderr_examples"]
 
 
 def metric(row: dict[str, Any]) -> dict[str, Any]:
@@ -149,7 +147,9 @@ def train(row: dict[str, Any], p: dict[str, Any], run: Path, genzoo: Genzoo,
 
 
 def evaluate(row: dict[str, Any], p: dict[str, Any], run: Path, genzoo: Genzoo) -> dict:
-    """The evaluation report of the run (of ``RUN/best`` where the row keeps the best)."""
+    """What the result publishes of the run's evaluation (of ``RUN/best`` where the row keeps
+    the best): :func:`published` from the typed report of ``genzoo evaluate --json``, or the
+    same keys from the row's ``evaluate_with``."""
     target = run / "best" if row.get("best") and has_checkpoint(run / "best") else run
     if row.get("evaluate_with"):
         return genzoo.task("evaluate", f"{row['evaluate_with']}({target})",
@@ -157,41 +157,83 @@ def evaluate(row: dict[str, Any], p: dict[str, Any], run: Path, genzoo: Genzoo) 
     out = run / "eval_test.json"
     genzoo("evaluate", ["evaluate", str(target), "--split", "test", "--json",
                         *common.sets_to_args(p["evaluate"]), "--out", str(out)])
-    return json.loads(out.read_text())
+    report = json.loads(out.read_text())
+    return published(row, p, EvaluationReport.from_dict(report), report.get("data_description"))
 
 
-def headline(row: dict[str, Any], report: dict[str, Any]) -> tuple[float, float, list[str]]:
-    """The value, standard error and notes to publish. For AIS rows normally forward AIS (as
-    the papers report); when genzoo warns that forward and reverse AIS disagree beyond their
-    error bars, forward AIS has most likely missed modes and flatters the model, so the
-    cautious reverse figure is published and the notes give both."""
-    m = row.get("metric", "nll")
-    key, se_key, scale = row.get("value_keys") or VALUE_KEYS[m if isinstance(m, str) else "nll"]
-    value, stderr = report[key] * scale, report[se_key] * scale
-    warnings = [w for w in report.get("warnings", []) if "AIS is unreliable" in w]
-    if not warnings or report.get("nll_nats_reverse") is None:
-        return value, stderr, []
-    reverse_se = math.hypot(report["stderr_log_z_reverse"], report["stderr_examples"])
-    return report["nll_nats_reverse"], reverse_se, [(
-        f"AIS DID NOT CONVERGE: genzoo's evaluator warned: {warnings[0]} The value published "
-        f"here is therefore the reverse-AIS figure {report['nll_nats_reverse']:.2f} +/- "
-        f"{reverse_se:.2f}; the forward-AIS figure would be {value:.2f} +/- {stderr:.2f}. "
-        "Neither is a trustworthy estimate of this model's NLL until the two agree.")]
+def published(row: dict[str, Any], p: dict[str, Any], report: EvaluationReport,
+              description: str | None = None) -> dict[str, Any]:
+    """What a result publishes of a typed evaluation report: the value and standard error of
+    the Estimate the row's metric names (the Parzen log-likelihood of the model's samples, the
+    classification error in per cent, or else the NLL), the estimator, the split
+    evaluated, every other figure of the report as ``extra`` (:func:`extra_figures`) and the
+    notes on them. For AIS rows the figure is normally forward AIS (as the papers report); when
+    genzoo warns that forward and reverse AIS disagree beyond their error bars, forward AIS
+    has most likely missed modes and flatters the model, so the cautious reverse figure is
+    published and the notes give both."""
+    kind, scale = row.get("metric", "nll"), 100.0 if metric(row)["unit"] == "%" else 1.0
+    est = (report.samples.parzen if kind == "parzen"
+           else report.classification if kind == "error" else report.nll)
+    value, stderr, notes = est.value * scale, est.stderr * scale, []
+    unreliable = [w for w in report.warnings if "AIS is unreliable" in w]
+    if unreliable and report.nll_reverse is not None:
+        value, stderr = report.nll_reverse.value, report.nll_reverse.stderr
+        notes.append(
+            f"AIS DID NOT CONVERGE: genzoo's evaluator warned: {unreliable[0]} The value "
+            f"published here is therefore the reverse-AIS figure {value:.2f} +/- {stderr:.2f}; "
+            f"the forward-AIS figure would be {est.value:.2f} +/- {est.stderr:.2f}. Neither is "
+            "a trustworthy estimate of this model's NLL until the two agree.")
+    return {"estimator": estimator(report, p, bool(notes)), "value": value, "stderr": stderr,
+            "extra": extra_figures(report), "notes": notes,
+            "data": {"split": report.split or "test", "n_examples": report.n_examples,
+                     "description": description}}
 
 
-def estimator(row: dict[str, Any], report: dict[str, Any], reverse_published: bool) -> dict:
-    est = {"name": report.get("estimator"), "dtype": report.get("dtype")}
-    if "eval.ais_runs" in row.get("evaluate", {}) or report.get("n_betas"):
-        est |= {"ais_runs": report.get("n_samples"), "ais_betas": report.get("n_betas"),
-                "schedule": report.get("schedule", "sm08"),
-                "reverse": report.get("log_z_reverse") is not None}
+def estimator(report: EvaluationReport, p: dict[str, Any], reverse_published: bool) -> dict:
+    """The estimator behind the figure: its name and precision; for AIS its runs, temperatures,
+    schedule and whether reverse AIS ran; otherwise its proposal draws per example, and the
+    model samples and Parzen bandwidth of a sample-based score."""
+    est = {"name": report.estimator, "dtype": report.dtype}
+    z = report.log_z
+    if z is not None and "n_betas" in z.diagnostics:
+        est |= {"ais_runs": z.n_samples, "ais_betas": z.diagnostics["n_betas"],
+                "schedule": p["evaluate"].get("eval.schedule", "sm08"),
+                "reverse": report.log_z_reverse is not None}
         if reverse_published:
             est["name"] += "; published: reverse AIS (forward and reverse disagree)"
-    else:
-        est |= {k: report[k] for k in ("n_samples", "n_model_samples") if k in report}
-        if report.get("parzen_sigma") is not None:
-            est["sigma"] = report["parzen_sigma"]
+    elif report.nll is not None and report.nll.n_samples is not None:
+        est["n_samples"] = report.nll.n_samples
+    if report.samples is not None:
+        est |= {"n_model_samples": report.samples.n_model_samples,
+                "sigma": report.samples.parzen.diagnostics["sigma"]}
     return est
+
+
+def extra_figures(report: EvaluationReport) -> dict[str, Any]:
+    """The figures of ``report`` beside the published one, under their JSON names: the NLL's
+    diagnostics; for AIS, log Z forward and reverse with their standard errors and effective
+    sample sizes and the NLL each gives (``value_forward``, ``value_reverse``); the examples
+    classified; the sample-based measures; what a data transform adds (log-Jacobian, bits per
+    dimension); the evaluator's warnings."""
+    extra = dict(report.nll.diagnostics) if report.nll is not None else {}
+    ais = report.log_z is not None and "n_betas" in report.log_z.diagnostics
+    for z, nll, suffix, value in ((report.log_z, report.nll, "", "value_forward"),
+                                  (report.log_z_reverse, report.nll_reverse, "_reverse",
+                                   "value_reverse")):
+        if ais and z is not None:
+            extra |= {f"log_z{suffix}": z.value, f"stderr_log_z{suffix}": z.stderr,
+                      f"ais_ess{suffix}": z.diagnostics["ess"], value: nll.value}
+    if report.classification is not None:
+        extra["n_classified"] = report.classification.n_samples
+    s = report.samples
+    if s is not None:  # the measures that are not the published Parzen score
+        extra |= {"mmd2": s.mmd2.value, "mmd_p_value": s.mmd2.diagnostics["p_value"],
+                  "mmd_sigmas": s.mmd2.diagnostics["sigmas"]}
+        extra |= {f.name: getattr(s, f.name) for f in dataclasses.fields(s)
+                  if not isinstance(getattr(s, f.name), Estimate | None)}
+    if report.warnings:
+        extra["warnings"] = list(report.warnings)
+    return extra | (report.data_space or {})
 
 
 def last_wall_s(metrics_csv: Path) -> float | None:
@@ -278,21 +320,15 @@ def likelihood(row: dict[str, Any], args: argparse.Namespace, argv: list[str] | 
     genzoo = Genzoo(log, args.in_process)
     if not args.evaluate_only:
         train(row, p, run, genzoo, args)
-    report = evaluate(row, p, run, genzoo)
-    value, stderr, ais_notes = headline(row, report)
-    notes = ais_notes + run_notes(row, p, args.smoke)
+    figures = evaluate(row, p, run, genzoo)
+    data, notes = figures.pop("data"), figures.pop("notes", []) + run_notes(row, p, args.smoke)
     best = kept_best(run) if row.get("best") else None
     if best:
         notes.insert(0, best)
-    extra = {k: report.get(k) for k in row.get("extra", [])}
-    if "eval.ais_runs" in row.get("evaluate", {}):
-        extra |= {k: report.get(k) for k in AIS_EXTRA}
-        extra |= {"value_forward": report.get("nll_nats"),
-                  "value_reverse": report.get("nll_nats_reverse"),
-                  "warnings": report.get("warnings", [])}
+    extra = figures["extra"]
     if row.get("baselines"):
-        extra |= getattr(importlib.import_module("tasks"), row["baselines"])(p, report)
-    for kind, image in report.get("images", {}).items():  # run dirs are scratch: keep a copy
+        extra |= getattr(importlib.import_module("tasks"), row["baselines"])(p)
+    for kind, image in extra.pop("images", {}).items():  # run dirs are scratch: keep a copy
         results.mkdir(parents=True, exist_ok=True)
         kept = results / f"{row.get('result', row['name'])}_{kind}.png"
         shutil.copyfile(image, kept)
@@ -304,12 +340,8 @@ def likelihood(row: dict[str, Any], args: argparse.Namespace, argv: list[str] | 
         **common.header(row.get("result", row["name"]), row["name"], row["title"],
                         "likelihood", args.smoke, argv),
         "steps": genzoo.steps,
-        "data": {"name": p["data"], "binarization": row.get("binarization", "none"),
-                 "split": report.get("split", "test"), "n_examples": report.get("n_examples"),
-                 "description": report.get("data_description")},
-        "metric": metric(row),
-        "estimator": estimator(row, report, bool(ais_notes)),
-        "value": value, "stderr": stderr, "extra": extra,
+        "data": {"name": p["data"], "binarization": row.get("binarization", "none"), **data},
+        "metric": metric(row), **figures,  # estimator, value, stderr, extra
         "training": {"model": row.get("model"), "epochs": p["epochs"], "settings": p["train"]},
         "references": [dict(r) for r in row.get("references", [])],
         "wall_s": genzoo.wall, "notes": notes,
@@ -362,10 +394,10 @@ def main(argv: list[str] | None = None) -> int:
         results = common.output_dirs(row["name"], args.smoke, args.out, args.results).results
         body = getattr(importlib.import_module("tasks"), row["task"])(row, p, results)
         result = {**common.header(row.get("result", row["name"]), row["name"], row["title"],
-                                  body.pop("kind", "likelihood"), args.smoke, shown),
+                                  "likelihood", args.smoke, shown),
                   "references": [dict(r) for r in row.get("references", [])],
                   "notes": run_notes(row, p, args.smoke), **body}
-        common.publish(common.with_gaps(result) if "value" in result else result, results)
+        common.publish(common.with_gaps(result), results)
         return 0
     likelihood(row, args, shown)
     return 0

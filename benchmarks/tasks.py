@@ -1,9 +1,10 @@
 """The parts of benchmark rows that are not ``genzoo train`` + ``genzoo evaluate``.
 
 A row names a function here: ``train_with`` (replaces the training step), ``evaluate_with``
-(replaces the evaluation; returns a report), ``baselines`` (adds figures to ``extra``) or
-``task`` (the whole run; returns the result's body). Each takes the row and the run's plan
-(``run.plan``: data set, training and evaluation settings, epochs).
+(replaces the evaluation; returns what ``run.published`` derives from a typed report:
+estimator, value, stderr, extra, data), ``baselines`` (adds figures to ``extra``) or ``task``
+(the whole run; returns the result's body). Each takes the run's plan (``run.plan``: data set,
+training and evaluation settings, epochs).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def pretrained_dbm(row: dict, data: str, sets: dict[str, Any], run: Path) -> Non
         resume=(run / "config.json").is_file())
 
 
-def gaussian_baselines(p: dict, report: dict) -> dict[str, Any]:
+def gaussian_baselines(p: dict) -> dict[str, Any]:
     """Test NLLs (nats per example) of the maximum-likelihood full-covariance and diagonal
     Gaussians fitted to the training data in model space, carried into the space the
     evaluator reports by the same log-Jacobian; they give the scale where no published
@@ -83,7 +84,7 @@ def gaussian_baselines(p: dict, report: dict) -> dict[str, Any]:
                                  "data, in the space the evaluator reports"}
 
 
-def parzen_baselines(p: dict, report: dict, n: int = 10_000) -> dict[str, Any]:
+def parzen_baselines(p: dict, n: int = 10_000) -> dict[str, Any]:
     """Two yardsticks for a sample-based score: the Parzen score of the test split when the
     'samples' are ``n`` training examples (bandwidth chosen on the validation split; what a
     copying sampler reaches), and the Frechet distance and class coverage of a mixture of 10
@@ -169,12 +170,14 @@ def conv_rbm_scores(run: Path, p: dict, chunk: int = 250) -> dict[str, Any]:
             raise SystemExit(f"genzoo {cmd} failed on {run}")
     stats = {k: {m: _mean_se(v) for m, v in d.items()} for k, d in per.items()}
     change = {m: _mean_se(per["after"][m] - per["before"][m]) for m in ("recon_ce", "pll")}
-    return {"recon_ce": stats["after"]["recon_ce"]["mean"],
-            "recon_ce_stderr": stats["after"]["recon_ce"]["stderr"], "split": "test",
-            "n_examples": len(x), "data_description": getattr(bundle, "description", None),
-            "estimator": "mean-field reconstruction, P(v | h = P(h | v)); float64",
-            "dtype": "float64", "pll_pixels_per_image": pixels, **stats,
-            "change_after_minus_before": change, "images": images}
+    return {"estimator": {"name": "mean-field reconstruction, P(v | h = P(h | v)); float64",
+                          "dtype": "float64"},
+            "value": stats["after"]["recon_ce"]["mean"],
+            "stderr": stats["after"]["recon_ce"]["stderr"],
+            "extra": {**stats, "change_after_minus_before": change,
+                      "pll_pixels_per_image": pixels, "images": images},
+            "data": {"split": "test", "n_examples": len(x),
+                     "description": getattr(bundle, "description", None)}}
 
 
 # ---------------------------------------------------------------------------- whole tasks

@@ -42,21 +42,11 @@ from pathlib import Path
 import common
 
 BENCHMARK = "distributed_scaling"
-MODELS = {
-    "rbm": ["model.n_hidden=500", "model.k=1", "train.lr=0.01"],
-    "vae": ["train.optimizer=adam", "train.lr=0.001"],
-}
-SMOKE_MODELS = {
-    "rbm": ["model.n_hidden=32", "model.k=1", "train.lr=0.01"],
-    "vae": ["model.hidden=[32]", "model.n_latent=4", "train.optimizer=adam", "train.lr=0.001"],
-}
-SETTINGS = {  # name -> (processes, shards)
-    "1p": (1, 1),
-    "1p-2shards": (1, 2),
-    "2p": (2, 2),
-}
 ACCEPT_SPEEDUP = 1.0
-ROW = common.load_row(BENCHMARK)  # its title and notes
+# Its title, notes, the --set overrides of each model (full and smoke) and the settings
+# compared (processes, shards): data, in the row.
+ROW = common.load_row(BENCHMARK)
+SETTINGS = ROW["compared"]
 
 
 def _free_port() -> int:
@@ -65,11 +55,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _command(model: str, setting: str, out: Path, args: argparse.Namespace) -> list[str]:
-    procs, shards = SETTINGS[setting]
+def _command(model: str, recipe: list[str], setting: str, out: Path,
+             args: argparse.Namespace) -> list[str]:
+    procs, shards = SETTINGS[setting]["processes"], SETTINGS[setting]["shards"]
     data = ["--data", "digits", "--set", "data.binarize=threshold"] if args.smoke else [
         "--data", "binarized-mnist"]
-    sets = [*(SMOKE_MODELS if args.smoke else MODELS)[model],
+    sets = [*recipe,
             f"train.batch_size={args.batch_size}", f"train.max_steps={args.steps}",
             "train.epochs=1000", f"train.log_every={args.log_every}",
             f"train.checkpoint_every={args.steps}", "train.validate_every=0",
@@ -83,10 +74,29 @@ def _command(model: str, setting: str, out: Path, args: argparse.Namespace) -> l
             "--master-port", str(_free_port()), "-m", "genzoo", *genzoo]
 
 
-def _rates(run: Path) -> list[float]:
-    with open(run / "metrics.csv", newline="") as f:
-        return [float(r["examples_per_s"]) for r in csv.DictReader(f)
-                if r.get("examples_per_s") not in (None, "", "nan")]
+def _timed_run(cmd: list[str], out: Path, log_path: Path, env: dict[str, str],
+               batch_size: int) -> dict:
+    """Run one ``genzoo train`` into ``out``, its output appended to the log: its wall time and
+    the median examples/s of metrics.csv over the logging intervals after the first (a
+    warm-up), or why there is none."""
+    with open(log_path, "a") as log:
+        log.write(f"$ {shlex.join(cmd)}\n")
+        log.flush()
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, check=False)
+    entry = {"wall_s": time.perf_counter() - t0}
+    if proc.returncode != 0:
+        return {**entry, "status": "error",
+                "reason": f"exit status {proc.returncode}; see {log_path}"}
+    with open(out / "metrics.csv", newline="") as f:
+        rates = [float(r["examples_per_s"]) for r in csv.DictReader(f)
+                 if r.get("examples_per_s") not in (None, "", "nan")]
+    kept = rates[1:] if len(rates) > 1 else rates
+    if not kept:
+        return {**entry, "status": "error", "reason": "no examples_per_s in metrics.csv"}
+    eps = statistics.median(kept)
+    return {**entry, "status": "ok", "examples_per_s": eps, "intervals": kept,
+            "median_s": batch_size / eps}
 
 
 def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
@@ -95,35 +105,16 @@ def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
     timings: dict[str, dict] = {}
     ratios: dict[str, float] = {}
     commands = []
+    recipes = ROW["smoke_models" if args.smoke else "models"]  # model -> --set overrides
     t_start = time.perf_counter()
     for model in args.models:
         for setting in SETTINGS:
             out = dirs.run / f"{model}-{setting}"
             shutil.rmtree(out, ignore_errors=True)  # a rerun starts its runs afresh
-            cmd = _command(model, setting, out, args)
-            commands.append(" ".join(shlex.quote(c) for c in cmd))
-            name = f"{model}/{setting}"
-            entry = {"processes": SETTINGS[setting][0], "shards": SETTINGS[setting][1]}
-            with open(dirs.log, "a") as log:
-                log.write(f"$ {commands[-1]}\n")
-                log.flush()
-                t0 = time.perf_counter()
-                proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                      check=False)
-            entry["wall_s"] = time.perf_counter() - t0
-            if proc.returncode != 0:
-                entry.update(status="error", reason=f"exit status {proc.returncode}; see "
-                             f"{dirs.log}")
-            else:
-                rates = _rates(out)
-                kept = rates[1:] if len(rates) > 1 else rates
-                if not kept:
-                    entry.update(status="error", reason="no examples_per_s in metrics.csv")
-                else:
-                    eps = statistics.median(kept)
-                    entry.update(status="ok", examples_per_s=eps, intervals=kept,
-                                 median_s=args.batch_size / eps)
-            timings[name] = entry
+            cmd = _command(model, recipes[model], setting, out, args)
+            commands.append(shlex.join(cmd))
+            timings[f"{model}/{setting}"] = {
+                **SETTINGS[setting], **_timed_run(cmd, out, dirs.log, env, args.batch_size)}
         one, half, two = (timings.get(f"{model}/{s}", {}).get("examples_per_s")
                           for s in SETTINGS)
         if one and two:
@@ -135,12 +126,9 @@ def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
 
     speedups = {m: ratios.get(f"{m}: speedup 2p / 1p") for m in args.models}
     slow = [m for m, s in speedups.items() if s is None or s <= ACCEPT_SPEEDUP]
-    acceptance = {
-        "criterion": f"2 processes train faster than 1 (speedup > {ACCEPT_SPEEDUP}, scaling "
-                     "efficiency > 0.5) for every model",
-        "passed": not slow,
-        "why": "met" if not slow else "not faster on 2 processes: " + ", ".join(slow),
-    }
+    acceptance = common.acceptance(
+        f"2 processes train faster than 1 (speedup > {ACCEPT_SPEEDUP}, scaling efficiency > "
+        "0.5) for every model", ["not faster on 2 processes: " + ", ".join(slow)] if slow else [])
     notes = [*common.busy_notes("at the end", "rerun on a quiet machine before quoting these."),
              *([common.SPEED_SMOKE_NOTE] if args.smoke else []), *ROW["notes"],
              (f"Every process uses {args.threads} BLAS thread(s), so 2 processes use twice "
@@ -150,12 +138,12 @@ def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
         "data": {"name": "digits" if args.smoke else "binarized-mnist",
                  "binarization": "threshold" if args.smoke else "fixed", "split": "train"},
         "config": {
-            "models": {m: (SMOKE_MODELS if args.smoke else MODELS)[m] for m in args.models},
+            "models": {m: recipes[m] for m in args.models},
             "batch_size": args.batch_size,
             "steps": args.steps,
             "log_every": args.log_every,
             "threads_per_process": args.threads,
-            "settings": {k: {"processes": p, "shards": s} for k, (p, s) in SETTINGS.items()},
+            "settings": SETTINGS,
             "commands": commands,
         },
         "timings": timings,
@@ -167,21 +155,12 @@ def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = common.speed_parser(__doc__, "tiny models on the digits data, a few dozen steps",
-                            batch_size=100, threads=1)  # BLAS threads per process
-    p.add_argument("--models", nargs="+", choices=sorted(MODELS), default=sorted(MODELS))
-    p.add_argument("--steps", type=int, default=None,
-                   help="training steps per run (default 1000; 40 with --smoke)")
-    p.add_argument("--log-every", type=int, default=None,
-                   help="steps per logging interval (default 100; 10 with --smoke)")
-    args = p.parse_args(argv)
-    args.steps = args.steps or (40 if args.smoke else 1000)
-    args.log_every = args.log_every or (10 if args.smoke else 100)
+    p = common.speed_parser(__doc__, ROW)  # --threads: BLAS threads per process
+    p.add_argument("--models", nargs="+", choices=sorted(ROW["models"]),
+                   default=sorted(ROW["models"]))
+    args = common.parse_speed(p, ROW, argv)
     dirs = common.speed_dirs(args, BENCHMARK)
     dirs.run.mkdir(parents=True, exist_ok=True)
     common.publish(run(args, dirs), dirs.results)
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

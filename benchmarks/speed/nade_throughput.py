@@ -18,8 +18,8 @@ import argparse
 import common
 import torch
 
-from genzoo.ops.numerics import bernoulli_log_likelihood
 from genzoo.models.autoregressive.nade import NADE, NADEConfig
+from genzoo.ops.numerics import bernoulli_log_likelihood
 
 BENCHMARK = "nade_throughput"
 ROW = common.load_row(BENCHMARK)  # what each implementation runs, and the notes
@@ -94,9 +94,7 @@ def _result(args, kind: str, timings: dict, data: dict) -> dict:
             "setting": (f"NADE {data['n_features']}-{args.n_hidden}, batch {args.batch_size}, "
                         f"{args.n_batches} batches per repetition, float32, "
                         f"{args.threads} thread(s), median of {args.repetitions}"),
-            "n_hidden": args.n_hidden, "batch_size": args.batch_size,
-            "n_batches": args.n_batches, "repetitions": args.repetitions,
-            "threads": args.threads,
+            **{k: getattr(args, k) for k in ROW["options"]},  # the command line's sizes
         },
         "timings": timings,
         "ratios": ratios,
@@ -110,18 +108,10 @@ def _result(args, kind: str, timings: dict, data: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = common.speed_parser(__doc__, "64 pixels, 16 hidden units, 2 batches", run_dir=False,
-                            n_hidden=500, batch_size=100, n_batches=5, repetitions=3, threads=1,
-                            seed=0)
-    args = p.parse_args(argv)
-    if args.smoke:
-        args.n_hidden, args.n_batches, args.repetitions = 16, 2, 2
+    args = common.parse_speed(common.speed_parser(__doc__, ROW, run_dir=False), ROW, argv)
     results = common.speed_dirs(args, BENCHMARK).results
     common.limit_threads(args.threads)
     for result in run(args):
         common.publish(result, results)
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -268,14 +268,8 @@ def run(args: argparse.Namespace) -> dict:
         "data": data,
         "config": {
             "n_visible": N_VISIBLE,
-            "n_hidden": args.n_hidden,
-            "batch_size": args.batch_size,
-            "n_batches": args.n_batches,
-            "repetitions": args.repetitions,
-            "warmup_batches": args.warmup_batches,
-            "lr": args.lr,
+            **{k: getattr(args, k) for k in ROW["options"]},  # the command line's sizes
             "dtype": "float32",
-            "seed": args.seed,
             "threads": args.threads if args.threads is not None else "library defaults",
             "torch_threads": torch.get_num_threads(),
             "useful_gflop_per_epoch": useful_gflop,
@@ -287,6 +281,7 @@ def run(args: argparse.Namespace) -> dict:
         **({"genzoo_profile": profile} if profile is not None else {}),
         "notes": notes,
     }
+
 
 def _acceptance(timings: dict, ratios: dict) -> dict:
     criterion = (
@@ -307,35 +302,26 @@ def _acceptance(timings: dict, ratios: dict) -> dict:
     elif bare_ratio > ACCEPT_BARE_RATIO:
         why.append(f"genzoo / bare = {bare_ratio:.2f} > {ACCEPT_BARE_RATIO}")
     missing = [n for n in PEERS if timings.get(n, {}).get("status") != "ok"]
+    # Informative, not the criterion: how far genzoo is from the floor that includes the
+    # random draws an exact CD-1 step cannot skip.
     draws_ratio = ratios.get("genzoo / bare+draws")
-    return {
-        "criterion": criterion,
-        "passed": not why,
-        "why": "; ".join(why) if why else "met",
-        "peers_not_measured": missing,
-        # Informative, not the criterion: how far genzoo is from the floor that includes the
-        # random draws an exact CD-1 step cannot skip.
-        **({"genzoo_over_bare_plus_draws": draws_ratio} if draws_ratio is not None else {}),
-    }
+    draws = {"genzoo_over_bare_plus_draws": draws_ratio} if draws_ratio is not None else {}
+    return common.acceptance(criterion, why, peers_not_measured=missing, **draws)
 
 
 def main(argv: list[str] | None = None) -> int:
     # --threads: for torch and numpy's BLAS alike (default: the libraries' own); 1 is
     # steadier on a machine shared with other work
-    p = common.speed_parser(__doc__, "5 batches, 2 repetitions", run_dir=False, n_batches=500,
-                            batch_size=100, n_hidden=500, repetitions=3, warmup_batches=5,
-                            lr=0.01, seed=0, threads=None)
+    p = common.speed_parser(__doc__, ROW, run_dir=False)
     p.add_argument("--impls", default=",".join(FACTORIES),
                    help=f"comma-separated subset of {', '.join(FACTORIES)}")
     p.add_argument("--profile", action="store_true",
                    help="also store torch.profiler's top operators over 50 genzoo batches")
-    args = p.parse_args(argv)
+    args = common.parse_speed(p, ROW, argv)
     args.impls = [s.strip() for s in args.impls.split(",") if s.strip()]
     unknown = sorted(set(args.impls) - set(FACTORIES))
     if unknown:
         p.error(f"unknown implementation(s) {unknown}; choose from {list(FACTORIES)}")
-    if args.smoke:
-        args.n_batches, args.repetitions, args.warmup_batches = 5, 2, 1
     results = common.speed_dirs(args, BENCHMARK).results
     common.limit_threads(args.threads)
     result = run(args)
@@ -345,6 +331,3 @@ def main(argv: list[str] | None = None) -> int:
     common.publish(result, results)
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

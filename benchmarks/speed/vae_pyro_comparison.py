@@ -27,7 +27,7 @@ it the script still measures genzoo and reports Pyro as missing, with the reason
 
     python benchmarks/run.py vae_pyro_comparison           # the row's --full: 100 epochs, k=5000
     python benchmarks/run.py vae_pyro_comparison --smoke   # seconds; temp dir only
-    python benchmarks/speed/vae_pyro_comparison.py         # budget: 5 epochs, k=1000 on 1000 test
+    python benchmarks/run.py vae_pyro_comparison -- --epochs 5 --is-samples 1000 --n-test 1000
 
 genzoo keeps its own default initialisation (weights N(0, 0.01^2), Kingma & Welling's), which
 with softplus units leaves the latents unused for the first epoch; ``--genzoo-init-std 0.05``
@@ -53,16 +53,13 @@ from genzoo.utils import denormals
 
 BENCHMARK = "vae_pyro_comparison"
 DATA = "binarized-mnist"
-N_VISIBLE, HIDDEN, N_LATENT = 784, 400, 50
-BATCH, LR = 256, 1e-3
-BUDGET = {"epochs": 5, "is_samples": 1000, "n_test": 1000}
-FULL = {"epochs": 100, "is_samples": 5000, "n_test": None}
-SMOKE = {"epochs": 2, "is_samples": 20, "n_test": 100, "n_train": 1000, "hidden": 32,
-         "latent": 4}
+N_VISIBLE, BATCH, LR = 784, 256, 1e-3
 # Pyro's example squeezes its Bernoulli probabilities into [1e-7, 1 - 1e-7].
 FUDGE = 1e-7
 ACCEPT_NLL_NATS = 1.0
-ROW = common.load_row(BENCHMARK)  # each library's description and the notes: data
+# Each library's description, the fixed notes (what differs between the sides, what is timed,
+# subnormals), and the sizes of a budget run (the default), --full and --smoke: data, in the row.
+ROW = common.load_row(BENCHMARK)
 DESCRIPTIONS = ROW["descriptions"]
 INSTALL_HINT = ("install it without touching torch: pip install --no-deps pyro-ppl==1.9.2 "
                 "pyro-api==0.1.2 opt_einsum==3.4.0 (see benchmarks/README.md)")
@@ -279,8 +276,7 @@ def _acceptance(timings: dict, ratios: dict, extra: dict) -> dict:
     d = extra["nll_difference_genzoo_minus_pyro"]
     if d > ACCEPT_NLL_NATS:
         why.append(f"genzoo's NLL is {d:.2f} nats above Pyro's")
-    return {"criterion": criterion, "passed": not why, "why": "; ".join(why) or "met",
-            "peers_not_measured": []}
+    return common.acceptance(criterion, why, peers_not_measured=[])
 
 
 def _result(args, bundle, x_test, timings, ratios, extra, acceptance, wall) -> dict:
@@ -301,26 +297,12 @@ def _result(args, bundle, x_test, timings, ratios, extra, acceptance, wall) -> d
          f"objective (one-draw Monte Carlo ELBO, SGVB-A = Trace_ELBO), same optimizer (Adam lr "
          f"{LR}), same batch size ({BATCH}), same data and epochs ({args.epochs}), one process, "
          f"epochs interleaved; {torch.get_num_threads()} torch thread(s)."),
-        ("Differences that remain, each library's own: initial weights (genzoo N(0, "
-         f"{timings['genzoo'].get('init_std', 0.01)}^2) with the decoder's output bias set to "
-         "the data's pixel logits, as Burda et al.; Pyro's example keeps torch's default "
-         "Linear init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), i.e. std 0.02 to 0.08 here), the "
-         "encoder's scale "
-         "(genzoo outputs log sigma^2, Pyro's example log sigma), the decoder's output (genzoo "
-         "Bernoulli logits, Pyro sigmoid probabilities clipped to [1e-7, 1 - 1e-7]), and the "
-         "random streams (genzoo an explicit generator, Pyro torch's global one)."),
-        *ROW["notes"],
-        ("Subnormal floats: genzoo's Trainer flushes them to zero while it trains, its default "
-         "(genzoo.utils.denormals); Pyro's steps run with IEEE subnormals, as Pyro ships. "
-         "Trained softplus units and confident Bernoulli logits produce subnormals, which slow "
-         "x86 matrix products: on this VAE after 100 epochs a genzoo step was 35% slower "
-         "without flushing. Part of the difference in time per epoch is this default."
-         if denormals.wanted() else
-         "Subnormal floats: both libraries ran with IEEE subnormals (GENZOO_DENORMALS=ieee)."),
+        *ROW["notes"],  # what differs between the two sides, how they are timed
+        ROW["subnormals"]["flushed" if denormals.wanted() else "ieee"],
     ]
     if args.smoke:
         notes.insert(0, common.SPEED_SMOKE_NOTE)
-    elif args.epochs < FULL["epochs"]:
+    elif args.epochs < ROW["presets"]["full"]["epochs"]:
         notes.insert(0, f"Budget run: {args.epochs} epochs (Pyro's example runs 101), k = "
                      f"{args.is_samples} on {len(x_test)} test images; --full for 100 epochs "
                      "and k = 5000 on all 10,000.")
@@ -339,9 +321,8 @@ def _result(args, bundle, x_test, timings, ratios, extra, acceptance, wall) -> d
                         f"{args.epochs} epochs each, epochs interleaved, median epoch time; "
                         f"test NLL by genzoo IS k={args.is_samples} on {len(x_test)} test "
                         "images (see notes)"),
-            "n_visible": N_VISIBLE, "hidden": args.hidden, "latent": args.latent,
-            "batch_size": BATCH, "lr": LR, "epochs": args.epochs,
-            "is_samples": args.is_samples, "n_test": len(x_test), "seed": args.seed,
+            "n_visible": N_VISIBLE, **{k: getattr(args, k) for k in ROW["options"]},
+            "n_test": len(x_test), "batch_size": BATCH, "lr": LR,
             "torch_threads": torch.get_num_threads(), "dtype": "float32",
         },
         "timings": timings,
@@ -354,26 +335,11 @@ def _result(args, bundle, x_test, timings, ratios, extra, acceptance, wall) -> d
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = common.speed_parser(__doc__, "1000 images, 2 epochs, tiny networks", epochs=None,
-                            is_samples=None, seed=0)
-    p.add_argument("--full", action="store_true",
-                   help="100 epochs and k = 5000 on all 10,000 test images (hours)")
-    p.add_argument("--n-test", type=int, default=None,
-                   help="evaluate on the first N test images (default 1000; all with --full)")
+    p = common.speed_parser(__doc__, ROW)  # --full: 100 epochs, k = 5000 on all test images
     p.add_argument("--genzoo-init-std", type=float, default=None,
                    help="genzoo's model.init_std (default: genzoo's own, 0.01)")
-    args = p.parse_args(argv)
-    preset = SMOKE if args.smoke else FULL if args.full else BUDGET
-    args.epochs = args.epochs or preset["epochs"]
-    args.is_samples = args.is_samples or preset["is_samples"]
-    args.n_test = args.n_test or preset["n_test"]
-    args.n_train = preset.get("n_train")
-    args.hidden = preset.get("hidden", HIDDEN)
-    args.latent = preset.get("latent", N_LATENT)
+    args = common.parse_speed(p, ROW, argv)
     dirs = common.speed_dirs(args, f"{BENCHMARK}_e{args.epochs}")
     common.publish(run(args, dirs), dirs.results)
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -80,59 +80,50 @@ def test_nade_throughput_smoke_compares_the_two_computations(tmp_path):
 # ----------------------------------------------------------------------- make_results
 
 
+def _result(name: str, title: str, kind: str, **keys) -> dict:
+    """A result of the schema on a test machine, with ``keys``."""
+    return {"schema_version": 2, "benchmark": name, "row": name, "title": title, "kind": kind,
+            "date": "2026-01-01T00:00:00+00:00",
+            "machine": {"cpu": "test cpu", "cores": 2, "torch": "2.x"}, "smoke": False, **keys}
+
+
 def _likelihood(value: float, refs: list[tuple[str, float]], **over) -> dict:
-    result = {
-        "schema_version": 2,
-        "benchmark": "toy_nll",
-        "row": "toy_nll",
-        "title": "Toy NLL",
-        "kind": "likelihood",
-        "command": "python benchmarks/toy.py",
-        "git": {"commit": "uncommitted", "dirty": True},
-        "date": "2026-01-01T00:00:00+00:00",
-        "machine": {"cpu": "test cpu", "cores": 2, "torch": "2.x"},
-        "data": {"name": "binarized-mnist", "binarization": "fixed", "split": "test"},
-        "metric": {"name": "test NLL", "unit": "nats", "lower_is_better": True},
-        "estimator": {"name": "ais", "ais_runs": 100, "ais_betas": 14500},
-        "value": value,
-        "stderr": 0.1,
-        "references": [{"label": lab, "value": v, "source": "Paper (2008), Table 2"}
-                       for lab, v in refs],
-        "wall_s": {"train": 1.0, "evaluate": 2.0},
-        "smoke": False,
-        "notes": [],
-    }
-    result.update(over)
-    return result
+    return _result(
+        "toy_nll", "Toy NLL", "likelihood",
+        command="python benchmarks/toy.py",
+        git={"commit": "uncommitted", "dirty": True},
+        data={"name": "binarized-mnist", "binarization": "fixed", "split": "test"},
+        metric={"name": "test NLL", "unit": "nats", "lower_is_better": True},
+        estimator={"name": "ais", "ais_runs": 100, "ais_betas": 14500},
+        value=value,
+        stderr=0.1,
+        references=[{"label": lab, "value": v, "source": "Paper (2008), Table 2"}
+                    for lab, v in refs],
+        wall_s={"train": 1.0, "evaluate": 2.0},
+        notes=[],
+    ) | over
 
 
 def _speed() -> dict:
-    return {
-        "schema_version": 2,
-        "benchmark": "toy_speed",
-        "row": "toy_speed",
-        "title": "Toy speed",
-        "kind": "speed",
-        "command": "python benchmarks/toy_speed.py",
-        "git": {"commit": "abc123", "dirty": False},
-        "date": "2026-01-01T00:00:00+00:00",
-        "machine": {"cpu": "test cpu", "cores": 2, "torch": "2.x"},
-        "data": {"name": "binarized-mnist", "binarization": "fixed", "split": "train"},
-        "config": {"n_visible": 784, "n_hidden": 500, "batch_size": 100, "n_batches": 500,
-                   "repetitions": 3, "dtype": "float32"},
-        "timings": {
+    return _result(
+        "toy_speed", "Toy speed", "speed",
+        command="python benchmarks/toy_speed.py",
+        git={"commit": "abc123", "dirty": False},
+        data={"name": "binarized-mnist", "binarization": "fixed", "split": "train"},
+        config={"n_visible": 784, "n_hidden": 500, "batch_size": 100, "n_batches": 500,
+                "repetitions": 3, "dtype": "float32"},
+        timings={
             "genzoo": {"status": "ok", "times_s": [2.0, 2.1, 1.9], "median_s": 2.0,
                        "per_batch_ms": 4.0, "dtype": "float32"},
             "sklearn": {"status": "ok", "times_s": [4.0, 4.0, 4.0], "median_s": 4.0,
                         "per_batch_ms": 8.0, "dtype": "float32"},
             "learnergy-step": {"status": "unavailable", "reason": "learnergy not installed"},
         },
-        "ratios": {"genzoo / sklearn": 0.5},
-        "acceptance": {"criterion": "fastest", "passed": False, "why": "bare not measured"},
-        "wall_s": {"timed_loop": 20.0},
-        "smoke": False,
-        "notes": ["a note"],
-    }
+        ratios={"genzoo / sklearn": 0.5},
+        acceptance={"criterion": "fastest", "passed": False, "why": "bare not measured"},
+        wall_s={"timed_loop": 20.0},
+        notes=["a note"],
+    )
 
 
 def _write(d: Path, *results: dict) -> None:
