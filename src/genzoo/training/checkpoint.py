@@ -12,6 +12,9 @@ A run directory holds::
     best/                       with train.keep_best: a model-only checkpoint (config.json,
                                 model.safetensors, checkpoint.json) of the model with the best
                                 validation figure, loadable as a run directory of its own
+    pretrain/                   genzoo train --pretrain: one run directory per pretrained layer
+    .genzoo.lock                the Trainer's advisory lock, held while a process writes the
+                                run (genzoo.training.run_directory.run_lock)
 
 A checkpoint is committed by its manifest. Saving writes every new file under a ``.pending``
 name first, then atomically replaces ``checkpoint.json`` (the commit point), then renames the
