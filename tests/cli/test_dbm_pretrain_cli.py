@@ -103,8 +103,8 @@ def test_an_interrupted_pretraining_continues_where_it_stopped(tmp_path, capsys)
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     _train("dbm", whole, "--pretrain", "3")
     _train("dbm", cut, "--pretrain", "3")
-    for p in list(cut.iterdir()):  # keep only the finished bottom RBM
-        if p.name != "pretrain":
+    for p in list(cut.iterdir()):  # keep only the finished bottom RBM (and the run's lock file)
+        if p.name not in ("pretrain", ".genzoo.lock"):
             p.unlink()
     for p in (cut / "pretrain" / "rbm_1").iterdir():
         p.unlink()

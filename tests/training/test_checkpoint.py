@@ -38,6 +38,7 @@ def rewrite(run: Path, name: str, data: bytes) -> None:
     (run / name).write_bytes(data)
     manifest = json.loads((run / "checkpoint.json").read_text())
     manifest["files"][name]["sha256"] = hashlib.sha256(data).hexdigest()
+    manifest["files"][name]["size"] = len(data)  # the manifest bounds what is read
     (run / "checkpoint.json").write_text(json.dumps(manifest))
 
 

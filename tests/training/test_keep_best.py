@@ -21,6 +21,7 @@ from genzoo.training.checkpoint import (
     load_trainer_state,
 )
 from genzoo.training.config import TrainConfig
+from genzoo.training.manifest import LOCK_FILE
 
 
 def _valid_curve(run_dir) -> dict[int, float]:
@@ -87,6 +88,7 @@ def test_unknown_figure_and_missing_validation_are_refused(toy, bundle, tmp_path
 def test_stale_best_dir_of_a_failed_run_is_dropped_by_a_fresh_run(toy, bundle, tmp_path):
     (tmp_path / BEST_DIR).mkdir(parents=True)
     (tmp_path / BEST_DIR / "model.safetensors").write_bytes(b"left by a run that failed")
+    (tmp_path / LOCK_FILE).touch()  # a run leaves its lock file: the folder is genzoo's
     cfg = toy.make_config()
     Trainer(toy.build(cfg), cfg, bundle, tmp_path).fit()
     assert not (tmp_path / BEST_DIR).exists()

@@ -1,14 +1,23 @@
-"""``genzoo train``: build a model from its config and run the Trainer (also under torchrun)."""
+"""``genzoo train``: build a model from its config and run the Trainer (also under torchrun).
+
+The command holds the lock of its run directory from before it decides whether to resume
+until it ends (:func:`genzoo.training.run_directory.run_lock`). A run with a checkpoint
+continues with ``--resume`` or ``--resume-if-exists``; a run stopped before its first
+checkpoint starts afresh with the same command, ``--resume`` or ``--resume-if-exists``; a
+folder holding files genzoo did not write is refused untouched.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
 from genzoo.core.errors import GenzooError
-from genzoo.training.manifest import BEST_DIR
+from genzoo.training.manifest import BEST_DIR, PRETRAIN_DIR
 
 
 def _resolve_for_data(cfg, bundle):
@@ -35,10 +44,6 @@ def _resolve_for_data(cfg, bundle):
     return dataclasses.replace(cfg, model=model_cfg)
 
 
-# What a run writes before its first checkpoint: a restarted run may start over on these.
-_EARLY_RUN_FILES = frozenset({"config.json", "metrics.csv", "samples.png", "pretrain"})
-
-
 def _pretraining(cfg, epochs: int | None, resume: bool):
     """(config, whether to pretrain now): ``--pretrain EPOCHS`` is model.pretrain_epochs; a fresh
     run with pretrain_epochs > 0 pretrains and keeps the pretrained visible bias
@@ -58,17 +63,72 @@ def _pretraining(cfg, epochs: int | None, resume: bool):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from genzoo import distributed as gz_dist
     from genzoo.core.registry import get_model_spec
+    from genzoo.training.run_directory import run_lock
+
+    spec = get_model_spec(args.model)
+    # One writer per run directory. Under torchrun only rank 0 writes (and locks); the others
+    # read what it wrote.
+    writes = os.environ.get("RANK", "0") == "0"
+    try:
+        with run_lock(args.out) if writes else contextlib.nullcontext():
+            return _train(args, spec, writes)
+    except KeyboardInterrupt:
+        if writes:
+            print(f"genzoo: interrupted; {_what_is_kept(args)}", file=sys.stderr)
+        return 130
+
+
+def _what_is_kept(args: argparse.Namespace) -> str:
+    """What an interrupted ``genzoo train`` leaves in its run directory, and how to go on."""
+    from genzoo.training.checkpoint import checkpoint_step, has_checkpoint
+
+    again = f"genzoo train {args.model} --out {args.out}"
+    step = checkpoint_step(args.out) if has_checkpoint(args.out) else None
+    if step is not None:
+        return (f"the checkpoint of step {step} in {args.out} is intact; continue with "
+                f"`{again} --resume`")
+    if has_checkpoint(args.out):
+        return (f"the checkpoint in {args.out} does not verify; `{again} --resume` says "
+                "what is damaged")
+    return (f"no checkpoint had been written in {args.out}, so there is nothing to resume; "
+            "run the same command again to start afresh")
+
+
+def _resume_or_fresh(args: argparse.Namespace, announce: bool) -> bool:
+    """Whether this command resumes the run in ``args.out``, decided before anything is
+    written, from what every rank of a torchrun group sees alike. A genzoo run with no
+    checkpoint yet (stopped before its first one) starts afresh, with ``--resume`` too."""
+    from genzoo.training.checkpoint import has_checkpoint
+    from genzoo.training.manifest import LOCK_FILE
+    from genzoo.training.run_directory import check_fresh
+
+    if has_checkpoint(args.out):
+        if args.resume or args.resume_if_exists:
+            return True
+        check_fresh(args.out)  # raises: the folder holds a checkpoint (the message names --resume)
+    if args.resume:
+        entries = [n for n in os.listdir(args.out) if n != LOCK_FILE] if args.out.is_dir() else []
+        if not entries:
+            raise GenzooError(
+                f"cannot resume {args.out}: it holds no run; drop --resume to start one there"
+            )
+        check_fresh(args.out)  # a folder of the user's is not a run to start afresh
+        if announce:
+            print(f"genzoo: {args.out} has no checkpoint yet (the run stopped before its first "
+                  "one): starting it afresh", file=sys.stderr)
+    return False
+
+
+def _train(args: argparse.Namespace, spec, writes: bool) -> int:
+    from genzoo import distributed as gz_dist
     from genzoo.data import load_data
     from genzoo.run_config import RunConfig
     from genzoo.training import Trainer
-    from genzoo.training.checkpoint import has_checkpoint, read_run_config
+    from genzoo.training.checkpoint import read_run_config
     from genzoo.training.data_parallel import agree
 
-    spec = get_model_spec(args.model)
-    # Decided before anything is written, so every rank of a torchrun group decides alike.
-    resume = args.resume or (args.resume_if_exists and has_checkpoint(args.out))
+    resume = _resume_or_fresh(args, announce=writes)
     if resume:
         cfg = read_run_config(args.out)
         if cfg.model_name != spec.name:
@@ -81,17 +141,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 f"{args.out} was trained on {cfg.data.name!r}; a resumed run keeps its data set"
             )
     else:
-        if args.out.exists() and any(args.out.iterdir()):
-            names = {p.name for p in args.out.iterdir() if not p.name.startswith(".")}
-            early = names <= _EARLY_RUN_FILES
-            # A run that failed before training (e.g. a data check) left only its config:
-            # nothing is lost by starting again there.
-            untrained = names <= {"config.json", "pretrain"}
-            if not (untrained or (args.resume_if_exists and early)):
-                raise GenzooError(
-                    f"run directory {args.out} exists and is not empty; choose a new --out, "
-                    "or add --resume to continue that run"
-                )
         cfg = RunConfig.default(spec.name)
         if args.data is not None:
             cfg = cfg.with_overrides([f"data.name={args.data}"])
@@ -132,9 +181,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
             if ctx.is_main:
                 print(f"genzoo: greedy layerwise pretraining, {cfg.model.pretrain_epochs} "
-                      f"epochs per layer, in {args.out / 'pretrain'}", file=sys.stderr)
+                      f"epochs per layer, in {args.out / PRETRAIN_DIR}", file=sys.stderr)
             # Under torchrun every rank trains the RBMs data-parallel, as the DBM after them.
-            pretrain_run(model, cfg, bundle, args.out / "pretrain", distributed=ctx.is_distributed)
+            pretrain_run(model, cfg, bundle, args.out / PRETRAIN_DIR,
+                         distributed=ctx.is_distributed)
         if resume and ctx.is_main:
             from genzoo.training.checkpoint import checkpoint_step
 

@@ -12,6 +12,9 @@ A run directory holds::
     best/                       with train.keep_best: a model-only checkpoint (config.json,
                                 model.safetensors, checkpoint.json) of the model with the best
                                 validation figure, loadable as a run directory of its own
+    pretrain/                   genzoo train --pretrain: one run directory per pretrained layer
+    .genzoo.lock                the Trainer's advisory lock, held while a process writes the
+                                run (genzoo.training.run_directory.run_lock)
 
 A checkpoint is committed by its manifest. Saving writes every new file under a ``.pending``
 name first, then atomically replaces ``checkpoint.json`` (the commit point), then renames the
@@ -57,10 +60,13 @@ from genzoo.training.manifest import (
     MODEL_FILE,
     PENDING_SUFFIX,
     PREVIOUS_DIR,
+    PREVIOUS_NEW,
+    PREVIOUS_OLD,
     SAMPLES_FILE,
     STATE_JSON_FILE,
     STATE_TENSORS_FILE,
     file_sha256,
+    is_run_entry,
     json_bytes,
     read_config,
     read_manifest,
@@ -69,12 +75,13 @@ from genzoo.training.manifest import (
 )
 from genzoo.training.state_io import (
     STATE_VERSION,
+    checked_model_tensors,
     load_model_state,
     model_bytes,
     read_trainer_state,
     trainer_state_files,
 )
-from genzoo.utils.io import atomic_write_bytes, fsync_dir, is_temporary
+from genzoo.utils.io import atomic_write_bytes, fsync_dir
 
 
 class CheckpointFallbackWarning(UserWarning):
@@ -130,7 +137,7 @@ def write_config(run_dir: str | os.PathLike, run_config: Any) -> None:
     if _sound_manifest(run_dir) is None and (kept := _sound_manifest(previous)) is not None:
         # The current checkpoint is damaged, so loading uses previous/ (a resumed run has just
         # done so): make that one current again, with the new config.
-        files = {k: v for k, v in verified_files(previous, kept).items() if k != CONFIG_FILE}
+        files = {k: v for k, v in _verified(previous, kept).items() if k != CONFIG_FILE}
         files[CONFIG_FILE] = data
         _commit(run_dir, files, carry={}, step=kept.get("step"),
                 trainer_state=bool(kept.get("trainer_state")))
@@ -234,7 +241,8 @@ def has_checkpoint(run_dir: str | os.PathLike) -> bool:
     """True when ``run_dir`` holds a manifest, its own or the previous checkpoint's (complete
     or not: loading verifies it)."""
     run_dir = Path(run_dir)
-    return (run_dir / MANIFEST_FILE).exists() or (run_dir / PREVIOUS_DIR / MANIFEST_FILE).exists()
+    return any(os.path.lexists(p) for p in (run_dir / MANIFEST_FILE,
+                                              run_dir / PREVIOUS_DIR / MANIFEST_FILE))
 
 
 def config_bytes(run_config: Any) -> bytes:
@@ -245,6 +253,19 @@ def config_bytes(run_config: Any) -> bytes:
 # --------------------------------------------------------------------------- verification
 
 
+def _verified(ckpt_dir: Path, manifest: dict[str, Any]) -> dict[str, bytes]:
+    """Every file of the checkpoint in ``ckpt_dir``, checked against its hash, with a model
+    whose tensors are finite: ``{name: bytes}``; else CheckpointError."""
+    files = verified_files(ckpt_dir, manifest)
+    checked_model_tensors(ckpt_dir, files[MODEL_FILE])
+    return files
+
+
+def _real_dir(path: Path) -> bool:
+    """True for a directory that is not a symlink (``previous/`` must be inside the run)."""
+    return path.is_dir() and not path.is_symlink()
+
+
 def _open(run_dir: Path) -> tuple[Path, dict[str, Any]]:
     """(folder, manifest) of the checkpoint to load: ``run_dir`` when every file of its
     checkpoint verifies, else ``run_dir/previous`` (with a CheckpointFallbackWarning) when that
@@ -252,16 +273,16 @@ def _open(run_dir: Path) -> tuple[Path, dict[str, Any]]:
     come from the same checkpoint."""
     try:
         manifest = read_manifest(run_dir, required=True)
-        verified_files(run_dir, manifest)
+        _verified(run_dir, manifest)
         return run_dir, manifest
     except CheckpointError as exc:
         damage = exc
     previous = run_dir / PREVIOUS_DIR
-    if not run_dir.is_dir() or not (previous / MANIFEST_FILE).exists():
+    if not run_dir.is_dir() or not _real_dir(previous) or not (previous / MANIFEST_FILE).exists():
         raise damage
     try:
         manifest = read_manifest(previous, required=True)
-        verified_files(previous, manifest)
+        _verified(previous, manifest)
     except CheckpointError as exc:
         raise CheckpointError(
             f"{damage}; the previous checkpoint kept in {previous} is damaged too: {exc}"
@@ -323,17 +344,15 @@ def _commit(
 
 # --------------------------------------------------------------------------- previous/
 
-# Hidden temporaries (readers ignore them) of the rotation into previous/.
-_PREVIOUS_NEW = ".previous.new.tmp"
-_PREVIOUS_OLD = ".previous.old.tmp"
-
 
 def _sound_manifest(ckpt_dir: Path) -> dict[str, Any] | None:
     """The manifest of ``ckpt_dir`` when it and every file it lists verify, else None."""
+    if ckpt_dir.is_symlink():
+        return None
     try:
         manifest = read_manifest(ckpt_dir, required=False)
         if manifest is not None:
-            verified_files(ckpt_dir, manifest)
+            _verified(ckpt_dir, manifest)
         return manifest
     except CheckpointError:
         return None
@@ -346,16 +365,16 @@ def _keep_as_previous(run_dir: Path) -> None:
         manifest = read_manifest(run_dir, required=False)
         if manifest is None:
             return
-        data = verified_files(run_dir, manifest)
+        data = _verified(run_dir, manifest)
     except CheckpointError:
         return
-    staging = run_dir / _PREVIOUS_NEW
+    staging = run_dir / PREVIOUS_NEW
     _remove_tree(staging)
     staging.mkdir()
     for name, content in data.items():
         atomic_write_bytes(staging / name, content)
     atomic_write_bytes(staging / MANIFEST_FILE, json_bytes(manifest))  # complete from here on
-    previous, old = run_dir / PREVIOUS_DIR, run_dir / _PREVIOUS_OLD
+    previous, old = run_dir / PREVIOUS_DIR, run_dir / PREVIOUS_OLD
     _remove_tree(old)
     if previous.exists():
         os.replace(previous, old)
@@ -365,7 +384,10 @@ def _keep_as_previous(run_dir: Path) -> None:
 
 
 def _remove_tree(path: Path) -> None:
-    if path.is_dir():
+    """Remove the folder ``path`` (a symlink in its place is unlinked, never followed)."""
+    if path.is_symlink():
+        path.unlink()
+    elif path.is_dir():
         shutil.rmtree(path, ignore_errors=True)
 
 
@@ -373,14 +395,14 @@ def _recover_previous(run_dir: Path) -> None:
     """After a kill between the two renames of :func:`_keep_as_previous`, ``previous/`` is
     missing: put the complete staging folder (else the old one) in its place."""
     previous = run_dir / PREVIOUS_DIR
-    if not previous.exists():
-        for candidate in (run_dir / _PREVIOUS_NEW, run_dir / _PREVIOUS_OLD):
-            if candidate.is_dir() and _sound_manifest(candidate) is not None:
+    if not os.path.lexists(previous):
+        for candidate in (run_dir / PREVIOUS_NEW, run_dir / PREVIOUS_OLD):
+            if _real_dir(candidate) and _sound_manifest(candidate) is not None:
                 os.replace(candidate, previous)
                 fsync_dir(run_dir)
                 break
-    _remove_tree(run_dir / _PREVIOUS_NEW)
-    _remove_tree(run_dir / _PREVIOUS_OLD)
+    _remove_tree(run_dir / PREVIOUS_NEW)
+    _remove_tree(run_dir / PREVIOUS_OLD)
 
 
 def _write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
@@ -389,20 +411,25 @@ def _write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
 
 
 def _recover(run_dir: Path) -> None:
-    """Finish the renames of a commit that was interrupted, then drop leftover temporaries."""
+    """Finish the renames of a commit that was interrupted, then drop leftover temporaries:
+    only the ``.pending`` files and temporaries genzoo names (:func:`manifest.is_run_entry`),
+    never another file."""
     _recover_previous(run_dir)
     try:
         manifest = read_manifest(run_dir, required=False)
     except CheckpointError:
         manifest = None  # unreadable: the commit about to happen replaces it
     if manifest is not None:
+        # The names are checkpoint file names (read_manifest checked them).
         for name, entry in manifest["files"].items():
             pending = run_dir / (name + PENDING_SUFFIX)
-            if pending.exists() and file_sha256(pending) == entry.get("sha256"):
+            if file_sha256(pending, entry["size"]) == entry["sha256"]:
                 os.replace(pending, run_dir / name)
         fsync_dir(run_dir)
     for path in run_dir.iterdir():
-        if path.is_file() and (path.name.endswith(PENDING_SUFFIX) or is_temporary(path.name)):
+        name = path.name
+        leftover = name.endswith(PENDING_SUFFIX) or name.endswith(".tmp")
+        if leftover and is_run_entry(name) and not _real_dir(path):
             try:
                 path.unlink()
             except OSError:

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from genzoo.core.errors import CheckpointError
 from genzoo.utils.io import atomic_write_text
 
 FIXED_COLUMNS = ("step", "epoch", "lr")
@@ -68,7 +69,15 @@ class MetricsLog:
         # One O_APPEND write() per batch of rows: a killed process cannot leave half a row
         # (a power cut might; resuming drops unparsable rows), and the file never has to be
         # rewritten, so logging stays O(rows).
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # O_NOFOLLOW: a symlink planted as metrics.csv never leads a write out of the run.
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(self.path, flags | getattr(os, "O_NONBLOCK", 0), 0o644)
+        except OSError as exc:
+            raise CheckpointError(
+                f"cannot append to {self.path}: {exc.strerror or exc}; genzoo writes only "
+                "regular files it created: remove it (it is the run's log), then resume"
+            ) from None
         try:
             os.write(fd, buf.getvalue().encode("utf-8"))
             os.fsync(fd)

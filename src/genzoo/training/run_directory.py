@@ -2,17 +2,27 @@
 
 :class:`RunDirectory` is the Trainer's only way to the files of a run (their layout and the
 crash-safe commit are in :mod:`genzoo.training.checkpoint`): ``config.json``, the checkpoint
-and its ``previous/`` copy, ``best/``, ``metrics.csv`` and ``samples.png``. Its rules: a fresh
-run refuses to overwrite a checkpoint, a resumed run must match its checkpoint in everything
-but its length (so that it replays exactly), and a run that diverges points to the last good
-checkpoint it keeps.
+and its ``previous/`` copy, ``best/``, ``metrics.csv`` and ``samples.png``. Its rules:
+
+* a run directory is written by one process at a time: the writer holds an advisory lock
+  (``flock``) on ``.genzoo.lock`` in it (:func:`run_lock`), which also marks the folder as a
+  genzoo run; a second writer is refused with the holder's pid, and the kernel drops the lock
+  when the holder exits, however it exits;
+* a fresh run starts only in a new or empty folder or in a genzoo run with no checkpoint yet
+  (one stopped before its first checkpoint, even during its first write); it refuses a
+  checkpoint and any file genzoo did not write (:func:`check_fresh`), and it deletes only
+  entries genzoo names (:func:`genzoo.training.manifest.is_run_entry`);
+* a resumed run must match its checkpoint in everything but its length (so that it replays
+  exactly), and a run that diverges points to the last good checkpoint it keeps.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-from collections.abc import Callable
+import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +30,168 @@ import torch
 
 from genzoo.core.errors import CheckpointError, TrainingDiverged
 from genzoo.training import checkpoint as ckpt
+from genzoo.training.manifest import LOCK_FILE, check_regular, is_run_entry
 from genzoo.training.model_calls import write_samples
 from genzoo.training.seeding import device_key
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; runs are not guarded against a second writer
+    fcntl = None  # type: ignore[assignment]
+
 # Config fields a resumed run may change: the run's length, and whether a bar is drawn.
 RESUMABLE_CHANGES = ("epochs", "max_steps", "progress")
+
+
+class RunInUse(CheckpointError):
+    """Another process holds the lock of the run directory (it is writing that run)."""
+
+
+# --------------------------------------------------------------------------- what a folder is
+
+
+def foreign_entries(path: str | os.PathLike) -> list[str]:
+    """The entries of the folder ``path`` that genzoo did not write, sorted: every entry of a
+    folder that is not a genzoo run (no lock file, no checkpoint), else those that
+    :func:`~genzoo.training.manifest.is_run_entry` does not name. Empty for a missing folder."""
+    path = Path(path)
+    try:
+        names = sorted(os.listdir(path))
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise CheckpointError(f"cannot list {path}: {exc.strerror or exc}; check the path") from None
+    if LOCK_FILE not in names and not ckpt.has_checkpoint(path):
+        return names  # a config.json of the user's is not a run genzoo started
+    return [n for n in names if not is_run_entry(n)]
+
+
+def check_fresh(path: str | os.PathLike) -> None:
+    """Raise :class:`CheckpointError` unless a fresh run may start in ``path``: a missing or
+    empty folder, or a genzoo run with no checkpoint (stopped before its first one). Reads
+    only: a refused folder is left exactly as it was."""
+    path = Path(path)
+    if os.path.lexists(path) and not path.is_dir():
+        raise CheckpointError(f"{path} is not a directory; choose a directory for the run")
+    if ckpt.has_checkpoint(path):
+        step = ckpt.checkpoint_step(path)
+        raise CheckpointError(
+            f"run directory {path} is not empty: it already holds a checkpoint"
+            + (f" (step {step})" if step is not None else "")
+            + "; resume it (genzoo train --resume, Trainer.fit(resume=True)) or choose a new "
+            "run directory"
+        )
+    foreign = foreign_entries(path)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5
+                                          else "")
+        raise CheckpointError(
+            f"run directory {path} is not empty: it holds files genzoo did not write "
+            f"({shown}); genzoo deletes and overwrites nothing it did not create: train into "
+            "a new or empty directory, or move those files away"
+        )
+
+
+# --------------------------------------------------------------------------- the lock
+
+# Locks this process holds: real path -> [fd, depth]. A process re-entering the lock of a run
+# (the command line, then the Trainer it starts) shares it instead of blocking on itself.
+_HELD: dict[str, list[int]] = {}
+
+
+@contextlib.contextmanager
+def run_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold the advisory lock of the run directory ``path`` for the ``with`` body.
+
+    Before anything is created, a folder with no checkpoint is checked with
+    :func:`check_fresh` (it must be new, empty or a genzoo run holding only genzoo's files), so
+    a user's folder is refused untouched. Then the folder (and its parents) and
+    ``.genzoo.lock`` are created, the lock is taken without waiting, and the file records this
+    process's pid. Raises :class:`RunInUse`, naming the holder's pid, when another process
+    holds it. The lock is released when the body ends, also by an exception (and by the kernel
+    when the process dies); a folder this call created that holds nothing but the lock file
+    is removed again.
+    """
+    path = Path(path)
+    if not ckpt.has_checkpoint(path):
+        check_fresh(path)
+    key = os.path.realpath(path)
+    if key in _HELD:
+        _HELD[key][1] += 1
+        try:
+            yield
+        finally:
+            _HELD[key][1] -= 1
+        return
+    created = not os.path.lexists(path)
+    path.mkdir(parents=True, exist_ok=True)
+    fd = _acquire(path / LOCK_FILE)
+    _HELD[key] = [fd, 1]
+    try:
+        yield
+    finally:
+        del _HELD[key]
+        try:
+            if created and os.listdir(path) == [LOCK_FILE]:
+                # Nothing was written (the command failed early): leave no trace. Unlinked
+                # while still locked, so no other process can hold a lock on this file.
+                os.unlink(path / LOCK_FILE)
+                os.rmdir(path)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)  # releases the lock
+
+
+def _acquire(lock_path: Path) -> int:
+    """Open and lock ``lock_path``; return the descriptor (whose close releases the lock)."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        try:
+            fd = os.open(lock_path, flags | getattr(os, "O_NONBLOCK", 0), 0o644)
+        except OSError as exc:
+            raise CheckpointError(
+                f"cannot create the lock file {lock_path}: {exc.strerror or exc}; "
+                + ("remove it (it is not a regular file), then run again"
+                   if os.path.lexists(lock_path) else "choose a writable run directory")
+            ) from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise CheckpointError(f"{lock_path} is not a regular file; remove it, then "
+                                      "run again")
+            if fcntl is None:
+                return fd
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunInUse(_in_use(lock_path, fd)) from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # the holder removed the file as it let go: lock the new one
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            return fd
+        except BaseException:
+            os.close(fd)
+            raise
+
+
+def _in_use(lock_path: Path, fd: int) -> str:
+    try:
+        pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        pid = ""
+    holder = f"process {pid}" if pid.isdigit() else "another process"
+    return (
+        f"run directory {lock_path.parent} is in use: {holder} is writing it (it holds "
+        f"{lock_path}); wait for it to finish or stop it"
+        + (f" (kill {pid})" if pid.isdigit() else "")
+        + ", or choose another run directory"
+    )
 
 
 class RunDirectory:
@@ -45,40 +212,52 @@ class RunDirectory:
 
     # ------------------------------------------------------------------ fresh run
 
+    def locked(self, resume: bool) -> contextlib.AbstractContextManager[None]:
+        """The lock of this run directory (:func:`run_lock`) while this process writes it;
+        nothing on a rank that does not write. A resume of a folder with no checkpoint is
+        refused here, before anything is created."""
+        if not self.writes:
+            return contextlib.nullcontext()
+        if resume:
+            self._require_checkpoint()
+        return run_lock(self.path)
+
     def prepare_fresh(self) -> None:
-        """Refuse a folder holding a checkpoint; write ``config.json``; drop stale logs and a
-        stale ``best/`` (left by a run that failed before its first checkpoint)."""
+        """Refuse a folder holding a checkpoint or files genzoo did not write (:func:`check_fresh`);
+        write ``config.json``; drop stale logs and a stale ``best/`` (left by a run that failed
+        before its first checkpoint)."""
         if not self.writes:
             return
-        if ckpt.has_checkpoint(self.path):
-            step = ckpt.checkpoint_step(self.path)
-            raise CheckpointError(
-                f"{self.path} already holds a checkpoint"
-                + (f" (step {step})" if step is not None else "")
-                + "; resume it (fit(resume=True), genzoo train --resume) or choose a new run "
-                "directory"
-            )
+        check_fresh(self.path)
         ckpt.write_config(self.path, self.run_config)
         for stale in (ckpt.METRICS_FILE, ckpt.SAMPLES_FILE):  # left by a run that failed early
             try:
                 os.unlink(self.path / stale)
             except FileNotFoundError:
                 pass
-        shutil.rmtree(self.path / ckpt.BEST_DIR, ignore_errors=True)
+        best = self.path / ckpt.BEST_DIR
+        if best.is_symlink():
+            best.unlink()  # never followed out of the run
+        else:
+            shutil.rmtree(best, ignore_errors=True)
 
     # ------------------------------------------------------------------ resume
 
     def resume_into(self, model: torch.nn.Module) -> dict[str, Any]:
         """Check that the checkpoint may be resumed by this run config, load its model state
         into ``model`` and return its trainer state (tensors on the CPU)."""
+        self._require_checkpoint()
+        self._check_resumable(ckpt.read_run_config(self.path))
+        ckpt.restore_model(model, self.path)
+        check_regular(self.metrics_path, "run again")  # read to cut it back to the checkpoint
+        return ckpt.load_trainer_state(self.path)
+
+    def _require_checkpoint(self) -> None:
         if not ckpt.has_checkpoint(self.path):
             raise CheckpointError(
                 f"cannot resume: no checkpoint in {self.path} ({ckpt.MANIFEST_FILE} is "
                 "missing); start a fresh run without resume"
             )
-        self._check_resumable(ckpt.read_run_config(self.path))
-        ckpt.restore_model(model, self.path)
-        return ckpt.load_trainer_state(self.path)
 
     def _check_resumable(self, saved_cfg: Any) -> None:
         """Raise :class:`CheckpointError` when the run config differs from the checkpoint's
@@ -153,6 +332,11 @@ class RunDirectory:
 
     def save_best(self, model: torch.nn.Module, step: int) -> None:
         """Save ``model`` as the model-only checkpoint ``best/`` of ``step``."""
+        if (self.path / ckpt.BEST_DIR).is_symlink():
+            raise CheckpointError(
+                f"{self.path / ckpt.BEST_DIR} is a symbolic link; genzoo writes only inside "
+                "the run directory: remove it, then resume the run"
+            )
         ckpt.save_checkpoint(self.path / ckpt.BEST_DIR, model, self.run_config, step=step)
 
     def write_samples(

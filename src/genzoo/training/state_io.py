@@ -46,7 +46,9 @@ def model_bytes(model: torch.nn.Module) -> bytes:
 def load_model_state(model: torch.nn.Module, run_dir: Path, manifest: dict[str, Any]) -> None:
     """Load the verified ``model.safetensors`` of ``run_dir`` into ``model``, refusing any
     missing or extra key, or a shape or dtype the model does not have."""
-    tensors = parse_safetensors(run_dir, MODEL_FILE, read_verified(run_dir, manifest, MODEL_FILE))
+    tensors = checked_model_tensors(
+        run_dir, read_verified(run_dir, manifest, MODEL_FILE)
+    )
     where = run_dir / MODEL_FILE
     expected = model.state_dict()
     missing = [k for k in expected if k not in tensors]
@@ -75,6 +77,24 @@ def load_model_state(model: torch.nn.Module, run_dir: Path, manifest: dict[str, 
                 f"{want.dtype}; {FIX}"
             )
     model.load_state_dict(tensors, strict=True)
+
+
+def checked_model_tensors(run_dir: Path, data: bytes) -> dict[str, torch.Tensor]:
+    """The tensors of ``data`` (the verified content of ``run_dir``'s ``model.safetensors``);
+    CheckpointError when it does not parse or a floating tensor holds NaN or Inf (a model
+    that diverged is never a checkpoint genzoo commits)."""
+    tensors = parse_safetensors(run_dir, MODEL_FILE, data)
+    for key, value in tensors.items():
+        if (value.is_floating_point() or value.is_complex()) and not bool(
+            torch.isfinite(value).all()
+        ):
+            raise CheckpointError(
+                f"{run_dir / MODEL_FILE}: {key!r} holds NaN or Inf, so this checkpoint cannot "
+                "be used (it was modified, or saved from a diverged model); use the "
+                f"checkpoint kept in {run_dir / 'previous'} if there is one (genzoo loads it "
+                "when it is sound), else re-run training in a new run directory"
+            )
+    return tensors
 
 
 # --------------------------------------------------------------------------- trainer state

@@ -157,7 +157,9 @@ class Trainer:
 
         ``resume=True`` continues the checkpoint in ``run_dir`` (written by a Trainer with the
         same config, except possibly ``train.epochs`` / ``train.max_steps``). A fresh run
-        refuses a ``run_dir`` that already holds a checkpoint.
+        refuses a ``run_dir`` that already holds a checkpoint or files genzoo did not write.
+        While it trains, the process holds the lock of ``run_dir`` (another process writing
+        it is refused with :class:`~genzoo.training.run_directory.RunInUse`).
         Returns the last logged value of each metrics.csv column (``loss``, ``valid_*``, ...)
         with ``step``, ``epoch`` and ``wall_s`` (and, with ``train.keep_best``, ``best_step``
         and ``best_value`` of the model kept in ``RUN/best/``). Raises :class:`TrainingDiverged` on NaN/Inf,
@@ -179,10 +181,13 @@ class Trainer:
         n_train = self._n_train()
         bpe = math.ceil(n_train / cfg.batch_size)
         self._check_shards(n_train, bpe)
-        main = self.plan.rank == 0
-        if main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+        # One writer per run directory: rank 0 holds its lock until fit returns or raises.
+        with self.run.locked(resume):
+            return self._train(resume, n_train, bpe)
 
+    def _train(self, resume: bool, n_train: int, bpe: int) -> dict[str, float | int]:
+        cfg = self.cfg
+        main = self.plan.rank == 0
         self.model.to(self.device)
         self._validates = can_validate(self.model, self.bundle)
         self.keep_best.check(self)
