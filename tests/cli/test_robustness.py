@@ -204,6 +204,16 @@ def test_a_size_that_cannot_fit_is_refused_with_the_memory_it_needs(ws, capsys, 
     assert "TiB" in err or "PiB" in err
 
 
+def test_a_model_that_cannot_fit_is_refused_before_anything_is_allocated(ws, capsys):
+    # 10**12 hidden units: the training state is measured on the meta device and refused with
+    # the number; the run directory is never created.
+    out = ws / "huge-run"
+    argv = ["train", "rbm", "--data", "digits", "--set", "data.binarize=threshold",
+            "--set", "model.n_hidden=1000000000000", "--out", str(out)]  # fmt: skip
+    err = refused(argv, capsys, ws, "use smaller model.* sizes", "needs about", "available")
+    assert "TiB" in err and not out.exists()
+
+
 def test_a_bad_number_on_the_command_line_is_one_line(ws, capsys):
     refused(["sample", str(ws / "run"), "-n", "many", "--out", str(ws / "x.png")], capsys, ws,
             "not a whole number", "--help")

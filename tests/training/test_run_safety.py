@@ -32,8 +32,8 @@ from genzoo.cli import main
 from genzoo.core.errors import CheckpointError, TrainingDiverged
 from genzoo.training import Trainer
 from genzoo.training import checkpoint as ckpt
-from genzoo.training.checkpoint import CheckpointFallbackWarning, load_model
 from genzoo.training import manifest as manifest_io
+from genzoo.training.checkpoint import CheckpointFallbackWarning, load_model
 from genzoo.training.manifest import LOCK_FILE
 from genzoo.training.run_directory import RunInUse
 

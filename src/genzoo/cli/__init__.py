@@ -68,12 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"error: no space left for {exc.filename or 'a file'} ({exc.strerror}); "
                      "free some space or write elsewhere")
     except KeyboardInterrupt:
-        if args.command == "train":
-            print("genzoo: interrupted; the last checkpoint in the run directory is intact "
-                  "(continue with --resume)", file=sys.stderr)
-        else:
-            # Every output is written by an atomic rename: an earlier file is whole or replaced.
-            print("genzoo: interrupted; no output was left half-written", file=sys.stderr)
+        # `genzoo train` says itself what its run directory keeps. Every other output is
+        # written by an atomic rename: an earlier file is whole or replaced.
+        print("genzoo: interrupted; no output was left half-written", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

@@ -169,6 +169,15 @@ def _train(args: argparse.Namespace, spec, writes: bool) -> int:
         # nn.Module initialisers draw from the global generator; seeding it here (application
         # code, not the library) makes the initial parameters a function of train.seed.
         torch.manual_seed(cfg.train.seed)
+        from genzoo.utils.memory import check_model_fits
+
+        # Sizes such as model.n_hidden=1e12 are refused with the memory they need, measured on
+        # the meta device, before anything is allocated.
+        check_model_fits(
+            lambda: spec.build(cfg.model),
+            f"training {spec.name}",
+            "use smaller model.* sizes (model.n_hidden, model.hidden, ...)",
+        )
         model = spec.build(cfg.model)
         from genzoo.models.boltzmann.dbm_classifier import DBMClassifier
 

@@ -428,7 +428,7 @@ def _recover(run_dir: Path) -> None:
         fsync_dir(run_dir)
     for path in run_dir.iterdir():
         name = path.name
-        leftover = name.endswith(PENDING_SUFFIX) or name.endswith(".tmp")
+        leftover = name.endswith((PENDING_SUFFIX, ".tmp"))
         if leftover and is_run_entry(name) and not _real_dir(path):
             try:
                 path.unlink()
