@@ -19,6 +19,7 @@ import torch.distributed as dist
 from genzoo.core.errors import GenzooError
 
 _TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+STARTUP_TIMEOUT_ENV = "GENZOO_DIST_STARTUP_TIMEOUT"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,14 +49,19 @@ def launched_by_torchrun() -> bool:
 
 
 def init_from_env(
-    device: str | torch.device | None = None, timeout_s: float = 1800.0
+    device: str | torch.device | None = None,
+    timeout_s: float = 1800.0,
+    startup_timeout_s: float | None = None,
 ) -> DistContext:
     """Join the default process group that ``torchrun`` describes in the environment.
 
     ``device``: ``"cpu"`` (gloo), ``"cuda"`` (NCCL; each process takes ``cuda:LOCAL_RANK``) or
     None (CUDA when available, else CPU). Without torchrun's variables this is a single-process
     context (rank 0 of 1, no group). Calling it again once the group exists returns the context
-    of that group. ``timeout_s`` bounds how long a collective waits for a lost peer.
+    of that group. ``timeout_s`` bounds how long a collective waits for a lost peer;
+    ``startup_timeout_s`` (None: ``$GENZOO_DIST_STARTUP_TIMEOUT``, else 300 s) how long the
+    processes wait for each other to start, after which the run stops with a GenzooError
+    instead of hanging (a WORLD_SIZE whose other processes were never launched).
     """
     want = torch.device(device) if device is not None else None
     if want is None:
@@ -81,29 +87,42 @@ def init_from_env(
     else:
         raise GenzooError(f"device {want}: distributed runs support cpu (gloo) and cuda (nccl)")
     if not dist.is_initialized():
-        timeout = datetime.timedelta(seconds=timeout_s)
-        dist.init_process_group(
-            backend=backend,
-            rank=rank,
-            world_size=world,
-            timeout=timeout,
-            store=_restart_store(rank, world, timeout),
-        )
+        if startup_timeout_s is None:
+            startup_timeout_s = float(os.environ.get(STARTUP_TIMEOUT_ENV, "300"))
+        startup = datetime.timedelta(seconds=startup_timeout_s)
+        where = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
+        try:
+            # Rank 0's store waits for all WORLD_SIZE processes to connect, the others retry
+            # connecting, each for ``startup`` at most; then the group's own timeout applies.
+            store = _rendezvous_store(rank, world, startup)
+            dist.init_process_group(
+                backend=backend,
+                rank=rank,
+                world_size=world,
+                timeout=datetime.timedelta(seconds=timeout_s),
+                store=store,
+            )
+        except RuntimeError as exc:  # torch's DistStoreError / DistNetworkError
+            raise GenzooError(
+                f"process {rank} of {world} found no complete group at {where} within "
+                f"{startup_timeout_s:g} s ({type(exc).__name__}); start all {world} processes "
+                "(torchrun on every machine, the same MASTER_ADDR/MASTER_PORT), or unset "
+                f"RANK and WORLD_SIZE for a one-process run ({STARTUP_TIMEOUT_ENV} sets the wait)"
+            ) from exc
+        store.set_timeout(datetime.timedelta(seconds=timeout_s))
     return DistContext(rank, world, local_rank, want, dist.get_backend())
 
 
-def _restart_store(rank: int, world: int, timeout: datetime.timedelta):
-    """Under torchrun, the rendezvous store of this attempt, its keys prefixed by the restart
-    count; None elsewhere (init_process_group then reads MASTER_ADDR/PORT itself).
+def _rendezvous_store(rank: int, world: int, timeout: datetime.timedelta):
+    """The TCP store the processes meet at (MASTER_ADDR:MASTER_PORT, hosted by rank 0 unless
+    torchrun's agent hosts it), waiting ``timeout`` at most for the others; under torchrun
+    with restarts, its keys prefixed by the restart count.
 
     torchrun keeps one store for the whole job, so after ``--max-restarts`` restarts the group
     the previous attempt's keys (gloo's peer addresses) are still there, and a new rank can
     read a dead peer's address before the new peer overwrites it ("connectFullMesh failed ...
     Connection refused"). A prefix per attempt gives every attempt keys of its own.
     """
-    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
-    if restart is None:
-        return None
     # The agent hosts the store when it says so; otherwise rank 0 does (as torch's env://).
     agent_hosts = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
     store = dist.TCPStore(
@@ -113,7 +132,8 @@ def _restart_store(rank: int, world: int, timeout: datetime.timedelta):
         is_master=not agent_hosts and rank == 0,
         timeout=timeout,
     )
-    return dist.PrefixStore(f"genzoo/attempt_{restart}", store)
+    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    return store if restart is None else dist.PrefixStore(f"genzoo/attempt_{restart}", store)
 
 
 def is_initialized() -> bool:
