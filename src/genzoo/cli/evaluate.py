@@ -9,7 +9,6 @@ import math
 
 from genzoo.core.errors import GenzooError
 
-
 # The data settings an evaluation may change: which examples of the split it scores (a seeded
 # random subset, see genzoo.data.datasets.subset_indices), never what the data are.
 EVALUATE_DATA_KEYS = ("data.n_eval", "data.n_train", "data.subset_seed")
