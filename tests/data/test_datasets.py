@@ -80,7 +80,10 @@ def test_dynamic_binarization():
         assert torch.equal(s.y, grey.split(name).y)
     assert not torch.equal(d.valid.x, load_data(cfg.replace(seed=4)).valid.x)
     sub = load_data(cfg.replace(n_eval=50))
-    assert torch.equal(sub.test.x, d.test.x[:50])  # n_eval keeps a prefix of the same draw
+    # n_eval keeps examples of the same draw: found by their grey levels, the rows are equal.
+    grey_sub = load_data(DataConfig(name="digits", seed=3, n_eval=50)).test
+    idx = torch.tensor([int(((grey.test.x == x).all(1)).nonzero()[0]) for x in grey_sub.x])
+    assert len(sub.test) == 50 and torch.equal(sub.test.x, d.test.x[idx])
 
 
 def test_threshold_binarization():
@@ -91,11 +94,16 @@ def test_threshold_binarization():
         assert torch.equal(d.split(name).x, (grey.split(name).x > 0.3).float())
 
 
-def test_n_train_and_n_eval_keep_prefixes():
+def test_n_train_and_n_eval_keep_examples_of_their_split():
     full = load_data(DataConfig(name="digits"))
     d = load_data(DataConfig(name="digits", n_train=100, n_eval=20))
     assert (len(d.train), len(d.valid), len(d.test)) == (100, 20, 20)
-    assert torch.equal(d.train.x, full.train.x[:100]) and torch.equal(d.test.y, full.test.y[:20])
+    # Each kept example is one of its split's, with its label (which ones: test_subsets.py).
+    for name in ("train", "valid", "test"):
+        whole = {(tuple(x.tolist()), int(y)) for x, y in zip(full.split(name).x,
+                                                             full.split(name).y)}
+        kept = list(zip(d.split(name).x, d.split(name).y))
+        assert all((tuple(x.tolist()), int(y)) in whole for x, y in kept)
     assert "100/20/20" in d.description
 
 

@@ -9,6 +9,10 @@ import math
 
 from genzoo.core.errors import GenzooError
 
+# The data settings an evaluation may change: which examples of the split it scores (a seeded
+# random subset, see genzoo.data.datasets.subset_indices), never what the data are.
+EVALUATE_DATA_KEYS = ("data.n_eval", "data.n_train", "data.subset_seed")
+
 
 def _format_report(report, title: str) -> str:
     """The text of ``genzoo evaluate``: the report's own (EvaluationReport.to_text)."""
@@ -48,9 +52,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if getattr(args, "task", None) is not None:
             overrides.append(f"eval.task={args.task}")
         for item in overrides:
-            if not item.startswith("eval."):
-                raise GenzooError(f"--set {item!r}: evaluate takes eval.* overrides (and "
-                                  "model.* for a model's evaluation choices)")
+            if not item.startswith("eval.") and item.partition("=")[0].strip() not in EVALUATE_DATA_KEYS:
+                raise GenzooError(
+                    f"--set {item!r}: evaluate takes eval.* overrides, the subset settings "
+                    f"{', '.join(EVALUATE_DATA_KEYS)}, and model.* for a model's evaluation "
+                    "choices"
+                )
         model, cfg = load_model(args.run_dir, device=ctx.device, model_overrides=model_sets)
         cfg = cfg.with_overrides(overrides)
         bundle = load_data(cfg.data)

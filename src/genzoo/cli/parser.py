@@ -87,8 +87,10 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="data split (default: the config's eval.split, test)")
     ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override an eval.* field, e.g. eval.ais_runs=100, eval.ais_betas=14500; "
-                    "or a model's evaluation choice, e.g. model.n_eval_orderings=128 (deep-nade: "
-                    "the ensemble of orderings)")
+                    "a subset of the split: data.n_eval=N (valid/test; data.n_train=N for "
+                    "--split train) examples drawn at random with data.subset_seed (stratified "
+                    "by label where there are labels); or a model's evaluation choice, e.g. "
+                    "model.n_eval_orderings=128 (deep-nade: the ensemble of orderings)")
     ev.add_argument("--task", choices=("auto", "likelihood", "classify"), default=None,
                     help="auto (default): the likelihood figure, plus the classification error "
                     "for models that predict labels; likelihood: skip the classification; "

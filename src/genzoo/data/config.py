@@ -31,8 +31,11 @@ class DataConfig(Config):
     epoch (valid/test use one draw seeded by ``seed``, so test numbers are stable);
     ``threshold`` maps x > ``threshold`` to 1. ``binarized-mnist`` and ``caltech-silhouettes``
     are binary already and accept only ``none``.
-    ``n_train`` / ``n_eval`` keep the first N examples of train / of valid and test (for quick
-    runs; ``None`` keeps all). ``seed`` fixes the seeded splits (digits, frey-faces,
+    ``n_train`` / ``n_eval`` keep N examples of train / of valid and of test (for quick runs;
+    ``None`` keeps all): a draw without replacement seeded by ``subset_seed``, each split drawn
+    on its own, stratified by label where the set has labels (each class in proportion to its
+    share of the split), kept in split order. A prefix would not do: binarized MNIST's test
+    split is sorted by class. ``seed`` fixes the seeded splits (digits, frey-faces,
     caltech-silhouettes, image-patches) and the valid/test binarization or dequantisation draw.
 
     Real-valued options (see :mod:`genzoo.data.transforms`): ``dequantize`` turns the grey
@@ -52,6 +55,7 @@ class DataConfig(Config):
     threshold: float = 0.5
     n_train: int | None = None
     n_eval: int | None = None
+    subset_seed: int = 0
     seed: int = 0
     dequantize: bool = False
     logit_alpha: float | None = None

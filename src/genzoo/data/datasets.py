@@ -23,7 +23,12 @@ The splits:
 Binarization of grey-level sets (``data.binarize``): ``threshold`` maps every split to
 ``x > data.threshold``; ``dynamic`` keeps the grey levels in ``train.x`` and draws a fresh
 Bernoulli sample for each epoch through :meth:`DataBundle.train_x`, while valid and test are one
-Bernoulli draw seeded by ``seed`` (made on the whole split, so ``n_eval`` keeps a prefix of it).
+Bernoulli draw seeded by ``seed`` (made on the whole split, so an example keeps its draw in any
+subset).
+
+Subsets (``data.n_train``, ``data.n_eval``): :func:`subset_indices` draws the examples kept from
+each split with a generator seeded by (``data.subset_seed``, split name), stratified by label
+where there are labels, so a subset represents its split even when the file is sorted by class.
 
 Dequantisation (``data.dequantize``) works the same way with uniform noise: ``train_x(epoch)``
 redraws it each epoch, ``train.x`` is the epoch-0 draw, valid and test are one seeded draw. The
@@ -70,9 +75,11 @@ class Split:
     def __len__(self) -> int:
         return self.x.shape[0]
 
-    def head(self, n: int | None) -> Split:
-        """The first ``n`` examples (all when ``n`` is None)."""
-        return Split(self.x[:n], None if self.y is None else self.y[:n])
+    def take(self, idx: torch.Tensor | None) -> Split:
+        """The examples at ``idx`` (M,) int64, in that order (the split itself when None)."""
+        if idx is None:
+            return self
+        return Split(self.x[idx], None if self.y is None else self.y[idx])
 
 
 @dataclasses.dataclass
@@ -205,6 +212,41 @@ def _to_x(images: np.ndarray, scale: float) -> torch.Tensor:
     return x.div_(scale)
 
 
+def subset_indices(
+    n_rows: int, n: int | None, y: torch.Tensor | None, generator: torch.Generator
+) -> torch.Tensor | None:
+    """(min(n, n_rows),) int64 indices, ascending, of ``n`` of ``n_rows`` examples drawn without
+    replacement by ``generator``; None (keep all) when ``n`` is None or at least ``n_rows``.
+
+    With labels ``y`` (n_rows,) the draw is stratified: each class gets its share of ``n``
+    (n * n_c / n_rows, rounded), its examples chosen at random within the class."""
+    if n is None or n >= n_rows:
+        return None
+    perm = torch.randperm(n_rows, generator=generator)
+    if y is not None:
+        # Rank r of each permuted example within its class (0, 1, ... in permuted order);
+        # ordering by (r + 1/2) / n_c interleaves the classes, so the first n hold each class
+        # c in proportion to its size n_c, ties between classes broken by the permutation.
+        _, cls = torch.unique(y[perm], return_inverse=True)
+        counts = torch.bincount(cls)
+        by_class = torch.argsort(cls, stable=True)
+        starts = torch.cumsum(counts, 0) - counts
+        rank = torch.empty(n_rows, dtype=torch.int64)
+        rank[by_class] = torch.arange(n_rows) - starts[cls[by_class]]
+        key = (rank.double() + 0.5) / counts[cls].double()
+        perm = perm[torch.argsort(key, stable=True)]
+    return perm[:n].sort().values
+
+
+def _subsets(config: DataConfig, splits: tuple[Split, Split, Split]) -> list[torch.Tensor | None]:
+    """The indices each split keeps under ``n_train`` / ``n_eval`` (None: all)."""
+    sizes = (config.n_train, config.n_eval, config.n_eval)
+    return [
+        subset_indices(len(s), n, s.y, _generator(config.subset_seed, "subset", name))
+        for s, n, name in zip(splits, sizes, SPLITS)
+    ]
+
+
 def _permuted(x: torch.Tensor, y: torch.Tensor | None, sizes: tuple[int, int, int], seed: int):
     perm = torch.randperm(len(x), generator=_generator(seed, "split"))
     starts = np.cumsum((0,) + sizes)
@@ -280,7 +322,11 @@ def load_data(config: DataConfig) -> DataBundle:
 
     Raises :class:`DataError` when a needed file is missing or corrupt.
     """
-    (train, valid, test), source, split_how = _LOADERS[config.name](config.seed)
+    (whole_train, valid, test), source, split_how = _LOADERS[config.name](config.seed)
+    keep = _subsets(config, (whole_train, valid, test))
+    # Training values (per-epoch draws, standardisation) come from the examples kept; the one
+    # valid/test draw is made on the whole split, so an example keeps it in any subset.
+    train = whole_train.take(keep[0])
     binary = config.binarize != "none"
     transform, train_levels = None, None
     if config.binarize == "dynamic":
@@ -304,7 +350,7 @@ def load_data(config: DataConfig) -> DataBundle:
         )
     elif config.name == "image-patches":
         binary = False
-        scale = float(train.x.double().std()) if config.unit_variance else 1.0
+        scale = float(whole_train.x.double().std()) if config.unit_variance else 1.0
         space = "dequantised DC-removed patches in [-1, 1]^63 (pixels /256)"
         transform = ValueTransform(levels=256, scale=scale, space=space)
         if config.unit_variance:
@@ -315,13 +361,12 @@ def load_data(config: DataConfig) -> DataBundle:
     else:
         binary = all(bool(((s.x == 0) | (s.x == 1)).all()) for s in (train, valid, test))
         values = "binary" if binary else "grey levels in [0, 1]"
-    train, valid, test = (
-        train.head(config.n_train), valid.head(config.n_eval), test.head(config.n_eval)
-    )
-    if train_levels is not None:
-        train_levels = train_levels[: config.n_train]
+    valid, test = valid.take(keep[1]), test.take(keep[2])
     sizes = "/".join(str(len(s)) for s in (train, valid, test))
-    subset = " (subset by n_train/n_eval)" if config.n_train or config.n_eval else ""
+    subset = (
+        f" (random subsets by n_train/n_eval, subset_seed {config.subset_seed})"
+        if any(idx is not None for idx in keep) else ""
+    )
     return DataBundle(
         name=config.name,
         train=train,
@@ -342,7 +387,8 @@ def load_data(config: DataConfig) -> DataBundle:
 def _dequantize_splits(config: DataConfig, train: Split, valid: Split, test: Split):
     """Dequantised model-space splits, the train grey levels, the transform and a description.
 
-    The valid/test noise is drawn on the whole split, so ``n_eval`` keeps a prefix of it."""
+    ``train`` holds the examples trained on (after ``n_train``), ``valid`` and ``test`` whole
+    splits (their noise is drawn once on the whole split)."""
     n_levels = GREY_LEVELS[config.name]
     alpha = config.logit_alpha
     space = f"dequantised (k + u)/{n_levels} in [0, 1]^D"
@@ -352,7 +398,7 @@ def _dequantize_splits(config: DataConfig, train: Split, valid: Split, test: Spl
     standard = ""
     if config.standardize:
         # Statistics of the units' training values in model space, from the examples trained on.
-        transform = transform.standardized(train.x[: config.n_train])
+        transform = transform.standardized(train.x)
         train = Split(_dequantized(levels[0], transform, config.seed, "train", 0), train.y)
         standard = "; each unit standardised by its training mean and std"
     valid, test = (

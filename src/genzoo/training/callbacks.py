@@ -4,21 +4,26 @@ A callback may read the trainer's public attributes (``model``, ``run_config``, 
 ``step``, ``epoch``, ``metrics``) but must not change the model or step anything: the
 Trainer's results, checkpoints and resume guarantee assume it alone drives training.
 
-The Trainer runs three callbacks of its own before the ones it is given: :class:`FailureSignals`
+The Trainer runs four callbacks of its own before the ones it is given: :class:`FailureSignals`
 (warnings about failure flags among the validation figures), :class:`KeepBest`
-(``train.keep_best``: ``RUN/best/``) and :class:`ProgressBar`.
+(``train.keep_best``: ``RUN/best/``), :class:`DivergenceWatch` (``train.divergence_factor``:
+a warning when the validation figure explodes) and :class:`ProgressBar`.
 """
 
 from __future__ import annotations
 
+import csv
 import math
 import sys
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
 from genzoo.core.errors import ConfigError
+from genzoo.training.checkpoint import checkpoint_step
+from genzoo.training.manifest import BEST_DIR, METRICS_FILE, PREVIOUS_DIR
 from genzoo.training.model_calls import can_validate, validation_figures
 
 if TYPE_CHECKING:
@@ -120,6 +125,124 @@ class KeepBest(Callback):
                 "to one of them"
             )
         return value
+
+
+# Validation figures DivergenceWatch follows when train.keep_best names none, in order of
+# preference, with the sign that makes them lower-is-better: losses in nats and errors as they
+# are, a bound to maximise (the ELBO) negated. Free energies (no fixed zero: log Z is missing)
+# and sample-based figures (mmd2: noisy, near zero when good) are not followed.
+DIVERGENCE_FIGURES: tuple[tuple[str, float], ...] = (
+    ("nll", 1.0), ("nll_estimate", 1.0), ("fill_in_nll", 1.0), ("elbo", -1.0),
+    ("walkback", 1.0), ("reconstruction", 1.0), ("recon_error", 1.0),
+)
+
+
+class DivergenceWatch(Callback):
+    """``train.divergence_factor`` f > 1: warn when the validation figure explodes, i.e. when
+    value - best > (f - 1) * |best| (for a positive figure: value > f * best), ``best`` the
+    lowest value so far (never while it is 0: there is no scale to compare with); once per
+    onset (again only after the figure has come back). f = 0: does nothing. NaN/Inf parameters are not this callback's: the Trainer raises
+    :class:`~genzoo.core.errors.TrainingDiverged` for them.
+
+    The figure followed: ``valid_<figure>`` of ``train.keep_best`` when set (``figure``), else
+    the first of :data:`DIVERGENCE_FIGURES` the model reports (an ELBO negated). The warning
+    names the step, the best value and its step, and the last good checkpoint: the newest one
+    written at or before the last validation that was not exploded, in ``run_dir`` or its
+    ``previous/`` (the run keeps those two), and ``best/`` under ``train.keep_best``.
+    A resumed run rebuilds the best value from the ``valid_`` column of its metrics.csv."""
+
+    def __init__(self, factor: float, figure: str, run_dir: str | Path) -> None:
+        self.factor = factor
+        self.figure = figure
+        self.run_dir = Path(run_dir)
+        self.best: tuple[float, int] | None = None  # (lower-is-better value, step)
+        self.exploded = False
+        self.last_fine: int | None = None  # step of the last validation not exploded
+        self.checkpoints: list[int] = []  # steps of the checkpoints kept: previous/, current
+
+    def watched(self, names: set[str]) -> tuple[str, float] | None:
+        """(figure, sign) followed among the validation figure ``names`` (without ``valid_``),
+        None when none is."""
+        if self.figure:
+            return (self.figure, 1.0) if self.figure in names else None
+        return next(((n, sign) for n, sign in DIVERGENCE_FIGURES if n in names), None)
+
+    def on_fit_start(self, trainer: Any) -> None:
+        if not self.factor or trainer.step == 0:
+            return
+        # Resumed: the checkpoints on disk, and the best so far from the logged figures.
+        self.checkpoints = [s for s in (checkpoint_step(self.run_dir / PREVIOUS_DIR),
+                                        trainer.step) if s is not None and s <= trainer.step]
+        for step, figures in self._logged(trainer.step):
+            exploded = self._update(step, figures)
+            if exploded is not None:
+                self.exploded = exploded
+
+    def on_checkpoint(self, trainer: Any) -> None:
+        self.checkpoints = [*self.checkpoints[-1:], trainer.step]
+
+    def on_validation(self, trainer: Any, figures: dict[str, float]) -> None:
+        if not self.factor:
+            return
+        exploded = self._update(trainer.step, figures)
+        if exploded is None:
+            return
+        if exploded and not self.exploded:
+            warnings.warn(self._message(trainer, figures), RuntimeWarning, stacklevel=2)
+        self.exploded = exploded
+
+    def _update(self, step: int, figures: dict[str, float]) -> bool | None:
+        """Record the validation figures of ``step``; whether the followed figure is exploded
+        (None when it is not reported or not finite)."""
+        names = {k.removeprefix("valid_") for k in figures if k.startswith("valid_")}
+        watched = self.watched(names)
+        if watched is None:
+            return None
+        value = watched[1] * figures[f"valid_{watched[0]}"]
+        if not math.isfinite(value):
+            return None
+        if self.best is None or value < self.best[0]:
+            self.best = (value, step)
+        best = self.best[0]
+        exploded = best != 0.0 and value - best > (self.factor - 1.0) * abs(best)
+        if not exploded:
+            self.last_fine = step
+        return exploded
+
+    def _message(self, trainer: Any, figures: dict[str, float]) -> str:
+        name, sign = self.watched({k.removeprefix("valid_") for k in figures}) or ("", 1.0)
+        best_value, best_step = self.best or (math.nan, trainer.step)
+        good = [s for s in self.checkpoints if self.last_fine is not None and s <= self.last_fine]
+        if not good:
+            kept = "no checkpoint from before it is kept"
+        else:
+            where = self.run_dir if good[-1] == self.checkpoints[-1] else (
+                self.run_dir / PREVIOUS_DIR)
+            kept = f"the last good checkpoint is step {good[-1]}, in {where}"
+        if self.figure:
+            kept += f" (and {self.run_dir / BEST_DIR} holds the model of the best step)"
+        return (
+            f"step {trainer.step}: valid_{name}={figures[f'valid_{name}']:.6g} is more than "
+            f"{self.factor:g} times worse than its best, {sign * best_value:.6g} at step "
+            f"{best_step}: training is diverging; {kept}. Lower train.lr (now "
+            f"{trainer.cfg.lr:g}) and train again, or set train.divergence_factor=0 to "
+            "silence this warning"
+        )
+
+    def _logged(self, step: int) -> list[tuple[int, dict[str, float]]]:
+        """(step, valid_ figures) of the rows of metrics.csv up to ``step``; none when the
+        file cannot be read (the warning is advice: it never stops a run)."""
+        rows = []
+        try:
+            with open(self.run_dir / METRICS_FILE, newline="") as f:
+                for row in csv.DictReader(f):
+                    figures = {k: float(v) for k, v in row.items()
+                               if k and k.startswith("valid_") and v not in (None, "")}
+                    if figures and int(row["step"]) <= step:
+                        rows.append((int(row["step"]), figures))
+        except (OSError, ValueError, KeyError, csv.Error):
+            return []
+        return rows
 
 
 class ProgressBar(Callback):

@@ -46,8 +46,8 @@ another's private state:
   ``best/``, samples.png, and the rules of fresh and resumed runs;
 * :class:`~genzoo.training.metrics.RunMetrics` owns the figures: interval means, rates, the
   wall clock and metrics.csv;
-* callbacks (:mod:`~genzoo.training.callbacks`): the Trainer's own, failure signals, keep-best
-  and the progress bar, run before those given by ``callbacks=`` or :meth:`Trainer.add_callback`;
+* callbacks (:mod:`~genzoo.training.callbacks`): the Trainer's own, failure signals, keep-best,
+  the divergence watch and the progress bar, run before those given by ``callbacks=`` or :meth:`Trainer.add_callback`;
 * :mod:`~genzoo.training.model_calls` is the only place that asks the model for its optional
   hooks.
 
@@ -68,7 +68,13 @@ import torch
 
 from genzoo.core.errors import CheckpointError, ConfigError, DataError, GenzooError
 from genzoo.training import data_parallel as dp
-from genzoo.training.callbacks import Callback, FailureSignals, KeepBest, ProgressBar
+from genzoo.training.callbacks import (
+    Callback,
+    DivergenceWatch,
+    FailureSignals,
+    KeepBest,
+    ProgressBar,
+)
 from genzoo.training.metrics import RunMetrics
 from genzoo.training.model_calls import (
     built_from,
@@ -129,6 +135,8 @@ class Trainer:
         self.stepper: Stepper | None = None  # built by fit, once the device and shards are known
         self.failures = FailureSignals()
         self.keep_best = KeepBest(self.cfg.keep_best, self.run)
+        self.divergence = DivergenceWatch(self.cfg.divergence_factor, self.cfg.keep_best,
+                                          self.run_dir)
         self._progress: ProgressBar | None = None
         self._validates = False  # the model reports validation figures on this bundle
         self._last_checkpoint: int | None = None
@@ -209,7 +217,7 @@ class Trainer:
         if self.plan.sharded and resume:
             self._together(lambda: self.stepper.restore_shards(self.run_dir))
         self.figures.start_interval()
-        for cb in self.callbacks:
+        for cb in self._hooks():
             cb.on_fit_start(self)
 
         self._progress = ProgressBar(
@@ -240,7 +248,7 @@ class Trainer:
     def _hooks(self) -> list[Callback]:
         """The Trainer's own callbacks, then the ones it was given."""
         bar = [self._progress] if self._progress is not None else []
-        return [self.failures, self.keep_best, *bar, *self.callbacks]
+        return [self.failures, self.keep_best, self.divergence, *bar, *self.callbacks]
 
     # ------------------------------------------------------------------ setup
 
