@@ -52,8 +52,9 @@ def _raise_why(x, n_features, binary, value_range, name) -> None:
         got = f"(B, {x.shape[1]})" if x.dim() == 2 else f"shape {tuple(x.shape)}"
         raise InputError(
             f"{name} has the wrong shape: this model expects (B, {n_features}) inputs, got "
-            f"{got}; flatten images with x.reshape(len(x), -1), and give the model data of "
-            f"{n_features} features (or build it with model.n_visible set to the data's width)"
+            f"{got}; flatten images with x.reshape(len(x), -1), and give it data with the "
+            f"expected {n_features} features (or build the model with model.n_visible set to "
+            "the data's width)"
         )
     if not x.is_floating_point():
         raise InputError(f"{name} has dtype {x.dtype}; the model needs floats: convert with "
