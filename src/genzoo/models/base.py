@@ -22,17 +22,30 @@ A new model is one file::
             super().__init__(config)
             ...  # parameters
 
+        @checks_input(nonempty=True)
         def loss(self, x, generator=None): ...
         def sample(self, n, generator=None): ...
+        @checks_input
         def log_prob(self, x): ...
+
+Public methods that take data (``loss``, ``log_prob``, ``free_energy``, ``energy``,
+``gibbs_step``, ``log_joint``, ``proposal``, ``variational_free_energy``, ``predict``) wear
+:func:`checks_input`, so the one :meth:`GenzooModel.check_input` guards them; a model's own
+calls between them (``loss`` calling ``free_energy``, a Gibbs chain in ``sample``) are not
+checked again.
 
 (``docs/extending.md`` works through a whole one.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from typing import ClassVar
+import functools
+import inspect
+import threading
+from collections.abc import Callable, Iterator
+from typing import ClassVar, TypeVar
 
 import torch
 from torch import nn
@@ -41,6 +54,50 @@ from genzoo.core.config import Config, check
 from genzoo.core.errors import ConfigError, InputError
 from genzoo.core.protocols import Phase
 from genzoo.core.validation import check_data
+
+_F = TypeVar("_F", bound=Callable)
+_inside = threading.local()  # .depth: checked model calls open on this thread
+
+
+@contextlib.contextmanager
+def trusted_input() -> Iterator[None]:
+    """A scope whose calls to :func:`checks_input` methods skip the check: a model's loops over
+    states it made itself (Gibbs chains in ``sample``, AIS transitions), where a check per step
+    would cost a pass over the data and a device read-back each time."""
+    _inside.depth = getattr(_inside, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _inside.depth -= 1
+
+
+def checks_input(method: _F | None = None, *, nonempty: bool = False):
+    """Decorator of a public model method whose first argument is a data batch: the call runs
+    ``self.check_input(batch, name)`` first (``name``: the parameter's own, e.g. ``v``), and
+    with ``nonempty`` refuses an empty batch (``loss``: a mean over no examples is NaN). Calls
+    made while another checked method of any model runs (or inside :func:`trusted_input`) are
+    not checked again, so a training step or an estimator pays for one check of its input.
+    Used as ``@checks_input`` or ``@checks_input(nonempty=True)``."""
+
+    def wrap(f: _F) -> _F:
+        name = list(inspect.signature(f).parameters)[1]
+
+        @functools.wraps(f)
+        def checked(self, x, /, *args, **kwargs):
+            if getattr(_inside, "depth", 0):
+                return f(self, x, *args, **kwargs)
+            self.check_input(x, name)
+            if nonempty and len(x) == 0:
+                raise InputError(
+                    f"{name} is an empty batch (0 rows): pass at least one example (check the "
+                    "data subset and the batch size)"
+                )
+            with trusted_input():
+                return f(self, x, *args, **kwargs)
+
+        return checked  # type: ignore[return-value]
+
+    return wrap(method) if method is not None else wrap
 
 
 def check_n_visible(n_visible: int | None) -> None:
@@ -88,7 +145,9 @@ class GenzooModel(nn.Module):
 
     Class attributes a model sets: ``config_class`` (its frozen config dataclass),
     ``capabilities`` (flags), ``needs_labels`` (the Trainer passes ``y=`` to ``loss``),
-    ``binary_input`` (what the default :meth:`check_input` demands of x), ``test_overrides``
+    ``binary_input`` and ``input_range`` (what :meth:`check_input` demands of x: values in
+    {0, 1}, or in [lo, hi] when not binary and a range is set; a model whose support depends on
+    its config makes them properties), ``test_overrides``
     (``--set`` overrides that make the model tiny and fast on the 8x8 digits: the conformance
     suite trains, samples and evaluates every registered model with them).
     """
@@ -97,6 +156,7 @@ class GenzooModel(nn.Module):
     capabilities: frozenset[str] = frozenset()
     needs_labels: ClassVar[bool] = False
     binary_input: ClassVar[bool] = True
+    input_range: ClassVar[tuple[float, float] | None] = None
     test_overrides: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Config) -> None:
@@ -126,6 +186,11 @@ class GenzooModel(nn.Module):
                 return t.dtype
         return torch.get_default_dtype()
 
+    @property
+    def input_width(self) -> int:
+        """D, the number of columns of the (B, D) batches the model takes: ``n_visible``."""
+        return self.config.n_visible  # type: ignore[attr-defined]
+
     def _tensors(self):
         yield from self.parameters()
         yield from self.buffers()
@@ -133,9 +198,20 @@ class GenzooModel(nn.Module):
     # -- training hooks (genzoo.core.protocols.TrainingHooks), with their defaults -------------
 
     def check_input(self, x: torch.Tensor, name: str = "x") -> None:
-        """Raise InputError unless x is a finite floating (B, n_visible) tensor, binary when
-        ``binary_input``."""
-        check_data(x, self.config.n_visible, binary=self.binary_input, name=name)
+        """Raise InputError unless x is a finite floating (B, input_width) tensor, binary when
+        ``binary_input``, else in ``input_range`` when set. The one input check of every model:
+        the methods that wear :func:`checks_input` and the estimators call it."""
+        check_data(x, self.input_width, binary=self.binary_input, value_range=self.input_range,
+                   name=name)
+
+    def check_observed_input(self, x: torch.Tensor, observed: torch.Tensor) -> None:
+        """:meth:`check_input` of x (B, D) for ``inpaint``, where only the entries with
+        ``observed`` True ((B, D) or (D,) bool) are read: the others may hold anything, NaN
+        included. A malformed x is refused before the mask is looked at."""
+        if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self.input_width:
+            self.check_input(x)  # raises, naming the expected shape
+        observed = torch.as_tensor(observed, dtype=torch.bool, device=x.device)
+        self.check_input(torch.where(observed, x, torch.zeros_like(x)))
 
     def init_from_data(
         self, x_train: torch.Tensor, generator: torch.Generator | None = None

@@ -37,6 +37,7 @@ import torch
 
 from genzoo.core.errors import ConfigError
 from genzoo.data.datasets import DataBundle, Split
+from genzoo.models.base import checks_input
 from genzoo.models.boltzmann._ops import bernoulli
 from genzoo.models.boltzmann.centered_dbm import CenteredDBM
 from genzoo.models.boltzmann.dbm import DBM, DBMConfig
@@ -70,11 +71,11 @@ class DoubledRBM(RBM):
     def _visible_input(self, h: torch.Tensor) -> torch.Tensor:
         return torch.addmm(self.b, h, self.W.T, alpha=self.down)
 
+    @checks_input(nonempty=True)
     def loss(
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
         """CD-k surrogate on a binary batch x (B, D); ``recon_error`` as in RBM.loss."""
-        self.check_input(x)
         x = x.to(dtype=self.W.dtype)
         cfg = self.config
         with torch.no_grad():

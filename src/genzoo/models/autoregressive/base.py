@@ -27,8 +27,7 @@ from torch import nn
 from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import EXACT_LIKELIHOOD
-from genzoo.core.validation import check_binary
-from genzoo.models.base import GenzooModel, VisibleConfig
+from genzoo.models.base import GenzooModel, VisibleConfig, checks_input
 from genzoo.ops.numerics import bernoulli_log_likelihood, data_logits
 
 
@@ -71,10 +70,12 @@ class AutoregressiveModel(GenzooModel):
 
     capabilities = frozenset({EXACT_LIKELIHOOD})
 
+    @checks_input
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Exact log p(x) in nats, x (B, D) -> (B,)."""
         raise NotImplementedError
 
+    @checks_input(nonempty=True)
     def loss(
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
@@ -85,6 +86,7 @@ class AutoregressiveModel(GenzooModel):
         return {"loss": nll, "nll": nll.detach()}
 
     @torch.no_grad()
+    @checks_input
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
         """{"nll": mean exact negative log-likelihood of x (B, D), nats per example}."""
         return {"nll": float(-self.log_prob(x).mean())}
@@ -108,24 +110,18 @@ class BinaryAutoregressive(AutoregressiveModel):
         """l (B, D): l[:, d] is the logit of p(x_d = 1 | x_<d) and depends on x[:, :d] only."""
         raise NotImplementedError
 
-    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
-        """Raise InputError unless ``x`` is a finite binary (B, n_visible) floating tensor
-        (the default check, by one fused pass over x when it passes: it runs on every
-        minibatch)."""
-        check_binary(x, self.n_visible, name)
-
+    @checks_input
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Exact log p(x) in nats. x (B, D) binary -> (B,)."""
-        self.check_input(x)
         x = x.to(dtype=self.b.dtype)
         return bernoulli_log_likelihood(self.conditional_logits(x), x)
 
     @torch.no_grad()
+    @checks_input
     def init_from_data(
         self, x_train: torch.Tensor, generator: torch.Generator | None = None
     ) -> None:
         """Set the output biases b to the logits of the clamped training marginals, so the
         model starts at the independent-pixel fit. Called once by the Trainer on a fresh run.
         x_train (N, D) binary."""
-        self.check_input(x_train, "x_train")
         self.b.copy_(data_logits(x_train.to(self.b)))

@@ -52,6 +52,7 @@ from genzoo.models.autoregressive.base import (
     check_sample_count,
     uniforms,
 )
+from genzoo.models.base import checks_input
 from genzoo.nn.init import normal_or_zero_
 from genzoo.ops.numerics import bernoulli_log_likelihood, softplus
 
@@ -231,6 +232,7 @@ class DeepNADE(BinaryAutoregressive):
         order = self._check_ordering(self.default_ordering if ordering is None else ordering)
         return self._chain_logits(x, order.expand(x.shape[0], -1))
 
+    @checks_input
     def log_prob(self, x: torch.Tensor, ordering: torch.Tensor | None = None) -> torch.Tensor:
         """Exact log p(x) in nats, x (B, D) binary -> (B,).
 
@@ -239,19 +241,18 @@ class DeepNADE(BinaryAutoregressive):
         otherwise the ensemble of the K orderings ``eval_orderings`` (log-mean-exp, see
         :meth:`log_prob_ensemble`); the likelihood ``genzoo evaluate`` reports is then the
         ensemble's."""
-        self.check_input(x)
         x = x.to(dtype=self.b.dtype)
         if ordering is None and self.config.n_eval_orderings > 1:
             return self.log_prob_ensemble(x, self.eval_orderings)
         return bernoulli_log_likelihood(self.conditional_logits(x, ordering), x)
 
+    @checks_input
     def log_prob_ensemble(
         self, x: torch.Tensor, orderings: torch.Tensor | Sequence[torch.Tensor]
     ) -> torch.Tensor:
         """log (1/K) sum_k p_{o_k}(x) in nats, x (B, D), orderings (K, D) -> (B,): the mixture of
         the K orderings' distributions, combined in log space (log-mean-exp), not by averaging
         logits or conditionals (which would not be a normalised distribution)."""
-        self.check_input(x)
         if not isinstance(orderings, torch.Tensor):
             orderings = torch.stack([torch.as_tensor(o) for o in orderings])
         if orderings.dim() != 2 or len(orderings) == 0:
@@ -267,6 +268,7 @@ class DeepNADE(BinaryAutoregressive):
         keys = torch.where(observed, torch.full_like(keys, -1.0), keys)
         return keys.argsort(dim=1, stable=True)
 
+    @checks_input
     def conditional_log_prob(
         self, x: torch.Tensor, observed_mask: torch.Tensor, ordering: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -275,7 +277,6 @@ class DeepNADE(BinaryAutoregressive):
         unobserved variables chained in ``ordering`` (D,) (default: the model's default
         ordering; the conditional depends on it since the model is not exactly consistent
         across orderings). Zero where everything is observed."""
-        self.check_input(x)
         x = x.to(dtype=self.b.dtype)
         observed = self._check_mask(observed_mask, x)
         order = self._check_ordering(self.default_ordering if ordering is None else ordering)
@@ -290,6 +291,7 @@ class DeepNADE(BinaryAutoregressive):
 
     # ----------------------------------------------------------------- training
 
+    @checks_input(nonempty=True)
     def loss(
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
@@ -298,7 +300,6 @@ class DeepNADE(BinaryAutoregressive):
         and -(D / (D - d)) times the log-likelihood of the D - d others. ``loss`` (with
         gradient) and ``nll_estimate`` (detached) are its batch mean, nats per example: an
         unbiased estimate of the NLL averaged over orderings."""
-        self.check_input(x)
         x = x.to(dtype=self.b.dtype)
         n, d = x.shape
         keys = torch.rand((n, d), generator=generator, device=x.device)
@@ -312,6 +313,7 @@ class DeepNADE(BinaryAutoregressive):
         return {"loss": loss, "nll_estimate": loss.detach()}
 
     @torch.no_grad()
+    @checks_input
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
         """{"nll_estimate": the order-agnostic objective of :meth:`loss` on x (B, D), nats per
         example, with draws from a generator seeded 0}: the same positions and orderings at
@@ -372,10 +374,9 @@ class DeepNADE(BinaryAutoregressive):
         chain) is ignored."""
         if not isinstance(n_samples, int) or n_samples < 1:
             raise InputError(f"n_samples={n_samples!r} must be a positive integer")
-        if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self.n_visible:
-            self.check_input(x)  # raises, naming the expected shape
+        self.check_observed_input(x, torch.zeros((), dtype=torch.bool))  # shape and dtype
         observed = self._check_mask(observed_mask, x)
-        self.check_input(torch.where(observed, x, torch.zeros_like(x)))
+        self.check_observed_input(x, observed)
         b, d = x.shape
         x = x.to(dtype=self.b.dtype).repeat(n_samples, 1)
         observed = observed.repeat(n_samples, 1)

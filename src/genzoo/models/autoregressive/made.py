@@ -52,6 +52,7 @@ from genzoo.models.autoregressive.base import (
     check_sample_count,
     uniforms,
 )
+from genzoo.models.base import checks_input
 from genzoo.nn.init import normal_or_zero_
 from genzoo.nn.masked import MaskedLinear
 from genzoo.ops.numerics import bernoulli_log_likelihood
@@ -180,9 +181,9 @@ class MADE(BinaryAutoregressive):
             h = torch.relu(layer(h, mask))
         return self.V(h, out_mask) + self.b
 
+    @checks_input
     def log_prob_per_mask(self, x: torch.Tensor) -> torch.Tensor:
         """log p_k(x) (B, K) in nats for every mask set k. x (B, D) binary."""
-        self.check_input(x)
         x = x.to(dtype=self.b.dtype)
         return torch.stack(
             [
@@ -192,18 +193,19 @@ class MADE(BinaryAutoregressive):
             dim=1,
         )
 
+    @checks_input
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Exact log p(x) of the ensemble, log (1/K) sum_k p_k(x), in nats. x (B, D) -> (B,)."""
         lp = self.log_prob_per_mask(x)
         return torch.logsumexp(lp, dim=1) - math.log(self.n_masks)
 
+    @checks_input(nonempty=True)
     def loss(
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
         """Mean NLL of the batch x (B, D) under one mask set drawn with ``generator``
         (connectivity- and, with random orderings, order-agnostic training; with K = 1 the
         exact NLL): ``loss`` (with gradient) and ``nll`` (detached), nats per example."""
-        self.check_input(x)
         k = 0
         if self.n_masks > 1:
             k = int(torch.randint(self.n_masks, (1,), generator=generator))

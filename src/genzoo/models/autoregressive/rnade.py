@@ -43,6 +43,7 @@ from genzoo.models.autoregressive.base import (
     AutoregressiveModel,
     check_sample_count,
 )
+from genzoo.models.base import checks_input
 from genzoo.nn.init import normal_or_zero_
 from genzoo.ops.numerics import LOG_2PI
 
@@ -148,12 +149,13 @@ class RNADE(AutoregressiveModel):
         log_n = -0.5 * z * z - torch.log(sigma) - 0.5 * LOG_2PI
         return torch.logsumexp(log_alpha + log_n, dim=-1)
 
+    @checks_input
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Exact log-density log p(x) in nats. x (B, D) real -> (B,)."""
-        self.check_input(x)
         return self.conditional_log_probs(x.to(dtype=self.W.dtype)).sum(-1)
 
     @torch.no_grad()
+    @checks_input
     def init_from_data(
         self, x_train: torch.Tensor, generator: torch.Generator | None = None
     ) -> None:
@@ -161,7 +163,6 @@ class RNADE(AutoregressiveModel):
         component means at the marginal's quantiles (k + 1/2)/K, the standard deviations at
         the marginal's std / sqrt(K), equal weights. Called once by the Trainer on a fresh run.
         x_train (N, D)."""
-        self.check_input(x_train, "x_train")
         x = x_train.to(self.W)
         q = torch.arange(self.n_components, dtype=x.dtype, device=x.device) + 0.5
         q = q / self.n_components

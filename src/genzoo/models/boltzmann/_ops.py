@@ -25,7 +25,7 @@ from torch import nn
 from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION
-from genzoo.models.base import GenzooModel, VisibleConfig
+from genzoo.models.base import GenzooModel, VisibleConfig, trusted_input
 
 # Re-exported: the Boltzmann machines take every numerical piece from this module.
 from genzoo.ops.numerics import data_logits, softplus, softplus_threshold  # noqa: F401
@@ -166,8 +166,9 @@ def sample_chains(
         v, steps = model.chains[:n].clone(), PERSISTENT_SAMPLE_STEPS
     else:
         v, steps = fresh(n), burn_in
-    for _ in range(steps):
-        v = model.gibbs_step(v, generator=generator)
+    with trusted_input():  # the chain's own states: no check per step
+        for _ in range(steps):
+            v = model.gibbs_step(v, generator=generator)
     return v
 
 
@@ -245,9 +246,8 @@ class RBMFamily(GenzooModel):
     def _zero_weight_base(self, x_train: torch.Tensor, **changes: Any) -> RBMFamily:
         """A model of this class and size with W = 0, no persistent chains and exact samples
         (no burn-in), on this model's device and dtype; ``changes`` set other config fields.
-        x_train (N, D) is only checked here: the caller sets the base's data-dependent
-        parameters."""
-        self.check_input(x_train, "x_train")
+        x_train (N, D) was checked by the caller's ``ais_base`` (:func:`checks_input`), which
+        sets the base's data-dependent parameters."""
         cfg = self.config.replace(
             n_visible=self.n_visible, init_std=0.0, sample_burn_in=0, persistent=False, **changes
         )

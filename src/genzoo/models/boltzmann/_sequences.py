@@ -24,8 +24,7 @@ from torch import nn
 from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import ConfigError, GenzooError, InputError
 from genzoo.core.protocols import EXACT_LIKELIHOOD, INPAINT
-from genzoo.core.validation import check_binary
-from genzoo.models.base import GenzooModel, VisibleConfig
+from genzoo.models.base import GenzooModel, VisibleConfig, checks_input
 from genzoo.models.boltzmann._ops import bernoulli, softplus
 from genzoo.ops.enumeration import binary_states
 
@@ -205,13 +204,9 @@ class RowSequenceModel(GenzooModel):
         exact = min(self.frame_size, config.n_hidden) <= MAX_ENUMERATED_UNITS
         self.capabilities = frozenset({INPAINT, EXACT_LIKELIHOOD} if exact else {INPAINT})
 
-    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
-        """Raise InputError unless x is a finite binary (B, n_visible) floating tensor."""
-        check_binary(x, self.config.n_visible, name)
-
+    @checks_input
     def frames(self, x: torch.Tensor) -> torch.Tensor:
         """Flat images (B, T*D) -> row sequences (B, T, D)."""
-        self.check_input(x)
         return x.to(self.W.dtype).reshape(len(x), self.n_frames, self.frame_size)
 
     @torch.no_grad()
@@ -268,9 +263,11 @@ class RowSequenceModel(GenzooModel):
         ignored."""
         if not isinstance(n_samples, int) or n_samples < 1:
             raise InputError(f"n_samples={n_samples!r} must be a positive integer")
+        self.check_observed_input(x, torch.zeros((), dtype=torch.bool))  # shape and dtype
         n_given = rows_given(observed_mask, x, self.n_frames, self.frame_size)
         keep = torch.zeros_like(x, dtype=torch.bool).view(len(x), self.n_frames, -1)
         keep[:, :n_given] = True
+        self.check_observed_input(x, keep.reshape(x.shape))
         x = torch.where(keep.reshape(x.shape), x, torch.zeros_like(x))
         return torch.stack(
             [self.complete(x, n_given, generator, n_steps) for _ in range(n_samples)]

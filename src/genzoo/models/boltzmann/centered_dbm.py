@@ -33,6 +33,7 @@ import torch
 
 from genzoo.core.config import check
 from genzoo.core.registry import register_model
+from genzoo.models.base import checks_input
 from genzoo.models.boltzmann.dbm import DBM, DBMConfig
 
 
@@ -107,12 +108,12 @@ class CenteredDBM(DBM):
             )
 
     @torch.no_grad()
+    @checks_input
     def init_from_data(
         self, x_train: torch.Tensor, generator: torch.Generator | None = None
     ) -> None:
         """mu_0 := data mean and, unless ``init_visible_bias`` is False, the effective visible
         bias a_0 := the data logits; hidden offsets 0.5; chains as in DBM.init_from_data."""
-        self.check_input(x_train, "x_train")
         x = x_train.to(self.b[0])
         mu = [t.clone() for t in self.offsets]
         mu[0] = x.mean(0)

@@ -48,8 +48,7 @@ from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import ConfigError
 from genzoo.core.protocols import ENERGY
 from genzoo.core.registry import register_model
-from genzoo.core.validation import check_binary
-from genzoo.models.base import GenzooModel, VisibleConfig
+from genzoo.models.base import GenzooModel, VisibleConfig, checks_input
 from genzoo.models.boltzmann._ops import (
     advance_chains,
     bernoulli,
@@ -147,13 +146,9 @@ class ConvRBM(GenzooModel):
     def n_hidden(self) -> int:
         return self.config.n_filters * self.detector_shape[0] * self.detector_shape[1]
 
-    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
-        """Raise InputError unless x is a finite binary (B, n_visible) floating tensor."""
-        check_binary(x, self.config.n_visible, name)
-
+    @checks_input
     def images(self, x: torch.Tensor) -> torch.Tensor:
         """Flat (B, D) -> (B, C_in, H, W), after the binary input check."""
-        self.check_input(x)
         return x.to(self.W.dtype).reshape(len(x), self.config.in_channels, *self.image_shape)
 
     # -- block softmax (probabilistic max pooling) ----------------------------------------------
@@ -213,6 +208,7 @@ class ConvRBM(GenzooModel):
         """b_c + sum_k W^k_c (*)_full h^k. h (B, K, N_H, N_H') -> (B, C_in, H, W)."""
         return F.conv_transpose2d(h, self.W) + self.b.view(1, -1, 1, 1)
 
+    @checks_input
     def energy(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """E(v, h) for flat v (B, D), h (B, K*N_H*N_H') -> (B,); +inf where a block has more
         than one detector on (those states have probability zero)."""
@@ -222,6 +218,7 @@ class ConvRBM(GenzooModel):
         bad = (self._blocks(hm).sum(-1) > 1).flatten(1).any(-1)
         return torch.where(bad, torch.full_like(e, float("inf")), e)
 
+    @checks_input
     def free_energy(self, v: torch.Tensor) -> torch.Tensor:
         """F(v) = -sum_c b_c sum v_c - sum L^k_alpha in nats. v (B, D) -> (B,)."""
         img = v.to(self.W.dtype).reshape(len(v), self.config.in_channels, *self.image_shape)
@@ -239,6 +236,7 @@ class ConvRBM(GenzooModel):
         return torch.sigmoid(self.visible_input(hm)).flatten(1)
 
     @torch.no_grad()
+    @checks_input
     def gibbs_step(
         self, v: torch.Tensor, beta: float = 1.0, generator: torch.Generator | None = None
     ) -> torch.Tensor:
@@ -249,6 +247,7 @@ class ConvRBM(GenzooModel):
 
     # -- learning -----------------------------------------------------------------------------
 
+    @checks_input(nonempty=True)
     def loss(
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
@@ -281,15 +280,16 @@ class ConvRBM(GenzooModel):
         return {"loss": loss, "recon_error": recon, "free_energy_gap": gap.detach()}
 
     @torch.no_grad()
+    @checks_input
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
         """Mean free energy (nats, not a likelihood) and the mean-field reconstruction error
         of x (B, D)."""
-        self.check_input(x)
         x = x.to(self.W.dtype)
         recon = ((x - self.p_v_given_h(self.p_h_given_v(x))) ** 2).mean()
         return {"free_energy": float(self.free_energy(x).mean()), "recon_error": float(recon)}
 
     @torch.no_grad()
+    @checks_input
     def init_from_data(
         self, x_train: torch.Tensor, generator: torch.Generator | None = None
     ) -> None:

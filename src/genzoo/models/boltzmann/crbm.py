@@ -36,6 +36,7 @@ from torch import nn
 
 from genzoo.core.config import check
 from genzoo.core.registry import register_model
+from genzoo.models.base import checks_input
 from genzoo.models.boltzmann._sequences import (
     RowSequenceConfig,
     RowSequenceModel,
@@ -125,6 +126,7 @@ class CRBM(RowSequenceModel):
 
     # -- learning -----------------------------------------------------------------------------
 
+    @checks_input(nonempty=True)
     def loss(
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
@@ -137,6 +139,7 @@ class CRBM(RowSequenceModel):
         return frame_cd_loss(v, self.W, b_t, c_t, self.config.k, generator)
 
     @torch.no_grad()
+    @checks_input
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
         """Mean-field one-step reconstruction error of every frame given its true history."""
         seq = self.frames(x)
@@ -145,6 +148,7 @@ class CRBM(RowSequenceModel):
         recon = ((v - self.p_v_given_h(self.p_h_given_v(v, hist), hist)) ** 2).mean()
         return {"recon_error": float(recon)}
 
+    @checks_input
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Exact log p(x) = sum_t -F_t(v_t) - log Z_t in nats, x (B, T*D) -> (B,); needs a frame
         width or hidden layer of at most 16 units (Z_t is enumerated)."""

@@ -70,8 +70,7 @@ from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import GenzooError, InputError
 from genzoo.core.protocols import AIS, EXACT_LOG_PARTITION, INPAINT, VARIATIONAL
 from genzoo.core.registry import register_model
-from genzoo.core.validation import check_binary
-from genzoo.models.base import GenzooModel, VisibleConfig
+from genzoo.models.base import GenzooModel, VisibleConfig, checks_input
 from genzoo.models.boltzmann._ops import (
     PERSISTENT_SAMPLE_STEPS,
     bernoulli,
@@ -203,10 +202,6 @@ class DeepBoltzmannBase(GenzooModel):
         """Number of hidden layers L."""
         return len(self.W)
 
-    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
-        """Raise InputError unless ``x`` is a finite binary (B, n_visible) floating tensor."""
-        check_binary(x, self.n_visible, name)
-
     @torch.no_grad()
     def inpaint(
         self,
@@ -223,9 +218,10 @@ class DeepBoltzmannBase(GenzooModel):
         unobserved entries are ignored."""
         if not isinstance(n_samples, int) or n_samples < 1:
             raise InputError(f"n_samples={n_samples!r} must be a positive integer")
+        self.check_observed_input(x, torch.zeros((), dtype=torch.bool))  # shape and dtype
         observed = observed_mask.to(device=x.device, dtype=torch.bool).expand_as(x)
+        self.check_observed_input(x, observed)
         x = torch.where(observed, x, torch.zeros_like(x)).to(self.b[0].dtype)
-        self.check_input(x)
         return self.complete(x, observed, n_samples, n_steps, generator)
 
     def complete(
@@ -287,6 +283,7 @@ class DBM(DeepBoltzmannBase):
         reparameterised model such as the centered DBM returns its effective bias)."""
         return self.b[l]
 
+    @checks_input
     def energy(self, v: torch.Tensor, h: list[torch.Tensor]) -> torch.Tensor:
         """E(v, h) for v (B, D) and h = [h_1 (B, n_1), ..., h_L] -> (B,). Also the mean-field
         expected energy E_Q[E(v, h)] when h holds the probabilities q (E is linear per layer)."""
@@ -385,6 +382,7 @@ class DBM(DeepBoltzmannBase):
                 break
         return q, it
 
+    @checks_input
     def variational_free_energy(
         self, v: torch.Tensor, q: list[torch.Tensor] | None = None
     ) -> torch.Tensor:
@@ -396,6 +394,7 @@ class DBM(DeepBoltzmannBase):
 
     # -- learning ---------------------------------------------------------------------------------
 
+    @checks_input(nonempty=True)
     def loss(
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
@@ -405,7 +404,6 @@ class DBM(DeepBoltzmannBase):
         gradient. Advances the persistent chains by k sweeps in place. Logged:
         ``variational_free_energy`` (mean F_Q(x), nats; the bound lacks log Z),
         ``recon_error`` (mean squared error of p(v | q_1)), ``mf_iters``."""
-        self.check_input(x)
         x = x.to(dtype=self.b[0].dtype)
         cfg = self.config
         with torch.no_grad():
@@ -452,13 +450,13 @@ class DBM(DeepBoltzmannBase):
         updates its offsets here)."""
 
     @torch.no_grad()
+    @checks_input
     def init_from_data(
         self, x_train: torch.Tensor, generator: torch.Generator | None = None
     ) -> None:
         """b_0 := logits of the (clamped) training marginals (if ``init_visible_bias``); the chains
         start at random training examples with hidden layers drawn from the bottom-up pass
         (``generator=None``: a CPU generator seeded 0). x_train (N, D) binary."""
-        self.check_input(x_train, "x_train")
         if self.config.init_visible_bias:
             self.b[0].copy_(data_logits(x_train.to(self.b[0])))
         self.start_chains(x_train, generator)
@@ -478,10 +476,10 @@ class DBM(DeepBoltzmannBase):
             c.copy_(s)
 
     @torch.no_grad()
+    @checks_input
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
         """Mean F_Q(x) at converged mean field (nats; not a likelihood bound until log Z is
         added) and the reconstruction error of p(v | q_1). No chain updates."""
-        self.check_input(x)
         x = x.to(dtype=self.b[0].dtype)
         q, _ = self.mean_field(x)
         recon = ((x - self.conditional([x, *q], 0)) ** 2).mean()
@@ -564,6 +562,7 @@ class DBM(DeepBoltzmannBase):
     # -- AIS contract -------------------------------------------------------------------------
 
     @torch.no_grad()
+    @checks_input
     def ais_base(self, x_train: torch.Tensor) -> DBMAnnealingBase:
         """Base model A: W = 0, visible bias the logits of the clamped training marginals, and
         each hidden layer's bias the logits of its mean-field posterior averaged over (up to
@@ -576,7 +575,6 @@ class DBM(DeepBoltzmannBase):
         0.35 against 0.04), and forward AIS misses the model's mass whatever the number of
         temperatures. Matching the base to the model's typical activity starts the chains
         there; any factorial base gives a valid estimator."""
-        self.check_input(x_train, "x_train")
         p = self.b[0]
         x = x_train[:_BASE_ROWS].to(p)
         biases = [data_logits(x)]

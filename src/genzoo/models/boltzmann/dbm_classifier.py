@@ -47,8 +47,7 @@ from genzoo.core.config import Config, check
 from genzoo.core.errors import ConfigError, DataError, GenzooError
 from genzoo.core.protocols import CLASSIFIER
 from genzoo.core.registry import get_model_spec, register_model
-from genzoo.core.validation import check_binary
-from genzoo.models.base import GenzooModel
+from genzoo.models.base import GenzooModel, checks_input
 from genzoo.models.boltzmann.dbm import DBM
 
 # The registered models a classifier starts from.
@@ -229,10 +228,12 @@ class DBMClassifier(GenzooModel):
         self.started = True
         return self
 
-    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
-        """Raise InputError unless x is a finite binary (B, D) floating tensor, D the DBM's."""
-        check_binary(x, self.dbm.n_visible, name)
+    @property
+    def input_width(self) -> int:
+        """D, the visible units of the DBM it classifies with."""
+        return self.dbm.n_visible
 
+    @checks_input
     def init_from_data(
         self, x_train: torch.Tensor, generator: torch.Generator | None = None
     ) -> None:
@@ -265,6 +266,7 @@ class DBMClassifier(GenzooModel):
         """q_2(v) (B, n_2) from the frozen DBM, in the classifier's dtype and device."""
         return dbm_features(self.dbm, v.to(self.W[0]))
 
+    @checks_input(nonempty=True)
     def loss(
         self,
         v: torch.Tensor,
@@ -286,6 +288,7 @@ class DBMClassifier(GenzooModel):
         }
 
     @torch.no_grad()
+    @checks_input
     def predict(self, v: torch.Tensor) -> torch.Tensor:
         """Most probable class (B,) int64 of each row of v (B, D)."""
         v = v.to(self.W[0])

@@ -34,10 +34,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from genzoo.core.config import check, check_nonnegative
-from genzoo.core.errors import GenzooError, InputError
+from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import ENERGY
 from genzoo.core.registry import register_model
-from genzoo.models.base import GenzooModel, VisibleConfig, check_labels
+from genzoo.models.base import (
+    GenzooModel,
+    VisibleConfig,
+    check_labels,
+    checks_input,
+    trusted_input,
+)
 from genzoo.models.boltzmann._ops import bernoulli, data_logits, softplus
 from genzoo.nn.init import normal_or_zero_
 from genzoo.ops.classification import classification_error
@@ -81,7 +87,8 @@ class DiscRBM(GenzooModel):
     config_class = DiscRBMConfig
     capabilities = frozenset({ENERGY})
     needs_labels = True
-    binary_input = False  # pixel intensities in [0, 1]
+    binary_input = False
+    input_range = (0.0, 1.0)  # pixel intensities or binary values
 
     def __init__(self, config: DiscRBMConfig, generator: torch.Generator | None = None) -> None:
         super().__init__(config)
@@ -94,12 +101,6 @@ class DiscRBM(GenzooModel):
         with torch.no_grad():
             normal_or_zero_(self.W, config.init_std, generator)
             normal_or_zero_(self.U, config.init_std, generator)
-
-    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
-        """Raise InputError unless x is a finite (B, n_visible) floating tensor in [0, 1]."""
-        super().check_input(x, name)
-        if bool(((x < 0) | (x > 1)).any()):
-            raise InputError(f"{name} must lie in [0, 1] (pixel intensities or binary values)")
 
     def _labels(self, y: torch.Tensor, n: int) -> torch.Tensor:
         return check_labels(y, n, self.config.n_classes)
@@ -120,10 +121,12 @@ class DiscRBM(GenzooModel):
         a = torch.addmm(self.c, x, self.W) + y_onehot @ self.U
         return -(x @ self.b) - y_onehot @ self.d - softplus(a).sum(-1)
 
+    @checks_input
     def free_energy(self, x: torch.Tensor) -> torch.Tensor:
         """F(x) = -log sum_{y,h} exp(-E(y, x, h)), (B, D) -> (B,) nats."""
         return -(x @ self.b) - torch.logsumexp(self.class_logits(x), dim=-1)
 
+    @checks_input
     def energy(self, x: torch.Tensor, hy: torch.Tensor) -> torch.Tensor:
         """E(y, x, h) with hy = [h, e_y] (B, H + C) -> (B,)."""
         h, y = hy[:, : self.config.n_hidden], hy[:, self.config.n_hidden :]
@@ -138,9 +141,9 @@ class DiscRBM(GenzooModel):
     # -- prediction ---------------------------------------------------------------------------
 
     @torch.no_grad()
+    @checks_input
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """argmax_y p(y | x), (B, D) -> (B,) int64."""
-        self.check_input(x)
         return self.class_logits(x.to(self.W.dtype)).argmax(-1)
 
     def classification_error(self, x: torch.Tensor, y: torch.Tensor, chunk: int = 2000) -> float:
@@ -157,6 +160,7 @@ class DiscRBM(GenzooModel):
         return F.one_hot(idx, p.shape[-1]).to(p.dtype)
 
     @torch.no_grad()
+    @checks_input
     def gibbs_step(
         self, v: torch.Tensor, beta: float = 1.0, generator: torch.Generator | None = None
     ) -> torch.Tensor:
@@ -174,8 +178,9 @@ class DiscRBM(GenzooModel):
         if n < 0:
             raise GenzooError(f"sample(n={n}): n must be >= 0")
         v = bernoulli(torch.sigmoid(self.b).expand(n, -1), generator)
-        for _ in range(self.config.sample_burn_in):
-            v = self.gibbs_step(v, generator=generator)
+        with trusted_input():  # the chain's own states: no check per step
+            for _ in range(self.config.sample_burn_in):
+                v = self.gibbs_step(v, generator=generator)
         return v
 
     @torch.no_grad()
@@ -192,6 +197,7 @@ class DiscRBM(GenzooModel):
 
     # -- learning -----------------------------------------------------------------------------
 
+    @checks_input(nonempty=True)
     def loss(
         self,
         x: torch.Tensor,
@@ -203,7 +209,6 @@ class DiscRBM(GenzooModel):
         (batch classification error) are logged. Without labels (y None) the loss is the
         unsupervised term of the paper's semi-supervised objective, the CD surrogate of
         -log p(x) = F(x) - log Z (negative sample by ``gibbs_step``)."""
-        self.check_input(x)
         x = x.to(self.W.dtype)
         if y is None:
             with torch.no_grad():
@@ -233,9 +238,9 @@ class DiscRBM(GenzooModel):
         return out
 
     @torch.no_grad()
+    @checks_input
     def init_from_data(
         self, x_train: torch.Tensor, generator: torch.Generator | None = None
     ) -> None:
         """b = logits of the clamped training marginals (Hinton's guide)."""
-        self.check_input(x_train, "x_train")
         self.b.copy_(data_logits(x_train.to(self.b)))

@@ -68,6 +68,7 @@ from torch import nn
 
 from genzoo.core.config import check, check_nonnegative
 from genzoo.core.registry import register_model
+from genzoo.models.base import checks_input
 from genzoo.models.boltzmann._ops import (
     ContrastiveFreeEnergy,
     RBMFamily,
@@ -184,12 +185,14 @@ class GRBM(RBMFamily):
 
     # -- energies -----------------------------------------------------------------------------
 
+    @checks_input
     def energy(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """E(v, h) (module docstring). v (B, D), h (B, H) -> (B,)."""
         prec = torch.exp(-self.log_var)
         quad = 0.5 * ((v - self.b) ** 2 * prec).sum(-1)
         return quad - (((v * prec) @ self.W) * h).sum(-1) - h @ self.hidden_bias(prec)
 
+    @checks_input
     def free_energy(self, v: torch.Tensor) -> torch.Tensor:
         """F(v) = sum_i (v_i - b_i)^2 / (2 sigma_i^2) - sum_j softplus(c_j + (v/sigma^2)^T W_j),
         in nats. v (B, D) -> (B,)."""
@@ -237,6 +240,7 @@ class GRBM(RBMFamily):
         return mean + std * randn(mean, generator)
 
     @torch.no_grad()
+    @checks_input
     def gibbs_step(
         self, v: torch.Tensor, beta: float = 1.0, generator: torch.Generator | None = None
     ) -> torch.Tensor:
@@ -247,6 +251,7 @@ class GRBM(RBMFamily):
 
     # -- learning -----------------------------------------------------------------------------
 
+    @checks_input(nonempty=True)
     def loss(
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
@@ -255,7 +260,6 @@ class GRBM(RBMFamily):
         part scaled by ``std_lr_scale``). ``recon_error``: mean squared error of E[v | h0],
         h0 ~ p(h | x). ``free_energy_gap``: the contrastive value (nats). ``sigma_mean``: the
         mean visible standard deviation."""
-        self.check_input(x)
         x = x.to(dtype=self.W.dtype)
         cfg = self.config
         with torch.no_grad():
@@ -304,6 +308,7 @@ class GRBM(RBMFamily):
         return -0.5 * (v - self.b) ** 2 * prec + v_c * prec * (s @ self.W.T)
 
     @torch.no_grad()
+    @checks_input
     def init_from_data(
         self, x_train: torch.Tensor, generator: torch.Generator | None = None
     ) -> None:
@@ -311,7 +316,6 @@ class GRBM(RBMFamily):
         sigma_i = the data's pooled standard deviation (over all units), clipped to the bounds;
         persistent chains start at random training examples (``generator=None``: a CPU
         generator seeded 0). Called once by the Trainer on a fresh run. x_train (N, D)."""
-        self.check_input(x_train, "x_train")
         x = x_train.to(self.b)
         self.b.copy_(x.mean(0))
         if self.mu is not None:
@@ -326,10 +330,10 @@ class GRBM(RBMFamily):
             start_chains_at_data(self.chains, x_train, generator)
 
     @torch.no_grad()
+    @checks_input
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
         """Mean free energy of x (nats, not a likelihood: log Z is missing) and the mean squared
         error of the mean-field reconstruction E[v | h = p(h | x)]."""
-        self.check_input(x)
         x = x.to(dtype=self.W.dtype)
         recon = ((x - self.v_mean_given_h(self.p_h_given_v(x))) ** 2).mean()
         return {"free_energy": float(self.free_energy(x).mean()), "recon_error": float(recon)}
@@ -353,6 +357,7 @@ class GRBM(RBMFamily):
     # -- AIS path and exact log Z --------------------------------------------------------------
 
     @torch.no_grad()
+    @checks_input
     def ais_base(self, x_train: torch.Tensor) -> GRBM:
         """The base model: W = 0, c = 0, b = the data mean, sigma_i = the data's standard
         deviation of unit i (inside this model's bounds): the data's Gaussian marginals. Its

@@ -35,7 +35,7 @@ from genzoo.core.config import check
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import IMPLICIT, INPAINT
 from genzoo.core.registry import register_model
-from genzoo.models.base import check_labels
+from genzoo.models.base import check_labels, checks_input
 from genzoo.models.boltzmann._ops import bernoulli, data_logits
 from genzoo.models.boltzmann.dbm import DeepBoltzmannBase, DeepBoltzmannConfig
 from genzoo.nn.init import normal_or_zero_
@@ -140,6 +140,7 @@ class MPDBM(DeepBoltzmannBase):
 
     # -- training --------------------------------------------------------------------------------
 
+    @checks_input(nonempty=True)
     def loss(
         self,
         x: torch.Tensor,
@@ -150,7 +151,6 @@ class MPDBM(DeepBoltzmannBase):
         mean over the batch of the summed -log Q of the masked variables (nats per example).
         Logged: ``visible_nll`` and ``label_nll`` (their parts) and ``label_error`` (error of
         argmax q_y on the examples whose label was masked)."""
-        self.check_input(x)
         x = x.to(self.b[0].dtype)
         p = self.config.mask_prob
         predict_v = bernoulli(torch.full_like(x, p), generator).bool()
@@ -179,19 +179,19 @@ class MPDBM(DeepBoltzmannBase):
         return check_labels(y, n, self.config.n_classes).to(self.b[0].device)
 
     @torch.no_grad()
+    @checks_input
     def init_from_data(self, x_train: torch.Tensor, generator=None) -> None:
         """b_0 := logits of the clamped training marginals. x_train (N, D) binary."""
-        self.check_input(x_train, "x_train")
         self.b[0].copy_(data_logits(x_train.to(self.b[0])))
 
     # -- prediction ------------------------------------------------------------------------------
 
     @torch.no_grad()
+    @checks_input
     def predict_log_proba(self, v: torch.Tensor) -> torch.Tensor:
         """log Q(y | v) (B, K) by mean field with v observed."""
         if self.config.n_classes == 0:
             raise GenzooError("this MP-DBM has no label layer (model.n_classes=0)")
-        self.check_input(v, "v")
         v = v.to(self.b[0].dtype)
         return self.infer(v, torch.ones_like(v, dtype=torch.bool))[2]
 
@@ -199,6 +199,7 @@ class MPDBM(DeepBoltzmannBase):
         """Predicted labels (B,) int64: argmax of Q(y | v)."""
         return self.predict_log_proba(v).argmax(-1)
 
+    @checks_input
     def predict(self, v: torch.Tensor) -> torch.Tensor:
         """The classifier contract's name for :meth:`classify` (``genzoo evaluate`` reports
         the classification error of models with ``needs_labels`` and ``predict``)."""
@@ -226,10 +227,10 @@ class MPDBM(DeepBoltzmannBase):
         return torch.where(observed, x, draws)
 
     @torch.no_grad()
+    @checks_input
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
         """Mean -log Q of the bottom half of each image from the top half (nats per example;
         a fill-in figure, not a likelihood)."""
-        self.check_input(x)
         x = x.to(self.b[0].dtype)
         observed = torch.zeros_like(x, dtype=torch.bool)
         observed[:, : x.shape[1] // 2] = True

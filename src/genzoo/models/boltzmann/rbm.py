@@ -43,7 +43,7 @@ from torch import nn
 
 from genzoo.core.errors import GenzooError
 from genzoo.core.registry import register_model
-from genzoo.core.validation import check_binary
+from genzoo.models.base import checks_input
 from genzoo.models.boltzmann._ops import (
     ContrastiveFreeEnergy,
     RBMFamily,
@@ -127,17 +127,14 @@ class RBM(RBMFamily):
             if self.chains is not None:
                 self.chains.zero_()
 
-    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
-        """Raise InputError unless ``x`` is a finite binary (B, n_visible) floating tensor (the
-        fast check of the training loop)."""
-        check_binary(x, self.n_visible, name)
-
     # -- energies ---------------------------------------------------------------------------
 
+    @checks_input
     def energy(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """E(v, h) = -v^T W h - b^T v - c^T h. v (B, D), h (B, H) -> (B,)."""
         return -((v @ self.W) * h).sum(-1) - v @ self.b - h @ self.c
 
+    @checks_input
     def free_energy(self, v: torch.Tensor) -> torch.Tensor:
         """F(v) = -b^T v - sum_j softplus(c_j + (v^T W)_j), in nats. v (B, D) -> (B,)."""
         return self._free_energy_from_input(v, self._hidden_input(v))
@@ -181,6 +178,7 @@ class RBM(RBMFamily):
         return bernoulli(self.p_v_given_h(h, beta), generator)
 
     @torch.no_grad()
+    @checks_input
     def gibbs_step(
         self, v: torch.Tensor, beta: float = 1.0, generator: torch.Generator | None = None
     ) -> torch.Tensor:
@@ -191,6 +189,7 @@ class RBM(RBMFamily):
 
     # -- learning -----------------------------------------------------------------------------
 
+    @checks_input(nonempty=True)
     def loss(
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
@@ -205,7 +204,6 @@ class RBM(RBMFamily):
         two outer-product sums of the gradient); the data pre-activation x W + c is computed
         once and shared by the first hidden sample, F(x) and the gradient.
         """
-        self.check_input(x)
         x = x.to(dtype=self.W.dtype)
         cfg = self.config
         with torch.no_grad():
@@ -254,22 +252,22 @@ class RBM(RBMFamily):
         return cfg.sparsity_cost * value, s_data - cfg.sparsity_cost * (q - t)
 
     @torch.no_grad()
+    @checks_input
     def init_from_data(
         self, x_train: torch.Tensor, generator: torch.Generator | None = None
     ) -> None:
         """Set b to the logits of the (clamped) training marginals, and start the persistent
         chains at random training examples (``generator=None``: a CPU generator seeded 0).
         Called once by the Trainer on a fresh run. x_train (N, D) binary."""
-        self.check_input(x_train, "x_train")
         self.b.copy_(data_logits(x_train.to(self.b)))
         if self.chains is not None:
             start_chains_at_data(self.chains, x_train, generator)
 
     @torch.no_grad()
+    @checks_input
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
         """Mean free energy of x (nats, not a likelihood: log Z is missing) and the mean squared
         error of the deterministic mean-field reconstruction p(v | p(h | x)). No chain updates."""
-        self.check_input(x)
         x = x.to(dtype=self.W.dtype)
         a = self._hidden_input(x)
         f = self._free_energy_from_input(x, a).mean()
@@ -328,6 +326,7 @@ class RBM(RBMFamily):
     # -- AIS path (SM08) and exact log Z ------------------------------------------------------
 
     @torch.no_grad()
+    @checks_input
     def ais_base(self, x_train: torch.Tensor) -> RBM:
         """The base-rate model of SM08: an RBM of the same size with W = 0, c = 0 and b the
         logits of the clamped training marginals. Its samples are exact (sample_burn_in = 0)."""

@@ -31,6 +31,7 @@ from torch import nn
 
 from genzoo.core.config import check
 from genzoo.core.registry import register_model
+from genzoo.models.base import checks_input
 from genzoo.models.boltzmann._sequences import (
     RowSequenceConfig,
     RowSequenceModel,
@@ -106,6 +107,7 @@ class RNNRBM(RowSequenceModel):
         n, d = len(seq) * self.n_frames, self.frame_size
         return seq.reshape(n, d), b_v.reshape(n, d), b_h.reshape(n, -1)
 
+    @checks_input(nonempty=True)
     def loss(
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
@@ -116,6 +118,7 @@ class RNNRBM(RowSequenceModel):
         return frame_cd_loss(v, self.W, b_v, b_h, self.config.k, generator)
 
     @torch.no_grad()
+    @checks_input
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
         """Mean-field one-step reconstruction error of every frame given its true past."""
         seq = self.frames(x)
@@ -124,6 +127,7 @@ class RNNRBM(RowSequenceModel):
         recon = ((seq - torch.sigmoid(b_v + ph @ self.W.T)) ** 2).mean()
         return {"recon_error": float(recon)}
 
+    @checks_input
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Exact log p(x) = sum_t -F_t(v_t) - log Z_t in nats, x (B, T*D) -> (B,); needs a frame
         width or hidden layer of at most 16 units."""

@@ -65,6 +65,7 @@ from torch import nn
 from genzoo.core.config import check
 from genzoo.core.errors import ConfigError, GenzooError, TrainingDiverged
 from genzoo.core.registry import register_model
+from genzoo.models.base import checks_input
 from genzoo.models.boltzmann._ops import (
     RBMFamily,
     RBMFamilyConfig,
@@ -227,6 +228,7 @@ class SSRBM(RBMFamily):
 
     # -- energies -----------------------------------------------------------------------------
 
+    @checks_input
     def energy(
         self,
         v: torch.Tensor,
@@ -241,6 +243,7 @@ class SSRBM(RBMFamily):
         slab = 0.5 * (s**2 * self.alpha).sum(-1)
         return quad - ((v @ self.weight()) * h * s).sum(-1) + slab - h @ self.b
 
+    @checks_input
     def free_energy(self, v: torch.Tensor) -> torch.Tensor:
         """F(v), spikes summed and slabs integrated out, in nats. v (B, D) -> (B,)."""
         return self._free_energy(v, self.weight(), self.alpha, self.lam)
@@ -282,6 +285,7 @@ class SSRBM(RBMFamily):
         return mean, inv_lam.expand_as(mean)
 
     @torch.no_grad()
+    @checks_input
     def gibbs_step(
         self, v: torch.Tensor, beta: float = 1.0, generator: torch.Generator | None = None
     ) -> torch.Tensor:
@@ -299,6 +303,7 @@ class SSRBM(RBMFamily):
 
     # -- learning -----------------------------------------------------------------------------
 
+    @checks_input(nonempty=True)
     def loss(
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
@@ -306,7 +311,6 @@ class SSRBM(RBMFamily):
         F(v_model) (+ 0.5 weight_decay ||W||^2), differentiated by autograd (no matrix inverse).
         Figures: ``free_energy_gap`` (nats), ``recon_error`` (mean squared error of
         E[v | s, h] after one sweep from x), ``rho`` (the spectral norm of the effective model)."""
-        self.check_input(x)
         x = x.to(dtype=self.W.dtype)
         cfg = self.config
         with torch.no_grad():
@@ -337,22 +341,22 @@ class SSRBM(RBMFamily):
         }
 
     @torch.no_grad()
+    @checks_input
     def init_from_data(
         self, x_train: torch.Tensor, generator: torch.Generator | None = None
     ) -> None:
         """Lambda = 1 / the data's second moments about zero (the model has no visible mean:
         centre the data first), clipped to the bounds; persistent chains start at random training
         examples (``generator=None``: a CPU generator seeded 0). x_train (N, D)."""
-        self.check_input(x_train, "x_train")
         x = x_train.to(self.W)
         self._set_log_precision(self.log_lambda_logit, -torch.log((x**2).mean(0).clamp_min(1e-30)))
         if self.chains is not None:
             start_chains_at_data(self.chains, x_train, generator)
 
     @torch.no_grad()
+    @checks_input
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
         """Mean free energy of x (nats, not a likelihood: log Z is missing) and rho."""
-        self.check_input(x)
         x = x.to(dtype=self.W.dtype)
         rho = float(self.spectral_norm(self.weight()))
         return {"free_energy": float(self.free_energy(x).mean()), "rho": rho}
@@ -376,6 +380,7 @@ class SSRBM(RBMFamily):
     # -- AIS path ------------------------------------------------------------------------------
 
     @torch.no_grad()
+    @checks_input
     def ais_base(self, x_train: torch.Tensor) -> SSRBM:
         """The base model: an ssRBM with W = 0 and this model's Lambda, alpha and b (the path
         needs them shared; the data only checks the input). v ~ N(0, Lambda^{-1}) under it, so

@@ -56,7 +56,7 @@ from torch import nn
 
 from genzoo.core.config import check
 from genzoo.core.registry import register_model
-from genzoo.core.validation import check_binary
+from genzoo.models.base import checks_input
 from genzoo.models.directed._rank_one import BlockRankOneGaussian
 from genzoo.models.directed.objectives import (
     DiagonalGaussian,
@@ -149,10 +149,6 @@ class DLGM(GaussianLatentModel):
     def _ref(self) -> torch.Tensor:
         return self.trunk[0].weight
 
-    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
-        """InputError unless x is a finite binary (B, n_visible) floating tensor."""
-        check_binary(x, self.n_visible, name)
-
     # -- the two networks ------------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, log_var) of q(xi|x), each (B, J), layers concatenated bottom-up; for the
@@ -162,11 +158,11 @@ class DLGM(GaussianLatentModel):
             return q.loc, torch.log(q.variance)
         return q.mu, q.log_var
 
+    @checks_input
     def posterior(self, x: torch.Tensor) -> DiagonalGaussian | BlockRankOneGaussian:
         """q(xi|x) for x (B, D): batch shape (B,), event shape (J,); a
         :class:`DiagonalGaussian`, or a :class:`BlockRankOneGaussian` for the rank-one forms.
         The parameters of every layer come from one head per layer on the shared trunk."""
-        self.check_input(x)
         t = self.trunk(x.to(self._ref()))
         if self.config.posterior_cov == "diagonal":
             parts = [head(t).chunk(2, -1) for head in self.heads]
@@ -194,7 +190,7 @@ class DLGM(GaussianLatentModel):
         return bernoulli_log_likelihood(self.decode(xi), x.to(self._ref()))
 
     @torch.no_grad()
+    @checks_input
     def init_from_data(self, x_train: torch.Tensor, generator: torch.Generator | None = None) -> None:
         """Start the output bias of T_0 at the logits of the clamped pixel means."""
-        self.check_input(x_train, "x_train")
         self.transforms[0][-1].bias.copy_(data_logits(x_train.to(self._ref())))

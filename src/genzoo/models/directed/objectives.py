@@ -57,7 +57,7 @@ from torch import nn
 from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.core.protocols import LATENT
-from genzoo.models.base import GenzooModel, VisibleConfig
+from genzoo.models.base import GenzooModel, VisibleConfig, checks_input
 from genzoo.ops.numerics import LOG_2PI
 
 
@@ -356,16 +356,18 @@ class GaussianLatentModel(GenzooModel):
     def n_visible(self) -> int:
         return self.config.n_visible  # type: ignore[return-value]
 
+    @checks_input
     def log_joint(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x, z) = log N(z; 0, I) + log p(x|z) in nats: x (B, D), z (B, J) -> (B,), or
         z (S, B, J) -> (S, B)."""
-        self.check_input(x)
         return -0.5 * (z**2 + LOG_2PI).sum(-1) + self.log_likelihood(x, z)
 
+    @checks_input
     def proposal(self, x: torch.Tensor) -> GaussianPosterior:
         """q(z|x) (B, J), the importance sampler's proposal (:meth:`posterior`)."""
         return self.posterior(x)
 
+    @checks_input(nonempty=True)
     def loss(
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
@@ -375,6 +377,7 @@ class GaussianLatentModel(GenzooModel):
         return self.objective(self, x, generator)
 
     @torch.no_grad()
+    @checks_input
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
         """{"elbo": one-draw bound with the analytic KL (a fixed seed, so curves are comparable
         across steps), "kl": mean analytic KL}."""

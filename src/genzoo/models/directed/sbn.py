@@ -67,8 +67,7 @@ from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import LATENT
 from genzoo.core.registry import register_model
-from genzoo.core.validation import check_binary
-from genzoo.models.base import GenzooModel, VisibleConfig
+from genzoo.models.base import GenzooModel, VisibleConfig, checks_input
 from genzoo.models.directed.objectives import iwae_bound
 from genzoo.models.directed.vae import normal_linear_
 from genzoo.ops.numerics import bernoulli_log_likelihood, data_logits
@@ -294,15 +293,13 @@ class SBN(GenzooModel):
     def _ref(self) -> torch.Tensor:
         return self.top_bias
 
-    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
-        """InputError unless x is a finite binary (B, n_visible) floating tensor."""
-        check_binary(x, self.n_visible, name)
-
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
+        """x (checked by the public method that :func:`checks_input` guards) on the
+        parameters' dtype and device."""
         return x.to(self._ref())
 
     # -- the latent-variable contract -----------------------------------------------------
+    @checks_input
     def log_joint(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x, h) in nats: x (B, D), z = [h_1..h_L] (B, H) -> (B,) or (S, B, H) -> (S, B)."""
         x = self._prepare(x)
@@ -314,6 +311,7 @@ class SBN(GenzooModel):
             total = total + bernoulli_log_likelihood(layer(hs[l + 1]), hs[l])
         return total
 
+    @checks_input
     def proposal(self, x: torch.Tensor) -> LayeredBernoulli:
         """q(h|x), batch shape (B,), event shape (H,)."""
         return LayeredBernoulli(self._prepare(x), self.recognition)
@@ -345,6 +343,7 @@ class SBN(GenzooModel):
         x_dream, z_dream = self.sample_joint(n, generator)
         return LayeredBernoulli(x_dream, self.recognition).log_prob(z_dream).mean()
 
+    @checks_input(nonempty=True)
     def loss(
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
@@ -411,6 +410,7 @@ class SBN(GenzooModel):
         return out
 
     @torch.no_grad()
+    @checks_input
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
         """{"elbo": mean log w with one draw per example, "iwae_5": the 5-draw bound}, with a
         fixed seed so curves are comparable across steps."""
@@ -423,6 +423,7 @@ class SBN(GenzooModel):
                 "iwae_5": float(iwae_bound(log_w).mean())}
 
     @torch.no_grad()
+    @checks_input
     def init_from_data(self, x_train: torch.Tensor, generator: torch.Generator | None = None) -> None:
         """Start the visible biases b_0 at the logits of the clamped pixel means. x_train (N, D)."""
         self.generative[0].bias.copy_(data_logits(self._prepare(x_train)))

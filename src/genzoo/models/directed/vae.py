@@ -52,7 +52,7 @@ from torch import nn
 from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import GenzooError
 from genzoo.core.registry import register_model
-from genzoo.core.validation import check_binary, check_data
+from genzoo.models.base import checks_input
 from genzoo.models.directed.objectives import (
     ELBO,
     DiagonalGaussian,
@@ -235,13 +235,11 @@ class VAE(GaussianLatentModel):
     def _ref(self) -> torch.Tensor:
         return self.decoder[-1].bias
 
-    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
-        """InputError unless x is a finite (B, n_visible) floating tensor, binary for the
-        Bernoulli decoder (grey levels would be scored as if they were probabilities)."""
-        if self.config.decoder == "bernoulli":
-            check_binary(x, self.n_visible, name)
-        else:
-            check_data(x, self.n_visible, binary=False, name=name)
+    @property
+    def binary_input(self) -> bool:  # type: ignore[override]
+        """Binary x for the Bernoulli decoder (grey levels would be scored as if they were
+        probabilities); real x for the Gaussian one."""
+        return self.config.decoder == "bernoulli"
 
     # -- the two networks ------------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -275,9 +273,9 @@ class VAE(GaussianLatentModel):
         out = self.decode(z)
         return torch.sigmoid(out) if self.config.decoder == "bernoulli" else out[0]
 
+    @checks_input
     def posterior(self, x: torch.Tensor) -> DiagonalGaussian:
         """q(z|x) = N(mu, diag sigma^2) for x (B, D): batch shape (B,), event shape (J,)."""
-        self.check_input(x)
         mu, log_var = self.encode(x.to(self._ref()))
         return DiagonalGaussian(mu, log_var)
 
@@ -307,6 +305,7 @@ class VAE(GaussianLatentModel):
             return self.objective.kl_weight(self.step)
         return 1.0
 
+    @checks_input(nonempty=True)
     def loss(
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
@@ -319,6 +318,7 @@ class VAE(GaussianLatentModel):
         return out
 
     @torch.no_grad()
+    @checks_input
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
         """{"elbo": SGVB-B bound with one draw per example (a fixed seed, so curves are
         comparable across steps), "kl": mean analytic KL, "active_units": latents whose
@@ -334,12 +334,12 @@ class VAE(GaussianLatentModel):
         return int((mu.var(0, unbiased=True) > threshold).sum())
 
     @torch.no_grad()
+    @checks_input
     def init_from_data(
         self, x_train: torch.Tensor, generator: torch.Generator | None = None
     ) -> None:
         """Start the decoder's output bias at the data marginals (logits of the clamped pixel
         means for Bernoulli, means for Gaussian), as Burda et al. do. x_train (N, D)."""
-        self.check_input(x_train, "x_train")
         x = x_train.to(self._ref())
         bias = self.decoder[-1].bias
         if self.config.decoder == "bernoulli":

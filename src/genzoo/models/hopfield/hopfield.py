@@ -43,8 +43,7 @@ from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import InputError
 from genzoo.core.protocols import IMPLICIT
 from genzoo.core.registry import register_model
-from genzoo.core.validation import check_binary
-from genzoo.models.base import GenzooModel, VisibleConfig
+from genzoo.models.base import GenzooModel, VisibleConfig, checks_input
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,9 +109,9 @@ class HopfieldNetwork(GenzooModel):
         W = 0.5 * (self.W_raw + self.W_raw.T)
         return W - torch.diag_embed(torch.diagonal(W))
 
-    def _states(self, x: torch.Tensor, name: str = "x") -> torch.Tensor:
-        """{0, 1} data (B, N) -> {-1, +1} states on the parameters' dtype and device."""
-        check_binary(x, self.n_visible, name)
+    def _states(self, x: torch.Tensor) -> torch.Tensor:
+        """{0, 1} data (B, N), checked by the public method (:func:`checks_input`) -> {-1, +1}
+        states on the parameters' dtype and device."""
         return 2 * x.to(self.W_raw) - 1
 
     def _check_states(self, s: torch.Tensor, name: str = "s") -> torch.Tensor:
@@ -187,6 +186,7 @@ class HopfieldNetwork(GenzooModel):
 
     # -- storage ---------------------------------------------------------------------------
     @torch.no_grad()
+    @checks_input
     def partial_fit(self, x: torch.Tensor, rule: str | None = None) -> None:
         """Store the patterns x (P, N) in {0, 1} on top of the current memory: Hebbian adds
         (1/N) sum xi xi^T; Storkey applies its update one pattern at a time."""
@@ -219,6 +219,7 @@ class HopfieldNetwork(GenzooModel):
         self.partial_fit(x, rule)
 
     # -- the generative contract -----------------------------------------------------------
+    @checks_input(nonempty=True)
     def loss(
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
@@ -249,6 +250,7 @@ class HopfieldNetwork(GenzooModel):
         return (s + 1) / 2
 
     @torch.no_grad()
+    @checks_input
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
         """{"stable": fraction of units of the examples aligned with their field,
         "fixed_points": fraction of examples that are fixed points of the dynamics}."""

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from genzoo.core.config import check
 from genzoo.core.errors import InputError
 from genzoo.core.registry import register_model
-from genzoo.models.base import check_labels
+from genzoo.models.base import check_labels, checks_input
 from genzoo.models.implicit.gan import GAN, GANConfig
 from genzoo.models.implicit.generator import run_in_eval_mode
 
@@ -69,6 +69,7 @@ class ConditionalGAN(GAN):
         return F.one_hot(y.to(self._ref().device), self.n_classes).to(self._ref())
 
     @torch.no_grad()
+    @checks_input
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
         """``d_fake_prob`` (mean D(G(z|y)|y) on 1000 fakes of uniform labels, fixed seed); the
         real-data figures of the GAN need labels the validation hook does not receive."""

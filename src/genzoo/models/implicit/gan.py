@@ -73,6 +73,7 @@ from torch import nn
 from genzoo.core.config import check, check_nonnegative
 from genzoo.core.protocols import Phase
 from genzoo.core.registry import register_model
+from genzoo.models.base import checks_input
 from genzoo.models.implicit._maxout import ACTIVATIONS, DropoutMLPDiscriminator
 from genzoo.models.implicit.dcgan import (
     ARCHITECTURES,
@@ -331,6 +332,7 @@ class GAN(ImplicitGenerator):
         return ((1.0 - eps) * F.softplus(-l_real) + eps * F.softplus(l_real)).mean()
 
     @torch.no_grad()
+    @checks_input
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
         """Failure signals on up to 1000 held-out examples x (B, D) and as many samples (fixed
         seed): ``d_real_prob``, ``d_fake_prob`` (mean D), ``d_loss`` (-V; near 0 means the

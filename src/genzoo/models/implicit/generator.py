@@ -27,7 +27,7 @@ from torch import nn
 from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import GenzooError, InputError
 from genzoo.core.protocols import IMPLICIT
-from genzoo.models.base import GenzooModel, VisibleConfig
+from genzoo.models.base import GenzooModel, VisibleConfig, checks_input
 from genzoo.models.implicit.dcgan import normal_init
 
 Labels = torch.Tensor | None  # y (B,) int64 class labels, for a model that needs_labels
@@ -93,6 +93,7 @@ class ImplicitGenerator(GenzooModel):
             return 2.0 * u - 1.0
         return torch.randn(shape, generator=generator, dtype=ref.dtype, device=ref.device)
 
+    @checks_input(nonempty=True)
     def loss(
         self,
         x: torch.Tensor,
@@ -110,7 +111,6 @@ class ImplicitGenerator(GenzooModel):
         elif phase not in names:
             use = " or ".join(repr(n) for n in names) or "None (the model has no phases)"
             raise GenzooError(f"{type(self).__name__}.loss: phase={phase!r}; use {use}")
-        self.check_input(x)
         return self._phase_loss(x.to(self._ref()), phase, generator, y)
 
     def _phase_loss(

@@ -29,6 +29,7 @@ import torch
 
 from genzoo.core.config import check
 from genzoo.core.registry import register_model
+from genzoo.models.base import checks_input
 from genzoo.models.implicit.dcgan import build_generator
 from genzoo.models.implicit.generator import GeneratorConfig, ImplicitGenerator, Labels
 from genzoo.ops.kernels import mmd
@@ -114,6 +115,7 @@ class GMMN(ImplicitGenerator):
         return {"loss": loss, "mmd2": (loss.detach() ** 2)}
 
     @torch.no_grad()
+    @checks_input
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
         """``mmd2``: unbiased MMD^2 between up to 1000 held-out examples x (B, D) and as many
         samples (fixed seed), under the training kernels."""

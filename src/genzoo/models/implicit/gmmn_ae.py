@@ -27,6 +27,7 @@ from torch import nn
 from genzoo.core.config import check
 from genzoo.core.protocols import Phase
 from genzoo.core.registry import register_model
+from genzoo.models.base import checks_input
 from genzoo.models.implicit.dcgan import MLPGenerator
 from genzoo.models.implicit.generator import ImplicitGenerator, Labels
 from genzoo.models.implicit.gmmn import MomentMatchingConfig, mmd2, sqrt_mmd
@@ -114,6 +115,7 @@ class GMMNAE(ImplicitGenerator):
                                  self.config.bandwidths_sq)}
 
     @torch.no_grad()
+    @checks_input
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
         """``reconstruction``: cross-entropy of held-out x (B, D), nats per example;
         ``code_mmd2``: unbiased MMD^2 between up to 1000 held-out codes and as many generated

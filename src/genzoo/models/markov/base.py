@@ -26,8 +26,7 @@ from torch import nn
 from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import GenzooError, InputError
 from genzoo.core.protocols import IMPLICIT, INPAINT
-from genzoo.core.validation import check_binary, check_data
-from genzoo.models.base import GenzooModel, VisibleConfig
+from genzoo.models.base import GenzooModel, VisibleConfig, checks_input
 from genzoo.nn.init import normal_or_zero_
 from genzoo.ops.numerics import LOG_2PI, data_logits
 
@@ -230,16 +229,14 @@ class MarkovChainModel(GenzooModel):
     def n_visible(self) -> int:
         return self.config.n_visible  # type: ignore[return-value]
 
-    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
-        """InputError unless x is a finite (B, D) floating tensor, binary for Bernoulli units
-        (grey levels in [0, 1] with ``grey_levels``)."""
-        kind = self.config.reconstruction
-        if kind == "bernoulli" and not self.config.grey_levels:
-            check_binary(x, self.n_visible, name)
-            return
-        check_data(x, self.n_visible, binary=False, name=name)
-        if kind == "bernoulli" and not bool(((x >= 0) & (x <= 1)).all()):
-            raise InputError(f"{name} has values outside [0, 1]; grey levels must be in [0, 1]")
+    @property
+    def binary_input(self) -> bool:  # type: ignore[override]
+        """Bernoulli units take binary x, unless ``grey_levels`` (then x in [0, 1])."""
+        return self.config.reconstruction == "bernoulli" and not self.config.grey_levels
+
+    @property
+    def input_range(self) -> tuple[float, float] | None:  # type: ignore[override]
+        return (0.0, 1.0) if self.config.reconstruction == "bernoulli" else None
 
     def chain(
         self, x0: torch.Tensor, n_steps: int, generator: torch.Generator | None = None
@@ -339,10 +336,9 @@ class WalkbackChainModel(MarkovChainModel):
         of x at unobserved entries are ignored (only the observed ones are checked)."""
         if not isinstance(n_samples, int) or n_samples < 1:
             raise InputError(f"n_samples={n_samples!r} must be a positive integer")
-        if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self.n_visible:
-            self.check_input(x)  # raises, naming the expected shape
+        self.check_observed_input(x, torch.ones((), dtype=torch.bool))  # shape and dtype
         mask = check_mask(observed_mask, x)
-        self.check_input(torch.where(mask, x, torch.zeros_like(x)))
+        self.check_observed_input(x, mask)
         b, d = x.shape
         x = x.to(device=self.device, dtype=self.dtype).repeat(n_samples, 1)
         mask = mask.repeat(n_samples, 1)
@@ -350,6 +346,7 @@ class WalkbackChainModel(MarkovChainModel):
         steps = self.config.sample_steps if n_steps is None else n_steps
         return self.chain(x0, steps, generator, observed_mask=mask)[-1].reshape(n_samples, b, d)
 
+    @checks_input(nonempty=True)
     def loss(
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:

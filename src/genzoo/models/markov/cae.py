@@ -32,6 +32,7 @@ import torch
 
 from genzoo.core.config import check, check_nonnegative
 from genzoo.core.registry import register_model
+from genzoo.models.base import checks_input
 from genzoo.models.markov.base import (
     ChainConfig,
     MarkovChainModel,
@@ -120,13 +121,13 @@ class CAE(MarkovChainModel):
         """log P(x|w) in nats, (B,) (unit variance for the Gaussian reconstruction)."""
         return reconstruction_log_prob(x, w, self.config.reconstruction, torch.zeros_like(self.c))
 
+    @checks_input(nonempty=True)
     def loss(
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
         """``loss``: mean of -log P(x|g(f(x))) + lambda ||J_f(x)||_F^2 over x (B, D);
         ``reconstruction`` (nats per example) and ``contraction`` (the mean penalty),
         detached. Deterministic: ``generator`` is unused."""
-        self.check_input(x)
         x = x.to(self.W)
         h = self.encode(x)
         rec = -self.log_reconstruction(x, self.decode(h))
@@ -138,6 +139,7 @@ class CAE(MarkovChainModel):
         }
 
     @torch.no_grad()
+    @checks_input
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
         out = self.loss(x)
         return {"reconstruction": float(out["reconstruction"]),
@@ -183,10 +185,10 @@ class CAE(MarkovChainModel):
         return torch.stack(states)
 
     @torch.no_grad()
+    @checks_input
     def init_from_data(
         self, x_train: torch.Tensor, generator: torch.Generator | None = None
     ) -> None:
         """Start the output bias at the data marginals (logits of the clamped means for
         Bernoulli, the means for Gaussian)."""
-        self.check_input(x_train, "x_train")
         init_visible_bias_(self.c, None, x_train.to(self.W), self.config.reconstruction)

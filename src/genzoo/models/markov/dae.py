@@ -39,6 +39,7 @@ from torch import nn
 from genzoo.core.config import check
 from genzoo.core.errors import InputError
 from genzoo.core.registry import register_model
+from genzoo.models.base import checks_input
 from genzoo.models.markov.base import (
     WalkbackChainModel,
     WalkbackConfig,
@@ -170,13 +171,13 @@ class DAE(WalkbackChainModel):
         return binary_states(codes, d, self.dtype).flip(-1)
 
     # -- training --------------------------------------------------------------------------
+    @checks_input
     def walkback_losses(
         self, x: torch.Tensor, generator: torch.Generator | None = None, k: int | None = None
     ) -> torch.Tensor:
         """-log P(x | x~_j) for the j = 1..K reconstructions of the walk from each example,
         (K, B) in nats; K = ``k`` or the config's ``walkback``. Row 0 is the ordinary DAE
         criterion; gradients do not flow through the draws x* of the walk."""
-        self.check_input(x)
         x = x.to(self.W)
         k = self.config.walkback if k is None else k
         x_star, rows = x, []
@@ -188,6 +189,7 @@ class DAE(WalkbackChainModel):
         return torch.stack(rows)
 
     @torch.no_grad()
+    @checks_input
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
         """{"reconstruction": -log P(x|x~) for one corruption per example with a fixed seed,
         so curves are comparable across steps}."""
@@ -195,10 +197,10 @@ class DAE(WalkbackChainModel):
         return {"reconstruction": float(self.walkback_losses(x, g, k=1)[0].mean())}
 
     @torch.no_grad()
+    @checks_input
     def init_from_data(
         self, x_train: torch.Tensor, generator: torch.Generator | None = None
     ) -> None:
         """Start the output bias at the data marginals: logits of the clamped pixel means
         (Bernoulli) or the means, with log sigma at the log standard deviations (Gaussian)."""
-        self.check_input(x_train, "x_train")
         init_visible_bias_(self.c, self.log_sigma, x_train.to(self.W), self.config.reconstruction)

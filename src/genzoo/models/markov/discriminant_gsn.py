@@ -33,8 +33,7 @@ from torch import nn
 
 from genzoo.core.config import Config, check, check_nonnegative
 from genzoo.core.errors import InputError
-from genzoo.core.validation import check_data
-from genzoo.models.base import GenzooModel
+from genzoo.models.base import GenzooModel, checks_input
 from genzoo.nn.init import normal_or_zero_
 
 
@@ -97,12 +96,12 @@ class DiscriminantGSN(GenzooModel):
     def walkback(self) -> int:
         return 2 * self.n_layers if self.config.walkback is None else self.config.walkback
 
-    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
-        """InputError unless x is a finite floating (B, n_inputs) tensor."""
-        check_data(x, self.config.n_inputs, binary=False, name=name)
+    @property
+    def input_width(self) -> int:
+        return self.config.n_inputs
 
     def _check(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        self.check_input(x)
+        """x (checked by :func:`checks_input`) on the parameters' dtype, after checking y."""
         if y is not None and (y.dtype != torch.int64 or y.shape != x.shape[:1]
                               or bool(((y < 0) | (y >= self.config.n_classes)).any())):
             raise InputError(f"y must be (B,) int64 labels in 0..{self.config.n_classes - 1}")
@@ -152,6 +151,7 @@ class DiscriminantGSN(GenzooModel):
     def _start(self, y1: torch.Tensor) -> list[torch.Tensor]:
         return [y1, *[y1.new_zeros(len(y1), n) for n in self.config.hidden]]
 
+    @checks_input(nonempty=True)
     def loss(self, x: torch.Tensor, y: torch.Tensor,
              generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """``loss``: mean over the K walkback steps and the batch of -log P(y | h^1_k)
@@ -168,6 +168,7 @@ class DiscriminantGSN(GenzooModel):
         return {"loss": nll.mean(), "nll_first": nll[0].mean().detach()}
 
     @torch.no_grad()
+    @checks_input
     def predict_proba(self, x: torch.Tensor, generator: torch.Generator | None = None,
                       n_steps: int | None = None) -> torch.Tensor:
         """(B, C): P(y | h^1_t) averaged over the chain's steps after the burn-in, the chain
@@ -187,6 +188,7 @@ class DiscriminantGSN(GenzooModel):
         return total / (steps - burn)
 
     @torch.no_grad()
+    @checks_input
     def predict(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """argmax of :meth:`predict_proba`, (B,) int64."""
         return self.predict_proba(x, generator).argmax(-1)

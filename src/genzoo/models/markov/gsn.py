@@ -40,6 +40,7 @@ from torch import nn
 
 from genzoo.core.config import check, check_nonnegative
 from genzoo.core.registry import register_model
+from genzoo.models.base import checks_input
 from genzoo.models.markov.base import (
     WalkbackChainModel,
     WalkbackConfig,
@@ -188,12 +189,12 @@ class GSN(WalkbackChainModel):
                     state[l] = torch.tanh(a)
         return state, w, x_draw
 
+    @checks_input
     def walkback_losses(
         self, x: torch.Tensor, generator: torch.Generator | None = None, k: int | None = None
     ) -> torch.Tensor:
         """-log P(x | w_k) of the K = ``k`` (default :attr:`walkback`) reconstructions of the
         unrolled chain from each example, (K, B) in nats."""
-        self.check_input(x)
         x = x.to(self.biases[0])
         state = self.initial_state(x, generator)
         rows = []
@@ -204,6 +205,7 @@ class GSN(WalkbackChainModel):
         return torch.stack(rows)
 
     @torch.no_grad()
+    @checks_input
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
         """{"walkback": the training loss under a fixed seed, "reconstruction": its first
         step}, so curves are comparable across steps."""
@@ -212,11 +214,11 @@ class GSN(WalkbackChainModel):
         return {"walkback": float(nll.mean()), "reconstruction": float(nll[0].mean())}
 
     @torch.no_grad()
+    @checks_input
     def init_from_data(
         self, x_train: torch.Tensor, generator: torch.Generator | None = None
     ) -> None:
         """Visible bias at the data marginals (logits of clamped means, or means and log
         standard deviations for the Gaussian reconstruction)."""
-        self.check_input(x_train, "x_train")
         x = x_train.to(self.biases[0])
         init_visible_bias_(self.biases[0], self.log_sigma, x, self.config.reconstruction)
