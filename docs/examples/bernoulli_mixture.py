@@ -25,7 +25,7 @@ from torch import nn
 from genzoo.core.config import check
 from genzoo.core.protocols import EXACT_LIKELIHOOD, INPAINT
 from genzoo.core.registry import register_model
-from genzoo.models.base import GenzooModel, VisibleConfig
+from genzoo.models.base import GenzooModel, VisibleConfig, checks_input
 from genzoo.ops.numerics import data_logits, softplus
 
 
@@ -71,12 +71,13 @@ class BernoulliMixture(GenzooModel):
             return x @ self.logits.T - softplus(self.logits).sum(-1)
         return (x * mask) @ self.logits.T - mask @ softplus(self.logits).T
 
+    @checks_input
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log p(x) (B,) = logsumexp_k [log pi_k + log p(x | k)]."""
-        self.check_input(x)
         x = x.to(self.logits.dtype)
         return torch.logsumexp(self._log_weights() + self._log_p_given_k(x), dim=-1)
 
+    @checks_input(nonempty=True)
     def loss(
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:

@@ -189,9 +189,13 @@ def _cmd_chain(args: argparse.Namespace) -> int:
         if markov:
             states = model.chain(x0, args.steps, generator=generator)
         else:
+            from genzoo.models.base import trusted_input
+
             states = [x0]
-            for _ in range(args.steps):
-                states.append(model.gibbs_step(states[-1], generator=generator))
+            model.check_input(x0, "the chain's start")
+            with trusted_input():  # the chain's own states after the checked start
+                for _ in range(args.steps):
+                    states.append(model.gibbs_step(states[-1], generator=generator))
             states = torch.stack(states)
     states = states.float().cpu().clamp(0, 1)
     if args.out.suffix.lower() == ".gif":

@@ -40,6 +40,7 @@ from genzoo.evaluation.config import EvalConfig
 from genzoo.evaluation.exact import exact_log_partition
 from genzoo.evaluation.report import NLL_UNIT, EvaluationReport
 from genzoo.evaluation.stats import Estimate
+from genzoo.models.base import trusted_input
 
 # (evaluation copy, AIS base, lo, hi, generator) -> start states (hi - lo, D) of reverse runs.
 ReverseStart = Callable[[object, object, int, int, torch.Generator], torch.Tensor]
@@ -84,8 +85,10 @@ def model_samples_for_reverse_ais(
         v = chains[rows].clone()
     else:
         v = base.sample(n, generator)
-    for _ in range(burn_in):
-        v = model.gibbs_step(v, generator=generator)
+    model.check_input(v, "the starting states")
+    with trusted_input():  # the chain's own states: checked once above, not at every step
+        for _ in range(burn_in):
+            v = model.gibbs_step(v, generator=generator)
     return v
 
 
