@@ -83,9 +83,10 @@ def _collectives(rank: int, world: int, port: int, out_dir: str) -> None:
 def test_a_missing_peer_stops_the_start_with_a_one_line_fix(monkeypatch, rank):
     # WORLD_SIZE=2 with the other process never launched: rank 0 waits for it, rank 1 for
     # rank 0's store; either gives up after the start-up timeout instead of the group's 30 min.
-    as_torchrun_rank(rank, 2, free_port())
-    for var in TORCHRUN_VARS:
-        monkeypatch.setenv(var, os.environ[var])
+    env = {"RANK": rank, "WORLD_SIZE": 2, "LOCAL_RANK": rank, "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": free_port()}  # fmt: skip
+    for var, value in env.items():
+        monkeypatch.setenv(var, str(value))
     with pytest.raises(GenzooError, match=r"of 2 found no complete group .* within 1 s.*start all 2"):
         gz_dist.init_from_env("cpu", startup_timeout_s=1.0)
     assert not gz_dist.is_initialized()
