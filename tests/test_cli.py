@@ -109,11 +109,29 @@ def test_out_of_range_hyperparameter(tmp_path, capsys):
 
 
 def test_non_binary_data_for_bernoulli_model(tmp_path, capsys):
-    grey = ["--data", "digits", "--set", "model.n_hidden=12", "--set", "train.epochs=1",
-            "--set", "train.progress=false"]
+    # Grey levels kept on purpose (data.binarize=none) are refused by a Bernoulli model.
+    grey = ["--data", "digits", "--set", "data.binarize=none", "--set", "model.n_hidden=12",
+            "--set", "train.epochs=1", "--set", "train.progress=false"]
     code = main(["train", "rbm", *grey, "--out", str(tmp_path / "r")])
     assert code == 2
     assert "not binary" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name,extra,binarize", [
+    ("rbm", [], "dynamic"),  # binary units on the grey-level default data set
+    ("vae", ["--set", "model.decoder=gaussian"], "none"),  # real-valued: grey levels kept
+    ("rbm", ["--set", "data.binarize=threshold"], "threshold"),  # the user's choice stands
+])  # fmt: skip
+def test_train_with_no_data_named_picks_a_binarization_for_binary_units(
+    tmp_path, capsys, name, extra, binarize
+):
+    run = tmp_path / "r"
+    args = ["--set", "train.epochs=1", "--set", "train.progress=false", "--set",
+            "train.grid_samples=0", *extra]  # fmt: skip
+    assert main(["train", name, *args, "--out", str(run)]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"]["name"] == "digits" and config["data"]["binarize"] == binarize
+    assert ("data.binarize=dynamic" in capsys.readouterr().err) == (binarize == "dynamic")
 
 
 def test_refuses_to_overwrite_a_run(tiny_run, capsys):

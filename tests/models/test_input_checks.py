@@ -136,3 +136,12 @@ def test_nested_calls_are_checked_once(monkeypatch):
     model.loss(x)
     model.sample(3)
     assert seen == ["x"]
+
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_takes_binary_input_is_known_from_the_config_before_the_model_is_built(name):
+    # The command line picks a binarization from it before the data fix n_visible; it must
+    # agree with the built model's own binary_input.
+    model, _ = _build(name)
+    assert type(model).takes_binary_input(model.config) == model.binary_input

@@ -120,6 +120,28 @@ def _resume_or_fresh(args: argparse.Namespace, announce: bool) -> bool:
     return False
 
 
+def _default_binarization(cfg, spec, overrides: list[str], announce: bool):
+    """A model with binary units on a grey-level data set (digits, the default; mnist;
+    frey-faces) whose command line names neither data.binarize nor data.dequantize is trained
+    with dynamic binarization, the standard setup for MNIST, recorded in config.json; an
+    explicit data.binarize=none keeps the grey levels (and the model refuses them)."""
+    from genzoo.data.config import GREY_LEVELS
+
+    named = {o.split("=", 1)[0].strip() for o in overrides}
+    if (
+        named & {"data.binarize", "data.dequantize"}
+        or cfg.data.name not in GREY_LEVELS
+        or cfg.data.binarize != "none"
+        or not getattr(spec.cls, "takes_binary_input", lambda c: False)(cfg.model)
+    ):
+        return cfg
+    if announce:
+        print(f"genzoo: {spec.name} has binary units and {cfg.data.name} has grey levels: "
+              "data.binarize=dynamic (a fresh Bernoulli draw each epoch; set data.binarize="
+              "threshold or none to choose otherwise)", file=sys.stderr)
+    return cfg.with_overrides(["data.binarize=dynamic"])
+
+
 def _train(args: argparse.Namespace, spec, writes: bool) -> int:
     from genzoo import distributed as gz_dist
     from genzoo.data import load_data
@@ -145,6 +167,8 @@ def _train(args: argparse.Namespace, spec, writes: bool) -> int:
         if args.data is not None:
             cfg = cfg.with_overrides([f"data.name={args.data}"])
     cfg = cfg.with_overrides(args.overrides)
+    if not resume:
+        cfg = _default_binarization(cfg, spec, args.overrides, announce=writes)
     cfg, pretrain = _pretraining(cfg, getattr(args, "pretrain", None), resume)
     device = cfg.train.device
     ctx = gz_dist.init_from_env(None if device == "auto" else device)

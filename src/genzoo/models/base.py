@@ -71,6 +71,13 @@ def trusted_input() -> Iterator[None]:
         _inside.depth -= 1
 
 
+class _ConfigOnly:
+    """Stands in for a model whose config-dependent properties are read before it is built."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+
 def checks_input(method: _F | None = None, *, nonempty: bool = False):
     """Decorator of a public model method whose first argument is a data batch: the call runs
     ``self.check_input(batch, name)`` first (``name``: the parameter's own, e.g. ``v``), and
@@ -185,6 +192,17 @@ class GenzooModel(nn.Module):
             if t.is_floating_point():
                 return t.dtype
         return torch.get_default_dtype()
+
+    @classmethod
+    def takes_binary_input(cls, config: Config) -> bool:
+        """Whether a model of this class built from ``config`` takes binary data, known before
+        it is built (the command line picks a binarization from it): ``binary_input``, or,
+        where a model makes that a property of its config, the property's value for
+        ``config`` (such properties read ``self.config`` only)."""
+        attr = inspect.getattr_static(cls, "binary_input")
+        if isinstance(attr, property):
+            return bool(attr.fget(_ConfigOnly(config)))
+        return bool(attr)
 
     @property
     def input_width(self) -> int:
