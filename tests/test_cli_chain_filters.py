@@ -79,9 +79,10 @@ def test_a_run_that_failed_before_training_can_be_started_again(tmp_path, capsys
     base = ["train", "rbm", "--data", "digits", "--set", "data.n_train=100", "--set",
             "train.epochs=1", "--set", "train.progress=false", "--set", "model.n_hidden=4",
             "--set", "model.sample_burn_in=2", "--set", "train.grid_samples=4"]
-    # Grey digits for a Bernoulli model: refused by the data check, after config.json was
-    # written. The same command with the fix named in the error then runs in the same place.
-    assert main(base + ["--out", str(out)]) == 2
+    # Grey digits kept (data.binarize=none) for a Bernoulli model: refused by the data check,
+    # after config.json was written. The same command with the fix named in the error then
+    # runs in the same place.
+    assert main(base + ["--set", "data.binarize=none", "--out", str(out)]) == 2
     assert "binarize" in capsys.readouterr().err
     assert main(base + ["--set", "data.binarize=threshold", "--out", str(out)]) == 0
     # A directory holding a trained run is still refused.
