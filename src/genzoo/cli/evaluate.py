@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 
 from genzoo.core.errors import GenzooError
 
@@ -29,10 +30,21 @@ def _json_safe(obj):
     return obj
 
 
+def _progress_line(name: str, done: int, total: int, elapsed_s: float) -> None:
+    """One stderr line per report of a long estimator: where it is and the time left."""
+    left = elapsed_s * (total - done) / done if done else math.nan
+    print(f"genzoo: {name}: {done}/{total} ({100 * done / total:.0f}%), {elapsed_s:.0f} s, "
+          f"about {left:.0f} s left", file=sys.stderr, flush=True)
+
+
+def _silent(name: str, done: int, total: int, elapsed_s: float) -> None:
+    """The other processes of a torchrun group: rank 0 reports for all."""
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from genzoo import distributed as gz_dist
     from genzoo.data import load_data
-    from genzoo.evaluation import evaluate
+    from genzoo.evaluation import evaluate, progress
     from genzoo.training.checkpoint import load_model
     from genzoo.utils.devices import resolve_device
     from genzoo.utils.io import atomic_write_text, check_output_path
@@ -61,7 +73,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         model, cfg = load_model(args.run_dir, device=ctx.device, model_overrides=model_sets)
         cfg = cfg.with_overrides(overrides)
         bundle = load_data(cfg.data)
-        report = evaluate(model, bundle, cfg.eval, distributed=ctx.is_distributed)
+        with progress.reporting(_progress_line if ctx.is_main else _silent):
+            report = evaluate(model, bundle, cfg.eval, distributed=ctx.is_distributed)
         doc = report.to_dict()
         doc["model"] = cfg.model_name
         doc["data"] = cfg.data.name

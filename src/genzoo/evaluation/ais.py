@@ -33,6 +33,7 @@ import torch
 
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import AIS, has
+from genzoo.evaluation import progress
 from genzoo.evaluation.shards import map_shards
 from genzoo.evaluation.stats import Estimate, effective_sample_size, log_mean_exp_stderr
 
@@ -85,7 +86,9 @@ def _float_copies(model, base, dtype: torch.dtype):
 
 
 @torch.no_grad()
-def _anneal(model, base, betas: list[float], v: torch.Tensor, generator) -> torch.Tensor:
+def _anneal(
+    model, base, betas: list[float], v: torch.Tensor, generator, direction: str = "forward"
+) -> torch.Tensor:
     """Run the AIS recursion over ``betas`` from states v (n, D); return log w (n,).
 
     Each step is the AnnealingPath contract's ``annealed_step``: the increment
@@ -93,9 +96,11 @@ def _anneal(model, base, betas: list[float], v: torch.Tensor, generator) -> torc
     last temperature)."""
     log_w = torch.zeros(v.shape[0], dtype=torch.float64, device=v.device)
     last = len(betas) - 1
+    done = progress.stage(f"{direction} AIS, {v.shape[0]} runs", last)
     for k in range(1, len(betas)):
         inc, v = model.annealed_step(v, betas[k - 1], betas[k], base, generator, transition=k < last)
         log_w += inc.to(torch.float64)
+        done.update(k)
     return log_w
 
 
@@ -197,7 +202,7 @@ def reverse_ais_from(
     device = next(m.parameters()).device
 
     def shard(lo: int, hi: int, g: torch.Generator) -> torch.Tensor:
-        return _anneal(m, a, b, start(lo, hi, g).to(device=device, dtype=dtype), g)
+        return _anneal(m, a, b, start(lo, hi, g).to(device=device, dtype=dtype), g, "reverse")
 
     log_w = map_shards(n_runs, batch_size or n_runs, shard, 1, generator, distributed)[:, 0]
     est, se = log_mean_exp_stderr(log_w)
