@@ -85,7 +85,7 @@ def model_samples_for_reverse_ais(
         v = chains[rows].clone()
     else:
         v = base.sample(n, generator)
-    model.check_input(v, "the starting states")
+    check_data(model, v, "the starting states")
     with trusted_input():  # the chain's own states: checked once above, not at every step
         for _ in range(burn_in):
             v = model.gibbs_step(v, generator=generator)
