@@ -16,11 +16,7 @@ import datetime as _dt
 import gc
 import json
 import os
-import platform
-import shlex
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,7 +24,17 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from unittest import mock
 
-import numpy as np
+from genzoo.utils import provenance
+
+# re-exported: the speed comparisons read them as common.*
+from genzoo.utils.provenance import (  # noqa: F401
+    busy_notes,
+    load_average,
+    machine_info,
+    source_commit,
+)
+
+version = provenance.package_version
 
 SCHEMA_VERSION = 2
 BENCH_DIR = Path(__file__).resolve().parent
@@ -127,70 +133,19 @@ def row_names() -> list[str]:
 # ------------------------------------------------------------------------------ provenance
 
 
-def git_info(repo: Path = REPO_ROOT) -> dict[str, Any]:
-    """``{"commit": sha or "uncommitted", "dirty": bool}`` of the working tree."""
-    def git(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True,
-                              check=False)
-
-    try:
-        head, status = git("rev-parse", "HEAD"), git("status", "--porcelain")
-    except OSError:  # no git binary
-        return {"commit": "uncommitted", "dirty": True}
-    commit = head.stdout.strip() if head.returncode == 0 else "uncommitted"
-    return {"commit": commit, "dirty": commit == "uncommitted" or bool(status.stdout.strip())}
-
-
 # A long benchmark publishes hours later, when HEAD may have moved on: the code it ran is the
 # code this process imported, so the commit is read once, at import.
-_GIT_AT_START = git_info()
+_GIT_AT_START = source_commit(REPO_ROOT)
 
 
 def run_git() -> dict[str, Any]:
-    """:func:`git_info` as it was when this process started the benchmark code."""
+    """:func:`~genzoo.utils.provenance.source_commit` as it was when this process started the benchmark code."""
     return dict(_GIT_AT_START)
-
-
-def machine_info() -> dict[str, Any]:
-    """CPU model, core and thread counts, load, and the versions of the numeric libraries."""
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip()
-                   for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.lower().startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    info: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count(),
-                            "torch_threads": torch.get_num_threads(),
-                            "platform": platform.platform(), "python": platform.python_version(),
-                            "torch": torch.__version__, "numpy": np.__version__}
-    try:  # other work on the machine slows everything; the load says how busy it was
-        info["load_average_1_5_15"] = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        pass
-    try:
-        import sklearn
-
-        info["sklearn"] = sklearn.__version__
-        from threadpoolctl import threadpool_info
-
-        info["blas"] = [{k: p.get(k) for k in ("internal_api", "num_threads", "version")}
-                        for p in threadpool_info()]
-    except ImportError:
-        pass
-    return info
 
 
 def command_line(argv: list[str] | None = None) -> str:
     """The command that reproduces this run, relative to the repository root."""
-    argv = list(sys.argv if argv is None else argv)
-    try:
-        argv[0] = str(Path(argv[0]).resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        pass
-    return "python " + " ".join(shlex.quote(a) for a in argv)
+    return provenance.command_line(argv, REPO_ROOT)
 
 
 def header(benchmark: str, row: str, title: str, kind: str, smoke: bool,
@@ -390,31 +345,6 @@ def limit_threads(n: int | None) -> None:
         threadpool_limits(n)
     except ImportError:
         pass
-
-
-def version(module: str) -> str:
-    try:
-        return str(__import__(module).__version__)
-    except Exception:  # noqa: BLE001 - a version string is informational only
-        return "unknown"
-
-
-def load_average() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except (OSError, AttributeError):
-        return None
-
-
-def busy_notes(when: str, advice: str, load: float | None = None) -> list[str]:
-    """A note when the 1-minute load average (``load``, or now) exceeded half the cores:
-    other work on the machine slows every implementation, unevenly."""
-    load = load_average() if load is None else load
-    cores = os.cpu_count() or 1
-    if load is None or load <= 0.5 * cores:
-        return []
-    return [(f"The machine was busy with other work (1-minute load average {load:.2f} on "
-             f"{cores} cores {when}): {advice}")]
 
 
 def timed_fit(model: Any, model_name: str, data: Any, bundle: Any, run_dir: Path | str,

@@ -9,6 +9,9 @@ A run directory holds::
                                 param_groups, with references to the tensors above
     checkpoint.json             the manifest: step and the SHA-256 of each file above
     metrics.csv, samples.png    logs and pictures (not part of a checkpoint)
+    environment.json            where the run started: genzoo's version and commit, the
+                                command, the machine and its libraries (not part of a
+                                checkpoint; genzoo.utils.provenance.environment)
     best/                       with train.keep_best: a model-only checkpoint (config.json,
                                 model.safetensors, checkpoint.json) of the model with the best
                                 validation figure, loadable as a run directory of its own

@@ -1,8 +1,9 @@
 """The run directory of one Trainer run and its rules.
 
 :class:`RunDirectory` is the Trainer's only way to the files of a run (their layout and the
-crash-safe commit are in :mod:`genzoo.training.checkpoint`): ``config.json``, the checkpoint
-and its ``previous/`` copy, ``best/``, ``metrics.csv`` and ``samples.png``. Its rules:
+crash-safe commit are in :mod:`genzoo.training.checkpoint`): ``config.json``,
+``environment.json``, the checkpoint and its ``previous/`` copy, ``best/``, ``metrics.csv`` and
+``samples.png``. Its rules:
 
 * a run directory is written by one process at a time: the writer holds an advisory lock
   (``flock``) on ``.genzoo.lock`` in it (:func:`run_lock`), which also marks the folder as a
@@ -19,6 +20,7 @@ and its ``previous/`` copy, ``best/``, ``metrics.csv`` and ``samples.png``. Its 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import stat
@@ -30,9 +32,11 @@ import torch
 
 from genzoo.core.errors import CheckpointError, TrainingDiverged
 from genzoo.training import checkpoint as ckpt
-from genzoo.training.manifest import LOCK_FILE, check_regular, is_run_entry
+from genzoo.training.manifest import ENVIRONMENT_FILE, LOCK_FILE, check_regular, is_run_entry
 from genzoo.training.model_calls import write_samples
 from genzoo.training.seeding import device_key
+from genzoo.utils.io import atomic_write_bytes
+from genzoo.utils.provenance import environment
 
 try:
     import fcntl
@@ -224,12 +228,14 @@ class RunDirectory:
 
     def prepare_fresh(self) -> None:
         """Refuse a folder holding a checkpoint or files genzoo did not write (:func:`check_fresh`);
-        write ``config.json``; drop stale logs and a stale ``best/`` (left by a run that failed
+        write ``config.json`` and ``environment.json`` (the code, command and machine); drop stale logs and a stale ``best/`` (left by a run that failed
         before its first checkpoint)."""
         if not self.writes:
             return
         check_fresh(self.path)
         ckpt.write_config(self.path, self.run_config)
+        atomic_write_bytes(self.path / ENVIRONMENT_FILE,
+                           (json.dumps(environment(), indent=2) + "\n").encode())
         for stale in (ckpt.METRICS_FILE, ckpt.SAMPLES_FILE):  # left by a run that failed early
             try:
                 os.unlink(self.path / stale)
