@@ -25,9 +25,10 @@ import numpy as np
 import torch
 
 from genzoo.core.errors import ConfigError, DataError, GenzooError
-from genzoo.data import IN_MEMORY, DataBundle, DataConfig, Split, load_data, recorded_config
+from genzoo.core.protocols import IMPLICIT
+from genzoo.data import IN_MEMORY, DataBundle, Split, load_data, recorded_config
 from genzoo.data.user import resolve_path, to_values
-from genzoo.evaluation import EvalConfig, Estimate, EvaluationReport, evaluate
+from genzoo.evaluation import Estimate, EvalConfig, EvaluationReport, estimator_for, evaluate
 from genzoo.run_config import SECTIONS, RunConfig
 
 
@@ -217,20 +218,20 @@ def score(
     Raises :class:`GenzooError` for a model without a likelihood (implicit models: see
     ``genzoo evaluate`` for their sample-based measures).
     """
+    entry = estimator_for(model)
+    if entry is None or entry.capability == IMPLICIT:
+        raise GenzooError(
+            f"{type(model).__name__} has no likelihood estimator, so it has no score; "
+            "genzoo evaluate gives the sample-based measures of a model that only samples"
+        )
     batch = _as_batch(x)
     binary = bool(((batch == 0) | (batch == 1)).all())
     split = Split(batch)
     bundle = DataBundle(name=IN_MEMORY, train=split, valid=split, test=split,
                         image_shape=(1, batch.shape[1]), binary=binary,
                         description="examples given to score")
-    cfg = _section(EvalConfig(), {**eval_settings, "split": "test"}, "eval")
+    cfg = _section(EvalConfig(), {**eval_settings, "split": "test", "task": "likelihood"}, "eval")
     report = evaluate(model, bundle, cfg, generator)
-    if report.nll is None or report.samples is not None:
-        raise GenzooError(
-            f"{type(model).__name__} has no likelihood estimator (evaluation: "
-            f"{report.estimator}), so it has no score; genzoo evaluate gives its "
-            "sample-based measures"
-        )
     if not estimate:
         return -report.nll.value
     diagnostics = dict(report.nll.diagnostics)

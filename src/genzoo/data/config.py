@@ -37,7 +37,7 @@ def looks_like_path(name: str) -> bool:
     """Whether ``name`` reads as a path: it holds a separator, starts with . or ~, or ends in
     a suffix genzoo reads."""
     return (
-        "/" in name or "\\" in name or name.startswith(".") or name.startswith("~")
+        "/" in name or "\\" in name or name.startswith((".", "~"))
         or name.lower().endswith(USER_FILE_SUFFIXES)
     )
 
