@@ -369,6 +369,18 @@ def test_train_and_evaluate_on_a_user_npz_through_the_cli(tmp_path, capsys):
     assert main(["evaluate", str(run), "--json", "--allow-changed-data"]) == 0
 
 
+def test_a_relative_path_is_recorded_absolute_by_train(tmp_path, monkeypatch):
+    from genzoo.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    np.save("v.npy", (RNG.random((30, 4)) > 0.5).astype(np.float32))
+    tiny = ["--set", "model.n_hidden=2", "--set", "train.epochs=1", "--set",
+            "train.progress=false", "--set", "train.grid_samples=4"]
+    assert main(["train", "rbm", "--set", "data.name=./v.npy", *tiny, "--out", "run"]) == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["data"]["name"] == str(
+        tmp_path / "v.npy")
+
+
 def test_a_bernoulli_model_refuses_grey_user_data_with_the_fix(tmp_path, capsys):
     from genzoo.cli import main
 

@@ -156,6 +156,8 @@ def _train(args: argparse.Namespace, spec, writes: bool) -> int:
             cfg = cfg.with_overrides([f"data.name={resolve_path(args.data)}"])
     cfg = cfg.with_overrides(args.overrides)
     if not resume:
+        # A path given by --set data.name=... is recorded absolute too.
+        cfg = dataclasses.replace(cfg, data=cfg.data.replace(name=resolve_path(cfg.data.name)))
         cfg = _default_binarization(cfg, spec, args.overrides, announce=writes)
     cfg, pretrain = _pretraining(cfg, getattr(args, "pretrain", None), resume)
     device = cfg.train.device
