@@ -72,7 +72,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                 )
         model, cfg = load_model(args.run_dir, device=ctx.device, model_overrides=model_sets)
         cfg = cfg.with_overrides(overrides)
-        bundle = load_data(cfg.data)
+        # A run on the user's own data refuses a file changed since training, unless told.
+        bundle = load_data(cfg.data, allow_changed=getattr(args, "allow_changed_data", False))
         with progress.reporting(_progress_line if ctx.is_main else _silent):
             report = evaluate(model, bundle, cfg.eval, distributed=ctx.is_distributed)
         doc = report.to_dict()

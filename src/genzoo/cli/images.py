@@ -64,7 +64,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
     from genzoo.core.protocols import CLASSIFIER, has
-    from genzoo.data import IMAGE_SHAPES
+    from genzoo.data import image_shape_of
     from genzoo.utils.images import save_image_grid
 
     model, cfg = _load_run(args, "samples")
@@ -73,7 +73,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             f"{args.run_dir} holds a {cfg.model_name!r} run, a classifier with no samples; "
             f"`genzoo evaluate {args.run_dir} --task classify` reports its test error"
         )
-    image_shape = IMAGE_SHAPES[cfg.data.name]
+    image_shape = image_shape_of(cfg.data)
     d = image_shape[0] * image_shape[1]
     itemsize = next(model.parameters()).element_size()
     # The samples in the model's dtype with its chain state (about four copies), then the picture.
@@ -123,7 +123,7 @@ def _cmd_inpaint(args: argparse.Namespace) -> int:
     import torch
 
     from genzoo.core.protocols import INPAINT, has
-    from genzoo.data import IMAGE_SHAPES, load_data
+    from genzoo.data import image_shape_of, load_data
     from genzoo.utils.images import save_image_grid
 
     model, cfg = _load_run(args, "images")
@@ -132,7 +132,7 @@ def _cmd_inpaint(args: argparse.Namespace) -> int:
             f"model {cfg.model_name!r} cannot inpaint (it does not declare the {INPAINT!r} "
             "capability); train a model that does, such as deep-nade, dae or gsn"
         )
-    image_shape = IMAGE_SHAPES[cfg.data.name]
+    image_shape = image_shape_of(cfg.data)
     x = load_data(cfg.data).split(args.split).x[: args.n]
     # One generator for the random mask and the completions, so they use different numbers.
     generator = torch.Generator(device=args.device).manual_seed(args.seed)
@@ -155,7 +155,7 @@ def _cmd_chain(args: argparse.Namespace) -> int:
     import torch
 
     from genzoo.core.protocols import ENERGY, has
-    from genzoo.data import IMAGE_SHAPES, load_data
+    from genzoo.data import image_shape_of, load_data
     from genzoo.models.markov.base import MarkovChainModel
     from genzoo.training.checkpoint import load_model
     from genzoo.utils.animation import save_chain_gif, save_chain_strip
@@ -169,7 +169,7 @@ def _cmd_chain(args: argparse.Namespace) -> int:
             f"model {cfg.model_name!r} has no sampling chain; `genzoo chain` runs Markov-chain "
             "samplers (dae, cae, gsn) and energy models with block Gibbs sampling (rbm, ...)"
         )
-    image_shape = IMAGE_SHAPES[cfg.data.name]
+    image_shape = image_shape_of(cfg.data)
     dtype = next(model.parameters()).dtype
     d = image_shape[0] * image_shape[1]
     # Every state is kept, then stacked (two copies in the model's dtype, one float32 copy);
@@ -211,7 +211,7 @@ def _cmd_chain(args: argparse.Namespace) -> int:
 def _cmd_filters(args: argparse.Namespace) -> int:
     import torch
 
-    from genzoo.data import IMAGE_SHAPES
+    from genzoo.data import image_shape_of
     from genzoo.training.checkpoint import load_model
     from genzoo.utils.images import save_image_grid
 
@@ -220,7 +220,7 @@ def _cmd_filters(args: argparse.Namespace) -> int:
     if callable(getattr(model, "filters", None)):
         images, shape = model.filters()
     else:
-        image_shape = IMAGE_SHAPES[cfg.data.name]
+        image_shape = image_shape_of(cfg.data)
         d = image_shape[0] * image_shape[1]
         W = getattr(model, "W", None)
         if not isinstance(W, torch.Tensor) or W.dim() != 2 or W.shape[0] != d:

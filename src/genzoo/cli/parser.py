@@ -56,7 +56,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "resolved config), model.safetensors, trainer state, metrics.csv and samples.png.",
     )
     train.add_argument("model", metavar="MODEL", help="model name (see `genzoo models`)")
-    train.add_argument("--data", default=None, help="data set name (see `genzoo data`); "
+    train.add_argument("--data", default=None, help="data set name (see `genzoo data`), or "
+                       "the path of your own .npz, .npy, .csv, .tsv file or folder of images; "
                        "default: the config's data.name (digits)")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config field, e.g. model.n_hidden=500, train.lr=0.05, "
@@ -96,6 +97,9 @@ def _build_parser() -> argparse.ArgumentParser:
                     "for models that predict labels; likelihood: skip the classification; "
                     "classify: only the test error (disc-rbm, mp-dbm, dbm-classifier); the same "
                     "as --set eval.task=...")
+    ev.add_argument("--allow-changed-data", action="store_true",
+                    help="evaluate a run on your own data file even though it changed since "
+                    "training (its SHA-256 differs from the one in config.json)")
     ev.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     ev.add_argument("--out", default=None, metavar="REPORT.json",
                     help="also write the JSON report here (after printing it); checked before "

@@ -21,27 +21,12 @@ from genzoo.training.manifest import BEST_DIR, PRETRAIN_DIR
 
 
 def _resolve_for_data(cfg, bundle):
-    """Fill model fields that come from the data (``n_visible``) before the model is built;
-    a model config with ``resolve_for_data(bundle)`` (the DBM classifier, whose source run's
-    config the recipe reads first) checks and fills its own."""
-    from genzoo.models.boltzmann.dbm_classifier import DBMClassifierConfig
-    from genzoo.recipes.dbm_classifier import resolve_source
+    """Fill what comes from the data before the model is built (``model.n_visible``; the
+    SHA-256, shape and kind of the user's data file): :func:`genzoo.facade.resolve_for_data`,
+    which ``genzoo.fit`` shares."""
+    from genzoo.facade import resolve_for_data
 
-    model_cfg = cfg.model
-    if isinstance(model_cfg, DBMClassifierConfig):
-        model_cfg = resolve_source(model_cfg)
-    resolve = getattr(model_cfg, "resolve_for_data", None)
-    if callable(resolve):
-        model_cfg = resolve(bundle)
-    if any(f.name == "n_visible" for f in dataclasses.fields(model_cfg)):
-        if model_cfg.n_visible is None:
-            model_cfg = model_cfg.replace(n_visible=bundle.n_features)
-        elif model_cfg.n_visible != bundle.n_features:
-            raise GenzooError(
-                f"model.n_visible={model_cfg.n_visible} but data set {cfg.data.name!r} has "
-                f"{bundle.n_features} features; drop the override or pick matching data"
-            )
-    return dataclasses.replace(cfg, model=model_cfg)
+    return resolve_for_data(cfg, bundle)
 
 
 def _pretraining(cfg, epochs: int | None, resume: bool):
@@ -145,6 +130,9 @@ def _default_binarization(cfg, spec, overrides: list[str], announce: bool):
 def _train(args: argparse.Namespace, spec, writes: bool) -> int:
     from genzoo import distributed as gz_dist
     from genzoo.data import load_data
+    from genzoo.data.config import is_user_data
+    from genzoo.data.user import resolve_path
+    from genzoo.facade import check_fits_model
     from genzoo.run_config import RunConfig
     from genzoo.training import Trainer
     from genzoo.training.checkpoint import read_run_config
@@ -158,16 +146,18 @@ def _train(args: argparse.Namespace, spec, writes: bool) -> int:
                 f"{args.out} holds a {cfg.model_name!r} run, not {spec.name!r}; "
                 f"resume with `genzoo train {cfg.model_name} --out {args.out} --resume`"
             )
-        if args.data is not None and args.data != cfg.data.name:
+        if args.data is not None and resolve_path(args.data) != cfg.data.name:
             raise GenzooError(
                 f"{args.out} was trained on {cfg.data.name!r}; a resumed run keeps its data set"
             )
     else:
         cfg = RunConfig.default(spec.name)
-        if args.data is not None:
-            cfg = cfg.with_overrides([f"data.name={args.data}"])
+        if args.data is not None:  # a built-in name, or a path (made absolute)
+            cfg = cfg.with_overrides([f"data.name={resolve_path(args.data)}"])
     cfg = cfg.with_overrides(args.overrides)
     if not resume:
+        # A path given by --set data.name=... is recorded absolute too.
+        cfg = dataclasses.replace(cfg, data=cfg.data.replace(name=resolve_path(cfg.data.name)))
         cfg = _default_binarization(cfg, spec, args.overrides, announce=writes)
     cfg, pretrain = _pretraining(cfg, getattr(args, "pretrain", None), resume)
     device = cfg.train.device
@@ -203,6 +193,8 @@ def _train(args: argparse.Namespace, spec, writes: bool) -> int:
             "use smaller model.* sizes (model.n_hidden, model.hidden, ...)",
         )
         model = spec.build(cfg.model)
+        if is_user_data(cfg.data.name):
+            check_fits_model(bundle, model, spec.name, cfg.data.name)
         from genzoo.models.boltzmann.dbm_classifier import DBMClassifier
 
         if isinstance(model, DBMClassifier) and not resume:

@@ -9,18 +9,29 @@ Real-valued data (``image-patches``, or ``data.dequantize`` / ``data.logit_alpha
 sets) carry ``bundle.transform``, a :class:`ValueTransform` from the data space that likelihoods
 are reported in to the model space the splits hold: ``bundle.log_det_jacobian(y)`` and
 ``bundle.to_images(y)`` map back.
+
+Your own data: ``DataConfig(name="my_data.npz")`` (or a ``.npy``, ``.csv``, ``.tsv`` file, or a
+folder of images) takes the same path; see :mod:`genzoo.data.user`.
 """
 
 from __future__ import annotations
 
-from genzoo.data.config import DATASET_NAMES, IMAGE_SHAPES, DataConfig
-from genzoo.data.datasets import DataBundle, Split, describe_datasets, load_data
+from genzoo.data.config import DATASET_NAMES, IMAGE_SHAPES, IN_MEMORY, DataConfig
+from genzoo.data.datasets import (
+    DataBundle,
+    Split,
+    describe_datasets,
+    image_shape_of,
+    load_data,
+    recorded_config,
+)
 from genzoo.data.files import data_dir, ensure_file
 from genzoo.data.transforms import ValueTransform
 
 __all__ = [
     "DATASET_NAMES",
     "IMAGE_SHAPES",
+    "IN_MEMORY",
     "DataBundle",
     "DataConfig",
     "Split",
@@ -28,5 +39,7 @@ __all__ = [
     "data_dir",
     "describe_datasets",
     "ensure_file",
+    "image_shape_of",
     "load_data",
+    "recorded_config",
 ]

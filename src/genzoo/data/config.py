@@ -20,6 +20,26 @@ IMAGE_SHAPES: dict[str, tuple[int, int]] = {
 # Grey-level sets that ``data.dequantize`` applies to, with their number of grey levels.
 GREY_LEVELS: dict[str, int] = {"digits": 17, "mnist": 256, "frey-faces": 256}
 DATASET_NAMES = tuple(IMAGE_SHAPES)
+# data.name of data handed over in Python (genzoo.fit(model, array)): no file to read again.
+IN_MEMORY = "in-memory"
+# What a user's data hold, detected when they are read (see genzoo.data.user).
+DATA_KINDS = ("binary", "unit-interval", "real")
+USER_FILE_SUFFIXES = (".npz", ".npy", ".csv", ".tsv")
+
+
+def is_user_data(name: str) -> bool:
+    """Whether ``data.name`` names the user's own data (a path, or ``in-memory``) rather than a
+    built-in set."""
+    return name not in DATASET_NAMES
+
+
+def looks_like_path(name: str) -> bool:
+    """Whether ``name`` reads as a path: it holds a separator, starts with . or ~, or ends in
+    a suffix genzoo reads."""
+    return (
+        "/" in name or "\\" in name or name.startswith((".", "~"))
+        or name.lower().endswith(USER_FILE_SUFFIXES)
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +68,18 @@ class DataConfig(Config):
     ``standardize`` (needs ``dequantize``) then gives every unit zero mean and unit variance
     over the training values (the train split as subset by ``n_train``, its epoch-0 draw), the
     Jacobian included in reported likelihoods.
+
+    Your own data (:mod:`genzoo.data.user`): ``name`` is then the path of a ``.npz``, ``.npy``,
+    ``.csv`` / ``.tsv`` file or of a folder of PNG / JPEG images (a path: it holds a ``/`` or
+    ends in one of those suffixes), or ``in-memory`` for arrays handed to :func:`genzoo.fit`.
+    ``label_column`` names the label column of a CSV (a header name, or a 0-based index such
+    as ``-1``; None: no labels). Data that do not come split are split at random, seeded by
+    ``seed``: ``valid_fraction`` and ``test_fraction`` of the examples (each at least one).
+    ``standardize`` applies to real-valued data directly; ``dequantize`` to 8-bit grey levels
+    (images, uint8 arrays). ``file_sha256``, ``file_shape`` (the shape of all examples, e.g.
+    (N, 28, 28) or (N, C, H, W) for images) and ``file_kind`` (``binary``, ``unit-interval``
+    or ``real``, the values as read) are recorded when a run starts, so that evaluating a run
+    refuses data that have changed since.
     """
 
     name: str = "digits"
@@ -61,11 +93,36 @@ class DataConfig(Config):
     logit_alpha: float | None = None
     unit_variance: bool = False
     standardize: bool = False
+    label_column: str | None = None
+    valid_fraction: float = 0.1
+    test_fraction: float = 0.1
+    file_sha256: str | None = None
+    file_shape: tuple[int, ...] | None = None
+    file_kind: Literal["binary", "unit-interval", "real"] | None = None
 
     def validate(self) -> None:
         check(
-            self.name in DATASET_NAMES,
-            f"unknown data set {self.name!r}; available: {', '.join(DATASET_NAMES)}",
+            self.name in DATASET_NAMES or self.name == IN_MEMORY or looks_like_path(self.name),
+            f"unknown data set {self.name!r}; available: {', '.join(DATASET_NAMES)}; for your "
+            "own data give the path of a .npz, .npy, .csv or .tsv file or of a folder of "
+            "images (e.g. ./my_images)",
+        )
+        check(
+            0.0 < self.valid_fraction < 1.0 and 0.0 < self.test_fraction < 1.0
+            and self.valid_fraction + self.test_fraction < 1.0,
+            f"data.valid_fraction={self.valid_fraction} and data.test_fraction="
+            f"{self.test_fraction} must each be in (0, 1) and leave some training data "
+            "(sum < 1), e.g. 0.1 and 0.1",
+        )
+        check(
+            self.label_column is None or is_user_data(self.name),
+            "data.label_column applies to your own CSV / TSV files; use data.label_column=none",
+        )
+        check(
+            self.file_sha256 is None
+            or (len(self.file_sha256) == 64
+                and all(c in "0123456789abcdef" for c in self.file_sha256)),
+            f"data.file_sha256={self.file_sha256!r} is not a SHA-256 (64 hex digits)",
         )
         check(0.0 < self.threshold < 1.0, f"data.threshold={self.threshold} must be in (0, 1)")
         check(self.n_train is None or self.n_train > 0, "data.n_train must be positive or none")
@@ -77,7 +134,7 @@ class DataConfig(Config):
             )
         if self.dequantize:
             check(
-                self.name in GREY_LEVELS,
+                self.name in GREY_LEVELS or is_user_data(self.name),
                 f"data.dequantize applies to grey-level sets ({', '.join(GREY_LEVELS)}), "
                 f"not {self.name!r}; use data.dequantize=false",
             )
@@ -92,7 +149,7 @@ class DataConfig(Config):
                 f"data.logit_alpha={self.logit_alpha} must be in (0, 0.5), e.g. 1e-6",
             )
         check(
-            not self.standardize or self.dequantize,
+            not self.standardize or self.dequantize or is_user_data(self.name),
             "data.standardize needs data.dequantize=true (a grey-level set made real-valued); "
             "use data.standardize=false",
         )

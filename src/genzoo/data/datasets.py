@@ -35,6 +35,12 @@ redraws it each epoch, ``train.x`` is the epoch-0 draw, valid and test are one s
 splits then hold model-space values y = f(x) of :class:`~genzoo.data.transforms.ValueTransform`
 ``bundle.transform``; :meth:`DataBundle.log_det_jacobian` and :meth:`DataBundle.to_images` map
 back to the data space.
+
+Your own data (``data.name`` a path, see :mod:`genzoo.data.user`) take the same path: split as
+the file says or at random (seeded by ``seed``), then binarized, dequantised (8-bit grey
+levels), standardised (``data.standardize``, real-valued data too) and subset like the sets
+above. ``bundle.file_record`` holds the SHA-256, shape and kind that a run records; a config
+that records a SHA-256 refuses data that no longer match it.
 """
 
 from __future__ import annotations
@@ -50,7 +56,8 @@ import numpy as np
 import torch
 
 from genzoo.core.errors import DataError
-from genzoo.data.config import GREY_LEVELS, IMAGE_SHAPES, DataConfig
+from genzoo.data import user
+from genzoo.data.config import GREY_LEVELS, IMAGE_SHAPES, DataConfig, is_user_data
 from genzoo.data.files import DATASET_FILES, ensure_file
 from genzoo.data.formats import read_idx
 from genzoo.data.patches import extract_patches, patch_images
@@ -94,6 +101,8 @@ class DataBundle:
     splits hold model-space values y = transform.forward(x) and likelihoods are reported in the
     data space of x (see :mod:`genzoo.data.transforms`). ``train_levels`` (N, D) uint8 are the
     grey levels that ``train_x`` dequantises afresh each epoch (None when not dequantising).
+    ``file_record``: for the user's own data, the ``data.file_sha256``, ``data.file_shape``
+    and ``data.file_kind`` a run records (:func:`recorded_config`); None for built-in sets.
     """
 
     name: str
@@ -107,6 +116,7 @@ class DataBundle:
     seed: int = 0
     transform: ValueTransform | None = None
     train_levels: torch.Tensor | None = None
+    file_record: dict | None = None
 
     def split(self, name: str) -> Split:
         """The split called ``name``: ``"train"``, ``"valid"`` or ``"test"``."""
@@ -317,12 +327,77 @@ _LOADERS = {
 }
 
 
-def load_data(config: DataConfig) -> DataBundle:
-    """Load, split, binarize and subset the data set that ``config`` names.
+def _user_data(config: DataConfig, data, allow_changed: bool):
+    """The user's data that ``config`` (or ``data``, in memory) names, split; see
+    :mod:`genzoo.data.user`. Returns the splits, their description, the grey levels (or None)
+    and what a run records about them."""
+    got = user.read_user_data(config, data)
+    if config.file_sha256 is not None and got.sha256 != config.file_sha256 and not allow_changed:
+        raise DataError(
+            f"data {config.name!r} changed since the run was trained: its SHA-256 is now "
+            f"{got.sha256}, the run recorded {config.file_sha256} (shape {config.file_shape}, "
+            f"{config.file_kind}). Restore the file, train again, or evaluate on the data as "
+            "they are now with --allow-changed-data (genzoo evaluate)"
+        )
+    user.check_kind(config, got)
+    splits = {k: Split(torch.from_numpy(x.reshape(len(x), -1)),
+                       None if y is None else torch.from_numpy(y))
+              for k, (x, y) in got.splits.items()}
+    if "all" in splits:
+        sizes = user.split_sizes(len(splits["all"]), config.valid_fraction,
+                                 config.test_fraction)
+        out = _permuted(splits["all"].x, splits["all"].y, sizes, config.seed)
+        how = (f"random split seeded by {config.seed} (valid_fraction {config.valid_fraction:g}, "
+               f"test_fraction {config.test_fraction:g})")
+    else:
+        train, drawn = splits["train"], [k for k in ("valid", "test") if k not in splits]
+        if drawn:
+            sizes = user.split_sizes(
+                len(train),
+                config.valid_fraction if "valid" in drawn else None,
+                config.test_fraction if "test" in drawn else None,
+            )
+            parts = _permuted(train.x, train.y, sizes, config.seed)
+            splits = {"train": parts[0], "valid": splits.get("valid", parts[1]),
+                      "test": splits.get("test", parts[2])}
+        out = [splits[k] for k in SPLITS]
+        how = "split as in the file" + (
+            f" ({' and '.join(drawn)} drawn from train_x, seeded by {config.seed})"
+            if drawn else "")
+    record = {"file_sha256": got.sha256, "file_shape": got.shape, "file_kind": got.kind}
+    return out, got.source, how, got.levels, record
 
-    Raises :class:`DataError` when a needed file is missing or corrupt.
+
+def image_shape_of(config: DataConfig) -> tuple[int, int]:
+    """(height, width) of one example of the data set ``config`` names, shown as an image
+    (sample grids): a built-in set's own, or one from the shape recorded for the user's data
+    (:func:`genzoo.data.user.image_shape`)."""
+    return user.image_shape(config) if is_user_data(config.name) else IMAGE_SHAPES[config.name]
+
+
+def recorded_config(config: DataConfig, bundle: DataBundle) -> DataConfig:
+    """``config`` with what a run records about the user's data it was trained on (SHA-256,
+    shape, kind: ``bundle.file_record``); ``config`` itself for built-in sets."""
+    if bundle.file_record is None:
+        return config
+    return config.replace(**bundle.file_record)
+
+
+def load_data(config: DataConfig, data=None, *, allow_changed: bool = False) -> DataBundle:
+    """Load, split, binarize and subset the data set that ``config`` names: a built-in set, a
+    file or folder of the user's (``config.name`` a path), or ``data`` (a numpy array, torch
+    tensor, (x, y) pair or Dataset) when ``config.name`` is ``in-memory``.
+
+    Raises :class:`DataError` when a needed file is missing, corrupt or malformed, or when the
+    user's data no longer match the ``config.file_sha256`` a run recorded (unless
+    ``allow_changed``).
     """
-    (whole_train, valid, test), source, split_how = _LOADERS[config.name](config.seed)
+    levels, record = None, None
+    if is_user_data(config.name):
+        (whole_train, valid, test), source, split_how, levels, record = _user_data(
+            config, data, allow_changed)
+    else:
+        (whole_train, valid, test), source, split_how = _LOADERS[config.name](config.seed)
     keep = _subsets(config, (whole_train, valid, test))
     # Training values (per-epoch draws, standardisation) come from the examples kept; the one
     # valid/test draw is made on the whole split, so an example keeps it in any subset.
@@ -346,7 +421,7 @@ def load_data(config: DataConfig) -> DataBundle:
     elif config.dequantize:
         binary = False
         train, valid, test, train_levels, transform, values = _dequantize_splits(
-            config, train, valid, test
+            config, train, valid, test, levels or GREY_LEVELS.get(config.name)
         )
     elif config.name == "image-patches":
         binary = False
@@ -358,9 +433,22 @@ def load_data(config: DataConfig) -> DataBundle:
             values = f"real-valued, divided by the training std {scale:.6g}"
         else:
             values = "real-valued"
+    elif config.standardize:  # the user's real-valued data
+        binary = False
+        transform = ValueTransform(space="the data's own values").standardized(train.x)
+        train, valid, test = (
+            Split(transform.forward(s.x.double()).float(), s.y) for s in (train, valid, test)
+        )
+        values = ("real-valued, each unit standardised by its training mean and std; "
+                  "likelihoods in the data's own values")
     else:
         binary = all(bool(((s.x == 0) | (s.x == 1)).all()) for s in (train, valid, test))
-        values = "binary" if binary else "grey levels in [0, 1]"
+        if binary:
+            values = "binary"
+        elif record is not None and record["file_kind"] == "real":
+            values = "real-valued"
+        else:
+            values = "grey levels in [0, 1]"
     valid, test = valid.take(keep[1]), test.take(keep[2])
     sizes = "/".join(str(len(s)) for s in (train, valid, test))
     subset = (
@@ -372,7 +460,7 @@ def load_data(config: DataConfig) -> DataBundle:
         train=train,
         valid=valid,
         test=test,
-        image_shape=IMAGE_SHAPES[config.name],
+        image_shape=image_shape_of(config if record is None else config.replace(**record)),
         binary=binary,
         description=(
             f"{config.name}: {source}; {sizes} train/valid/test{subset}, {split_how}; {values}"
@@ -381,15 +469,18 @@ def load_data(config: DataConfig) -> DataBundle:
         seed=config.seed,
         transform=transform,
         train_levels=train_levels,
+        file_record=record,
     )
 
 
-def _dequantize_splits(config: DataConfig, train: Split, valid: Split, test: Split):
+def _dequantize_splits(
+    config: DataConfig, train: Split, valid: Split, test: Split, n_levels: int
+):
     """Dequantised model-space splits, the train grey levels, the transform and a description.
+    ``n_levels``: L, the number of grey levels of the data.
 
     ``train`` holds the examples trained on (after ``n_train``), ``valid`` and ``test`` whole
     splits (their noise is drawn once on the whole split)."""
-    n_levels = GREY_LEVELS[config.name]
     alpha = config.logit_alpha
     space = f"dequantised (k + u)/{n_levels} in [0, 1]^D"
     transform = ValueTransform(levels=n_levels, logit_alpha=alpha, space=space, bits_per_dim=True)

@@ -245,3 +245,13 @@ class GenzooModel(nn.Module):
     def phases(self) -> list[Phase]:
         """Parameter groups stepped in turn; ``[]`` (the default): one loss, one optimizer."""
         return []
+
+    def score(self, x, /, *, estimate: bool = False, **eval_settings):
+        """Mean log-likelihood of the examples x (N, D) in nats per example, by the estimator
+        ``genzoo evaluate`` chooses for this model; ``estimate=True``: the Estimate with its
+        standard error. See :func:`genzoo.facade.score` (``eval_settings``, ``generator``)."""
+        # The estimators sit above models/ (genzoo.evaluation), which models/ never imports;
+        # the package's facade, on top of every layer, runs them.
+        from genzoo import score
+
+        return score(self, x, estimate=estimate, **eval_settings)
