@@ -15,6 +15,7 @@ import errno
 import sys
 from collections.abc import Sequence
 
+from genzoo.cli.compare import _cmd_compare
 from genzoo.cli.evaluate import _cmd_evaluate, _format_report, _json_safe
 from genzoo.cli.images import _cmd_chain, _cmd_filters, _cmd_inpaint, _cmd_sample, _hidden_pixels
 from genzoo.cli.info import _cmd_data, _cmd_models
@@ -46,6 +47,7 @@ _COMMANDS = {
     "inpaint": _cmd_inpaint,
     "chain": _cmd_chain,
     "filters": _cmd_filters,
+    "compare": _cmd_compare,
 }
 
 
