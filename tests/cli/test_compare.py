@@ -147,3 +147,20 @@ def test_a_comparison_with_other_settings_is_refused(compared, capsys):
     assert main(["compare", "--data", "digits", "--models", MODELS, "--epochs", "3",
                  "--curve-points", "2", "--out", str(compared), *SMALL]) == 2
     assert "other settings (budget)" in capsys.readouterr().err
+
+
+def test_a_wall_clock_budget_is_turned_into_steps_by_a_timed_probe(tmp_path):
+    assert [compare.Budget.parse(t, None).seconds for t in ("90s", "10m", "1.5h", "600")] == [
+        90.0, 600.0, 5400.0, 600.0]
+    assert compare.Budget.parse("10m", None).describe().startswith("10 min of wall clock")
+    assert compare.Budget.parse(None, 3).describe() == "3 epochs per model"
+    assert main(["compare", "--data", "digits", "--models", "made", "--budget", "2s",
+                 "--curve-points", "1", "--out", str(tmp_path / "o"), "--set",
+                 "data.n_train=100", "--set", "data.n_eval=50", "--set",
+                 "made:model.hidden=8"]) == 0
+    entry = json.loads((tmp_path / "o" / "results" / "made.json").read_text())
+    assert entry["status"] == "done" and entry["steps"] == entry["planned_steps"] >= 1
+    assert entry["probe_s_per_step"] > 0
+    assert not list((tmp_path / "o" / "results").glob(".probe-*"))  # the probe run is gone
+    board = json.loads((tmp_path / "o" / "leaderboard.json").read_text())
+    assert board["budget"]["seconds"] == 2.0 and "wall clock" in board["budget"]["text"]
