@@ -237,14 +237,10 @@ def _write_entry(out: Path, entry: dict[str, Any]) -> None:
 
 
 def _finite(obj: Any) -> Any:
-    """JSON has no NaN or Inf: they become null."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
+    """JSON has no NaN or Inf: they become null (as in ``genzoo evaluate --json``)."""
+    from genzoo.cli.evaluate import _json_safe
+
+    return _json_safe(obj)
 
 
 # ---------------------------------------------------------------------- one model
