@@ -422,8 +422,9 @@ def vae_frey_faces(row: dict, p: dict, out: Path) -> dict[str, Any]:
 def compare_models(row: dict, p: dict, out: Path) -> dict[str, Any]:
     """``genzoo compare`` over the row's ``grid.models`` at its budget (``grid.budget_s`` of
     wall clock per model, or ``epochs`` when the run names them: one in smoke mode); the
-    leaderboard, its plot and the sample grids are copied into ``out`` beside the result. The
-    comparison directory is benchmarks/runs/ROW for a full run (resumable), else ``out``."""
+    leaderboard, its plot and the sample grids are copied into ``out`` beside the result.
+    The comparison directory is benchmarks/runs/ROW for a full run (resumable), else
+    ``out/compare``."""
     import json
     import shutil
 

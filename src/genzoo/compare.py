@@ -57,6 +57,24 @@ LEADERBOARD_JSON = "leaderboard.json"
 CURVE_PNG = "nll_vs_time.png"
 FINISHED = ("done", "refused", "failed")
 PROBE_STEPS = 10
+NOTES = (
+    ("NLL: -log p(x) in nats per example on the test split, by the estimator each model's "
+     "capabilities call for (genzoo evaluate); bits per dimension = NLL / (D ln 2). stderr: "
+     "the standard error over examples and of the estimator."),
+    ("AIS: forward AIS tends to under-estimate log Z (flattering the model), reverse AIS to "
+     "over-estimate it; the true NLL most likely lies in the bracket."),
+    ("Sample-only models have no likelihood: MMD^2 and the Frechet distance compare their "
+     "samples with the test split; the Parzen-window score is a weak measure, shown only for "
+     "reference."),
+    ("Training time: the Trainer's wall clock at its last step (its own validation included; "
+     "the held-out curve's evaluations, the closing checkpoint and the sample grid excluded)."),
+)
+LIKELIHOOD_HEADER = ("| rank | model | test NLL (nats) | bits/dim | estimator | AIS bracket "
+                     "(forward, reverse) | training time | samples |")
+SAMPLE_ONLY_HEADER = ("| model | MMD^2 (p) | Frechet distance | Parzen log-lik. (weak) | "
+                      "training time | samples |")
+CURVE_TEXT = ("Validation-split NLL at points during training (the same estimator as the test "
+              "figure).")
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -365,7 +383,8 @@ def compare_one(model_name: str, settings: CompareSettings, out: Path,
 
     held = read_entry(out, model_name)
     if held is not None and held.get("status") in FINISHED:
-        note(f"{model_name}: {held['status']} earlier, skipped")
+        note(f"{model_name}: {held['status']} earlier, skipped (to redo it, delete "
+             f"{entry_path(out, model_name)} and {out / model_name})")
         return held
     spec = get_model_spec(model_name)
     run = out / model_name
@@ -559,19 +578,7 @@ def leaderboard(entries: Sequence[dict[str, Any]], settings: CompareSettings,
             "budget": settings.budget.to_dict(), "settings": settings.to_dict(),
             "likelihood": rows, "sample_only": implicit, "not_compared": other,
             "plot": CURVE_PNG,
-            "notes": [
-                "NLL: -log p(x) in nats per example on the test split, by the estimator each "
-                "model's capabilities call for (genzoo evaluate); bits per dimension = NLL / "
-                "(D ln 2). stderr: the standard error over examples and of the estimator.",
-                "AIS: forward AIS tends to under-estimate log Z (flattering the model), reverse "
-                "AIS to over-estimate it; the true NLL most likely lies in the bracket.",
-                "Sample-only models have no likelihood: MMD^2 and the Frechet distance compare "
-                "their samples with the test split; the Parzen-window score is a weak measure, "
-                "shown only for reference.",
-                "Training time: the Trainer's wall clock at its last step (its own "
-                "validation included; the held-out curve's evaluations, the closing "
-                "checkpoint and the sample grid excluded).",
-            ]}
+            "notes": list(NOTES)}
 
 
 def _fmt(value: Any, spec: str = ".2f") -> str:
@@ -581,13 +588,11 @@ def _fmt(value: Any, spec: str = ".2f") -> str:
 def leaderboard_markdown(board: dict[str, Any]) -> str:
     """The leaderboard as Markdown (paths relative to the comparison directory)."""
     data = board["data"]
-    lines = [f"# genzoo compare: {data['name']}", "",
-             f"Data: {data.get('description') or data['name']}; test split. "
-             f"Budget: {board['budget']['text']}.", ""]
+    about = (f"Data: {data.get('description') or data['name']}; test split. "
+             f"Budget: {board['budget']['text']}.")
+    lines = [f"# genzoo compare: {data['name']}", "", about, ""]
     if board["likelihood"]:
-        lines += ["## Likelihood (lower is better)", "",
-                  "| rank | model | test NLL (nats) | bits/dim | estimator | AIS bracket "
-                  "(forward, reverse) | training time | samples |",
+        lines += ["## Likelihood (lower is better)", "", LIKELIHOOD_HEADER,
                   "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in board["likelihood"]:
             bound = " (upper bound)" if r.get("bound") else ""
@@ -601,9 +606,8 @@ def leaderboard_markdown(board: dict[str, Any]) -> str:
                 f"{_fmt(r['train_s'], '.1f')} s ({r['steps']} steps) | {samples} |")
         lines.append("")
     if board["sample_only"]:
-        lines += ["## Sample-only models (no likelihood)", "",
-                  "| model | MMD^2 (p) | Frechet distance | Parzen log-lik. (weak) | "
-                  "training time | samples |", "| --- | --- | --- | --- | --- | --- |"]
+        lines += ["## Sample-only models (no likelihood)", "", SAMPLE_ONLY_HEADER,
+                  "| --- | --- | --- | --- | --- | --- |"]
         for r in board["sample_only"]:
             samples = f"![{r['model']}]({r['samples']})" if r.get("samples") else "-"
             lines.append(
@@ -619,8 +623,7 @@ def leaderboard_markdown(board: dict[str, Any]) -> str:
             lines.append(f"| {r['model']} | {r['status']} | {reason} |")
         lines.append("")
     lines += ["## Held-out NLL against training time", "", f"![NLL against time]({board['plot']})",
-              "", "Validation-split NLL at points during training (the same estimator as the "
-              "test figure).", "", "## Notes", ""]
+              "", CURVE_TEXT, "", "## Notes", ""]
     lines += [f"- {n}" for n in board["notes"]]
     return "\n".join(lines) + "\n"
 

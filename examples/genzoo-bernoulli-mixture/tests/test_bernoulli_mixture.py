@@ -4,10 +4,10 @@ enumeration (sum_x p(x) = 1 over all 2^D binary vectors)."""
 from __future__ import annotations
 
 import torch
+from genzoo_bernoulli_mixture import BernoulliMixture, BernoulliMixtureConfig
 
 import genzoo.testing
 from genzoo.ops.enumeration import binary_states
-from genzoo_bernoulli_mixture import BernoulliMixture, BernoulliMixtureConfig
 
 
 def test_conforms_to_genzoo_contracts(tmp_path):

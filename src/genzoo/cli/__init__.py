@@ -5,8 +5,9 @@ or disk space running out) print one line naming the fix and exit with status 2;
 is a bug and keeps its traceback. Ctrl-C exits with status 130.
 
 The parser lives in :mod:`.parser` and the commands in :mod:`.info`, :mod:`.train`,
-:mod:`.evaluate` and :mod:`.images`; the names re-exported here are the ones the console
-script (``genzoo.cli:main``), ``python -m genzoo`` and the tests import from ``genzoo.cli``.
+:mod:`.evaluate`, :mod:`.images` and :mod:`.compare`; the names re-exported here are the
+ones the console script (``genzoo.cli:main``), ``python -m genzoo`` and the tests import
+from ``genzoo.cli``.
 """
 
 from __future__ import annotations
