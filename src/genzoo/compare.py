@@ -327,6 +327,7 @@ def refusal(model, cfg, bundle) -> str | None:
                 "comparable with the probabilities of the other models; compare it on "
                 "real-valued data (e.g. --set data.binarize=none --set data.dequantize=true)")
     if (entry.capability in (protocols.ENERGY, protocols.VARIATIONAL)
+            and protocols.has(model, protocols.EXACT_LOG_PARTITION)
             and not protocols.has(model, protocols.AIS)):
         _, n_units = model.enumerable_free_energy()
         if n_units > cfg.eval.exact_max_units:
@@ -428,7 +429,8 @@ def compare_one(model_name: str, settings: CompareSettings, out: Path,
             note(f"{model_name}: resuming {run} from step {done} of {total}")
         else:
             entry["curve"] = []
-            note(f"{model_name}: training {total} steps ({settings.budget.describe()})")
+            note(f"{model_name}: training {total} step{'s' if total != 1 else ''} "
+                 f"({settings.budget.describe()})")
         points = entry["curve"]
         at = {min(total, i * every) for i in range(1, k + 1)}
 

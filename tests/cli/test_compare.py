@@ -164,3 +164,15 @@ def test_a_wall_clock_budget_is_turned_into_steps_by_a_timed_probe(tmp_path):
     assert not list((tmp_path / "o" / "results").glob(".probe-*"))  # the probe run is gone
     board = json.loads((tmp_path / "o" / "leaderboard.json").read_text())
     assert board["budget"]["seconds"] == 2.0 and "wall clock" in board["budget"]["text"]
+
+
+def test_a_binary_model_on_grey_levels_is_listed_with_the_fix(tmp_path):
+    settings = compare.CompareSettings(
+        data="digits", models=("nade",), budget=compare.Budget(epochs=1),
+        common=("data.binarize=none", "data.n_train=100", "data.n_eval=50"))
+    board = compare.run_compare(settings, tmp_path / "out")
+    [refused] = board["not_compared"]
+    assert refused["status"] == "refused" and "cannot model these data" in refused["reason"]
+    assert "data.binarize" in refused["reason"]  # the model's own check names the fix
+    assert board["likelihood"] == [] and not (tmp_path / "out" / "nade").exists()
+    assert "| nade | refused |" in (tmp_path / "out" / "leaderboard.md").read_text()
