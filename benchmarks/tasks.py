@@ -414,3 +414,60 @@ def vae_frey_faces(row: dict, p: dict, out: Path) -> dict[str, Any]:
             "training": {"examples_per_latent": seen(steps), "settings": p["train"],
                          "latents": list(grid["latents"])},
             "wall_s": wall}
+
+
+# ------------------------------------------------------------------------- genzoo compare
+
+
+def compare_models(row: dict, p: dict, out: Path) -> dict[str, Any]:
+    """``genzoo compare`` over the row's ``grid.models`` at its budget (``grid.budget_s`` of
+    wall clock per model, or ``epochs`` when the run names them: one in smoke mode); the
+    leaderboard, its plot and the sample grids are copied into ``out`` beside the result.
+    The comparison directory is benchmarks/runs/ROW for a full run (resumable), else
+    ``out/compare``."""
+    import json
+    import shutil
+
+    from genzoo import compare
+    from genzoo.cli import main
+
+    grid, name = p["grid"], row["name"]
+    full = out.resolve() == common.RESULTS_DIR.resolve()
+    where = common.RUNS_DIR / name if full else out / "compare"
+    budget = (["--epochs", str(p["epochs"])] if p["epochs"]
+              else ["--budget", f"{grid['budget_s']}s"])
+    sets = {k: v for k, v in p["train"].items() if k != "train.epochs"}
+    per_model = [a for model, s in grid.get("per_model", {}).items()
+                 for a in common.sets_to_args({f"{model}:{k}": v for k, v in s.items()})]
+    curve = ["--curve-set" if a == "--set" else a
+             for a in common.sets_to_args(grid.get("curve_set", {}))]
+    t0 = time.perf_counter()
+    rc = main(["compare", "--data", p["data"], "--models", ",".join(grid["models"]), *budget,
+               "--out", str(where), "--curve-points", str(grid.get("curve_points", 4)),
+               *common.sets_to_args({**sets, **p["evaluate"]}), *per_model, *curve])
+    if rc:
+        raise SystemExit(f"genzoo compare failed ({rc}); its error is printed above")
+    wall = time.perf_counter() - t0
+    board = json.loads((where / compare.LEADERBOARD_JSON).read_text())
+    images = {"plot": f"{name}_{compare.CURVE_PNG}"}
+    shutil.copyfile(where / compare.CURVE_PNG, out / images["plot"])
+    for entry in [*board["likelihood"], *board["sample_only"]]:
+        if entry.get("samples"):
+            kept = f"{name}_{entry['model']}_samples.png"
+            shutil.copyfile(where / entry["samples"], out / kept)
+            entry["samples"] = images[f"samples_{entry['model']}"] = kept
+    board["plot"] = images["plot"]
+    (out / f"{name}_leaderboard.md").write_text(compare.leaderboard_markdown(board))
+    best = board["likelihood"][0]
+    return {"data": {"name": p["data"], "binarization": row.get("binarization", "none"),
+                     "split": "test", "n_examples": best["n_examples"]},
+            "metric": dict(row["metric"]),
+            "estimator": {"name": f"{best['model']}: {best['estimator']}", "dtype": "float64"},
+            "value": best["nll_nats"], "stderr": best["stderr"],
+            "extra": {"leaderboard": {k: board[k] for k in
+                                      ("budget", "likelihood", "sample_only", "not_compared")},
+                      "best_model": best["model"], "images": images,
+                      "leaderboard_md": f"{name}_leaderboard.md"},
+            "training": {"budget": board["budget"]["text"], "models": list(grid["models"]),
+                         "settings": p["train"], "per_model": grid.get("per_model", {})},
+            "wall_s": {"compare": wall}}

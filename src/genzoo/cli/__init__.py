@@ -5,8 +5,9 @@ or disk space running out) print one line naming the fix and exit with status 2;
 is a bug and keeps its traceback. Ctrl-C exits with status 130.
 
 The parser lives in :mod:`.parser` and the commands in :mod:`.info`, :mod:`.train`,
-:mod:`.evaluate` and :mod:`.images`; the names re-exported here are the ones the console
-script (``genzoo.cli:main``), ``python -m genzoo`` and the tests import from ``genzoo.cli``.
+:mod:`.evaluate`, :mod:`.images` and :mod:`.compare`; the names re-exported here are the
+ones the console script (``genzoo.cli:main``), ``python -m genzoo`` and the tests import
+from ``genzoo.cli``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import errno
 import sys
 from collections.abc import Sequence
 
+from genzoo.cli.compare import _cmd_compare
 from genzoo.cli.evaluate import _cmd_evaluate, _format_report, _json_safe
 from genzoo.cli.images import _cmd_chain, _cmd_filters, _cmd_inpaint, _cmd_sample, _hidden_pixels
 from genzoo.cli.info import _cmd_data, _cmd_models
@@ -46,6 +48,7 @@ _COMMANDS = {
     "inpaint": _cmd_inpaint,
     "chain": _cmd_chain,
     "filters": _cmd_filters,
+    "compare": _cmd_compare,
 }
 
 

@@ -143,6 +143,8 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="start from uniform binary noise (default) or from test examples")
     _output_seed_device(ch, "output .gif or .png path")
 
+    _add_compare(sub)
+
     fi = sub.add_parser(
         "filters", help="save the learned first-layer filters of a run as a PNG grid",
         description="Save the first-layer weights of the model in RUN_DIR, one image per "
@@ -153,6 +155,39 @@ def _build_parser() -> argparse.ArgumentParser:
     fi.add_argument("--out", required=True, help="output PNG path")
     _force(fi)
     return parser
+
+
+def _add_compare(sub) -> None:
+    """``genzoo compare``: several models, one budget, one leaderboard."""
+    co = sub.add_parser(
+        "compare", help="train several models at one budget and rank them on the test split",
+        description="Train each of --models on --data at the same budget (--epochs N or "
+        "--budget TIME) as a genzoo run in OUT/<model>, evaluate each on the test split with "
+        "the estimator its capabilities call for, and write OUT/leaderboard.md and .json (NLL "
+        "in nats and bits per dimension with standard errors, the AIS bracket, training time, "
+        "sample grids, a plot of held-out NLL against training time). Models that cannot "
+        "model the data are listed with the reason. Re-running skips finished models and "
+        "resumes unfinished runs; under torchrun the models are spread over the processes.",
+    )
+    co.add_argument("--data", required=True, help="data set name (see `genzoo data`)")
+    co.add_argument("--models", required=True, metavar="M1,M2,...",
+                    help="comma-separated model names (see `genzoo models`)")
+    co.add_argument("--epochs", type=_count, default=None,
+                    help="budget: training epochs per model")
+    co.add_argument("--budget", default=None, metavar="TIME",
+                    help="budget: wall clock per model, e.g. 90s, 10m, 2h")
+    co.add_argument("--out", required=True, type=Path, metavar="DIR",
+                    help="comparison directory (new, empty, or an earlier comparison to resume)")
+    co.add_argument("--set", dest="overrides", action="append", default=[],
+                    metavar="[MODEL:]KEY=VALUE",
+                    help="override a config field for every model (train.batch_size=50, "
+                    "data.n_train=500, eval.ais_runs=20) or for one model "
+                    "(rbm:model.n_hidden=50) (repeatable)")
+    co.add_argument("--curve-points", type=_count, default=4, metavar="K",
+                    help="validation evaluations during training, for the NLL-against-time "
+                    "plot (default 4)")
+    co.add_argument("--curve-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="eval.* overrides for those evaluations only, e.g. eval.ais_betas=1000")
 
 
 def _output_seed_device(command: argparse.ArgumentParser, out_help: str) -> None:

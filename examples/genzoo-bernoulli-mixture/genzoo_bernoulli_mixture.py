@@ -1,4 +1,5 @@
-"""Mixture of multivariate Bernoulli distributions: a genzoo model in one file.
+"""Mixture of multivariate Bernoulli distributions: a genzoo model in one file, installed as a
+plug-in (the ``genzoo.models`` entry point of this package's pyproject.toml).
 
 Everitt & Hand (1981), "Finite mixture distributions"; Bishop (2006), "Pattern recognition and
 machine learning", sec. 9.3.3.
