@@ -47,8 +47,18 @@ from typing import Any
 
 import torch
 
+from genzoo.core import protocols
 from genzoo.core.errors import ConfigError, GenzooError
+from genzoo.core.registry import get_model_spec
+from genzoo.data import load_data
+from genzoo.data.config import GREY_LEVELS
+from genzoo.evaluation import estimator_for, evaluate
+from genzoo.facade import resolve_for_data
+from genzoo.run_config import RunConfig
+from genzoo.training import Trainer
 from genzoo.training.callbacks import Callback
+from genzoo.training.checkpoint import checkpoint_step, has_checkpoint, load_model
+from genzoo.utils.io import atomic_write_text, json_safe
 
 MANIFEST = "compare.json"
 RESULTS_DIR = "results"
@@ -143,8 +153,6 @@ class CompareSettings:
 def parse_models(text: str) -> tuple[str, ...]:
     """``"rbm,nade"`` -> ("rbm", "nade"): registered names, each once; an unknown name is a
     ConfigError listing the models."""
-    from genzoo.core.registry import get_model_spec
-
     names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
     if not names:
         raise GenzooError("--models names no model; e.g. --models rbm,nade,vae,made")
@@ -202,8 +210,6 @@ def prepare_out(out: Path, settings: CompareSettings, writes: bool, wait_s: floa
             raise GenzooError(f"--out {out} is not empty and holds no comparison ({MANIFEST}); "
                               "name a new or empty folder")
         if writes:
-            from genzoo.utils.io import atomic_write_text
-
             (out / RESULTS_DIR).mkdir(parents=True, exist_ok=True)
             atomic_write_text(manifest, json.dumps(want, indent=2) + "\n")
             return
@@ -229,8 +235,6 @@ def prepare_out(out: Path, settings: CompareSettings, writes: bool, wait_s: floa
         (out / RESULTS_DIR).mkdir(exist_ok=True)
         merged = {**want, "models": list(dict.fromkeys([*held.get("models", []),
                                                         *settings.models]))}
-        from genzoo.utils.io import atomic_write_text
-
         atomic_write_text(manifest, json.dumps(merged, indent=2) + "\n")
 
 
@@ -249,16 +253,8 @@ def read_entry(out: Path, model: str) -> dict[str, Any] | None:
 
 
 def _write_entry(out: Path, entry: dict[str, Any]) -> None:
-    from genzoo.utils.io import atomic_write_text
-
-    atomic_write_text(entry_path(out, entry["model"]), json.dumps(_finite(entry), indent=2) + "\n")
-
-
-def _finite(obj: Any) -> Any:
-    """JSON has no NaN or Inf: they become null (as in ``genzoo evaluate --json``)."""
-    from genzoo.cli.evaluate import _json_safe
-
-    return _json_safe(obj)
+    text = json.dumps(json_safe(entry), indent=2) + "\n"
+    atomic_write_text(entry_path(out, entry["model"]), text)
 
 
 # ---------------------------------------------------------------------- one model
@@ -268,8 +264,6 @@ def run_config_for(model: str, settings: CompareSettings):
     """The RunConfig of ``model`` in this comparison, before the data fill it in: its
     defaults, the data set, the common and its own overrides (progress bars off unless
     asked for), and the uniform binarization."""
-    from genzoo.run_config import RunConfig
-
     cfg = RunConfig.default(model).with_overrides(
         [f"data.name={settings.data}", "train.progress=false", *settings.common,
          *settings.per_model.get(model, ())])
@@ -279,10 +273,6 @@ def run_config_for(model: str, settings: CompareSettings):
 def _shared_data(settings: CompareSettings):
     """The data settings every model gets: the common overrides, and data.binarize=dynamic
     on grey-level data when no binarization is named and any model has binary units."""
-    from genzoo.core.registry import get_model_spec
-    from genzoo.data.config import GREY_LEVELS
-    from genzoo.run_config import RunConfig
-
     first = settings.models[0]
     data_sets = [s for s in settings.common if s.split("=", 1)[0].strip().startswith("data.")]
     cfg = RunConfig.default(first).with_overrides([f"data.name={settings.data}", *data_sets])
@@ -302,16 +292,11 @@ def check_settings(settings: CompareSettings) -> None:
     the command, found before anything trains."""
     for model in settings.models:
         run_config_for(model, settings)
-    from genzoo.run_config import RunConfig
-
     RunConfig.default(settings.models[0]).with_overrides(list(settings.curve_sets))
 
 
 def refusal(model, cfg, bundle) -> str | None:
     """Why ``model`` cannot be compared on ``bundle``, or None."""
-    from genzoo.core import protocols
-    from genzoo.evaluation import estimator_for
-
     if protocols.CLASSIFIER in model.capabilities:
         return "a classifier: it has no distribution over x to compare"
     entry = estimator_for(model)
@@ -376,12 +361,6 @@ def compare_one(model_name: str, settings: CompareSettings, out: Path,
     """Train and evaluate one model of the comparison (or list why it cannot be compared),
     resuming what an earlier call left, and return its entry (also written to
     ``OUT/results/<model>.json``)."""
-    from genzoo.core.registry import get_model_spec
-    from genzoo.data import load_data
-    from genzoo.evaluation import estimator_for, evaluate
-    from genzoo.training import Trainer
-    from genzoo.training.checkpoint import checkpoint_step, has_checkpoint, load_model
-
     held = read_entry(out, model_name)
     if held is not None and held.get("status") in FINISHED:
         note(f"{model_name}: {held['status']} earlier, skipped (to redo it, delete "
@@ -398,10 +377,8 @@ def compare_one(model_name: str, settings: CompareSettings, out: Path,
 
     try:
         cfg = run_config_for(model_name, settings)
-        from genzoo.cli.train import _resolve_for_data
-
         bundle = load_data(cfg.data)
-        cfg = _resolve_for_data(cfg, bundle)
+        cfg = resolve_for_data(cfg, bundle)
         model = _build(spec, cfg)
         reason = refusal(model, cfg, bundle)
     except GenzooError as exc:
@@ -493,8 +470,6 @@ def _steps(entry: dict[str, Any], budget: Budget, spec, cfg, bundle, out: Path, 
         return budget.epochs * bpe
     if entry.get("planned_steps"):
         return int(entry["planned_steps"])
-    from genzoo.training import Trainer
-
     probe = out / RESULTS_DIR / f".probe-{spec.name}"
     shutil.rmtree(probe, ignore_errors=True)
     probe_cfg = cfg.with_overrides([*_length(PROBE_STEPS + 1, bpe), "train.grid_samples=0"])
@@ -658,11 +633,9 @@ def write_leaderboard(out: Path, settings: CompareSettings,
                       entries: Sequence[dict[str, Any]], data_description: str | None = None
                       ) -> dict[str, Any]:
     """Write leaderboard.json, leaderboard.md and the plot into ``out``; return the JSON."""
-    from genzoo.utils.io import atomic_write_text
-
     board = leaderboard(entries, settings, data_description)
     plot_curves(board, out / CURVE_PNG)
-    atomic_write_text(out / LEADERBOARD_JSON, json.dumps(_finite(board), indent=2) + "\n")
+    atomic_write_text(out / LEADERBOARD_JSON, json.dumps(json_safe(board), indent=2) + "\n")
     atomic_write_text(out / LEADERBOARD_MD, leaderboard_markdown(board))
     return board
 
@@ -680,8 +653,6 @@ def run_compare(settings: CompareSettings, out: Path, rank: int = 0, world_size:
     entries = wait_for(out, settings.models, note=note)
     description = None
     try:
-        from genzoo.data import load_data
-
         description = load_data(run_config_for(settings.models[0], settings).data).description
     except GenzooError:
         pass

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from genzoo.cli.compare import _cmd_compare
-from genzoo.cli.evaluate import _cmd_evaluate, _format_report, _json_safe
+from genzoo.cli.evaluate import _cmd_evaluate, _format_report
 from genzoo.cli.images import _cmd_chain, _cmd_filters, _cmd_inpaint, _cmd_sample, _hidden_pixels
 from genzoo.cli.info import _cmd_data, _cmd_models
 from genzoo.cli.parser import _build_parser
@@ -30,7 +30,6 @@ __all__ = [
     "_build_parser",
     "_format_report",
     "_hidden_pixels",
-    "_json_safe",
     "_resolve_for_data",
     "main",
 ]

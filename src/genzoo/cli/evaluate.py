@@ -9,6 +9,7 @@ import math
 import sys
 
 from genzoo.core.errors import GenzooError
+from genzoo.utils.io import json_safe
 
 # The data settings an evaluation may change: which examples of the split it scores (a seeded
 # random subset, see genzoo.data.datasets.subset_indices), never what the data are.
@@ -18,16 +19,6 @@ EVALUATE_DATA_KEYS = ("data.n_eval", "data.n_train", "data.subset_seed")
 def _format_report(report, title: str) -> str:
     """The text of ``genzoo evaluate``: the report's own (EvaluationReport.to_text)."""
     return report.to_text(title)
-
-
-def _json_safe(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 def _progress_line(name: str, done: int, total: int, elapsed_s: float) -> None:
@@ -82,7 +73,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         doc["data_description"] = bundle.description
         doc["run_dir"] = str(args.run_dir)
         doc["world_size"] = ctx.world_size
-        doc = _json_safe(doc)
+        doc = json_safe(doc)
         if ctx.is_main:
             # Printed first: the figure is on the screen even if the write then fails.
             title = f"{cfg.model_name} on {cfg.data.name}"

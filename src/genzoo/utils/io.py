@@ -16,6 +16,7 @@ JSON reports, the keys :data:`REPORT_KEYS`, which is how :func:`written_by_genzo
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 import tempfile
@@ -78,6 +79,18 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Replace ``path`` by the UTF-8 ``text`` atomically and durably."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def json_safe(obj):
+    """``obj`` with every non-finite float (NaN, Inf) replaced by None, in nested dicts, lists
+    and tuples: JSON has no NaN, and a missing figure reads as null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 def is_temporary(name: str) -> bool:
