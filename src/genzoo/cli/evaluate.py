@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 
 from genzoo.core.errors import GenzooError
 
@@ -28,17 +27,6 @@ def _json_safe(obj):
     if isinstance(obj, (list, tuple)):
         return [_json_safe(v) for v in obj]
     return obj
-
-
-def _progress_line(name: str, done: int, total: int, elapsed_s: float) -> None:
-    """One stderr line per report of a long estimator: where it is and the time left."""
-    left = elapsed_s * (total - done) / done if done else math.nan
-    print(f"genzoo: {name}: {done}/{total} ({100 * done / total:.0f}%), {elapsed_s:.0f} s, "
-          f"about {left:.0f} s left", file=sys.stderr, flush=True)
-
-
-def _silent(name: str, done: int, total: int, elapsed_s: float) -> None:
-    """The other processes of a torchrun group: rank 0 reports for all."""
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -73,7 +61,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         model, cfg = load_model(args.run_dir, device=ctx.device, model_overrides=model_sets)
         cfg = cfg.with_overrides(overrides)
         bundle = load_data(cfg.data)
-        with progress.reporting(_progress_line if ctx.is_main else _silent):
+        # The estimators' progress on stderr (genzoo.evaluation.progress): bars on a terminal,
+        # one line per phase otherwise; rank 0 reports for the whole torchrun group.
+        with progress.on_stderr(ctx.is_main and not args.quiet):
             report = evaluate(model, bundle, cfg.eval, distributed=ctx.is_distributed)
         doc = report.to_dict()
         doc["model"] = cfg.model_name
