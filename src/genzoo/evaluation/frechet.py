@@ -228,10 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default="mnist", choices=sorted(CLASSIFIER_SOURCES))
     p.add_argument("--rebuild", action="store_true")
     args = p.parse_args(argv)
-    if args.rebuild:
-        _, meta = build_classifier(args.data)
-    else:
-        load_classifier(args.data)
+    with progress.on_stderr():  # training the classifier takes a while on MNIST
+        if args.rebuild:
+            _, meta = build_classifier(args.data)
+        else:
+            load_classifier(args.data)
         source = _source(args.data)
         meta = json.loads(_paths(source, {"mnist": 784, "digits": 64}[source])[1].read_text())
     print(json.dumps({"cache_dir": str(cache_dir()), **meta}, indent=2))

@@ -48,9 +48,13 @@ _reporter: contextvars.ContextVar[Reporter | None] = contextvars.ContextVar(
 
 class Stage:
     """One phase of ``total`` steps of ``unit`` named ``name``, used as a context manager (it
-    reports only once entered); :meth:`advance` or :meth:`update` as the steps get done. ``done``, ``elapsed_s`` and
-    ``seconds_left`` (a linear extrapolation, NaN before the first step) are for reporters;
-    ``failed`` is True when the work raised."""
+    reports only once entered); :meth:`advance` or :meth:`update` as the steps get done.
+    ``done``, ``elapsed_s`` and ``seconds_left`` (a linear extrapolation, NaN before the first
+    step) are for reporters; ``failed`` is True when the work raised.
+
+    A phase with no natural count (one call of a model's sampler, one model of a comparison)
+    is a stage of ``total=1`` advanced at its end: the line or bar still says what ran and
+    for how long."""
 
     def __init__(self, name: str, total: int, unit: str = "steps") -> None:
         self.name, self.total, self.unit = name, int(total), unit
@@ -105,6 +109,10 @@ def reporting(reporter: Reporter | None) -> Iterator[None]:
         _reporter.reset(token)
 
 
+# name: 42%|#####     | 6090/14499 temperatures [00:35<00:49]  (elapsed < time left)
+_BAR = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} {unit} [{elapsed}<{remaining}]"
+
+
 class BarReporter:
     """A tqdm bar on standard error per stage: name, count, rate, elapsed and time left."""
 
@@ -116,7 +124,7 @@ class BarReporter:
         from tqdm import tqdm
 
         self._bars[id(stage)] = tqdm(
-            total=stage.total, desc=stage.name, unit=f" {stage.unit}", unit_scale=False,
+            total=stage.total, desc=stage.name, unit=stage.unit, bar_format=_BAR,
             file=self.file or sys.stderr, dynamic_ncols=True, leave=True, mininterval=0.2,
         )
 
