@@ -126,10 +126,22 @@ def test_bar_reporter_draws_a_bar_with_the_name_and_the_count():
     assert "annealing" in text and "7/7" in text
 
 
-def test_stderr_reporter_is_silent_when_disabled_and_a_summary_off_a_terminal():
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_stderr_reporter_is_silent_when_disabled_bars_on_a_terminal_else_a_summary(monkeypatch):
     assert progress.stderr_reporter(False) is None
     # Under pytest stderr is captured, not a terminal.
     assert isinstance(progress.stderr_reporter(True), progress.SummaryReporter)
+    monkeypatch.setattr("sys.stderr", _Terminal())
+    assert isinstance(progress.stderr_reporter(True), progress.BarReporter)
+
+
+def test_a_stage_of_no_steps_says_nothing():
+    rec = _recorded(lambda: progress.Stage("burn-in", 0).__enter__())
+    assert rec.calls == []
 
 
 def test_a_library_call_is_silent_and_ais_reports_its_temperatures(capsys):
@@ -147,6 +159,20 @@ def test_a_library_call_is_silent_and_ais_reports_its_temperatures(capsys):
     rec = _recorded(lambda: reverse_ais_log_partition(rbm, base, linear_schedule(50), v,
                                                       torch.Generator().manual_seed(1)))
     assert _finished(rec, "reverse AIS, 4 runs")[1:] == (49, 49)
+
+
+def test_the_reverse_ais_burn_in_and_mean_field_report_their_steps():
+    from genzoo.evaluation.energy import model_samples_for_reverse_ais
+    from genzoo.evaluation.variational import variational_free_energies
+
+    rbm, base = _rbm_and_base()
+    rec = _recorded(lambda: model_samples_for_reverse_ais(rbm, base, 3, 5,
+                                                          torch.Generator().manual_seed(0)))
+    assert _finished(rec, "Gibbs burn-in of 3 chains")[1:] == (5, 5)
+    dbm = _tiny("dbm").double()
+    x = torch.bernoulli(torch.full((5, 6), 0.5, dtype=torch.float64))
+    rec = _recorded(lambda: variational_free_energies(dbm, x, batch_size=2))
+    assert _finished(rec, "mean-field free energies, 5 examples")[1:] == (5, 5)
 
 
 def test_exact_enumeration_reports_its_states():

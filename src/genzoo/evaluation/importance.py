@@ -42,7 +42,7 @@ from genzoo.evaluation._common import (
 )
 from genzoo.evaluation.config import EvalConfig
 from genzoo.evaluation.report import NLL_UNIT, EvaluationReport
-from genzoo.evaluation.shards import local_shards, map_shards
+from genzoo.evaluation.shards import local_items, map_shards
 from genzoo.evaluation.stats import Estimate
 
 
@@ -235,7 +235,7 @@ def importance_log_px(
         # log p^ = log sum w - log k;  ELBO = mean log w;  ESS = (sum w)^2 / sum w^2
         return torch.stack([lse - math.log(k), total / k, torch.exp(2 * lse - lse2)], 1)
 
-    mine = sum(hi - lo for lo, hi in local_shards(len(x), batch_size, distributed))
+    mine = local_items(len(x), batch_size, distributed)
     name = f"importance sampling, {len(x)} examples x {k} draws"
     with torch.no_grad(), progress.Stage(name, mine * k, "draws") as st:
         per_example = map_shards(len(x), batch_size, shard, 3, generator, distributed)

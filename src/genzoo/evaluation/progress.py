@@ -64,7 +64,8 @@ class Stage:
         self._start = self._last = time.monotonic()
 
     def __enter__(self) -> Stage:  # noqa: PYI034 (typing.Self needs Python 3.11)
-        self._reporter = _reporter.get()
+        # A stage of no steps (a burn-in of 0 sweeps) has nothing to say.
+        self._reporter = _reporter.get() if self.total > 0 else None
         self._start = self._last = time.monotonic()
         if self._reporter is not None:
             self._reporter.start(self)

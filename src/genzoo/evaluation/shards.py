@@ -37,6 +37,11 @@ def local_shards(n: int, size: int, distributed: bool = False) -> list[tuple[int
     return bounds[gz_dist.rank() :: gz_dist.world_size()]
 
 
+def local_items(n: int, size: int, distributed: bool = False) -> int:
+    """How many of the ``n`` items this process runs (the items of its :func:`local_shards`)."""
+    return sum(hi - lo for lo, hi in local_shards(n, size, distributed))
+
+
 def mc_shard_seed(root: int, index: int) -> int:
     """The 63-bit seed of shard ``index`` of Monte Carlo work (AIS runs, importance-sampling
     chunks) whose root seed is ``root`` (numpy's SeedSequence hash, so nearby roots and indices
