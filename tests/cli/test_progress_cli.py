@@ -101,3 +101,13 @@ def test_train_quiet_hides_the_progress_bar_and_pretraining_phases(tmp_path, cap
     out, err = capsys.readouterr()
     assert _phases(err) == [] and "step/s" not in err and "it/s" not in err
     assert out.startswith("trained dbm")
+
+
+def test_only_rank_0_of_a_torchrun_group_shows_progress(rbm_run, capsys, monkeypatch):
+    from genzoo import distributed as gz_dist
+
+    # Rank 1 (of a group of one here, so that it computes alone): it neither prints the report
+    # nor shows progress; rank 0 does both (the tests above).
+    monkeypatch.setattr(gz_dist, "init_from_env", lambda device: gz_dist.DistContext(rank=1))
+    assert main(["evaluate", str(rbm_run), *AIS]) == 0
+    assert capsys.readouterr() == ("", "")
