@@ -170,7 +170,10 @@ def test_evaluate_prints_its_figure_before_writing(ws, capsys, tmp_path, monkeyp
 
     monkeypatch.setattr(io, "atomic_write_text", full)
     capsys.readouterr()
-    assert main(["evaluate", str(ws / "run"), "--json", "--out", str(tmp_path / "r.json")]) == 2
+    # --quiet: stderr then holds only the error (the progress lines are shown in
+    # tests/cli/test_progress_cli.py).
+    argv = ["evaluate", str(ws / "run"), "--json", "--quiet", "--out", str(tmp_path / "r.json")]
+    assert main(argv) == 2
     captured = capsys.readouterr()
     assert "nll_nats" in json.loads(captured.out)
     assert "Traceback" not in captured.err and len(captured.err.strip().splitlines()) == 1

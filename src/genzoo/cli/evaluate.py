@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import sys
 
 from genzoo.core.errors import GenzooError
 from genzoo.utils.io import json_safe
@@ -19,17 +17,6 @@ EVALUATE_DATA_KEYS = ("data.n_eval", "data.n_train", "data.subset_seed")
 def _format_report(report, title: str) -> str:
     """The text of ``genzoo evaluate``: the report's own (EvaluationReport.to_text)."""
     return report.to_text(title)
-
-
-def _progress_line(name: str, done: int, total: int, elapsed_s: float) -> None:
-    """One stderr line per report of a long estimator: where it is and the time left."""
-    left = elapsed_s * (total - done) / done if done else math.nan
-    print(f"genzoo: {name}: {done}/{total} ({100 * done / total:.0f}%), {elapsed_s:.0f} s, "
-          f"about {left:.0f} s left", file=sys.stderr, flush=True)
-
-
-def _silent(name: str, done: int, total: int, elapsed_s: float) -> None:
-    """The other processes of a torchrun group: rank 0 reports for all."""
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -65,7 +52,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         cfg = cfg.with_overrides(overrides)
         # A run on the user's own data refuses a file changed since training, unless told.
         bundle = load_data(cfg.data, allow_changed=getattr(args, "allow_changed_data", False))
-        with progress.reporting(_progress_line if ctx.is_main else _silent):
+        # The estimators' progress on stderr (genzoo.evaluation.progress): bars on a terminal,
+        # one line per phase otherwise; rank 0 reports for the whole torchrun group.
+        with progress.on_stderr(ctx.is_main and not args.quiet):
             report = evaluate(model, bundle, cfg.eval, distributed=ctx.is_distributed)
         doc = report.to_dict()
         doc["model"] = cfg.model_name

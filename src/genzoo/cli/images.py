@@ -51,6 +51,13 @@ def _check_fits(need: int, what: str, fix: str) -> None:
     check_memory(need, what, fix)
 
 
+def _shown(args: argparse.Namespace):
+    """Progress on stderr unless ``--quiet`` (:func:`genzoo.evaluation.progress.on_stderr`)."""
+    from genzoo.evaluation import progress
+
+    return progress.on_stderr(not args.quiet)
+
+
 def _load_run(args: argparse.Namespace, what: str, suffixes: tuple[str, ...] = PNG):
     """(model, run config) of ``args.run_dir`` on ``args.device``, after the checks of
     :func:`_prepare` (``-n``, the number of ``what``, must be positive)."""
@@ -65,6 +72,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
     from genzoo.core.protocols import CLASSIFIER, has
     from genzoo.data import image_shape_of
+    from genzoo.evaluation import progress
     from genzoo.utils.images import save_image_grid
 
     model, cfg = _load_run(args, "samples")
@@ -80,8 +88,12 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     _check_fits(args.n * d * 4 * itemsize + _picture_bytes(args.n, d),
                 f"sampling -n {args.n} {cfg.data.name} images", "use a smaller -n")
     generator = torch.Generator(device=args.device).manual_seed(args.seed)
-    with torch.no_grad():
+    # One call of the model's sampler (its burn-in included), so that the samples do not
+    # depend on how they are reported: the stage says what runs and, at the end, how long.
+    with torch.no_grad(), _shown(args), progress.Stage(f"sampling {cfg.model_name}", args.n,
+                                                       "samples") as st:
         x = model.sample(args.n, generator=generator)
+        st.advance(args.n)
     x = x.float().cpu()
     if cfg.data.dequantize or cfg.data.name == "image-patches":
         # Model space (logits, DC-removed or rescaled patches) back to pixels; the rescaling
@@ -124,6 +136,7 @@ def _cmd_inpaint(args: argparse.Namespace) -> int:
 
     from genzoo.core.protocols import INPAINT, has
     from genzoo.data import image_shape_of, load_data
+    from genzoo.evaluation import progress
     from genzoo.utils.images import save_image_grid
 
     model, cfg = _load_run(args, "images")
@@ -138,11 +151,13 @@ def _cmd_inpaint(args: argparse.Namespace) -> int:
     generator = torch.Generator(device=args.device).manual_seed(args.seed)
     hidden = _hidden_pixels(args.mask, image_shape, len(x), generator)
     x = x.to(device=args.device, dtype=next(model.parameters()).dtype)
-    with torch.no_grad():
+    with torch.no_grad(), _shown(args), progress.Stage(f"inpainting with {cfg.model_name}",
+                                                       len(x), "images") as st:
         # The Inpainter contract: (n_samples, B, D) completions; n_steps None is the model's
         # own chain length.
         filled = model.inpaint(x, ~hidden.to(args.device), generator=generator, n_samples=1,
                                n_steps=None)[0]
+        st.advance(len(x))
     masked = torch.where(hidden.to(args.device), torch.full_like(x, 0.5), x)
     grid = torch.cat([x, masked, filled]).float().cpu().clamp(0, 1)
     save_image_grid(grid, image_shape, args.out, nrow=len(x))
@@ -156,6 +171,7 @@ def _cmd_chain(args: argparse.Namespace) -> int:
 
     from genzoo.core.protocols import ENERGY, has
     from genzoo.data import image_shape_of, load_data
+    from genzoo.evaluation import progress
     from genzoo.models.markov.base import MarkovChainModel
     from genzoo.training.checkpoint import load_model
     from genzoo.utils.animation import save_chain_gif, save_chain_strip
@@ -185,9 +201,11 @@ def _cmd_chain(args: argparse.Namespace) -> int:
     else:
         x0 = torch.rand(args.n, d, generator=torch.Generator().manual_seed(args.seed)).round()
     x0 = x0.to(device=args.device, dtype=dtype)
-    with torch.no_grad():
+    name = f"{args.n} chains of {cfg.model_name}"
+    with torch.no_grad(), _shown(args), progress.Stage(name, args.steps, "steps") as st:
         if markov:
             states = model.chain(x0, args.steps, generator=generator)
+            st.advance(args.steps)  # the model runs its chain in one call
         else:
             from genzoo.models.base import trusted_input
 
@@ -196,6 +214,7 @@ def _cmd_chain(args: argparse.Namespace) -> int:
             with trusted_input():  # the chain's own states after the checked start
                 for _ in range(args.steps):
                     states.append(model.gibbs_step(states[-1], generator=generator))
+                    st.advance()
             states = torch.stack(states)
     states = states.float().cpu().clamp(0, 1)
     if args.out.suffix.lower() == ".gif":

@@ -154,6 +154,12 @@ def _build_parser() -> argparse.ArgumentParser:
     fi.add_argument("-n", type=_count, default=100, help="at most this many filters (default 100)")
     fi.add_argument("--out", required=True, help="output PNG path")
     _force(fi)
+
+    # --quiet: no progress bars or per-phase lines on stderr (the results are still printed).
+    for command in (train, ev, sa, ip, ch):
+        command.add_argument("--quiet", action="store_true",
+                             help="show no progress on standard error (bars on a terminal, "
+                             "else one line per phase)")
     return parser
 
 

@@ -155,6 +155,8 @@ def _train(args: argparse.Namespace, spec, writes: bool) -> int:
         if args.data is not None:  # a built-in name, or a path (made absolute)
             cfg = cfg.with_overrides([f"data.name={resolve_path(args.data)}"])
     cfg = cfg.with_overrides(args.overrides)
+    if getattr(args, "quiet", False):  # --quiet is train.progress=false, recorded like it
+        cfg = cfg.with_overrides(["train.progress=false"])
     if not resume:
         # A path given by --set data.name=... is recorded absolute too.
         cfg = dataclasses.replace(cfg, data=cfg.data.replace(name=resolve_path(cfg.data.name)))
@@ -202,14 +204,16 @@ def _train(args: argparse.Namespace, spec, writes: bool) -> int:
 
             start_from_run(model)
         if pretrain:
+            from genzoo.evaluation import progress
             from genzoo.recipes.dbm_pretraining import pretrain_run
 
             if ctx.is_main:
                 print(f"genzoo: greedy layerwise pretraining, {cfg.model.pretrain_epochs} "
                       f"epochs per layer, in {args.out / PRETRAIN_DIR}", file=sys.stderr)
             # Under torchrun every rank trains the RBMs data-parallel, as the DBM after them.
-            pretrain_run(model, cfg, bundle, args.out / PRETRAIN_DIR,
-                         distributed=ctx.is_distributed)
+            with progress.on_stderr(ctx.is_main and cfg.train.progress):
+                pretrain_run(model, cfg, bundle, args.out / PRETRAIN_DIR,
+                             distributed=ctx.is_distributed)
         if resume and ctx.is_main:
             from genzoo.training.checkpoint import checkpoint_step
 

@@ -34,7 +34,7 @@ import torch
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import AIS, has
 from genzoo.evaluation import progress
-from genzoo.evaluation.shards import map_shards
+from genzoo.evaluation.shards import local_shards, map_shards
 from genzoo.evaluation.stats import Estimate, effective_sample_size, log_mean_exp_stderr
 
 # SM08: 500 temperatures uniform in [0, 0.5), 4,000 in [0.5, 0.9), 10,000 in [0.9, 1.0].
@@ -87,21 +87,27 @@ def _float_copies(model, base, dtype: torch.dtype):
 
 @torch.no_grad()
 def _anneal(
-    model, base, betas: list[float], v: torch.Tensor, generator, direction: str = "forward"
+    model, base, betas: list[float], v: torch.Tensor, generator, stage: progress.Stage
 ) -> torch.Tensor:
     """Run the AIS recursion over ``betas`` from states v (n, D); return log w (n,).
 
     Each step is the AnnealingPath contract's ``annealed_step``: the increment
     log w += F_{k-1}(v) - F_k(v), fused with the transition v ~ T_k(v, .) (none after the
-    last temperature)."""
+    last temperature). ``stage`` advances by one per temperature."""
     log_w = torch.zeros(v.shape[0], dtype=torch.float64, device=v.device)
     last = len(betas) - 1
-    done = progress.stage(f"{direction} AIS, {v.shape[0]} runs", last)
     for k in range(1, len(betas)):
         inc, v = model.annealed_step(v, betas[k - 1], betas[k], base, generator, transition=k < last)
         log_w += inc.to(torch.float64)
-        done.update(k)
+        stage.advance()
     return log_w
+
+
+def _stage(direction: str, n_runs: int, batch_size: int, n_betas: int, distributed: bool):
+    """The progress stage of this process's AIS runs: its shards x temperature steps."""
+    shards = len(local_shards(n_runs, batch_size, distributed))
+    return progress.Stage(f"{direction} AIS, {n_runs} runs", shards * (n_betas - 1),
+                          "temperatures")
 
 
 def ais_log_partition(
@@ -134,9 +140,10 @@ def ais_log_partition(
     log_z_a = float(a.log_partition())
 
     def shard(lo: int, hi: int, g: torch.Generator) -> torch.Tensor:
-        return _anneal(m, a, b, a.sample(hi - lo, g), g)
+        return _anneal(m, a, b, a.sample(hi - lo, g), g, st)
 
-    log_w = map_shards(n_runs, batch_size or n_runs, shard, 1, generator, distributed)[:, 0]
+    with _stage("forward", n_runs, batch_size or n_runs, len(b), distributed) as st:
+        log_w = map_shards(n_runs, batch_size or n_runs, shard, 1, generator, distributed)[:, 0]
     est, se = log_mean_exp_stderr(log_w)
     return Estimate(
         value=log_z_a + est,
@@ -202,9 +209,10 @@ def reverse_ais_from(
     device = next(m.parameters()).device
 
     def shard(lo: int, hi: int, g: torch.Generator) -> torch.Tensor:
-        return _anneal(m, a, b, start(lo, hi, g).to(device=device, dtype=dtype), g, "reverse")
+        return _anneal(m, a, b, start(lo, hi, g).to(device=device, dtype=dtype), g, st)
 
-    log_w = map_shards(n_runs, batch_size or n_runs, shard, 1, generator, distributed)[:, 0]
+    with _stage("reverse", n_runs, batch_size or n_runs, len(b), distributed) as st:
+        log_w = map_shards(n_runs, batch_size or n_runs, shard, 1, generator, distributed)[:, 0]
     est, se = log_mean_exp_stderr(log_w)
     return Estimate(
         value=log_z_a - est,

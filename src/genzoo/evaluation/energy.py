@@ -22,6 +22,7 @@ import torch
 
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION, has
+from genzoo.evaluation import progress
 from genzoo.evaluation._common import (
     DTYPES,
     ais_disagreement,
@@ -86,9 +87,10 @@ def model_samples_for_reverse_ais(
     else:
         v = base.sample(n, generator)
     check_data(model, v, "the starting states")
-    with trusted_input():  # the chain's own states: checked once above, not at every step
-        for _ in range(burn_in):
+    with trusted_input(), progress.Stage(f"Gibbs burn-in of {n} chains", burn_in) as st:
+        for _ in range(burn_in):  # the chain's own states: checked once above, not every step
             v = model.gibbs_step(v, generator=generator)
+            st.advance()
     return v
 
 

@@ -14,6 +14,7 @@ import torch
 
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import EXACT_LOG_PARTITION, has
+from genzoo.evaluation import progress
 from genzoo.evaluation.stats import Estimate
 from genzoo.ops.enumeration import binary_states
 
@@ -49,10 +50,12 @@ def exact_log_partition(
     device = next(m.parameters()).device
     n_states = 2**n_units
     parts = []
-    with torch.no_grad():
+    name = f"exact enumeration, 2^{n_units} states"
+    with torch.no_grad(), progress.Stage(name, n_states, "states") as st:
         for s in range(0, n_states, chunk):
             idx = torch.arange(s, min(s + chunk, n_states), device=device)
             parts.append(torch.logsumexp(-free_energy(binary_states(idx, n_units, dtype)), 0))
+            st.advance(len(idx))
         log_z = torch.logsumexp(torch.stack(parts), 0)
     return Estimate(
         value=float(log_z),

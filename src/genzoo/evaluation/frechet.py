@@ -37,6 +37,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from genzoo.core.errors import DataError, InputError
+from genzoo.evaluation import progress
 
 CLASSIFIER_VERSION = 1
 # Data set -> the labelled grey-level set its classifier is trained on.
@@ -95,14 +96,16 @@ def train_feature_classifier(
                 m.weight.uniform_(-bound, bound, generator=g)
                 m.bias.zero_()
     opt = torch.optim.Adam(model.parameters(), lr=s["lr"])
-    for _ in range(epochs):
-        order = torch.randperm(len(x), generator=g)
-        for i in range(0, len(x), s["batch_size"]):
-            idx = order[i : i + s["batch_size"]]
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+    with progress.Stage("training the Fréchet feature classifier", epochs, "epochs") as st:
+        for _ in range(epochs):
+            order = torch.randperm(len(x), generator=g)
+            for i in range(0, len(x), s["batch_size"]):
+                idx = order[i : i + s["batch_size"]]
+                loss = F.cross_entropy(model(x[idx]), y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            st.advance()
     return model.eval()
 
 
@@ -163,11 +166,13 @@ def classifier_features(classifier: FeatureClassifier, x: torch.Tensor,
                         batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
     """(features (N, F) float64, predicted classes (N,)) of x (N, D), on the CPU."""
     feats, preds = [], []
-    for i in range(0, len(x), batch_size):
-        xb = x[i : i + batch_size].detach().to("cpu", torch.float32)
-        f = classifier.features(xb)
-        feats.append(f.double())
-        preds.append(classifier.head(f).argmax(1))
+    with progress.Stage("Fréchet features", len(x), "images") as st:
+        for i in range(0, len(x), batch_size):
+            xb = x[i : i + batch_size].detach().to("cpu", torch.float32)
+            f = classifier.features(xb)
+            feats.append(f.double())
+            preds.append(classifier.head(f).argmax(1))
+            st.advance(len(xb))
     return torch.cat(feats), torch.cat(preds)
 
 
@@ -223,10 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default="mnist", choices=sorted(CLASSIFIER_SOURCES))
     p.add_argument("--rebuild", action="store_true")
     args = p.parse_args(argv)
-    if args.rebuild:
-        _, meta = build_classifier(args.data)
-    else:
-        load_classifier(args.data)
+    with progress.on_stderr():  # training the classifier takes a while on MNIST
+        if args.rebuild:
+            _, meta = build_classifier(args.data)
+        else:
+            load_classifier(args.data)
         source = _source(args.data)
         meta = json.loads(_paths(source, {"mnist": 784, "digits": 64}[source])[1].read_text())
     print(json.dumps({"cache_dir": str(cache_dir()), **meta}, indent=2))

@@ -32,6 +32,7 @@ from torch import distributions as D
 
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import LATENT
+from genzoo.evaluation import progress
 from genzoo.evaluation._common import (
     DTYPES,
     default_generator,
@@ -41,7 +42,7 @@ from genzoo.evaluation._common import (
 )
 from genzoo.evaluation.config import EvalConfig
 from genzoo.evaluation.report import NLL_UNIT, EvaluationReport
-from genzoo.evaluation.shards import map_shards
+from genzoo.evaluation.shards import local_items, map_shards
 from genzoo.evaluation.stats import Estimate
 
 
@@ -230,10 +231,13 @@ def importance_log_px(
             lse = torch.logaddexp(lse, torch.logsumexp(log_w, 0))  # log sum w
             lse2 = torch.logaddexp(lse2, torch.logsumexp(2 * log_w, 0))  # log sum w^2
             total += log_w.sum(0)
+            st.advance(len(xb) * min(chunk, k - done))  # (example, draw) pairs
         # log p^ = log sum w - log k;  ELBO = mean log w;  ESS = (sum w)^2 / sum w^2
         return torch.stack([lse - math.log(k), total / k, torch.exp(2 * lse - lse2)], 1)
 
-    with torch.no_grad():
+    mine = local_items(len(x), batch_size, distributed)
+    name = f"importance sampling, {len(x)} examples x {k} draws"
+    with torch.no_grad(), progress.Stage(name, mine * k, "draws") as st:
         per_example = map_shards(len(x), batch_size, shard, 3, generator, distributed)
     log_px, elbo, ess = (c.contiguous() for c in per_example.unbind(1))
     require_finite(log_px, "importance weights")

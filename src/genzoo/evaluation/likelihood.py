@@ -12,6 +12,7 @@ import time
 import torch
 
 from genzoo.core.protocols import EXACT_LIKELIHOOD
+from genzoo.evaluation import progress
 from genzoo.evaluation._common import DTYPES, evaluation_copy, example_stderr, require_finite
 from genzoo.evaluation.config import EvalConfig
 from genzoo.evaluation.report import NLL_UNIT, EvaluationReport
@@ -36,13 +37,13 @@ def exact_nll(model, x: torch.Tensor, eval_config: EvalConfig) -> EvaluationRepo
         model, x, EXACT_LIKELIHOOD, dtype, "has no exact likelihood (log_prob)"
     )
     bs = eval_config.batch_size
-    with torch.no_grad():
-        nll = -torch.cat(
-            [
-                m.log_prob(x[s : s + bs].to(device=device, dtype=dtype)).to(torch.float64)
-                for s in range(0, len(x), bs)
-            ]
-        )  # -log p(x_n), (N,)
+    parts = []
+    with torch.no_grad(), progress.Stage(f"exact likelihood, {len(x)} examples", len(x),
+                                         "examples") as st:
+        for s in range(0, len(x), bs):
+            parts.append(m.log_prob(x[s : s + bs].to(device=device, dtype=dtype)))
+            st.advance(len(parts[-1]))
+    nll = -torch.cat(parts).to(torch.float64)  # -log p(x_n), (N,)
     require_finite(nll, "log-likelihood under the model")
     se = example_stderr(nll)
     return EvaluationReport(

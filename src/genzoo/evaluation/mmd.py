@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from genzoo.core.errors import InputError
+from genzoo.evaluation import progress
 from genzoo.evaluation.stats import Estimate
 from genzoo.ops.kernels import check_samples, kernel_matrix, mmd
 
@@ -58,11 +59,14 @@ def mmd_permutation_test(
     first[0, :n] = 1.0
     observed = stats(first)[0]
     null: list[torch.Tensor] = []
-    for start in range(0, n_permutations, chunk):
-        p = min(chunk, n_permutations - start)
-        perm = torch.argsort(torch.rand(p, total, generator=generator), dim=1).to(k.device)
-        s = (perm < n).to(dtype)
-        null.append(stats(s))
+    with progress.Stage(f"MMD permutation test, {n} + {m} points", n_permutations,
+                        "permutations") as st:
+        for start in range(0, n_permutations, chunk):
+            p = min(chunk, n_permutations - start)
+            perm = torch.argsort(torch.rand(p, total, generator=generator), dim=1).to(k.device)
+            s = (perm < n).to(dtype)
+            null.append(stats(s))
+            st.advance(p)
     null_t = torch.cat(null)
     exceed = int((null_t >= observed).sum())
     p_value = (1 + exceed) / (1 + n_permutations)

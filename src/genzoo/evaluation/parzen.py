@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import torch
 
 from genzoo.core.errors import InputError
+from genzoo.evaluation import progress
 from genzoo.evaluation.stats import Estimate
 
 PARZEN_WARNING = (
@@ -70,16 +71,20 @@ def parzen_log_density(
     sig = sig.to(device)
     n_s, d = s_all.shape
     out = []
-    for i in range(0, len(x), batch_size):
-        xb = x[i : i + batch_size].to(device=device, dtype=dtype)
-        acc = torch.full((len(sig), len(xb)), -math.inf, dtype=dtype, device=device)
-        for j in range(0, n_s, chunk):
-            s = s_all[j : j + chunk]
-            d2 = ((xb * xb).sum(1, keepdim=True) + (s * s).sum(1) - 2.0 * xb @ s.T).clamp_min(0)
-            logk = -d2[None] / (2.0 * sig[:, None, None] ** 2)  # (n_sigma, B, chunk)
-            acc = torch.logaddexp(acc, torch.logsumexp(logk, dim=2))
-        norm = math.log(n_s) + 0.5 * d * torch.log(2.0 * math.pi * sig**2)
-        out.append(acc - norm[:, None])
+    name = f"Parzen window, {len(sig)} bandwidth{'s' if len(sig) > 1 else ''}, {n_s} samples"
+    with progress.Stage(name, len(x), "examples") as st:
+        for i in range(0, len(x), batch_size):
+            xb = x[i : i + batch_size].to(device=device, dtype=dtype)
+            acc = torch.full((len(sig), len(xb)), -math.inf, dtype=dtype, device=device)
+            for j in range(0, n_s, chunk):
+                s = s_all[j : j + chunk]
+                d2 = (xb * xb).sum(1, keepdim=True) + (s * s).sum(1) - 2.0 * xb @ s.T
+                d2 = d2.clamp_min(0)
+                logk = -d2[None] / (2.0 * sig[:, None, None] ** 2)  # (n_sigma, B, chunk)
+                acc = torch.logaddexp(acc, torch.logsumexp(logk, dim=2))
+            norm = math.log(n_s) + 0.5 * d * torch.log(2.0 * math.pi * sig**2)
+            out.append(acc - norm[:, None])
+            st.advance(len(xb))
     return torch.cat(out, 1)
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from genzoo.core.errors import DataError, GenzooError
+from genzoo.evaluation import progress
 from genzoo.evaluation.mmd import mmd_permutation_test
 from genzoo.evaluation.parzen import (
     DEFAULT_SIGMAS,
@@ -43,9 +44,12 @@ def draw_samples(model: Any, n: int, generator: torch.Generator | None,
     the CPU."""
     was = model.training
     model.eval()
+    out = []
     try:
-        out = [model.sample(min(batch_size, n - i), generator=generator).double().cpu()
-               for i in range(0, n, batch_size)]
+        with progress.Stage("drawing samples", n, "samples") as st:
+            for i in range(0, n, batch_size):
+                out.append(model.sample(min(batch_size, n - i), generator=generator).double().cpu())
+                st.advance(len(out[-1]))
     finally:
         model.train(was)
     return torch.cat(out) if out else torch.zeros(0)

@@ -28,6 +28,20 @@ def shard_bounds(n: int, size: int) -> list[tuple[int, int]]:
     return [(lo, min(lo + size, n)) for lo in range(0, n, size)]
 
 
+def local_shards(n: int, size: int, distributed: bool = False) -> list[tuple[int, int]]:
+    """The (lo, hi) of the shards of :func:`map_shards` (``n`` items, ``size`` a shard) that
+    this process runs: all of them in one process, shard s on rank s % W under W ranks."""
+    bounds = shard_bounds(n, size)
+    if not distributed:
+        return bounds
+    return bounds[gz_dist.rank() :: gz_dist.world_size()]
+
+
+def local_items(n: int, size: int, distributed: bool = False) -> int:
+    """How many of the ``n`` items this process runs (the items of its :func:`local_shards`)."""
+    return sum(hi - lo for lo, hi in local_shards(n, size, distributed))
+
+
 def mc_shard_seed(root: int, index: int) -> int:
     """The 63-bit seed of shard ``index`` of Monte Carlo work (AIS runs, importance-sampling
     chunks) whose root seed is ``root`` (numpy's SeedSequence hash, so nearby roots and indices

@@ -22,11 +22,12 @@ from __future__ import annotations
 import torch
 
 from genzoo.core.protocols import VARIATIONAL
+from genzoo.evaluation import progress
 from genzoo.evaluation._common import require_finite
 from genzoo.evaluation.config import EvalConfig
 from genzoo.evaluation.energy import LogZNLL, log_z_nll
 from genzoo.evaluation.report import EvaluationReport
-from genzoo.evaluation.shards import map_shards
+from genzoo.evaluation.shards import local_items, map_shards
 
 
 @torch.no_grad()
@@ -41,11 +42,15 @@ def variational_free_energies(
     p = next(model.parameters())
 
     def batch(lo: int, hi: int, g: torch.Generator) -> torch.Tensor:
-        return model.variational_free_energy(x[lo:hi].to(device=p.device, dtype=p.dtype))
+        f = model.variational_free_energy(x[lo:hi].to(device=p.device, dtype=p.dtype))
+        st.advance(hi - lo)
+        return f
 
     # Mean field is deterministic: the shard generators are never drawn from.
     unused = torch.Generator().manual_seed(0)
-    return map_shards(len(x), batch_size, batch, 1, unused, distributed)[:, 0]
+    mine = local_items(len(x), batch_size, distributed)
+    with progress.Stage(f"mean-field free energies, {len(x)} examples", mine, "examples") as st:
+        return map_shards(len(x), batch_size, batch, 1, unused, distributed)[:, 0]
 
 
 @torch.no_grad()
@@ -58,8 +63,10 @@ def reverse_ais_start_states(
     model's block Gibbs sweep on the even layers) drawing from ``generator``. Depends only on
     (lo, hi, generator), so that a shard of runs is the same in any process."""
     states = m.ais_model_states(hi, 0, generator)[lo:hi]
-    for _ in range(burn_in):
-        states = m.annealed_gibbs_step(states, 1.0, base, generator)
+    with progress.Stage(f"Gibbs burn-in of {hi - lo} chains", burn_in) as st:
+        for _ in range(burn_in):
+            states = m.annealed_gibbs_step(states, 1.0, base, generator)
+            st.advance()
     return states
 
 

@@ -37,6 +37,7 @@ import torch
 
 from genzoo.core.errors import ConfigError
 from genzoo.data.datasets import DataBundle, Split
+from genzoo.evaluation import progress
 from genzoo.models.base import checks_input
 from genzoo.models.boltzmann._ops import bernoulli
 from genzoo.models.boltzmann.centered_dbm import CenteredDBM
@@ -153,34 +154,37 @@ def pretrain_dbm(
     sizes = (config.n_visible, *config.hidden)
     train_x, valid_x = bundle.train_x(0), bundle.valid.x
     rbms: list[DoubledRBM] = []
-    for l in range(len(config.hidden)):
-        rbm_cfg = RBMConfig(
-            n_visible=sizes[l], n_hidden=sizes[l + 1], k=rbm_k, weight_decay=config.weight_decay,
-            init_std=config.init_std, sample_burn_in=10,
-        )
-        data = DataBundle(
-            name=f"{bundle.name}-layer{l}", train=Split(train_x), valid=Split(valid_x),
-            test=Split(valid_x[:0]), image_shape=(1, sizes[l]), binary=True,
-            description=f"layer-{l} features of {bundle.name}",
-        )
-        rc = RunConfig(
-            model_name="rbm", model=rbm_cfg, data=run_config.data,
-            train=dataclasses.replace(run_config.train, grid_samples=0),
-            eval=run_config.eval,
-        )
-        init = torch.Generator().manual_seed(run_config.train.seed + l)
-        rbm = DoubledRBM(rbm_cfg, _doubling(l, len(config.hidden)), generator=init)
-        layer_dir = Path(run_dir) / f"rbm_{l}"
-        # An interrupted pretraining continues from each RBM's checkpoint (a finished RBM is
-        # only loaded), so the stack is the one an uninterrupted run would have built.
-        Trainer(rbm, rc, data, layer_dir, distributed=distributed).fit(
-            resume=has_checkpoint(layer_dir)
-        )
-        rbm.eval()
-        rbms.append(rbm)
-        with torch.no_grad():
-            train_x = bernoulli(rbm.p_h_given_v(train_x.to(rbm.W)), generator).to(torch.float32)
-            valid_x = bernoulli(rbm.p_h_given_v(valid_x.to(rbm.W)), generator).to(torch.float32)
+    with progress.Stage(f"DBM pretraining, {len(config.hidden)} RBMs", len(config.hidden),
+                        "RBMs") as stage:
+        for l in range(len(config.hidden)):
+            rbm_cfg = RBMConfig(
+                n_visible=sizes[l], n_hidden=sizes[l + 1], k=rbm_k,
+                weight_decay=config.weight_decay, init_std=config.init_std, sample_burn_in=10,
+            )
+            data = DataBundle(
+                name=f"{bundle.name}-layer{l}", train=Split(train_x), valid=Split(valid_x),
+                test=Split(valid_x[:0]), image_shape=(1, sizes[l]), binary=True,
+                description=f"layer-{l} features of {bundle.name}",
+            )
+            rc = RunConfig(
+                model_name="rbm", model=rbm_cfg, data=run_config.data,
+                train=dataclasses.replace(run_config.train, grid_samples=0),
+                eval=run_config.eval,
+            )
+            init = torch.Generator().manual_seed(run_config.train.seed + l)
+            rbm = DoubledRBM(rbm_cfg, _doubling(l, len(config.hidden)), generator=init)
+            layer_dir = Path(run_dir) / f"rbm_{l}"
+            # An interrupted pretraining continues from each RBM's checkpoint (a finished RBM is
+            # only loaded), so the stack is the one an uninterrupted run would have built.
+            Trainer(rbm, rc, data, layer_dir, distributed=distributed).fit(
+                resume=has_checkpoint(layer_dir)
+            )
+            rbm.eval()
+            rbms.append(rbm)
+            with torch.no_grad():
+                train_x = bernoulli(rbm.p_h_given_v(train_x.to(rbm.W)), generator).float()
+                valid_x = bernoulli(rbm.p_h_given_v(valid_x.to(rbm.W)), generator).float()
+            stage.advance()
     dbm = compose_dbm(rbms, config)
     dbm.start_chains(bundle.train_x(0), generator)
     return dbm, rbms
