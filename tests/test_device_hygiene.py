@@ -13,18 +13,22 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 import torch
-from support import gen
+from support import gen, needs_cpu
 
 from genzoo.core import protocols
 from genzoo.core.registry import get_model_spec, list_models
 from genzoo.data import load_data
 from genzoo.run_config import RunConfig
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "genzoo"
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "genzoo"
 FACTORIES = {"zeros", "ones", "empty", "full", "arange", "linspace", "logspace", "rand", "randn",
              "randint", "randperm", "tensor", "as_tensor", "eye", "scalar_tensor",
              "tril_indices", "triu_indices", "Generator"}  # fmt: skip
@@ -213,3 +217,21 @@ def test_three_training_steps_on_the_device(name, device, tmp_path):
         assert value.device.type == device.type, key
         if value.is_floating_point():
             assert torch.isfinite(value).all(), key
+
+
+def test_gpu_check_runs_end_to_end_in_its_dry_mode(device, tmp_path):
+    """benchmarks/gpu_check.sh with GENZOO_GPU_CHECK_DRY=1: every step on the CPU (torchrun on
+    gloo) at smoke sizes, so the one GPU run has only the device left to meet."""
+    needs_cpu(device, "the dry run is the CPU rehearsal of benchmarks/gpu_check.sh")
+    env = {**os.environ, "GENZOO_GPU_CHECK_DRY": "1"}
+    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    doc = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert doc["dry_run"] and doc["device"] == "cpu" and doc["card"]
+    assert doc["tests"]["tests"] > 0 and doc["tests"]["failures"] == doc["tests"]["errors"] == 0
+    for step in ("tests", "nccl_train", "one_train", "nccl_eval", "one_eval"):
+        assert doc["steps"][step]["rc"] == 0, step
+    assert doc["nccl_vs_one_process"]["same"], doc["nccl_vs_one_process"]
+    speed = [n for n in doc["steps"] if n.startswith("speed_")]
+    assert speed and all(doc["steps"][n]["rc"] in (0, "not-run") for n in speed)
