@@ -33,6 +33,7 @@ FACTORIES = {"zeros", "ones", "empty", "full", "arange", "linspace", "logspace",
              "randint", "randperm", "tensor", "as_tensor", "eye", "scalar_tensor",
              "tril_indices", "triu_indices", "Generator"}  # fmt: skip
 CONSTRUCTION = "construction: made on the CPU and registered, then moved by the module's .to()"
+COPIED = "copied into a parameter (copy_ crosses devices)"
 PROBE = "a 0-d probe whose dtype the input check reads; nothing is computed with it"
 HOST_RNG = ("drawn on the host from a CPU generator, then moved, so the draw is the same on "
             "every device")  # fmt: skip
@@ -65,16 +66,14 @@ ALLOWED = {
     "_check_ordering",
     ("models/autoregressive/deep_nade.py", "inpaint"): PROBE,
     ("models/autoregressive/made.py", "_draw_degrees"): CONSTRUCTION,
-    ("models/autoregressive/rnade.py", "reset_parameters"): "copied into a parameter (copy_ "
-    "crosses devices)",
+    ("models/autoregressive/rnade.py", "reset_parameters"): COPIED,
     ("models/boltzmann/_ops.py", "layer_parameters"): CONSTRUCTION,
     ("models/boltzmann/_ops.py", "register_chains"): CONSTRUCTION,
     ("models/boltzmann/_ops.py", "start_chains_at_data"): "row indices drawn on the host by "
     "default (the same rows on every device), moved to the data's device",
     ("models/boltzmann/_sequences.py", "inpaint"): PROBE,
     ("models/boltzmann/dbm.py", "inpaint"): PROBE,
-    ("models/directed/dlgm.py", "reset_parameters"): "copied into a parameter (copy_ crosses "
-    "devices)",
+    ("models/directed/dlgm.py", "reset_parameters"): COPIED,
     ("models/hopfield/capacity.py", "*"): "the capacity experiment runs on the CPU",
     ("models/markov/base.py", "autoencoder_parameters"): CONSTRUCTION,
     ("models/markov/base.py", "inpaint"): PROBE,
