@@ -1,5 +1,5 @@
-"""Helpers shared by the tests: real-data lookup and small random models (importable because pytest puts tests/ on sys.path
-when it loads tests/conftest.py)."""
+"""Helpers shared by the tests: the device under test, real-data lookup and small random models
+(importable because pytest puts tests/ on sys.path when it loads tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,39 @@ from genzoo.models.boltzmann.rbm import RBM, RBMConfig
 from genzoo.training.callbacks import Callback
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+# The one switch that moves the device-aware tests (conformance on the device, estimators
+# against enumeration, Trainer and resume, distributed, CLI) to an accelerator; CI runs cpu.
+DEVICE_ENV = "GENZOO_TEST_DEVICE"
+
+
+def selected_device() -> torch.device:
+    """The device under test: ``$GENZOO_TEST_DEVICE`` (cpu, cuda or cuda:N; default cpu)."""
+    return torch.device(os.environ.get(DEVICE_ENV) or "cpu")
+
+
+def unavailable_reason(device: torch.device) -> str | None:
+    """Why ``device`` cannot run tests on this machine, or None when it can."""
+    if device.type == "cpu":
+        return None
+    if device.type != "cuda":
+        return f"{DEVICE_ENV}={device}: the tests run on cpu or cuda"
+    if not torch.cuda.is_available():
+        return (f"{DEVICE_ENV}={device} but torch.cuda.is_available() is False here (no GPU, "
+                f"or torch {torch.__version__} built without CUDA); unset it to test on cpu")
+    if (device.index or 0) >= torch.cuda.device_count():
+        return f"{DEVICE_ENV}={device} but this machine has {torch.cuda.device_count()} GPU(s)"
+    return None
+
+
+def needs_cpu(device: torch.device, why: str) -> None:
+    """Skip the calling test unless ``device`` is the CPU, saying ``why`` it is CPU-only."""
+    if device.type != "cpu":
+        pytest.skip(f"runs on cpu only, not on {device}: {why}")
+
+
+def gen(device: torch.device | str, seed: int = 0) -> torch.Generator:
+    """A generator on ``device`` seeded ``seed`` (random functions refuse another device's)."""
+    return torch.Generator(device=device).manual_seed(seed)
 
 
 class Killed(Exception):
@@ -42,15 +75,17 @@ def load_benchmark(name: str):
     return importlib.import_module(name.replace("/", "."))
 
 
-def random_rbm(d: int, h: int, scale: float = 1.0, seed: int = 0, **config) -> RBM:
-    """An RBM with W, b and c all drawn from N(0, scale^2), seeded: far from the trivial model,
-    so energies, conditionals and partition functions are tested where they are non-trivial."""
+def random_rbm(d: int, h: int, scale: float = 1.0, seed: int = 0, device: str | torch.device = "cpu",
+               **config) -> RBM:
+    """An RBM with W, b and c all drawn from N(0, scale^2), seeded (on the CPU, so the same on
+    every device), then moved to ``device``: far from the trivial model, so energies,
+    conditionals and partition functions are tested where they are non-trivial."""
     g = torch.Generator().manual_seed(seed)
     m = RBM(RBMConfig(n_visible=d, n_hidden=h, init_std=scale, **config), generator=g)
     with torch.no_grad():
         m.b.normal_(0.0, scale, generator=g)
         m.c.normal_(0.0, scale, generator=g)
-    return m
+    return m.to(device)
 
 
 def real_data_file(relpath: str, root: str | None = None) -> Path:

@@ -1,4 +1,5 @@
-"""Every CLI command, run the way a user runs it, including the errors a user can cause."""
+"""Every CLI command, run the way a user runs it, including the errors a user can cause; runs
+train and evaluate on the device under test (train.device, --device)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from support import selected_device
 
 from genzoo.cli import main
 
+DEVICE = str(selected_device())
+ON_DEVICE = ["--device", DEVICE]  # evaluate, sample
 TINY = [
     "--data", "digits",
     "--set", "data.binarize=threshold",
@@ -22,6 +26,7 @@ TINY = [
     "--set", "train.progress=false",
     "--set", "train.grid_samples=16",
     "--set", "model.sample_burn_in=20",
+    "--set", f"train.device={DEVICE}",
 ]
 
 
@@ -55,7 +60,7 @@ def test_train_writes_a_complete_run_directory(tiny_run):
 
 
 def test_evaluate_json_exact(tiny_run, capsys):
-    assert main(["evaluate", str(tiny_run), "--json"]) == 0
+    assert main(["evaluate", str(tiny_run), "--json", *ON_DEVICE]) == 0
     report = json.loads(capsys.readouterr().out)
     for key in ("nll_nats", "stderr", "estimator", "split", "n_examples"):
         assert key in report, key
@@ -76,7 +81,7 @@ def test_evaluate_text_and_ais(tiny_run, capsys, tmp_path):
     out_json = tmp_path / "report.json"
     args = ["evaluate", str(tiny_run), "--split", "valid", "--set", "eval.exact_max_units=0",
             "--set", "eval.ais_betas=500", "--set", "eval.ais_runs=20",
-            "--set", "eval.reverse_burn_in=50", "--out", str(out_json)]
+            "--set", "eval.reverse_burn_in=50", "--out", str(out_json), *ON_DEVICE]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "nats per example" in text and "AIS" in text and "reverse AIS" in text
@@ -89,7 +94,7 @@ def test_sample_writes_png(tiny_run, tmp_path):
     from PIL import Image
 
     out = tmp_path / "s.png"
-    assert main(["sample", str(tiny_run), "-n", "9", "--out", str(out)]) == 0
+    assert main(["sample", str(tiny_run), "-n", "9", "--out", str(out), *ON_DEVICE]) == 0
     with Image.open(out) as img:
         assert img.size[0] > 8 and img.size[1] > 8
 
@@ -127,7 +132,7 @@ def test_train_with_no_data_named_picks_a_binarization_for_binary_units(
 ):
     run = tmp_path / "r"
     args = ["--set", "train.epochs=1", "--set", "train.progress=false", "--set",
-            "train.grid_samples=0", *extra]  # fmt: skip
+            "train.grid_samples=0", "--set", f"train.device={DEVICE}", *extra]  # fmt: skip
     assert main(["train", name, *args, "--out", str(run)]) == 0
     config = json.loads((run / "config.json").read_text())
     assert config["data"]["name"] == "digits" and config["data"]["binarize"] == binarize
@@ -171,12 +176,13 @@ def test_console_script_train_then_evaluate_binarized_mnist(tmp_path, binarized_
     train = subprocess.run(
         [*cmd, "train", "rbm", "--data", "binarized-mnist", "--set", "model.n_hidden=20",
          "--set", "data.n_train=2000", "--set", "data.n_eval=500", "--set", "train.epochs=1",
-         "--set", "train.progress=false", "--set", "model.sample_burn_in=50", "--out", str(out)],
+         "--set", "train.progress=false", "--set", "model.sample_burn_in=50",
+         "--set", f"train.device={DEVICE}", "--out", str(out)],
         capture_output=True, text=True, env=env, timeout=300, check=False,
     )
     assert train.returncode == 0, train.stderr
-    ev = subprocess.run([*cmd, "evaluate", str(out), "--json"], capture_output=True, text=True,
-                        env=env, timeout=300, check=False)
+    ev = subprocess.run([*cmd, "evaluate", str(out), "--json", *ON_DEVICE], capture_output=True,
+                        text=True, env=env, timeout=300, check=False)
     assert ev.returncode == 0, ev.stderr
     report = json.loads(ev.stdout)
     assert report["n_examples"] == 500 and report["split"] == "test"

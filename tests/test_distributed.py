@@ -1,6 +1,6 @@
-"""genzoo.distributed: a no-op single process outside torchrun, real collectives in a 2-process
-gloo group (spawned here with torch.multiprocessing, torchrun's environment variables set by
-hand)."""
+"""genzoo.distributed: a no-op single process outside torchrun, real collectives in 1- and
+2-process groups on the device under test, gloo on the CPU and NCCL on CUDA (spawned here with
+torch.multiprocessing, torchrun's environment variables set by hand)."""
 
 from __future__ import annotations
 
@@ -36,11 +36,11 @@ def as_torchrun_rank(rank: int, world: int, port: int) -> None:
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
 
 
-def test_single_process_outside_torchrun(monkeypatch):
+def test_single_process_outside_torchrun(monkeypatch, device):
     for var in TORCHRUN_VARS:
         monkeypatch.delenv(var, raising=False)
-    ctx = gz_dist.init_from_env("cpu")
-    assert ctx == gz_dist.DistContext(0, 1, 0, torch.device("cpu"), None)
+    ctx = gz_dist.init_from_env(device)
+    assert ctx == gz_dist.DistContext(0, 1, 0, device, None)
     assert ctx.is_main and not ctx.is_distributed and not gz_dist.is_initialized()
     assert gz_dist.is_main() and gz_dist.rank() == 0 and gz_dist.world_size() == 1
     t = torch.arange(6.0).reshape(3, 2)
@@ -58,19 +58,22 @@ def test_incomplete_torchrun_environment_is_refused(monkeypatch):
         gz_dist.init_from_env("cpu")
 
 
-def _collectives(rank: int, world: int, port: int, out_dir: str) -> None:
+def _collectives(rank: int, world: int, port: int, out_dir: str, device: str) -> None:
     as_torchrun_rank(rank, world, port)
-    ctx = gz_dist.init_from_env("cpu")
-    assert (ctx.rank, ctx.world_size, ctx.local_rank, ctx.backend) == (rank, world, rank, "gloo")
-    assert ctx.is_distributed and ctx.is_main == (rank == 0) == gz_dist.is_main()
-    assert gz_dist.init_from_env("cpu") == ctx  # joining again returns the same group
+    ctx = gz_dist.init_from_env(device)
+    backend = "nccl" if ctx.device.type == "cuda" else "gloo"
+    assert (ctx.rank, ctx.world_size, ctx.local_rank, ctx.backend) == (rank, world, rank, backend)
+    assert ctx.is_distributed == (world > 1) and ctx.is_main == (rank == 0) == gz_dist.is_main()
+    assert gz_dist.init_from_env(device) == ctx  # joining again returns the same group
     # Variable first dimensions, one rank with none; float64 stays exact.
     rows = [torch.tensor([[0.1, 1e-300]]).double().repeat(3, 1), torch.zeros(0, 2).double()]
+    rows = [r.to(ctx.device) for r in rows]
     got = gz_dist.all_gather_cat(rows[rank])
-    assert got.dtype == torch.float64 and torch.equal(got, rows[0])
-    ints = torch.full((rank + 1, 2, 2), rank, dtype=torch.int64)
+    assert got.dtype == torch.float64 and got.device == ctx.device and torch.equal(got, rows[0])
+    ints = torch.full((rank + 1, 2, 2), rank, dtype=torch.int64, device=ctx.device)
     got = gz_dist.all_gather_cat(ints)
-    assert got.shape == (3, 2, 2) and got[:, 0, 0].tolist() == [0, 1, 1]
+    expected = [r for r in range(world) for _ in range(r + 1)]  # world 2: [0, 1, 1]
+    assert got.shape == (len(expected), 2, 2) and got[:, 0, 0].tolist() == expected
     gz_dist.barrier()
     with open(os.path.join(out_dir, f"rank{rank}"), "w") as f:
         f.write(f"{gz_dist.rank()}/{gz_dist.world_size()}")
@@ -92,6 +95,14 @@ def test_a_missing_peer_stops_the_start_with_a_one_line_fix(monkeypatch, rank):
     assert not gz_dist.is_initialized()
 
 
-def test_two_gloo_processes(tmp_path):
-    spawn(_collectives, 2, str(tmp_path))
+def test_one_process_group(tmp_path, device):
+    spawn(_collectives, 1, str(tmp_path), str(device))
+    assert (tmp_path / "rank0").read_text() == "0/1"
+
+
+def test_two_processes(tmp_path, device):
+    if device.type == "cuda" and torch.cuda.device_count() < 2:
+        pytest.skip(f"NCCL needs one GPU per process: 2 processes, "
+                    f"{torch.cuda.device_count()} GPU here")
+    spawn(_collectives, 2, str(tmp_path), str(device))
     assert (tmp_path / "rank0").read_text() == "0/2" and (tmp_path / "rank1").read_text() == "1/2"

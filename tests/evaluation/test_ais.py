@@ -1,4 +1,5 @@
-"""Annealed importance sampling against exact log partition functions on tiny RBMs."""
+"""Annealed importance sampling against exact log partition functions on tiny RBMs, on the
+device under test (its own random stream there: the checks are statistical)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import statistics
 
 import pytest
 import torch
-from support import random_rbm
+from support import gen, random_rbm
 
 from genzoo.core.errors import GenzooError
 from genzoo.evaluation import (
@@ -20,12 +21,12 @@ from genzoo.evaluation import (
 from genzoo.models.boltzmann.rbm import RBM
 
 
-def make_rbm(d=12, h=8, scale=1.0, seed=0):
-    return random_rbm(d, h, scale, seed)
+def make_rbm(d=12, h=8, scale=1.0, seed=0, device="cpu"):
+    return random_rbm(d, h, scale, seed, device=device)
 
 
-def data(n=200, d=12, seed=1):
-    return (torch.rand(n, d, generator=torch.Generator().manual_seed(seed)) < 0.3).float()
+def data(n=200, d=12, seed=1, device="cpu"):
+    return (torch.rand(n, d, generator=torch.Generator().manual_seed(seed)) < 0.3).float().to(device)
 
 
 def within(est, exact: float) -> bool:
@@ -74,11 +75,11 @@ def test_linear_schedule_and_bad_schedules():
 
 
 @pytest.mark.parametrize("schedule", [lambda: linear_schedule(500), lambda: sm08_schedule(1000)])
-def test_forward_ais_matches_exact(schedule):
-    m = make_rbm(scale=1.0, seed=2)
+def test_forward_ais_matches_exact(schedule, device):
+    m = make_rbm(scale=1.0, seed=2, device=device)
     exact = exact_log_partition(m).value
-    g = torch.Generator().manual_seed(0)
-    est = ais_log_partition(m, m.ais_base(data()), schedule(), 400, g)
+    g = gen(device, 0)
+    est = ais_log_partition(m, m.ais_base(data(device=device)), schedule(), 400, g)
     assert within(est, exact), (est.value, est.stderr, exact)
     assert est.stderr < 0.05  # the check above is not vacuous
     d = est.diagnostics
@@ -86,26 +87,27 @@ def test_forward_ais_matches_exact(schedule):
     assert est.n_samples == 400 and est.estimator == "AIS (forward)"
 
 
-def test_reverse_ais_from_exact_samples_matches_exact():
-    m = make_rbm(scale=1.0, seed=2)
+def test_reverse_ais_from_exact_samples_matches_exact(device):
+    m = make_rbm(scale=1.0, seed=2, device=device)
     exact = exact_log_partition(m).value
-    g = torch.Generator().manual_seed(1)
+    g = gen(device, 1)
     v = m.sample_exact(400, g)
-    est = reverse_ais_log_partition(m, m.ais_base(data()), linear_schedule(500), v, g)
+    est = reverse_ais_log_partition(m, m.ais_base(data(device=device)), linear_schedule(500),
+                                    v, g)
     assert within(est, exact), (est.value, est.stderr, exact)
     assert est.diagnostics["direction"] == "reverse" and est.estimator == "AIS (reverse)"
 
 
-def test_forward_and_reverse_bracket_the_truth_on_average():
+def test_forward_and_reverse_bracket_the_truth_on_average(device):
     """With a crude 4-temperature schedule the estimators are visibly biased, forward low and
     reverse high (Jensen). Over 40 repetitions the mean of each must lie on its side of the
     exact value up to 3 standard errors of that mean (one-sided false alarm 1e-3), and the
     two means must be separated."""
-    m = make_rbm(scale=1.5, seed=3)
+    m = make_rbm(scale=1.5, seed=3, device=device)
     exact = exact_log_partition(m).value
-    base = m.ais_base(data(seed=4))
+    base = m.ais_base(data(seed=4, device=device))
     betas = linear_schedule(4)
-    g = torch.Generator().manual_seed(2)
+    g = gen(device, 2)
     fwd, rev = [], []
     for _ in range(40):
         fwd.append(ais_log_partition(m, base, betas, 10, g).value)
@@ -126,23 +128,23 @@ class _NoFusedStep(RBM):
         return inc, (self.annealed_gibbs_step(s, beta, base, generator) if transition else s)
 
 
-def test_fused_and_generic_paths_agree():
-    m = make_rbm(seed=5)
-    plain = _NoFusedStep(m.config)
+def test_fused_and_generic_paths_agree(device):
+    m = make_rbm(seed=5, device=device)
+    plain = _NoFusedStep(m.config).to(device)
     plain.load_state_dict(m.state_dict())
-    base = m.ais_base(data())
+    base = m.ais_base(data(device=device))
     betas = linear_schedule(50)
-    a = ais_log_partition(m, base, betas, 20, torch.Generator().manual_seed(3))
-    b = ais_log_partition(plain, base, betas, 20, torch.Generator().manual_seed(3))
+    a = ais_log_partition(m, base, betas, 20, gen(device, 3))
+    b = ais_log_partition(plain, base, betas, 20, gen(device, 3))
     assert a.diagnostics["log_w"] == pytest.approx(b.diagnostics["log_w"], abs=1e-9)
 
 
-def test_model_untouched_and_batches():
-    m = make_rbm(seed=6)
+def test_model_untouched_and_batches(device):
+    m = make_rbm(seed=6, device=device)
     state = {k: v.clone() for k, v in m.state_dict().items()}
-    base = m.ais_base(data())
+    base = m.ais_base(data(device=device))
     exact = exact_log_partition(m).value
-    g = torch.Generator().manual_seed(0)
+    g = gen(device, 0)
     est = ais_log_partition(m, base, linear_schedule(300), 60, g, batch_size=25)
     assert len(est.diagnostics["log_w"]) == 60 and within(est, exact)
     assert m.W.dtype == torch.float32 and base.W.dtype == torch.float32

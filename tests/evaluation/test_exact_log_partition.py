@@ -1,4 +1,5 @@
-"""Exact log partition function by enumeration."""
+"""Exact log partition function by enumeration, on the device under test (the brute-force
+reference on the CPU)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from genzoo.evaluation import exact_log_partition
 from genzoo.models.boltzmann.rbm import RBM, RBMConfig
 
 
-def make_rbm(d, h, scale=1.0, seed=0):
-    return random_rbm(d, h, scale, seed)
+def make_rbm(d, h, scale=1.0, seed=0, device="cpu"):
+    return random_rbm(d, h, scale, seed, device=device)
 
 
 def transpose(m: RBM) -> RBM:
@@ -25,11 +26,11 @@ def transpose(m: RBM) -> RBM:
         t.W.copy_(m.W.T)
         t.b.copy_(m.c)
         t.c.copy_(m.b)
-    return t
+    return t.to(m.W.device)
 
 
 def brute_force_log_z(m: RBM) -> float:
-    m = copy.deepcopy(m).double()
+    m = copy.deepcopy(m).double().cpu()
 
     def states(n):
         return torch.tensor(list(itertools.product([0.0, 1.0], repeat=n)), dtype=torch.float64)
@@ -41,18 +42,18 @@ def brute_force_log_z(m: RBM) -> float:
 
 
 @pytest.mark.parametrize("scale", [0.5, 3.0])
-def test_matches_joint_enumeration(scale):
-    m = make_rbm(7, 5, scale)
+def test_matches_joint_enumeration(scale, device):
+    m = make_rbm(7, 5, scale, device=device)
     est = exact_log_partition(m)
     assert est.value == pytest.approx(brute_force_log_z(m), abs=1e-9)
     assert est.stderr == 0.0 and est.n_samples == 2**5 and est.estimator == "exact enumeration"
     assert est.diagnostics["n_units"] == 5
 
 
-def test_visible_and_hidden_enumeration_agree():
-    m = make_rbm(5, 11, 1.0, seed=3)  # enumerates the 5 visible units
+def test_visible_and_hidden_enumeration_agree(device):
+    m = make_rbm(5, 11, 1.0, seed=3, device=device)  # enumerates the 5 visible units
     t = transpose(m)  # enumerates the 5 hidden units of the swapped model
-    v, h = torch.rand(3, 5).round(), torch.rand(3, 5).round()
+    v, h = torch.rand(3, 5, device=device).round(), torch.rand(3, 5, device=device).round()
     f_m, n_m = m.enumerable_free_energy()
     f_t, n_t = t.enumerable_free_energy()
     assert n_m == n_t == 5
@@ -63,8 +64,8 @@ def test_visible_and_hidden_enumeration_agree():
     assert a == pytest.approx(brute_force_log_z(m), abs=1e-9)
 
 
-def test_chunking_and_dtype_do_not_change_the_value_or_the_model():
-    m = make_rbm(9, 8, 1.0, seed=4)
+def test_chunking_and_dtype_do_not_change_the_value_or_the_model(device):
+    m = make_rbm(9, 8, 1.0, seed=4, device=device)
     w0 = m.W.detach().clone()
     full = exact_log_partition(m).value
     assert exact_log_partition(m, chunk=7).value == pytest.approx(full, abs=1e-10)

@@ -1,4 +1,5 @@
-"""Checkpoints: exact round trips without pickle, atomic commits, clear errors on damage."""
+"""Checkpoints: exact round trips without pickle (from and back to the device under test),
+atomic commits, clear errors on damage."""
 
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ from genzoo.training.checkpoint import (
 )
 
 
-def saved_run(toy, run: Path, step: int = 1, fill: float = 0.5):
+def saved_run(toy, run: Path, step: int = 1, fill: float = 0.5, device="cpu"):
     cfg = toy.make_config()
-    model = toy.build(cfg)
+    model = toy.build(cfg).to(device)
     with torch.no_grad():
         model.theta.fill_(fill)
         model.chain.fill_(1.0)
@@ -42,13 +43,14 @@ def rewrite(run: Path, name: str, data: bytes) -> None:
     (run / "checkpoint.json").write_text(json.dumps(manifest))
 
 
-def test_model_round_trip_and_genzoo_load(toy, tmp_path):
-    model, cfg = saved_run(toy, tmp_path / "run")
-    loaded, loaded_cfg = load_model(tmp_path / "run")
+def test_model_round_trip_and_genzoo_load(toy, tmp_path, device):
+    model, cfg = saved_run(toy, tmp_path / "run", device=device)
+    loaded, loaded_cfg = load_model(tmp_path / "run", device=device)
     assert loaded_cfg == cfg and not loaded.training
     for k, v in model.state_dict().items():
+        assert loaded.state_dict()[k].device == v.device, k
         assert torch.equal(loaded.state_dict()[k], v), k
-    assert torch.equal(genzoo.load(tmp_path / "run").chain, model.chain)
+    assert torch.equal(genzoo.load(tmp_path / "run").chain, model.chain.cpu())
     files = sorted(p.name for p in (tmp_path / "run").iterdir())
     assert files == ["checkpoint.json", "config.json", "model.safetensors",
                      "trainer_state.json", "trainer_state.safetensors"]
@@ -58,7 +60,7 @@ def test_model_round_trip_and_genzoo_load(toy, tmp_path):
 def _steps(model, opt, n, seed):
     g = torch.Generator().manual_seed(seed)
     for _ in range(n):
-        x = torch.randn(5, 4, generator=g)
+        x = torch.randn(5, 4, generator=g).to(model.weight.device)
         opt.zero_grad()
         model(x).pow(2).mean().backward()
         opt.step()
@@ -72,15 +74,15 @@ def _steps(model, opt, n, seed):
     ],
     ids=["adam", "sgd-momentum"],
 )
-def test_optimizer_state_round_trip_gives_identical_next_steps(toy, tmp_path, make_opt):
+def test_optimizer_state_round_trip_gives_identical_next_steps(toy, tmp_path, make_opt, device):
     torch.manual_seed(0)
-    net = torch.nn.Linear(4, 3)
+    net = torch.nn.Linear(4, 3).to(device)
     opt = make_opt(net.parameters())
     _steps(net, opt, 3, seed=1)
     cfg = toy.make_config()
     save_checkpoint(tmp_path, net, cfg, {"step": 3, "optimizer": opt.state_dict()})
 
-    clone = torch.nn.Linear(4, 3)
+    clone = torch.nn.Linear(4, 3).to(device)
     clone.load_state_dict(net.state_dict())
     opt2 = make_opt(clone.parameters())
     state = load_trainer_state(tmp_path)

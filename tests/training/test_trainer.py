@@ -1,19 +1,33 @@
-"""The Trainer: exact resume, divergence handling, metrics.csv, samples.png, config.json."""
+"""The Trainer: exact resume, divergence handling, metrics.csv, samples.png, config.json; every
+run on the device under test (train.device)."""
 
 from __future__ import annotations
 
 import csv
 import itertools
 import json
+import types
 
 import pytest
 import torch
 from PIL import Image
-from support import KillAt, Killed
+from support import KillAt, Killed, needs_cpu
 
 from genzoo.core.errors import CheckpointError, ConfigError, TrainingDiverged
 from genzoo.training import Callback, Trainer
 from genzoo.training.checkpoint import checkpoint_step, load_model, load_trainer_state
+
+
+@pytest.fixture
+def toy(toy, device):
+    """The toy helpers of conftest.py, their configs training on the device under test unless a
+    test names train.device itself."""
+    make = toy.make_config
+
+    def make_config(model=None, **train):
+        return make(model, **{"device": str(device), **train})
+
+    return types.SimpleNamespace(**{**vars(toy), "make_config": make_config})
 
 
 class Recorder(Callback):
@@ -139,7 +153,9 @@ def test_nan_parameters_are_never_checkpointed(toy, bundle, tmp_path):
     assert torch.isfinite(load_model(run)[0].scratch).all()
 
 
-def test_model_error_on_nan_parameters_is_reported_as_divergence(toy, bundle, tmp_path):
+def test_model_error_on_nan_parameters_is_reported_as_divergence(toy, bundle, tmp_path, device):
+    needs_cpu(device, "torch.bernoulli of NaN probabilities is a RuntimeError on the CPU but a "
+                      "device-side assert on CUDA, which would end the test session")
     # Here the model itself fails on the NaN parameters (torch.bernoulli of NaN) at step 6.
     cfg = toy.make_config(model={"bad_grad_at_call": 5, "strict": True}, checkpoint_every=4)
     with pytest.raises(TrainingDiverged, match=r"diverged at step 5 \('theta' is not finite\)"):

@@ -52,7 +52,7 @@ def draw_samples(model: Any, n: int, generator: torch.Generator | None,
                 st.advance(len(out[-1]))
     finally:
         model.train(was)
-    return torch.cat(out) if out else torch.zeros(0)
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
 
 
 def median_heuristic_sigmas(x: torch.Tensor, max_points: int = 1000) -> list[float]:
@@ -85,7 +85,9 @@ def sample_based_report(
     :class:`~genzoo.evaluation.frechet.FeatureClassifier` to use instead of the cached one for
     ``bundle.name``."""
     if generator is None:
-        generator = torch.Generator().manual_seed(eval_config.seed)
+        p = next(model.parameters(), None)  # model.sample draws on the parameters' device
+        generator = torch.Generator(device=p.device if p is not None else "cpu")
+        generator.manual_seed(eval_config.seed)
     x = bundle.split(eval_config.split).x
     x_valid = bundle.valid.x
     if len(x_valid) == 0:

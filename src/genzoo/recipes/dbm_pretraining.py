@@ -182,8 +182,11 @@ def pretrain_dbm(
             rbm.eval()
             rbms.append(rbm)
             with torch.no_grad():
-                train_x = bernoulli(rbm.p_h_given_v(train_x.to(rbm.W)), generator).float()
-                valid_x = bernoulli(rbm.p_h_given_v(valid_x.to(rbm.W)), generator).float()
+                # Drawn on the generator's device (the RBM trained on train.device).
+                p_train, p_valid = (rbm.p_h_given_v(x.to(rbm.W)).to(generator.device)
+                                    for x in (train_x, valid_x))
+                train_x = bernoulli(p_train, generator).to(torch.float32)
+                valid_x = bernoulli(p_valid, generator).to(torch.float32)
             stage.advance()
     dbm = compose_dbm(rbms, config)
     dbm.start_chains(bundle.train_x(0), generator)

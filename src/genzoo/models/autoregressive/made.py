@@ -208,7 +208,8 @@ class MADE(BinaryAutoregressive):
         exact NLL): ``loss`` (with gradient) and ``nll`` (detached), nats per example."""
         k = 0
         if self.n_masks > 1:
-            k = int(torch.randint(self.n_masks, (1,), generator=generator))
+            where = generator.device if generator is not None else None  # the generator's own
+            k = int(torch.randint(self.n_masks, (1,), generator=generator, device=where))
         x = x.to(dtype=self.b.dtype)
         nll = -bernoulli_log_likelihood(self.conditional_logits(x, k), x).mean()
         return {"loss": nll, "nll": nll.detach()}

@@ -427,7 +427,7 @@ class DBM(DeepBoltzmannBase):
             f_q = e_q - sum(bernoulli_entropy(ql).sum(-1).mean() for ql in q)
         if cfg.weight_decay > 0:
             loss = loss + 0.5 * cfg.weight_decay * sum((W**2).sum() for W in self.W)
-        mf_iters = torch.tensor(float(iters), device=x.device)
+        mf_iters = torch.tensor(float(iters), dtype=x.dtype, device=x.device)
         return {"loss": loss, "variational_free_energy": f_q, "recon_error": recon,
                 "mf_iters": mf_iters}
 
@@ -456,7 +456,7 @@ class DBM(DeepBoltzmannBase):
     ) -> None:
         """b_0 := logits of the (clamped) training marginals (if ``init_visible_bias``); the chains
         start at random training examples with hidden layers drawn from the bottom-up pass
-        (``generator=None``: a CPU generator seeded 0). x_train (N, D) binary."""
+        (``generator=None``: a generator on the model's device seeded 0). x_train (N, D) binary."""
         if self.config.init_visible_bias:
             self.b[0].copy_(data_logits(x_train.to(self.b[0])))
         self.start_chains(x_train, generator)
@@ -465,8 +465,8 @@ class DBM(DeepBoltzmannBase):
     def start_chains(self, x_train: torch.Tensor, generator: torch.Generator | None = None) -> None:
         """(Re)start the persistent chains at random rows of x_train, hidden layers drawn
         from the bottom-up recognition pass."""
-        if generator is None:
-            generator = torch.Generator().manual_seed(0)
+        if generator is None:  # on the chains' device: the hidden layers are drawn there
+            generator = torch.Generator(device=self.b[0].device).manual_seed(0)
         idx = torch.randint(
             len(x_train), (self.config.n_chains,), generator=generator, device=generator.device
         )
