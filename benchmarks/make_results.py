@@ -89,12 +89,12 @@ def gallery_section(results: list[dict[str, Any]], results_dir: Path, link: str)
 
 
 def readme_gallery(results: list[dict[str, Any]], results_dir: Path, link: str) -> str:
-    """The README's block: the grid of the first result (by name) of each model family that
-    has one, and the families with none yet."""
+    """The README's block: the grid of the newest result (by date: the code as it stands) of
+    each model family that has one, and the families with none yet."""
     from genzoo.core.registry import get_model_spec, list_models
 
     first: dict[str, tuple[str, dict[str, Any]]] = {}
-    for r in results:
+    for r in sorted(results, key=lambda r: r["date"], reverse=True):
         row = common.ROWS_DIR / f"{r['row']}.json"
         model = common.load_row(r["row"]).get("model") if row.is_file() else None
         if model and "samples" in pictures(r, results_dir):
