@@ -328,6 +328,8 @@ def likelihood(row: dict[str, Any], args: argparse.Namespace, argv: list[str] | 
     extra = figures["extra"]
     if row.get("baselines"):
         extra |= getattr(importlib.import_module("tasks"), row["baselines"])(p)
+    if (run / "samples.png").is_file():  # the run's own grid, unless the task drew one
+        extra.setdefault("images", {}).setdefault("samples", str(run / "samples.png"))
     for kind, image in extra.pop("images", {}).items():  # run dirs are scratch: keep a copy
         results.mkdir(parents=True, exist_ok=True)
         kept = results / f"{row.get('result', row['name'])}_{kind}.png"

@@ -21,6 +21,7 @@ from genzoo.cli.evaluate import _cmd_evaluate, _format_report
 from genzoo.cli.images import _cmd_chain, _cmd_filters, _cmd_inpaint, _cmd_sample, _hidden_pixels
 from genzoo.cli.info import _cmd_data, _cmd_models
 from genzoo.cli.parser import _build_parser
+from genzoo.cli.plot import _cmd_plot
 from genzoo.cli.train import _cmd_train, _resolve_for_data
 from genzoo.core.errors import CheckpointError, GenzooError
 from genzoo.utils import denormals
@@ -48,6 +49,7 @@ _COMMANDS = {
     "chain": _cmd_chain,
     "filters": _cmd_filters,
     "compare": _cmd_compare,
+    "plot": _cmd_plot,
 }
 
 

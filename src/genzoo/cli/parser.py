@@ -53,7 +53,8 @@ def _build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser(
         "train", help="train a model and write a run directory",
         description="Train MODEL on a data set. The run directory receives config.json (the full "
-        "resolved config), model.safetensors, trainer state, metrics.csv and samples.png.",
+        "resolved config), model.safetensors, trainer state, metrics.csv, samples.png and "
+        "curves.png (its learning curves).",
     )
     train.add_argument("model", metavar="MODEL", help="model name (see `genzoo models`)")
     train.add_argument("--data", default=None, help="data set name (see `genzoo data`), or "
@@ -160,6 +161,17 @@ def _build_parser() -> argparse.ArgumentParser:
         command.add_argument("--quiet", action="store_true",
                              help="show no progress on standard error (bars on a terminal, "
                              "else one line per phase)")
+    pl = sub.add_parser(
+        "plot", help="draw the learning curves of one or more runs as a PNG",
+        description="Draw every figure of each RUN's metrics.csv (training: solid lines, "
+        "validation: dashed) against steps or epochs, one panel per figure, several runs "
+        "overlaid and named in the legend.",
+    )
+    pl.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run directories")
+    pl.add_argument("--out", required=True, help="output PNG path")
+    pl.add_argument("--x", choices=("step", "epoch"), default="step",
+                    help="the horizontal axis: optimizer steps (default) or epochs")
+    _force(pl)
     return parser
 
 

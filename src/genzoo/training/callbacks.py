@@ -4,10 +4,12 @@ A callback may read the trainer's public attributes (``model``, ``run_config``, 
 ``step``, ``epoch``, ``metrics``) but must not change the model or step anything: the
 Trainer's results, checkpoints and resume guarantee assume it alone drives training.
 
-The Trainer runs four callbacks of its own before the ones it is given: :class:`FailureSignals`
+The Trainer runs callbacks of its own before the ones it is given: :class:`FailureSignals`
 (warnings about failure flags among the validation figures), :class:`KeepBest`
 (``train.keep_best``: ``RUN/best/``), :class:`DivergenceWatch` (``train.divergence_factor``:
-a warning when the validation figure explodes) and :class:`ProgressBar`.
+a warning when the validation figure explodes), :class:`ProgressBar`, :class:`CurvesPlot`
+(``RUN/curves.png`` at the end of the run) and, with ``train.log_to=tensorboard``,
+:class:`TensorBoardLog` (``RUN/tensorboard/``).
 """
 
 from __future__ import annotations
@@ -19,12 +21,26 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
 from tqdm.auto import tqdm
 
 from genzoo.core.errors import ConfigError
 from genzoo.training.checkpoint import checkpoint_step
-from genzoo.training.manifest import BEST_DIR, METRICS_FILE, PREVIOUS_DIR
-from genzoo.training.model_calls import can_validate, validation_figures
+from genzoo.training.manifest import (
+    BEST_DIR,
+    CURVES_FILE,
+    METRICS_FILE,
+    PREVIOUS_DIR,
+    TENSORBOARD_DIR,
+)
+from genzoo.training.model_calls import (
+    can_sample,
+    can_validate,
+    first_layer_filters,
+    sample_images,
+    validation_figures,
+)
+from genzoo.training.seeding import seed_for
 
 if TYPE_CHECKING:
     from genzoo.training.run_directory import RunDirectory
@@ -290,3 +306,134 @@ def _stderr_is_tty() -> bool:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+class CurvesPlot(Callback):
+    """At the end of a run, ``RUN/curves.png`` beside ``samples.png``: every figure of its
+    metrics.csv against steps (:func:`genzoo.training.curves.plot_curves`), drawn by the
+    process that writes the run. The picture is a convenience: when it cannot be drawn
+    (matplotlib missing, a log with nothing to draw, a full disk) a RuntimeWarning says why
+    and how to draw it later, and the finished run is kept as it is."""
+
+    def on_fit_end(self, trainer: Any, metrics: dict[str, float]) -> None:
+        if trainer.plan.rank != 0:
+            return
+        run_dir = Path(trainer.run_dir)
+        try:
+            from genzoo.training.curves import plot_curves, read_metrics
+
+            plot_curves([(run_dir.resolve().name, read_metrics(run_dir))], run_dir / CURVES_FILE)
+        except Exception as exc:  # noqa: BLE001 (a picture never fails a finished run)
+            warnings.warn(
+                f"{run_dir / CURVES_FILE} was not drawn ({type(exc).__name__}: {exc}); the run "
+                f"is complete: draw its curves with `genzoo plot {run_dir} --out curves.png`",
+                RuntimeWarning, stacklevel=2,
+            )
+
+
+def summary_writer_class() -> type:
+    """:class:`torch.utils.tensorboard.SummaryWriter`; a ConfigError naming the install
+    command when the tensorboard package is missing."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ConfigError(
+            "train.log_to=tensorboard needs the tensorboard package, which is not installed: "
+            "pip install 'genzoo[tensorboard]' (or leave train.log_to=csv)"
+        ) from None
+    return SummaryWriter
+
+
+class TensorBoardLog(Callback):
+    """``train.log_to=tensorboard``: TensorBoard event files in ``RUN/tensorboard/``
+    (``tensorboard --logdir RUN``), written through :class:`torch.utils.tensorboard.
+    SummaryWriter` by the process that writes the run; metrics.csv stays the record.
+
+    * Scalars: every column of each row appended to metrics.csv, under the column's name, at
+      the row's step.
+    * At each validation and at the end of the run: ``samples``, a grid of ``grid_samples``
+      samples (none when 0) drawn in eval mode from a generator of its own seeded as
+      ``samples.png``'s, so that successive grids show the model change, not the noise;
+      ``filters``, the first-layer filters where the model has them
+      (:func:`~genzoo.training.model_calls.first_layer_filters`: ``filters()`` or a
+      visible-to-hidden weight matrix ``W``), each scaled to its own range; and
+      ``parameters/<name>``, a histogram of every parameter's finite values.
+
+    A run starts its writer with ``purge_step`` at the first step it logs (0 for a fresh
+    run, the checkpoint's step + 1 for a resumed one), so TensorBoard hides the events that an
+    interrupted earlier part wrote from there on (the resumed run replays those steps).
+    Events are flushed at each checkpoint and when the run ends. Constructing the callback
+    raises ConfigError when tensorboard is not installed (:func:`summary_writer_class`).
+    """
+
+    def __init__(self, run_dir: str | Path, grid_samples: int) -> None:
+        self.writer_class = summary_writer_class()
+        self.log_dir = Path(run_dir) / TENSORBOARD_DIR
+        self.grid_samples = grid_samples
+        self.writer: Any = None
+        self._pictured: int | None = None  # step of the last pictures
+
+    def _open(self, trainer: Any) -> Any:
+        if self.writer is None:
+            # Events from this step on replace earlier ones: a fresh run's from step 0; a
+            # resumed run's after its checkpoint (those up to it are its own).
+            first = trainer.step + 1 if trainer.step > 0 else 0
+            self.writer = self.writer_class(log_dir=str(self.log_dir), purge_step=first)
+        return self.writer
+
+    def on_fit_start(self, trainer: Any) -> None:
+        if trainer.plan.rank == 0:
+            self._open(trainer)
+
+    def on_log(self, trainer: Any, row: dict[str, float]) -> None:
+        if trainer.plan.rank != 0:
+            return
+        writer, step = self._open(trainer), int(row["step"])
+        for name, value in row.items():
+            if name != "step":
+                writer.add_scalar(name, float(value), step)
+
+    def on_validation(self, trainer: Any, figures: dict[str, float]) -> None:
+        self._pictures(trainer)  # validation runs on rank 0 only
+
+    def on_checkpoint(self, trainer: Any) -> None:
+        if self.writer is not None:
+            self.writer.flush()
+
+    def on_fit_end(self, trainer: Any, metrics: dict[str, float]) -> None:
+        if trainer.plan.rank != 0:
+            return
+        self._pictures(trainer)
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def _pictures(self, trainer: Any) -> None:
+        """Samples, filters and parameter histograms of the model at ``trainer.step``."""
+        from genzoo.utils.images import tile_images
+
+        if self._pictured == trainer.step:
+            return
+        self._pictured = step = trainer.step
+        writer, model = self._open(trainer), trainer.model
+        shape = getattr(trainer.bundle, "image_shape", None)
+        if shape is not None and self.grid_samples > 0 and can_sample(model):
+            g = torch.Generator(device=trainer.device).manual_seed(
+                seed_for("samples", trainer.cfg.seed))
+            x = sample_images(model, self.grid_samples, shape, g,
+                              getattr(trainer.bundle, "to_images", None),
+                              "the TensorBoard sample grid")
+            if x is not None and bool(torch.isfinite(x).all()):
+                writer.add_image("samples", tile_images(x.clamp(0, 1), shape, scale=2), step,
+                                 dataformats="HW")
+        filters = first_layer_filters(model, shape) if shape is not None else None
+        if filters is not None and bool(torch.isfinite(filters[0]).all()):
+            images, filter_shape = filters
+            scale = max(1, 36 // max(filter_shape))  # small kernels magnified to ~36 pixels
+            writer.add_image("filters", tile_images(images[:100], filter_shape, scale=scale,
+                                                    normalize=True), step, dataformats="HW")
+        for name, p in model.named_parameters():
+            values = p.detach().float().cpu().flatten()
+            values = values[torch.isfinite(values)]
+            if values.numel():
+                writer.add_histogram(f"parameters/{name}", values, step)

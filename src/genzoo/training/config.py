@@ -51,6 +51,11 @@ class TrainConfig(Config):
     ``lr_scaling``: ``none`` uses ``lr`` as is for any number of processes; ``linear``
     multiplies it by the number of processes (Goyal et al. 2017, for runs that grow
     ``batch_size`` with the processes; the ``lr`` column of metrics.csv shows the result).
+
+    ``log_to``: ``csv`` writes the figures to metrics.csv only; ``tensorboard`` also streams
+    them, with sample grids, first-layer filters and parameter histograms, to TensorBoard
+    event files in ``RUN/tensorboard/`` (:class:`~genzoo.training.callbacks.TensorBoardLog`;
+    needs ``pip install 'genzoo[tensorboard]'``). metrics.csv is the record either way.
     """
 
     epochs: int = 10
@@ -77,6 +82,7 @@ class TrainConfig(Config):
     weight_decay: float = 0.0
     keep_best: str = ""
     divergence_factor: float = 2.0
+    log_to: Literal["csv", "tensorboard"] = "csv"
 
     def validate(self) -> None:
         check(self.epochs > 0, f"train.epochs={self.epochs} must be positive")

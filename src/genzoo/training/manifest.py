@@ -32,6 +32,8 @@ MANIFEST_FILE = "checkpoint.json"
 METRICS_FILE = "metrics.csv"
 SAMPLES_FILE = "samples.png"
 ENVIRONMENT_FILE = "environment.json"  # code, command and machine of the run's start
+CURVES_FILE = "curves.png"  # the learning curves of metrics.csv, drawn at the end of a run
+TENSORBOARD_DIR = "tensorboard"  # train.log_to=tensorboard: the TensorBoard event files
 PENDING_SUFFIX = ".pending"
 PREVIOUS_DIR = "previous"  # the last-but-one committed checkpoint, with its own manifest
 BEST_DIR = "best"  # train.keep_best: the model with the best validation figure (model only)
@@ -45,7 +47,7 @@ CHECKPOINT_FILES = (CONFIG_FILE, MODEL_FILE, STATE_TENSORS_FILE, STATE_JSON_FILE
 # Every name genzoo gives an entry of a run directory (besides the ``.pending`` and temporary
 # forms of the files, see :func:`is_run_entry`).
 RUN_ENTRIES = (*CHECKPOINT_FILES, MANIFEST_FILE, METRICS_FILE, SAMPLES_FILE, ENVIRONMENT_FILE,
-               PREVIOUS_DIR, BEST_DIR, PRETRAIN_DIR, LOCK_FILE)
+               CURVES_FILE, TENSORBOARD_DIR, PREVIOUS_DIR, BEST_DIR, PRETRAIN_DIR, LOCK_FILE)
 MAX_MANIFEST_BYTES = 1 << 20  # a manifest lists four files: ~1 KB
 MANIFEST_FORMAT = "genzoo-checkpoint"
 MANIFEST_VERSION = 1

@@ -142,23 +142,21 @@ def validation_figures(
     return {f"valid_{k}": float(v) for k, v in figures.items()}
 
 
-def write_samples(
+def sample_images(
     model: torch.nn.Module,
     n: int,
     image_shape: tuple[int, int],
     generator: torch.Generator,
-    path: Path,
     to_images: Callable[[torch.Tensor], torch.Tensor] | None = None,
-) -> None:
-    """Draw ``n`` samples in eval mode and save them as an image grid at ``path``.
+    what: str = "the grid",
+) -> torch.Tensor | None:
+    """(n, H*W) float32 CPU images of ``n`` samples drawn in eval mode without gradients.
 
     ``to_images`` maps model-space samples (n, D) to (n, H*W) pixels in [0, 1] (a data
     bundle's ``to_images``: undoes a dequantising or logit transform, tiles image patches);
-    None takes the samples as pixels. Warns (and writes nothing) when the result is not
-    (n, H*W) images.
+    None takes the samples as pixels. Warns that ``what`` is not drawn, and returns None,
+    when the result is not (n, H*W) images.
     """
-    from genzoo.utils.images import save_image_grid
-
     h, w = image_shape
     was_training = model.training
     model.eval()
@@ -172,8 +170,41 @@ def write_samples(
     if x.dim() != 2 or x.shape[1] != h * w:
         warnings.warn(
             f"samples have shape {tuple(x.shape)}, not (n, {h * w}) for images {h}x{w}; "
-            f"{path.name} not written",
+            f"{what} not written",
             stacklevel=3,
         )
-        return
-    save_image_grid(x.float().cpu(), (h, w), path)
+        return None
+    return x.float().cpu()
+
+
+def write_samples(
+    model: torch.nn.Module,
+    n: int,
+    image_shape: tuple[int, int],
+    generator: torch.Generator,
+    path: Path,
+    to_images: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> None:
+    """Draw ``n`` samples (:func:`sample_images`) and save them as an image grid at ``path``;
+    warns (and writes nothing) when they are not (n, H*W) images."""
+    from genzoo.utils.images import save_image_grid
+
+    x = sample_images(model, n, image_shape, generator, to_images, path.name)
+    if x is not None:
+        save_image_grid(x, image_shape, path)
+
+
+def first_layer_filters(
+    model: torch.nn.Module, image_shape: tuple[int, int]
+) -> tuple[torch.Tensor, tuple[int, int]] | None:
+    """The model's first-layer filters as images: ``model.filters()`` (images (K, h*w) and
+    their shape (h, w)) when it has one, else the columns of a visible-to-hidden weight
+    matrix ``W`` of shape (D = H*W, n_hidden) as (n_hidden, D) images of ``image_shape``;
+    None when the model has neither."""
+    if callable(getattr(model, "filters", None)):
+        return model.filters()
+    W = getattr(model, "W", None)
+    d = image_shape[0] * image_shape[1]
+    if not isinstance(W, torch.Tensor) or W.dim() != 2 or W.shape[0] != d:
+        return None
+    return W.detach().T.float().cpu(), tuple(image_shape)

@@ -47,7 +47,8 @@ another's private state:
 * :class:`~genzoo.training.metrics.RunMetrics` owns the figures: interval means, rates, the
   wall clock and metrics.csv;
 * callbacks (:mod:`~genzoo.training.callbacks`): the Trainer's own, failure signals, keep-best,
-  the divergence watch and the progress bar, run before those given by ``callbacks=`` or :meth:`Trainer.add_callback`;
+  the divergence watch, the progress bar, curves.png and TensorBoard (``train.log_to``), run
+  before those given by ``callbacks=`` or :meth:`Trainer.add_callback`;
 * :mod:`~genzoo.training.model_calls` is the only place that asks the model for its optional
   hooks.
 
@@ -70,10 +71,12 @@ from genzoo.core.errors import CheckpointError, ConfigError, DataError, GenzooEr
 from genzoo.training import data_parallel as dp
 from genzoo.training.callbacks import (
     Callback,
+    CurvesPlot,
     DivergenceWatch,
     FailureSignals,
     KeepBest,
     ProgressBar,
+    TensorBoardLog,
 )
 from genzoo.training.metrics import RunMetrics
 from genzoo.training.model_calls import (
@@ -138,6 +141,11 @@ class Trainer:
         self.divergence = DivergenceWatch(self.cfg.divergence_factor, self.cfg.keep_best,
                                           self.run_dir)
         self._progress: ProgressBar | None = None
+        # Logs beside metrics.csv: curves.png at the end, TensorBoard on request (refused
+        # here, before any work, when tensorboard is not installed).
+        self._logs: list[Callback] = [CurvesPlot()]
+        if self.cfg.log_to == "tensorboard":
+            self._logs.append(TensorBoardLog(self.run_dir, self.cfg.grid_samples))
         self._validates = False  # the model reports validation figures on this bundle
         self._last_checkpoint: int | None = None
         self._last_validation: int | None = None
@@ -241,14 +249,15 @@ class Trainer:
                   "wall_s": self.figures.wall()}
         if (best := self.keep_best.best) is not None:  # train.keep_best: where RUN/best/ is from
             result.update(best_step=best["step"], best_value=best["value"])
-        for cb in self.callbacks:
+        for cb in self._hooks():
             cb.on_fit_end(self, result)
         return result
 
     def _hooks(self) -> list[Callback]:
         """The Trainer's own callbacks, then the ones it was given."""
         bar = [self._progress] if self._progress is not None else []
-        return [self.failures, self.keep_best, self.divergence, *bar, *self.callbacks]
+        return [self.failures, self.keep_best, self.divergence, *bar, *self._logs,
+                *self.callbacks]
 
     # ------------------------------------------------------------------ setup
 

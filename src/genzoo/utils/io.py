@@ -37,7 +37,7 @@ _MAX_REPORT_BYTES = 1 << 22
 # utils imports nothing above it). Hidden names are the run's temporary files and lock.
 _RUN_FILES = frozenset({
     "config.json", "model.safetensors", "trainer_state.safetensors", "trainer_state.json",
-    "checkpoint.json", "metrics.csv", "samples.png",
+    "checkpoint.json", "metrics.csv", "samples.png", "curves.png",
 })
 _RUN_MARKERS = ("checkpoint.json", "config.json")
 _FORMATS = {".png": "PNG image", ".gif": "GIF animation", ".json": "JSON report"}
@@ -150,7 +150,7 @@ def check_output_path(
     a :class:`GenzooError` naming the fix: a directory or a name ending in a separator (never
     turned into a file of that name); another extension (a ``.jpg`` name is not given PNG
     bytes); a file of a run directory (a directory holding ``checkpoint.json`` or
-    ``config.json``: its checkpoint, config, trainer state, metrics, samples, and hidden
+    ``config.json``: its checkpoint, config, trainer state, metrics, samples, curves, and hidden
     files); an existing FIFO, device or symbolic link; an existing file genzoo did not write,
     unless ``force``; a parent that is not a directory or not writable. A missing parent is
     created, last, once everything else holds.

@@ -1,0 +1,157 @@
+"""Learning curves: every figure of one or more runs' ``metrics.csv`` drawn against steps or
+epochs, one panel per figure, the runs overlaid (``genzoo plot``, and ``curves.png`` that the
+Trainer writes at the end of each run).
+
+A panel holds one figure: the training column ``name`` as a solid line and the validation
+column ``valid_name`` as a dashed one (a figure logged only on one side has only that line),
+one colour per run. Drawn: the training figures (``loss`` and the model's others), the
+``valid_*`` figures, and ``lr`` when it changes within a run (a schedule). Not drawn: the axes
+``step`` and ``epoch`` and the bookkeeping ``wall_s`` and ``examples_per_s``. Empty cells (a
+validation-only row, or a training row between validations) and non-finite values are left
+out, so each line joins the points where its figure was logged.
+
+matplotlib draws through its Agg canvas (no screen, no pyplot global state); the PNG carries
+genzoo's mark (:data:`genzoo.utils.io.GENZOO_MARK`) and is written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from genzoo.core.errors import GenzooError
+from genzoo.training.manifest import METRICS_FILE, check_regular
+from genzoo.utils.io import GENZOO_MARK, atomic_write_bytes
+
+#: metrics.csv columns that are axes or bookkeeping, never a panel of their own.
+NOT_FIGURES = ("step", "epoch", "wall_s", "examples_per_s")
+VALID_PREFIX = "valid_"
+AXES = ("step", "epoch")
+
+Curves = dict[str, list[float]]  # column -> one value per row (NaN where the cell is empty)
+
+
+def read_metrics(run_dir: str | os.PathLike) -> Curves:
+    """The columns of ``run_dir/metrics.csv``: column -> values, one per row, NaN for an empty
+    cell. A torn last line (a run killed mid-write) is left out.
+
+    Raises :class:`GenzooError` naming the fix when the run has no metrics.csv, when it holds
+    no rows yet, or when it is not a metrics.csv genzoo wrote (no ``step`` column).
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / METRICS_FILE
+    fix = "give a run directory that `genzoo train --out` wrote"
+    if not check_regular(path, fix):  # a symlink, a FIFO... is refused, never opened
+        what = "does not exist" if not os.path.lexists(run_dir) else f"has no {METRICS_FILE}"
+        raise GenzooError(f"{run_dir} {what} (the training log of a run); {fix}")
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        rows = list(reader)
+    if header is None:
+        raise GenzooError(f"{path} is empty: the run has logged nothing yet (it logs every "
+                          "train.log_every steps); plot it once it has trained a while")
+    if "step" not in header:
+        raise GenzooError(f"{path} has no step column, so it is not a metrics.csv genzoo "
+                          f"wrote; {fix}")
+    curves: Curves = {name: [] for name in header}
+    for row in rows:
+        if len(row) != len(header):
+            continue  # torn or foreign line
+        try:
+            values = [float(v) if v != "" else math.nan for v in row]
+        except ValueError:
+            continue
+        for name, v in zip(header, values):
+            curves[name].append(v)
+    if not curves["step"]:
+        raise GenzooError(f"{path} holds no rows yet: the run has logged nothing (it logs "
+                          "every train.log_every steps); plot it once it has trained a while")
+    return curves
+
+
+def figure_names(runs: Sequence[tuple[str, Curves]]) -> list[str]:
+    """The panels of :func:`plot_curves`, in the order their columns first appear: each
+    figure once, without its ``valid_`` prefix."""
+    names: list[str] = []
+    for _, curves in runs:
+        for column, values in curves.items():
+            if column in NOT_FIGURES:
+                continue
+            if column == "lr" and len({v for v in values if math.isfinite(v)}) < 2:
+                continue  # a constant rate is a setting, not a curve
+            name = column.removeprefix(VALID_PREFIX)
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def plot_curves(
+    runs: Sequence[tuple[str, Curves]], path: str | os.PathLike, x: str = "step",
+) -> list[str]:
+    """Draw ``runs`` (label, columns of :func:`read_metrics`) into the PNG ``path``; return
+    the figures drawn, one panel each (:func:`figure_names`), at most three panels a row.
+
+    ``x``: ``step`` (optimizer steps) or ``epoch`` (passes over the training set) on the
+    horizontal axis. Raises :class:`GenzooError` when the runs have no figure to draw.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    if x not in AXES:
+        raise GenzooError(f"x={x!r}: draw against one of {', '.join(AXES)}")
+    names = figure_names(runs)
+    if not names:
+        raise GenzooError("the runs' metrics.csv hold no figures to draw (only "
+                          f"{', '.join(NOT_FIGURES)}); train longer, then plot again")
+    cols = min(3, len(names))
+    rows = math.ceil(len(names) / cols)
+    width, height = 4.2 * cols, 3.0 * rows + 0.5  # inches; the last 0.5 hold the legend
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    # Fixed margins (a constrained layout would double the drawing time): 0.75 in at the
+    # left for the tick labels, 0.4 in above each panel for its title.
+    fig.subplots_adjust(left=0.75 / width, right=1 - 0.15 / width, top=1 - 0.3 / height,
+                        bottom=0.95 / height, wspace=0.3, hspace=0.55)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    colours = [f"C{i % 10}" for i in range(len(runs))]
+    dashed = False
+    for ax, name in zip(axes, names):
+        for colour, (_, curves) in zip(colours, runs):
+            for column, style in ((name, "-"), (VALID_PREFIX + name, "--")):
+                points = _points(curves, x, column)
+                if not points:
+                    continue
+                dashed |= style == "--"
+                xs, ys = zip(*points)
+                ax.plot(xs, ys, style, color=colour, linewidth=1.4,
+                        marker="o" if len(points) < 20 else None, markersize=3)
+        ax.set_title(", ".join(c for c in (name, VALID_PREFIX + name)
+                               if any(_points(curves, x, c) for _, curves in runs)), fontsize=10)
+        ax.set_xlabel(x)
+        ax.grid(True, alpha=0.3)
+    for ax in axes[len(names):]:
+        ax.set_axis_off()
+    handles = [Line2D([], [], color=c, label=label) for c, (label, _) in zip(colours, runs)]
+    if dashed:
+        handles += [Line2D([], [], color="black", linestyle=s, label=lbl)
+                    for s, lbl in (("-", "training"), ("--", "validation"))]
+    fig.legend(handles=handles, loc="lower center", ncols=min(len(handles), 4), fontsize=9,
+               frameon=False)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": GENZOO_MARK})
+    atomic_write_bytes(path, buf.getvalue())
+    return names
+
+
+def _points(curves: Curves, x: str, column: str) -> list[tuple[float, float]]:
+    """(x, value) of the rows where ``column`` and ``x`` are both logged and finite."""
+    if column not in curves or x not in curves:
+        return []
+    return [(a, b) for a, b in zip(curves[x], curves[column])
+            if math.isfinite(a) and math.isfinite(b)]

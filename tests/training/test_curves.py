@@ -1,0 +1,50 @@
+"""The Trainer draws RUN/curves.png beside samples.png at the end of each run; a picture that
+cannot be drawn is a warning, never a lost run."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from genzoo.training import Trainer
+from genzoo.utils.io import written_by_genzoo
+
+
+def test_the_trainer_draws_the_curves_of_its_run(toy, bundle, tmp_path):
+    cfg = toy.make_config()
+    Trainer(toy.build(cfg), cfg, bundle, tmp_path / "run").fit()
+    assert written_by_genzoo(tmp_path / "run" / "curves.png")
+    assert (tmp_path / "run" / "samples.png").is_file()
+
+
+def test_a_failed_drawing_warns_and_keeps_the_run(toy, bundle, tmp_path, monkeypatch):
+    import genzoo.training.curves as curves
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no fonts")
+
+    cfg = toy.make_config()
+    with monkeypatch.context() as patched, pytest.warns(
+            RuntimeWarning, match=r"curves.png was not drawn .*no fonts.*genzoo plot"):
+        patched.setattr(curves, "plot_curves", broken)
+        result = Trainer(toy.build(cfg), cfg, bundle, tmp_path / "run").fit()
+    assert result["step"] > 0 and not (tmp_path / "run" / "curves.png").exists()
+    # The run is whole: it resumes (nothing left to do) without complaint.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Trainer(toy.build(cfg), cfg, bundle, tmp_path / "run").fit(resume=True)
+    assert written_by_genzoo(tmp_path / "run" / "curves.png")
+
+
+def test_a_run_stopped_with_its_event_files_starts_again(toy, bundle, tmp_path):
+    """curves.png and tensorboard/ are genzoo's entries: a fresh run in a folder where an
+    earlier attempt left them before its first checkpoint is not refused."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".genzoo.lock").write_text("")
+    (run / "tensorboard").mkdir()
+    (run / "curves.png").write_bytes(b"")
+    cfg = toy.make_config()
+    Trainer(toy.build(cfg), cfg, bundle, run).fit()
+    assert written_by_genzoo(run / "curves.png")
