@@ -96,7 +96,7 @@ def test_mixed_ais_brackets_exact_log_z_and_agrees_with_float64(rbm):
 def test_eval_dtype_mixed_is_the_default_and_agrees_with_float64(rbm):
     m, x = rbm
     assert EvalConfig().dtype == "mixed"
-    cfg = dict(exact_max_units=0, ais_runs=50, ais_betas=1000, reverse_burn_in=100)
+    cfg = {"exact_max_units": 0, "ais_runs": 50, "ais_betas": 1000, "reverse_burn_in": 100}
     mixed = energy_nll(m, x[:300], x, EvalConfig(**cfg))
     wide = energy_nll(m, x[:300], x, EvalConfig(**cfg, dtype="float64"))
     assert mixed.dtype == "mixed" and wide.dtype == "float64"
@@ -129,7 +129,7 @@ def test_mixed_importance_sampling_agrees_with_float64():
             opt.zero_grad()
             m.loss(x[idx])["loss"].backward()
             opt.step()
-    cfg = dict(is_samples=500, batch_size=100)
+    cfg = {"is_samples": 500, "batch_size": 100}
     mixed = importance_nll(m, x[:200], EvalConfig(**cfg))
     wide = importance_nll(m, x[:200], EvalConfig(**cfg, dtype="float64"))
     assert mixed["dtype"] == "mixed" and wide["dtype"] == "float64"
