@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from collections.abc import Iterator
 
 import common
 import torch
@@ -71,8 +72,8 @@ def _is(args, x, figures):
 
 
 def _step(args, x, figures):
-    data = DataConfig(name="digits" if args.smoke else "binarized-mnist", binarize="threshold",
-                      n_train=20 * args.n_steps, n_eval=20)
+    data = DataConfig(name="digits" if args.smoke else "binarized-mnist", n_eval=20,
+                      binarize="threshold" if args.smoke else "none", n_train=20 * args.n_steps)
     bundle = common.offline_data(data)
     x = bundle.train.x.float()
 
@@ -94,10 +95,9 @@ def _step(args, x, figures):
     return {"genzoo": genzoo, "plain loop": plain}
 
 
-def run(args: argparse.Namespace) -> list[dict]:
+def run(args: argparse.Namespace) -> Iterator[dict]:
     x, data = common.binarized_mnist_rows(max(args.n_test, 20 * args.n_steps, 1000), args.smoke,
                                           args.seed)
-    results = []
     for kind, jobs in (("ais", _ais), ("is", _is), ("step", _step)):
         figures: dict = {}
         timings = common.interleaved_medians(jobs(args, x, figures), args.repetitions)
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> list[dict]:
             t.update(dtype="float64" if "float64" in name else "float32",
                      description=ROW["descriptions"][name])
         ratio = max(v for k, v in common.ratios(timings).items() if "float64" not in k)
-        results.append({
+        yield {
             **common.header(f"{BENCHMARK}_{kind}", BENCHMARK, f"{ROW['title']}: {kind}",
                             "speed", args.smoke),
             "data": data, "config": {k: getattr(args, k) for k in ROW["options"]},
@@ -115,8 +115,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                 [] if ratio <= GOALS[kind] else [f"{ratio:.2f} > {GOALS[kind]}"], ratio=ratio),
             "wall_s": {"timed": sum(sum(t.get("times_s", [])) for t in timings.values())},
             "notes": [*([common.SPEED_SMOKE_NOTE] if args.smoke else []), *ROW["notes"],
-                      *common.busy_notes("during the run", "compare the ratios only")]})
-    return results
+                      *common.busy_notes("during the run", "compare the ratios only")]}
 
 
 def main(argv: list[str] | None = None) -> int:
