@@ -106,3 +106,40 @@ def test_two_processes(tmp_path, device):
                     f"{torch.cuda.device_count()} GPU here")
     spawn(_collectives, 2, str(tmp_path), str(device))
     assert (tmp_path / "rank0").read_text() == "0/2" and (tmp_path / "rank1").read_text() == "1/2"
+
+
+def test_threads_per_process_keep_processes_times_threads_within_the_cores():
+    for cores in (1, 2, 3, 16):
+        for n in (1, 2, 3, 8, 32):
+            t = gz_dist.threads_per_process(n, cores)
+            assert t >= 1 and (n * t <= cores or t == 1)
+    assert gz_dist.threads_per_process(2, 16) == 8 and gz_dist.threads_per_process(1, 2) == 2
+
+
+def test_balance_threads_respects_omp_num_threads(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")
+        assert gz_dist.balance_threads(2) is None and torch.get_num_threads() == before
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        n = gz_dist.balance_threads(64)  # more processes than cores: one thread each
+        assert n == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def _threads_of_a_worker(rank: int, world: int, port: int, out: str) -> None:
+    as_torchrun_rank(rank, world, port)
+    os.environ["LOCAL_WORLD_SIZE"] = str(world)
+    os.environ.pop("OMP_NUM_THREADS", None)
+    torch.set_num_threads(4)  # what the worker had before joining
+    gz_dist.init_from_env("cpu")
+    with open(os.path.join(out, f"threads{rank}"), "w") as f:
+        f.write(str(torch.get_num_threads()))
+    gz_dist.destroy()
+
+
+def test_torchrun_workers_share_the_cores(tmp_path):
+    spawn(_threads_of_a_worker, 2, str(tmp_path))
+    expected = gz_dist.threads_per_process(2)
+    assert all((tmp_path / f"threads{r}").read_text() == str(expected) for r in (0, 1))

@@ -79,6 +79,21 @@ def test_nade_throughput_smoke_compares_the_two_computations(tmp_path):
                             / result["timings"]["per-conditional"]["median_s"])
 
 
+def test_estimator_floors_smoke_times_each_estimator_against_its_floor(tmp_path):
+    run_script(["benchmarks/run.py", "estimator_floors", "--smoke", "--", "--out", str(tmp_path)])
+    peers = {"ais": {"genzoo-float64", "bare products"}, "is": {"genzoo-float64", "bare products"},
+             "step": {"plain loop"}}
+    for kind, others in peers.items():
+        result = json.loads((tmp_path / f"estimator_floors_{kind}.json").read_text())
+        common.validate_result(result)
+        assert result["kind"] == "speed" and result["smoke"] is True
+        assert set(result["timings"]) == {"genzoo", *others}
+        assert all(t["status"] == "ok" for t in result["timings"].values())
+        assert isinstance(result["acceptance"]["passed"], bool)
+    ais = json.loads((tmp_path / "estimator_floors_ais.json").read_text())["extra"]
+    assert set(ais) == {"log_z_float32", "log_z_float64"}  # forward and reverse, with stderr
+
+
 # ----------------------------------------------------------------------- make_results
 
 

@@ -43,7 +43,7 @@ def bundle(train, valid, test):
 def test_exact_path_is_free_energy_plus_log_z():
     m = make_rbm()
     x = data(300)
-    r = energy_nll(m, x, data(100, seed=2), EvalConfig())
+    r = energy_nll(m, x, data(100, seed=2), EvalConfig(dtype="float64"))
     assert KEYS <= set(r)
     log_z = exact_log_partition(m).value
     with torch.no_grad():

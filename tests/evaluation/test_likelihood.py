@@ -41,7 +41,7 @@ def bundle(x):
 def test_report_is_the_float64_mean_nll_with_its_standard_error():
     m = make_nade()
     x = data(301)
-    r = exact_nll(m, x, EvalConfig(batch_size=64))
+    r = exact_nll(m, x, EvalConfig(batch_size=64, dtype="float64"))
     assert KEYS <= set(r)
     with torch.no_grad():
         nll = -m.double().log_prob(x.double())

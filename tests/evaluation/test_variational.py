@@ -34,7 +34,7 @@ def _data(n: int, seed: int) -> torch.Tensor:
 
 def test_exact_bound_is_mean_field_plus_log_z_and_above_the_exact_nll():
     m, x = _dbm(), _data(40, 1)
-    report = variational_nll(m, x, _data(100, 2), EvalConfig())
+    report = variational_nll(m, x, _data(100, 2), EvalConfig(dtype="float64"))
     md = m.double()
     log_z = exact_log_partition(md).value
     with torch.no_grad():
@@ -89,7 +89,7 @@ def test_bound_is_tight_for_a_one_layer_dbm():
     m = DBM(DBMConfig(n_visible=10, hidden=(7,), init_std=1.0), generator=g).double()
     v = binary_states(torch.arange(0, 1024, 13), 10, torch.float64)
     log_z = exact_log_partition(m).value
-    report = variational_nll(m, v, v, EvalConfig())
+    report = variational_nll(m, v, v, EvalConfig(dtype="float64"))
     with torch.no_grad():
         exact = float((m.exact_free_energy(v) + log_z).mean())
     assert report["nll_nats"] == pytest.approx(exact, abs=1e-8)

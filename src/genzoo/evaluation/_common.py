@@ -13,7 +13,9 @@ from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import has
 from genzoo.evaluation.stats import Estimate
 
-DTYPES = {"float64": torch.float64, "float32": torch.float32}
+# eval.dtype -> the dtype of the evaluation copy of the model; "mixed" runs it in float32 and
+# every estimator accumulates its sums in float64.
+DTYPES = {"mixed": torch.float32, "float64": torch.float64, "float32": torch.float32}
 
 
 def check_data(model, x: torch.Tensor, name: str = "x") -> None:

@@ -129,7 +129,9 @@ def ais_log_partition(
     (:mod:`genzoo.evaluation.shards`). With ``distributed``, every rank of the default process
     group calls this with the same arguments, runs its shards, and all receive the same
     estimate, equal to the one-process estimate. Works on ``dtype`` copies of model and base, so
-    neither is modified. The generator must live on the model's device. Returns an Estimate in
+    neither is modified; with float32 (eval.dtype=mixed) the products, sweeps and draws run in
+    float32 while each log-weight increment is formed and accumulated in float64 (the model's
+    ``annealed_step``). The generator must live on the model's device. Returns an Estimate in
     nats; diagnostics: ess, log_w (list), n_betas, direction, log_z_base.
     """
     if n_runs < 2:

@@ -19,7 +19,9 @@ class EvalConfig(Config):
     AIS started from ``reverse_burn_in`` Gibbs steps of fresh chains so the true value is
     bracketed. Latent-variable models: importance sampling with ``is_samples`` proposal draws
     per example (5000, the k of the published VAE/IWAE numbers). ``dtype`` is the evaluation
-    precision. ``task``: ``auto`` reports the likelihood figure, plus the classification error
+    precision: ``mixed`` runs the model (products, transitions, proposals, network passes) in
+    float32 and accumulates log-weights, log-mean-exps and sums over examples in float64;
+    ``float64`` runs everything in float64; ``float32`` is ``mixed`` by its model dtype. ``task``: ``auto`` reports the likelihood figure, plus the classification error
     for models that predict labels; ``likelihood`` the likelihood figure only; ``classify`` the
     classification error only (models that predict labels: disc-rbm, mp-dbm, dbm-classifier).
     """
@@ -31,7 +33,7 @@ class EvalConfig(Config):
     schedule: Literal["sm08", "linear"] = "sm08"
     reverse: bool = True
     reverse_burn_in: int = 1000
-    dtype: Literal["float64", "float32"] = "float64"
+    dtype: Literal["mixed", "float64", "float32"] = "mixed"
     seed: int = 1234
     batch_size: int = 1000
     is_samples: int = 5000

@@ -109,7 +109,10 @@ def log_partition(
     -> (Estimate, base, betas); None when the model supports neither."""
     n_units = m.enumerable_free_energy()[1] if has(m, EXACT_LOG_PARTITION) else None
     if n_units is not None and n_units <= eval_config.exact_max_units:
-        return exact_log_partition(m, max_units=eval_config.exact_max_units, dtype=dtype), None, None
+        # Enumeration is the reference AIS is checked against: float64 unless float32 is asked.
+        exact_dtype = torch.float32 if eval_config.dtype == "float32" else torch.float64
+        exact = exact_log_partition(m, max_units=eval_config.exact_max_units, dtype=exact_dtype)
+        return exact, None, None
     if not has(m, AIS):
         return None
     p = next(m.parameters())

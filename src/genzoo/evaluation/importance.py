@@ -129,7 +129,8 @@ def _log_weights(model, x: torch.Tensor, q, n: int, generator) -> torch.Tensor:
     (B, D), through the LATENT contract's draws axis (``log_joint(x, z)`` with z (n, B,
     *event)), so x is never copied n times."""
     z, log_q = draw_with_log_prob(q, n, generator)  # (n, B, *event), (n, B)
-    return model.log_joint(x, z) - log_q
+    # the network passes in the model's dtype, their difference (both tens of nats) in float64
+    return model.log_joint(x, z).to(torch.float64) - log_q.to(torch.float64)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,7 +228,7 @@ def importance_log_px(
         lse2 = lse.clone()
         total = torch.zeros(len(xb), dtype=torch.float64, device=device)
         for done in range(0, k, chunk):
-            log_w = _log_weights(m, xb, q, min(chunk, k - done), g).to(torch.float64)
+            log_w = _log_weights(m, xb, q, min(chunk, k - done), g)  # float64
             lse = torch.logaddexp(lse, torch.logsumexp(log_w, 0))  # log sum w
             lse2 = torch.logaddexp(lse2, torch.logsumexp(2 * log_w, 0))  # log sum w^2
             total += log_w.sum(0)
@@ -257,11 +258,12 @@ def importance_nll(
 ) -> EvaluationReport:
     """The NLL report (nats per example) of :func:`importance_log_px` with
     ``eval_config.is_samples`` draws per example (5000 by default, the k of the published
-    numbers), ``eval_config.batch_size`` and ``eval_config.dtype``; ``generator`` defaults to
+    numbers), ``eval_config.batch_size`` and ``eval_config.dtype`` (``mixed``: the model in
+    float32, log-weights and their log-mean-exp in float64); ``generator`` defaults to
     one seeded with ``eval_config.seed`` on the model's device."""
     if generator is None:
         generator = default_generator(model, eval_config)
-    return importance_log_px(
+    estimates = importance_log_px(
         model,
         x,
         eval_config.is_samples,
@@ -269,4 +271,5 @@ def importance_nll(
         batch_size=eval_config.batch_size,
         dtype=DTYPES[eval_config.dtype],
         distributed=distributed,
-    ).report()
+    )
+    return dataclasses.replace(estimates, dtype=eval_config.dtype).report()  # "mixed" by name

@@ -78,6 +78,7 @@ from genzoo.models.boltzmann._ops import (
     data_logits,
     layer_parameters,
     softplus,
+    softplus_increment,
 )
 from genzoo.nn.init import normal_or_zero_
 from genzoo.ops.enumeration import binary_states
@@ -620,7 +621,9 @@ class DBM(DeepBoltzmannBase):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Fused AIS step used by ``ais_log_partition``: (F_{beta_prev}(x) - F_beta(x) (B,),
         the state after annealed_gibbs_step at beta), with the same values and random draws
-        as the separate calls but each odd layer's input from the even layers computed once."""
+        as the separate calls but each odd layer's input from the even layers computed once.
+        A float32 model's products and draws stay float32 and its increment is summed in
+        float64 without cancellation (:func:`softplus_increment`; mixed precision)."""
         parts = self._split(x_even, self._parity_layers(0))
         x = [parts.get(l) for l in range(self.n_layers + 1)]
         b_a = base.biases
@@ -631,10 +634,14 @@ class DBM(DeepBoltzmannBase):
         for l in self._parity_layers(1):
             a = self.layer_input(x, l)
             odd_inputs[l] = a
-            inc = inc + (
-                softplus(beta * a + (1.0 - beta) * b_a[l])
-                - softplus(beta_prev * a + (1.0 - beta_prev) * b_a[l])
-            ).sum(-1)
+            if a.dtype == torch.float64:
+                inc = inc + (
+                    softplus(beta * a + (1.0 - beta) * b_a[l])
+                    - softplus(beta_prev * a + (1.0 - beta_prev) * b_a[l])
+                ).sum(-1)
+            else:  # x_beta = x_beta_prev + (beta - beta_prev)(a - b_A), without cancellation
+                x_prev = beta_prev * a + (1.0 - beta_prev) * b_a[l]
+                inc = inc + softplus_increment(x_prev, (beta - beta_prev) * (a - b_a[l]))
         if not transition:
             return inc, x_even
         for l, a in odd_inputs.items():

@@ -56,6 +56,7 @@ from genzoo.models.boltzmann._ops import (
     register_chains,
     sample_chains,
     softplus,
+    softplus_increment,
     softplus_threshold,
     start_chains_at_data,
 )
@@ -347,8 +348,19 @@ class RBM(RBMFamily):
     def _path_free_energy(
         self, v: torch.Tensor, a: torch.Tensor, beta: float, base: RBM
     ) -> torch.Tensor:
-        vis = v @ ((1.0 - beta) * base.b + beta * self.b)
+        vis = v @ ((1.0 - beta) * base.b + beta * self.b).to(v.dtype)  # v float64: widened
         return -vis - softplus(beta * a + (1.0 - beta) * base.c).sum(-1)
+
+    def _path_increment(self, v, a, beta_prev, beta, base):
+        if a.dtype == torch.float64:
+            return super()._path_increment(v, a, beta_prev, beta, base)
+        # F_{beta'}(v) - F_beta(v) = (beta - beta') v^T (b - b_A)
+        #     + sum_j softplus(x_j + (beta - beta')(a_j - c_A_j)) - softplus(x_j),
+        # x = beta' a + (1 - beta') c_A: float32 products, no cancellation, float64 sums.
+        d_beta = beta - beta_prev
+        vis = (v @ (self.b - base.b)).to(torch.float64) * d_beta
+        x = beta_prev * a + (1.0 - beta_prev) * base.c
+        return vis + softplus_increment(x, d_beta * (a - base.c))
 
     def _path_sweep(self, v, a, beta, base, generator):
         h = bernoulli(torch.sigmoid(beta * a + (1.0 - beta) * base.c), generator)

@@ -79,6 +79,7 @@ from genzoo.models.boltzmann._ops import (
     sample_chains,
     softplus,
     start_chains_at_data,
+    widen,
 )
 from genzoo.nn.init import normal_or_zero_
 from genzoo.ops.numerics import LOG_2PI
@@ -427,6 +428,10 @@ class SSRBM(RBMFamily):
     def _path_input(self, v: torch.Tensor):
         W, alpha, lam = self._path_parameters()
         return v @ W, W, alpha, lam  # u = v W, shared by F_beta and the sweep
+
+    def _wide_path_input(self, ctx):
+        u, W, alpha, lam = ctx
+        return widen(u), W, widen(alpha), widen(lam)  # W is not read by the free energy
 
     def _path_free_energy(self, v, ctx, beta, base):
         u, _, alpha, lam = ctx

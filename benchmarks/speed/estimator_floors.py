@@ -1,0 +1,126 @@
+"""Issue 25's floors: forward and reverse AIS of a 784-500 RBM and importance sampling (k
+draws) of a 784-200-200-50 VAE at eval.dtype=mixed against float64 and against the bare float32
+products each needs; one Trainer step of that VAE at batch 20 against a plain PyTorch loop.
+Three results (``estimator_floors_ais``, ``_is``, ``_step``); the row says what is timed.
+
+    python benchmarks/run.py estimator_floors -- --ais-betas 1000 --n-test 1000   # minutes
+    python benchmarks/run.py estimator_floors --smoke                             # seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections.abc import Iterator
+
+import common
+import torch
+
+from genzoo.data import DataConfig
+from genzoo.evaluation import EvalConfig, ais_log_partition, importance_nll, sm08_schedule
+from genzoo.evaluation.ais import reverse_ais_log_partition
+from genzoo.models.boltzmann.rbm import RBM, RBMConfig
+from genzoo.models.directed.vae import VAE, VAEConfig
+
+BENCHMARK = "estimator_floors"
+ROW = common.load_row(BENCHMARK)
+GOALS = {"ais": 1.5, "is": 1.5, "step": 1.3}  # genzoo / floor, issue 25
+
+
+def _ais(args, x, figures):
+    g = torch.Generator().manual_seed(args.seed)
+    m = RBM(RBMConfig(n_visible=784, n_hidden=500, init_std=0.05), generator=g)
+    m.init_from_data(x, g)
+    base, betas, n = m.ais_base(x), sm08_schedule(args.ais_betas), args.ais_runs
+    v, h, W = x[:n].contiguous(), torch.rand(n, 500), m.W.detach()
+
+    def estimator(dtype):
+        def go():
+            g = torch.Generator().manual_seed(args.seed)
+            f = ais_log_partition(m, base, betas, n, g, dtype)
+            r = reverse_ais_log_partition(m, base, betas, base.sample(n, g), g, dtype)
+            figures[f"log_z_{dtype}".replace("torch.", "")] = [f.value, f.stderr, r.value, r.stderr]
+        return go
+
+    def products():
+        for _ in range(2 * (len(betas) - 1)):
+            torch.mm(v, W), torch.mm(h, W.T)
+    return {"genzoo": estimator(torch.float32), "genzoo-float64": estimator(torch.float64),
+            "bare products": products}
+
+
+def _is(args, x, figures):
+    m = VAE(VAEConfig(n_visible=784, hidden=(200, 200), n_latent=50),
+            generator=torch.Generator().manual_seed(args.seed))
+    xt, k = x[:args.n_test], args.is_samples
+    rows = max(1, 2000 // min(len(xt), 1000)) * min(len(xt), 1000)  # the estimator's blocks
+    z = torch.randn(rows, 50)
+
+    def estimator(dtype):
+        def go():
+            r = importance_nll(m, xt, EvalConfig(is_samples=k, dtype=dtype, seed=args.seed))
+            figures[f"nll_{dtype}"] = [r["nll_nats"], r["stderr_mc"]]
+        return go
+
+    @torch.no_grad()
+    def products():
+        m.encoder(xt)
+        for _ in range(-(-len(xt) * k // rows)):
+            m.decoder(z)
+    return {"genzoo": estimator("mixed"), "genzoo-float64": estimator("float64"),
+            "bare products": products}
+
+
+def _step(args, x, figures):
+    data = DataConfig(name="digits" if args.smoke else "binarized-mnist", n_eval=20,
+                      binarize="threshold" if args.smoke else "none", n_train=20 * args.n_steps)
+    bundle = common.offline_data(data)
+    x = bundle.train.x.float()
+
+    def make():
+        return VAE(VAEConfig(n_visible=x.shape[1], hidden=(200, 200), n_latent=50),
+                   generator=torch.Generator().manual_seed(args.seed))
+
+    def genzoo():
+        return common.timed_fit(make(), "vae", data, bundle, tempfile.mkdtemp(), epochs=1,
+                                batch_size=20, lr=1e-3, seed=args.seed, validate_every=10**9)[0]
+
+    def plain():
+        m = make()
+        opt, g = torch.optim.Adam(m.parameters(), lr=1e-3), torch.Generator().manual_seed(0)
+        for xb in x.split(20):
+            opt.zero_grad()
+            m.loss(xb, g)["loss"].backward()
+            opt.step()
+    return {"genzoo": genzoo, "plain loop": plain}
+
+
+def run(args: argparse.Namespace) -> Iterator[dict]:
+    x, data = common.binarized_mnist_rows(max(args.n_test, 20 * args.n_steps, 1000), args.smoke,
+                                          args.seed)
+    for kind, jobs in (("ais", _ais), ("is", _is), ("step", _step)):
+        figures: dict = {}
+        timings = common.interleaved_medians(jobs(args, x, figures), args.repetitions)
+        for name, t in timings.items():
+            t.update(dtype="float64" if "float64" in name else "float32",
+                     description=ROW["descriptions"][name])
+        ratio = max(v for k, v in common.ratios(timings).items() if "float64" not in k)
+        yield {
+            **common.header(f"{BENCHMARK}_{kind}", BENCHMARK, f"{ROW['title']}: {kind}",
+                            "speed", args.smoke),
+            "data": data, "config": {k: getattr(args, k) for k in ROW["options"]},
+            "timings": timings, "ratios": common.ratios(timings), "extra": figures,
+            "acceptance": common.acceptance(
+                f"genzoo / floor <= {GOALS[kind]}",
+                [] if ratio <= GOALS[kind] else [f"{ratio:.2f} > {GOALS[kind]}"], ratio=ratio),
+            "wall_s": {"timed": sum(sum(t.get("times_s", [])) for t in timings.values())},
+            "notes": [*([common.SPEED_SMOKE_NOTE] if args.smoke else []), *ROW["notes"],
+                      *common.busy_notes("during the run", "compare the ratios only")]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = common.parse_speed(common.speed_parser(__doc__, ROW, run_dir=False), ROW, argv)
+    common.limit_threads(args.threads)
+    for result in run(args):
+        common.publish(result, common.speed_dirs(args, BENCHMARK).results)
+    return 0
