@@ -66,12 +66,14 @@ def train(name, overrides):
 # %% [markdown]
 # ## Train a GAN
 #
-# MLP generator and discriminator of 128 units, 8 latent dimensions, grey-level digits.
+# MLP generator and discriminator of 64 units, 8 latent dimensions, grey-level digits, a short
+# run (15 epochs of minibatches of 50).
 
 # %%
 gan, digits = train("gan", [
-    "data.name=digits", "model.n_latent=8", "model.g_hidden=128", "model.d_hidden=128",
-    "train.epochs=60", "train.optimizer=adam", "train.lr=0.0005", "train.progress=false",
+    "data.name=digits", "model.n_latent=8", "model.g_hidden=64", "model.d_hidden=64",
+    "train.epochs=15", "train.batch_size=50", "train.optimizer=adam", "train.lr=0.001",
+    "train.progress=false",
 ])
 x_train, x_valid, x_test = digits.train.x, digits.valid.x, digits.test.x
 print(f"{len(x_train)} training, {len(x_valid)} validation, {len(x_test)} test digits")

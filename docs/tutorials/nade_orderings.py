@@ -65,8 +65,8 @@ def nll(log_px):
 # %%
 common = ["data.name=digits", "data.binarize=dynamic", "train.optimizer=adam",
           "train.lr=0.003", "train.progress=false"]
-nade, digits = train("nade", common + ["model.n_hidden=32", "train.epochs=30"])
-deep, _ = train("deep-nade", common + ["model.hidden=64,64", "train.epochs=60"])
+nade, digits = train("nade", common + ["model.n_hidden=32", "train.epochs=10"])
+deep, _ = train("deep-nade", common + ["model.hidden=32,32", "train.epochs=20"])
 x = digits.test.x.double()
 
 r = evaluate(nade, digits, EvalConfig())
