@@ -19,16 +19,18 @@ def test_the_trainer_draws_the_curves_of_its_run(toy, bundle, tmp_path):
 
 
 def test_a_failed_drawing_warns_and_keeps_the_run(toy, bundle, tmp_path, monkeypatch):
-    import genzoo.training.curves as curves
+    from genzoo.training import curves
 
     def broken(*args, **kwargs):
         raise RuntimeError("no fonts")
 
     cfg = toy.make_config()
-    with monkeypatch.context() as patched, pytest.warns(
-            RuntimeWarning, match=r"curves.png was not drawn .*no fonts.*genzoo plot"):
+    with monkeypatch.context() as patched:
         patched.setattr(curves, "plot_curves", broken)
-        result = Trainer(toy.build(cfg), cfg, bundle, tmp_path / "run").fit()
+        trainer = Trainer(toy.build(cfg), cfg, bundle, tmp_path / "run")
+        with pytest.warns(RuntimeWarning,
+                          match=r"curves.png was not drawn .*no fonts.*genzoo plot"):
+            result = trainer.fit()
     assert result["step"] > 0 and not (tmp_path / "run" / "curves.png").exists()
     # The run is whole: it resumes (nothing left to do) without complaint.
     with warnings.catch_warnings():

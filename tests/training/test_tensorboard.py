@@ -65,7 +65,7 @@ def test_a_resumed_run_hides_the_events_after_its_checkpoint(tmp_path):
     """The interrupted part logged past its last checkpoint; the resumed run replays those
     steps, and TensorBoard shows each step once (purge_step)."""
     pytest.importorskip("tensorboard")
-    from support import Killed, KillAt
+    from support import KillAt, Killed
 
     model, cfg, bundle = _rbm(["train.log_to=tensorboard", "train.checkpoint_every=2"])
     with pytest.raises(Killed):
