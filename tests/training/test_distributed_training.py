@@ -37,7 +37,8 @@ from genzoo.training.checkpoint import (
 )
 
 COMMON = ["data.name=digits", "data.binarize=threshold", "data.n_train=120", "data.n_eval=30",
-          "train.batch_size=20", "train.max_steps=10", "train.progress=false",
+          "train.batch_size=20", "train.max_steps=10", "train.lr_schedule=constant",
+          "train.progress=false",
           "train.grid_samples=0", "train.log_every=5", "train.checkpoint_every=5",
           "train.shards=2"]
 # name -> (model, overrides): a CD-1 RBM and a VAE (the criterion), an RBM with
