@@ -99,7 +99,7 @@ def test_mkdocs_build_strict_executes_the_tutorials(tmp_path):
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
-        cwd=ROOT, env=env, capture_output=True, text=True,
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
     )
     wall = time.perf_counter() - start
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-20000:]

@@ -1,4 +1,8 @@
-"""The run config: model, data, training and evaluation sections, saved with every run."""
+"""The run config: model, data, training and evaluation sections, saved with every run.
+
+The ``train`` section of a new run starts from the model's own training defaults (its class's
+``train_defaults``: optimizer, rate, schedule), under which the user's ``--set train.*`` apply;
+config.json records the resolved values, so resume and evaluate reproduce them."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Any
 
 from genzoo.core.config import Config
 from genzoo.core.errors import ConfigError
-from genzoo.core.registry import get_model_spec
+from genzoo.core.registry import ModelSpec, get_model_spec
 from genzoo.data.config import DataConfig
 from genzoo.evaluation.config import EvalConfig
 from genzoo.training.config import TrainConfig
@@ -28,8 +32,9 @@ class RunConfig:
 
     @classmethod
     def default(cls, model_name: str) -> RunConfig:
+        """The model's default config, its training section from :func:`train_defaults`."""
         spec = get_model_spec(model_name)
-        return cls(model_name=model_name, model=spec.config_cls())
+        return cls(model_name=model_name, model=spec.config_cls(), train=train_defaults(spec))
 
     def with_overrides(self, overrides: list[str]) -> RunConfig:
         """Apply ``section.key=value`` strings, type-checked against each section's fields."""
@@ -72,6 +77,23 @@ class RunConfig:
             model_name=spec.name,
             model=spec.config_cls.from_dict(d.get("model", {}), "model"),
             data=DataConfig.from_dict(d.get("data", {}), "data"),
-            train=TrainConfig.from_dict(d.get("train", {}), "train"),
+            train=train_defaults(spec, d.get("train", {})),
             eval=EvalConfig.from_dict(d.get("eval", {}), "eval"),
         )
+
+
+def train_defaults(spec: ModelSpec, saved: dict[str, Any] | None = None) -> TrainConfig:
+    """The ``train`` section of a ``spec.name`` run: the model's ``train_defaults`` over
+    :class:`TrainConfig`'s own, then ``saved`` (a config.json's section, which holds every
+    field once written) over both. ConfigError naming the model when its declaration is not a
+    valid TrainConfig."""
+    declared = dict(getattr(spec.cls, "train_defaults", {}) or {})
+    try:
+        base = TrainConfig.from_dict(declared, "train")
+    except ConfigError as exc:
+        raise ConfigError(f"model {spec.name!r} declares invalid train_defaults: {exc}") from None
+    if saved is None:
+        return base
+    if not isinstance(saved, dict):
+        raise ConfigError("config section 'train' must be a JSON object")
+    return TrainConfig.from_dict({**declared, **saved}, "train")

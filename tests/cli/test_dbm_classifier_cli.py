@@ -26,12 +26,13 @@ DATA = ["--data", "digits", "--set", "data.binarize=threshold", "--set", "data.n
 def _train_dbm(run, model: str = "dbm") -> None:
     assert main(["train", model, *DATA, "--set", "model.hidden=32,16", "--set",
                  "model.n_chains=50", "--set", "train.max_steps=60", "--set", "train.lr=0.1",
-                 "--out", str(run)]) == 0
+                 "--set", "train.lr_schedule=constant", "--out", str(run)]) == 0
 
 
 def _train_classifier(run, dbm_run, *extra: str) -> int:
     return main(["train", "dbm-classifier", *DATA, "--set", f"model.dbm_run={dbm_run}",
                  "--set", "train.optimizer=adam", "--set", "train.lr=0.01",
+                 "--set", "train.lr_schedule=constant",
                  "--set", "train.batch_size=50", "--set", "train.epochs=30",
                  "--out", str(run), *extra])
 

@@ -17,6 +17,7 @@ from genzoo.training.checkpoint import load_model, read_run_config
 
 SETS = ["--set", "data.binarize=threshold", "--set", "model.hidden=12,6",
         "--set", "model.n_chains=20", "--set", "train.max_steps=5", "--set", "train.lr=0.1",
+        "--set", "train.lr_schedule=constant",
         "--set", "train.progress=false", "--set", "train.grid_samples=0"]
 
 

@@ -57,6 +57,7 @@ def test_pretraining_runs_the_stack_and_gives_a_usable_dbm(tmp_path):
         "data.name=digits", "data.binarize=threshold", "data.n_train=500", "data.n_eval=100",
         "model.hidden=12,6", "model.n_chains=50", "train.max_steps=100", "train.batch_size=50",
         "train.lr=0.05", "train.progress=false", "train.grid_samples=0", "train.momentum=0.5",
+        "train.lr_schedule=constant",
     ])
     bundle = load_data(cfg.data)
     model_cfg = cfg.model.replace(n_visible=bundle.n_features)

@@ -37,7 +37,8 @@ from genzoo.training.checkpoint import (
 )
 
 COMMON = ["data.name=digits", "data.binarize=threshold", "data.n_train=120", "data.n_eval=30",
-          "train.batch_size=20", "train.max_steps=10", "train.progress=false",
+          "train.batch_size=20", "train.max_steps=10", "train.lr_schedule=constant",
+          "train.progress=false",
           "train.grid_samples=0", "train.log_every=5", "train.checkpoint_every=5",
           "train.shards=2"]
 # name -> (model, overrides): a CD-1 RBM and a VAE (the criterion), an RBM with
@@ -253,7 +254,7 @@ def _children(pid: int) -> list[int]:
 def test_torchrun_restarts_a_killed_worker_and_the_run_resumes(tmp_path):
     out = tmp_path / "run"
     steps, every = 120, 10
-    args = ["train.epochs=100", f"train.max_steps={steps}",
+    args = ["train.lr=0.01", "train.epochs=100", f"train.max_steps={steps}",
             f"train.checkpoint_every={every}", "train.log_every=20"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
            "--max-restarts", "1", "--master-port", str(free_port()),

@@ -160,6 +160,21 @@ def _no_estimator(model) -> GenzooError:
     )
 
 
+def _check_ais_memory(model, eval_config: EvalConfig) -> None:
+    """Before any work: refuse AIS settings that need more memory than the machine has, for a
+    model that AIS would evaluate (AIS capability, log Z not enumerated). Its hidden units are
+    estimated as its parameter count over its input width (H of a D x H weight matrix)."""
+    if not has(model, AIS) or eval_config.task == "classify":
+        return
+    if has(model, EXACT_LOG_PARTITION) and (
+        model.enumerable_free_energy()[1] <= eval_config.exact_max_units
+    ):
+        return
+    width = int(model.input_width)
+    units = sum(p.numel() for p in model.parameters()) // max(width, 1)
+    eval_config.check_memory(width, units)
+
+
 def evaluate(
     model,
     bundle,
@@ -191,6 +206,7 @@ def evaluate(
     split = bundle.split(eval_config.split)
     classifier = is_classifier(model)
     entry = estimator_for(model)
+    _check_ais_memory(model, eval_config)
     if eval_config.task == "classify" and not classifier:
         raise GenzooError(
             f"{type(model).__name__} does not predict labels, so eval.task=classify does not "

@@ -6,6 +6,10 @@ import dataclasses
 from typing import Literal
 
 from genzoo.core.config import Config, check
+from genzoo.utils.memory import check_memory, format_bytes
+
+# float64 bytes per AIS chain and state unit: the state and about three temporaries of a sweep.
+_CHAIN_BYTES = 4 * 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +28,9 @@ class EvalConfig(Config):
     ``float64`` runs everything in float64; ``float32`` is ``mixed`` by its model dtype. ``task``: ``auto`` reports the likelihood figure, plus the classification error
     for models that predict labels; ``likelihood`` the likelihood figure only; ``classify`` the
     classification error only (models that predict labels: disc-rbm, mp-dbm, dbm-classifier).
+
+    Sizes are checked before the work (:meth:`check_memory`): AIS settings whose memory
+    exceeds what the machine has are refused with the number, the memory and the fix.
     """
 
     split: Literal["train", "valid", "test"] = "test"
@@ -46,3 +53,33 @@ class EvalConfig(Config):
         check(self.reverse_burn_in >= 0, "eval.reverse_burn_in must be >= 0")
         check(self.batch_size > 0, "eval.batch_size must be positive")
         check(self.is_samples >= 1, "eval.is_samples must be >= 1 (5000 for reported numbers)")
+
+    def ais_memory(self, width: int, units: int) -> dict[str, int]:
+        """Bytes that AIS with these settings holds at once, for a model of ``width`` visible and
+        about ``units`` hidden units, by the setting that drives each part: ``eval.ais_betas``
+        the schedule (16 bytes per temperature: float64, built from numpy parts), ``eval.ais_runs``
+        the runs' log-weights (16 bytes per run: each shard's and the gathered ones), and the
+        shard of min(``eval.batch_size``, ``eval.ais_runs``) chains stepped together
+        (``_CHAIN_BYTES`` per unit of each chain), named by the smaller of the two."""
+        shard = min(self.batch_size, self.ais_runs)
+        chains = _CHAIN_BYTES * shard * (width + units)
+        by_runs = "eval.ais_runs" if self.ais_runs <= self.batch_size else "eval.batch_size"
+        parts = {"eval.ais_betas": 16 * self.ais_betas, "eval.ais_runs": 16 * self.ais_runs}
+        parts[by_runs] = parts.get(by_runs, 0) + chains
+        return parts
+
+    def check_memory(self, width: int, units: int, available: int | None = None) -> None:
+        """Refuse (GenzooError) AIS settings whose memory (:meth:`ais_memory`) exceeds the
+        available memory (``available`` bytes, by default what the machine has), naming the
+        setting that needs the most, the memory and the fix."""
+        parts = self.ais_memory(width, units)
+        worst = max(parts, key=parts.__getitem__)
+        value = getattr(self, worst.removeprefix("eval."))
+        default = getattr(type(self), worst.removeprefix("eval."))
+        check_memory(
+            sum(parts.values()),
+            f"AIS with {worst}={value} ({format_bytes(parts[worst])} of it) for a model of "
+            f"{width} visible and about {units} hidden units",
+            f"lower {worst} (default {default}) with --set {worst}=N",
+            available,
+        )

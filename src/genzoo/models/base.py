@@ -44,7 +44,8 @@ import dataclasses
 import functools
 import inspect
 import threading
-from collections.abc import Callable, Iterator
+import types
+from collections.abc import Callable, Iterator, Mapping
 from typing import ClassVar, TypeVar
 
 import torch
@@ -107,6 +108,13 @@ def checks_input(method: _F | None = None, *, nonempty: bool = False):
     return wrap(method) if method is not None else wrap
 
 
+def train_recipe(**settings: object) -> Mapping[str, object]:
+    """A model's ``train_defaults`` (read-only): ``train.*`` field names and values, e.g.
+    ``train_recipe(optimizer="adam", lr=1e-3)``; the run config checks them against
+    :class:`genzoo.training.config.TrainConfig` when it builds a model's default run."""
+    return types.MappingProxyType(dict(settings))
+
+
 def check_n_visible(n_visible: int | None) -> None:
     """For ``Config.validate``: ConfigError unless ``n_visible`` is None or positive."""
     check(
@@ -156,7 +164,11 @@ class GenzooModel(nn.Module):
     {0, 1}, or in [lo, hi] when not binary and a range is set; a model whose support depends on
     its config makes them properties), ``test_overrides``
     (``--set`` overrides that make the model tiny and fast on the 8x8 digits: the conformance
-    suite trains, samples and evaluates every registered model with them).
+    suite trains, samples and evaluates every registered model with them), ``train_defaults``
+    (``train.*`` fields, e.g. ``{"optimizer": "adam", "lr": 1e-3}``: the optimizer, rate and
+    schedule that make the model learn on its natural data in a short run, its benchmark's
+    recipe; :meth:`genzoo.run_config.RunConfig.default` puts them under the user's own
+    ``--set train.*``, and ``tests/test_defaults_learn.py`` holds every model to them).
     """
 
     config_class: ClassVar[type[Config]] = Config
@@ -165,6 +177,7 @@ class GenzooModel(nn.Module):
     binary_input: ClassVar[bool] = True
     input_range: ClassVar[tuple[float, float] | None] = None
     test_overrides: ClassVar[tuple[str, ...]] = ()
+    train_defaults: ClassVar[Mapping[str, object]] = types.MappingProxyType({})
 
     def __init__(self, config: Config) -> None:
         super().__init__()

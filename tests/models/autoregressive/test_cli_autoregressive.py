@@ -17,6 +17,7 @@ def nade_run(tmp_path_factory):
     args = ["train", "nade", "--data", "digits", "--set", "data.binarize=threshold",
             "--set", "model.n_hidden=16", "--set", "train.epochs=1",
             "--set", "train.optimizer=adam", "--set", "train.lr=0.01",
+            "--set", "train.lr_schedule=constant",
             "--set", "train.progress=false", "--out", str(out)]
     assert main(args) == 0
     return out

@@ -304,7 +304,8 @@ def _digits_run(tmp_path, name: str, overrides: list[str]):
 
     cfg = RunConfig.default("made").with_overrides(
         ["data.name=digits", "data.binarize=threshold", "train.progress=false",
-         "train.grid_samples=4", "train.optimizer=adam", "model.orderings=random", *overrides]
+         "train.grid_samples=4", "train.optimizer=adam", "train.lr_schedule=constant",
+         "model.orderings=random", *overrides]
     )
     bundle = load_data(cfg.data)
     cfg = dataclasses.replace(cfg, model=cfg.model.replace(n_visible=bundle.n_features))

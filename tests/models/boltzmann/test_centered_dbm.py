@@ -107,6 +107,7 @@ def test_trains_on_digits_from_random_initialisation(tmp_path):
         "data.name=digits", "data.binarize=threshold", "data.n_train=500", "data.n_eval=100",
         "model.hidden=12,6", "model.n_chains=50", "model.init_std=0.1", "train.max_steps=300",
         "train.epochs=1000", "train.batch_size=50", "train.lr=0.1", "train.momentum=0.5",
+        "train.lr_schedule=constant",
         "train.progress=false", "train.grid_samples=0",
     ])
     bundle = load_data(cfg.data)

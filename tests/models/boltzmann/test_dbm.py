@@ -197,7 +197,7 @@ def _digits_config(hidden: str, steps: int, extra: list[str] = ()) -> RunConfig:
         "data.name=digits", "data.binarize=threshold", "data.n_train=500", "data.n_eval=100",
         f"model.hidden={hidden}", "model.n_chains=50", f"train.max_steps={steps}",
         "train.batch_size=50", "train.lr=0.05", "train.progress=false", "train.grid_samples=0",
-        "train.momentum=0.5", *extra,
+        "train.momentum=0.5", "train.lr_schedule=constant", *extra,
     ])
     return cfg
 
@@ -239,7 +239,7 @@ def test_short_run_on_binarized_mnist(binarized_mnist_available, tmp_path):
     cfg = RunConfig.default("dbm").with_overrides([
         "data.name=binarized-mnist", "data.n_train=1000", "data.n_eval=200",
         "model.hidden=12,10", "model.n_chains=50", "train.max_steps=100", "train.batch_size=50",
-        "train.lr=0.05", "train.progress=false", "train.grid_samples=0",
+        "train.lr=0.05", "train.lr_schedule=constant", "train.progress=false", "train.grid_samples=0",
     ])
     before, after = _bound_before_and_after_training(cfg, tmp_path / "run")
     assert after < before, (before, after)

@@ -29,7 +29,7 @@ def test_first_layer_is_the_mean_field_update_and_q2_the_fixed_point():
 def test_fine_tuning_on_digits_classifies(tmp_path):
     dbm, bundle = train_on_binary_digits("dbm", DBM, [
         "model.hidden=32,16", "model.n_chains=50", "train.max_steps=100", "train.epochs=100",
-        "train.batch_size=50", "train.lr=0.1", "train.momentum=0.5",
+        "train.batch_size=50", "train.lr=0.1", "train.momentum=0.5", "train.lr_schedule=constant",
     ], tmp_path / "run")
     x, y = bundle.train.x, bundle.train.y
     q2 = dbm_features(dbm, x)

@@ -39,7 +39,7 @@ def test_loss_computes_the_fixed_features_itself_and_needs_labels():
 def test_trainer_fine_tuning_lowers_the_classification_error(tmp_path):
     dbm, bundle = train_on_binary_digits("dbm", DBM, [
         "model.hidden=32,16", "model.n_chains=50", "train.max_steps=100", "train.epochs=100",
-        "train.batch_size=50", "train.lr=0.1", "train.momentum=0.5",
+        "train.batch_size=50", "train.lr=0.1", "train.momentum=0.5", "train.lr_schedule=constant",
     ], tmp_path / "dbm")
     clf = DBMClassifier.from_dbm(dbm, n_classes=10)
     valid = bundle.valid
@@ -52,7 +52,7 @@ def test_trainer_fine_tuning_lowers_the_classification_error(tmp_path):
     cfg = dataclasses.replace(
         read_run_config(tmp_path / "dbm"), model_name="dbm-classifier", model=clf.config
     ).with_overrides([
-        "train.optimizer=adam", "train.lr=0.01", "train.momentum=0", "train.epochs=60",
+        "train.optimizer=adam", "train.lr=0.01", "train.momentum=0", "train.epochs=60", "train.lr_schedule=constant",
         "train.max_steps=none", "train.batch_size=50",
     ])
     metrics = Trainer(clf, cfg, bundle, tmp_path / "clf").fit()

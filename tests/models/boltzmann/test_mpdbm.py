@@ -84,7 +84,7 @@ def test_fill_in_keeps_observed_pixels():
 def test_learns_to_classify_digits(tmp_path):
     model, bundle = train_on_binary_digits("mp-dbm", MPDBM, [
         "model.hidden=32,32", "model.mf_steps=5", "train.max_steps=200", "train.epochs=1000",
-        "train.batch_size=50", "train.lr=0.01", "train.optimizer=adam",
+        "train.batch_size=50", "train.lr=0.01", "train.optimizer=adam", "train.lr_schedule=constant",
     ], tmp_path / "run")
     error = float((model.classify(bundle.valid.x) != bundle.valid.y).double().mean())
     assert error < 0.5  # chance is 0.9 on ten classes

@@ -20,6 +20,7 @@ def test_train_then_evaluate_reports_importance_sampling(model, sets, tmp_path, 
     run = tmp_path / model
     argv = ["train", model, "--data", "digits", "--set", "data.binarize=threshold",
             "--set", "train.optimizer=adam", "--set", "train.lr=0.003",
+            "--set", "train.lr_schedule=constant",
             "--set", "train.epochs=2", "--set", "train.progress=false", "--out", str(run)]
     for s in sets:
         argv += ["--set", s]

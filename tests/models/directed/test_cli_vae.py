@@ -18,6 +18,7 @@ def test_train_then_evaluate_reports_importance_sampling(tmp_path, capsys):
         "--set", "model.n_latent=4",
         "--set", "train.optimizer=adam",
         "--set", "train.lr=0.001",
+        "--set", "train.lr_schedule=constant",
         "--set", "train.epochs=1",
         "--set", "train.progress=false",
         "--out", str(run),

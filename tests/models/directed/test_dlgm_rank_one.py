@@ -207,6 +207,7 @@ def test_command_line_train_reload_and_evaluate_with_rank_one(tmp_path, capsys):
     run = tmp_path / "dlgm"
     argv = ["train", "dlgm", "--data", "digits", "--set", "data.binarize=threshold",
             "--set", "train.optimizer=adam", "--set", "train.lr=0.003",
+            "--set", "train.lr_schedule=constant",
             "--set", "train.epochs=2", "--set", "train.progress=false", "--out", str(run),
             "--set", "model.latent=4,2", "--set", "model.hidden=16",
             "--set", "model.posterior_cov=rank_one"]

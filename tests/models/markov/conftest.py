@@ -21,7 +21,7 @@ def digits_run(tmp_path):
     def run(name: str, overrides: list[str]):
         cfg = RunConfig.default(name).with_overrides([
             "data.name=digits", "data.binarize=threshold", "data.n_train=500",
-            "data.n_eval=200", "train.batch_size=50", "train.optimizer=adam",
+            "data.n_eval=200", "train.batch_size=50", "train.optimizer=adam", "train.lr_schedule=constant",
             "train.progress=false", "train.grid_samples=4", *overrides,
         ])
         bundle = load_data(cfg.data)

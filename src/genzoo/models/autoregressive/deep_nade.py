@@ -52,7 +52,7 @@ from genzoo.models.autoregressive.base import (
     check_sample_count,
     uniforms,
 )
-from genzoo.models.base import checks_input
+from genzoo.models.base import checks_input, train_recipe
 from genzoo.nn.init import normal_or_zero_
 from genzoo.ops.numerics import bernoulli_log_likelihood, softplus
 
@@ -111,6 +111,9 @@ class DeepNADE(BinaryAutoregressive):
     """
 
     config_class = DeepNADEConfig
+    train_defaults = train_recipe(
+        optimizer="adam", lr=0.001, lr_schedule="linear", lr_final_factor=0.1,
+    )
     capabilities = frozenset({EXACT_LIKELIHOOD, INPAINT})
     test_overrides = ("model.hidden=8,8",)
 

@@ -32,6 +32,7 @@ from genzoo.models.autoregressive.base import (
     check_sample_count,
     uniforms,
 )
+from genzoo.models.base import train_recipe
 from genzoo.nn.init import normal_or_zero_
 
 
@@ -56,6 +57,9 @@ class FVSBN(BinaryAutoregressive):
     """Logistic autoregressive network over D binary variables in index order."""
 
     config_class = FVSBNConfig
+    train_defaults = train_recipe(
+        optimizer="adam", lr=0.001, lr_schedule="linear", lr_final_factor=0.1,
+    )
     test_overrides = ("model.init_std=0.01",)
 
     def __init__(self, config: FVSBNConfig, generator: torch.Generator | None = None) -> None:

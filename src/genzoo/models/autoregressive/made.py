@@ -52,7 +52,7 @@ from genzoo.models.autoregressive.base import (
     check_sample_count,
     uniforms,
 )
-from genzoo.models.base import checks_input
+from genzoo.models.base import checks_input, train_recipe
 from genzoo.nn.init import normal_or_zero_
 from genzoo.nn.masked import MaskedLinear
 from genzoo.ops.numerics import bernoulli_log_likelihood
@@ -93,6 +93,9 @@ class MADE(BinaryAutoregressive):
     own random ordering; see the module docstring."""
 
     config_class = MADEConfig
+    train_defaults = train_recipe(
+        optimizer="adam", lr=0.001, lr_schedule="linear", lr_final_factor=0.1,
+    )
     test_overrides = ("model.hidden=8", "model.n_masks=2")
 
     def __init__(self, config: MADEConfig, generator: torch.Generator | None = None) -> None:

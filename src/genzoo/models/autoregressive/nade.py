@@ -50,6 +50,7 @@ from genzoo.models.autoregressive.base import (
     check_sample_count,
     uniforms,
 )
+from genzoo.models.base import train_recipe
 from genzoo.nn.init import normal_or_zero_
 
 # Positions per block (see the module docstring); chosen by measurement on CPU.
@@ -187,6 +188,9 @@ class NADE(BinaryAutoregressive):
     """NADE over D binary variables in index order with H sigmoid hidden units."""
 
     config_class = NADEConfig
+    train_defaults = train_recipe(
+        optimizer="adam", lr=0.001, lr_schedule="linear", lr_final_factor=0.1,
+    )
     test_overrides = ("model.n_hidden=8",)
 
     def __init__(self, config: NADEConfig, generator: torch.Generator | None = None) -> None:

@@ -38,6 +38,7 @@ from genzoo.models.autoregressive.base import (
     check_sample_count,
     uniforms,
 )
+from genzoo.models.base import train_recipe
 from genzoo.nn.init import normal_or_zero_
 
 
@@ -77,6 +78,9 @@ class NeuralAutoregressiveNetwork(BinaryAutoregressive):
     """Bengio & Bengio's network over D binary variables in index order."""
 
     config_class = NANConfig
+    train_defaults = train_recipe(
+        optimizer="adam", lr=0.001, lr_schedule="linear", lr_final_factor=0.1,
+    )
     test_overrides = ("model.hidden_per_group=1",)
 
     def __init__(self, config: NANConfig, generator: torch.Generator | None = None) -> None:

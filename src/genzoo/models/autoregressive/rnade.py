@@ -43,7 +43,7 @@ from genzoo.models.autoregressive.base import (
     AutoregressiveModel,
     check_sample_count,
 )
-from genzoo.models.base import checks_input
+from genzoo.models.base import checks_input, train_recipe
 from genzoo.nn.init import normal_or_zero_
 from genzoo.ops.numerics import LOG_2PI
 
@@ -83,6 +83,9 @@ class RNADE(AutoregressiveModel):
     :class:`~genzoo.models.autoregressive.base.AutoregressiveModel`."""
 
     config_class = RNADEConfig
+    train_defaults = train_recipe(
+        optimizer="adam", lr=0.001, lr_schedule="linear", lr_final_factor=0.1,
+    )
     binary_input = False
     test_overrides = (
         "model.n_hidden=8",

@@ -33,7 +33,7 @@ import torch
 
 from genzoo.core.config import check
 from genzoo.core.registry import register_model
-from genzoo.models.base import checks_input
+from genzoo.models.base import checks_input, train_recipe
 from genzoo.models.boltzmann.dbm import DBM, DBMConfig
 
 
@@ -60,6 +60,9 @@ class CenteredDBM(DBM):
     contracts as :class:`~genzoo.models.boltzmann.dbm.DBM`."""
 
     config_class = CenteredDBMConfig
+    train_defaults = train_recipe(
+        optimizer="sgd", lr=0.05, lr_schedule="linear", lr_final_factor=0.01,
+    )
 
     def __init__(
         self, config: CenteredDBMConfig, generator: torch.Generator | None = None

@@ -48,7 +48,7 @@ from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import ConfigError
 from genzoo.core.protocols import ENERGY
 from genzoo.core.registry import register_model
-from genzoo.models.base import GenzooModel, VisibleConfig, checks_input
+from genzoo.models.base import GenzooModel, VisibleConfig, checks_input, train_recipe
 from genzoo.models.boltzmann._ops import (
     advance_chains,
     bernoulli,
@@ -108,6 +108,10 @@ class ConvRBM(GenzooModel):
     binary images, D = in_channels * H * W; hidden states are flat (B, K * N_H * N_H')."""
 
     config_class = ConvRBMConfig
+    train_defaults = train_recipe(
+        optimizer="sgd", lr=0.005, lr_schedule="linear",
+        lr_final_factor=0.1, momentum_warmup_epochs=1,
+    )
     test_overrides = ("model.n_filters=4", "model.kernel_size=3", "model.sample_burn_in=5")
 
     capabilities = frozenset({ENERGY})

@@ -36,7 +36,7 @@ from torch import nn
 
 from genzoo.core.config import check
 from genzoo.core.registry import register_model
-from genzoo.models.base import checks_input
+from genzoo.models.base import checks_input, train_recipe
 from genzoo.models.boltzmann._sequences import (
     RowSequenceConfig,
     RowSequenceModel,
@@ -71,6 +71,7 @@ class CRBM(RowSequenceModel):
     biases set by the ``order`` rows before it."""
 
     config_class = CRBMConfig
+    train_defaults = train_recipe(optimizer="sgd", lr=0.01)
     test_overrides = ("model.n_hidden=8", "model.sample_gibbs=3")
 
     def __init__(self, config: CRBMConfig, generator: torch.Generator | None = None) -> None:

@@ -70,7 +70,7 @@ from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import GenzooError, InputError
 from genzoo.core.protocols import AIS, EXACT_LOG_PARTITION, INPAINT, VARIATIONAL
 from genzoo.core.registry import register_model
-from genzoo.models.base import GenzooModel, VisibleConfig, checks_input
+from genzoo.models.base import GenzooModel, VisibleConfig, checks_input, train_recipe
 from genzoo.models.boltzmann._ops import (
     PERSISTENT_SAMPLE_STEPS,
     bernoulli,
@@ -249,6 +249,9 @@ class DBM(DeepBoltzmannBase):
     test_overrides = ("model.hidden=8,6", "model.n_chains=10", "model.sample_burn_in=10")
 
     config_class = DBMConfig
+    train_defaults = train_recipe(
+        optimizer="sgd", lr=0.05, lr_schedule="linear", lr_final_factor=0.01,
+    )
     capabilities = frozenset({VARIATIONAL, AIS, EXACT_LOG_PARTITION, INPAINT})
 
     def __init__(self, config: DBMConfig, generator: torch.Generator | None = None) -> None:

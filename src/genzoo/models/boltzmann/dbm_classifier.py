@@ -47,7 +47,7 @@ from genzoo.core.config import Config, check
 from genzoo.core.errors import ConfigError, DataError, GenzooError
 from genzoo.core.protocols import CLASSIFIER
 from genzoo.core.registry import get_model_spec, register_model
-from genzoo.models.base import GenzooModel, checks_input
+from genzoo.models.base import GenzooModel, checks_input, train_recipe
 from genzoo.models.boltzmann.dbm import DBM
 
 # The registered models a classifier starts from.
@@ -169,6 +169,9 @@ class DBMClassifier(GenzooModel):
     )
 
     config_class = DBMClassifierConfig
+    train_defaults = train_recipe(
+        optimizer="adam", lr=0.01, lr_schedule="linear", lr_final_factor=0.01,
+    )
     needs_labels = True
     capabilities = frozenset({CLASSIFIER})
 

@@ -42,6 +42,7 @@ from genzoo.models.base import (
     VisibleConfig,
     check_labels,
     checks_input,
+    train_recipe,
     trusted_input,
 )
 from genzoo.models.boltzmann._ops import bernoulli, data_logits, softplus
@@ -85,6 +86,9 @@ class DiscRBM(GenzooModel):
     test_overrides = ("model.n_hidden=8", "model.sample_burn_in=5")
 
     config_class = DiscRBMConfig
+    train_defaults = train_recipe(
+        optimizer="sgd", lr=0.05, lr_schedule="linear", lr_final_factor=0.1,
+    )
     capabilities = frozenset({ENERGY})
     needs_labels = True
     binary_input = False

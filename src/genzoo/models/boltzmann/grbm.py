@@ -68,7 +68,7 @@ from torch import nn
 
 from genzoo.core.config import check, check_nonnegative
 from genzoo.core.registry import register_model
-from genzoo.models.base import checks_input
+from genzoo.models.base import checks_input, train_recipe
 from genzoo.models.boltzmann._ops import (
     ContrastiveFreeEnergy,
     RBMFamily,
@@ -139,6 +139,7 @@ class GRBM(RBMFamily):
     return (B,) values in nats; device and dtype follow the parameters."""
 
     config_class = GRBMConfig
+    train_defaults = train_recipe(optimizer="sgd", lr=0.01)
     binary_input = False
     test_overrides = ("data.binarize=none", *RBMFamily.test_overrides)
 

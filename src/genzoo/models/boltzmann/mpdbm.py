@@ -35,7 +35,7 @@ from genzoo.core.config import check
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import IMPLICIT, INPAINT
 from genzoo.core.registry import register_model
-from genzoo.models.base import check_labels, checks_input
+from genzoo.models.base import check_labels, checks_input, train_recipe
 from genzoo.models.boltzmann._ops import bernoulli, data_logits
 from genzoo.models.boltzmann.dbm import DeepBoltzmannBase, DeepBoltzmannConfig
 from genzoo.nn.init import normal_or_zero_
@@ -76,6 +76,9 @@ class MPDBM(DeepBoltzmannBase):
     test_overrides = ("model.hidden=8,6", "model.mf_steps=2", "model.sample_burn_in=10")
 
     config_class = MPDBMConfig
+    train_defaults = train_recipe(
+        optimizer="adam", lr=0.01, lr_schedule="linear", lr_final_factor=0.1,
+    )
     capabilities = frozenset({IMPLICIT, INPAINT})
     needs_labels = True
 

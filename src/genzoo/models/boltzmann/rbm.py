@@ -43,7 +43,7 @@ from torch import nn
 
 from genzoo.core.errors import GenzooError
 from genzoo.core.registry import register_model
-from genzoo.models.base import checks_input
+from genzoo.models.base import checks_input, train_recipe
 from genzoo.models.boltzmann._ops import (
     ContrastiveFreeEnergy,
     RBMFamily,
@@ -110,6 +110,9 @@ class RBM(RBMFamily):
     return (B,) per-example values in nats; device and dtype follow the parameters."""
 
     config_class = RBMConfig
+    train_defaults = train_recipe(
+        optimizer="sgd", lr=0.05, lr_schedule="linear", lr_final_factor=0.1,
+    )
 
     def __init__(self, config: RBMConfig, generator: torch.Generator | None = None) -> None:
         super().__init__(config)  # W (D, H)

@@ -31,7 +31,7 @@ from torch import nn
 
 from genzoo.core.config import check
 from genzoo.core.registry import register_model
-from genzoo.models.base import checks_input
+from genzoo.models.base import checks_input, train_recipe
 from genzoo.models.boltzmann._sequences import (
     RowSequenceConfig,
     RowSequenceModel,
@@ -65,6 +65,7 @@ class RNNRBM(RowSequenceModel):
     RNN state of the rows before it."""
 
     config_class = RNNRBMConfig
+    train_defaults = train_recipe(optimizer="sgd", lr=0.01)
     test_overrides = ("model.n_hidden=8", "model.n_recurrent=8", "model.sample_gibbs=3")
 
     def __init__(self, config: RNNRBMConfig, generator: torch.Generator | None = None) -> None:

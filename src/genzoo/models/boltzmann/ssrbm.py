@@ -65,7 +65,7 @@ from torch import nn
 from genzoo.core.config import check
 from genzoo.core.errors import ConfigError, GenzooError, TrainingDiverged
 from genzoo.core.registry import register_model
-from genzoo.models.base import checks_input
+from genzoo.models.base import checks_input, train_recipe
 from genzoo.models.boltzmann._ops import (
     RBMFamily,
     RBMFamilyConfig,
@@ -146,6 +146,7 @@ class SSRBM(RBMFamily):
     return (B,) values in nats; device and dtype follow the parameters."""
 
     config_class = SSRBMConfig
+    train_defaults = train_recipe(optimizer="sgd", lr=0.001)
     binary_input = False
     test_overrides = ("data.binarize=none", *RBMFamily.test_overrides)
 

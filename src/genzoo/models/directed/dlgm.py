@@ -56,7 +56,7 @@ from torch import nn
 
 from genzoo.core.config import check
 from genzoo.core.registry import register_model
-from genzoo.models.base import checks_input
+from genzoo.models.base import checks_input, train_recipe
 from genzoo.models.directed._rank_one import BlockRankOneGaussian
 from genzoo.models.directed.objectives import (
     DiagonalGaussian,
@@ -117,6 +117,9 @@ class DLGM(GaussianLatentModel):
     instead of the one the config names (the config, not this object, is saved with a run)."""
 
     config_class = DLGMConfig
+    train_defaults = train_recipe(
+        optimizer="adam", lr=0.001, lr_schedule="linear", lr_final_factor=0.1,
+    )
     test_overrides = ("model.latent=4,2", "model.hidden=8")
 
     def __init__(self, config: DLGMConfig, generator: torch.Generator | None = None,

@@ -67,7 +67,7 @@ from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import LATENT
 from genzoo.core.registry import register_model
-from genzoo.models.base import GenzooModel, VisibleConfig, checks_input
+from genzoo.models.base import GenzooModel, VisibleConfig, checks_input, train_recipe
 from genzoo.models.directed.objectives import iwae_bound
 from genzoo.models.directed.vae import normal_linear_
 from genzoo.ops.numerics import bernoulli_log_likelihood, data_logits
@@ -248,6 +248,9 @@ class SBN(GenzooModel):
     Device and dtype follow the parameters."""
 
     config_class = SBNConfig
+    train_defaults = train_recipe(
+        optimizer="adam", lr=0.003, lr_schedule="linear", lr_final_factor=0.1,
+    )
     capabilities = frozenset({LATENT})
     test_overrides = ("model.hidden=8,4", "model.rws_k=3")
 

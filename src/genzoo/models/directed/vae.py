@@ -52,7 +52,7 @@ from torch import nn
 from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import GenzooError
 from genzoo.core.registry import register_model
-from genzoo.models.base import checks_input
+from genzoo.models.base import checks_input, train_recipe
 from genzoo.models.directed.objectives import (
     ELBO,
     DiagonalGaussian,
@@ -196,6 +196,9 @@ class VAE(GaussianLatentModel):
     """
 
     config_class = VAEConfig
+    train_defaults = train_recipe(
+        optimizer="adam", lr=0.001, lr_schedule="linear", lr_final_factor=0.1,
+    )
     test_overrides = ("model.hidden=16", "model.n_latent=4")
 
     def __init__(self, config: VAEConfig, generator: torch.Generator | None = None,

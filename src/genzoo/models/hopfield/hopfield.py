@@ -43,7 +43,7 @@ from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import InputError
 from genzoo.core.protocols import IMPLICIT
 from genzoo.core.registry import register_model
-from genzoo.models.base import GenzooModel, VisibleConfig, checks_input
+from genzoo.models.base import GenzooModel, VisibleConfig, checks_input, train_recipe
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +88,7 @@ class HopfieldNetwork(GenzooModel):
     network's weights :attr:`W` are its symmetric part with the diagonal zeroed."""
 
     config_class = HopfieldConfig
+    train_defaults = train_recipe(optimizer="sgd", lr=0.01, momentum=0.0, initial_momentum=0.0)
     config: HopfieldConfig
     capabilities = frozenset({IMPLICIT})
     test_overrides = ("model.sample_sweeps=2",)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from genzoo.core.config import check
 from genzoo.core.errors import InputError
 from genzoo.core.registry import register_model
-from genzoo.models.base import check_labels, checks_input
+from genzoo.models.base import check_labels, checks_input, train_recipe
 from genzoo.models.implicit.gan import GAN, GANConfig
 from genzoo.models.implicit.generator import run_in_eval_mode
 
@@ -51,6 +51,7 @@ class ConditionalGAN(GAN):
 
     config: ConditionalGANConfig
     config_class = ConditionalGANConfig
+    train_defaults = train_recipe(optimizer="adam", lr=0.0002, momentum=0.5)
     test_overrides = ("model.architecture=dcgan", "model.width=2", "model.n_latent=4")
     needs_labels = True
 

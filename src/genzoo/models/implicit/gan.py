@@ -73,7 +73,7 @@ from torch import nn
 from genzoo.core.config import check, check_nonnegative
 from genzoo.core.protocols import Phase
 from genzoo.core.registry import register_model
-from genzoo.models.base import checks_input
+from genzoo.models.base import checks_input, train_recipe
 from genzoo.models.implicit._maxout import ACTIVATIONS, DropoutMLPDiscriminator
 from genzoo.models.implicit.dcgan import (
     ARCHITECTURES,
@@ -218,6 +218,7 @@ class GAN(ImplicitGenerator):
 
     config: GANConfig
     config_class = GANConfig
+    train_defaults = train_recipe(optimizer="adam", lr=0.0002, momentum=0.5)
     test_overrides = ("model.g_hidden=8", "model.d_hidden=8", "model.n_latent=4")
     n_classes = 0  # one-hot label size the networks are conditioned on (0: unconditional)
 

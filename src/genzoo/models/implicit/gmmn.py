@@ -29,7 +29,7 @@ import torch
 
 from genzoo.core.config import check
 from genzoo.core.registry import register_model
-from genzoo.models.base import checks_input
+from genzoo.models.base import checks_input, train_recipe
 from genzoo.models.implicit.dcgan import build_generator
 from genzoo.models.implicit.generator import GeneratorConfig, ImplicitGenerator, Labels
 from genzoo.ops.kernels import mmd
@@ -97,6 +97,7 @@ class GMMN(ImplicitGenerator):
 
     config: GMMNConfig
     config_class = GMMNConfig
+    train_defaults = train_recipe(optimizer="adam", lr=0.001)
     test_overrides = ("model.hidden=8", "model.n_latent=4")
 
     def __init__(self, config: GMMNConfig, generator: torch.Generator | None = None) -> None:

@@ -27,7 +27,7 @@ from torch import nn
 from genzoo.core.config import check
 from genzoo.core.protocols import Phase
 from genzoo.core.registry import register_model
-from genzoo.models.base import checks_input
+from genzoo.models.base import checks_input, train_recipe
 from genzoo.models.implicit.dcgan import MLPGenerator
 from genzoo.models.implicit.generator import ImplicitGenerator, Labels
 from genzoo.models.implicit.gmmn import MomentMatchingConfig, mmd2, sqrt_mmd
@@ -67,6 +67,7 @@ class GMMNAE(ImplicitGenerator):
 
     config: GMMNAEConfig
     config_class = GMMNAEConfig
+    train_defaults = train_recipe(optimizer="adam", lr=0.001)
     test_overrides = ("model.ae_hidden=8", "model.n_code=4", "model.hidden=8", "model.ae_steps=2")
 
     def __init__(self, config: GMMNAEConfig, generator: torch.Generator | None = None) -> None:

@@ -32,7 +32,7 @@ import torch
 
 from genzoo.core.config import check, check_nonnegative
 from genzoo.core.registry import register_model
-from genzoo.models.base import checks_input
+from genzoo.models.base import checks_input, train_recipe
 from genzoo.models.markov.base import (
     ChainConfig,
     MarkovChainModel,
@@ -81,6 +81,9 @@ class CAE(MarkovChainModel):
     grey levels in [0, 1] for Bernoulli units."""
 
     config_class = CAEConfig
+    train_defaults = train_recipe(
+        optimizer="adam", lr=0.0003, lr_schedule="linear", lr_final_factor=0.1,
+    )
     test_overrides = ("model.n_hidden=8", "model.sample_steps=3")
 
     def __init__(self, config: CAEConfig, generator: torch.Generator | None = None) -> None:

@@ -39,7 +39,7 @@ from torch import nn
 from genzoo.core.config import check
 from genzoo.core.errors import InputError
 from genzoo.core.registry import register_model
-from genzoo.models.base import checks_input
+from genzoo.models.base import checks_input, train_recipe
 from genzoo.models.markov.base import (
     WalkbackChainModel,
     WalkbackConfig,
@@ -84,6 +84,9 @@ class DAE(WalkbackChainModel):
     dtype follow the parameters. Figures are in nats per example. A chain state is [x]."""
 
     config_class = DAEConfig
+    train_defaults = train_recipe(
+        optimizer="adam", lr=0.0003, lr_schedule="linear", lr_final_factor=0.1,
+    )
     test_overrides = ("model.n_hidden=8", "model.walkback=2", "model.sample_steps=3")
 
     def __init__(self, config: DAEConfig, generator: torch.Generator | None = None) -> None:

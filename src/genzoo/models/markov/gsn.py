@@ -40,7 +40,7 @@ from torch import nn
 
 from genzoo.core.config import check, check_nonnegative
 from genzoo.core.registry import register_model
-from genzoo.models.base import checks_input
+from genzoo.models.base import checks_input, train_recipe
 from genzoo.models.markov.base import (
     WalkbackChainModel,
     WalkbackConfig,
@@ -94,6 +94,9 @@ class GSN(WalkbackChainModel):
     list [h^0 = x (B, D), h^1 (B, H_1), ..., h^L (B, H_L)]."""
 
     config_class = GSNConfig
+    train_defaults = train_recipe(
+        optimizer="adam", lr=0.001, lr_schedule="linear", lr_final_factor=0.1,
+    )
     test_overrides = ("model.hidden=8,8", "model.sample_steps=3")
 
     def __init__(self, config: GSNConfig, generator: torch.Generator | None = None) -> None:
