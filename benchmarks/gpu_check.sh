@@ -13,13 +13,16 @@ export PYTHONPATH="$ROOT/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 if [ "${GENZOO_GPU_CHECK_DRY:-0}" = 1 ]; then
   DEV=cpu SMOKE=--smoke T_TESTS=300 T_STEP=240
   # A slice that proves the plumbing in seconds; the GPU run takes the whole selection.
-  TESTS=(tests/evaluation/test_exact_log_partition.py)
+  TESTS=(tests/evaluation/test_exact_log_partition.py
+         tests/test_conformance.py::test_check_model_runs_every_check_and_names_a_failure)
 else
-  DEV=cuda SMOKE= T_TESTS=270 T_STEP=90
-  # Every test that takes the device fixture (tests/test_conformance.py joins once it does).
-  TESTS=(tests/test_device_hygiene.py tests/evaluation/test_exact_log_partition.py
-         tests/evaluation/test_ais.py tests/training/test_trainer.py
-         tests/training/test_checkpoint.py tests/test_distributed.py tests/test_cli.py)
+  DEV=cuda SMOKE= T_TESTS=300 T_STEP=90
+  # Every test that takes the device fixture: about 150 s on one CPU thread, the conformance
+  # suite 45 s of it.
+  TESTS=(tests/test_conformance.py tests/test_device_hygiene.py
+         tests/evaluation/test_exact_log_partition.py tests/evaluation/test_ais.py
+         tests/training/test_trainer.py tests/training/test_checkpoint.py
+         tests/test_distributed.py tests/test_cli.py)
 fi
 cd "$ROOT"
 STEPS=()
@@ -33,8 +36,14 @@ step() {  # step NAME SECONDS CMD...: run, log to OUT/NAME.log, record status an
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
 python -c "import torch; print('card:', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none (cpu)', '| torch', torch.__version__, '| cuda', torch.version.cuda)"
 
-step tests "$T_TESTS" env GENZOO_TEST_DEVICE=$DEV python -m pytest -x -q -p no:cacheprovider \
-  -rs --junitxml="$OUT/tests.xml" "${TESTS[@]}"
+# --maxfail=5, not -x: one short GPU run shows several failures at once, and still stops
+# early when everything fails the same way; --durations: where the GPU time goes; a test
+# that hangs fails alone (pytest-timeout, where installed) instead of timing out the step.
+PER_TEST=()
+python -c "import pytest_timeout" 2>/dev/null && PER_TEST=(--timeout=120)
+step tests "$T_TESTS" env GENZOO_TEST_DEVICE=$DEV python -m pytest --maxfail=5 -q \
+  -p no:cacheprovider -rs --durations=15 ${PER_TEST[@]+"${PER_TEST[@]}"} \
+  --junitxml="$OUT/tests.xml" "${TESTS[@]}"
 
 TRAIN=(train rbm --data digits --set data.binarize=threshold --set model.n_hidden=16
        --set train.epochs=2 --set train.batch_size=50 --set train.shards=2

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from genzoo import compare
 from genzoo.cli import main
@@ -114,10 +115,41 @@ def test_torchrun_ranks_share_out_the_models_and_rank_0_writes_the_leaderboard(t
     board = compare.run_compare(settings, tmp_path / "out", rank=0, world_size=2)
     assert {r["model"] for r in board["likelihood"]} == {"nade", "made"}
     assert [r["model"] for r in board["not_compared"]] == ["grbm"]
-    from genzoo.cli.compare import _threads_per_process
 
-    assert _threads_per_process(1, 1) is None
-    assert _threads_per_process(4, 4) == max(1, (os.cpu_count() or 1) // 4)
+
+@pytest.mark.parametrize(("env", "expected"), [
+    # Four processes on this machine of 16 cores: 4 threads each (cores / processes).
+    ({"RANK": "1", "WORLD_SIZE": "8", "LOCAL_WORLD_SIZE": "4"}, 4),
+    # No LOCAL_WORLD_SIZE: all WORLD_SIZE processes share the machine.
+    ({"RANK": "1", "WORLD_SIZE": "2"}, 8),
+    # OMP_NUM_THREADS chooses: unchanged (None), as for training.
+    ({"RANK": "1", "WORLD_SIZE": "2", "OMP_NUM_THREADS": "3"}, None),
+    # Not under torchrun: torch's own choice, unchanged.
+    ({}, None),
+])  # fmt: skip
+def test_torchrun_processes_share_the_cores(tmp_path, monkeypatch, env, expected):
+    """Each compare process under torchrun takes genzoo.distributed.threads_per_process of
+    the cores (the one rule training follows too), unless OMP_NUM_THREADS is set."""
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "LOCAL_RANK", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in {**env, "MASTER_ADDR": "localhost", "MASTER_PORT": "1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    seen = []
+
+    def run_compare(settings, out, rank, world, note):  # the threads the models would train on
+        seen.append((rank, world, torch.get_num_threads()))
+
+    monkeypatch.setattr(compare, "run_compare", run_compare)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(5)  # what the process had before: kept unless compare sets it
+        assert main(["compare", "--data", "digits", "--models", "nade", "--epochs", "1",
+                     "--out", str(tmp_path / "o")]) == 0
+    finally:
+        torch.set_num_threads(before)
+    rank, world = (1, int(env["WORLD_SIZE"])) if env else (0, 1)
+    assert seen == [(rank, world, 5 if expected is None else expected)]
 
 
 @pytest.mark.parametrize(("args", "says"), [

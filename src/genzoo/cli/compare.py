@@ -2,7 +2,8 @@
 its honest estimator on the same test split, and write a leaderboard (:mod:`genzoo.compare`).
 
 Under ``torchrun`` every process runs this command; the models are spread over them and each
-process uses its share of the CPU cores (processes x threads <= cores).
+process takes its share of the CPU cores, cores / processes on this machine, unless
+OMP_NUM_THREADS is set (:func:`genzoo.distributed.balance_threads`, as for training).
 """
 
 from __future__ import annotations
@@ -11,13 +12,7 @@ import argparse
 import os
 import sys
 
-
-def _threads_per_process(world_size: int, local_world_size: int) -> int | None:
-    """Torch threads for each of ``local_world_size`` processes on this machine so that they
-    do not oversubscribe its cores; None for a single process (torch's own choice)."""
-    if world_size <= 1:
-        return None
-    return max(1, (os.cpu_count() or 1) // max(1, local_world_size))
+import torch
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -30,7 +25,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         run_compare,
         split_overrides,
     )
-    from genzoo.distributed import launched_by_torchrun
+    from genzoo.distributed import balance_threads, launched_by_torchrun
 
     budget = Budget.parse(args.budget, args.epochs)
     models = parse_models(args.models)
@@ -42,18 +37,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     rank, world = 0, 1
     if launched_by_torchrun():
         rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    threads = _threads_per_process(world, int(os.environ.get("LOCAL_WORLD_SIZE", world)))
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
+        # The processes on this machine share its cores: processes x threads <= cores.
+        balance_threads(int(os.environ.get("LOCAL_WORLD_SIZE", world)))
 
     def note(message: str) -> None:
         prefix = f"genzoo compare[{rank}]" if world > 1 else "genzoo compare"
         print(f"{prefix}: {message}", file=sys.stderr, flush=True)
 
     note(f"{', '.join(models)} on {args.data}, {budget.describe()}"
-         + (f"; this process: rank {rank} of {world}, {threads} threads" if world > 1 else ""))
+         + (f"; this process: rank {rank} of {world}, {torch.get_num_threads()} threads"
+            if world > 1 else ""))
     board = run_compare(settings, args.out, rank, world, note)
     if board is None:
         note(f"rank {rank} done; rank 0 writes the leaderboard in {args.out}")

@@ -229,7 +229,7 @@ def reverse_ais_from(
 def _diagnostics(log_w, n_betas, direction, log_z_a, start) -> dict:
     return {
         "ess": effective_sample_size(log_w),
-        "log_w": [float(x) for x in log_w],
+        "log_w": log_w.tolist(),  # one conversion, not one per run
         "n_betas": n_betas,
         "direction": direction,
         "log_z_base": log_z_a,

@@ -202,12 +202,12 @@ def all_reduce_update(
         n = p.numel()
         p.grad = flat[offset : offset + n].view_as(p).to(p.dtype)
         offset += n
-    counts = flat[offset : offset + len(params)]
-    offset += len(params)
-    for p, c in zip(params, counts.tolist()):
+    # The gradient counts and the figures in one device-to-host copy: one sync per step.
+    counts_and_figures = flat[offset:].cpu()
+    for p, c in zip(params, counts_and_figures[: len(params)].tolist()):
         if c == 0:
             p.grad = None
-    return flat[offset:].cpu()
+    return counts_and_figures[len(params):]
 
 
 def broadcast_state(model: torch.nn.Module) -> None:
