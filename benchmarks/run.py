@@ -388,9 +388,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     row = load_row(args.row)
     shown = ["benchmarks/run.py", *argv]
-    if "speed" in row:
+    if "speed" in row:  # its module's run(row, args, dirs) yields the results
         module = importlib.import_module(f"speed.{row['speed']}")
-        return module.main([*row.get("args", []), *rest, *(["--smoke"] if args.smoke else [])])
+        speed_args, dirs = common.speed_args(
+            module, row, [*row.get("args", []), *rest, *(["--smoke"] if args.smoke else [])])
+        for result in module.run(row, speed_args, dirs):
+            common.publish(result, dirs.results)
+        return 0
     if "task" in row:
         p = plan(row, args)
         results = common.output_dirs(row["name"], args.smoke, args.out, args.results).results

@@ -9,7 +9,6 @@ training and evaluation settings, epochs).
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import math
 import statistics
@@ -19,6 +18,8 @@ from typing import Any
 
 import common
 import torch
+
+from genzoo.training.curves import metric_points, plot_lines, read_metrics
 
 
 def _data(name: str, **fields: Any):
@@ -183,53 +184,6 @@ def conv_rbm_scores(run: Path, p: dict, chunk: int = 250) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- whole tasks
 
 
-def _plot(panels: dict[str, dict[str, list[tuple[float, float]]]], path: Path, title: str,
-          log_x: bool = False, marks: dict[float, str] | None = None) -> Path:
-    """A PNG of one or more panels of line series (pillow only), e.g. a curve per network
-    size, or a training and a held-out curve per latent size; ``marks``: dashed vertical
-    lines at x with a label."""
-    from PIL import Image, ImageDraw
-
-    colours = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189)]
-    pts = [pt for s in panels.values() for line in s.values() for pt in line
-           if pt[0] > 0 or not log_x]
-    fx = (lambda v: math.log10(v)) if log_x else (lambda v: v)
-    x_lo, x_hi = min(fx(x) for x, _ in pts), max(fx(x) for x, _ in pts)
-    y_lo, y_hi = min(y for _, y in pts), max(y for _, y in pts)
-    x_hi, y_hi = max(x_hi, x_lo + 1e-9), max(y_hi, y_lo + 1e-9)
-    pw, ph, left, top = 300, 240, 60, 50
-    img = Image.new("RGB", (left + len(panels) * (pw + 30) + 120, top + ph + 50), "white")
-    d = ImageDraw.Draw(img)
-    d.text((left, 8), title, fill="black")
-    for i, (label, series) in enumerate(panels.items()):
-        x0 = left + i * (pw + 30)
-
-        def xy(x: float, y: float, x0: int = x0) -> tuple[float, float]:
-            return (x0 + (fx(x) - x_lo) / (x_hi - x_lo) * pw,
-                    top + ph - (y - y_lo) / (y_hi - y_lo) * ph)
-
-        d.rectangle([x0, top, x0 + pw, top + ph], outline="black")
-        d.text((x0 + 4, top - 14), label, fill="black")
-        for t in (x_lo, x_hi):
-            d.text((x0 + (t - x_lo) / (x_hi - x_lo) * pw - 10, top + ph + 6),
-                   f"1e{t:.0f}" if log_x else f"{t:.2g}", fill="black")
-        for t in (y_lo, y_hi):
-            d.text((x0 - 55, xy(10 ** x_lo if log_x else x_lo, t)[1] - 6), f"{t:.4g}",
-                   fill="black")
-        for x, text in (marks or {}).items():
-            gx = xy(x, y_lo)[0]
-            for y in range(top, top + ph, 8):
-                d.line([(gx, y), (gx, y + 4)], fill="grey")
-            d.text((gx + 3, top), text, fill="grey")
-        for k, (name, line) in enumerate(series.items()):
-            colour = colours[k % len(colours)]
-            d.line([xy(x, y) for x, y in line if x > 0 or not log_x], fill=colour, width=2)
-            d.text((left + len(panels) * (pw + 30), top + 16 * k), name, fill=colour)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path, format="PNG")
-    return path
-
-
 def hopfield_capacity(row: dict, p: dict, out: Path) -> dict[str, Any]:
     """Recall of the Hebbian Hopfield network against the load P/N for several N: P =
     round(load N) random patterns stored, asynchronous dynamics from each pattern to a fixed
@@ -243,7 +197,7 @@ def hopfield_capacity(row: dict, p: dict, out: Path) -> dict[str, Any]:
     curves = {n: capacity_curve(n, grid["loads"], n_trials=grid["trials"], generator=g)
               for n in grid["sizes"]}
     critical = {n: critical_load(c, grid["threshold"]) for n, c in curves.items()}
-    png = _plot({"mean overlap after recall against load P/N": {
+    png = plot_lines({"mean overlap after recall against load P/N": {
         f"N = {n}": [(pt.load, pt.overlap) for pt in c] for n, c in curves.items()}},
         out / f"{row['name']}.png", "Hebbian Hopfield network", marks={0.138: "0.138"})
     n_max = max(grid["sizes"])
@@ -380,10 +334,8 @@ def vae_frey_faces(row: dict, p: dict, out: Path) -> dict[str, Any]:
         t0 = time.perf_counter()
         Trainer(model, cfg, bundle, out / "runs" / f"z{j}").fit()
         wall[f"train_z{j}"] = time.perf_counter() - t0
-        with open(out / "runs" / f"z{j}" / "metrics.csv", newline="") as fh:
-            logged = list(csv.DictReader(fh))
-        curves[j] = {s: [(seen(int(float(r["step"]))), float(r[key])) for r in logged
-                         if r.get(key) not in (None, "")]
+        logged = read_metrics(out / "runs" / f"z{j}")
+        curves[j] = {s: [(seen(int(step)), v) for step, v in metric_points(logged, "step", key)]
                      for s, key in (("train", "elbo"), ("valid", "valid_elbo"))}
         t0 = time.perf_counter()
         est = importance_log_px(model, bundle.test.x, grid["eval_draws"],
@@ -394,7 +346,7 @@ def vae_frey_faces(row: dict, p: dict, out: Path) -> dict[str, Any]:
                          "log_px": -rep["nll_nats"], "log_px_stderr": rep["stderr"],
                          "draws": grid["eval_draws"], "n_examples": rep["n_examples"]}
         wall[f"evaluate_z{j}"] = time.perf_counter() - t0
-    png = _plot({f"N_z = {j}": c for j, c in curves.items()}, out / f"{row['name']}.png",
+    png = plot_lines({f"N_z = {j}": c for j, c in curves.items()}, out / f"{row['name']}.png",
                 "AEVB: bound per data point (nats) vs training examples seen (train, held out)",
                 log_x=True)
     top = per_latent[max(per_latent)]

@@ -2,7 +2,7 @@
 
 What is timed: one pass of ``n_batches`` mini-batches (default 500 x 100 = the 50,000 rows of
 the fixed binarized MNIST train split), float32, CPU, in one process on the same data, by
-the implementations of :data:`DESCRIPTIONS` (each result carries its description): genzoo's
+the implementations the row's ``descriptions`` name (each result carries its description): genzoo's
 RBM (k=1) stepped by ``torch.optim.SGD`` and genzoo's ``Trainer.fit``; scikit-learn's
 ``BernoulliRBM`` and learnergy's RBM (``fit`` as shipped, and its bare update); and two floors,
 ``bare``, only the five matrix products an epoch of CD-1 needs per batch (``v @ W``, ``h @ W.T``,
@@ -31,13 +31,12 @@ import common
 import torch
 from common import Unavailable
 
-BENCHMARK = "rbm_cd1_speed"
+from genzoo.utils.provenance import busy_notes, load_average, package_version
+from genzoo.utils.timing import interleaved_medians, limit_threads
+
 N_VISIBLE = 784
 PEERS = ("sklearn", "learnergy-fit", "learnergy-step")
 ACCEPT_BARE_RATIO = 1.5
-# What each implementation runs, and the notes every result carries: data, in the row.
-ROW = common.load_row(BENCHMARK)
-DESCRIPTIONS = ROW["descriptions"]
 
 
 def _genzoo(x: torch.Tensor, args: argparse.Namespace):
@@ -59,7 +58,7 @@ def _genzoo(x: torch.Tensor, args: argparse.Namespace):
             optimizer.step()
 
     dtype = str(next(model.parameters()).dtype).replace("torch.", "")
-    return epoch, {"dtype": dtype, "version": common.version("genzoo")}
+    return epoch, {"dtype": dtype, "version": package_version("genzoo")}
 
 
 def _genzoo_trainer(x: torch.Tensor, args: argparse.Namespace):
@@ -83,7 +82,7 @@ def _genzoo_trainer(x: torch.Tensor, args: argparse.Namespace):
                 batch_size=args.batch_size, optimizer="sgd", lr=args.lr, momentum=0.0,
                 initial_momentum=0.0, seed=args.seed, log_every=10**9)[0]
 
-    return epoch, {"dtype": "float32", "version": common.version("genzoo")}
+    return epoch, {"dtype": "float32", "version": package_version("genzoo")}
 
 
 def _sklearn(x: torch.Tensor, args: argparse.Namespace):
@@ -97,7 +96,7 @@ def _sklearn(x: torch.Tensor, args: argparse.Namespace):
         n_components=n_hidden, learning_rate=lr, batch_size=batch_size, n_iter=1,
         random_state=seed, verbose=0,
     )
-    info = {"version": common.version("sklearn")}
+    info = {"version": package_version("sklearn")}
 
     def epoch(n: int | None = None) -> None:
         rows = x_np if n is None else x_np[: n * batch_size]
@@ -128,7 +127,7 @@ def _learnergy(x: torch.Tensor, args: argparse.Namespace, fit: bool):
         n_visible=N_VISIBLE, n_hidden=n_hidden, steps=1, learning_rate=lr, momentum=0.0,
         decay=0.0, temperature=1.0, use_gpu=False,
     )
-    info = {"dtype": str(model.W.dtype).replace("torch.", ""), "version": common.version("learnergy")}
+    info = {"dtype": str(model.W.dtype).replace("torch.", ""), "version": package_version("learnergy")}
     if fit:
         labels = torch.zeros(len(x))
 
@@ -218,9 +217,28 @@ def _profile_genzoo(x: torch.Tensor, args: argparse.Namespace, n_batches: int) -
     ]
 
 
-def run(args: argparse.Namespace) -> dict:
+def add_arguments(p: argparse.ArgumentParser, row: dict) -> None:
+    # --threads: for torch and numpy's BLAS alike (default: the libraries' own); 1 is
+    # steadier on a machine shared with other work
+    p.add_argument("--impls", default=",".join(FACTORIES), type=_impls,
+                   help=f"comma-separated subset of {', '.join(FACTORIES)}")
+    p.add_argument("--profile", action="store_true",
+                   help="also store torch.profiler's top operators over 50 genzoo batches")
+
+
+def _impls(text: str) -> list[str]:
+    impls = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = sorted(set(impls) - set(FACTORIES))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown implementation(s) {unknown}; choose from {list(FACTORIES)}")
+    return impls
+
+
+def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]:
+    limit_threads(args.threads)
     n_rows = args.n_batches * args.batch_size
-    load_at_start = common.load_average()
+    load_at_start = load_average()
     x, data = common.binarized_mnist_rows(n_rows, args.smoke, args.seed)
     def warmed_up(name: str):
         epoch, info = FACTORIES[name](x, args)
@@ -229,11 +247,11 @@ def run(args: argparse.Namespace) -> dict:
 
     setup_start = time.perf_counter()
     timings, epochs = common.build_all({n: lambda n=n: warmed_up(n) for n in args.impls},
-                                       DESCRIPTIONS)
+                                       row["descriptions"])
     setup_s = time.perf_counter() - setup_start
 
     timed_start = time.perf_counter()
-    for name, t in common.interleaved_medians(epochs, args.repetitions).items():
+    for name, t in interleaved_medians(epochs, args.repetitions).items():
         timings[name].update(t)
     timed_s = time.perf_counter() - timed_start
 
@@ -252,23 +270,26 @@ def run(args: argparse.Namespace) -> dict:
          f"{args.warmup_batches} batches per implementation are excluded."),
         (f"Repetitions interleaved with a rotating order; the median of {args.repetitions} "
          "epochs is reported per implementation."),
-        *ROW["notes"],
+        *row["notes"],
     ]
-    notes = [*common.busy_notes("at the start", "expect noise; rerun on a quiet machine "
+    notes = [*busy_notes("at the start", "expect noise; rerun on a quiet machine "
                                 "before quoting these numbers.", load_at_start),
              *([common.SPEED_SMOKE_NOTE] if args.smoke else []), *notes]
     # One result per thread setting, so both stand in RESULTS.md side by side: the BLAS
     # products scale with threads while the random draws do not, so the ratios differ.
     title = "CD-1 epoch time, RBM 784-500, batch 100, float32, CPU, " + (
         f"{args.threads} thread(s)" if args.threads else "default threads")
-    return {
-        **common.header(BENCHMARK + (f"_threads{args.threads}" if args.threads else ""),
+    for op in profile or []:
+        print(f"  profile {op['op']:<40} {op['self_ms_per_batch']:7.3f} ms/batch "
+              f"{100 * op['self_share']:5.1f}%")
+    return [{
+        **common.header("rbm_cd1_speed" + (f"_threads{args.threads}" if args.threads else ""),
                         "rbm_cd1_speed_threads1" if args.threads == 1 else "rbm_cd1_speed",
                         title, "speed", args.smoke),
         "data": data,
         "config": {
             "n_visible": N_VISIBLE,
-            **{k: getattr(args, k) for k in ROW["options"]},  # the command line's sizes
+            **{k: getattr(args, k) for k in row["options"]},  # the command line's sizes
             "dtype": "float32",
             "threads": args.threads if args.threads is not None else "library defaults",
             "torch_threads": torch.get_num_threads(),
@@ -280,7 +301,7 @@ def run(args: argparse.Namespace) -> dict:
         "wall_s": {"setup_and_warmup": setup_s, "timed_loop": timed_s},
         **({"genzoo_profile": profile} if profile is not None else {}),
         "notes": notes,
-    }
+    }]
 
 
 def _acceptance(timings: dict, ratios: dict) -> dict:
@@ -307,27 +328,3 @@ def _acceptance(timings: dict, ratios: dict) -> dict:
     draws_ratio = ratios.get("genzoo / bare+draws")
     draws = {"genzoo_over_bare_plus_draws": draws_ratio} if draws_ratio is not None else {}
     return common.acceptance(criterion, why, peers_not_measured=missing, **draws)
-
-
-def main(argv: list[str] | None = None) -> int:
-    # --threads: for torch and numpy's BLAS alike (default: the libraries' own); 1 is
-    # steadier on a machine shared with other work
-    p = common.speed_parser(__doc__, ROW, run_dir=False)
-    p.add_argument("--impls", default=",".join(FACTORIES),
-                   help=f"comma-separated subset of {', '.join(FACTORIES)}")
-    p.add_argument("--profile", action="store_true",
-                   help="also store torch.profiler's top operators over 50 genzoo batches")
-    args = common.parse_speed(p, ROW, argv)
-    args.impls = [s.strip() for s in args.impls.split(",") if s.strip()]
-    unknown = sorted(set(args.impls) - set(FACTORIES))
-    if unknown:
-        p.error(f"unknown implementation(s) {unknown}; choose from {list(FACTORIES)}")
-    results = common.speed_dirs(args, BENCHMARK).results
-    common.limit_threads(args.threads)
-    result = run(args)
-    for row in result.get("genzoo_profile", []):
-        print(f"  profile {row['op']:<40} {row['self_ms_per_batch']:7.3f} ms/batch "
-              f"{100 * row['self_share']:5.1f}%")
-    common.publish(result, results)
-    return 0
-

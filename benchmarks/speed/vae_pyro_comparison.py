@@ -50,8 +50,10 @@ from torch import nn
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import LATENT
 from genzoo.utils import denormals
+from genzoo.utils.provenance import busy_notes, package_version
+from genzoo.utils.timing import interleaved_medians
 
-BENCHMARK = "vae_pyro_comparison"
+RUN_NAME = "vae_pyro_comparison_e{epochs}"
 DATA = "binarized-mnist"
 N_VISIBLE, BATCH, LR = 784, 256, 1e-3
 # Pyro's example squeezes its Bernoulli probabilities into [1e-7, 1 - 1e-7].
@@ -59,8 +61,6 @@ FUDGE = 1e-7
 ACCEPT_NLL_NATS = 1.0
 # Each library's description, the fixed notes (what differs between the sides, what is timed,
 # subnormals), and the sizes of a budget run (the default), --full and --smoke: data, in the row.
-ROW = common.load_row(BENCHMARK)
-DESCRIPTIONS = ROW["descriptions"]
 INSTALL_HINT = ("install it without touching torch: pip install --no-deps pyro-ppl==1.9.2 "
                 "pyro-api==0.1.2 opt_einsum==3.4.0 (see benchmarks/README.md)")
 
@@ -192,7 +192,7 @@ def genzoo_trainer(bundle, data_cfg, hidden: int, j: int, seed: int, run_dir: Pa
         state["loss"] = metrics.get("loss")
         return seconds
 
-    return (epoch, model), {"version": common.version("genzoo"), "dtype": "float32",
+    return (epoch, model), {"version": package_version("genzoo"), "dtype": "float32",
                             "train_loss_last_epoch": state, "init_std": model_cfg.init_std}
 
 
@@ -210,14 +210,19 @@ def evaluate(model, x_test: torch.Tensor, k: int, seed: int) -> dict:
             "_per_example": est.log_px}
 
 
-def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
+def add_arguments(p: argparse.ArgumentParser, row: dict) -> None:
+    p.add_argument("--genzoo-init-std", type=float, default=None,
+                   help="genzoo's model.init_std (default: genzoo's own, 0.01)")
+
+
+def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]:
     from genzoo.data import DataConfig
 
     data_cfg = DataConfig(name=DATA, n_train=args.n_train, n_eval=args.n_test)
     try:
         bundle = common.offline_data(data_cfg)
     except (GenzooError, OSError) as exc:
-        raise SystemExit(f"{BENCHMARK}: binarized MNIST not available ({exc}); set "
+        raise SystemExit(f"vae_pyro_comparison: binarized MNIST not available ({exc}); set "
                          "GENZOO_DATA to the folder holding binarized_mnist/") from None
     x_train = bundle.train.x.float().contiguous()
     x_test = bundle.test.x[: args.n_test] if args.n_test else bundle.test.x
@@ -225,14 +230,14 @@ def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
         "genzoo": lambda: genzoo_trainer(bundle, data_cfg, args.hidden, args.latent, args.seed,
                                          dirs.run / "genzoo", args.genzoo_init_std),
         "pyro": lambda: pyro_trainer(x_train, args.hidden, args.latent, args.seed),
-    }, DESCRIPTIONS, missing="missing")
+    }, row["descriptions"], missing="missing")
 
     t_train = time.perf_counter()
     epochs = {name: epoch for name, (epoch, _) in built.items()}
-    for name, t in common.interleaved_medians(epochs, args.epochs, progress=True).items():
+    for name, t in interleaved_medians(epochs, args.epochs, progress=True).items():
         timings[name].update(t)
     if timings["genzoo"]["status"] != "ok":
-        raise SystemExit(f"{BENCHMARK}: genzoo failed: {timings['genzoo']['reason']}")
+        raise SystemExit(f"vae_pyro_comparison: genzoo failed: {timings['genzoo']['reason']}")
     train_s = time.perf_counter() - t_train
 
     n_batches = math.ceil(len(x_train) / BATCH)
@@ -259,8 +264,8 @@ def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
         extra["nll_difference_stderr_paired"] = (float(diff.std()) / math.sqrt(len(diff))
                                                  if len(diff) > 1 else 0.0)
     acceptance = _acceptance(timings, ratios, extra)
-    return _result(args, bundle, x_test, timings, ratios, extra, acceptance,
-                   {"train_interleaved": train_s, "evaluate": eval_s})
+    return [_result(row, args, bundle, x_test, timings, ratios, extra, acceptance,
+                    {"train_interleaved": train_s, "evaluate": eval_s})]
 
 
 def _acceptance(timings: dict, ratios: dict, extra: dict) -> dict:
@@ -279,7 +284,7 @@ def _acceptance(timings: dict, ratios: dict, extra: dict) -> dict:
     return common.acceptance(criterion, why, peers_not_measured=[])
 
 
-def _result(args, bundle, x_test, timings, ratios, extra, acceptance, wall) -> dict:
+def _result(row, args, bundle, x_test, timings, ratios, extra, acceptance, wall) -> dict:
     def nll(name: str) -> str:
         t = timings[name]
         if "test_nll_nats" not in t:
@@ -297,21 +302,21 @@ def _result(args, bundle, x_test, timings, ratios, extra, acceptance, wall) -> d
          f"objective (one-draw Monte Carlo ELBO, SGVB-A = Trace_ELBO), same optimizer (Adam lr "
          f"{LR}), same batch size ({BATCH}), same data and epochs ({args.epochs}), one process, "
          f"epochs interleaved; {torch.get_num_threads()} torch thread(s)."),
-        *ROW["notes"],  # what differs between the two sides, how they are timed
-        ROW["subnormals"]["flushed" if denormals.wanted() else "ieee"],
+        *row["notes"],  # what differs between the two sides, how they are timed
+        row["subnormals"]["flushed" if denormals.wanted() else "ieee"],
     ]
     if args.smoke:
         notes.insert(0, common.SPEED_SMOKE_NOTE)
-    elif args.epochs < ROW["presets"]["full"]["epochs"]:
+    elif args.epochs < row["presets"]["full"]["epochs"]:
         notes.insert(0, f"Budget run: {args.epochs} epochs (Pyro's example runs 101), k = "
                      f"{args.is_samples} on {len(x_test)} test images; --full for 100 epochs "
                      "and k = 5000 on all 10,000.")
-    notes[:0] = common.busy_notes("at the end", "the ratio is more reliable than either time, "
+    notes[:0] = busy_notes("at the end", "the ratio is more reliable than either time, "
                                   "since epochs were interleaved.")
     title = (f"VAE {N_VISIBLE}-{args.hidden}-{args.latent}: genzoo vs Pyro's VAE example "
              "(time per epoch, test NLL by genzoo's evaluator)")
     return {
-        **common.header(BENCHMARK, "vae_pyro_comparison", title, "speed", args.smoke),
+        **common.header("vae_pyro_comparison", row["name"], title, "speed", args.smoke),
         "data": {"name": DATA, "binarization": "fixed (Larochelle & Murray 2011 file)",
                  "split": "train (timing), test (NLL)", "n_examples": len(bundle.train.x),
                  "n_test": len(x_test)},
@@ -321,7 +326,7 @@ def _result(args, bundle, x_test, timings, ratios, extra, acceptance, wall) -> d
                         f"{args.epochs} epochs each, epochs interleaved, median epoch time; "
                         f"test NLL by genzoo IS k={args.is_samples} on {len(x_test)} test "
                         "images (see notes)"),
-            "n_visible": N_VISIBLE, **{k: getattr(args, k) for k in ROW["options"]},
+            "n_visible": N_VISIBLE, **{k: getattr(args, k) for k in row["options"]},
             "n_test": len(x_test), "batch_size": BATCH, "lr": LR,
             "torch_threads": torch.get_num_threads(), "dtype": "float32",
         },
@@ -332,14 +337,3 @@ def _result(args, bundle, x_test, timings, ratios, extra, acceptance, wall) -> d
         "wall_s": wall,
         "notes": notes,
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = common.speed_parser(__doc__, ROW)  # --full: 100 epochs, k = 5000 on all test images
-    p.add_argument("--genzoo-init-std", type=float, default=None,
-                   help="genzoo's model.init_std (default: genzoo's own, 0.01)")
-    args = common.parse_speed(p, ROW, argv)
-    dirs = common.speed_dirs(args, f"{BENCHMARK}_e{args.epochs}")
-    common.publish(run(args, dirs), dirs.results)
-    return 0
-
