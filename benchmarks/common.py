@@ -324,6 +324,19 @@ def timed_fit(model: Any, model_name: str, data: Any, bundle: Any, run_dir: Path
     return timer.seconds, metrics
 
 
+def speed_result(row: dict[str, Any], args: argparse.Namespace, benchmark: str, title: str,
+                 timings: dict[str, dict[str, Any]], acceptance: dict[str, Any],
+                 notes: list[str], row_name: str | None = None, **keys: Any) -> dict[str, Any]:
+    """A speed result of ``row`` run with ``args``: the header (naming ``row_name``, by default
+    the row's name), the timings and their ratios (:func:`ratios` unless ``keys`` give them),
+    ``keys`` (data, config, wall_s, ...), the acceptance, and the notes: the smoke note on a
+    smoke run, ``notes``, then the row's, each with its ``{option}`` filled in from ``args``."""
+    return {**header(benchmark, row_name or row["name"], title, "speed", args.smoke),
+            "timings": timings, "ratios": ratios(timings), **keys, "acceptance": acceptance,
+            "notes": [*([SPEED_SMOKE_NOTE] if args.smoke else []), *notes,
+                      *(note.format(**vars(args)) for note in row["notes"])]}
+
+
 def acceptance(criterion: str, why: list[str], **more: Any) -> dict[str, Any]:
     """A speed result's ``acceptance``: passed when no reason in ``why`` says otherwise."""
     return {"criterion": criterion, "passed": not why, "why": "; ".join(why) or "met", **more}

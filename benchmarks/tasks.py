@@ -13,12 +13,14 @@ import dataclasses
 import math
 import statistics
 import time
+from itertools import product
 from pathlib import Path
 from typing import Any
 
 import common
 import torch
 
+from genzoo.data.synthetic import ring_means, ring_of_gaussians
 from genzoo.training.curves import metric_points, plot_lines, read_metrics
 
 
@@ -131,6 +133,7 @@ def conv_rbm_scores(run: Path, p: dict, chunk: int = 250) -> dict[str, Any]:
 
     from genzoo.cli import main as genzoo
     from genzoo.core.registry import get_model_spec
+    from genzoo.evaluation.pseudo_likelihood import pseudo_log_likelihood
     from genzoo.training.checkpoint import load_model
 
     after, cfg = load_model(run)
@@ -146,20 +149,12 @@ def conv_rbm_scores(run: Path, p: dict, chunk: int = 250) -> dict[str, Any]:
         logits = model.visible_input(model.block_probabilities(model.detector_input(img))[0])
         return F.binary_cross_entropy_with_logits(logits, img, reduction="none").flatten(1).sum(-1)
 
-    def pll(model, x, g):  # log P(v_i | v_-i) = log sigmoid(F(v, v_i flipped) - F(v))
-        b, d = x.shape
-        m = min(pixels, d)
-        idx = torch.rand((b, d), generator=g).argsort(-1)[:, :m].unsqueeze(-1)
-        flipped = x.unsqueeze(1).repeat(1, m, 1)
-        flipped.scatter_(-1, idx, 1.0 - flipped.gather(-1, idx))
-        f_flip = model.free_energy(flipped.reshape(b * m, d)).reshape(b, m)
-        return F.logsigmoid(f_flip - model.free_energy(x).unsqueeze(-1)).sum(-1) * (d / m)
-
     x, per = bundle.test.x.double(), {}
     with torch.no_grad():
         for name, model in (("before", before.eval().double()), ("after", after.double())):
             g = torch.Generator().manual_seed(0)  # the same pixels for both models
-            parts = [(recon_ce(model, x[i:i + chunk]), pll(model, x[i:i + chunk], g))
+            parts = [(recon_ce(model, x[i:i + chunk]),
+                      pseudo_log_likelihood(model, x[i:i + chunk], pixels, g))
                      for i in range(0, len(x), chunk)]
             per[name] = {"recon_ce": torch.cat([a for a, _ in parts]),
                          "pll": torch.cat([b for _, b in parts])}
@@ -209,19 +204,16 @@ def hopfield_capacity(row: dict, p: dict, out: Path) -> dict[str, Any]:
                           "dynamics", "trials": grid["trials"]},
             "value": critical[n_max],
             # The spread over network sizes bounds the finite-size drift, not a sampling error.
-            "stderr": statistics.stdev(critical.values()) if len(critical) > 1 else 0.0,
+            "stderr": _sd(list(critical.values())),
             "extra": {"critical_load_by_n": {str(n): v for n, v in critical.items()},
                       "curves": {str(n): [vars(pt) for pt in c] for n, c in curves.items()},
                       "plot": png.name},
             "wall_s": {"sweep": time.perf_counter() - t0}}
 
 
-def _ring(n: int, g: torch.Generator, k: int = 8, radius: float = 2.0,
-          std: float = 0.1) -> torch.Tensor:
-    """(n, 2) draws from a ring of ``k`` equally weighted Gaussians."""
-    angle = 2 * math.pi * torch.randint(0, k, (n,), generator=g) / k
-    mu = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], 1)
-    return mu + std * torch.randn(n, 2, generator=g)
+def _sd(values: list[float]) -> float:
+    """The sample standard deviation of ``values``; 0 for a single value."""
+    return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def dae_walkback_toy(row: dict, p: dict, out: Path) -> dict[str, Any]:
@@ -237,51 +229,44 @@ def dae_walkback_toy(row: dict, p: dict, out: Path) -> dict[str, Any]:
     torch.set_num_threads(1)
     t0, n = time.perf_counter(), grid["chains"] * grid["keep"]
     gd = torch.Generator().manual_seed(12345)
-    null = [float(mmd(_ring(n, gd).double(), _ring(n, gd).double(), sigmas))
-            for _ in range(grid["data_pairs"])]
-    angle = 2 * math.pi * torch.arange(8, dtype=torch.float32) / 8
-    means = torch.stack([2 * torch.cos(angle), 2 * torch.sin(angle)], 1)
+    null = [float(mmd(ring_of_gaussians(n, gd).double(), ring_of_gaussians(n, gd).double(),
+                      sigmas)) for _ in range(grid["data_pairs"])]
     rows = []
-    for steps in grid["budgets"]:
-        for noise in grid["noises"]:
-            for k in grid["walkbacks"]:
-                per_seed = []
-                for seed in grid["seeds"]:
-                    g = torch.Generator().manual_seed(seed)
-                    model = DAE(DAEConfig(n_visible=2, n_hidden=grid["n_hidden"],
-                                          corruption="gaussian", noise_level=noise,
-                                          reconstruction="gaussian", walkback=k,
-                                          sample_output="draw"), generator=g)
-                    model.init_from_data(_ring(2000, g))
-                    opt = torch.optim.Adam(model.parameters(), lr=grid["lr"])
-                    for _ in range(steps):
-                        loss = model.loss(_ring(grid["batch"], g), g)["loss"]
-                        opt.zero_grad()
-                        loss.backward()
-                        opt.step()
-                    last = grid["burn_in"] + grid["thin"] * (grid["keep"] - 1)
-                    states = model.chain(2.0 * torch.randn(grid["chains"], 2, generator=g), last,
-                                         g, output="draw")
-                    draws = states[[grid["burn_in"] + grid["thin"] * i
-                                    for i in range(grid["keep"])]].reshape(-1, 2)
-                    est = mmd_permutation_test(draws, _ring(n, gd), sigmas, grid["permutations"],
-                                               generator=torch.Generator().manual_seed(seed))
-                    # off mode: farther than 4 component stds from every mean
-                    off = float((torch.cdist(draws, means.to(draws)).min(1).values > 0.4)
-                                .to(draws.dtype).mean())
-                    per_seed.append({"seed": seed, "mmd2": est.value,
-                                     "p_value": est.diagnostics["p_value"],
-                                     "off_mode_fraction": off,
-                                     "recon_sigma": model._log_sigma().exp().tolist()})
-                vals = [r["mmd2"] for r in per_seed]
-                rows.append({"steps": steps, "noise": noise, "walkback": k,
-                             "mmd2_mean": statistics.fmean(vals),
-                             "mmd2_sd": statistics.stdev(vals) if len(vals) > 1 else 0.0,
-                             "off_mode_mean": statistics.fmean(r["off_mode_fraction"]
-                                                               for r in per_seed),
-                             "seeds": per_seed})
-                print(f"steps {steps} noise {noise} K {k}: MMD^2 {rows[-1]['mmd2_mean']:.5f}",
-                      flush=True)
+    for steps, noise, k in product(grid["budgets"], grid["noises"], grid["walkbacks"]):
+        per_seed = []
+        for seed in grid["seeds"]:
+            g = torch.Generator().manual_seed(seed)
+            model = DAE(DAEConfig(n_visible=2, n_hidden=grid["n_hidden"], corruption="gaussian",
+                                  noise_level=noise, reconstruction="gaussian", walkback=k,
+                                  sample_output="draw"), generator=g)
+            model.init_from_data(ring_of_gaussians(2000, g))
+            opt = torch.optim.Adam(model.parameters(), lr=grid["lr"])
+            for _ in range(steps):
+                loss = model.loss(ring_of_gaussians(grid["batch"], g), g)["loss"]
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            last = grid["burn_in"] + grid["thin"] * (grid["keep"] - 1)
+            states = model.chain(2.0 * torch.randn(grid["chains"], 2, generator=g), last, g,
+                                 output="draw")
+            draws = states[[grid["burn_in"] + grid["thin"] * i
+                            for i in range(grid["keep"])]].reshape(-1, 2)
+            est = mmd_permutation_test(draws, ring_of_gaussians(n, gd), sigmas,
+                                       grid["permutations"],
+                                       generator=torch.Generator().manual_seed(seed))
+            # off mode: farther than 4 component stds from every mean
+            off = float((torch.cdist(draws, ring_means().to(draws)).min(1).values > 0.4)
+                        .to(draws.dtype).mean())
+            per_seed.append({"seed": seed, "mmd2": est.value,
+                             "p_value": est.diagnostics["p_value"], "off_mode_fraction": off,
+                             "recon_sigma": model._log_sigma().exp().tolist()})
+        vals = [r["mmd2"] for r in per_seed]
+        rows.append({"steps": steps, "noise": noise, "walkback": k,
+                     "mmd2_mean": statistics.fmean(vals), "mmd2_sd": _sd(vals),
+                     "off_mode_mean": statistics.fmean(r["off_mode_fraction"] for r in per_seed),
+                     "seeds": per_seed})
+        print(f"steps {steps} noise {noise} K {k}: MMD^2 {rows[-1]['mmd2_mean']:.5f}",
+              flush=True)
     plain = {(r["steps"], r["noise"]): r["mmd2_mean"] for r in rows if r["walkback"] == 1}
     best = min(rows, key=lambda r: r["mmd2_mean"])
     return {"data": {"name": "ring of 8 Gaussians in 2-D (radius 2, std 0.1)",
@@ -294,7 +279,7 @@ def dae_walkback_toy(row: dict, p: dict, out: Path) -> dict[str, Any]:
             "value": best["mmd2_mean"], "stderr": best["mmd2_sd"],
             "extra": {"best": {k: best[k] for k in ("steps", "noise", "walkback")},
                       "data_vs_data": {"mean": statistics.fmean(null), "values": null,
-                                       "sd": statistics.stdev(null) if len(null) > 1 else 0.0},
+                                       "sd": _sd(null)},
                       "walkback_minus_plain": {
                           f"steps={r['steps']},noise={r['noise']},K={r['walkback']}":
                               r["mmd2_mean"] - plain[(r["steps"], r["noise"])]

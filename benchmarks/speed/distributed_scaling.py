@@ -135,15 +135,13 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]
     acceptance = common.acceptance(
         f"2 processes train faster than 1 (speedup > {ACCEPT_SPEEDUP}, scaling efficiency > "
         "0.5) for every model", ["not faster on 2 processes: " + ", ".join(slow)] if slow else [])
-    notes = [*busy_notes("at the end", "rerun on a quiet machine before quoting these."),
-             *([common.SPEED_SMOKE_NOTE] if args.smoke else []), *row["notes"],
-             (f"Every process uses {args.threads} BLAS thread(s), so 2 processes use twice "
-              "the cores of 1: the efficiency measures data parallelism, not thread scaling.")]
-    return [{
-        **common.header("distributed_scaling", row["name"], row["title"], "speed", args.smoke),
-        "data": {"name": "digits" if args.smoke else "binarized-mnist",
-                 "binarization": "threshold" if args.smoke else "fixed", "split": "train"},
-        "config": {
+    return [common.speed_result(
+        row, args, "distributed_scaling", row["title"], timings, acceptance,
+        busy_notes("at the end", "rerun on a quiet machine before quoting these."),
+        ratios=ratios,
+        data={"name": "digits" if args.smoke else "binarized-mnist",
+              "binarization": "threshold" if args.smoke else "fixed", "split": "train"},
+        config={
             "models": {m: recipes[m] for m in args.models},
             "batch_size": args.batch_size,
             "steps": args.steps,
@@ -152,9 +150,4 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]
             "settings": settings,
             "commands": commands,
         },
-        "timings": timings,
-        "ratios": ratios,
-        "acceptance": acceptance,
-        "wall_s": {"all_runs": wall},
-        "notes": notes,
-    }]
+        wall_s={"all_runs": wall})]

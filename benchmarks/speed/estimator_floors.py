@@ -106,14 +106,11 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> Iterator[d
         for name, t in timings.items():
             t["dtype"] = "float64" if "float64" in name else "float32"
         ratio = max(v for k, v in common.ratios(timings).items() if "float64" not in k)
-        yield {
-            **common.header(f"estimator_floors_{kind}", "estimator_floors",
-                            f"{row['title']}: {kind}", "speed", args.smoke),
-            "data": data, "config": {k: getattr(args, k) for k in row["options"]},
-            "timings": timings, "ratios": common.ratios(timings), "extra": figures,
-            "acceptance": common.acceptance(
-                f"genzoo / floor <= {GOALS[kind]}",
-                [] if ratio <= GOALS[kind] else [f"{ratio:.2f} > {GOALS[kind]}"], ratio=ratio),
-            "wall_s": {"timed": sum(sum(t.get("times_s", [])) for t in timings.values())},
-            "notes": [*([common.SPEED_SMOKE_NOTE] if args.smoke else []), *row["notes"],
-                      *busy_notes("during the run", "compare the ratios only")]}
+        yield common.speed_result(
+            row, args, f"estimator_floors_{kind}", f"{row['title']}: {kind}", timings,
+            common.acceptance(f"genzoo / floor <= {GOALS[kind]}",
+                              [] if ratio <= GOALS[kind] else [f"{ratio:.2f} > {GOALS[kind]}"],
+                              ratio=ratio),
+            busy_notes("during the run", "compare the ratios only"), data=data,
+            config={k: getattr(args, k) for k in row["options"]}, extra=figures,
+            wall_s={"timed": sum(sum(t.get("times_s", [])) for t in timings.values())})

@@ -73,26 +73,18 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> Iterator[d
             args.repetitions, row["descriptions"])
         for t in timings.values():
             t.update(dtype="float32", per_batch_ms=1e3 * t["median_s"] / args.n_batches)
-        ratios = common.ratios(timings)
-        ratio = ratios["genzoo / per-conditional"]
-        yield {
-            **common.header(f"nade_throughput_{kind}", "nade_throughput", f"NADE {what}: O(DH) "
-                            f"against per-conditional, {args.threads} thread(s)", "speed",
-                            args.smoke),
-            "data": data,
-            "config": {
+        ratio = common.ratios(timings)["genzoo / per-conditional"]
+        yield common.speed_result(
+            row, args, f"nade_throughput_{kind}", f"NADE {what}: O(DH) against "
+            f"per-conditional, {args.threads} thread(s)", timings,
+            {"criterion": "the O(DH) computation is faster than the per-conditional one (the "
+                          "issue asks for the comparison, not a bound)",
+             "passed": ratio < 1.0, "why": f"genzoo / per-conditional = {ratio:.3f}"}, [],
+            data=data,
+            config={
                 "setting": (f"NADE {data['n_features']}-{args.n_hidden}, batch "
                             f"{args.batch_size}, {args.n_batches} batches per repetition, "
                             f"float32, {args.threads} thread(s), median of {args.repetitions}"),
                 **{k: getattr(args, k) for k in row["options"]},  # the command line's sizes
             },
-            "timings": timings,
-            "ratios": ratios,
-            "acceptance": {"criterion": "the O(DH) computation is faster than the "
-                                        "per-conditional one (the issue asks for the "
-                                        "comparison, not a bound)",
-                           "passed": ratio < 1.0,
-                           "why": f"genzoo / per-conditional = {ratio:.3f}"},
-            "wall_s": {"timed": sum(sum(t["times_s"]) for t in timings.values())},
-            "notes": [*([common.SPEED_SMOKE_NOTE] if args.smoke else []), *row["notes"]],
-        }
+            wall_s={"timed": sum(sum(t["times_s"]) for t in timings.values())})

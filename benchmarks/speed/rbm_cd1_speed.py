@@ -23,6 +23,7 @@ optional: see benchmarks/README.md for the safe install.
 from __future__ import annotations
 
 import argparse
+import math
 import tempfile
 import time
 from functools import partial
@@ -260,34 +261,23 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]
         if entry["status"] == "ok":
             entry["per_batch_ms"] = 1e3 * entry["median_s"] / args.n_batches
             entry["gflops_5_products"] = useful_gflop / entry["median_s"]
-    ratios = common.ratios(timings)
     profile = None
     if args.profile and timings.get("genzoo", {}).get("status") == "ok":
         profile = _profile_genzoo(x, args, min(50, args.n_batches))
-    notes = [
-        ("Timing covers only the loop over mini-batches; model construction, data loading "
-         "and an untimed warm-up of "
-         f"{args.warmup_batches} batches per implementation are excluded."),
-        (f"Repetitions interleaved with a rotating order; the median of {args.repetitions} "
-         "epochs is reported per implementation."),
-        *row["notes"],
-    ]
-    notes = [*busy_notes("at the start", "expect noise; rerun on a quiet machine "
-                                "before quoting these numbers.", load_at_start),
-             *([common.SPEED_SMOKE_NOTE] if args.smoke else []), *notes]
+        for op in profile:
+            print(f"  profile {op['op']:<40} {op['self_ms_per_batch']:7.3f} ms/batch "
+                  f"{100 * op['self_share']:5.1f}%")
     # One result per thread setting, so both stand in RESULTS.md side by side: the BLAS
     # products scale with threads while the random draws do not, so the ratios differ.
     title = "CD-1 epoch time, RBM 784-500, batch 100, float32, CPU, " + (
         f"{args.threads} thread(s)" if args.threads else "default threads")
-    for op in profile or []:
-        print(f"  profile {op['op']:<40} {op['self_ms_per_batch']:7.3f} ms/batch "
-              f"{100 * op['self_share']:5.1f}%")
-    return [{
-        **common.header("rbm_cd1_speed" + (f"_threads{args.threads}" if args.threads else ""),
-                        "rbm_cd1_speed_threads1" if args.threads == 1 else "rbm_cd1_speed",
-                        title, "speed", args.smoke),
-        "data": data,
-        "config": {
+    return [common.speed_result(
+        row, args, "rbm_cd1_speed" + (f"_threads{args.threads}" if args.threads else ""), title,
+        timings, _acceptance(timings, common.ratios(timings)),
+        busy_notes("at the start", "expect noise; rerun on a quiet machine before quoting "
+                   "these numbers.", load_at_start),
+        row_name="rbm_cd1_speed_threads1" if args.threads == 1 else "rbm_cd1_speed", data=data,
+        config={
             "n_visible": N_VISIBLE,
             **{k: getattr(args, k) for k in row["options"]},  # the command line's sizes
             "dtype": "float32",
@@ -295,13 +285,8 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]
             "torch_threads": torch.get_num_threads(),
             "useful_gflop_per_epoch": useful_gflop,
         },
-        "timings": timings,
-        "ratios": ratios,
-        "acceptance": _acceptance(timings, ratios),
-        "wall_s": {"setup_and_warmup": setup_s, "timed_loop": timed_s},
-        **({"genzoo_profile": profile} if profile is not None else {}),
-        "notes": notes,
-    }]
+        wall_s={"setup_and_warmup": setup_s, "timed_loop": timed_s},
+        **({"genzoo_profile": profile} if profile is not None else {}))]
 
 
 def _acceptance(timings: dict, ratios: dict) -> dict:
@@ -310,10 +295,9 @@ def _acceptance(timings: dict, ratios: dict) -> dict:
         f"floors excepted) and genzoo / bare <= {ACCEPT_BARE_RATIO}"
     )
     gz = timings.get("genzoo", {})
-    if gz.get("status") != "ok" or "median_s" not in gz:
+    if gz.get("status") != "ok":
         return {"criterion": criterion, "passed": False, "why": "genzoo did not run"}
-    slower_peers = [n for n in PEERS if timings.get(n, {}).get("median_s")]
-    faster = [n for n in slower_peers if timings[n]["median_s"] < gz["median_s"]]
+    faster = [n for n in PEERS if timings.get(n, {}).get("median_s", math.inf) < gz["median_s"]]
     bare_ratio = ratios.get("genzoo / bare")
     why = []
     if faster:

@@ -264,7 +264,7 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]
         extra["nll_difference_stderr_paired"] = (float(diff.std()) / math.sqrt(len(diff))
                                                  if len(diff) > 1 else 0.0)
     acceptance = _acceptance(timings, ratios, extra)
-    return [_result(row, args, bundle, x_test, timings, ratios, extra, acceptance,
+    return [_result(row, args, bundle, x_test, timings, extra, acceptance,
                     {"train_interleaved": train_s, "evaluate": eval_s})]
 
 
@@ -284,7 +284,7 @@ def _acceptance(timings: dict, ratios: dict, extra: dict) -> dict:
     return common.acceptance(criterion, why, peers_not_measured=[])
 
 
-def _result(row, args, bundle, x_test, timings, ratios, extra, acceptance, wall) -> dict:
+def _result(row, args, bundle, x_test, timings, extra, acceptance, wall) -> dict:
     def nll(name: str) -> str:
         t = timings[name]
         if "test_nll_nats" not in t:
@@ -292,7 +292,13 @@ def _result(row, args, bundle, x_test, timings, ratios, extra, acceptance, wall)
         return (f"{name}: test NLL {t['test_nll_nats']:.2f} +/- {t['test_nll_stderr']:.2f} "
                 f"nats (ELBO {t['test_elbo_nats']:.2f}), median {t['median_s']:.2f} s/epoch")
 
+    budget = not args.smoke and args.epochs < row["presets"]["full"]["epochs"]
     notes = [
+        *busy_notes("at the end", "the ratio is more reliable than either time, since epochs "
+                    "were interleaved."),
+        *([(f"Budget run: {args.epochs} epochs (Pyro's example runs 101), k = {args.is_samples}"
+            f" on {len(x_test)} test images; --full for 100 epochs and k = 5000 on all 10,000.")]
+          if budget else []),
         (f"Test NLL by genzoo's importance sampler, k = {args.is_samples}, float64, on the "
          f"first {len(x_test)} test images of the fixed binarization: " + "; ".join(
              nll(n) for n in ("genzoo", "pyro"))
@@ -302,25 +308,16 @@ def _result(row, args, bundle, x_test, timings, ratios, extra, acceptance, wall)
          f"objective (one-draw Monte Carlo ELBO, SGVB-A = Trace_ELBO), same optimizer (Adam lr "
          f"{LR}), same batch size ({BATCH}), same data and epochs ({args.epochs}), one process, "
          f"epochs interleaved; {torch.get_num_threads()} torch thread(s)."),
-        *row["notes"],  # what differs between the two sides, how they are timed
         row["subnormals"]["flushed" if denormals.wanted() else "ieee"],
-    ]
-    if args.smoke:
-        notes.insert(0, common.SPEED_SMOKE_NOTE)
-    elif args.epochs < row["presets"]["full"]["epochs"]:
-        notes.insert(0, f"Budget run: {args.epochs} epochs (Pyro's example runs 101), k = "
-                     f"{args.is_samples} on {len(x_test)} test images; --full for 100 epochs "
-                     "and k = 5000 on all 10,000.")
-    notes[:0] = busy_notes("at the end", "the ratio is more reliable than either time, "
-                                  "since epochs were interleaved.")
+    ]  # then the row's: what differs between the two sides, how they are timed
     title = (f"VAE {N_VISIBLE}-{args.hidden}-{args.latent}: genzoo vs Pyro's VAE example "
              "(time per epoch, test NLL by genzoo's evaluator)")
-    return {
-        **common.header("vae_pyro_comparison", row["name"], title, "speed", args.smoke),
-        "data": {"name": DATA, "binarization": "fixed (Larochelle & Murray 2011 file)",
-                 "split": "train (timing), test (NLL)", "n_examples": len(bundle.train.x),
-                 "n_test": len(x_test)},
-        "config": {
+    return common.speed_result(
+        row, args, "vae_pyro_comparison", title, timings, acceptance, notes,
+        data={"name": DATA, "binarization": "fixed (Larochelle & Murray 2011 file)",
+              "split": "train (timing), test (NLL)", "n_examples": len(bundle.train.x),
+              "n_test": len(x_test)},
+        config={
             "setting": (f"VAE {N_VISIBLE}-{args.hidden}-{args.latent} (softplus, Bernoulli "
                         f"decoder), Trace_ELBO / SGVB-A, Adam lr {LR}, batch {BATCH}, "
                         f"{args.epochs} epochs each, epochs interleaved, median epoch time; "
@@ -330,10 +327,4 @@ def _result(row, args, bundle, x_test, timings, ratios, extra, acceptance, wall)
             "n_test": len(x_test), "batch_size": BATCH, "lr": LR,
             "torch_threads": torch.get_num_threads(), "dtype": "float32",
         },
-        "timings": timings,
-        "ratios": ratios,
-        "acceptance": acceptance,
-        "extra": extra,
-        "wall_s": wall,
-        "notes": notes,
-    }
+        extra=extra, wall_s=wall)
