@@ -1,5 +1,6 @@
 """What every benchmark shares: rows, the result format and its provenance, output directories,
-publishing, and the machinery of the speed comparisons (command line, interleaved timing).
+publishing, and the machinery of the speed comparisons (their command line, the genzoo Trainer
+timed by a callback, their results); the timing itself is :mod:`genzoo.utils.timing`.
 
 A result is one JSON object, ``benchmarks/results/<benchmark>.json``. Every result carries
 :data:`REQUIRED_KEYS`; likelihood results add :data:`LIKELIHOOD_KEYS`, speed results
@@ -16,13 +17,13 @@ import datetime as _dt
 import json
 import os
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 from unittest import mock
 
 from genzoo.utils import provenance
 from genzoo.utils.provenance import machine_info, source_commit
+from genzoo.utils.timing import median_ratios
 
 SCHEMA_VERSION = 2
 BENCH_DIR = Path(__file__).resolve().parent
@@ -244,31 +245,6 @@ def publish(result: dict[str, Any], results: Path) -> Path:
 SPEED_SMOKE_NOTE = "SMOKE RUN: tiny sizes; the numbers are not a benchmark."
 
 
-class Unavailable(Exception):
-    """An implementation cannot run here; the message says why."""
-
-
-def build_all(factories: dict[str, Callable[[], tuple[Any, dict[str, Any]]]],
-              descriptions: dict[str, str], missing: str = "unavailable",
-              ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """Build every implementation: ``factories[name]()`` returns (what to time, facts for its
-    timings entry). The entries, and what was built of those that built. One that raises
-    :class:`Unavailable` gets the status ``missing``, one that crashes ``"error"``, each with
-    the reason; a peer that cannot run is reported, never fatal."""
-    timings, built = {}, {}
-    for name, make in factories.items():
-        entry = {"description": descriptions[name]}
-        try:
-            built[name], info = make()
-            entry.update(info, status="ok")
-        except Unavailable as exc:
-            entry.update(status=missing, reason=str(exc))
-        except Exception as exc:  # noqa: BLE001
-            entry.update(status="error", reason=f"{type(exc).__name__}: {exc}")
-        timings[name] = entry
-    return timings, built
-
-
 def speed_args(module: Any, row: dict[str, Any],
                argv: list[str]) -> tuple[argparse.Namespace, RunDirs]:
     """The command line of the speed comparison ``module`` (``speed/NAME.py``), parsed, and
@@ -328,11 +304,15 @@ def speed_result(row: dict[str, Any], args: argparse.Namespace, benchmark: str, 
                  timings: dict[str, dict[str, Any]], acceptance: dict[str, Any],
                  notes: list[str], row_name: str | None = None, **keys: Any) -> dict[str, Any]:
     """A speed result of ``row`` run with ``args``: the header (naming ``row_name``, by default
-    the row's name), the timings and their ratios (:func:`ratios` unless ``keys`` give them),
-    ``keys`` (data, config, wall_s, ...), the acceptance, and the notes: the smoke note on a
-    smoke run, ``notes``, then the row's, each with its ``{option}`` filled in from ``args``."""
+    the row's name), its ``config`` (the row's options as the command line set them, then
+    ``keys["config"]``), the timings and their ratios
+    (:func:`~genzoo.utils.timing.median_ratios` unless ``keys`` give them), ``keys`` (data,
+    wall_s, ...), the acceptance, and the notes: the smoke note on a smoke run, ``notes``, then
+    the row's, each with its ``{option}`` filled in from ``args``."""
+    config = {**{k: getattr(args, k) for k in row["options"]}, **keys.pop("config", {})}
     return {**header(benchmark, row_name or row["name"], title, "speed", args.smoke),
-            "timings": timings, "ratios": ratios(timings), **keys, "acceptance": acceptance,
+            "config": config, "timings": timings, "ratios": median_ratios(timings), **keys,
+            "acceptance": acceptance,
             "notes": [*([SPEED_SMOKE_NOTE] if args.smoke else []), *notes,
                       *(note.format(**vars(args)) for note in row["notes"])]}
 
@@ -340,11 +320,3 @@ def speed_result(row: dict[str, Any], args: argparse.Namespace, benchmark: str, 
 def acceptance(criterion: str, why: list[str], **more: Any) -> dict[str, Any]:
     """A speed result's ``acceptance``: passed when no reason in ``why`` says otherwise."""
     return {"criterion": criterion, "passed": not why, "why": "; ".join(why) or "met", **more}
-
-
-def ratios(timings: dict[str, dict[str, Any]], ours: str = "genzoo") -> dict[str, float]:
-    """``{"genzoo / other": median ratio}`` for every other implementation that ran."""
-    if timings.get(ours, {}).get("status") != "ok":
-        return {}
-    return {f"{ours} / {n}": timings[ours]["median_s"] / t["median_s"]
-            for n, t in timings.items() if n != ours and t.get("status") == "ok"}

@@ -18,10 +18,10 @@ the whole run (``task``); a ``speed`` row hands its arguments to ``speed/<name>.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import importlib
 import json
+import math
 import shlex
 import shutil
 import subprocess
@@ -33,8 +33,11 @@ from typing import Any
 import common
 from common import load_row, row_names
 
+from genzoo.core.errors import GenzooError
 from genzoo.evaluation.report import EvaluationReport
 from genzoo.evaluation.stats import Estimate
+from genzoo.training.checkpoint import checkpoint_step
+from genzoo.training.curves import read_metrics
 
 # What a row's ``metric`` names: how RESULTS.md shows the figure. A row may give its own
 # ``{name, unit, lower_is_better, per}``; its figure is then the report's NLL.
@@ -236,14 +239,14 @@ def extra_figures(report: EvaluationReport) -> dict[str, Any]:
     return extra | (report.data_space or {})
 
 
-def last_wall_s(metrics_csv: Path) -> float | None:
-    """The last ``wall_s`` of a Trainer's metrics.csv: its training time in seconds,
-    cumulative over resumes (None without the file or a value)."""
-    if not metrics_csv.is_file():
+def last_wall_s(run: Path) -> float | None:
+    """The last ``wall_s`` of the run's metrics.csv: its training time in seconds, cumulative
+    over resumes (None without the file or a value)."""
+    try:
+        wall = [w for w in read_metrics(run).get("wall_s", []) if math.isfinite(w)]
+    except GenzooError:
         return None
-    with metrics_csv.open() as f:
-        rows = [r for r in csv.DictReader(f) if r.get("wall_s")]
-    return float(rows[-1]["wall_s"]) if rows else None
+    return wall[-1] if wall else None
 
 
 def recipe_mismatches(run_config: Any, settings: dict[str, Any]) -> list[str]:
@@ -305,26 +308,31 @@ def run_notes(row: dict[str, Any], p: dict[str, Any], smoke: bool) -> list[str]:
 
 def kept_best(run: Path) -> str | None:
     """A note on the model ``train.keep_best`` kept in ``RUN/best`` (None without one)."""
-    state = run / "best" / "trainer_state.json"
-    if not state.is_file():
-        return None
-    step = json.loads(state.read_text())["state"]["step"]
-    return (f"Evaluated: the model kept at step {step} (train.keep_best: the lowest validation "
-            "figure), not the final one.")
+    step = checkpoint_step(run / "best")
+    return None if step is None else (f"Evaluated: the model kept at step {step} "
+                                      "(train.keep_best: the lowest validation figure), not "
+                                      "the final one.")
 
 
 def likelihood(row: dict[str, Any], args: argparse.Namespace, argv: list[str] | None) -> Path:
-    """Train (unless ``--evaluate-only``), evaluate and write the result of a likelihood row."""
+    """Train (unless ``--evaluate-only``), evaluate and write the result of a likelihood row;
+    a ``task`` row's function does the whole run and returns the result's body."""
     p = plan(row, args)
     run, results, log = common.output_dirs(row["name"], args.smoke, args.out, args.results)
+    head = {**common.header(row.get("result", row["name"]), row["name"], row["title"],
+                            "likelihood", args.smoke, argv),
+            "references": [dict(r) for r in row.get("references", [])]}
+    if "task" in row:
+        body = getattr(importlib.import_module("tasks"), row["task"])(row, p, results)
+        return common.publish(common.with_gaps(
+            {**head, "notes": run_notes(row, p, args.smoke), **body}), results)
     genzoo = Genzoo(log, args.in_process)
     if not args.evaluate_only:
         train(row, p, run, genzoo, args)
     figures = evaluate(row, p, run, genzoo)
     data, notes = figures.pop("data"), figures.pop("notes", []) + run_notes(row, p, args.smoke)
     best = kept_best(run) if row.get("best") else None
-    if best:
-        notes.insert(0, best)
+    notes += [best] if best else []
     extra = figures["extra"]
     if row.get("baselines"):
         extra |= getattr(importlib.import_module("tasks"), row["baselines"])(p)
@@ -335,17 +343,14 @@ def likelihood(row: dict[str, Any], args: argparse.Namespace, argv: list[str] | 
         kept = results / f"{row.get('result', row['name'])}_{kind}.png"
         shutil.copyfile(image, kept)
         extra.setdefault("images", {})[kind] = kept.name
-    logged = last_wall_s(run / "metrics.csv")
+    logged = last_wall_s(run)
     if logged is not None:  # a resumed run's own step saw only its last part
         genzoo.wall["train_logged"] = logged
     result = {
-        **common.header(row.get("result", row["name"]), row["name"], row["title"],
-                        "likelihood", args.smoke, argv),
-        "steps": genzoo.steps,
+        **head, "steps": genzoo.steps,
         "data": {"name": p["data"], "binarization": row.get("binarization", "none"), **data},
         "metric": metric(row), **figures,  # estimator, value, stderr, extra
         "training": {"model": row.get("model"), "epochs": p["epochs"], "settings": p["train"]},
-        "references": [dict(r) for r in row.get("references", [])],
         "wall_s": genzoo.wall, "notes": notes,
     }
     return common.publish(with_run_config(common.with_gaps(result), run), results)
@@ -387,7 +392,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:40s} {load_row(name)['title']}")
         return 0
     row = load_row(args.row)
-    shown = ["benchmarks/run.py", *argv]
     if "speed" in row:  # its module's run(row, args, dirs) yields the results
         module = importlib.import_module(f"speed.{row['speed']}")
         speed_args, dirs = common.speed_args(
@@ -395,17 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         for result in module.run(row, speed_args, dirs):
             common.publish(result, dirs.results)
         return 0
-    if "task" in row:
-        p = plan(row, args)
-        results = common.output_dirs(row["name"], args.smoke, args.out, args.results).results
-        body = getattr(importlib.import_module("tasks"), row["task"])(row, p, results)
-        result = {**common.header(row.get("result", row["name"]), row["name"], row["title"],
-                                  "likelihood", args.smoke, shown),
-                  "references": [dict(r) for r in row.get("references", [])],
-                  "notes": run_notes(row, p, args.smoke), **body}
-        common.publish(common.with_gaps(result), results)
-        return 0
-    likelihood(row, args, shown)
+    likelihood(row, args, ["benchmarks/run.py", *argv])
     return 0
 
 

@@ -21,20 +21,19 @@ import common
 import torch
 
 from genzoo.data.synthetic import ring_means, ring_of_gaussians
+from genzoo.evaluation.stats import mean_stderr
 from genzoo.training.curves import metric_points, plot_lines, read_metrics
 
 
-def _data(name: str, **fields: Any):
+def _data(p: dict, *ignored: str, **fields: Any):
+    """The plan's data set (never downloaded), with its ``data.*`` settings but those named
+    ``ignored``, and ``fields`` (DataConfig fields) over them."""
     from genzoo.data import DataConfig
 
-    return common.offline_data(DataConfig(name=name, **fields))
-
-
-def _data_fields(sets: dict[str, Any]) -> dict[str, Any]:
-    """The ``data.*`` settings of a plan as DataConfig fields ("true" -> True)."""
     conv = {"true": True, "false": False}
-    return {k.removeprefix("data."): conv.get(str(v).lower(), v) for k, v in sets.items()
-            if k.startswith("data.")}
+    sets = {k.removeprefix("data."): conv.get(str(v).lower(), v) for k, v in p["train"].items()
+            if k.startswith("data.") and k.removeprefix("data.") not in ignored}
+    return common.offline_data(DataConfig(name=p["data"], **{**sets, **fields}))
 
 
 # ------------------------------------------------------------------------- train / evaluate
@@ -73,9 +72,7 @@ def gaussian_baselines(p: dict) -> dict[str, Any]:
     Gaussians fitted to the training data in model space, carried into the space the
     evaluator reports by the same log-Jacobian; they give the scale where no published
     number exists. The diagonal one is a GRBM's AIS base model."""
-    fields = _data_fields(p["train"])
-    fields.pop("unit_variance", None)
-    bundle = _data(p["data"], **fields)
+    bundle = _data(p, "unit_variance")
     x, y = bundle.train.x.double(), bundle.test.x.double()
     log_det = bundle.transform.log_det_jacobian(y) if bundle.transform is not None else 0.0
     mean, cov = x.mean(0), torch.cov(x.T, correction=0)
@@ -97,7 +94,7 @@ def parzen_baselines(p: dict, n: int = 10_000) -> dict[str, Any]:
     from genzoo.evaluation.frechet import frechet_report, load_classifier
     from genzoo.evaluation.parzen import parzen_log_likelihood, select_parzen_bandwidth
 
-    bundle = _data(p["data"], **_data_fields(p["train"]))
+    bundle = _data(p)
     train = bundle.train.x[:n]
     sigma, _ = select_parzen_bandwidth(train, bundle.valid.x, torch.logspace(-1, 0, 10).tolist())
     est = parzen_log_likelihood(train, bundle.test.x, sigma)
@@ -118,9 +115,7 @@ def parzen_baselines(p: dict, n: int = 10_000) -> dict[str, Any]:
 
 
 def _mean_se(values: torch.Tensor) -> dict[str, float]:
-    n = len(values)
-    sd = float(values.std()) if n > 1 else math.nan
-    return {"mean": float(values.mean()), "stderr": sd / math.sqrt(n), "n": n}
+    return {**dict(zip(("mean", "stderr"), mean_stderr(values))), "n": len(values)}
 
 
 def conv_rbm_scores(run: Path, p: dict, chunk: int = 250) -> dict[str, Any]:
@@ -159,9 +154,9 @@ def conv_rbm_scores(run: Path, p: dict, chunk: int = 250) -> dict[str, Any]:
             per[name] = {"recon_ce": torch.cat([a for a, _ in parts]),
                          "pll": torch.cat([b for _, b in parts])}
     images = {}
-    for kind, args in (("filters", []), ("samples", ["-n", str(p["evaluate"].get("n_samples", 64))])):
+    n_samples = str(p["evaluate"].get("n_samples", 64))
+    for kind, cmd, args in (("filters", "filters", []), ("samples", "sample", ["-n", n_samples])):
         images[kind] = str(run / f"{kind}_eval.png")  # not the run's own samples.png
-        cmd = "filters" if kind == "filters" else "sample"
         if genzoo([cmd, str(run), *args, "--out", images[kind]]):
             raise SystemExit(f"genzoo {cmd} failed on {run}")
     stats = {k: {m: _mean_se(v) for m, v in d.items()} for k, d in per.items()}
@@ -248,9 +243,8 @@ def dae_walkback_toy(row: dict, p: dict, out: Path) -> dict[str, Any]:
                 opt.step()
             last = grid["burn_in"] + grid["thin"] * (grid["keep"] - 1)
             states = model.chain(2.0 * torch.randn(grid["chains"], 2, generator=g), last, g,
-                                 output="draw")
-            draws = states[[grid["burn_in"] + grid["thin"] * i
-                            for i in range(grid["keep"])]].reshape(-1, 2)
+                                 output="draw")  # keep every thin-th state after the burn-in
+            draws = states[grid["burn_in"]:last + 1:grid["thin"]].reshape(-1, 2)
             est = mmd_permutation_test(draws, ring_of_gaussians(n, gd), sigmas,
                                        grid["permutations"],
                                        generator=torch.Generator().manual_seed(seed))
@@ -301,7 +295,7 @@ def vae_frey_faces(row: dict, p: dict, out: Path) -> dict[str, Any]:
     from genzoo.training import Trainer
 
     grid, batch = p["grid"], 100
-    bundle = _data(p["data"], seed=0)
+    bundle = _data(p, seed=0)
     n_train = len(bundle.train.x)
     bpe = math.ceil(n_train / batch)
     full, rest = divmod(grid["examples"], n_train)
@@ -325,15 +319,14 @@ def vae_frey_faces(row: dict, p: dict, out: Path) -> dict[str, Any]:
         t0 = time.perf_counter()
         est = importance_log_px(model, bundle.test.x, grid["eval_draws"],
                                 torch.Generator().manual_seed(0))
-        rep, elbo = est.report(), est.elbo
-        per_latent[j] = {"elbo": -rep["elbo_nats"],
-                         "elbo_stderr": float(elbo.std()) / math.sqrt(len(elbo)),
+        rep = est.report()
+        per_latent[j] = {"elbo": -rep["elbo_nats"], "elbo_stderr": mean_stderr(est.elbo)[1],
                          "log_px": -rep["nll_nats"], "log_px_stderr": rep["stderr"],
                          "draws": grid["eval_draws"], "n_examples": rep["n_examples"]}
         wall[f"evaluate_z{j}"] = time.perf_counter() - t0
     png = plot_lines({f"N_z = {j}": c for j, c in curves.items()}, out / f"{row['name']}.png",
-                "AEVB: bound per data point (nats) vs training examples seen (train, held out)",
-                log_x=True)
+                     "AEVB: bound per data point (nats) vs training examples seen (train, "
+                     "held out)", log_x=True)
     top = per_latent[max(per_latent)]
     return {"data": {"name": p["data"], "binarization": "none (grey levels / 255, "
                      "real-valued; Gaussian decoder)", "split": "test",

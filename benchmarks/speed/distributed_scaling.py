@@ -45,8 +45,6 @@ from genzoo.utils.provenance import busy_notes
 
 RUN_NAME = "distributed_scaling"
 ACCEPT_SPEEDUP = 1.0
-# Its title, notes, the --set overrides of each model (full and smoke) and the settings
-# compared (processes, shards): data, in the row.
 
 
 def _free_port() -> int:
@@ -64,9 +62,7 @@ def _command(model: str, recipe: list[str], procs: int, shards: int, out: Path,
             "train.epochs=1000", f"train.log_every={args.log_every}",
             f"train.checkpoint_every={args.steps}", "train.validate_every=0",
             "train.grid_samples=0", "train.progress=false", f"train.shards={shards}"]
-    genzoo = ["train", model, *data, "--out", str(out)]
-    for s in sets:
-        genzoo += ["--set", s]
+    genzoo = ["train", model, *data, "--out", str(out), *(a for s in sets for a in ("--set", s))]
     if procs == 1:
         return [sys.executable, "-m", "genzoo", *genzoo]
     return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(procs),
@@ -141,11 +137,8 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]
         ratios=ratios,
         data={"name": "digits" if args.smoke else "binarized-mnist",
               "binarization": "threshold" if args.smoke else "fixed", "split": "train"},
-        config={
+        config={  # and the options: batch_size, steps, log_every, threads (per process)
             "models": {m: recipes[m] for m in args.models},
-            "batch_size": args.batch_size,
-            "steps": args.steps,
-            "log_every": args.log_every,
             "threads_per_process": args.threads,
             "settings": settings,
             "commands": commands,

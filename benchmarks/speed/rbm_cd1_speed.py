@@ -30,10 +30,15 @@ from functools import partial
 
 import common
 import torch
-from common import Unavailable
 
 from genzoo.utils.provenance import busy_notes, load_average, package_version
-from genzoo.utils.timing import interleaved_medians, limit_threads
+from genzoo.utils.timing import (
+    Unavailable,
+    build_candidates,
+    interleaved_medians,
+    limit_threads,
+    median_ratios,
+)
 
 N_VISIBLE = 784
 PEERS = ("sklearn", "learnergy-fit", "learnergy-step")
@@ -45,8 +50,6 @@ def _genzoo(x: torch.Tensor, args: argparse.Namespace):
 
     torch.manual_seed(args.seed)
     model = RBM(RBMConfig(n_visible=N_VISIBLE, n_hidden=args.n_hidden, k=1, persistent=False))
-    model = model.to(dtype=torch.float32)
-    model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
     generator = torch.Generator().manual_seed(args.seed)
     batches = list(torch.split(x, args.batch_size))
@@ -87,20 +90,17 @@ def _genzoo_trainer(x: torch.Tensor, args: argparse.Namespace):
 
 
 def _sklearn(x: torch.Tensor, args: argparse.Namespace):
-    n_hidden, lr, batch_size, seed = args.n_hidden, args.lr, args.batch_size, args.seed
     x_np = x.numpy()
     try:
         from sklearn.neural_network import BernoulliRBM
     except ImportError as exc:
         raise Unavailable(f"scikit-learn not importable: {exc}") from None
-    rbm = BernoulliRBM(
-        n_components=n_hidden, learning_rate=lr, batch_size=batch_size, n_iter=1,
-        random_state=seed, verbose=0,
-    )
+    rbm = BernoulliRBM(n_components=args.n_hidden, learning_rate=args.lr,
+                       batch_size=args.batch_size, n_iter=1, random_state=args.seed, verbose=0)
     info = {"version": package_version("sklearn")}
 
     def epoch(n: int | None = None) -> None:
-        rows = x_np if n is None else x_np[: n * batch_size]
+        rows = x_np if n is None else x_np[: n * args.batch_size]
         rbm.fit(rows)
         info["dtype"] = str(rbm.components_.dtype)
 
@@ -108,7 +108,7 @@ def _sklearn(x: torch.Tensor, args: argparse.Namespace):
 
 
 def _learnergy(x: torch.Tensor, args: argparse.Namespace, fit: bool):
-    n_hidden, lr, batch_size, seed = args.n_hidden, args.lr, args.batch_size, args.seed
+    batch_size = args.batch_size
     try:
         from learnergy.models.bernoulli import RBM as LRBM
     except ImportError as exc:
@@ -123,11 +123,9 @@ def _learnergy(x: torch.Tensor, args: argparse.Namespace, fit: bool):
     for name in list(logging.root.manager.loggerDict):
         if name.startswith("learnergy"):
             logging.getLogger(name).setLevel(logging.WARNING)
-    torch.manual_seed(seed)
-    model = LRBM(
-        n_visible=N_VISIBLE, n_hidden=n_hidden, steps=1, learning_rate=lr, momentum=0.0,
-        decay=0.0, temperature=1.0, use_gpu=False,
-    )
+    torch.manual_seed(args.seed)
+    model = LRBM(n_visible=N_VISIBLE, n_hidden=args.n_hidden, steps=1, learning_rate=args.lr,
+                 momentum=0.0, decay=0.0, temperature=1.0, use_gpu=False)
     info = {"dtype": str(model.W.dtype).replace("torch.", ""), "version": package_version("learnergy")}
     if fit:
         labels = torch.zeros(len(x))
@@ -164,15 +162,11 @@ def _bare(x: torch.Tensor, args: argparse.Namespace, draws: bool = False):
     h = torch.bernoulli(torch.full((batch_size, n_hidden), 0.5), generator=g)
     v_neg = torch.bernoulli(torch.full((batch_size, N_VISIBLE), 0.5), generator=g)
     h_neg = torch.bernoulli(torch.full((batch_size, n_hidden), 0.5), generator=g)
-    a_pos = torch.empty(batch_size, n_hidden)
-    a_neg = torch.empty(batch_size, n_hidden)
-    v_rec = torch.empty(batch_size, N_VISIBLE)
-    g_pos = torch.empty(N_VISIBLE, n_hidden)
-    g_neg = torch.empty(N_VISIBLE, n_hidden)
+    # the products' outputs and the uniform draws: (B, H), (B, D) and (D, H) buffers
+    a_pos, a_neg, u_h = (torch.empty(batch_size, n_hidden) for _ in range(3))
+    v_rec, u_v = (torch.empty(batch_size, N_VISIBLE) for _ in range(2))
+    g_pos, g_neg = (torch.empty(N_VISIBLE, n_hidden) for _ in range(2))
     batches = [b for b in torch.split(x, batch_size) if len(b) == batch_size]
-
-    u_h = torch.empty(batch_size, n_hidden)
-    u_v = torch.empty(batch_size, N_VISIBLE)
 
     def epoch(n: int | None = None) -> None:
         for v in batches[:n]:
@@ -207,15 +201,9 @@ def _profile_genzoo(x: torch.Tensor, args: argparse.Namespace, n_batches: int) -
         epoch(n_batches)
     events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events) or 1.0
-    return [
-        {
-            "op": e.key,
-            "calls": e.count,
-            "self_ms_per_batch": e.self_cpu_time_total / 1e3 / n_batches,
-            "self_share": e.self_cpu_time_total / total,
-        }
-        for e in events[:12]
-    ]
+    return [{"op": e.key, "calls": e.count,
+             "self_ms_per_batch": e.self_cpu_time_total / 1e3 / n_batches,
+             "self_share": e.self_cpu_time_total / total} for e in events[:12]]
 
 
 def add_arguments(p: argparse.ArgumentParser, row: dict) -> None:
@@ -247,7 +235,7 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]
         return epoch, info
 
     setup_start = time.perf_counter()
-    timings, epochs = common.build_all({n: lambda n=n: warmed_up(n) for n in args.impls},
+    timings, epochs = build_candidates({n: lambda n=n: warmed_up(n) for n in args.impls},
                                        row["descriptions"])
     setup_s = time.perf_counter() - setup_start
 
@@ -273,13 +261,12 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]
         f"{args.threads} thread(s)" if args.threads else "default threads")
     return [common.speed_result(
         row, args, "rbm_cd1_speed" + (f"_threads{args.threads}" if args.threads else ""), title,
-        timings, _acceptance(timings, common.ratios(timings)),
+        timings, _acceptance(timings, median_ratios(timings)),
         busy_notes("at the start", "expect noise; rerun on a quiet machine before quoting "
                    "these numbers.", load_at_start),
         row_name="rbm_cd1_speed_threads1" if args.threads == 1 else "rbm_cd1_speed", data=data,
         config={
             "n_visible": N_VISIBLE,
-            **{k: getattr(args, k) for k in row["options"]},  # the command line's sizes
             "dtype": "float32",
             "threads": args.threads if args.threads is not None else "library defaults",
             "torch_threads": torch.get_num_threads(),

@@ -43,15 +43,16 @@ from pathlib import Path
 
 import common
 import torch
-from common import Unavailable
 from torch import distributions as D
 from torch import nn
 
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import LATENT
+from genzoo.evaluation.importance import importance_log_px
+from genzoo.evaluation.stats import mean_stderr
 from genzoo.utils import denormals
 from genzoo.utils.provenance import busy_notes, package_version
-from genzoo.utils.timing import interleaved_medians
+from genzoo.utils.timing import Unavailable, build_candidates, interleaved_medians, median_ratios
 
 RUN_NAME = "vae_pyro_comparison_e{epochs}"
 DATA = "binarized-mnist"
@@ -59,8 +60,6 @@ N_VISIBLE, BATCH, LR = 784, 256, 1e-3
 # Pyro's example squeezes its Bernoulli probabilities into [1e-7, 1 - 1e-7].
 FUDGE = 1e-7
 ACCEPT_NLL_NATS = 1.0
-# Each library's description, the fixed notes (what differs between the sides, what is timed,
-# subnormals), and the sizes of a budget run (the default), --full and --smoke: data, in the row.
 INSTALL_HINT = ("install it without touching torch: pip install --no-deps pyro-ppl==1.9.2 "
                 "pyro-api==0.1.2 opt_einsum==3.4.0 (see benchmarks/README.md)")
 
@@ -116,9 +115,10 @@ class PyroVAELatent(nn.Module):
         return D.Independent(D.Normal(loc, scale), 1)
 
 
-def pyro_trainer(x_train: torch.Tensor, hidden: int, j: int, seed: int):
+def pyro_trainer(x_train: torch.Tensor, args: argparse.Namespace):
     """((run one epoch -> seconds, the LATENT wrapper), info) for Pyro's SVI on Pyro's example
-    model. Raises Unavailable when Pyro cannot be imported."""
+    model (``args.hidden`` units, ``args.latent`` latents). Raises Unavailable when Pyro cannot
+    be imported."""
     try:
         import pyro
         import pyro.distributions as pdist
@@ -129,13 +129,14 @@ def pyro_trainer(x_train: torch.Tensor, hidden: int, j: int, seed: int):
                           f"{INSTALL_HINT}") from None
     pyro.clear_param_store()
     # Pyro draws from torch's global generator; seed it for a repeatable run.
-    torch.manual_seed(seed)
-    encoder, decoder = PyroEncoder(N_VISIBLE, hidden, j), PyroDecoder(N_VISIBLE, hidden, j)
+    torch.manual_seed(args.seed)
+    encoder = PyroEncoder(N_VISIBLE, args.hidden, args.latent)
+    decoder = PyroDecoder(N_VISIBLE, args.hidden, args.latent)
 
     def model(x: torch.Tensor) -> None:
         pyro.module("decoder", decoder)
         with pyro.plate("data", x.shape[0]):
-            zeros = x.new_zeros((x.shape[0], j))
+            zeros = x.new_zeros((x.shape[0], args.latent))
             z = pyro.sample("latent", pdist.Normal(zeros, 1.0 + zeros).to_event(1))
             pyro.sample("obs", pdist.Bernoulli(probs=decoder(z)).to_event(1), obs=x)
 
@@ -150,7 +151,7 @@ def pyro_trainer(x_train: torch.Tensor, hidden: int, j: int, seed: int):
     n = len(x_train)
 
     def epoch() -> float:
-        g = torch.Generator().manual_seed(seed * 100_003 + state["epoch"])
+        g = torch.Generator().manual_seed(args.seed * 100_003 + state["epoch"])
         order = torch.randperm(n, generator=g)
         total = 0.0
         t0 = time.perf_counter()
@@ -167,19 +168,18 @@ def pyro_trainer(x_train: torch.Tensor, hidden: int, j: int, seed: int):
 
 
 # ------------------------------------------------------------------------ the genzoo side
-def genzoo_trainer(bundle, data_cfg, hidden: int, j: int, seed: int, run_dir: Path,
-                   init_std: float | None = None):
+def genzoo_trainer(bundle, data_cfg, args: argparse.Namespace, run_dir: Path):
     """((run one more epoch -> seconds, the VAE), info): genzoo's Trainer, continued one epoch
     at a time with ``fit(resume=True)``; each epoch is timed by a callback from the start of
-    its first step to the end of its last. ``init_std``: model.init_std (None: genzoo's
-    default)."""
+    its first step to the end of its last. ``args.genzoo_init_std``: model.init_std (None:
+    genzoo's default)."""
     from genzoo.models.directed.vae import VAE, VAEConfig
 
-    std = {} if init_std is None else {"init_std": init_std}
-    model_cfg = VAEConfig(n_visible=N_VISIBLE, hidden=(hidden,), n_latent=j,
+    std = {} if args.genzoo_init_std is None else {"init_std": args.genzoo_init_std}
+    model_cfg = VAEConfig(n_visible=N_VISIBLE, hidden=(args.hidden,), n_latent=args.latent,
                           activation="softplus", decoder="bernoulli", estimator="sgvb_a", n_mc=1,
                           **std)
-    model = VAE(model_cfg, generator=torch.Generator().manual_seed(seed))
+    model = VAE(model_cfg, generator=torch.Generator().manual_seed(args.seed))
     state = {"epoch": 0}
 
     def epoch() -> float:
@@ -187,27 +187,13 @@ def genzoo_trainer(bundle, data_cfg, hidden: int, j: int, seed: int, run_dir: Pa
         seconds, metrics = common.timed_fit(
             model, "vae", data_cfg, bundle, run_dir, resume=state["epoch"] > 1,
             epochs=state["epoch"], batch_size=BATCH, optimizer="adam", lr=LR,
-            lr_schedule="constant", momentum=0.9, seed=seed, log_every=50,
+            lr_schedule="constant", momentum=0.9, seed=args.seed, log_every=50,
             validate_every=10**9)
         state["loss"] = metrics.get("loss")
         return seconds
 
     return (epoch, model), {"version": package_version("genzoo"), "dtype": "float32",
                             "train_loss_last_epoch": state, "init_std": model_cfg.init_std}
-
-
-def evaluate(model, x_test: torch.Tensor, k: int, seed: int) -> dict:
-    """genzoo's importance-sampled NLL (float64) with k draws per example."""
-    from genzoo.evaluation.importance import importance_log_px
-
-    g = torch.Generator().manual_seed(seed)
-    t0 = time.perf_counter()
-    est = importance_log_px(model, x_test, k, g)
-    rep = est.report()
-    return {"test_nll_nats": rep["nll_nats"], "test_nll_stderr": rep["stderr"],
-            "test_elbo_nats": rep["elbo_nats"], "is_ess": rep["is_ess"],
-            "stderr_mc": rep["stderr_mc"], "evaluate_s": time.perf_counter() - t0,
-            "_per_example": est.log_px}
 
 
 def add_arguments(p: argparse.ArgumentParser, row: dict) -> None:
@@ -226,10 +212,9 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]
                          "GENZOO_DATA to the folder holding binarized_mnist/") from None
     x_train = bundle.train.x.float().contiguous()
     x_test = bundle.test.x[: args.n_test] if args.n_test else bundle.test.x
-    timings, built = common.build_all({
-        "genzoo": lambda: genzoo_trainer(bundle, data_cfg, args.hidden, args.latent, args.seed,
-                                         dirs.run / "genzoo", args.genzoo_init_std),
-        "pyro": lambda: pyro_trainer(x_train, args.hidden, args.latent, args.seed),
+    timings, built = build_candidates({
+        "genzoo": lambda: genzoo_trainer(bundle, data_cfg, args, dirs.run / "genzoo"),
+        "pyro": lambda: pyro_trainer(x_train, args),
     }, row["descriptions"], missing="missing")
 
     t_train = time.perf_counter()
@@ -248,21 +233,24 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]
         loss = entry.pop("train_loss_last_epoch").get("loss")
         if entry["status"] != "ok":
             continue
-        entry.update(per_batch_ms=1e3 * entry["median_s"] / n_batches, train_loss_last_epoch=loss)
-        ev = evaluate(model, x_test, args.is_samples, args.seed)
-        per_example[name] = ev.pop("_per_example")
-        entry.update(ev)
+        t0 = time.perf_counter()  # genzoo's importance-sampled NLL, float64, k draws an example
+        est = importance_log_px(model, x_test, args.is_samples,
+                                torch.Generator().manual_seed(args.seed))
+        rep, per_example[name] = est.report(), est.log_px
+        entry.update(per_batch_ms=1e3 * entry["median_s"] / n_batches, train_loss_last_epoch=loss,
+                     test_nll_nats=rep["nll_nats"], test_nll_stderr=rep["stderr"],
+                     test_elbo_nats=rep["elbo_nats"], is_ess=rep["is_ess"],
+                     stderr_mc=rep["stderr_mc"], evaluate_s=time.perf_counter() - t0)
         print(f"{name}: median {entry['median_s']:.2f} s/epoch, test NLL "
               f"{entry['test_nll_nats']:.2f} +/- {entry['test_nll_stderr']:.2f} nats "
               f"(ELBO {entry['test_elbo_nats']:.2f})", flush=True)
     eval_s = time.perf_counter() - t_eval
 
-    ratios, extra = common.ratios(timings), {}
+    ratios, extra = median_ratios(timings), {}
     if ratios:
         diff = -(per_example["genzoo"] - per_example["pyro"])  # NLL genzoo - NLL pyro
-        extra["nll_difference_genzoo_minus_pyro"] = float(diff.mean())
-        extra["nll_difference_stderr_paired"] = (float(diff.std()) / math.sqrt(len(diff))
-                                                 if len(diff) > 1 else 0.0)
+        mean, stderr = mean_stderr(diff)
+        extra.update(nll_difference_genzoo_minus_pyro=mean, nll_difference_stderr_paired=stderr)
     acceptance = _acceptance(timings, ratios, extra)
     return [_result(row, args, bundle, x_test, timings, extra, acceptance,
                     {"train_interleaved": train_s, "evaluate": eval_s})]
@@ -323,8 +311,7 @@ def _result(row, args, bundle, x_test, timings, extra, acceptance, wall) -> dict
                         f"{args.epochs} epochs each, epochs interleaved, median epoch time; "
                         f"test NLL by genzoo IS k={args.is_samples} on {len(x_test)} test "
                         "images (see notes)"),
-            "n_visible": N_VISIBLE, **{k: getattr(args, k) for k in row["options"]},
-            "n_test": len(x_test), "batch_size": BATCH, "lr": LR,
+            "n_visible": N_VISIBLE, "n_test": len(x_test), "batch_size": BATCH, "lr": LR,
             "torch_threads": torch.get_num_threads(), "dtype": "float32",
         },
         extra=extra, wall_s=wall)

@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import torch
 
-from genzoo.utils.timing import interleaved_medians, limit_threads
+from genzoo.utils.timing import (
+    Unavailable,
+    build_candidates,
+    interleaved_medians,
+    limit_threads,
+    median_ratios,
+)
 
 
 def test_rounds_rotate_and_medians_use_a_returned_time():
@@ -47,3 +53,29 @@ def test_limit_threads_sets_torch_threads_and_none_leaves_them():
         assert torch.get_num_threads() == 1
     finally:
         limit_threads(before)
+
+
+def test_a_candidate_that_cannot_be_built_is_reported_not_fatal():
+    def missing():
+        raise Unavailable("peerlib not installed")
+
+    def broken():
+        raise ValueError("bad shape")
+
+    timings, built = build_candidates(
+        {"ours": lambda: ("fn", {"version": "1"}), "peer": missing, "other": broken},
+        {"ours": "ours, step", "peer": "peer, step", "other": "other, step"}, missing="missing")
+    assert built == {"ours": "fn"}
+    assert timings["ours"] == {"description": "ours, step", "version": "1", "status": "ok"}
+    assert timings["peer"] == {"description": "peer, step", "status": "missing",
+                               "reason": "peerlib not installed"}
+    assert timings["other"]["status"] == "error" and "ValueError: bad shape" in timings["other"][
+        "reason"]
+
+
+def test_median_ratios_compare_ours_with_every_candidate_that_ran():
+    timings = {"genzoo": {"status": "ok", "median_s": 1.0},
+               "fast": {"status": "ok", "median_s": 0.5},
+               "gone": {"status": "error", "reason": "x"}}
+    assert median_ratios(timings) == {"genzoo / fast": 2.0}
+    assert median_ratios({"genzoo": {"status": "error"}, "b": timings["fast"]}) == {}

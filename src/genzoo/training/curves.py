@@ -11,8 +11,9 @@ validation-only row, or a training row between validations) and non-finite value
 out, so each line joins the points where its figure was logged.
 
 :func:`plot_lines` draws series that are not a run's metrics.csv (a figure against a load, or
-against the examples seen), one panel per group. matplotlib draws through its Agg canvas (no screen, no pyplot global state); the PNG carries
-genzoo's mark (:data:`genzoo.utils.io.GENZOO_MARK`) and is written atomically.
+against the examples seen), one panel per group. matplotlib draws through its Agg canvas (no
+screen, no pyplot global state); the PNG carries genzoo's mark
+(:data:`genzoo.utils.io.GENZOO_MARK`) and is written atomically.
 """
 
 from __future__ import annotations
@@ -130,7 +131,8 @@ def plot_curves(
                 ax.plot(xs, ys, style, color=colour, linewidth=1.4,
                         marker="o" if len(points) < 20 else None, markersize=3)
         ax.set_title(", ".join(c for c in (name, VALID_PREFIX + name)
-                               if any(metric_points(curves, x, c) for _, curves in runs)), fontsize=10)
+                               if any(metric_points(curves, x, c) for _, curves in runs)),
+                     fontsize=10)
         ax.set_xlabel(x)
         ax.grid(True, alpha=0.3)
     for ax in axes[len(names):]:

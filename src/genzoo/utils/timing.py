@@ -67,3 +67,40 @@ def interleaved_medians(fns: dict[str, Callable[[], Any]], repetitions: int,
         if descriptions:
             t["description"] = descriptions[name]
     return out
+
+
+class Unavailable(Exception):
+    """A candidate cannot run here (a library not installed, data missing); the message says
+    why."""
+
+
+def build_candidates(factories: dict[str, Callable[[], tuple[Any, dict[str, Any]]]],
+                     descriptions: dict[str, str], missing: str = "unavailable",
+                     ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Build every candidate: ``factories[name]()`` returns (what to time, facts for its
+    timings entry). Returns the entries (name -> ``{"description": descriptions[name],
+    "status": ..., **facts}``) and name -> what was built, for those that built. One that raises
+    :class:`Unavailable` gets the status ``missing``, one that crashes ``"error"``, each with
+    the reason: a candidate that cannot run is reported, never fatal."""
+    timings, built = {}, {}
+    for name, make in factories.items():
+        entry: dict[str, Any] = {"description": descriptions[name]}
+        try:
+            built[name], info = make()
+            entry.update(info, status="ok")
+        except Unavailable as exc:
+            entry.update(status=missing, reason=str(exc))
+        except Exception as exc:  # noqa: BLE001
+            entry.update(status="error", reason=f"{type(exc).__name__}: {exc}")
+        timings[name] = entry
+    return timings, built
+
+
+def median_ratios(timings: dict[str, dict[str, Any]], ours: str = "genzoo") -> dict[str, float]:
+    """``{"OURS / other": median time of ours / median time of other}`` for every other
+    candidate of ``timings`` (:func:`interleaved_medians`) that ran; below 1, ours is faster.
+    Empty when ours did not run."""
+    if timings.get(ours, {}).get("status") != "ok":
+        return {}
+    return {f"{ours} / {n}": timings[ours]["median_s"] / t["median_s"]
+            for n, t in timings.items() if n != ours and t.get("status") == "ok"}
