@@ -1,6 +1,6 @@
 """What every benchmark shares: rows, the result format and its provenance, output directories,
-publishing, and the machinery of the speed comparisons (their command line, the genzoo Trainer
-timed by a callback, their results); the timing itself is :mod:`genzoo.utils.timing`.
+publishing, and the machinery of the speed comparisons (their command line, their results); the
+timing itself is :mod:`genzoo.utils.timing` and :mod:`genzoo.training.timing`.
 
 A result is one JSON object, ``benchmarks/results/<benchmark>.json``. Every result carries
 :data:`REQUIRED_KEYS`; likelihood results add :data:`LIKELIHOOD_KEYS`, speed results
@@ -279,25 +279,6 @@ def speed_args(module: Any, row: dict[str, Any],
     args = p.parse_args(argv)
     name = (run_name or row["speed"]).format(**vars(args))
     return args, output_dirs(name, args.smoke, getattr(args, "out", None), args.results_dir)
-
-
-def timed_fit(model: Any, model_name: str, data: Any, bundle: Any, run_dir: Path | str,
-              resume: bool = False, **train: Any) -> tuple[float, dict[str, Any]]:
-    """Train ``model`` with genzoo's Trainer on ``bundle`` (``data``: its DataConfig) under
-    ``TrainConfig(**train)`` without progress bar, sample grids or checkpoints midway. Returns
-    the seconds of its training loop (:class:`~genzoo.training.callbacks.LoopTimer`: setup,
-    validation and the last checkpoint excluded), and fit's figures."""
-    from genzoo.run_config import RunConfig
-    from genzoo.training import Trainer
-    from genzoo.training.callbacks import LoopTimer
-    from genzoo.training.config import TrainConfig
-
-    train = {"progress": False, "grid_samples": 0, "checkpoint_every": 10**9, **train}
-    cfg = RunConfig(model_name=model_name, model=model.config, data=data,
-                    train=TrainConfig(**train))
-    timer = LoopTimer()
-    metrics = Trainer(model, cfg, bundle, run_dir, callbacks=[timer]).fit(resume=resume)
-    return timer.seconds, metrics
 
 
 def speed_result(row: dict[str, Any], args: argparse.Namespace, benchmark: str, title: str,

@@ -33,9 +33,11 @@ from typing import Any
 import common
 from common import load_row, row_names
 
-from genzoo.core.errors import GenzooError
+from genzoo.cli import main as genzoo_main
+from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.evaluation.report import EvaluationReport
 from genzoo.evaluation.stats import Estimate
+from genzoo.run_config import RunConfig
 from genzoo.training.checkpoint import checkpoint_step
 from genzoo.training.curves import read_metrics
 
@@ -73,9 +75,7 @@ class Genzoo:
         print(f"{name}: {shown}", flush=True)
         t0 = time.perf_counter()
         if self.in_process:
-            from genzoo.cli import main
-
-            rc = main(args)
+            rc = genzoo_main(args)
         else:
             with open(self.log, "a") as fh:
                 fh.write(f"$ {shown}\n")
@@ -253,8 +253,6 @@ def recipe_mismatches(run_config: Any, settings: dict[str, Any]) -> list[str]:
     """Every ``section.field`` of ``settings`` that the saved ``run_config`` (a genzoo
     RunConfig) does not hold, as ``"train.lr: recipe 0.001, run 0.0005"``. Settings a trained
     model may change at evaluation (``eval.*``, the model's ``EVALUATION_FIELDS``) are skipped."""
-    from genzoo.core.errors import ConfigError
-
     out = []
     evaluation = getattr(type(run_config.model), "EVALUATION_FIELDS", ())
     for key, value in settings.items():
@@ -278,8 +276,6 @@ def with_run_config(result: dict[str, Any], run: Path) -> dict[str, Any]:
     ``training.run_config``, and a note naming every setting of ``training.settings`` the run
     does not hold (a run resumed after its recipe changed keeps the config it started with).
     Unchanged when ``run`` holds no run."""
-    from genzoo.run_config import RunConfig
-
     if not has_checkpoint(run):
         return result
     run_config = RunConfig.from_dict(json.loads((run / "config.json").read_text()))
@@ -322,8 +318,10 @@ def likelihood(row: dict[str, Any], args: argparse.Namespace, argv: list[str] | 
     head = {**common.header(row.get("result", row["name"]), row["name"], row["title"],
                             "likelihood", args.smoke, argv),
             "references": [dict(r) for r in row.get("references", [])]}
-    if "task" in row:
+    if "task" in row:  # timed whole, unless the task times its parts
+        t0 = time.perf_counter()
         body = getattr(importlib.import_module("tasks"), row["task"])(row, p, results)
+        body.setdefault("wall_s", {"task": time.perf_counter() - t0})
         return common.publish(common.with_gaps(
             {**head, "notes": run_notes(row, p, args.smoke), **body}), results)
     genzoo = Genzoo(log, args.in_process)
@@ -367,12 +365,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--evaluate-only", action="store_true",
                    help="skip training; evaluate the run in --out")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the row's)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a training setting of the row (repeatable)")
-    p.add_argument("--eval-set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override an evaluation setting of the row (repeatable)")
-    p.add_argument("--grid", action="append", default=[], metavar="KEY=JSON",
-                   help="override a task row's grid (repeatable)")
+    for flag, metavar, what in (("--set", "KEY=VALUE", "a training setting of the row"),
+                                ("--eval-set", "KEY=VALUE", "an evaluation setting of the row"),
+                                ("--grid", "KEY=JSON", "a task row's grid")):
+        p.add_argument(flag, action="append", default=[], metavar=metavar,
+                       help=f"override {what} (repeatable)")
     p.add_argument("--out", type=Path, default=None,
                    help="genzoo run directory (default benchmarks/runs/ROW)")
     p.add_argument("--results", type=Path, default=None,

@@ -3,14 +3,17 @@
 A row names a function here: ``train_with`` (replaces the training step), ``evaluate_with``
 (replaces the evaluation; returns what ``run.published`` derives from a typed report:
 estimator, value, stderr, extra, data), ``baselines`` (adds figures to ``extra``) or ``task``
-(the whole run; returns the result's body). Each takes the run's plan (``run.plan``: data set,
+(the whole run; returns the result's body, whose ``wall_s`` the runner fills with the task's
+seconds unless it times its parts). Each takes the run's plan (``run.plan``: data set,
 training and evaluation settings, epochs).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import shutil
 import statistics
 import time
 from itertools import product
@@ -19,17 +22,31 @@ from typing import Any
 
 import common
 import torch
+import torch.nn.functional as F
 
+from genzoo import compare
+from genzoo.cli import main as genzoo_main
+from genzoo.core.registry import get_model_spec
+from genzoo.data import DataConfig
 from genzoo.data.synthetic import ring_means, ring_of_gaussians
+from genzoo.evaluation.frechet import frechet_report, load_classifier
+from genzoo.evaluation.importance import importance_log_px
+from genzoo.evaluation.mmd import mmd, mmd_permutation_test
+from genzoo.evaluation.parzen import parzen_log_likelihood, select_parzen_bandwidth
+from genzoo.evaluation.pseudo_likelihood import pseudo_log_likelihood
 from genzoo.evaluation.stats import mean_stderr
+from genzoo.models.hopfield.capacity import capacity_curve, critical_load
+from genzoo.models.markov.dae import DAE, DAEConfig
+from genzoo.recipes.dbm_pretraining import pretrain_dbm
+from genzoo.run_config import RunConfig
+from genzoo.training import Trainer
+from genzoo.training.checkpoint import load_model
 from genzoo.training.curves import metric_points, plot_lines, read_metrics
 
 
 def _data(p: dict, *ignored: str, **fields: Any):
     """The plan's data set (never downloaded), with its ``data.*`` settings but those named
     ``ignored``, and ``fields`` (DataConfig fields) over them."""
-    from genzoo.data import DataConfig
-
     conv = {"true": True, "false": False}
     sets = {k.removeprefix("data."): conv.get(str(v).lower(), v) for k, v in p["train"].items()
             if k.startswith("data.") and k.removeprefix("data.") not in ignored}
@@ -43,10 +60,6 @@ def pretrained_dbm(row: dict, data: str, sets: dict[str, Any], run: Path) -> Non
     """SH09's DBM: greedy layerwise pretraining with the row's ``pretrain`` settings (a
     learning rate and schedule of their own, which ``genzoo train --pretrain`` does not
     take), then the DBM's training from the composed weights, through the Python API."""
-    from genzoo.recipes.dbm_pretraining import pretrain_dbm
-    from genzoo.run_config import RunConfig
-    from genzoo.training import Trainer
-
     pre = row["pretrain"]
     epochs = 1 if sets.get("train.epochs") == 1 else pre["epochs"]  # smoke: 1
     cfg = RunConfig.default(row["model"]).with_overrides(
@@ -56,8 +69,6 @@ def pretrained_dbm(row: dict, data: str, sets: dict[str, Any], run: Path) -> Non
     train = dataclasses.replace(cfg.train, epochs=epochs, lr=pre["train.lr"],
                                 lr_schedule=pre["train.lr_schedule"])
     if (run / "config.json").is_file():  # resume: the pretraining is done
-        from genzoo.training.checkpoint import load_model
-
         dbm = load_model(run)[0]
     else:
         dbm, _ = pretrain_dbm(model_cfg, bundle, run.parent / f"{run.name}_pretrain",
@@ -89,10 +100,7 @@ def parzen_baselines(p: dict, n: int = 10_000) -> dict[str, Any]:
     'samples' are ``n`` training examples (bandwidth chosen on the validation split; what a
     copying sampler reaches), and the Frechet distance and class coverage of a mixture of 10
     diagonal Gaussians fitted by EM (a GAN or GMMN should beat it)."""
-    from sklearn.mixture import GaussianMixture
-
-    from genzoo.evaluation.frechet import frechet_report, load_classifier
-    from genzoo.evaluation.parzen import parzen_log_likelihood, select_parzen_bandwidth
+    from sklearn.mixture import GaussianMixture  # here: importing scikit-learn takes seconds
 
     bundle = _data(p)
     train = bundle.train.x[:n]
@@ -124,13 +132,6 @@ def conv_rbm_scores(run: Path, p: dict, chunk: int = 250) -> dict[str, Any]:
     (``pll_pixels`` random pixels per image, unbiased for the full sum), of the trained model
     and of the exact model the run started from, with paired changes; plus ``genzoo filters``
     and ``genzoo sample`` images beside the result."""
-    import torch.nn.functional as F
-
-    from genzoo.cli import main as genzoo
-    from genzoo.core.registry import get_model_spec
-    from genzoo.evaluation.pseudo_likelihood import pseudo_log_likelihood
-    from genzoo.training.checkpoint import load_model
-
     after, cfg = load_model(run)
     bundle = common.offline_data(cfg.data)
     torch.manual_seed(cfg.train.seed)  # the model `genzoo train` started from
@@ -157,7 +158,7 @@ def conv_rbm_scores(run: Path, p: dict, chunk: int = 250) -> dict[str, Any]:
     n_samples = str(p["evaluate"].get("n_samples", 64))
     for kind, cmd, args in (("filters", "filters", []), ("samples", "sample", ["-n", n_samples])):
         images[kind] = str(run / f"{kind}_eval.png")  # not the run's own samples.png
-        if genzoo([cmd, str(run), *args, "--out", images[kind]]):
+        if genzoo_main([cmd, str(run), *args, "--out", images[kind]]):
             raise SystemExit(f"genzoo {cmd} failed on {run}")
     stats = {k: {m: _mean_se(v) for m, v in d.items()} for k, d in per.items()}
     change = {m: _mean_se(per["after"][m] - per["before"][m]) for m in ("recon_ce", "pll")}
@@ -179,11 +180,9 @@ def hopfield_capacity(row: dict, p: dict, out: Path) -> dict[str, Any]:
     round(load N) random patterns stored, asynchronous dynamics from each pattern to a fixed
     point, the mean overlap m with its pattern; the critical load is where m first falls
     below ``threshold`` (interpolated). The classical limit is 0.138 as N grows."""
-    from genzoo.models.hopfield.capacity import capacity_curve, critical_load
-
     grid = p["grid"]
     torch.set_num_threads(1)
-    t0, g = time.perf_counter(), torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(0)
     curves = {n: capacity_curve(n, grid["loads"], n_trials=grid["trials"], generator=g)
               for n in grid["sizes"]}
     critical = {n: critical_load(c, grid["threshold"]) for n, c in curves.items()}
@@ -202,8 +201,7 @@ def hopfield_capacity(row: dict, p: dict, out: Path) -> dict[str, Any]:
             "stderr": _sd(list(critical.values())),
             "extra": {"critical_load_by_n": {str(n): v for n, v in critical.items()},
                       "curves": {str(n): [vars(pt) for pt in c] for n, c in curves.items()},
-                      "plot": png.name},
-            "wall_s": {"sweep": time.perf_counter() - t0}}
+                      "plot": png.name}}
 
 
 def _sd(values: list[float]) -> float:
@@ -217,12 +215,9 @@ def dae_walkback_toy(row: dict, p: dict, out: Path) -> dict[str, Any]:
     permutation p-value, for plain training (K = 1) and walkback (K > 1) at the same
     corruption, over seeds and training budgets; the MMD^2 between two data samples of the
     same size is the yardstick."""
-    from genzoo.evaluation.mmd import mmd, mmd_permutation_test
-    from genzoo.models.markov.dae import DAE, DAEConfig
-
     grid, sigmas = p["grid"], (0.1, 0.3, 1.0)
     torch.set_num_threads(1)
-    t0, n = time.perf_counter(), grid["chains"] * grid["keep"]
+    n = grid["chains"] * grid["keep"]
     gd = torch.Generator().manual_seed(12345)
     null = [float(mmd(ring_of_gaussians(n, gd).double(), ring_of_gaussians(n, gd).double(),
                       sigmas)) for _ in range(grid["data_pairs"])]
@@ -281,19 +276,13 @@ def dae_walkback_toy(row: dict, p: dict, out: Path) -> dict[str, Any]:
                       "table": rows},
             "training": {"optimizer": "adam", "lr": grid["lr"], "steps": grid["budgets"],
                          "batch": grid["batch"], "n_hidden": grid["n_hidden"],
-                         "activation": "tanh", "tied": False},
-            "wall_s": {"total": time.perf_counter() - t0}}
+                         "activation": "tanh", "tied": False}}
 
 
 def vae_frey_faces(row: dict, p: dict, out: Path) -> dict[str, Any]:
     """Kingma & Welling (2014), figure 2: the SGVB bound per data point on training and
     held-out faces against the examples seen, one VAE (genzoo Trainer) per latent size; the
     final test bound and the importance-sampled log p(x) of the same draws."""
-    from genzoo.core.registry import get_model_spec
-    from genzoo.evaluation.importance import importance_log_px
-    from genzoo.run_config import RunConfig
-    from genzoo.training import Trainer
-
     grid, batch = p["grid"], 100
     bundle = _data(p, seed=0)
     n_train = len(bundle.train.x)
@@ -355,12 +344,6 @@ def compare_models(row: dict, p: dict, out: Path) -> dict[str, Any]:
     leaderboard, its plot and the sample grids are copied into ``out`` beside the result.
     The comparison directory is benchmarks/runs/ROW for a full run (resumable), else
     ``out/compare``."""
-    import json
-    import shutil
-
-    from genzoo import compare
-    from genzoo.cli import main
-
     grid, name = p["grid"], row["name"]
     full = out.resolve() == common.RESULTS_DIR.resolve()
     where = common.RUNS_DIR / name if full else out / "compare"
@@ -371,13 +354,11 @@ def compare_models(row: dict, p: dict, out: Path) -> dict[str, Any]:
                  for a in common.sets_to_args({f"{model}:{k}": v for k, v in s.items()})]
     curve = ["--curve-set" if a == "--set" else a
              for a in common.sets_to_args(grid.get("curve_set", {}))]
-    t0 = time.perf_counter()
-    rc = main(["compare", "--data", p["data"], "--models", ",".join(grid["models"]), *budget,
+    rc = genzoo_main(["compare", "--data", p["data"], "--models", ",".join(grid["models"]), *budget,
                "--out", str(where), "--curve-points", str(grid.get("curve_points", 4)),
                *common.sets_to_args({**sets, **p["evaluate"]}), *per_model, *curve])
     if rc:
         raise SystemExit(f"genzoo compare failed ({rc}); its error is printed above")
-    wall = time.perf_counter() - t0
     board = json.loads((where / compare.LEADERBOARD_JSON).read_text())
     images = {"plot": f"{name}_{compare.CURVE_PNG}"}
     shutil.copyfile(where / compare.CURVE_PNG, out / images["plot"])
@@ -399,5 +380,4 @@ def compare_models(row: dict, p: dict, out: Path) -> dict[str, Any]:
                       "best_model": best["model"], "images": images,
                       "leaderboard_md": f"{name}_leaderboard.md"},
             "training": {"budget": board["budget"]["text"], "models": list(grid["models"]),
-                         "settings": p["train"], "per_model": grid.get("per_model", {})},
-            "wall_s": {"compare": wall}}
+                         "settings": p["train"], "per_model": grid.get("per_model", {})}}

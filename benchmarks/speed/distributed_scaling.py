@@ -32,7 +32,6 @@ import csv
 import os
 import shlex
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,12 +44,6 @@ from genzoo.utils.provenance import busy_notes
 
 RUN_NAME = "distributed_scaling"
 ACCEPT_SPEEDUP = 1.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _command(model: str, recipe: list[str], procs: int, shards: int, out: Path,
@@ -66,7 +59,7 @@ def _command(model: str, recipe: list[str], procs: int, shards: int, out: Path,
     if procs == 1:
         return [sys.executable, "-m", "genzoo", *genzoo]
     return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(procs),
-            "--master-port", str(_free_port()), "-m", "genzoo", *genzoo]
+            "--standalone", "-m", "genzoo", *genzoo]  # --standalone: a free port of its own
 
 
 def _timed_run(cmd: list[str], out: Path, log_path: Path, env: dict[str, str],

@@ -21,6 +21,7 @@ from genzoo.evaluation import EvalConfig, ais_log_partition, importance_nll, sm0
 from genzoo.evaluation.ais import reverse_ais_log_partition
 from genzoo.models.boltzmann.rbm import RBM, RBMConfig
 from genzoo.models.directed.vae import VAE, VAEConfig
+from genzoo.training.timing import timed_fit
 from genzoo.utils.provenance import busy_notes
 from genzoo.utils.timing import interleaved_medians, limit_threads, median_ratios
 
@@ -82,7 +83,7 @@ def _step(args, x, figures):
                    generator=torch.Generator().manual_seed(args.seed))
 
     def genzoo():
-        return common.timed_fit(make(), "vae", data, bundle, tempfile.mkdtemp(), epochs=1,
+        return timed_fit(make(), "vae", data, bundle, tempfile.mkdtemp(), epochs=1,
                                 batch_size=20, lr=1e-3, seed=args.seed, validate_every=10**9)[0]
 
     def plain():

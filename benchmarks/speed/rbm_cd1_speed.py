@@ -31,6 +31,7 @@ from functools import partial
 import common
 import torch
 
+from genzoo.training.timing import timed_fit
 from genzoo.utils.provenance import busy_notes, load_average, package_version
 from genzoo.utils.timing import (
     Unavailable,
@@ -81,7 +82,7 @@ def _genzoo_trainer(x: torch.Tensor, args: argparse.Namespace):
     def epoch(n: int | None = None) -> float:
         torch.manual_seed(args.seed)
         with tempfile.TemporaryDirectory(prefix="genzoo-bench-trainer-") as run_dir:
-            return common.timed_fit(
+            return timed_fit(
                 RBM(model_cfg), "rbm", data_cfg, bundle, run_dir, epochs=1, max_steps=n,
                 batch_size=args.batch_size, optimizer="sgd", lr=args.lr, momentum=0.0,
                 initial_momentum=0.0, seed=args.seed, log_every=10**9)[0]

@@ -50,6 +50,7 @@ from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import LATENT
 from genzoo.evaluation.importance import importance_log_px
 from genzoo.evaluation.stats import mean_stderr
+from genzoo.training.timing import timed_fit
 from genzoo.utils import denormals
 from genzoo.utils.provenance import busy_notes, package_version
 from genzoo.utils.timing import Unavailable, build_candidates, interleaved_medians, median_ratios
@@ -184,7 +185,7 @@ def genzoo_trainer(bundle, data_cfg, args: argparse.Namespace, run_dir: Path):
 
     def epoch() -> float:
         state["epoch"] += 1
-        seconds, metrics = common.timed_fit(
+        seconds, metrics = timed_fit(
             model, "vae", data_cfg, bundle, run_dir, resume=state["epoch"] > 1,
             epochs=state["epoch"], batch_size=BATCH, optimizer="adam", lr=LR,
             lr_schedule="constant", momentum=0.9, seed=args.seed, log_every=50,
@@ -260,9 +261,8 @@ def _acceptance(timings: dict, ratios: dict, extra: dict) -> dict:
     criterion = ("both ran; genzoo's median time per epoch <= Pyro's (genzoo / pyro <= 1) and "
                  f"genzoo's test NLL <= Pyro's + {ACCEPT_NLL_NATS} nat")
     if timings["pyro"].get("status") != "ok":
-        return {"criterion": criterion, "passed": False,
-                "why": f"Pyro not measured ({timings['pyro'].get('reason', '')})",
-                "peers_not_measured": ["pyro"]}
+        why = f"Pyro not measured ({timings['pyro'].get('reason', '')})"
+        return common.acceptance(criterion, [why], peers_not_measured=["pyro"])
     why = []
     if ratios["genzoo / pyro"] > 1.0:
         why.append(f"genzoo / pyro = {ratios['genzoo / pyro']:.2f} > 1")
