@@ -1,5 +1,6 @@
 """What every benchmark shares: rows, the result format and its provenance, output directories,
-publishing, and the machinery of the speed comparisons (command line, interleaved timing).
+publishing, and the machinery of the speed comparisons (their command line, their results); the
+timing itself is :mod:`genzoo.utils.timing` and :mod:`genzoo.training.timing`.
 
 A result is one JSON object, ``benchmarks/results/<benchmark>.json``. Every result carries
 :data:`REQUIRED_KEYS`; likelihood results add :data:`LIKELIHOOD_KEYS`, speed results
@@ -13,28 +14,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import gc
 import json
 import os
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 from unittest import mock
 
 from genzoo.utils import provenance
-
-# re-exported: the speed comparisons read them as common.*
-from genzoo.utils.provenance import (  # noqa: F401
-    busy_notes,
-    load_average,
-    machine_info,
-    source_commit,
-)
-
-version = provenance.package_version
+from genzoo.utils.provenance import machine_info, source_commit
+from genzoo.utils.timing import median_ratios
 
 SCHEMA_VERSION = 2
 BENCH_DIR = Path(__file__).resolve().parent
@@ -129,7 +118,6 @@ def row_names() -> list[str]:
     return sorted(p.stem for p in ROWS_DIR.glob("*.json"))
 
 
-
 # ------------------------------------------------------------------------------ provenance
 
 
@@ -143,30 +131,14 @@ def run_git() -> dict[str, Any]:
     return dict(_GIT_AT_START)
 
 
-def command_line(argv: list[str] | None = None) -> str:
-    """The command that reproduces this run, relative to the repository root."""
-    return provenance.command_line(argv, REPO_ROOT)
-
-
 def header(benchmark: str, row: str, title: str, kind: str, smoke: bool,
            argv: list[str] | None = None) -> dict[str, Any]:
-    """The keys every result starts with, in the schema's order."""
+    """The keys every result starts with, in the schema's order; ``command`` reproduces this
+    run (``argv``, by default ``sys.argv``), its script relative to the repository root."""
     return {"schema_version": SCHEMA_VERSION, "benchmark": benchmark, "row": row, "title": title,
-            "kind": kind, "command": command_line(argv), "git": run_git(),
+            "kind": kind, "command": provenance.command_line(argv, REPO_ROOT), "git": run_git(),
             "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
             "machine": machine_info(), "smoke": bool(smoke)}
-
-
-def write_result(result: dict[str, Any], out_dir: Path) -> Path:
-    """Validate ``result`` and write it to ``out_dir/<benchmark>.json``. A smoke result is
-    never written to ``benchmarks/results``."""
-    validate_result(result)
-    if result["smoke"] and Path(out_dir).resolve() == RESULTS_DIR.resolve():
-        raise ResultFormatError("smoke results are never written to benchmarks/results")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{result['benchmark']}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    return path
 
 
 def sets_to_args(sets: dict[str, Any] | None) -> list[str]:
@@ -238,10 +210,16 @@ def output_dirs(name: str, smoke: bool, run: Path | None, results: Path | None) 
 
 
 def publish(result: dict[str, Any], results: Path) -> Path:
-    """Write ``result`` and print its headline: a likelihood's value and its gap to every
+    """Validate ``result``, write it to ``results/<benchmark>.json`` (a smoke result never to
+    ``benchmarks/results``) and print its headline: a likelihood's value and its gap to every
     reference, a speed result's timings, ratios and acceptance. The last line printed is
     ``wrote PATH``."""
-    path = write_result(result, results)
+    validate_result(result)
+    if result["smoke"] and results.resolve() == RESULTS_DIR.resolve():
+        raise ResultFormatError("smoke results are never written to benchmarks/results")
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / f"{result['benchmark']}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
     if result["kind"] == "likelihood":
         unit = result["metric"]["unit"]
         print(f"{result['benchmark']}: {result['value']:.2f} +/- {result['stderr']:.2f} {unit}")
@@ -267,39 +245,19 @@ def publish(result: dict[str, Any], results: Path) -> Path:
 SPEED_SMOKE_NOTE = "SMOKE RUN: tiny sizes; the numbers are not a benchmark."
 
 
-class Unavailable(Exception):
-    """An implementation cannot run here; the message says why."""
-
-
-def build_all(factories: dict[str, Callable[[], tuple[Any, dict[str, Any]]]],
-              descriptions: dict[str, str], missing: str = "unavailable",
-              ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """Build every implementation: ``factories[name]()`` returns (what to time, facts for its
-    timings entry). The entries, and what was built of those that built. One that raises
-    :class:`Unavailable` gets the status ``missing``, one that crashes ``"error"``, each with
-    the reason; a peer that cannot run is reported, never fatal."""
-    timings, built = {}, {}
-    for name, make in factories.items():
-        entry = {"description": descriptions[name]}
-        try:
-            built[name], info = make()
-            entry.update(info, status="ok")
-        except Unavailable as exc:
-            entry.update(status=missing, reason=str(exc))
-        except Exception as exc:  # noqa: BLE001
-            entry.update(status="error", reason=f"{type(exc).__name__}: {exc}")
-        timings[name] = entry
-    return timings, built
-
-
-def speed_parser(doc: str, row: dict[str, Any], run_dir: bool = True) -> argparse.ArgumentParser:
-    """The command line every speed comparison shares, from its row: where its files go
-    (``--out``: the genzoo run directory, or the result's directory when it has no runs), one
-    ``--name`` per key of the row's ``options`` with that default (an int where it is None),
-    and one flag per preset of the row's ``presets`` (``--smoke``: seconds, written to a
-    temporary directory by default; ``--full``, ...). Parse it with :func:`parse_speed`."""
-    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
-    if run_dir:
+def speed_args(module: Any, row: dict[str, Any],
+               argv: list[str]) -> tuple[argparse.Namespace, RunDirs]:
+    """The command line of the speed comparison ``module`` (``speed/NAME.py``), parsed, and
+    where its files go. From its row: one ``--name`` per key of ``options`` with that default
+    (an int where it is None) and one flag per preset of ``presets`` (``--smoke``: seconds,
+    written to a temporary directory by default; ``--full``, ...); a preset replaces the
+    defaults it names (``--smoke`` over any other preset) and a value given on the command line
+    wins over both. ``--out`` is the genzoo run directory where the module names its runs
+    (``RUN_NAME``, formatted with the arguments), else the result's directory;
+    ``module.add_arguments(parser, row)``, where defined, adds the module's own arguments."""
+    run_name = getattr(module, "RUN_NAME", None)
+    p = argparse.ArgumentParser(description=module.__doc__.split("\n\n")[0])
+    if run_name:
         p.add_argument("--out", type=Path, default=None, help="genzoo run directory")
         p.add_argument("--results-dir", "--results", dest="results_dir", type=Path,
                        default=None, help="where the result JSON goes")
@@ -312,107 +270,34 @@ def speed_parser(doc: str, row: dict[str, Any], run_dir: bool = True) -> argpars
     for name, default in row["options"].items():
         p.add_argument("--" + name.replace("_", "-"), default=default, help=f"default {default}",
                        type=int if default is None else type(default))
-    return p
-
-
-def parse_speed(p: argparse.ArgumentParser, row: dict[str, Any],
-                argv: list[str] | None) -> argparse.Namespace:
-    """``argv`` parsed by ``p`` (:func:`speed_parser`): a preset flag replaces the defaults
-    its row names (``--smoke`` over any other preset); a value given on the command line wins
-    over both."""
+    if hasattr(module, "add_arguments"):
+        module.add_arguments(p, row)
     args = p.parse_args(argv)
     for name in sorted(row["presets"], key=lambda name: name == "smoke"):
         if getattr(args, name):
             p.set_defaults(**row["presets"][name])
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    name = (run_name or row["speed"]).format(**vars(args))
+    return args, output_dirs(name, args.smoke, getattr(args, "out", None), args.results_dir)
 
 
-def speed_dirs(args: argparse.Namespace, name: str) -> RunDirs:
-    """:func:`output_dirs` from a :func:`speed_parser` command line."""
-    return output_dirs(name, args.smoke, getattr(args, "out", None), args.results_dir)
-
-
-def limit_threads(n: int | None) -> None:
-    """``n`` threads for torch and for numpy's BLAS alike (None: the libraries' defaults)."""
-    import torch
-
-    if n is None:
-        return
-    torch.set_num_threads(n)
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(n)
-    except ImportError:
-        pass
-
-
-def timed_fit(model: Any, model_name: str, data: Any, bundle: Any, run_dir: Path | str,
-              resume: bool = False, **train: Any) -> tuple[float, dict[str, Any]]:
-    """Train ``model`` with genzoo's Trainer on ``bundle`` (``data``: its DataConfig) under
-    ``TrainConfig(**train)`` without progress bar, sample grids or checkpoints midway. Returns
-    the seconds of its training loop, timed by a callback from the start of the fit to the end
-    of its last step (setup, validation and the last checkpoint excluded), and fit's figures."""
-    from genzoo.run_config import RunConfig
-    from genzoo.training import Trainer
-    from genzoo.training.callbacks import Callback
-    from genzoo.training.config import TrainConfig
-
-    class LoopTimer(Callback):
-        def on_fit_start(self, trainer: Any) -> None:
-            self.start = self.end = time.perf_counter()
-
-        def on_step_end(self, trainer: Any, loss: float) -> None:
-            self.end = time.perf_counter()
-
-    train = {"progress": False, "grid_samples": 0, "checkpoint_every": 10**9, **train}
-    cfg = RunConfig(model_name=model_name, model=model.config, data=data,
-                    train=TrainConfig(**train))
-    timer = LoopTimer()
-    metrics = Trainer(model, cfg, bundle, run_dir, callbacks=[timer]).fit(resume=resume)
-    return timer.end - timer.start, metrics
-
-
-def interleaved_medians(fns: dict[str, Callable[[], Any]], repetitions: int,
-                        progress: bool = False) -> dict[str, dict[str, Any]]:
-    """Time each callable ``repetitions`` times, the order rotating every round so that load
-    from other work on the machine hits every one alike. A callable that returns a float has
-    timed its own inner loop: that is its time. One that raises is reported ``{"status":
-    "error", "reason": ...}`` and dropped from later rounds; the others get ``{"status": "ok",
-    "times_s": [...], "median_s": ...}``. ``progress``: print each round's times."""
-    out: dict[str, dict[str, Any]] = {n: {"status": "ok", "times_s": []} for n in fns}
-    names = list(fns)
-    for rep in range(repetitions):
-        for name in names[rep % len(names):] + names[:rep % len(names)]:
-            if out[name]["status"] != "ok":
-                continue
-            gc.collect()
-            t0 = time.perf_counter()
-            try:
-                inner = fns[name]()
-            except Exception as exc:  # noqa: BLE001 - a peer that fails is reported, not fatal
-                out[name] = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
-                continue
-            elapsed = time.perf_counter() - t0
-            out[name]["times_s"].append(inner if isinstance(inner, float) else elapsed)
-        if progress:
-            print(f"round {rep + 1}/{repetitions}: " + ", ".join(
-                f"{n} {t['times_s'][-1]:.2f} s" for n, t in out.items() if t["status"] == "ok"),
-                flush=True)
-    for t in out.values():
-        if t["status"] == "ok":
-            t["median_s"] = statistics.median(t["times_s"])
-    return out
+def speed_result(row: dict[str, Any], args: argparse.Namespace, benchmark: str, title: str,
+                 timings: dict[str, dict[str, Any]], acceptance: dict[str, Any],
+                 notes: list[str], row_name: str | None = None, **keys: Any) -> dict[str, Any]:
+    """A speed result of ``row`` run with ``args``: the header (naming ``row_name``, by default
+    the row's name), its ``config`` (the row's options as the command line set them, then
+    ``keys["config"]``), the timings and their ratios
+    (:func:`~genzoo.utils.timing.median_ratios` unless ``keys`` give them), ``keys`` (data,
+    wall_s, ...), the acceptance, and the notes: the smoke note on a smoke run, ``notes``, then
+    the row's, each with its ``{option}`` filled in from ``args``."""
+    config = {**{k: getattr(args, k) for k in row["options"]}, **keys.pop("config", {})}
+    return {**header(benchmark, row_name or row["name"], title, "speed", args.smoke),
+            "config": config, "timings": timings, "ratios": median_ratios(timings), **keys,
+            "acceptance": acceptance,
+            "notes": [*([SPEED_SMOKE_NOTE] if args.smoke else []), *notes,
+                      *(note.format(**vars(args)) for note in row["notes"])]}
 
 
 def acceptance(criterion: str, why: list[str], **more: Any) -> dict[str, Any]:
     """A speed result's ``acceptance``: passed when no reason in ``why`` says otherwise."""
     return {"criterion": criterion, "passed": not why, "why": "; ".join(why) or "met", **more}
-
-
-def ratios(timings: dict[str, dict[str, Any]], ours: str = "genzoo") -> dict[str, float]:
-    """``{"genzoo / other": median ratio}`` for every other implementation that ran."""
-    if timings.get(ours, {}).get("status") != "ok":
-        return {}
-    return {f"{ours} / {n}": timings[ours]["median_s"] / t["median_s"]
-            for n, t in timings.items() if n != ours and t.get("status") == "ok"}

@@ -161,11 +161,9 @@ def likelihood_section(r: dict[str, Any]) -> list[str]:
          f"this run ({r['benchmark']}.json) |"),
     ]
     for ref in r["references"]:
-        flags = []
-        if ref.get("verified") is False:
-            flags.append("not re-verified")
-        if ref.get("comparable") is False:
-            flags.append("different setting")
+        flags = [flag for key, flag in (("verified", "not re-verified"),
+                                        ("comparable", "different setting"))
+                 if ref.get(key) is False]
         label = ref["label"] + (f" ({'; '.join(flags)})" if flags else "")
         stderr = _fmt(ref.get("stderr")) if ref.get("stderr") is not None else "—"
         lines.append(
@@ -174,22 +172,17 @@ def likelihood_section(r: dict[str, Any]) -> list[str]:
         )
     extra = r.get("extra", {})
     lines += ["", stderr_footnote(r)]
+    log_z = f"{_fmt(extra.get('log_z'))}", f"{_fmt(extra.get('log_z_reverse'))}"
     if extra.get("value_forward") is not None and extra["value_forward"] != r["value"]:
-        lines += [
-            "",
-            (f"**AIS did not converge**: forward AIS gives {_fmt(extra['value_forward'])} "
-             f"{unit} (log Z {_fmt(extra.get('log_z'))}) and reverse AIS "
-             f"{_fmt(r['value'])} {unit} (log Z {_fmt(extra.get('log_z_reverse'))}); the table "
-             "shows the cautious reverse figure. Neither is trustworthy until the two agree."),
-        ]
+        lines += ["", (f"**AIS did not converge**: forward AIS gives "
+                       f"{_fmt(extra['value_forward'])} {unit} (log Z {log_z[0]}) and reverse AIS "
+                       f"{_fmt(r['value'])} {unit} (log Z {log_z[1]}); the table shows the "
+                       "cautious reverse figure. Neither is trustworthy until the two agree.")]
     elif extra.get("value_reverse") is not None:
-        lines += [
-            "",
-            (f"Reverse AIS gives {_fmt(extra['value_reverse'])} {unit} (log Z forward "
-             f"{_fmt(extra.get('log_z'))}, reverse {_fmt(extra.get('log_z_reverse'))}); forward "
-             "AIS tends to underestimate log Z (so to flatter the NLL), reverse AIS to "
-             "overestimate it: the true value most likely lies between."),
-        ]
+        lines += ["", (f"Reverse AIS gives {_fmt(extra['value_reverse'])} {unit} (log Z forward "
+                       f"{log_z[0]}, reverse {log_z[1]}); forward AIS tends to underestimate "
+                       "log Z (so to flatter the NLL), reverse AIS to overestimate it: the true "
+                       "value most likely lies between.")]
     lines += _sample_based_lines(extra)
     lines += _notes(r)
     return lines
@@ -249,11 +242,18 @@ def stderr_footnote(r: dict[str, Any]) -> str:
             "better.")
 
 
-def throughput_section(r: dict[str, Any]) -> list[str]:
+def speed_section(r: dict[str, Any]) -> list[str]:
+    """A speed result: its table (examples per second per setting, or time per epoch per
+    implementation against genzoo), its ratios and acceptance."""
+    table = (_throughput_table(r) if any("examples_per_s" in t for t in r["timings"].values())
+             else _epoch_table(r))
+    return [f"## {r['title']}", "", *_provenance(r), *table, *_acceptance_and_notes(r)]
+
+
+def _throughput_table(r: dict[str, Any]) -> list[str]:
     """Speed results measured in examples per second (one row per setting) with named
     ratios (speedups, efficiencies) rather than per-epoch times against a peer."""
-    lines = [f"## {r['title']}", "", *_provenance(r), "",
-             "| setting | processes | shards | examples / s | status |",
+    lines = ["", "| setting | processes | shards | examples / s | status |",
              "| --- | ---: | ---: | ---: | --- |"]
     for name, t in r["timings"].items():
         ok = t.get("status") == "ok"
@@ -262,22 +262,16 @@ def throughput_section(r: dict[str, Any]) -> list[str]:
             f"{_fmt(t.get('examples_per_s'), 0) if ok else '—'} | "
             f"{'ok' if ok else t.get('status', '') + ': ' + t.get('reason', '')} |"
         )
-    lines += ["", *[f"- {k}: {_fmt(v, 3)}" for k, v in r["ratios"].items()]]
-    return lines + _acceptance_and_notes(r)
+    return [*lines, "", *[f"- {k}: {_fmt(v, 3)}" for k, v in r["ratios"].items()]]
 
 
-def speed_section(r: dict[str, Any]) -> list[str]:
-    if any("examples_per_s" in t for t in r["timings"].values()):
-        return throughput_section(r)
+def _epoch_table(r: dict[str, Any]) -> list[str]:
     c = r["config"]
-    lines = [f"## {r['title']}", "", *_provenance(r)]
-    lines.append(
+    lines = [
         f"- Setting: {c['setting']}" if "setting" in c else
         f"- Setting: {c.get('n_visible')}-{c.get('n_hidden')} RBM, batch {c.get('batch_size')}, "
         f"{c.get('n_batches')} batches per epoch, {c.get('dtype')}, median of "
-        f"{c.get('repetitions')} interleaved repetitions"
-    )
-    lines += [
+        f"{c.get('repetitions')} interleaved repetitions",
         "",
         ("| implementation | status | dtype | median s / epoch | runs (s) | ms / batch | "
          "genzoo / this |"),
@@ -298,8 +292,7 @@ def speed_section(r: dict[str, Any]) -> list[str]:
                 "| — | — | — | — | — |"
             )
     lines += ["", "What each row runs:", ""]
-    lines += [f"- `{n}`: {t.get('description', '')}" for n, t in r["timings"].items()]
-    return lines + _acceptance_and_notes(r)
+    return lines + [f"- `{n}`: {t.get('description', '')}" for n, t in r["timings"].items()]
 
 
 def _acceptance_and_notes(r: dict[str, Any]) -> list[str]:

@@ -18,10 +18,10 @@ the whole run (``task``); a ``speed`` row hands its arguments to ``speed/<name>.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import importlib
 import json
+import math
 import shlex
 import shutil
 import subprocess
@@ -33,8 +33,13 @@ from typing import Any
 import common
 from common import load_row, row_names
 
+from genzoo.cli import main as genzoo_main
+from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.evaluation.report import EvaluationReport
 from genzoo.evaluation.stats import Estimate
+from genzoo.run_config import RunConfig
+from genzoo.training.checkpoint import checkpoint_step
+from genzoo.training.curves import read_metrics
 
 # What a row's ``metric`` names: how RESULTS.md shows the figure. A row may give its own
 # ``{name, unit, lower_is_better, per}``; its figure is then the report's NLL.
@@ -70,9 +75,7 @@ class Genzoo:
         print(f"{name}: {shown}", flush=True)
         t0 = time.perf_counter()
         if self.in_process:
-            from genzoo.cli import main
-
-            rc = main(args)
+            rc = genzoo_main(args)
         else:
             with open(self.log, "a") as fh:
                 fh.write(f"$ {shown}\n")
@@ -236,22 +239,20 @@ def extra_figures(report: EvaluationReport) -> dict[str, Any]:
     return extra | (report.data_space or {})
 
 
-def last_wall_s(metrics_csv: Path) -> float | None:
-    """The last ``wall_s`` of a Trainer's metrics.csv: its training time in seconds,
-    cumulative over resumes (None without the file or a value)."""
-    if not metrics_csv.is_file():
+def last_wall_s(run: Path) -> float | None:
+    """The last ``wall_s`` of the run's metrics.csv: its training time in seconds, cumulative
+    over resumes (None without the file or a value)."""
+    try:
+        wall = [w for w in read_metrics(run).get("wall_s", []) if math.isfinite(w)]
+    except GenzooError:
         return None
-    with metrics_csv.open() as f:
-        rows = [r for r in csv.DictReader(f) if r.get("wall_s")]
-    return float(rows[-1]["wall_s"]) if rows else None
+    return wall[-1] if wall else None
 
 
 def recipe_mismatches(run_config: Any, settings: dict[str, Any]) -> list[str]:
     """Every ``section.field`` of ``settings`` that the saved ``run_config`` (a genzoo
     RunConfig) does not hold, as ``"train.lr: recipe 0.001, run 0.0005"``. Settings a trained
     model may change at evaluation (``eval.*``, the model's ``EVALUATION_FIELDS``) are skipped."""
-    from genzoo.core.errors import ConfigError
-
     out = []
     evaluation = getattr(type(run_config.model), "EVALUATION_FIELDS", ())
     for key, value in settings.items():
@@ -275,8 +276,6 @@ def with_run_config(result: dict[str, Any], run: Path) -> dict[str, Any]:
     ``training.run_config``, and a note naming every setting of ``training.settings`` the run
     does not hold (a run resumed after its recipe changed keeps the config it started with).
     Unchanged when ``run`` holds no run."""
-    from genzoo.run_config import RunConfig
-
     if not has_checkpoint(run):
         return result
     run_config = RunConfig.from_dict(json.loads((run / "config.json").read_text()))
@@ -305,26 +304,33 @@ def run_notes(row: dict[str, Any], p: dict[str, Any], smoke: bool) -> list[str]:
 
 def kept_best(run: Path) -> str | None:
     """A note on the model ``train.keep_best`` kept in ``RUN/best`` (None without one)."""
-    state = run / "best" / "trainer_state.json"
-    if not state.is_file():
-        return None
-    step = json.loads(state.read_text())["state"]["step"]
-    return (f"Evaluated: the model kept at step {step} (train.keep_best: the lowest validation "
-            "figure), not the final one.")
+    step = checkpoint_step(run / "best")
+    return None if step is None else (f"Evaluated: the model kept at step {step} "
+                                      "(train.keep_best: the lowest validation figure), not "
+                                      "the final one.")
 
 
 def likelihood(row: dict[str, Any], args: argparse.Namespace, argv: list[str] | None) -> Path:
-    """Train (unless ``--evaluate-only``), evaluate and write the result of a likelihood row."""
+    """Train (unless ``--evaluate-only``), evaluate and write the result of a likelihood row;
+    a ``task`` row's function does the whole run and returns the result's body."""
     p = plan(row, args)
     run, results, log = common.output_dirs(row["name"], args.smoke, args.out, args.results)
+    head = {**common.header(row.get("result", row["name"]), row["name"], row["title"],
+                            "likelihood", args.smoke, argv),
+            "references": [dict(r) for r in row.get("references", [])]}
+    if "task" in row:  # timed whole, unless the task times its parts
+        t0 = time.perf_counter()
+        body = getattr(importlib.import_module("tasks"), row["task"])(row, p, results)
+        body.setdefault("wall_s", {"task": time.perf_counter() - t0})
+        return common.publish(common.with_gaps(
+            {**head, "notes": run_notes(row, p, args.smoke), **body}), results)
     genzoo = Genzoo(log, args.in_process)
     if not args.evaluate_only:
         train(row, p, run, genzoo, args)
     figures = evaluate(row, p, run, genzoo)
     data, notes = figures.pop("data"), figures.pop("notes", []) + run_notes(row, p, args.smoke)
     best = kept_best(run) if row.get("best") else None
-    if best:
-        notes.insert(0, best)
+    notes += [best] if best else []
     extra = figures["extra"]
     if row.get("baselines"):
         extra |= getattr(importlib.import_module("tasks"), row["baselines"])(p)
@@ -335,17 +341,14 @@ def likelihood(row: dict[str, Any], args: argparse.Namespace, argv: list[str] | 
         kept = results / f"{row.get('result', row['name'])}_{kind}.png"
         shutil.copyfile(image, kept)
         extra.setdefault("images", {})[kind] = kept.name
-    logged = last_wall_s(run / "metrics.csv")
+    logged = last_wall_s(run)
     if logged is not None:  # a resumed run's own step saw only its last part
         genzoo.wall["train_logged"] = logged
     result = {
-        **common.header(row.get("result", row["name"]), row["name"], row["title"],
-                        "likelihood", args.smoke, argv),
-        "steps": genzoo.steps,
+        **head, "steps": genzoo.steps,
         "data": {"name": p["data"], "binarization": row.get("binarization", "none"), **data},
         "metric": metric(row), **figures,  # estimator, value, stderr, extra
         "training": {"model": row.get("model"), "epochs": p["epochs"], "settings": p["train"]},
-        "references": [dict(r) for r in row.get("references", [])],
         "wall_s": genzoo.wall, "notes": notes,
     }
     return common.publish(with_run_config(common.with_gaps(result), run), results)
@@ -362,12 +365,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--evaluate-only", action="store_true",
                    help="skip training; evaluate the run in --out")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the row's)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a training setting of the row (repeatable)")
-    p.add_argument("--eval-set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override an evaluation setting of the row (repeatable)")
-    p.add_argument("--grid", action="append", default=[], metavar="KEY=JSON",
-                   help="override a task row's grid (repeatable)")
+    for flag, metavar, what in (("--set", "KEY=VALUE", "a training setting of the row"),
+                                ("--eval-set", "KEY=VALUE", "an evaluation setting of the row"),
+                                ("--grid", "KEY=JSON", "a task row's grid")):
+        p.add_argument(flag, action="append", default=[], metavar=metavar,
+                       help=f"override {what} (repeatable)")
     p.add_argument("--out", type=Path, default=None,
                    help="genzoo run directory (default benchmarks/runs/ROW)")
     p.add_argument("--results", type=Path, default=None,
@@ -387,21 +389,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:40s} {load_row(name)['title']}")
         return 0
     row = load_row(args.row)
-    shown = ["benchmarks/run.py", *argv]
-    if "speed" in row:
+    if "speed" in row:  # its module's run(row, args, dirs) yields the results
         module = importlib.import_module(f"speed.{row['speed']}")
-        return module.main([*row.get("args", []), *rest, *(["--smoke"] if args.smoke else [])])
-    if "task" in row:
-        p = plan(row, args)
-        results = common.output_dirs(row["name"], args.smoke, args.out, args.results).results
-        body = getattr(importlib.import_module("tasks"), row["task"])(row, p, results)
-        result = {**common.header(row.get("result", row["name"]), row["name"], row["title"],
-                                  "likelihood", args.smoke, shown),
-                  "references": [dict(r) for r in row.get("references", [])],
-                  "notes": run_notes(row, p, args.smoke), **body}
-        common.publish(common.with_gaps(result), results)
+        speed_args, dirs = common.speed_args(
+            module, row, [*row.get("args", []), *rest, *(["--smoke"] if args.smoke else [])])
+        for result in module.run(row, speed_args, dirs):
+            common.publish(result, dirs.results)
         return 0
-    likelihood(row, args, shown)
+    likelihood(row, args, ["benchmarks/run.py", *argv])
     return 0
 
 

@@ -3,35 +3,54 @@
 A row names a function here: ``train_with`` (replaces the training step), ``evaluate_with``
 (replaces the evaluation; returns what ``run.published`` derives from a typed report:
 estimator, value, stderr, extra, data), ``baselines`` (adds figures to ``extra``) or ``task``
-(the whole run; returns the result's body). Each takes the run's plan (``run.plan``: data set,
+(the whole run; returns the result's body, whose ``wall_s`` the runner fills with the task's
+seconds unless it times its parts). Each takes the run's plan (``run.plan``: data set,
 training and evaluation settings, epochs).
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
+import json
 import math
+import shutil
 import statistics
 import time
+from itertools import product
 from pathlib import Path
 from typing import Any
 
 import common
 import torch
+import torch.nn.functional as F
+
+from genzoo import compare
+from genzoo.cli import main as genzoo_main
+from genzoo.core.registry import get_model_spec
+from genzoo.data import DataConfig
+from genzoo.data.synthetic import ring_means, ring_of_gaussians
+from genzoo.evaluation.frechet import frechet_report, load_classifier
+from genzoo.evaluation.importance import importance_log_px
+from genzoo.evaluation.mmd import mmd, mmd_permutation_test
+from genzoo.evaluation.parzen import parzen_log_likelihood, select_parzen_bandwidth
+from genzoo.evaluation.pseudo_likelihood import pseudo_log_likelihood
+from genzoo.evaluation.stats import mean_stderr
+from genzoo.models.hopfield.capacity import capacity_curve, critical_load
+from genzoo.models.markov.dae import DAE, DAEConfig
+from genzoo.recipes.dbm_pretraining import pretrain_dbm
+from genzoo.run_config import RunConfig
+from genzoo.training import Trainer
+from genzoo.training.checkpoint import load_model
+from genzoo.training.curves import metric_points, plot_lines, read_metrics
 
 
-def _data(name: str, **fields: Any):
-    from genzoo.data import DataConfig
-
-    return common.offline_data(DataConfig(name=name, **fields))
-
-
-def _data_fields(sets: dict[str, Any]) -> dict[str, Any]:
-    """The ``data.*`` settings of a plan as DataConfig fields ("true" -> True)."""
+def _data(p: dict, *ignored: str, **fields: Any):
+    """The plan's data set (never downloaded), with its ``data.*`` settings but those named
+    ``ignored``, and ``fields`` (DataConfig fields) over them."""
     conv = {"true": True, "false": False}
-    return {k.removeprefix("data."): conv.get(str(v).lower(), v) for k, v in sets.items()
-            if k.startswith("data.")}
+    sets = {k.removeprefix("data."): conv.get(str(v).lower(), v) for k, v in p["train"].items()
+            if k.startswith("data.") and k.removeprefix("data.") not in ignored}
+    return common.offline_data(DataConfig(name=p["data"], **{**sets, **fields}))
 
 
 # ------------------------------------------------------------------------- train / evaluate
@@ -41,10 +60,6 @@ def pretrained_dbm(row: dict, data: str, sets: dict[str, Any], run: Path) -> Non
     """SH09's DBM: greedy layerwise pretraining with the row's ``pretrain`` settings (a
     learning rate and schedule of their own, which ``genzoo train --pretrain`` does not
     take), then the DBM's training from the composed weights, through the Python API."""
-    from genzoo.recipes.dbm_pretraining import pretrain_dbm
-    from genzoo.run_config import RunConfig
-    from genzoo.training import Trainer
-
     pre = row["pretrain"]
     epochs = 1 if sets.get("train.epochs") == 1 else pre["epochs"]  # smoke: 1
     cfg = RunConfig.default(row["model"]).with_overrides(
@@ -54,8 +69,6 @@ def pretrained_dbm(row: dict, data: str, sets: dict[str, Any], run: Path) -> Non
     train = dataclasses.replace(cfg.train, epochs=epochs, lr=pre["train.lr"],
                                 lr_schedule=pre["train.lr_schedule"])
     if (run / "config.json").is_file():  # resume: the pretraining is done
-        from genzoo.training.checkpoint import load_model
-
         dbm = load_model(run)[0]
     else:
         dbm, _ = pretrain_dbm(model_cfg, bundle, run.parent / f"{run.name}_pretrain",
@@ -70,9 +83,7 @@ def gaussian_baselines(p: dict) -> dict[str, Any]:
     Gaussians fitted to the training data in model space, carried into the space the
     evaluator reports by the same log-Jacobian; they give the scale where no published
     number exists. The diagonal one is a GRBM's AIS base model."""
-    fields = _data_fields(p["train"])
-    fields.pop("unit_variance", None)
-    bundle = _data(p["data"], **fields)
+    bundle = _data(p, "unit_variance")
     x, y = bundle.train.x.double(), bundle.test.x.double()
     log_det = bundle.transform.log_det_jacobian(y) if bundle.transform is not None else 0.0
     mean, cov = x.mean(0), torch.cov(x.T, correction=0)
@@ -89,12 +100,9 @@ def parzen_baselines(p: dict, n: int = 10_000) -> dict[str, Any]:
     'samples' are ``n`` training examples (bandwidth chosen on the validation split; what a
     copying sampler reaches), and the Frechet distance and class coverage of a mixture of 10
     diagonal Gaussians fitted by EM (a GAN or GMMN should beat it)."""
-    from sklearn.mixture import GaussianMixture
+    from sklearn.mixture import GaussianMixture  # here: importing scikit-learn takes seconds
 
-    from genzoo.evaluation.frechet import frechet_report, load_classifier
-    from genzoo.evaluation.parzen import parzen_log_likelihood, select_parzen_bandwidth
-
-    bundle = _data(p["data"], **_data_fields(p["train"]))
+    bundle = _data(p)
     train = bundle.train.x[:n]
     sigma, _ = select_parzen_bandwidth(train, bundle.valid.x, torch.logspace(-1, 0, 10).tolist())
     est = parzen_log_likelihood(train, bundle.test.x, sigma)
@@ -115,9 +123,7 @@ def parzen_baselines(p: dict, n: int = 10_000) -> dict[str, Any]:
 
 
 def _mean_se(values: torch.Tensor) -> dict[str, float]:
-    n = len(values)
-    sd = float(values.std()) if n > 1 else math.nan
-    return {"mean": float(values.mean()), "stderr": sd / math.sqrt(n), "n": n}
+    return {**dict(zip(("mean", "stderr"), mean_stderr(values))), "n": len(values)}
 
 
 def conv_rbm_scores(run: Path, p: dict, chunk: int = 250) -> dict[str, Any]:
@@ -126,12 +132,6 @@ def conv_rbm_scores(run: Path, p: dict, chunk: int = 250) -> dict[str, Any]:
     (``pll_pixels`` random pixels per image, unbiased for the full sum), of the trained model
     and of the exact model the run started from, with paired changes; plus ``genzoo filters``
     and ``genzoo sample`` images beside the result."""
-    import torch.nn.functional as F
-
-    from genzoo.cli import main as genzoo
-    from genzoo.core.registry import get_model_spec
-    from genzoo.training.checkpoint import load_model
-
     after, cfg = load_model(run)
     bundle = common.offline_data(cfg.data)
     torch.manual_seed(cfg.train.seed)  # the model `genzoo train` started from
@@ -145,28 +145,20 @@ def conv_rbm_scores(run: Path, p: dict, chunk: int = 250) -> dict[str, Any]:
         logits = model.visible_input(model.block_probabilities(model.detector_input(img))[0])
         return F.binary_cross_entropy_with_logits(logits, img, reduction="none").flatten(1).sum(-1)
 
-    def pll(model, x, g):  # log P(v_i | v_-i) = log sigmoid(F(v, v_i flipped) - F(v))
-        b, d = x.shape
-        m = min(pixels, d)
-        idx = torch.rand((b, d), generator=g).argsort(-1)[:, :m].unsqueeze(-1)
-        flipped = x.unsqueeze(1).repeat(1, m, 1)
-        flipped.scatter_(-1, idx, 1.0 - flipped.gather(-1, idx))
-        f_flip = model.free_energy(flipped.reshape(b * m, d)).reshape(b, m)
-        return F.logsigmoid(f_flip - model.free_energy(x).unsqueeze(-1)).sum(-1) * (d / m)
-
     x, per = bundle.test.x.double(), {}
     with torch.no_grad():
         for name, model in (("before", before.eval().double()), ("after", after.double())):
             g = torch.Generator().manual_seed(0)  # the same pixels for both models
-            parts = [(recon_ce(model, x[i:i + chunk]), pll(model, x[i:i + chunk], g))
+            parts = [(recon_ce(model, x[i:i + chunk]),
+                      pseudo_log_likelihood(model, x[i:i + chunk], pixels, g))
                      for i in range(0, len(x), chunk)]
             per[name] = {"recon_ce": torch.cat([a for a, _ in parts]),
                          "pll": torch.cat([b for _, b in parts])}
     images = {}
-    for kind, args in (("filters", []), ("samples", ["-n", str(p["evaluate"].get("n_samples", 64))])):
+    n_samples = str(p["evaluate"].get("n_samples", 64))
+    for kind, cmd, args in (("filters", "filters", []), ("samples", "sample", ["-n", n_samples])):
         images[kind] = str(run / f"{kind}_eval.png")  # not the run's own samples.png
-        cmd = "filters" if kind == "filters" else "sample"
-        if genzoo([cmd, str(run), *args, "--out", images[kind]]):
+        if genzoo_main([cmd, str(run), *args, "--out", images[kind]]):
             raise SystemExit(f"genzoo {cmd} failed on {run}")
     stats = {k: {m: _mean_se(v) for m, v in d.items()} for k, d in per.items()}
     change = {m: _mean_se(per["after"][m] - per["before"][m]) for m in ("recon_ce", "pll")}
@@ -183,67 +175,18 @@ def conv_rbm_scores(run: Path, p: dict, chunk: int = 250) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- whole tasks
 
 
-def _plot(panels: dict[str, dict[str, list[tuple[float, float]]]], path: Path, title: str,
-          log_x: bool = False, marks: dict[float, str] | None = None) -> Path:
-    """A PNG of one or more panels of line series (pillow only), e.g. a curve per network
-    size, or a training and a held-out curve per latent size; ``marks``: dashed vertical
-    lines at x with a label."""
-    from PIL import Image, ImageDraw
-
-    colours = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189)]
-    pts = [pt for s in panels.values() for line in s.values() for pt in line
-           if pt[0] > 0 or not log_x]
-    fx = (lambda v: math.log10(v)) if log_x else (lambda v: v)
-    x_lo, x_hi = min(fx(x) for x, _ in pts), max(fx(x) for x, _ in pts)
-    y_lo, y_hi = min(y for _, y in pts), max(y for _, y in pts)
-    x_hi, y_hi = max(x_hi, x_lo + 1e-9), max(y_hi, y_lo + 1e-9)
-    pw, ph, left, top = 300, 240, 60, 50
-    img = Image.new("RGB", (left + len(panels) * (pw + 30) + 120, top + ph + 50), "white")
-    d = ImageDraw.Draw(img)
-    d.text((left, 8), title, fill="black")
-    for i, (label, series) in enumerate(panels.items()):
-        x0 = left + i * (pw + 30)
-
-        def xy(x: float, y: float, x0: int = x0) -> tuple[float, float]:
-            return (x0 + (fx(x) - x_lo) / (x_hi - x_lo) * pw,
-                    top + ph - (y - y_lo) / (y_hi - y_lo) * ph)
-
-        d.rectangle([x0, top, x0 + pw, top + ph], outline="black")
-        d.text((x0 + 4, top - 14), label, fill="black")
-        for t in (x_lo, x_hi):
-            d.text((x0 + (t - x_lo) / (x_hi - x_lo) * pw - 10, top + ph + 6),
-                   f"1e{t:.0f}" if log_x else f"{t:.2g}", fill="black")
-        for t in (y_lo, y_hi):
-            d.text((x0 - 55, xy(10 ** x_lo if log_x else x_lo, t)[1] - 6), f"{t:.4g}",
-                   fill="black")
-        for x, text in (marks or {}).items():
-            gx = xy(x, y_lo)[0]
-            for y in range(top, top + ph, 8):
-                d.line([(gx, y), (gx, y + 4)], fill="grey")
-            d.text((gx + 3, top), text, fill="grey")
-        for k, (name, line) in enumerate(series.items()):
-            colour = colours[k % len(colours)]
-            d.line([xy(x, y) for x, y in line if x > 0 or not log_x], fill=colour, width=2)
-            d.text((left + len(panels) * (pw + 30), top + 16 * k), name, fill=colour)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path, format="PNG")
-    return path
-
-
 def hopfield_capacity(row: dict, p: dict, out: Path) -> dict[str, Any]:
     """Recall of the Hebbian Hopfield network against the load P/N for several N: P =
     round(load N) random patterns stored, asynchronous dynamics from each pattern to a fixed
     point, the mean overlap m with its pattern; the critical load is where m first falls
     below ``threshold`` (interpolated). The classical limit is 0.138 as N grows."""
-    from genzoo.models.hopfield.capacity import capacity_curve, critical_load
-
     grid = p["grid"]
     torch.set_num_threads(1)
-    t0, g = time.perf_counter(), torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(0)
     curves = {n: capacity_curve(n, grid["loads"], n_trials=grid["trials"], generator=g)
               for n in grid["sizes"]}
     critical = {n: critical_load(c, grid["threshold"]) for n, c in curves.items()}
-    png = _plot({"mean overlap after recall against load P/N": {
+    png = plot_lines({"mean overlap after recall against load P/N": {
         f"N = {n}": [(pt.load, pt.overlap) for pt in c] for n, c in curves.items()}},
         out / f"{row['name']}.png", "Hebbian Hopfield network", marks={0.138: "0.138"})
     n_max = max(grid["sizes"])
@@ -255,19 +198,15 @@ def hopfield_capacity(row: dict, p: dict, out: Path) -> dict[str, Any]:
                           "dynamics", "trials": grid["trials"]},
             "value": critical[n_max],
             # The spread over network sizes bounds the finite-size drift, not a sampling error.
-            "stderr": statistics.stdev(critical.values()) if len(critical) > 1 else 0.0,
+            "stderr": _sd(list(critical.values())),
             "extra": {"critical_load_by_n": {str(n): v for n, v in critical.items()},
                       "curves": {str(n): [vars(pt) for pt in c] for n, c in curves.items()},
-                      "plot": png.name},
-            "wall_s": {"sweep": time.perf_counter() - t0}}
+                      "plot": png.name}}
 
 
-def _ring(n: int, g: torch.Generator, k: int = 8, radius: float = 2.0,
-          std: float = 0.1) -> torch.Tensor:
-    """(n, 2) draws from a ring of ``k`` equally weighted Gaussians."""
-    angle = 2 * math.pi * torch.randint(0, k, (n,), generator=g) / k
-    mu = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], 1)
-    return mu + std * torch.randn(n, 2, generator=g)
+def _sd(values: list[float]) -> float:
+    """The sample standard deviation of ``values``; 0 for a single value."""
+    return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def dae_walkback_toy(row: dict, p: dict, out: Path) -> dict[str, Any]:
@@ -276,58 +215,47 @@ def dae_walkback_toy(row: dict, p: dict, out: Path) -> dict[str, Any]:
     permutation p-value, for plain training (K = 1) and walkback (K > 1) at the same
     corruption, over seeds and training budgets; the MMD^2 between two data samples of the
     same size is the yardstick."""
-    from genzoo.evaluation.mmd import mmd, mmd_permutation_test
-    from genzoo.models.markov.dae import DAE, DAEConfig
-
     grid, sigmas = p["grid"], (0.1, 0.3, 1.0)
     torch.set_num_threads(1)
-    t0, n = time.perf_counter(), grid["chains"] * grid["keep"]
+    n = grid["chains"] * grid["keep"]
     gd = torch.Generator().manual_seed(12345)
-    null = [float(mmd(_ring(n, gd).double(), _ring(n, gd).double(), sigmas))
-            for _ in range(grid["data_pairs"])]
-    angle = 2 * math.pi * torch.arange(8, dtype=torch.float32) / 8
-    means = torch.stack([2 * torch.cos(angle), 2 * torch.sin(angle)], 1)
+    null = [float(mmd(ring_of_gaussians(n, gd).double(), ring_of_gaussians(n, gd).double(),
+                      sigmas)) for _ in range(grid["data_pairs"])]
     rows = []
-    for steps in grid["budgets"]:
-        for noise in grid["noises"]:
-            for k in grid["walkbacks"]:
-                per_seed = []
-                for seed in grid["seeds"]:
-                    g = torch.Generator().manual_seed(seed)
-                    model = DAE(DAEConfig(n_visible=2, n_hidden=grid["n_hidden"],
-                                          corruption="gaussian", noise_level=noise,
-                                          reconstruction="gaussian", walkback=k,
-                                          sample_output="draw"), generator=g)
-                    model.init_from_data(_ring(2000, g))
-                    opt = torch.optim.Adam(model.parameters(), lr=grid["lr"])
-                    for _ in range(steps):
-                        loss = model.loss(_ring(grid["batch"], g), g)["loss"]
-                        opt.zero_grad()
-                        loss.backward()
-                        opt.step()
-                    last = grid["burn_in"] + grid["thin"] * (grid["keep"] - 1)
-                    states = model.chain(2.0 * torch.randn(grid["chains"], 2, generator=g), last,
-                                         g, output="draw")
-                    draws = states[[grid["burn_in"] + grid["thin"] * i
-                                    for i in range(grid["keep"])]].reshape(-1, 2)
-                    est = mmd_permutation_test(draws, _ring(n, gd), sigmas, grid["permutations"],
-                                               generator=torch.Generator().manual_seed(seed))
-                    # off mode: farther than 4 component stds from every mean
-                    off = float((torch.cdist(draws, means.to(draws)).min(1).values > 0.4)
-                                .to(draws.dtype).mean())
-                    per_seed.append({"seed": seed, "mmd2": est.value,
-                                     "p_value": est.diagnostics["p_value"],
-                                     "off_mode_fraction": off,
-                                     "recon_sigma": model._log_sigma().exp().tolist()})
-                vals = [r["mmd2"] for r in per_seed]
-                rows.append({"steps": steps, "noise": noise, "walkback": k,
-                             "mmd2_mean": statistics.fmean(vals),
-                             "mmd2_sd": statistics.stdev(vals) if len(vals) > 1 else 0.0,
-                             "off_mode_mean": statistics.fmean(r["off_mode_fraction"]
-                                                               for r in per_seed),
-                             "seeds": per_seed})
-                print(f"steps {steps} noise {noise} K {k}: MMD^2 {rows[-1]['mmd2_mean']:.5f}",
-                      flush=True)
+    for steps, noise, k in product(grid["budgets"], grid["noises"], grid["walkbacks"]):
+        per_seed = []
+        for seed in grid["seeds"]:
+            g = torch.Generator().manual_seed(seed)
+            model = DAE(DAEConfig(n_visible=2, n_hidden=grid["n_hidden"], corruption="gaussian",
+                                  noise_level=noise, reconstruction="gaussian", walkback=k,
+                                  sample_output="draw"), generator=g)
+            model.init_from_data(ring_of_gaussians(2000, g))
+            opt = torch.optim.Adam(model.parameters(), lr=grid["lr"])
+            for _ in range(steps):
+                loss = model.loss(ring_of_gaussians(grid["batch"], g), g)["loss"]
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            last = grid["burn_in"] + grid["thin"] * (grid["keep"] - 1)
+            states = model.chain(2.0 * torch.randn(grid["chains"], 2, generator=g), last, g,
+                                 output="draw")  # keep every thin-th state after the burn-in
+            draws = states[grid["burn_in"]:last + 1:grid["thin"]].reshape(-1, 2)
+            est = mmd_permutation_test(draws, ring_of_gaussians(n, gd), sigmas,
+                                       grid["permutations"],
+                                       generator=torch.Generator().manual_seed(seed))
+            # off mode: farther than 4 component stds from every mean
+            off = float((torch.cdist(draws, ring_means().to(draws)).min(1).values > 0.4)
+                        .to(draws.dtype).mean())
+            per_seed.append({"seed": seed, "mmd2": est.value,
+                             "p_value": est.diagnostics["p_value"], "off_mode_fraction": off,
+                             "recon_sigma": model._log_sigma().exp().tolist()})
+        vals = [r["mmd2"] for r in per_seed]
+        rows.append({"steps": steps, "noise": noise, "walkback": k,
+                     "mmd2_mean": statistics.fmean(vals), "mmd2_sd": _sd(vals),
+                     "off_mode_mean": statistics.fmean(r["off_mode_fraction"] for r in per_seed),
+                     "seeds": per_seed})
+        print(f"steps {steps} noise {noise} K {k}: MMD^2 {rows[-1]['mmd2_mean']:.5f}",
+              flush=True)
     plain = {(r["steps"], r["noise"]): r["mmd2_mean"] for r in rows if r["walkback"] == 1}
     best = min(rows, key=lambda r: r["mmd2_mean"])
     return {"data": {"name": "ring of 8 Gaussians in 2-D (radius 2, std 0.1)",
@@ -340,7 +268,7 @@ def dae_walkback_toy(row: dict, p: dict, out: Path) -> dict[str, Any]:
             "value": best["mmd2_mean"], "stderr": best["mmd2_sd"],
             "extra": {"best": {k: best[k] for k in ("steps", "noise", "walkback")},
                       "data_vs_data": {"mean": statistics.fmean(null), "values": null,
-                                       "sd": statistics.stdev(null) if len(null) > 1 else 0.0},
+                                       "sd": _sd(null)},
                       "walkback_minus_plain": {
                           f"steps={r['steps']},noise={r['noise']},K={r['walkback']}":
                               r["mmd2_mean"] - plain[(r["steps"], r["noise"])]
@@ -348,21 +276,15 @@ def dae_walkback_toy(row: dict, p: dict, out: Path) -> dict[str, Any]:
                       "table": rows},
             "training": {"optimizer": "adam", "lr": grid["lr"], "steps": grid["budgets"],
                          "batch": grid["batch"], "n_hidden": grid["n_hidden"],
-                         "activation": "tanh", "tied": False},
-            "wall_s": {"total": time.perf_counter() - t0}}
+                         "activation": "tanh", "tied": False}}
 
 
 def vae_frey_faces(row: dict, p: dict, out: Path) -> dict[str, Any]:
     """Kingma & Welling (2014), figure 2: the SGVB bound per data point on training and
     held-out faces against the examples seen, one VAE (genzoo Trainer) per latent size; the
     final test bound and the importance-sampled log p(x) of the same draws."""
-    from genzoo.core.registry import get_model_spec
-    from genzoo.evaluation.importance import importance_log_px
-    from genzoo.run_config import RunConfig
-    from genzoo.training import Trainer
-
     grid, batch = p["grid"], 100
-    bundle = _data(p["data"], seed=0)
+    bundle = _data(p, seed=0)
     n_train = len(bundle.train.x)
     bpe = math.ceil(n_train / batch)
     full, rest = divmod(grid["examples"], n_train)
@@ -380,23 +302,20 @@ def vae_frey_faces(row: dict, p: dict, out: Path) -> dict[str, Any]:
         t0 = time.perf_counter()
         Trainer(model, cfg, bundle, out / "runs" / f"z{j}").fit()
         wall[f"train_z{j}"] = time.perf_counter() - t0
-        with open(out / "runs" / f"z{j}" / "metrics.csv", newline="") as fh:
-            logged = list(csv.DictReader(fh))
-        curves[j] = {s: [(seen(int(float(r["step"]))), float(r[key])) for r in logged
-                         if r.get(key) not in (None, "")]
+        logged = read_metrics(out / "runs" / f"z{j}")
+        curves[j] = {s: [(seen(int(step)), v) for step, v in metric_points(logged, "step", key)]
                      for s, key in (("train", "elbo"), ("valid", "valid_elbo"))}
         t0 = time.perf_counter()
         est = importance_log_px(model, bundle.test.x, grid["eval_draws"],
                                 torch.Generator().manual_seed(0))
-        rep, elbo = est.report(), est.elbo
-        per_latent[j] = {"elbo": -rep["elbo_nats"],
-                         "elbo_stderr": float(elbo.std()) / math.sqrt(len(elbo)),
+        rep = est.report()
+        per_latent[j] = {"elbo": -rep["elbo_nats"], "elbo_stderr": mean_stderr(est.elbo)[1],
                          "log_px": -rep["nll_nats"], "log_px_stderr": rep["stderr"],
                          "draws": grid["eval_draws"], "n_examples": rep["n_examples"]}
         wall[f"evaluate_z{j}"] = time.perf_counter() - t0
-    png = _plot({f"N_z = {j}": c for j, c in curves.items()}, out / f"{row['name']}.png",
-                "AEVB: bound per data point (nats) vs training examples seen (train, held out)",
-                log_x=True)
+    png = plot_lines({f"N_z = {j}": c for j, c in curves.items()}, out / f"{row['name']}.png",
+                     "AEVB: bound per data point (nats) vs training examples seen (train, "
+                     "held out)", log_x=True)
     top = per_latent[max(per_latent)]
     return {"data": {"name": p["data"], "binarization": "none (grey levels / 255, "
                      "real-valued; Gaussian decoder)", "split": "test",
@@ -425,12 +344,6 @@ def compare_models(row: dict, p: dict, out: Path) -> dict[str, Any]:
     leaderboard, its plot and the sample grids are copied into ``out`` beside the result.
     The comparison directory is benchmarks/runs/ROW for a full run (resumable), else
     ``out/compare``."""
-    import json
-    import shutil
-
-    from genzoo import compare
-    from genzoo.cli import main
-
     grid, name = p["grid"], row["name"]
     full = out.resolve() == common.RESULTS_DIR.resolve()
     where = common.RUNS_DIR / name if full else out / "compare"
@@ -441,13 +354,11 @@ def compare_models(row: dict, p: dict, out: Path) -> dict[str, Any]:
                  for a in common.sets_to_args({f"{model}:{k}": v for k, v in s.items()})]
     curve = ["--curve-set" if a == "--set" else a
              for a in common.sets_to_args(grid.get("curve_set", {}))]
-    t0 = time.perf_counter()
-    rc = main(["compare", "--data", p["data"], "--models", ",".join(grid["models"]), *budget,
+    rc = genzoo_main(["compare", "--data", p["data"], "--models", ",".join(grid["models"]), *budget,
                "--out", str(where), "--curve-points", str(grid.get("curve_points", 4)),
                *common.sets_to_args({**sets, **p["evaluate"]}), *per_model, *curve])
     if rc:
         raise SystemExit(f"genzoo compare failed ({rc}); its error is printed above")
-    wall = time.perf_counter() - t0
     board = json.loads((where / compare.LEADERBOARD_JSON).read_text())
     images = {"plot": f"{name}_{compare.CURVE_PNG}"}
     shutil.copyfile(where / compare.CURVE_PNG, out / images["plot"])
@@ -469,5 +380,4 @@ def compare_models(row: dict, p: dict, out: Path) -> dict[str, Any]:
                       "best_model": best["model"], "images": images,
                       "leaderboard_md": f"{name}_leaderboard.md"},
             "training": {"budget": board["budget"]["text"], "models": list(grid["models"]),
-                         "settings": p["train"], "per_model": grid.get("per_model", {})},
-            "wall_s": {"compare": wall}}
+                         "settings": p["train"], "per_model": grid.get("per_model", {})}}

@@ -32,7 +32,6 @@ import csv
 import os
 import shlex
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,23 +40,14 @@ from pathlib import Path
 
 import common
 
-BENCHMARK = "distributed_scaling"
+from genzoo.utils.provenance import busy_notes
+
+RUN_NAME = "distributed_scaling"
 ACCEPT_SPEEDUP = 1.0
-# Its title, notes, the --set overrides of each model (full and smoke) and the settings
-# compared (processes, shards): data, in the row.
-ROW = common.load_row(BENCHMARK)
-SETTINGS = ROW["compared"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _command(model: str, recipe: list[str], setting: str, out: Path,
+def _command(model: str, recipe: list[str], procs: int, shards: int, out: Path,
              args: argparse.Namespace) -> list[str]:
-    procs, shards = SETTINGS[setting]["processes"], SETTINGS[setting]["shards"]
     data = ["--data", "digits", "--set", "data.binarize=threshold"] if args.smoke else [
         "--data", "binarized-mnist"]
     sets = [*recipe,
@@ -65,13 +55,11 @@ def _command(model: str, recipe: list[str], setting: str, out: Path,
             "train.epochs=1000", f"train.log_every={args.log_every}",
             f"train.checkpoint_every={args.steps}", "train.validate_every=0",
             "train.grid_samples=0", "train.progress=false", f"train.shards={shards}"]
-    genzoo = ["train", model, *data, "--out", str(out)]
-    for s in sets:
-        genzoo += ["--set", s]
+    genzoo = ["train", model, *data, "--out", str(out), *(a for s in sets for a in ("--set", s))]
     if procs == 1:
         return [sys.executable, "-m", "genzoo", *genzoo]
     return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(procs),
-            "--master-port", str(_free_port()), "-m", "genzoo", *genzoo]
+            "--standalone", "-m", "genzoo", *genzoo]  # --standalone: a free port of its own
 
 
 def _timed_run(cmd: list[str], out: Path, log_path: Path, env: dict[str, str],
@@ -99,24 +87,31 @@ def _timed_run(cmd: list[str], out: Path, log_path: Path, env: dict[str, str],
             "median_s": batch_size / eps}
 
 
-def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
+def add_arguments(p: argparse.ArgumentParser, row: dict) -> None:  # --threads: per process
+    p.add_argument("--models", nargs="+", choices=sorted(row["models"]),
+                   default=sorted(row["models"]))
+
+
+def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]:
+    dirs.run.mkdir(parents=True, exist_ok=True)
+    settings = row["compared"]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS":
            str(args.threads), **({"GENZOO_OFFLINE": "1"} if args.smoke else {})}
     timings: dict[str, dict] = {}
     ratios: dict[str, float] = {}
     commands = []
-    recipes = ROW["smoke_models" if args.smoke else "models"]  # model -> --set overrides
+    recipes = row["smoke_models" if args.smoke else "models"]  # model -> --set overrides
     t_start = time.perf_counter()
     for model in args.models:
-        for setting in SETTINGS:
+        for setting, sizes in settings.items():
             out = dirs.run / f"{model}-{setting}"
             shutil.rmtree(out, ignore_errors=True)  # a rerun starts its runs afresh
-            cmd = _command(model, recipes[model], setting, out, args)
+            cmd = _command(model, recipes[model], sizes["processes"], sizes["shards"], out, args)
             commands.append(shlex.join(cmd))
             timings[f"{model}/{setting}"] = {
-                **SETTINGS[setting], **_timed_run(cmd, out, dirs.log, env, args.batch_size)}
+                **sizes, **_timed_run(cmd, out, dirs.log, env, args.batch_size)}
         one, half, two = (timings.get(f"{model}/{s}", {}).get("examples_per_s")
-                          for s in SETTINGS)
+                          for s in settings)
         if one and two:
             ratios[f"{model}: speedup 2p / 1p"] = two / one
             ratios[f"{model}: scaling efficiency"] = two / (2 * one)
@@ -129,38 +124,16 @@ def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
     acceptance = common.acceptance(
         f"2 processes train faster than 1 (speedup > {ACCEPT_SPEEDUP}, scaling efficiency > "
         "0.5) for every model", ["not faster on 2 processes: " + ", ".join(slow)] if slow else [])
-    notes = [*common.busy_notes("at the end", "rerun on a quiet machine before quoting these."),
-             *([common.SPEED_SMOKE_NOTE] if args.smoke else []), *ROW["notes"],
-             (f"Every process uses {args.threads} BLAS thread(s), so 2 processes use twice "
-              "the cores of 1: the efficiency measures data parallelism, not thread scaling.")]
-    return {
-        **common.header(BENCHMARK, BENCHMARK, ROW["title"], "speed", args.smoke),
-        "data": {"name": "digits" if args.smoke else "binarized-mnist",
-                 "binarization": "threshold" if args.smoke else "fixed", "split": "train"},
-        "config": {
+    return [common.speed_result(
+        row, args, "distributed_scaling", row["title"], timings, acceptance,
+        busy_notes("at the end", "rerun on a quiet machine before quoting these."),
+        ratios=ratios,
+        data={"name": "digits" if args.smoke else "binarized-mnist",
+              "binarization": "threshold" if args.smoke else "fixed", "split": "train"},
+        config={  # and the options: batch_size, steps, log_every, threads (per process)
             "models": {m: recipes[m] for m in args.models},
-            "batch_size": args.batch_size,
-            "steps": args.steps,
-            "log_every": args.log_every,
             "threads_per_process": args.threads,
-            "settings": SETTINGS,
+            "settings": settings,
             "commands": commands,
         },
-        "timings": timings,
-        "ratios": ratios,
-        "acceptance": acceptance,
-        "wall_s": {"all_runs": wall},
-        "notes": notes,
-    }
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = common.speed_parser(__doc__, ROW)  # --threads: BLAS threads per process
-    p.add_argument("--models", nargs="+", choices=sorted(ROW["models"]),
-                   default=sorted(ROW["models"]))
-    args = common.parse_speed(p, ROW, argv)
-    dirs = common.speed_dirs(args, BENCHMARK)
-    dirs.run.mkdir(parents=True, exist_ok=True)
-    common.publish(run(args, dirs), dirs.results)
-    return 0
-
+        wall_s={"all_runs": wall})]

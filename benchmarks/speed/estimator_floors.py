@@ -21,9 +21,10 @@ from genzoo.evaluation import EvalConfig, ais_log_partition, importance_nll, sm0
 from genzoo.evaluation.ais import reverse_ais_log_partition
 from genzoo.models.boltzmann.rbm import RBM, RBMConfig
 from genzoo.models.directed.vae import VAE, VAEConfig
+from genzoo.training.timing import timed_fit
+from genzoo.utils.provenance import busy_notes
+from genzoo.utils.timing import interleaved_medians, limit_threads, median_ratios
 
-BENCHMARK = "estimator_floors"
-ROW = common.load_row(BENCHMARK)
 GOALS = {"ais": 1.5, "is": 1.5, "step": 1.3}  # genzoo / floor, issue 25
 
 
@@ -82,7 +83,7 @@ def _step(args, x, figures):
                    generator=torch.Generator().manual_seed(args.seed))
 
     def genzoo():
-        return common.timed_fit(make(), "vae", data, bundle, tempfile.mkdtemp(), epochs=1,
+        return timed_fit(make(), "vae", data, bundle, tempfile.mkdtemp(), epochs=1,
                                 batch_size=20, lr=1e-3, seed=args.seed, validate_every=10**9)[0]
 
     def plain():
@@ -95,32 +96,21 @@ def _step(args, x, figures):
     return {"genzoo": genzoo, "plain loop": plain}
 
 
-def run(args: argparse.Namespace) -> Iterator[dict]:
+def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> Iterator[dict]:
+    limit_threads(args.threads)
     x, data = common.binarized_mnist_rows(max(args.n_test, 20 * args.n_steps, 1000), args.smoke,
                                           args.seed)
     for kind, jobs in (("ais", _ais), ("is", _is), ("step", _step)):
         figures: dict = {}
-        timings = common.interleaved_medians(jobs(args, x, figures), args.repetitions)
+        timings = interleaved_medians(jobs(args, x, figures), args.repetitions,
+                                             row["descriptions"])
         for name, t in timings.items():
-            t.update(dtype="float64" if "float64" in name else "float32",
-                     description=ROW["descriptions"][name])
-        ratio = max(v for k, v in common.ratios(timings).items() if "float64" not in k)
-        yield {
-            **common.header(f"{BENCHMARK}_{kind}", BENCHMARK, f"{ROW['title']}: {kind}",
-                            "speed", args.smoke),
-            "data": data, "config": {k: getattr(args, k) for k in ROW["options"]},
-            "timings": timings, "ratios": common.ratios(timings), "extra": figures,
-            "acceptance": common.acceptance(
-                f"genzoo / floor <= {GOALS[kind]}",
-                [] if ratio <= GOALS[kind] else [f"{ratio:.2f} > {GOALS[kind]}"], ratio=ratio),
-            "wall_s": {"timed": sum(sum(t.get("times_s", [])) for t in timings.values())},
-            "notes": [*([common.SPEED_SMOKE_NOTE] if args.smoke else []), *ROW["notes"],
-                      *common.busy_notes("during the run", "compare the ratios only")]}
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = common.parse_speed(common.speed_parser(__doc__, ROW, run_dir=False), ROW, argv)
-    common.limit_threads(args.threads)
-    for result in run(args):
-        common.publish(result, common.speed_dirs(args, BENCHMARK).results)
-    return 0
+            t["dtype"] = "float64" if "float64" in name else "float32"
+        ratio = max(v for k, v in median_ratios(timings).items() if "float64" not in k)
+        yield common.speed_result(
+            row, args, f"estimator_floors_{kind}", f"{row['title']}: {kind}", timings,
+            common.acceptance(f"genzoo / floor <= {GOALS[kind]}",
+                              [] if ratio <= GOALS[kind] else [f"{ratio:.2f} > {GOALS[kind]}"],
+                              ratio=ratio),
+            busy_notes("during the run", "compare the ratios only"), data=data, extra=figures,
+            wall_s={"timed": sum(sum(t.get("times_s", [])) for t in timings.values())})

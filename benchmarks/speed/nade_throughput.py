@@ -14,15 +14,15 @@ interleaved repetitions over the same minibatches of binarized MNIST, in one pro
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from functools import partial
 
 import common
 import torch
 
 from genzoo.models.autoregressive.nade import NADE, NADEConfig
 from genzoo.ops.numerics import bernoulli_log_likelihood
-
-BENCHMARK = "nade_throughput"
-ROW = common.load_row(BENCHMARK)  # what each implementation runs, and the notes
+from genzoo.utils.timing import interleaved_medians, limit_threads, median_ratios
 
 
 def per_conditional_logits(m: NADE, x: torch.Tensor) -> torch.Tensor:
@@ -39,7 +39,8 @@ def _nll(m: NADE, x: torch.Tensor, naive: bool) -> torch.Tensor:
     return -bernoulli_log_likelihood(logits, x).mean()
 
 
-def run(args: argparse.Namespace) -> list[dict]:
+def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> Iterator[dict]:
+    limit_threads(args.threads)
     x, data = common.binarized_mnist_rows(args.batch_size * args.n_batches, args.smoke,
                                           args.seed)
     if args.smoke:
@@ -54,64 +55,34 @@ def run(args: argparse.Namespace) -> list[dict]:
     if not torch.allclose(fast, slow, rtol=1e-4):
         raise SystemExit(f"nade_throughput: the two implementations disagree ({fast} vs {slow})")
 
-    def train(naive: bool):
-        def epoch() -> None:
-            for xb in batches:
-                opt.zero_grad(set_to_none=True)
-                _nll(m, xb, naive).backward()
-                opt.step()
-        return epoch
+    def train(naive: bool) -> None:
+        for xb in batches:
+            opt.zero_grad(set_to_none=True)
+            _nll(m, xb, naive).backward()
+            opt.step()
 
-    def evaluate(naive: bool):
-        def epoch() -> None:
-            with torch.no_grad():
-                for xb in batches:
-                    _nll(m, xb, naive)
-        return epoch
+    @torch.no_grad()
+    def evaluate(naive: bool) -> None:
+        for xb in batches:
+            _nll(m, xb, naive)
 
-    results = []
-    for kind, job in (("train", train), ("eval", evaluate)):
-        timings = common.interleaved_medians(
-            {"genzoo": job(False), "per-conditional": job(True)}, args.repetitions)
-        for name, t in timings.items():
-            t.update(dtype="float32", per_batch_ms=1e3 * t["median_s"] / args.n_batches,
-                     description=ROW["descriptions"][name])
-        results.append(_result(args, kind, timings, data))
-    return results
-
-
-def _result(args, kind: str, timings: dict, data: dict) -> dict:
-    what = {"train": "one training step (forward, backward, SGD update)",
-            "eval": "exact log-likelihood without gradients"}[kind]
-    ratios = common.ratios(timings)
-    ratio = ratios["genzoo / per-conditional"]
-    return {
-        **common.header(f"{BENCHMARK}_{kind}", "nade_throughput",
-                        f"NADE {what}: O(DH) against per-conditional, {args.threads} thread(s)",
-                        "speed", args.smoke),
-        "data": data,
-        "config": {
-            "setting": (f"NADE {data['n_features']}-{args.n_hidden}, batch {args.batch_size}, "
-                        f"{args.n_batches} batches per repetition, float32, "
-                        f"{args.threads} thread(s), median of {args.repetitions}"),
-            **{k: getattr(args, k) for k in ROW["options"]},  # the command line's sizes
-        },
-        "timings": timings,
-        "ratios": ratios,
-        "acceptance": {"criterion": "the O(DH) computation is faster than the per-conditional "
-                                    "one (the issue asks for the comparison, not a bound)",
-                       "passed": ratio < 1.0,
-                       "why": f"genzoo / per-conditional = {ratio:.3f}"},
-        "wall_s": {"timed": sum(sum(t["times_s"]) for t in timings.values())},
-        "notes": [*([common.SPEED_SMOKE_NOTE] if args.smoke else []), *ROW["notes"]],
-    }
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = common.parse_speed(common.speed_parser(__doc__, ROW, run_dir=False), ROW, argv)
-    results = common.speed_dirs(args, BENCHMARK).results
-    common.limit_threads(args.threads)
-    for result in run(args):
-        common.publish(result, results)
-    return 0
-
+    for kind, job, what in (("train", train, "one training step (forward, backward, SGD update)"),
+                            ("eval", evaluate, "exact log-likelihood without gradients")):
+        timings = interleaved_medians(
+            {"genzoo": partial(job, False), "per-conditional": partial(job, True)},
+            args.repetitions, row["descriptions"])
+        for t in timings.values():
+            t.update(dtype="float32", per_batch_ms=1e3 * t["median_s"] / args.n_batches)
+        ratio = median_ratios(timings)["genzoo / per-conditional"]
+        yield common.speed_result(
+            row, args, f"nade_throughput_{kind}", f"NADE {what}: O(DH) against "
+            f"per-conditional, {args.threads} thread(s)", timings,
+            {"criterion": "the O(DH) computation is faster than the per-conditional one (the "
+                          "issue asks for the comparison, not a bound)",
+             "passed": ratio < 1.0, "why": f"genzoo / per-conditional = {ratio:.3f}"}, [],
+            data=data,
+            config={"setting": (f"NADE {data['n_features']}-{args.n_hidden}, batch "
+                                f"{args.batch_size}, {args.n_batches} batches per repetition, "
+                                f"float32, {args.threads} thread(s), median of "
+                                f"{args.repetitions}")},
+            wall_s={"timed": sum(sum(t["times_s"]) for t in timings.values())})

@@ -2,7 +2,7 @@
 
 What is timed: one pass of ``n_batches`` mini-batches (default 500 x 100 = the 50,000 rows of
 the fixed binarized MNIST train split), float32, CPU, in one process on the same data, by
-the implementations of :data:`DESCRIPTIONS` (each result carries its description): genzoo's
+the implementations the row's ``descriptions`` name (each result carries its description): genzoo's
 RBM (k=1) stepped by ``torch.optim.SGD`` and genzoo's ``Trainer.fit``; scikit-learn's
 ``BernoulliRBM`` and learnergy's RBM (``fit`` as shipped, and its bare update); and two floors,
 ``bare``, only the five matrix products an epoch of CD-1 needs per batch (``v @ W``, ``h @ W.T``,
@@ -23,21 +23,27 @@ optional: see benchmarks/README.md for the safe install.
 from __future__ import annotations
 
 import argparse
+import math
 import tempfile
 import time
 from functools import partial
 
 import common
 import torch
-from common import Unavailable
 
-BENCHMARK = "rbm_cd1_speed"
+from genzoo.training.timing import timed_fit
+from genzoo.utils.provenance import busy_notes, load_average, package_version
+from genzoo.utils.timing import (
+    Unavailable,
+    build_candidates,
+    interleaved_medians,
+    limit_threads,
+    median_ratios,
+)
+
 N_VISIBLE = 784
 PEERS = ("sklearn", "learnergy-fit", "learnergy-step")
 ACCEPT_BARE_RATIO = 1.5
-# What each implementation runs, and the notes every result carries: data, in the row.
-ROW = common.load_row(BENCHMARK)
-DESCRIPTIONS = ROW["descriptions"]
 
 
 def _genzoo(x: torch.Tensor, args: argparse.Namespace):
@@ -45,8 +51,6 @@ def _genzoo(x: torch.Tensor, args: argparse.Namespace):
 
     torch.manual_seed(args.seed)
     model = RBM(RBMConfig(n_visible=N_VISIBLE, n_hidden=args.n_hidden, k=1, persistent=False))
-    model = model.to(dtype=torch.float32)
-    model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
     generator = torch.Generator().manual_seed(args.seed)
     batches = list(torch.split(x, args.batch_size))
@@ -59,7 +63,7 @@ def _genzoo(x: torch.Tensor, args: argparse.Namespace):
             optimizer.step()
 
     dtype = str(next(model.parameters()).dtype).replace("torch.", "")
-    return epoch, {"dtype": dtype, "version": common.version("genzoo")}
+    return epoch, {"dtype": dtype, "version": package_version("genzoo")}
 
 
 def _genzoo_trainer(x: torch.Tensor, args: argparse.Namespace):
@@ -78,29 +82,26 @@ def _genzoo_trainer(x: torch.Tensor, args: argparse.Namespace):
     def epoch(n: int | None = None) -> float:
         torch.manual_seed(args.seed)
         with tempfile.TemporaryDirectory(prefix="genzoo-bench-trainer-") as run_dir:
-            return common.timed_fit(
+            return timed_fit(
                 RBM(model_cfg), "rbm", data_cfg, bundle, run_dir, epochs=1, max_steps=n,
                 batch_size=args.batch_size, optimizer="sgd", lr=args.lr, momentum=0.0,
                 initial_momentum=0.0, seed=args.seed, log_every=10**9)[0]
 
-    return epoch, {"dtype": "float32", "version": common.version("genzoo")}
+    return epoch, {"dtype": "float32", "version": package_version("genzoo")}
 
 
 def _sklearn(x: torch.Tensor, args: argparse.Namespace):
-    n_hidden, lr, batch_size, seed = args.n_hidden, args.lr, args.batch_size, args.seed
     x_np = x.numpy()
     try:
         from sklearn.neural_network import BernoulliRBM
     except ImportError as exc:
         raise Unavailable(f"scikit-learn not importable: {exc}") from None
-    rbm = BernoulliRBM(
-        n_components=n_hidden, learning_rate=lr, batch_size=batch_size, n_iter=1,
-        random_state=seed, verbose=0,
-    )
-    info = {"version": common.version("sklearn")}
+    rbm = BernoulliRBM(n_components=args.n_hidden, learning_rate=args.lr,
+                       batch_size=args.batch_size, n_iter=1, random_state=args.seed, verbose=0)
+    info = {"version": package_version("sklearn")}
 
     def epoch(n: int | None = None) -> None:
-        rows = x_np if n is None else x_np[: n * batch_size]
+        rows = x_np if n is None else x_np[: n * args.batch_size]
         rbm.fit(rows)
         info["dtype"] = str(rbm.components_.dtype)
 
@@ -108,7 +109,7 @@ def _sklearn(x: torch.Tensor, args: argparse.Namespace):
 
 
 def _learnergy(x: torch.Tensor, args: argparse.Namespace, fit: bool):
-    n_hidden, lr, batch_size, seed = args.n_hidden, args.lr, args.batch_size, args.seed
+    batch_size = args.batch_size
     try:
         from learnergy.models.bernoulli import RBM as LRBM
     except ImportError as exc:
@@ -123,12 +124,10 @@ def _learnergy(x: torch.Tensor, args: argparse.Namespace, fit: bool):
     for name in list(logging.root.manager.loggerDict):
         if name.startswith("learnergy"):
             logging.getLogger(name).setLevel(logging.WARNING)
-    torch.manual_seed(seed)
-    model = LRBM(
-        n_visible=N_VISIBLE, n_hidden=n_hidden, steps=1, learning_rate=lr, momentum=0.0,
-        decay=0.0, temperature=1.0, use_gpu=False,
-    )
-    info = {"dtype": str(model.W.dtype).replace("torch.", ""), "version": common.version("learnergy")}
+    torch.manual_seed(args.seed)
+    model = LRBM(n_visible=N_VISIBLE, n_hidden=args.n_hidden, steps=1, learning_rate=args.lr,
+                 momentum=0.0, decay=0.0, temperature=1.0, use_gpu=False)
+    info = {"dtype": str(model.W.dtype).replace("torch.", ""), "version": package_version("learnergy")}
     if fit:
         labels = torch.zeros(len(x))
 
@@ -164,15 +163,11 @@ def _bare(x: torch.Tensor, args: argparse.Namespace, draws: bool = False):
     h = torch.bernoulli(torch.full((batch_size, n_hidden), 0.5), generator=g)
     v_neg = torch.bernoulli(torch.full((batch_size, N_VISIBLE), 0.5), generator=g)
     h_neg = torch.bernoulli(torch.full((batch_size, n_hidden), 0.5), generator=g)
-    a_pos = torch.empty(batch_size, n_hidden)
-    a_neg = torch.empty(batch_size, n_hidden)
-    v_rec = torch.empty(batch_size, N_VISIBLE)
-    g_pos = torch.empty(N_VISIBLE, n_hidden)
-    g_neg = torch.empty(N_VISIBLE, n_hidden)
+    # the products' outputs and the uniform draws: (B, H), (B, D) and (D, H) buffers
+    a_pos, a_neg, u_h = (torch.empty(batch_size, n_hidden) for _ in range(3))
+    v_rec, u_v = (torch.empty(batch_size, N_VISIBLE) for _ in range(2))
+    g_pos, g_neg = (torch.empty(N_VISIBLE, n_hidden) for _ in range(2))
     batches = [b for b in torch.split(x, batch_size) if len(b) == batch_size]
-
-    u_h = torch.empty(batch_size, n_hidden)
-    u_v = torch.empty(batch_size, N_VISIBLE)
 
     def epoch(n: int | None = None) -> None:
         for v in batches[:n]:
@@ -207,20 +202,33 @@ def _profile_genzoo(x: torch.Tensor, args: argparse.Namespace, n_batches: int) -
         epoch(n_batches)
     events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events) or 1.0
-    return [
-        {
-            "op": e.key,
-            "calls": e.count,
-            "self_ms_per_batch": e.self_cpu_time_total / 1e3 / n_batches,
-            "self_share": e.self_cpu_time_total / total,
-        }
-        for e in events[:12]
-    ]
+    return [{"op": e.key, "calls": e.count,
+             "self_ms_per_batch": e.self_cpu_time_total / 1e3 / n_batches,
+             "self_share": e.self_cpu_time_total / total} for e in events[:12]]
 
 
-def run(args: argparse.Namespace) -> dict:
+def add_arguments(p: argparse.ArgumentParser, row: dict) -> None:
+    # --threads: for torch and numpy's BLAS alike (default: the libraries' own); 1 is
+    # steadier on a machine shared with other work
+    p.add_argument("--impls", default=",".join(FACTORIES), type=_impls,
+                   help=f"comma-separated subset of {', '.join(FACTORIES)}")
+    p.add_argument("--profile", action="store_true",
+                   help="also store torch.profiler's top operators over 50 genzoo batches")
+
+
+def _impls(text: str) -> list[str]:
+    impls = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = sorted(set(impls) - set(FACTORIES))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown implementation(s) {unknown}; choose from {list(FACTORIES)}")
+    return impls
+
+
+def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]:
+    limit_threads(args.threads)
     n_rows = args.n_batches * args.batch_size
-    load_at_start = common.load_average()
+    load_at_start = load_average()
     x, data = common.binarized_mnist_rows(n_rows, args.smoke, args.seed)
     def warmed_up(name: str):
         epoch, info = FACTORIES[name](x, args)
@@ -228,12 +236,12 @@ def run(args: argparse.Namespace) -> dict:
         return epoch, info
 
     setup_start = time.perf_counter()
-    timings, epochs = common.build_all({n: lambda n=n: warmed_up(n) for n in args.impls},
-                                       DESCRIPTIONS)
+    timings, epochs = build_candidates({n: lambda n=n: warmed_up(n) for n in args.impls},
+                                       row["descriptions"])
     setup_s = time.perf_counter() - setup_start
 
     timed_start = time.perf_counter()
-    for name, t in common.interleaved_medians(epochs, args.repetitions).items():
+    for name, t in interleaved_medians(epochs, args.repetitions).items():
         timings[name].update(t)
     timed_s = time.perf_counter() - timed_start
 
@@ -242,45 +250,31 @@ def run(args: argparse.Namespace) -> dict:
         if entry["status"] == "ok":
             entry["per_batch_ms"] = 1e3 * entry["median_s"] / args.n_batches
             entry["gflops_5_products"] = useful_gflop / entry["median_s"]
-    ratios = common.ratios(timings)
     profile = None
     if args.profile and timings.get("genzoo", {}).get("status") == "ok":
         profile = _profile_genzoo(x, args, min(50, args.n_batches))
-    notes = [
-        ("Timing covers only the loop over mini-batches; model construction, data loading "
-         "and an untimed warm-up of "
-         f"{args.warmup_batches} batches per implementation are excluded."),
-        (f"Repetitions interleaved with a rotating order; the median of {args.repetitions} "
-         "epochs is reported per implementation."),
-        *ROW["notes"],
-    ]
-    notes = [*common.busy_notes("at the start", "expect noise; rerun on a quiet machine "
-                                "before quoting these numbers.", load_at_start),
-             *([common.SPEED_SMOKE_NOTE] if args.smoke else []), *notes]
+        for op in profile:
+            print(f"  profile {op['op']:<40} {op['self_ms_per_batch']:7.3f} ms/batch "
+                  f"{100 * op['self_share']:5.1f}%")
     # One result per thread setting, so both stand in RESULTS.md side by side: the BLAS
     # products scale with threads while the random draws do not, so the ratios differ.
     title = "CD-1 epoch time, RBM 784-500, batch 100, float32, CPU, " + (
         f"{args.threads} thread(s)" if args.threads else "default threads")
-    return {
-        **common.header(BENCHMARK + (f"_threads{args.threads}" if args.threads else ""),
-                        "rbm_cd1_speed_threads1" if args.threads == 1 else "rbm_cd1_speed",
-                        title, "speed", args.smoke),
-        "data": data,
-        "config": {
+    return [common.speed_result(
+        row, args, "rbm_cd1_speed" + (f"_threads{args.threads}" if args.threads else ""), title,
+        timings, _acceptance(timings, median_ratios(timings)),
+        busy_notes("at the start", "expect noise; rerun on a quiet machine before quoting "
+                   "these numbers.", load_at_start),
+        row_name="rbm_cd1_speed_threads1" if args.threads == 1 else "rbm_cd1_speed", data=data,
+        config={
             "n_visible": N_VISIBLE,
-            **{k: getattr(args, k) for k in ROW["options"]},  # the command line's sizes
             "dtype": "float32",
             "threads": args.threads if args.threads is not None else "library defaults",
             "torch_threads": torch.get_num_threads(),
             "useful_gflop_per_epoch": useful_gflop,
         },
-        "timings": timings,
-        "ratios": ratios,
-        "acceptance": _acceptance(timings, ratios),
-        "wall_s": {"setup_and_warmup": setup_s, "timed_loop": timed_s},
-        **({"genzoo_profile": profile} if profile is not None else {}),
-        "notes": notes,
-    }
+        wall_s={"setup_and_warmup": setup_s, "timed_loop": timed_s},
+        **({"genzoo_profile": profile} if profile is not None else {}))]
 
 
 def _acceptance(timings: dict, ratios: dict) -> dict:
@@ -289,10 +283,9 @@ def _acceptance(timings: dict, ratios: dict) -> dict:
         f"floors excepted) and genzoo / bare <= {ACCEPT_BARE_RATIO}"
     )
     gz = timings.get("genzoo", {})
-    if gz.get("status") != "ok" or "median_s" not in gz:
+    if gz.get("status") != "ok":
         return {"criterion": criterion, "passed": False, "why": "genzoo did not run"}
-    slower_peers = [n for n in PEERS if timings.get(n, {}).get("median_s")]
-    faster = [n for n in slower_peers if timings[n]["median_s"] < gz["median_s"]]
+    faster = [n for n in PEERS if timings.get(n, {}).get("median_s", math.inf) < gz["median_s"]]
     bare_ratio = ratios.get("genzoo / bare")
     why = []
     if faster:
@@ -307,27 +300,3 @@ def _acceptance(timings: dict, ratios: dict) -> dict:
     draws_ratio = ratios.get("genzoo / bare+draws")
     draws = {"genzoo_over_bare_plus_draws": draws_ratio} if draws_ratio is not None else {}
     return common.acceptance(criterion, why, peers_not_measured=missing, **draws)
-
-
-def main(argv: list[str] | None = None) -> int:
-    # --threads: for torch and numpy's BLAS alike (default: the libraries' own); 1 is
-    # steadier on a machine shared with other work
-    p = common.speed_parser(__doc__, ROW, run_dir=False)
-    p.add_argument("--impls", default=",".join(FACTORIES),
-                   help=f"comma-separated subset of {', '.join(FACTORIES)}")
-    p.add_argument("--profile", action="store_true",
-                   help="also store torch.profiler's top operators over 50 genzoo batches")
-    args = common.parse_speed(p, ROW, argv)
-    args.impls = [s.strip() for s in args.impls.split(",") if s.strip()]
-    unknown = sorted(set(args.impls) - set(FACTORIES))
-    if unknown:
-        p.error(f"unknown implementation(s) {unknown}; choose from {list(FACTORIES)}")
-    results = common.speed_dirs(args, BENCHMARK).results
-    common.limit_threads(args.threads)
-    result = run(args)
-    for row in result.get("genzoo_profile", []):
-        print(f"  profile {row['op']:<40} {row['self_ms_per_batch']:7.3f} ms/batch "
-              f"{100 * row['self_share']:5.1f}%")
-    common.publish(result, results)
-    return 0
-

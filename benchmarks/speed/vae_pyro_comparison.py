@@ -43,24 +43,24 @@ from pathlib import Path
 
 import common
 import torch
-from common import Unavailable
 from torch import distributions as D
 from torch import nn
 
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import LATENT
+from genzoo.evaluation.importance import importance_log_px
+from genzoo.evaluation.stats import mean_stderr
+from genzoo.training.timing import timed_fit
 from genzoo.utils import denormals
+from genzoo.utils.provenance import busy_notes, package_version
+from genzoo.utils.timing import Unavailable, build_candidates, interleaved_medians, median_ratios
 
-BENCHMARK = "vae_pyro_comparison"
+RUN_NAME = "vae_pyro_comparison_e{epochs}"
 DATA = "binarized-mnist"
 N_VISIBLE, BATCH, LR = 784, 256, 1e-3
 # Pyro's example squeezes its Bernoulli probabilities into [1e-7, 1 - 1e-7].
 FUDGE = 1e-7
 ACCEPT_NLL_NATS = 1.0
-# Each library's description, the fixed notes (what differs between the sides, what is timed,
-# subnormals), and the sizes of a budget run (the default), --full and --smoke: data, in the row.
-ROW = common.load_row(BENCHMARK)
-DESCRIPTIONS = ROW["descriptions"]
 INSTALL_HINT = ("install it without touching torch: pip install --no-deps pyro-ppl==1.9.2 "
                 "pyro-api==0.1.2 opt_einsum==3.4.0 (see benchmarks/README.md)")
 
@@ -116,9 +116,10 @@ class PyroVAELatent(nn.Module):
         return D.Independent(D.Normal(loc, scale), 1)
 
 
-def pyro_trainer(x_train: torch.Tensor, hidden: int, j: int, seed: int):
+def pyro_trainer(x_train: torch.Tensor, args: argparse.Namespace):
     """((run one epoch -> seconds, the LATENT wrapper), info) for Pyro's SVI on Pyro's example
-    model. Raises Unavailable when Pyro cannot be imported."""
+    model (``args.hidden`` units, ``args.latent`` latents). Raises Unavailable when Pyro cannot
+    be imported."""
     try:
         import pyro
         import pyro.distributions as pdist
@@ -129,13 +130,14 @@ def pyro_trainer(x_train: torch.Tensor, hidden: int, j: int, seed: int):
                           f"{INSTALL_HINT}") from None
     pyro.clear_param_store()
     # Pyro draws from torch's global generator; seed it for a repeatable run.
-    torch.manual_seed(seed)
-    encoder, decoder = PyroEncoder(N_VISIBLE, hidden, j), PyroDecoder(N_VISIBLE, hidden, j)
+    torch.manual_seed(args.seed)
+    encoder = PyroEncoder(N_VISIBLE, args.hidden, args.latent)
+    decoder = PyroDecoder(N_VISIBLE, args.hidden, args.latent)
 
     def model(x: torch.Tensor) -> None:
         pyro.module("decoder", decoder)
         with pyro.plate("data", x.shape[0]):
-            zeros = x.new_zeros((x.shape[0], j))
+            zeros = x.new_zeros((x.shape[0], args.latent))
             z = pyro.sample("latent", pdist.Normal(zeros, 1.0 + zeros).to_event(1))
             pyro.sample("obs", pdist.Bernoulli(probs=decoder(z)).to_event(1), obs=x)
 
@@ -150,7 +152,7 @@ def pyro_trainer(x_train: torch.Tensor, hidden: int, j: int, seed: int):
     n = len(x_train)
 
     def epoch() -> float:
-        g = torch.Generator().manual_seed(seed * 100_003 + state["epoch"])
+        g = torch.Generator().manual_seed(args.seed * 100_003 + state["epoch"])
         order = torch.randperm(n, generator=g)
         total = 0.0
         t0 = time.perf_counter()
@@ -167,72 +169,61 @@ def pyro_trainer(x_train: torch.Tensor, hidden: int, j: int, seed: int):
 
 
 # ------------------------------------------------------------------------ the genzoo side
-def genzoo_trainer(bundle, data_cfg, hidden: int, j: int, seed: int, run_dir: Path,
-                   init_std: float | None = None):
+def genzoo_trainer(bundle, data_cfg, args: argparse.Namespace, run_dir: Path):
     """((run one more epoch -> seconds, the VAE), info): genzoo's Trainer, continued one epoch
     at a time with ``fit(resume=True)``; each epoch is timed by a callback from the start of
-    its first step to the end of its last. ``init_std``: model.init_std (None: genzoo's
-    default)."""
+    its first step to the end of its last. ``args.genzoo_init_std``: model.init_std (None:
+    genzoo's default)."""
     from genzoo.models.directed.vae import VAE, VAEConfig
 
-    std = {} if init_std is None else {"init_std": init_std}
-    model_cfg = VAEConfig(n_visible=N_VISIBLE, hidden=(hidden,), n_latent=j,
+    std = {} if args.genzoo_init_std is None else {"init_std": args.genzoo_init_std}
+    model_cfg = VAEConfig(n_visible=N_VISIBLE, hidden=(args.hidden,), n_latent=args.latent,
                           activation="softplus", decoder="bernoulli", estimator="sgvb_a", n_mc=1,
                           **std)
-    model = VAE(model_cfg, generator=torch.Generator().manual_seed(seed))
+    model = VAE(model_cfg, generator=torch.Generator().manual_seed(args.seed))
     state = {"epoch": 0}
 
     def epoch() -> float:
         state["epoch"] += 1
-        seconds, metrics = common.timed_fit(
+        seconds, metrics = timed_fit(
             model, "vae", data_cfg, bundle, run_dir, resume=state["epoch"] > 1,
             epochs=state["epoch"], batch_size=BATCH, optimizer="adam", lr=LR,
-            lr_schedule="constant", momentum=0.9, seed=seed, log_every=50,
+            lr_schedule="constant", momentum=0.9, seed=args.seed, log_every=50,
             validate_every=10**9)
         state["loss"] = metrics.get("loss")
         return seconds
 
-    return (epoch, model), {"version": common.version("genzoo"), "dtype": "float32",
+    return (epoch, model), {"version": package_version("genzoo"), "dtype": "float32",
                             "train_loss_last_epoch": state, "init_std": model_cfg.init_std}
 
 
-def evaluate(model, x_test: torch.Tensor, k: int, seed: int) -> dict:
-    """genzoo's importance-sampled NLL (float64) with k draws per example."""
-    from genzoo.evaluation.importance import importance_log_px
-
-    g = torch.Generator().manual_seed(seed)
-    t0 = time.perf_counter()
-    est = importance_log_px(model, x_test, k, g)
-    rep = est.report()
-    return {"test_nll_nats": rep["nll_nats"], "test_nll_stderr": rep["stderr"],
-            "test_elbo_nats": rep["elbo_nats"], "is_ess": rep["is_ess"],
-            "stderr_mc": rep["stderr_mc"], "evaluate_s": time.perf_counter() - t0,
-            "_per_example": est.log_px}
+def add_arguments(p: argparse.ArgumentParser, row: dict) -> None:
+    p.add_argument("--genzoo-init-std", type=float, default=None,
+                   help="genzoo's model.init_std (default: genzoo's own, 0.01)")
 
 
-def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
+def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]:
     from genzoo.data import DataConfig
 
     data_cfg = DataConfig(name=DATA, n_train=args.n_train, n_eval=args.n_test)
     try:
         bundle = common.offline_data(data_cfg)
     except (GenzooError, OSError) as exc:
-        raise SystemExit(f"{BENCHMARK}: binarized MNIST not available ({exc}); set "
+        raise SystemExit(f"vae_pyro_comparison: binarized MNIST not available ({exc}); set "
                          "GENZOO_DATA to the folder holding binarized_mnist/") from None
     x_train = bundle.train.x.float().contiguous()
     x_test = bundle.test.x[: args.n_test] if args.n_test else bundle.test.x
-    timings, built = common.build_all({
-        "genzoo": lambda: genzoo_trainer(bundle, data_cfg, args.hidden, args.latent, args.seed,
-                                         dirs.run / "genzoo", args.genzoo_init_std),
-        "pyro": lambda: pyro_trainer(x_train, args.hidden, args.latent, args.seed),
-    }, DESCRIPTIONS, missing="missing")
+    timings, built = build_candidates({
+        "genzoo": lambda: genzoo_trainer(bundle, data_cfg, args, dirs.run / "genzoo"),
+        "pyro": lambda: pyro_trainer(x_train, args),
+    }, row["descriptions"], missing="missing")
 
     t_train = time.perf_counter()
     epochs = {name: epoch for name, (epoch, _) in built.items()}
-    for name, t in common.interleaved_medians(epochs, args.epochs, progress=True).items():
+    for name, t in interleaved_medians(epochs, args.epochs, progress=True).items():
         timings[name].update(t)
     if timings["genzoo"]["status"] != "ok":
-        raise SystemExit(f"{BENCHMARK}: genzoo failed: {timings['genzoo']['reason']}")
+        raise SystemExit(f"vae_pyro_comparison: genzoo failed: {timings['genzoo']['reason']}")
     train_s = time.perf_counter() - t_train
 
     n_batches = math.ceil(len(x_train) / BATCH)
@@ -243,33 +234,35 @@ def run(args: argparse.Namespace, dirs: common.RunDirs) -> dict:
         loss = entry.pop("train_loss_last_epoch").get("loss")
         if entry["status"] != "ok":
             continue
-        entry.update(per_batch_ms=1e3 * entry["median_s"] / n_batches, train_loss_last_epoch=loss)
-        ev = evaluate(model, x_test, args.is_samples, args.seed)
-        per_example[name] = ev.pop("_per_example")
-        entry.update(ev)
+        t0 = time.perf_counter()  # genzoo's importance-sampled NLL, float64, k draws an example
+        est = importance_log_px(model, x_test, args.is_samples,
+                                torch.Generator().manual_seed(args.seed))
+        rep, per_example[name] = est.report(), est.log_px
+        entry.update(per_batch_ms=1e3 * entry["median_s"] / n_batches, train_loss_last_epoch=loss,
+                     test_nll_nats=rep["nll_nats"], test_nll_stderr=rep["stderr"],
+                     test_elbo_nats=rep["elbo_nats"], is_ess=rep["is_ess"],
+                     stderr_mc=rep["stderr_mc"], evaluate_s=time.perf_counter() - t0)
         print(f"{name}: median {entry['median_s']:.2f} s/epoch, test NLL "
               f"{entry['test_nll_nats']:.2f} +/- {entry['test_nll_stderr']:.2f} nats "
               f"(ELBO {entry['test_elbo_nats']:.2f})", flush=True)
     eval_s = time.perf_counter() - t_eval
 
-    ratios, extra = common.ratios(timings), {}
+    ratios, extra = median_ratios(timings), {}
     if ratios:
         diff = -(per_example["genzoo"] - per_example["pyro"])  # NLL genzoo - NLL pyro
-        extra["nll_difference_genzoo_minus_pyro"] = float(diff.mean())
-        extra["nll_difference_stderr_paired"] = (float(diff.std()) / math.sqrt(len(diff))
-                                                 if len(diff) > 1 else 0.0)
+        mean, stderr = mean_stderr(diff)
+        extra.update(nll_difference_genzoo_minus_pyro=mean, nll_difference_stderr_paired=stderr)
     acceptance = _acceptance(timings, ratios, extra)
-    return _result(args, bundle, x_test, timings, ratios, extra, acceptance,
-                   {"train_interleaved": train_s, "evaluate": eval_s})
+    return [_result(row, args, bundle, x_test, timings, extra, acceptance,
+                    {"train_interleaved": train_s, "evaluate": eval_s})]
 
 
 def _acceptance(timings: dict, ratios: dict, extra: dict) -> dict:
     criterion = ("both ran; genzoo's median time per epoch <= Pyro's (genzoo / pyro <= 1) and "
                  f"genzoo's test NLL <= Pyro's + {ACCEPT_NLL_NATS} nat")
     if timings["pyro"].get("status") != "ok":
-        return {"criterion": criterion, "passed": False,
-                "why": f"Pyro not measured ({timings['pyro'].get('reason', '')})",
-                "peers_not_measured": ["pyro"]}
+        why = f"Pyro not measured ({timings['pyro'].get('reason', '')})"
+        return common.acceptance(criterion, [why], peers_not_measured=["pyro"])
     why = []
     if ratios["genzoo / pyro"] > 1.0:
         why.append(f"genzoo / pyro = {ratios['genzoo / pyro']:.2f} > 1")
@@ -279,7 +272,7 @@ def _acceptance(timings: dict, ratios: dict, extra: dict) -> dict:
     return common.acceptance(criterion, why, peers_not_measured=[])
 
 
-def _result(args, bundle, x_test, timings, ratios, extra, acceptance, wall) -> dict:
+def _result(row, args, bundle, x_test, timings, extra, acceptance, wall) -> dict:
     def nll(name: str) -> str:
         t = timings[name]
         if "test_nll_nats" not in t:
@@ -287,7 +280,13 @@ def _result(args, bundle, x_test, timings, ratios, extra, acceptance, wall) -> d
         return (f"{name}: test NLL {t['test_nll_nats']:.2f} +/- {t['test_nll_stderr']:.2f} "
                 f"nats (ELBO {t['test_elbo_nats']:.2f}), median {t['median_s']:.2f} s/epoch")
 
+    budget = not args.smoke and args.epochs < row["presets"]["full"]["epochs"]
     notes = [
+        *busy_notes("at the end", "the ratio is more reliable than either time, since epochs "
+                    "were interleaved."),
+        *([(f"Budget run: {args.epochs} epochs (Pyro's example runs 101), k = {args.is_samples}"
+            f" on {len(x_test)} test images; --full for 100 epochs and k = 5000 on all 10,000.")]
+          if budget else []),
         (f"Test NLL by genzoo's importance sampler, k = {args.is_samples}, float64, on the "
          f"first {len(x_test)} test images of the fixed binarization: " + "; ".join(
              nll(n) for n in ("genzoo", "pyro"))
@@ -297,49 +296,22 @@ def _result(args, bundle, x_test, timings, ratios, extra, acceptance, wall) -> d
          f"objective (one-draw Monte Carlo ELBO, SGVB-A = Trace_ELBO), same optimizer (Adam lr "
          f"{LR}), same batch size ({BATCH}), same data and epochs ({args.epochs}), one process, "
          f"epochs interleaved; {torch.get_num_threads()} torch thread(s)."),
-        *ROW["notes"],  # what differs between the two sides, how they are timed
-        ROW["subnormals"]["flushed" if denormals.wanted() else "ieee"],
-    ]
-    if args.smoke:
-        notes.insert(0, common.SPEED_SMOKE_NOTE)
-    elif args.epochs < ROW["presets"]["full"]["epochs"]:
-        notes.insert(0, f"Budget run: {args.epochs} epochs (Pyro's example runs 101), k = "
-                     f"{args.is_samples} on {len(x_test)} test images; --full for 100 epochs "
-                     "and k = 5000 on all 10,000.")
-    notes[:0] = common.busy_notes("at the end", "the ratio is more reliable than either time, "
-                                  "since epochs were interleaved.")
+        row["subnormals"]["flushed" if denormals.wanted() else "ieee"],
+    ]  # then the row's: what differs between the two sides, how they are timed
     title = (f"VAE {N_VISIBLE}-{args.hidden}-{args.latent}: genzoo vs Pyro's VAE example "
              "(time per epoch, test NLL by genzoo's evaluator)")
-    return {
-        **common.header(BENCHMARK, "vae_pyro_comparison", title, "speed", args.smoke),
-        "data": {"name": DATA, "binarization": "fixed (Larochelle & Murray 2011 file)",
-                 "split": "train (timing), test (NLL)", "n_examples": len(bundle.train.x),
-                 "n_test": len(x_test)},
-        "config": {
+    return common.speed_result(
+        row, args, "vae_pyro_comparison", title, timings, acceptance, notes,
+        data={"name": DATA, "binarization": "fixed (Larochelle & Murray 2011 file)",
+              "split": "train (timing), test (NLL)", "n_examples": len(bundle.train.x),
+              "n_test": len(x_test)},
+        config={
             "setting": (f"VAE {N_VISIBLE}-{args.hidden}-{args.latent} (softplus, Bernoulli "
                         f"decoder), Trace_ELBO / SGVB-A, Adam lr {LR}, batch {BATCH}, "
                         f"{args.epochs} epochs each, epochs interleaved, median epoch time; "
                         f"test NLL by genzoo IS k={args.is_samples} on {len(x_test)} test "
                         "images (see notes)"),
-            "n_visible": N_VISIBLE, **{k: getattr(args, k) for k in ROW["options"]},
-            "n_test": len(x_test), "batch_size": BATCH, "lr": LR,
+            "n_visible": N_VISIBLE, "n_test": len(x_test), "batch_size": BATCH, "lr": LR,
             "torch_threads": torch.get_num_threads(), "dtype": "float32",
         },
-        "timings": timings,
-        "ratios": ratios,
-        "acceptance": acceptance,
-        "extra": extra,
-        "wall_s": wall,
-        "notes": notes,
-    }
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = common.speed_parser(__doc__, ROW)  # --full: 100 epochs, k = 5000 on all test images
-    p.add_argument("--genzoo-init-std", type=float, default=None,
-                   help="genzoo's model.init_std (default: genzoo's own, 0.01)")
-    args = common.parse_speed(p, ROW, argv)
-    dirs = common.speed_dirs(args, f"{BENCHMARK}_e{args.epochs}")
-    common.publish(run(args, dirs), dirs.results)
-    return 0
-
+        extra=extra, wall_s=wall)

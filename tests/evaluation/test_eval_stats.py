@@ -64,3 +64,13 @@ def test_stderr_needs_two_weights_and_estimate_to_dict():
         "value": 1.0, "stderr": 0.1, "n_samples": 10, "estimator": "x", "diagnostics": {"ess": 3.0},
         "unit": None,
     }
+
+
+def test_mean_stderr_is_the_standard_error_of_the_mean():
+    from genzoo.evaluation.stats import mean_stderr
+
+    values = torch.tensor([1.0, 2.0, 4.0, 7.0])
+    mean, se = mean_stderr(values)
+    assert mean == pytest.approx(3.5)
+    assert se == pytest.approx(np.std([1, 2, 4, 7], ddof=1) / 2)
+    assert mean_stderr(torch.tensor([5.0])) == (5.0, 0.0)

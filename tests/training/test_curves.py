@@ -50,3 +50,20 @@ def test_a_run_stopped_with_its_event_files_starts_again(toy, bundle, tmp_path):
     cfg = toy.make_config()
     Trainer(toy.build(cfg), cfg, bundle, run).fit()
     assert written_by_genzoo(run / "curves.png")
+
+
+def test_plot_lines_draws_panels_of_series_with_marks(tmp_path):
+    """Series that are not a metrics.csv: one panel per group, a log x axis that leaves out
+    x <= 0, a labelled mark; a series with no point left is skipped, not an error."""
+    from PIL import Image
+
+    from genzoo.training.curves import plot_lines
+
+    panels = {"N_z = 2": {"train": [(0, -300.0), (100, -200.0), (1000, -150.0)],
+                          "valid": [(100, -210.0), (1000, -160.0)]},
+              "N_z = 5": {"train": [(10, -250.0), (1000, -140.0)], "valid": [(0, -1.0)]}}
+    path = plot_lines(panels, tmp_path / "new" / "curves.png", "bound vs examples", log_x=True,
+                      marks={500.0: "half"})
+    assert path == tmp_path / "new" / "curves.png" and written_by_genzoo(path)
+    width, height = Image.open(path).size
+    assert width > height  # two panels side by side

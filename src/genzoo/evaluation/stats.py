@@ -60,3 +60,11 @@ def effective_sample_size(log_w: torch.Tensor) -> float:
     """Kish's effective sample size (sum w)^2 / sum w^2, in log space. Between 1 and n."""
     log_w = log_w.detach().to(torch.float64).flatten()
     return float(torch.exp(2 * torch.logsumexp(log_w, 0) - torch.logsumexp(2 * log_w, 0)))
+
+
+def mean_stderr(values: torch.Tensor) -> tuple[float, float]:
+    """(mean, standard error of the mean) of ``values`` (n,): std / sqrt(n) with the unbiased
+    std, 0 for n = 1; e.g. a per-example figure over a test split, or paired differences."""
+    values = values.detach().to(torch.float64).flatten()
+    n = values.numel()
+    return float(values.mean()), float(values.std()) / math.sqrt(n) if n > 1 else 0.0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import math
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,6 +68,25 @@ class Callback:
 
     def on_fit_end(self, trainer: Any, metrics: dict[str, float]) -> None:
         """After the last checkpoint and ``samples.png`` are written."""
+
+
+class LoopTimer(Callback):
+    """Seconds of a fit's training loop (``seconds``): from the start of the fit to the end of
+    its last step, so that the final validation and checkpoint are left out; 0 before a step.
+    Use it to time training (a resumed fit is timed from its own start)."""
+
+    def __init__(self) -> None:
+        self.start = self.end = 0.0
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+    def on_fit_start(self, trainer: Any) -> None:
+        self.start = self.end = time.perf_counter()
+
+    def on_step_end(self, trainer: Any, loss: float) -> None:
+        self.end = time.perf_counter()
 
 
 class FailureSignals(Callback):

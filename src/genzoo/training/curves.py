@@ -10,8 +10,10 @@ one colour per run. Drawn: the training figures (``loss`` and the model's others
 validation-only row, or a training row between validations) and non-finite values are left
 out, so each line joins the points where its figure was logged.
 
-matplotlib draws through its Agg canvas (no screen, no pyplot global state); the PNG carries
-genzoo's mark (:data:`genzoo.utils.io.GENZOO_MARK`) and is written atomically.
+:func:`plot_lines` draws series that are not a run's metrics.csv (a figure against a load, or
+against the examples seen), one panel per group. matplotlib draws through its Agg canvas (no
+screen, no pyplot global state); the PNG carries genzoo's mark
+(:data:`genzoo.utils.io.GENZOO_MARK`) and is written atomically.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import csv
 import io
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from genzoo.core.errors import GenzooError
@@ -99,8 +101,6 @@ def plot_curves(
     ``x``: ``step`` (optimizer steps) or ``epoch`` (passes over the training set) on the
     horizontal axis. Raises :class:`GenzooError` when the runs have no figure to draw.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
     if x not in AXES:
@@ -112,8 +112,7 @@ def plot_curves(
     cols = min(3, len(names))
     rows = math.ceil(len(names) / cols)
     width, height = 4.2 * cols, 3.0 * rows + 0.5  # inches; the last 0.5 hold the legend
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = _figure(width, height)
     # Fixed margins (a constrained layout would double the drawing time): 0.75 in at the
     # left for the tick labels, 0.4 in above each panel for its title.
     fig.subplots_adjust(left=0.75 / width, right=1 - 0.15 / width, top=1 - 0.3 / height,
@@ -124,7 +123,7 @@ def plot_curves(
     for ax, name in zip(axes, names):
         for colour, (_, curves) in zip(colours, runs):
             for column, style in ((name, "-"), (VALID_PREFIX + name, "--")):
-                points = _points(curves, x, column)
+                points = metric_points(curves, x, column)
                 if not points:
                     continue
                 dashed |= style == "--"
@@ -132,7 +131,8 @@ def plot_curves(
                 ax.plot(xs, ys, style, color=colour, linewidth=1.4,
                         marker="o" if len(points) < 20 else None, markersize=3)
         ax.set_title(", ".join(c for c in (name, VALID_PREFIX + name)
-                               if any(_points(curves, x, c) for _, curves in runs)), fontsize=10)
+                               if any(metric_points(curves, x, c) for _, curves in runs)),
+                     fontsize=10)
         ax.set_xlabel(x)
         ax.grid(True, alpha=0.3)
     for ax in axes[len(names):]:
@@ -143,13 +143,62 @@ def plot_curves(
                     for s, lbl in (("-", "training"), ("--", "validation"))]
     fig.legend(handles=handles, loc="lower center", ncols=min(len(handles), 4), fontsize=9,
                frameon=False)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": GENZOO_MARK})
-    atomic_write_bytes(path, buf.getvalue())
+    _write_png(fig, path)
     return names
 
 
-def _points(curves: Curves, x: str, column: str) -> list[tuple[float, float]]:
+def plot_lines(
+    panels: Mapping[str, Mapping[str, Sequence[tuple[float, float]]]],
+    path: str | os.PathLike, title: str = "", log_x: bool = False,
+    marks: Mapping[float, str] | None = None,
+) -> Path:
+    """Draw ``panels`` (panel title -> series label -> (x, y) points) into the PNG ``path``:
+    one panel each, side by side with a shared y axis, each series a line of its own colour;
+    return ``path``.
+
+    ``log_x``: a logarithmic x axis (points at x <= 0 are left out); ``marks``: a dashed
+    vertical line at each x, labelled (e.g. a theoretical limit).
+    """
+    fig = _figure(4.2 * len(panels), 3.6)
+    axes = fig.subplots(1, len(panels), squeeze=False, sharey=True).ravel()
+    for ax, (label, series) in zip(axes, panels.items()):
+        for name, line in series.items():
+            kept = [(a, b) for a, b in line if a > 0 or not log_x]
+            if kept:
+                ax.plot(*zip(*kept), label=name, linewidth=1.4)
+        for x, text in (marks or {}).items():
+            ax.axvline(x, color="grey", linestyle="--", linewidth=1)
+            ax.annotate(text, (x, 1.0), xycoords=("data", "axes fraction"), color="grey",
+                        xytext=(3, -12), textcoords="offset points", fontsize=8)
+        if log_x:
+            ax.set_xscale("log")
+        ax.set_title(label, fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    _write_png(fig, path)
+    return Path(path)
+
+
+def _figure(width: float, height: float):  # inches, on the Agg canvas (no pyplot state)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _write_png(fig, path: str | os.PathLike) -> None:
+    """``fig`` as a PNG carrying genzoo's mark, written atomically."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": GENZOO_MARK})
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def metric_points(curves: Curves, x: str, column: str) -> list[tuple[float, float]]:
     """(x, value) of the rows where ``column`` and ``x`` are both logged and finite."""
     if column not in curves or x not in curves:
         return []

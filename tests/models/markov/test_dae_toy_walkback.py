@@ -20,11 +20,11 @@ chain stay caught at 8000 steps (0.31 vs 0.005).
 
 from __future__ import annotations
 
-import math
 import statistics
 
 import torch
 
+from genzoo.data.synthetic import ring_of_gaussians
 from genzoo.evaluation.mmd import mmd
 from genzoo.models.markov.dae import DAE, DAEConfig
 
@@ -35,13 +35,6 @@ N_CHAINS, BURN_IN, THIN, KEEP = 300, 100, 20, 2
 N = N_CHAINS * KEEP
 
 
-def _ring(n: int, g: torch.Generator) -> torch.Tensor:
-    comp = torch.randint(0, 8, (n,), generator=g)
-    angle = 2 * math.pi * comp / 8
-    mu = torch.stack([2.0 * torch.cos(angle), 2.0 * torch.sin(angle)], 1)
-    return mu + 0.1 * torch.randn(n, 2, generator=g)
-
-
 def _chain_mmd2(walkback: int, seed: int, data_g: torch.Generator) -> float:
     """Train a DAE with ``walkback`` on fresh ring draws, run N_CHAINS wide-started chains,
     and return the MMD_u^2 of their pooled post-burn-in draws to N fresh data points."""
@@ -49,23 +42,23 @@ def _chain_mmd2(walkback: int, seed: int, data_g: torch.Generator) -> float:
     cfg = DAEConfig(n_visible=2, n_hidden=64, corruption="gaussian", noise_level=NOISE,
                     reconstruction="gaussian", walkback=walkback, sample_output="draw")
     model = DAE(cfg, generator=g)
-    model.init_from_data(_ring(2000, g))
+    model.init_from_data(ring_of_gaussians(2000, g))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(1500):
-        loss = model.loss(_ring(128, g), g)["loss"]
+        loss = model.loss(ring_of_gaussians(128, g), g)["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()
     x0 = 2.0 * torch.randn(N_CHAINS, 2, generator=g)
     states = model.chain(x0, BURN_IN + THIN * (KEEP - 1), g, output="draw")
     draws = states[[BURN_IN + THIN * i for i in range(KEEP)]].reshape(-1, 2)
-    return float(mmd(draws.double(), _ring(N, data_g).double(), SIGMAS))
+    return float(mmd(draws.double(), ring_of_gaussians(N, data_g).double(), SIGMAS))
 
 
 def test_walkback_chain_matches_the_ring_and_beats_plain_training():
     data_g = torch.Generator().manual_seed(1234)
     # The yardstick: MMD_u^2 between two independent data samples of the compared size.
-    null = [float(mmd(_ring(N, data_g).double(), _ring(N, data_g).double(), SIGMAS))
+    null = [float(mmd(ring_of_gaussians(N, data_g).double(), ring_of_gaussians(N, data_g).double(), SIGMAS))
             for _ in range(20)]
     threshold = statistics.fmean(null) + 3 * statistics.stdev(null)
     plain = [_chain_mmd2(1, s, data_g) for s in SEEDS]
