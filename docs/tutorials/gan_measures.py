@@ -56,26 +56,31 @@ runs = Path(tempfile.mkdtemp(prefix="genzoo-tutorial-"))  # one run directory pe
 #
 # MLP generator and discriminator of 64 units, 16 latent dimensions, grey-level digits,
 # 30 epochs of minibatches of 50 with Adam at a rate of 0.001. A GAN this small is easily
-# pushed into *mode collapse*, the generator putting all its samples on one or two digits;
-# three settings keep this one spread over the classes:
+# pushed into *mode collapse*, the generator putting all its samples on one or two digits.
+# Three settings keep this one spread over the classes:
 #
 # - Adam's \(\beta_1 = 0.5\) (`train.momentum`, which is \(\beta_1\) for Adam), as DCGAN
-#   (Radford et al. 2016) trains, rather than the usual 0.9: with 0.9 the momentum of each
-#   player's updates carries it past the other's moves;
+#   trains (Radford et al. 2016 found the usual 0.9 made training oscillate);
 # - He initialisation (`model.init=he`), so that \(G(z)\) varies with \(z\) from the
-#   start, instead of DCGAN's \(\mathcal N(0, 0.02^2)\), which leaves it nearly constant;
-# - a discriminator that reads \(2x - 1\) (`model.d_input=symmetric`): centred inputs.
+#   start, where DCGAN's \(\mathcal N(0, 0.02^2)\) leaves it nearly constant;
+# - a discriminator that reads \(2x - 1\) rather than \(x\) (`model.d_input=symmetric`):
+#   centred inputs.
+#
+# On these digits (one seed each), \(\beta_1 = 0.9\) collapsed with or without the other two;
+# \(\beta_1 = 0.5\) alone still collapsed; with either of the other two it covered the ten
+# classes, and with both its Fréchet distance fell to less than half. Over a few seeds the
+# three together kept all ten classes.
 #
 # The second GAN differs from the first only in \(\beta_1 = 0.9\).
 
 # %%
-settings = dict(model={"n_latent": 16, "g_hidden": (64,), "d_hidden": (64,), "init": "he",
-                       "d_input": "symmetric"},
-                train={"epochs": 30, "batch_size": 50, "optimizer": "adam", "lr": 0.001,
-                       "momentum": 0.5, "progress": False})
-gan, run = genzoo.fit("gan", "digits", out=runs / "gan", **settings)
-collapsed, _ = genzoo.fit("gan", "digits", out=runs / "gan-beta1-0.9", **{
-    **settings, "train": {**settings["train"], "momentum": 0.9}})
+net = {"n_latent": 16, "g_hidden": (64,), "d_hidden": (64,), "init": "he",
+       "d_input": "symmetric"}
+adam = {"epochs": 30, "batch_size": 50, "optimizer": "adam", "lr": 0.001, "momentum": 0.5,
+        "progress": False}
+gan, run = genzoo.fit("gan", "digits", out=runs / "gan", model=net, train=adam)
+collapsed, _ = genzoo.fit("gan", "digits", out=runs / "gan-beta1-0.9", model=net,
+                          train={**adam, "momentum": 0.9})
 digits = run.bundle
 x_train, x_valid, x_test = digits.train.x, digits.valid.x, digits.test.x
 print(f"{len(x_train)} training, {len(x_valid)} validation, {len(x_test)} test digits")

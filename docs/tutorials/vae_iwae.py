@@ -57,11 +57,12 @@ runs = Path(tempfile.mkdtemp(prefix="genzoo-tutorial-"))  # one run directory pe
 # (`--set model.objective=iwae --set model.iwae_k=5` on the command line).
 
 # %%
-common = dict(data={"binarize": "dynamic"}, model={"hidden": (64,), "n_latent": 8},
-              train={"epochs": 25, "optimizer": "adam", "lr": 0.003, "progress": False})
-vae, run = genzoo.fit("vae", "digits", out=runs / "vae", **common)
-iwae, _ = genzoo.fit("vae", "digits", out=runs / "iwae", **{
-    **common, "model": {**common["model"], "objective": "iwae", "iwae_k": 5}})
+binary = {"binarize": "dynamic"}  # a fresh Bernoulli draw of the grey levels each epoch
+net = {"hidden": (64,), "n_latent": 8}
+adam = {"epochs": 25, "optimizer": "adam", "lr": 0.003, "progress": False}
+vae, run = genzoo.fit("vae", "digits", out=runs / "vae", data=binary, model=net, train=adam)
+iwae, _ = genzoo.fit("vae", "digits", out=runs / "iwae", data=binary,
+                     model={**net, "objective": "iwae", "iwae_k": 5}, train=adam)
 digits = run.bundle
 x = digits.test.x
 print(f"{len(x)} test digits of {digits.n_features} binary pixels")
