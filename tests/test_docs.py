@@ -7,6 +7,7 @@ exactly once, here. The hook's renderers are checked on their own without execut
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -38,7 +39,8 @@ def test_every_tutorial_is_in_the_navigation():
         text = t.read_text()
         assert "# %% [markdown]" in text and "# %%\n" in text, f"{t.name}: not percent format"
         # Tutorials teach the public API and run on the bundled digits, offline.
-        assert "data.name=digits" in text, f"{t.name} must train on the bundled digits"
+        assert re.search(r'genzoo\.fit\(\s*"[\w-]+", "digits"', text), (
+            f"{t.name} must train with genzoo.fit on the bundled digits")
         assert "GENZOO_DATA" not in text
 
 
@@ -51,14 +53,18 @@ def test_notebook_page_holds_text_code_and_outputs():
         nbformat.v4.new_code_cell("print(1)", outputs=[
             nbformat.v4.new_output("stream", name="stdout", text="1\n"),
             nbformat.v4.new_output("stream", name="stderr", text="progress\n"),
+            nbformat.v4.new_output("stream", name="stdout", text="2\n"),
             nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo="}),
+            nbformat.v4.new_output("stream", name="stdout", text="3\n"),
         ]),
         nbformat.v4.new_code_cell("   "),
     ])
     page = hooks.notebook_markdown(nb, "t.py")
     assert page.startswith("# Title\n\nSome $x$.")
     assert "```python\nprint(1)\n```" in page
-    assert "```text\n1\n```" in page
+    # what one cell prints in several messages is one block, split only by a picture
+    assert "```text\n1\n2\n```" in page and "```text\n3\n```" in page
+    assert page.index("```text\n1") < page.index("data:image/png") < page.index("```text\n3")
     assert "progress" not in page  # stderr (warnings, progress) is left out
     assert 'src="data:image/png;base64,iVBORw0KGgo="' in page
     assert "[`t.py`](t.py)" in page
@@ -107,6 +113,7 @@ def test_mkdocs_build_strict_executes_the_tutorials(tmp_path):
     for t in TUTORIALS:
         page = (site / "tutorials" / t.stem / "index.html").read_text()
         assert "nats" in page, f"{t.name}: its page shows no figure"
+        assert 'src="data:image/png;base64,' in page, f"{t.name}: its page shows no picture"
         assert "Traceback" not in page
         assert (site / "tutorials" / t.name).exists()  # the notebook is published beside it
     assert (site / "results" / "index.html").exists()

@@ -44,14 +44,19 @@ def _text_output(text: str) -> str:
 
 
 def _outputs_markdown(outputs) -> str:
+    """One cell's outputs: consecutive printed chunks joined into one text block (the kernel
+    sends what a loop prints in several messages), pictures as inline PNGs."""
     parts = []
+    printed = ""
     for out in outputs:
         kind = out.get("output_type")
         if kind == "stream":
-            if out.get("name") == "stderr":
-                continue  # warnings and progress lines are not what a tutorial teaches
-            parts.append(_text_output(out.get("text", "")))
-        elif kind in ("execute_result", "display_data"):
+            if out.get("name") != "stderr":  # warnings and progress lines are not taught
+                printed += out.get("text", "")
+            continue
+        parts.append(_text_output(printed))
+        printed = ""
+        if kind in ("execute_result", "display_data"):
             data = out.get("data", {})
             if "image/png" in data:
                 png = data["image/png"].replace("\n", "")
@@ -60,6 +65,7 @@ def _outputs_markdown(outputs) -> str:
                 parts.append(_text_output(data["text/plain"]))
         elif kind == "error":
             parts.append(_text_output("\n".join(out.get("traceback", []))))
+    parts.append(_text_output(printed))
     return "\n".join(p for p in parts if p)
 
 

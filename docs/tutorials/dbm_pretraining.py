@@ -30,38 +30,21 @@
 # --pretrain EPOCHS` does the same from the command line.
 
 # %%
-import dataclasses
 import tempfile
+from pathlib import Path
 
+import matplotlib.pyplot as plt
 import torch
 
+import genzoo
 from genzoo.core.registry import get_model_spec
-from genzoo.data import load_data
 from genzoo.evaluation import EvalConfig, evaluate
 from genzoo.recipes.dbm_pretraining import pretrain_run
-from genzoo.run_config import RunConfig
 from genzoo.training import Trainer
+from genzoo.utils.images import tile_images
 
 torch.set_flush_denormal(True)  # as the command line does (see the README)
-
-
-def train_dbm(overrides, pretrain_epochs=0):
-    """Train a DBM with `--set`-style overrides, after `pretrain_epochs` epochs of greedy
-    layerwise pretraining per layer when that is positive; return (model, bundle)."""
-    cfg = RunConfig.default("dbm").with_overrides(overrides)
-    if pretrain_epochs:
-        # keep the pretrained visible biases instead of starting them at the data's logits
-        cfg = cfg.with_overrides([f"model.pretrain_epochs={pretrain_epochs}",
-                                  "model.init_visible_bias=false"])
-    bundle = load_data(cfg.data)
-    cfg = dataclasses.replace(cfg, model=cfg.model.replace(n_visible=bundle.n_features))
-    torch.manual_seed(cfg.train.seed)  # nn.Module initialisation draws from the global generator
-    model = get_model_spec("dbm").build(cfg.model)
-    if pretrain_epochs:
-        pretrain_run(model, cfg, bundle, tempfile.mkdtemp(prefix="genzoo-pretrain-"))
-    Trainer(model, cfg, bundle, tempfile.mkdtemp(prefix="genzoo-")).fit()
-    return model.eval(), bundle
-
+runs = Path(tempfile.mkdtemp(prefix="genzoo-tutorial-"))  # one run directory per model
 
 # %% [markdown]
 # ## Two DBMs, one budget
@@ -70,11 +53,45 @@ def train_dbm(overrides, pretrain_epochs=0):
 # pretrained one first trains two RBMs for 10 epochs each.
 
 # %%
-common = ["data.name=digits", "data.binarize=dynamic", "model.hidden=16,16",
-          "model.sample_burn_in=100", "train.epochs=10", "train.lr=0.02",
-          "train.progress=false"]
-scratch, digits = train_dbm(common)
-pretrained, _ = train_dbm(common, pretrain_epochs=10)
+scratch, run = genzoo.fit(
+    "dbm", "digits", out=runs / "dbm",
+    model={"hidden": (16, 16), "sample_burn_in": 100},
+    data={"binarize": "dynamic"},  # a fresh Bernoulli draw of the grey levels each epoch
+    train={"epochs": 10, "lr": 0.02, "progress": False},
+)
+digits = run.bundle
+
+# %% [markdown]
+# The pretrained DBM has the same config and seed, and two steps before the Trainer: the
+# recipe `pretrain_run` trains the RBM stack (one run directory per RBM, as `genzoo train
+# --pretrain` writes in the run's `pretrain/` folder) and loads the composed weights into the
+# model; then the one Trainer trains the DBM. The DBM keeps the pretrained visible biases
+# (`init_visible_bias=false`) instead of starting them at the data's logits.
+
+# %%
+cfg = run.config.with_overrides(["model.pretrain_epochs=10", "model.init_visible_bias=false"])
+torch.manual_seed(cfg.train.seed)  # the same initial weights as the first DBM's
+pretrained = get_model_spec("dbm").build(cfg.model)
+pretrain_run(pretrained, cfg, digits, runs / "rbm-stack")  # one run per RBM
+Trainer(pretrained, cfg, digits, runs / "dbm-pretrained").fit()
+pretrained = pretrained.eval()
+
+# %% [markdown]
+# Samples of each, from Gibbs chains started at the visible base rates (100 sweeps,
+# `model.sample_burn_in`):
+
+# %%
+g = torch.Generator().manual_seed(0)
+with torch.no_grad():
+    grids = [("test digits", digits.test.x[:64]),
+             ("DBM from random weights", scratch.sample(64, generator=g)),
+             ("pretrained DBM", pretrained.sample(64, generator=g))]
+fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+for ax, (title, images) in zip(axes, grids):
+    ax.imshow(tile_images(images, (8, 8), nrow=8), cmap="gray", vmin=0, vmax=1)
+    ax.set_title(title)
+    ax.axis("off")
+plt.show()
 
 # %% [markdown]
 # ## The bound, with an exact \(\log Z\)

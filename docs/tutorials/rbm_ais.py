@@ -27,46 +27,54 @@
 # Everything runs on scikit-learn's bundled 8x8 digits, binarized afresh each epoch.
 
 # %%
-import dataclasses
 import tempfile
+from pathlib import Path
 
+import matplotlib.pyplot as plt
 import torch
 
-from genzoo.core.registry import get_model_spec
-from genzoo.data import load_data
+import genzoo
 from genzoo.evaluation import EvalConfig, evaluate, exact_log_partition
-from genzoo.run_config import RunConfig
-from genzoo.training import Trainer
+from genzoo.utils.images import tile_images
 
 torch.set_flush_denormal(True)  # as the command line does (see the README)
-
-
-def train(name, overrides):
-    """Train registered model `name` with `--set`-style overrides; return (model, bundle)."""
-    cfg = RunConfig.default(name).with_overrides(overrides)
-    bundle = load_data(cfg.data)
-    cfg = dataclasses.replace(cfg, model=cfg.model.replace(n_visible=bundle.n_features))
-    torch.manual_seed(cfg.train.seed)  # nn.Module initialisation draws from the global generator
-    model = get_model_spec(name).build(cfg.model)
-    Trainer(model, cfg, bundle, tempfile.mkdtemp(prefix="genzoo-")).fit()
-    return model.eval(), bundle
-
+runs = Path(tempfile.mkdtemp(prefix="genzoo-tutorial-"))  # one run directory per model
 
 # %% [markdown]
 # ## Train a small RBM
 #
-# 64 visible units, 16 hidden units, PCD-1 with 100 persistent chains, 20 epochs: the same
-# model `genzoo train rbm --data digits --set model.n_hidden=16 --set model.persistent=true ...`
-# trains.
+# 64 visible units, 16 hidden units, PCD-1 with 100 persistent chains, 20 epochs. `genzoo.fit`
+# takes the model's name, the data (here the built-in set's name; an array or a file works the
+# same way) and the settings of each config section as a dict; it returns the trained model and
+# its run, a normal run directory (`genzoo evaluate` works on it). The command line
+# `genzoo train rbm --data digits --set model.n_hidden=16 --set model.persistent=true ...`
+# trains the same model.
 
 # %%
-rbm, digits = train("rbm", [
-    "data.name=digits", "data.binarize=dynamic",
-    "model.n_hidden=16", "model.persistent=true",
-    "train.epochs=20", "train.lr=0.05", "train.optimizer=sgd", "train.progress=false",
-])
+rbm, run = genzoo.fit(
+    "rbm", "digits", out=runs / "rbm",
+    model={"n_hidden": 16, "persistent": True},
+    data={"binarize": "dynamic"},  # a fresh Bernoulli draw of the grey levels each epoch
+    train={"epochs": 20, "lr": 0.05, "optimizer": "sgd", "progress": False},
+)
+digits = run.bundle
 print(f"{digits.n_features} visible units, {rbm.config.n_hidden} hidden units, "
       f"{len(digits.test.x)} test digits")
+
+# %% [markdown]
+# Test digits (left) beside samples of the RBM (right), drawn by Gibbs chains started from the
+# visible base rates (`rbm.sample`):
+
+# %%
+g = torch.Generator().manual_seed(0)
+with torch.no_grad():
+    samples = rbm.sample(64, generator=g)
+fig, axes = plt.subplots(1, 2, figsize=(8, 4))
+for ax, (title, x) in zip(axes, [("test digits", digits.test.x[:64]), ("RBM samples", samples)]):
+    ax.imshow(tile_images(x, (8, 8), nrow=8), cmap="gray", vmin=0, vmax=1)
+    ax.set_title(title)
+    ax.axis("off")
+plt.show()
 
 # %% [markdown]
 # ## The truth: \(\log Z\) by enumeration
@@ -89,15 +97,35 @@ print(f"exact log Z = {exact.value:.3f} nats over {exact.n_samples} hidden state
 # %%
 print(f"{'betas':>6} | {'forward log Z':>16} | {'reverse log Z':>16} | {'exact':>8} | "
       f"{'NLL fwd':>7} | {'NLL rev':>7}")
-for n_betas in (10, 100, 1000):
+lengths = (10, 30, 100, 300, 1000)
+bracket = []  # (forward, reverse) log Z estimates, one pair per length
+for n_betas in lengths:
     cfg = EvalConfig(exact_max_units=0, ais_betas=n_betas, ais_runs=100, reverse_burn_in=200)
     r = evaluate(rbm, digits, cfg)
     fwd, rev = r.log_z, r.log_z_reverse
+    bracket.append((fwd, rev))
     print(f"{n_betas:>6} | {fwd.value:8.3f} ± {fwd.stderr:5.3f} | {rev.value:8.3f} ± "
           f"{rev.stderr:5.3f} | {exact.value:8.3f} | {r.nll.value:7.2f} | "
           f"{r.nll_reverse.value:7.2f}")
     for w in r.warnings:
         print("   warning:", w[:110], "...")
+
+# %% [markdown]
+# The same bracket as a picture: each estimate with one standard error either side, the exact
+# value dashed.
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 4))
+for i, (label, shift) in enumerate((("forward AIS", 0.96), ("reverse AIS", 1.04))):
+    values = [pair[i].value for pair in bracket]
+    errors = [pair[i].stderr for pair in bracket]
+    ax.errorbar([n * shift for n in lengths], values, yerr=errors, fmt="o-", capsize=3,
+                label=label)
+ax.axhline(exact.value, color="k", ls="--", label="exact (enumeration)")
+ax.set(xscale="log", xlabel="number of inverse temperatures", ylabel="log Z (nats)",
+       title="forward and reverse AIS against the exact log Z")
+ax.legend()
+plt.show()
 
 # %% [markdown]
 # In expectation the forward estimate lies below the exact value and the reverse one above it;
