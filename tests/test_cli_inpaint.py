@@ -48,7 +48,7 @@ def test_evaluate_an_ensemble_the_run_was_not_trained_to_report(deep_nade_run, c
 
     capsys.readouterr()
     assert main(["evaluate", str(deep_nade_run), "--json", "--set", "model.n_eval_orderings=3",
-                 "--set", "model.ensemble_seed=5"]) == 0
+                 "--set", "model.ensemble_seed=5", "--set", "eval.dtype=float64"]) == 0
     report = json.loads(capsys.readouterr().out)
     cfg = RunConfig.from_dict(json.loads((deep_nade_run / "config.json").read_text()))
     x = load_data(cfg.data).test.x.double()
