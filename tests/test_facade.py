@@ -117,3 +117,21 @@ def test_score_refusals(fitted):
     gmmn = spec.build(spec.config_cls(n_visible=6, hidden=(8,), n_latent=2))
     with pytest.raises(GenzooError, match="no likelihood estimator"):
         gmmn.score(X)
+
+
+def test_fit_pretrains_a_dbm_as_the_command_line_does(tmp_path):
+    # model.pretrain_epochs > 0 on a fresh run: greedy layerwise pretraining into out/pretrain,
+    # the pretrained visible bias kept (recorded), then the DBM's own training.
+    _, run = genzoo.fit(
+        "dbm", "digits", out=tmp_path / "dbm",
+        model={"hidden": [8, 4], "pretrain_epochs": 1},
+        data={"binarize": "threshold", "n_train": 100},
+        train={"epochs": 1, "batch_size": 25, "progress": False, "grid_samples": 0},
+    )
+    assert sorted(p.name for p in (tmp_path / "dbm" / "pretrain").iterdir()) == ["rbm_0", "rbm_1"]
+    saved = json.loads((tmp_path / "dbm" / "config.json").read_text())
+    assert saved["model"]["pretrain_epochs"] == 1 and saved["model"]["init_visible_bias"] is False
+    assert run.config.model.init_visible_bias is False and run.metrics["step"] > 0
+    # A resumed run never pretrains again.
+    genzoo.fit("dbm", "digits", out=tmp_path / "dbm", resume=True, train={"epochs": 2})
+    assert sorted(p.name for p in (tmp_path / "dbm" / "pretrain").iterdir()) == ["rbm_0", "rbm_1"]

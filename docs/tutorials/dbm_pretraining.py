@@ -37,10 +37,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import genzoo
-from genzoo.core.registry import get_model_spec
 from genzoo.evaluation import EvalConfig, evaluate
-from genzoo.recipes.dbm_pretraining import pretrain_run
-from genzoo.training import Trainer
 from genzoo.utils.images import tile_images
 
 torch.set_flush_denormal(True)  # as the command line does (see the README)
@@ -53,28 +50,24 @@ runs = Path(tempfile.mkdtemp(prefix="genzoo-tutorial-"))  # one run directory pe
 # pretrained one first trains two RBMs for 10 epochs each.
 
 # %%
-scratch, run = genzoo.fit(
-    "dbm", "digits", out=runs / "dbm",
-    model={"hidden": (16, 16), "sample_burn_in": 100},
-    data={"binarize": "dynamic"},  # a fresh Bernoulli draw of the grey levels each epoch
-    train={"epochs": 10, "lr": 0.02, "progress": False},
-)
+settings = {
+    "model": {"hidden": (16, 16), "sample_burn_in": 100},
+    "data": {"binarize": "dynamic"},  # a fresh Bernoulli draw of the grey levels each epoch
+    "train": {"epochs": 10, "lr": 0.02, "progress": False},
+}
+scratch, run = genzoo.fit("dbm", "digits", out=runs / "dbm", **settings)
 digits = run.bundle
 
 # %% [markdown]
-# The pretrained DBM has the same config and seed, and two steps before the Trainer: the
-# recipe `pretrain_run` trains the RBM stack (one run directory per RBM, as `genzoo train
-# --pretrain` writes in the run's `pretrain/` folder) and loads the composed weights into the
-# model; then the one Trainer trains the DBM. The DBM keeps the pretrained visible biases
-# (`init_visible_bias=false`) instead of starting them at the data's logits.
+# The pretrained DBM has the same settings and seed plus `model.pretrain_epochs=10`: before
+# the DBM's own training, `fit` trains the RBM stack (one run directory per RBM in the run's
+# `pretrain/` folder, as `genzoo train --pretrain` does) and loads the composed weights into
+# the model. The DBM keeps the pretrained visible biases (`init_visible_bias=false`, recorded
+# in the run's config) instead of starting them at the data's logits.
 
 # %%
-cfg = run.config.with_overrides(["model.pretrain_epochs=10", "model.init_visible_bias=false"])
-torch.manual_seed(cfg.train.seed)  # the same initial weights as the first DBM's
-pretrained = get_model_spec("dbm").build(cfg.model)
-pretrain_run(pretrained, cfg, digits, runs / "rbm-stack")  # one run per RBM
-Trainer(pretrained, cfg, digits, runs / "dbm-pretrained").fit()
-pretrained = pretrained.eval()
+pretrained, _ = genzoo.fit("dbm", "digits", out=runs / "dbm-pretrained",
+                           **{**settings, "model": {**settings["model"], "pretrain_epochs": 10}})
 
 # %% [markdown]
 # Samples of each, from Gibbs chains started at the visible base rates (100 sweeps,

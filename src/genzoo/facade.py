@@ -29,7 +29,11 @@ from genzoo.core.protocols import IMPLICIT
 from genzoo.data import IN_MEMORY, DataBundle, Split, load_data, recorded_config
 from genzoo.data.user import resolve_path, to_values
 from genzoo.evaluation import Estimate, EvalConfig, EvaluationReport, estimator_for, evaluate
+from genzoo.models.boltzmann.dbm_classifier import DBMClassifier
+from genzoo.recipes.dbm_classifier import start_from_run
+from genzoo.recipes.dbm_pretraining import pretrain_run
 from genzoo.run_config import SECTIONS, RunConfig
+from genzoo.training.manifest import PRETRAIN_DIR
 
 
 @dataclasses.dataclass
@@ -101,6 +105,7 @@ def fit(
     from genzoo.core.registry import get_model_spec
     from genzoo.training import Trainer
     from genzoo.training.checkpoint import read_run_config
+    from genzoo.training.run_directory import run_lock
 
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
@@ -121,6 +126,7 @@ def fit(
         cfg = dataclasses.replace(cfg, data=cfg.data.replace(name=_data_name(data)))
     for name, settings in sections.items():
         cfg = dataclasses.replace(cfg, **{name: _section(getattr(cfg, name), settings, name)})
+    cfg, pretrain = plan_pretraining(cfg, None, resume)
     bundle = load_data(cfg.data, in_memory)
     cfg = resolve_for_data(cfg, bundle)
     # nn.Module initialisers draw from the global generator: seeded by train.seed as the
@@ -129,10 +135,46 @@ def fit(
         torch.manual_seed(cfg.train.seed)
         built = spec.build(cfg.model)
     check_fits_model(bundle, built, spec.name, cfg.data.name)
-    trainer = Trainer(built, cfg, bundle, out)
-    metrics = trainer.fit(resume=resume)
+    # Held from before the recipes write (out/pretrain) until the Trainer ends, as by
+    # genzoo train: a user's folder is refused untouched, and the run is genzoo's meanwhile.
+    with run_lock(out):
+        if not resume:
+            start_fresh(built, cfg, bundle, out, pretrain)
+        metrics = Trainer(built, cfg, bundle, out).fit(resume=resume)
     built.eval()
     return Fitted(built, Run(Path(out), cfg, metrics, bundle, built))
+
+
+def plan_pretraining(cfg: RunConfig, epochs: int | None, resume: bool) -> tuple[RunConfig, bool]:
+    """(config, whether to pretrain now): ``epochs`` (``genzoo train --pretrain EPOCHS``; None:
+    the config's) is model.pretrain_epochs; a fresh run with pretrain_epochs > 0 pretrains and
+    keeps the pretrained visible bias (model.init_visible_bias=false, recorded in config.json);
+    a resumed run never pretrains."""
+    has_field = any(f.name == "pretrain_epochs" for f in dataclasses.fields(cfg.model))
+    if epochs is not None:
+        if not has_field:
+            raise GenzooError(
+                f"--pretrain applies to models with greedy layerwise pretraining (dbm, "
+                f"centered-dbm), not {cfg.model_name!r}; drop --pretrain"
+            )
+        cfg = cfg.with_overrides([f"model.pretrain_epochs={epochs}"])
+    pretrain = has_field and not resume and cfg.model.pretrain_epochs > 0
+    if pretrain:
+        cfg = cfg.with_overrides(["model.init_visible_bias=false"])
+    return cfg, pretrain
+
+
+def start_fresh(model: torch.nn.Module, cfg: RunConfig, bundle: DataBundle,
+                out: str | os.PathLike, pretrain: bool, *, distributed: bool = False) -> None:
+    """What a fresh run of some models does before its Trainer starts: a DBM classifier takes
+    its DBM from the run ``model.dbm_run`` names (:func:`genzoo.recipes.dbm_classifier.
+    start_from_run`); with ``pretrain`` (:func:`plan_pretraining`), a DBM is pretrained
+    greedily layer by layer into ``out/pretrain`` (:func:`genzoo.recipes.dbm_pretraining.
+    pretrain_run`; under torchrun every rank trains the RBMs data-parallel)."""
+    if isinstance(model, DBMClassifier):
+        start_from_run(model)
+    if pretrain:
+        pretrain_run(model, cfg, bundle, Path(out) / PRETRAIN_DIR, distributed=distributed)
 
 
 def resolve_for_data(cfg: RunConfig, bundle: DataBundle) -> RunConfig:

@@ -29,24 +29,6 @@ def _resolve_for_data(cfg, bundle):
     return resolve_for_data(cfg, bundle)
 
 
-def _pretraining(cfg, epochs: int | None, resume: bool):
-    """(config, whether to pretrain now): ``--pretrain EPOCHS`` is model.pretrain_epochs; a fresh
-    run with pretrain_epochs > 0 pretrains and keeps the pretrained visible bias
-    (model.init_visible_bias=false, recorded in config.json); a resumed run never pretrains."""
-    has_field = any(f.name == "pretrain_epochs" for f in dataclasses.fields(cfg.model))
-    if epochs is not None:
-        if not has_field:
-            raise GenzooError(
-                f"--pretrain applies to models with greedy layerwise pretraining (dbm, "
-                f"centered-dbm), not {cfg.model_name!r}; drop --pretrain"
-            )
-        cfg = cfg.with_overrides([f"model.pretrain_epochs={epochs}"])
-    pretrain = has_field and not resume and cfg.model.pretrain_epochs > 0
-    if pretrain:
-        cfg = cfg.with_overrides(["model.init_visible_bias=false"])
-    return cfg, pretrain
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
     from genzoo.core.registry import get_model_spec
     from genzoo.training.run_directory import run_lock
@@ -132,7 +114,7 @@ def _train(args: argparse.Namespace, spec, writes: bool) -> int:
     from genzoo.data import load_data
     from genzoo.data.config import is_user_data
     from genzoo.data.user import resolve_path
-    from genzoo.facade import check_fits_model
+    from genzoo.facade import check_fits_model, plan_pretraining, start_fresh
     from genzoo.run_config import RunConfig
     from genzoo.training import Trainer
     from genzoo.training.checkpoint import read_run_config
@@ -161,7 +143,7 @@ def _train(args: argparse.Namespace, spec, writes: bool) -> int:
         # A path given by --set data.name=... is recorded absolute too.
         cfg = dataclasses.replace(cfg, data=cfg.data.replace(name=resolve_path(cfg.data.name)))
         cfg = _default_binarization(cfg, spec, args.overrides, announce=writes)
-    cfg, pretrain = _pretraining(cfg, getattr(args, "pretrain", None), resume)
+    cfg, pretrain = plan_pretraining(cfg, getattr(args, "pretrain", None), resume)
     device = cfg.train.device
     ctx = gz_dist.init_from_env(None if device == "auto" else device)
     try:
@@ -197,23 +179,15 @@ def _train(args: argparse.Namespace, spec, writes: bool) -> int:
         model = spec.build(cfg.model)
         if is_user_data(cfg.data.name):
             check_fits_model(bundle, model, spec.name, cfg.data.name)
-        from genzoo.models.boltzmann.dbm_classifier import DBMClassifier
-
-        if isinstance(model, DBMClassifier) and not resume:
-            from genzoo.recipes.dbm_classifier import start_from_run
-
-            start_from_run(model)
-        if pretrain:
+        if not resume:
             from genzoo.evaluation import progress
-            from genzoo.recipes.dbm_pretraining import pretrain_run
 
-            if ctx.is_main:
+            if pretrain and ctx.is_main:
                 print(f"genzoo: greedy layerwise pretraining, {cfg.model.pretrain_epochs} "
                       f"epochs per layer, in {args.out / PRETRAIN_DIR}", file=sys.stderr)
-            # Under torchrun every rank trains the RBMs data-parallel, as the DBM after them.
             with progress.on_stderr(ctx.is_main and cfg.train.progress):
-                pretrain_run(model, cfg, bundle, args.out / PRETRAIN_DIR,
-                             distributed=ctx.is_distributed)
+                start_fresh(model, cfg, bundle, args.out, pretrain,
+                            distributed=ctx.is_distributed)
         if resume and ctx.is_main:
             from genzoo.training.checkpoint import checkpoint_step
 
