@@ -72,7 +72,7 @@ def test_paper_discriminator_layout_and_default_unchanged():
     assert all(k.startswith(("G.", "D.net.")) for k in plain.state_dict())
     old = {k: v for k, v in GANConfig(n_visible=64).to_dict().items()
            if not k.startswith("d_") or k in ("d_hidden", "d_steps")}
-    assert GANConfig.from_dict(old) == GANConfig(n_visible=64)
+    assert GANConfig.from_dict(old) == GANConfig(n_visible=64, d_input="unit")  # D read x
 
 
 def test_invalid_settings_raise_config_errors():

@@ -83,7 +83,7 @@ def test_symmetric_d_input_is_d_applied_to_2x_minus_1():
     m = small(d_input="symmetric")
     x = torch.rand(5, 64, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     assert torch.allclose(m.logits(x), m.D(2 * x - 1), rtol=0, atol=1e-14)
-    unit = small()
+    unit = small(d_input="unit")
     assert torch.allclose(unit.logits(x), unit.D(x), rtol=0, atol=0)
 
 
@@ -155,7 +155,8 @@ def test_new_options_validate_and_default_to_the_old_model():
                {"d_input": "centered"}, {"d_minibatch_std": True, "architecture": "dcgan"}):
         with pytest.raises(ConfigError):
             GANConfig(n_visible=64, **kw).validate()
-    # A config.json written before these options existed loads as the model it trained.
+    # A config.json written before these options existed loads as the model it trained
+    # (d_input: "symmetric" by default now, "unit" for a saved config that does not name it).
     new = ("init", "label_smoothing", "instance_noise", "d_input", "d_minibatch_std")
     old = {k: v for k, v in GANConfig(n_visible=64).to_dict().items() if k not in new}
     cfg = GANConfig.from_dict(old)

@@ -51,7 +51,7 @@ class ConditionalGAN(GAN):
 
     config: ConditionalGANConfig
     config_class = ConditionalGANConfig
-    train_defaults = train_recipe(optimizer="adam", lr=0.0002, momentum=0.5)
+    train_defaults = train_recipe(optimizer="adam", lr=0.001, momentum=0.5)
     test_overrides = ("model.architecture=dcgan", "model.width=2", "model.n_latent=4")
     needs_labels = True
 

@@ -64,7 +64,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -100,11 +100,14 @@ class GANConfig(GeneratorConfig):
     (``d_maxout_pieces`` linear pieces per unit); ``d_dropout``: dropout rate on the hidden
     units of D, ``d_input_dropout``: on its input (the paper's MNIST setup: maxout, 5 pieces,
     0.5 and 0.2); ``d_minibatch_std``: minibatch standard deviation feature. ``init``:
-    "normal" (N(0, init_std^2)), "he" or "glorot" (MLP only). ``d_input``: "unit" (D reads x)
-    or "symmetric" (D reads 2x - 1). ``instance_noise``: sigma of the Gaussian noise added to
+    "normal" (N(0, init_std^2)), "he" or "glorot" (MLP only). ``d_input``: "symmetric" (D
+    reads 2x - 1; default) or "unit" (D reads x, the original model). ``instance_noise``: sigma of the Gaussian noise added to
     D's inputs in training (data units, 0: none). ``label_smoothing``: eps, D's target on
-    data 1 - eps (0: none). See the module docstring; all defaults give the original model,
-    so checkpoints written before these options existed load unchanged.
+    data 1 - eps (0: none). See the module docstring. All defaults but ``d_input`` give the
+    original model; ``d_input`` is "symmetric" by default, without which Adam's D wins outright
+    and G collapses even on the 8x8 digits (a config.json written before the option existed
+    (a saved config that does not name ``d_input``, written before the option existed, still
+    reads as "unit": :meth:`from_dict`).
     """
 
     n_latent: int = 100
@@ -123,7 +126,15 @@ class GANConfig(GeneratorConfig):
     label_smoothing: float = 0.0
     d_minibatch_std: bool = False
     instance_noise: float = 0.0
-    d_input: Literal["unit", "symmetric"] = "unit"
+    d_input: Literal["unit", "symmetric"] = "symmetric"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], section: str = "") -> GANConfig:
+        """As :meth:`Config.from_dict`; a saved config without ``d_input`` (written before the
+        option existed) trained D on x itself, so it reads as ``d_input="unit"``."""
+        if isinstance(d, dict) and "d_input" not in d:
+            d = {**d, "d_input": "unit"}
+        return super().from_dict(d, section)
 
     @property
     def d_is_plain(self) -> bool:
@@ -218,7 +229,7 @@ class GAN(ImplicitGenerator):
 
     config: GANConfig
     config_class = GANConfig
-    train_defaults = train_recipe(optimizer="adam", lr=0.0002, momentum=0.5)
+    train_defaults = train_recipe(optimizer="adam", lr=0.001, momentum=0.5)
     test_overrides = ("model.g_hidden=8", "model.d_hidden=8", "model.n_latent=4")
     n_classes = 0  # one-hot label size the networks are conditioned on (0: unconditional)
 
