@@ -28,7 +28,12 @@ from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION
 from genzoo.models.base import GenzooModel, VisibleConfig, trusted_input
 
 # Re-exported: the Boltzmann machines take every numerical piece from this module.
-from genzoo.ops.numerics import data_logits, softplus, softplus_threshold  # noqa: F401
+from genzoo.ops.numerics import (  # noqa: F401
+    data_logits,
+    softplus,
+    softplus_increment,
+    softplus_threshold,
+)
 
 # Gibbs steps that a copy of the persistent chains runs in ``sample`` under the current
 # parameters (the training chains themselves are left untouched).
@@ -51,20 +56,6 @@ def widen(x: Any) -> Any:
     if isinstance(x, torch.Tensor) and x.is_floating_point() and x.dtype != torch.float64:
         return x.to(torch.float64)
     return x
-
-
-def softplus_increment(x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    """sum over the last axis of softplus(x + d) - softplus(x), (..., H) -> (...) float64.
-
-    In float64 the plain difference. In a narrower dtype the identity
-    softplus(x + d) - softplus(x) = log1p(sigmoid(x) expm1(d)) keeps the relative precision of
-    the dtype for the small d of an AIS step (where the plain difference of two values of order
-    1 would lose it to cancellation), then sums in float64; |d| >= 20 (a coarse schedule; expm1
-    would near float32's range) falls back to the float64 difference."""
-    if x.dtype == torch.float64 or bool(d.abs().max() >= 20.0):
-        x64 = widen(x)
-        return (softplus(x64 + widen(d)) - softplus(x64)).sum(-1)
-    return torch.log1p(torch.sigmoid(x).mul_(torch.expm1(d))).sum(-1, dtype=torch.float64)
 
 
 def randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
