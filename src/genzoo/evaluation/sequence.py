@@ -6,7 +6,8 @@ conditional RBM, the RNN-RBM), in nats per sequence (per example) and per frame:
 with F_t and Z_t those of frame t's RBM, whose biases the frames before it set
 (:mod:`genzoo.ops.frame_rbm`). log Z_t is exact, by enumerating the smaller layer of the frame
 RBM, when that layer has at most min(``eval.exact_max_units``, 16) units; otherwise it is
-estimated by forward AIS from the frame's own RBM with W = 0, ``eval.frame_ais_runs`` runs over
+estimated by forward AIS from the frame's own RBM with W = 0 (the larger layer annealed, the
+smaller summed out), ``eval.frame_ais_runs`` runs over
 ``eval.frame_ais_betas`` temperatures (``eval.schedule``), the runs of all frames of
 ``eval.batch_size`` sequences annealed together as one batch of chains. Forward AIS
 underestimates each log Z_t in expectation, so the NLL is then a stochastic lower bound; the
@@ -73,6 +74,10 @@ def frame_log_partitions(
     if min(W.shape) <= min(eval_config.exact_max_units, FRAME_EXACT_MAX_UNITS):
         log_z = frame_log_partition(W, b, c)
         return log_z, torch.zeros_like(log_z)
+    if W.shape[1] > W.shape[0]:
+        # The layers' roles are symmetric: anneal the larger one and sum the smaller one out
+        # (fewer terms per increment, and lower variance).
+        W, b, c = W.T, c, b
     schedule = sm08_schedule if eval_config.schedule == "sm08" else linear_schedule
     betas = schedule(eval_config.frame_ais_betas).tolist()
     runs = eval_config.frame_ais_runs

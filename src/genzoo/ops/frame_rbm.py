@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import torch
 
 from genzoo.ops.enumeration import binary_states
-from genzoo.ops.numerics import softplus, softplus_increment
+from genzoo.ops.numerics import softplus
 
 
 def _bernoulli(p: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -93,16 +93,31 @@ def frame_ais_log_weights(
     Each step adds F_{beta_prev}(v) - F_beta(v) = sum_j softplus(x_j + (beta - beta_prev) a_j)
     - softplus(x_j), x = c + beta_prev a, a = v W, then moves v by one Gibbs sweep at beta (none
     after the last temperature). The products and draws run in W's dtype (float32 in mixed
-    precision), the increments are formed without cancellation and summed in float64."""
+    precision); a narrower dtype forms each increment as log1p(sigmoid(x) expm1(d a)), which
+    keeps its relative precision (no cancellation), and accumulates it in float64.
+
+    The roles of the layers are symmetric (swap W for W^T and b for c): the hidden units are
+    summed out, so a caller anneals the larger layer and sums out the smaller one."""
     betas = [float(x) for x in betas]
     v = v.to(W.dtype)
     log_w = torch.zeros(v.shape[:-1], dtype=torch.float64, device=v.device)
+    narrow = W.dtype != torch.float64
+    # |a_j| <= sum_i |W_ij| for binary v: bounds the step d a_j without a pass over a.
+    reach = float(W.abs().sum(0).max()) if narrow else 0.0
     last = len(betas) - 1
     for k in range(1, len(betas)):
         beta_prev, beta = betas[k - 1], betas[k]
+        d = beta - beta_prev
         a = v @ W  # (R, N, H)
-        log_w += softplus_increment(c + beta_prev * a, (beta - beta_prev) * a)
+        x = torch.add(c, a, alpha=beta_prev)  # c + beta' a
+        da = a.mul_(d)
+        if narrow and abs(d) * reach < 20.0:  # expm1 far from float32's range
+            inc = torch.log1p(torch.sigmoid(x).mul_(torch.expm1(da))).sum(-1)
+        else:
+            x64, da64 = x.to(torch.float64), da.to(torch.float64)
+            inc = (softplus(x64 + da64) - softplus(x64)).sum(-1)
+        log_w += inc
         if k < last:
-            h = _bernoulli(torch.sigmoid(c + beta * a), generator)
-            v = _bernoulli(torch.sigmoid(b + beta * (h @ W.T)), generator)
+            h = _bernoulli(torch.sigmoid(x.add_(da)), generator)  # x + d a = c + beta a
+            v = _bernoulli(torch.sigmoid(torch.add(b, h @ W.T, alpha=beta)), generator)
     return log_w

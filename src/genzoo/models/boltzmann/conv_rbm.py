@@ -62,8 +62,9 @@ from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION
 from genzoo.core.registry import register_model
-from genzoo.models.base import GenzooModel, VisibleConfig, checks_input
+from genzoo.models.base import VisibleConfig, checks_input
 from genzoo.models.boltzmann._ops import (
+    AnnealedFromProducts,
     advance_chains,
     bernoulli,
     check_sparsity_config,
@@ -72,7 +73,6 @@ from genzoo.models.boltzmann._ops import (
     sample_chains,
     softplus,
     start_chains_at_data,
-    widen,
 )
 from genzoo.models.boltzmann._sequences import resolve_image_shape
 
@@ -120,7 +120,7 @@ class ConvRBMConfig(VisibleConfig):
     summary="convolutional RBM with probabilistic max pooling, CD-k on images",
     paper="Lee, Grosse, Ranganath & Ng 2009",
 )
-class ConvRBM(GenzooModel):
+class ConvRBM(AnnealedFromProducts):
     """Convolutional RBM with probabilistic max pooling. Batch methods take flat (B, D)
     binary images, D = in_channels * H * W; hidden states are flat (B, K * N_H * N_H')."""
 
@@ -383,14 +383,11 @@ class ConvRBM(GenzooModel):
         img = v.reshape(len(v), self.config.in_channels, *self.image_shape)
         return self.detector_input(img)  # I = c + W * v, (B, K, N_H, N_H')
 
-    def annealed_free_energy(
-        self, v: torch.Tensor, beta: float, base: ConvRBMAnnealingBase
+    def _path_free_energy(
+        self, v: torch.Tensor, a: torch.Tensor, beta: float, base: ConvRBMAnnealingBase
     ) -> torch.Tensor:
-        """F_beta(v) on the path from ``base`` (beta = 0) to this model (beta = 1), module
-        docstring. v (B, D) -> (B,)."""
-        self._check_path_base(base)
-        a = self._path_input(v)
-        vis = v @ ((1.0 - beta) * base.b + beta * self.pixel_bias())
+        # F_beta(v) (module docstring) from the detector inputs a.
+        vis = v @ ((1.0 - beta) * base.b + beta * self.pixel_bias()).to(v.dtype)
         return -vis - self.block_log_normaliser(beta * a).flatten(1).sum(-1)
 
     def _path_increment(
@@ -398,13 +395,9 @@ class ConvRBM(GenzooModel):
     ) -> torch.Tensor:
         """F_{beta_prev}(v) - F_beta(v) (B,) float64 from the detector inputs a."""
         d = beta - beta_prev
-        vis = (v @ (self.pixel_bias() - base.b)).to(torch.float64) * d
         if a.dtype == torch.float64 or bool(d * a.abs().max() >= 10.0):
-            a64 = widen(a)
-            blocks = self.block_log_normaliser(beta * a64) - self.block_log_normaliser(
-                beta_prev * a64
-            )
-            return vis + blocks.flatten(1).sum(-1)
+            return super()._path_increment(v, a, beta_prev, beta, base)  # float64 difference
+        vis = (v @ (self.pixel_bias() - base.b)).to(torch.float64) * d
         # Per block, L(beta I) - L(beta' I) = log1p(sum_i q_i expm1((beta - beta') I_i)) with q
         # the block softmax at beta' ("off" dropped): float32 keeps its relative precision for
         # the small steps of AIS, where the difference of two L's would cancel.
@@ -415,46 +408,12 @@ class ConvRBM(GenzooModel):
         return vis + inc.flatten(1).sum(-1, dtype=torch.float64)
 
     def _path_sweep(
-        self, a: torch.Tensor, beta: float, base, generator: torch.Generator | None
+        self, v: torch.Tensor, a: torch.Tensor, beta: float, base, generator
     ) -> torch.Tensor:
+        # Blocks ~ softmax(beta I), then v ~ p_beta(v | h).
         h, _ = self.sample_blocks(beta * a, generator)
         in_v = (1.0 - beta) * base.b + beta * self.visible_input(h).flatten(1)
         return bernoulli(torch.sigmoid(in_v), generator)
-
-    @torch.no_grad()
-    def annealed_gibbs_step(
-        self,
-        v: torch.Tensor,
-        beta: float,
-        base: ConvRBMAnnealingBase,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Blocks ~ softmax(beta I), then v ~ p_beta(v | h): leaves p_beta invariant.
-        v (B, D) -> (B, D) binary."""
-        self._check_path_base(base)
-        return self._path_sweep(self._path_input(v), beta, base, generator)
-
-    @torch.no_grad()
-    def annealed_step(
-        self,
-        v: torch.Tensor,
-        beta_prev: float,
-        beta: float,
-        base: ConvRBMAnnealingBase,
-        generator: torch.Generator | None = None,
-        transition: bool = True,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fused AIS step: (F_{beta_prev}(v) - F_beta(v) (B,) float64, the state after
-        :meth:`annealed_gibbs_step` at beta), the detector inputs computed once. Mixed
-        precision: the convolutions and draws run in the model's dtype, the increment is
-        formed without cancellation and summed in float64."""
-        if beta == 0.0 or beta_prev == 0.0:
-            self._check_path_base(base)
-        a = self._path_input(v)
-        inc = self._path_increment(v, a, beta_prev, beta, base)
-        if not transition:
-            return inc, v
-        return inc, self._path_sweep(a, beta, base, generator)
 
     def enumerable_free_energy(self):
         """(F(v), n_visible): the free energy of binary images (M, D), blocks summed out,
