@@ -18,9 +18,10 @@ class EvalConfig(Config):
     temperatures at the default; ``linear``: evenly spaced), forward and, if ``reverse``, reverse
     AIS started from ``reverse_burn_in`` Gibbs steps of fresh chains so the true value is
     bracketed. Sequence models whose frames are RBMs (crbm, rnn-rbm): each frame's log Z is
-    enumerated as above (up to 16 units) or annealed, ``frame_ais_runs`` runs over
-    ``frame_ais_betas`` temperatures per frame (each frame RBM is small). Latent-variable models: importance sampling with ``is_samples`` proposal draws
-    per example (5000, the k of the published VAE/IWAE numbers). ``dtype`` is the evaluation
+    enumerated as above (up to 16 units) or annealed by forward AIS, ``frame_ais_runs`` runs
+    over ``frame_ais_betas`` evenly spaced temperatures per frame (each frame RBM is small).
+    Latent-variable models: importance sampling with ``is_samples`` proposal draws per example
+    (5000, the k of the published VAE/IWAE numbers). ``dtype`` is the evaluation
     precision: ``mixed`` runs the model (products, transitions, proposals, network passes) in
     float32 and accumulates log-weights, log-mean-exps and sums over examples in float64;
     ``float64`` runs everything in float64; ``float32`` is ``mixed`` by its model dtype. ``task``: ``auto`` reports the likelihood figure, plus the classification error
