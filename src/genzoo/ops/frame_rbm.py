@@ -40,15 +40,15 @@ def frame_free_energy(
     return -(v * b).sum(-1) - softplus(c + v @ W).sum(-1)
 
 
-@torch.no_grad()
 def frame_log_partition(
     W: torch.Tensor, b: torch.Tensor, c: torch.Tensor, max_elements: int = 1 << 22
 ) -> torch.Tensor:
     """Exact log Z_n of each frame RBM (N,) float64, by enumerating the 2^m states of the
     smaller layer (m = min(D, H)) and summing the other out in closed form. The products of
     the states with W are shared by all frames; frames go in chunks whose (chunk, 2^m, other
-    layer) softplus block has at most ``max_elements`` entries, reused from chunk to chunk.
-    Cost: N 2^m max(D, H) softplus evaluations."""
+    layer) softplus block has at most ``max_elements`` entries. Cost: N 2^m max(D, H) softplus
+    evaluations in W's dtype (the logsumexp over the states in float64).
+    Differentiable in W, b, c."""
     d, h = W.shape
     m = min(d, h)
     states = binary_states(torch.arange(2**m, device=W.device), m, W.dtype)  # (M, m)
@@ -58,14 +58,19 @@ def frame_log_partition(
         own, other, products = c, b, states @ W.T
     n_states, width = products.shape
     chunk = max(1, max_elements // (n_states * width))
+    # Without gradients the (chunk, 2^m, other) block is written into one reused buffer.
+    reuse = not (torch.is_grad_enabled() and any(t.requires_grad for t in (W, b, c)))
     buf = None
     out = []
     for s in range(0, own.shape[0], chunk):
         o, t = own[s : s + chunk], other[s : s + chunk]
-        if buf is None or buf.shape[0] != len(o):
-            buf = products.new_empty(len(o), n_states, width)
-        torch.add(t.unsqueeze(1), products.unsqueeze(0), out=buf)
-        logits = (o @ states.T).to(torch.float64) + softplus(buf).sum(-1, dtype=torch.float64)
+        if not reuse:
+            inputs = t.unsqueeze(1) + products.unsqueeze(0)
+        else:
+            if buf is None or buf.shape[0] != len(o):
+                buf = products.new_empty(len(o), n_states, width)
+            inputs = torch.add(t.unsqueeze(1), products.unsqueeze(0), out=buf)
+        logits = (o @ states.T + softplus(inputs).sum(-1)).to(torch.float64)
         out.append(torch.logsumexp(logits, dim=-1))
     return torch.cat(out)
 

@@ -1,8 +1,9 @@
 """Pieces shared by the Boltzmann machines over sequences (conditional RBM, RNN-RBM) and over
 images (convolutional RBM): the image shape a flat input is reshaped to, images read as
 sequences of rows, the frame RBM whose biases change at every step (its CD-k loss and exact
-log-likelihood, from :mod:`genzoo.ops.frame_rbm`), and :class:`RowSequenceModel`, the base of the models that generate an image
-row by row (its config :class:`RowSequenceConfig`, inpainting and sampling through ``complete``).
+log-likelihood, from :mod:`genzoo.ops.frame_rbm`), and :class:`RowSequenceModel`, the base of
+the models that generate an image row by row (its config :class:`RowSequenceConfig`,
+inpainting and sampling through ``complete``, the frame RBMs that the evaluator reads).
 
 Row sequences. An image of height T and width D, flattened row-major to (B, T*D), is read as the
 sequence of its rows v_1..v_T, each a frame of D binary pixels (MNIST: 28 frames of 28 pixels).
