@@ -52,13 +52,18 @@ MAX_CHAINS = 1 << 17
 
 def frame_log_mean_exp(log_w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(log mean_r w_r, its delta-method standard error) for every frame of log-weights
-    log_w (R, N): two (N,) float64 tensors (as :func:`~genzoo.evaluation.stats.log_mean_exp_stderr`
-    per column)."""
+    log_w (R, N): two (N,) float64 tensors, column by column what
+    :func:`~genzoo.evaluation.stats.log_mean_exp_stderr` is for one set of weights."""
     log_w = log_w.to(torch.float64)
     top = log_w.max(0).values
     w = torch.exp(log_w - top)
     mean_w = w.mean(0)
     return top + torch.log(mean_w), w.std(0, unbiased=True) / (math.sqrt(len(w)) * mean_w)
+
+
+def enumerable(W: torch.Tensor, eval_config: EvalConfig) -> bool:
+    """Whether the frame RBMs of weights W (D, H) have their log Z enumerated."""
+    return min(W.shape) <= min(eval_config.exact_max_units, FRAME_EXACT_MAX_UNITS)
 
 
 def frame_log_partitions(
@@ -71,7 +76,7 @@ def frame_log_partitions(
     """(log Z_n, its standard error) (N,) float64 of the frame RBMs with weights W (D, H) and
     biases b (N, D), c (N, H): exact (stderr 0) for a small enough layer, else forward AIS
     (module docstring)."""
-    if min(W.shape) <= min(eval_config.exact_max_units, FRAME_EXACT_MAX_UNITS):
+    if enumerable(W, eval_config):
         log_z = frame_log_partition(W, b, c)
         return log_z, torch.zeros_like(log_z)
     if W.shape[1] > W.shape[0]:
@@ -118,7 +123,7 @@ def sequence_nll(
             v, W, b, c = m.frame_rbms(x[s : s + bs].to(device=device, dtype=dtype))
             n_seq, n_frames = v.shape[:2]
             v, b, c = v.flatten(0, 1), b.flatten(0, 1), c.flatten(0, 1)
-            exact = min(W.shape) <= min(eval_config.exact_max_units, FRAME_EXACT_MAX_UNITS)
+            exact = enumerable(W, eval_config)
             log_z, se = frame_log_partitions(W, b, c, eval_config, generator)
             wide = [t.to(torch.float64) for t in (v, W, b, c)]
             nll_frames = frame_free_energy(*wide) + log_z  # F_t(v_t) + log Z_t, (n_seq * T,)

@@ -13,8 +13,8 @@ import torch
 from _sequence_checks import randomise, states
 from PIL import Image
 
-from genzoo.core.errors import ConfigError
 from genzoo.cli import main
+from genzoo.core.errors import ConfigError
 from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION, AnnealingPath, EnergyModel
 from genzoo.core.registry import get_model_spec
 from genzoo.data import DataConfig, load_data
