@@ -126,3 +126,15 @@ def test_train_then_evaluate_reports_nats_per_frame_and_per_sequence(model, sets
     capsys.readouterr()
     assert main(["evaluate", str(run)]) == 0
     assert "nats per frame (8 frames per sequence)" in capsys.readouterr().out
+
+
+def test_frame_log_partition_is_differentiable():
+    W, b, c = _frames(h=6, n=3)
+    W.requires_grad_(True)
+    frame_log_partition(W, b, c).sum().backward()
+    # d log Z_n / dW = E_n[v h^T], checked against the finite difference of one entry.
+    eps = 1e-6
+    Wp = W.detach().clone()
+    Wp[2, 3] += eps
+    fd = (frame_log_partition(Wp, b, c).sum() - frame_log_partition(W.detach(), b, c).sum()) / eps
+    assert math.isclose(float(W.grad[2, 3]), float(fd), rel_tol=1e-4, abs_tol=1e-6)
