@@ -32,6 +32,7 @@ EXACT_LIKELIHOOD = "exact_likelihood"
 IMPLICIT = "implicit"
 CLASSIFIER = "classifier"
 INPAINT = "inpaint"
+FRAME_RBMS = "frame_rbms"
 
 
 class Phase(NamedTuple):
@@ -166,6 +167,20 @@ class EnumerablePartition(Protocol):
 
 
 @runtime_checkable
+class FrameRBMs(Protocol):
+    """A model of sequences whose every frame is a binary RBM with weights shared over time and
+    biases set by the frames before it (the conditional RBM, the RNN-RBM), so that
+    log p(x) = sum_t -F_t(v_t) - log Z_t with each frame's free energy and log partition
+    function those of its RBM (:mod:`genzoo.ops.frame_rbm`). ``frame_rbms(x) -> (v, W, b, c)``
+    for x (B, D): the frames v (B, T, D_f), the shared weights W (D_f, H) and the frames'
+    biases b (B, T, D_f), c (B, T, H)."""
+
+    def frame_rbms(
+        self, x: torch.Tensor, /
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]: ...
+
+
+@runtime_checkable
 class VariationalBound(Protocol):
     """A model whose F(v) is intractable but bounded by mean field (a deep Boltzmann machine):
     ``variational_free_energy(v) -> (B,)`` is F_Q(v) = E_Q[E(v, h)] - H(Q) at the optimised Q,
@@ -250,6 +265,7 @@ PROTOCOLS: dict[str, type] = {
     IMPLICIT: ImplicitSampler,
     CLASSIFIER: Classifier,
     INPAINT: Inpainter,
+    FRAME_RBMS: FrameRBMs,
 }
 CAPABILITIES = frozenset(PROTOCOLS)
 

@@ -15,6 +15,7 @@ from genzoo.core.protocols import (
     ENERGY,
     EXACT_LIKELIHOOD,
     EXACT_LOG_PARTITION,
+    FRAME_RBMS,
     IMPLICIT,
     LATENT,
     VARIATIONAL,
@@ -43,6 +44,7 @@ from genzoo.evaluation.importance import (
 from genzoo.evaluation.likelihood import exact_nll
 from genzoo.evaluation.report import EvaluationReport, SampleMeasures
 from genzoo.evaluation.sample_based import sample_based_report
+from genzoo.evaluation.sequence import sequence_nll
 from genzoo.evaluation.stats import (
     Estimate,
     effective_sample_size,
@@ -76,6 +78,7 @@ __all__ = [
     "log_mean_exp_stderr",
     "reverse_ais_log_partition",
     "sample_based_report",
+    "sequence_nll",
     "sm08_schedule",
     "variational_nll",
 ]
@@ -119,6 +122,11 @@ ESTIMATORS: tuple[EstimatorEntry, ...] = (
         (AIS, EXACT_LOG_PARTITION),
     ),
     EstimatorEntry(
+        FRAME_RBMS,
+        lambda m, b, c, g, d: sequence_nll(m, _test_x(b, c), c, g),
+        "sum over frames of F_t(v_t) + log Z_t, each frame's log Z exact or by AIS",
+    ),
+    EstimatorEntry(
         EXACT_LIKELIHOOD,
         lambda m, b, c, g, d: exact_nll(m, _test_x(b, c), c),
         "its exact log_prob",
@@ -136,7 +144,8 @@ ESTIMATORS: tuple[EstimatorEntry, ...] = (
 )
 """Capability -> likelihood estimator, in priority order: a model is evaluated by the first
 entry that applies to it (a DBM is both VARIATIONAL and ENERGY: its F(x) has no closed form, so
-the bound comes first). Classification is not a row: it is added for any classifier
+the bound comes first; a sequence of frame RBMs is evaluated frame by frame, nats per frame
+reported beside nats per sequence, whether or not its log_prob is exact). Classification is not a row: it is added for any classifier
 (:func:`~genzoo.core.protocols.is_classifier`: ``CLASSIFIER`` models such as the DBM
 classifier, and generative models that also predict labels), and is the whole report of a
 classifier without a likelihood."""

@@ -21,8 +21,11 @@ class EvalConfig(Config):
     inverse temperatures (``schedule=sm08``: the Salakhutdinov & Murray 2008 schedule, 14,500
     temperatures at the default; ``linear``: evenly spaced), forward and, if ``reverse``, reverse
     AIS started from ``reverse_burn_in`` Gibbs steps of fresh chains so the true value is
-    bracketed. Latent-variable models: importance sampling with ``is_samples`` proposal draws
-    per example (5000, the k of the published VAE/IWAE numbers). ``dtype`` is the evaluation
+    bracketed. Sequence models whose frames are RBMs (crbm, rnn-rbm): each frame's log Z is
+    enumerated as above (up to 16 units) or annealed by forward AIS, ``frame_ais_runs`` runs
+    over ``frame_ais_betas`` evenly spaced temperatures per frame (each frame RBM is small).
+    Latent-variable models: importance sampling with ``is_samples`` proposal draws per example
+    (5000, the k of the published VAE/IWAE numbers). ``dtype`` is the evaluation
     precision: ``mixed`` runs the model (products, transitions, proposals, network passes) in
     float32 and accumulates log-weights, log-mean-exps and sums over examples in float64;
     ``float64`` runs everything in float64; ``float32`` is ``mixed`` by its model dtype. ``task``: ``auto`` reports the likelihood figure, plus the classification error
@@ -44,6 +47,8 @@ class EvalConfig(Config):
     seed: int = 1234
     batch_size: int = 1000
     is_samples: int = 5000
+    frame_ais_runs: int = 16
+    frame_ais_betas: int = 1000
     task: Literal["auto", "likelihood", "classify"] = "auto"
 
     def validate(self) -> None:
@@ -52,6 +57,8 @@ class EvalConfig(Config):
         check(self.ais_betas >= 2, "eval.ais_betas must be >= 2")
         check(self.reverse_burn_in >= 0, "eval.reverse_burn_in must be >= 0")
         check(self.batch_size > 0, "eval.batch_size must be positive")
+        check(self.frame_ais_runs >= 2, "eval.frame_ais_runs must be >= 2")
+        check(self.frame_ais_betas >= 2, "eval.frame_ais_betas must be >= 2")
         check(self.is_samples >= 1, "eval.is_samples must be >= 1 (5000 for reported numbers)")
 
     def ais_memory(self, width: int, units: int) -> dict[str, int]:

@@ -27,6 +27,7 @@ from genzoo.evaluation.stats import Estimate
 # The JSON keys of the NLL's diagnostics, as the estimators name them.
 NLL_DIAGNOSTICS = (
     "stderr_examples", "stderr_mc", "elbo_nats", "is_ess", "variational_free_energy",
+    "nll_nats_per_frame", "n_frames",
 )
 # The keys ``genzoo evaluate`` adds about the run itself (not part of the report).
 RUN_KEYS = ("model", "data", "data_description", "run_dir", "world_size")
@@ -71,7 +72,8 @@ class EvaluationReport(Mapping[str, Any]):
     error, ``n_samples`` is the Monte Carlo samples behind it (AIS runs, proposal draws per
     example; None when computed exactly), ``diagnostics`` holds the figures reported beside it
     under their JSON names (``stderr_examples``, ``stderr_mc``, ``elbo_nats``, ``is_ess``,
-    ``variational_free_energy``). ``nll_reverse``: the NLL with the reverse-AIS log Z.
+    ``variational_free_energy``; ``nll_nats_per_frame`` and ``n_frames`` for sequences).
+    ``nll_reverse``: the NLL with the reverse-AIS log Z.
     ``log_z`` / ``log_z_reverse``: log Z of an energy model (exact, or forward / reverse AIS;
     the reverse diagnostics carry ``start``, how its runs were started). ``classification``:
     the error fraction of ``predict`` with its binomial standard error (``n_samples`` = the
@@ -298,6 +300,11 @@ class EvaluationReport(Mapping[str, Any]):
             lines.append(
                 f"  NLL {relation} {self.nll.value:.3f} +/- {self.nll.stderr:.3f} nats per "
                 f"example  [{self.estimator}{runs}, {self.dtype or 'float64'}]"
+            )
+        if self.nll is not None and self.nll.diagnostics.get("nll_nats_per_frame") is not None:
+            lines.append(
+                f"  = {self.nll.diagnostics['nll_nats_per_frame']:.3f} nats per frame "
+                f"({self.nll.diagnostics['n_frames']} frames per sequence)"
             )
         space = self.data_space or {}
         if space.get("bits_per_dim") is not None:

@@ -1,5 +1,5 @@
 """Numerical pieces that several model families share: a softplus accurate in float64 (the
-evaluation precision), the Bernoulli log-likelihood of binary data given logits, the logits
+evaluation precision) and the sum of its increments without cancellation (AIS in mixed precision), the Bernoulli log-likelihood of binary data given logits, the logits
 of the data marginals that output biases start at, and the Gaussian normaliser log(2 pi)."""
 
 from __future__ import annotations
@@ -27,6 +27,20 @@ def softplus_threshold(dtype: torch.dtype) -> float:
 def softplus(x: torch.Tensor) -> torch.Tensor:
     """softplus(x) = log(1 + e^x), elementwise, accurate to the precision of x's dtype."""
     return F.softplus(x, threshold=softplus_threshold(x.dtype))
+
+
+def softplus_increment(x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """sum over the last axis of softplus(x + d) - softplus(x), (..., H) -> (...) float64.
+
+    In float64 the plain difference. In a narrower dtype the identity
+    softplus(x + d) - softplus(x) = log1p(sigmoid(x) expm1(d)) keeps the relative precision of
+    the dtype for the small d of an AIS step (where the plain difference of two values of order
+    1 would lose it to cancellation), then sums in float64; |d| >= 20 (a coarse schedule; expm1
+    would near float32's range) falls back to the float64 difference."""
+    if x.dtype == torch.float64 or bool(d.abs().max() >= 20.0):
+        x64, d64 = x.to(torch.float64), d.to(torch.float64)
+        return (softplus(x64 + d64) - softplus(x64)).sum(-1)
+    return torch.log1p(torch.sigmoid(x).mul_(torch.expm1(d))).sum(-1, dtype=torch.float64)
 
 
 def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

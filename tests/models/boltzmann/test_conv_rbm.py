@@ -5,15 +5,25 @@ as images, and the convolutional DBN stacking."""
 
 from __future__ import annotations
 
+import json
+import math
+
 import pytest
 import torch
 from _sequence_checks import randomise, states
 from PIL import Image
 
+from genzoo.cli import main
 from genzoo.core.errors import ConfigError
-from genzoo.core.protocols import ENERGY, EnergyModel
+from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION, AnnealingPath, EnergyModel
 from genzoo.core.registry import get_model_spec
 from genzoo.data import DataConfig, load_data
+from genzoo.evaluation import (
+    ais_log_partition,
+    exact_log_partition,
+    linear_schedule,
+    reverse_ais_log_partition,
+)
 from genzoo.models.boltzmann.conv_rbm import (
     ConvDBN,
     ConvRBM,
@@ -40,7 +50,8 @@ def tiny(side=5, kernel=2, pool=2, filters=1, scale=1.5, seed=0) -> ConvRBM:
 def test_registered_and_energy_contract():
     spec = get_model_spec("conv-rbm")
     m = spec.build(ConvRBMConfig(n_visible=64, kernel_size=3, n_filters=4))
-    assert spec.cls is ConvRBM and m.capabilities == {ENERGY} and isinstance(m, EnergyModel)
+    assert spec.cls is ConvRBM and m.capabilities == {ENERGY, AIS, EXACT_LOG_PARTITION}
+    assert isinstance(m, EnergyModel) and isinstance(m, AnnealingPath)
     assert m.detector_shape == (6, 6) and m.pool_shape == (3, 3) and m.n_hidden == 4 * 36
 
 
@@ -209,3 +220,51 @@ def test_gibbs_kernel_leaves_the_exact_marginal_invariant(beta):
     codes = (nxt * 2.0 ** torch.arange(8, -1, -1, dtype=torch.float64)).sum(1).long()
     freq = torch.bincount(codes, minlength=512).double() / len(nxt)
     torch.testing.assert_close(freq, p_h_v[100] @ p_vp_h, atol=0.01, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_ais_matches_enumeration_and_forward_reverse_bracket(dtype):
+    # A 3x5 image, two 2x2 filters, 2x2 pooling: 2x4 detector maps, two blocks per filter;
+    # the 2^15 images are enumerable, which gives log Z and exact samples to start reverse AIS.
+    m = ConvRBM(
+        ConvRBMConfig(n_visible=15, image_height=3, image_width=5, n_filters=2, kernel_size=2,
+                      pool_size=2, init_std=0.0)
+    ).double()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        m.W.copy_(2.5 * torch.randn(m.W.shape, generator=g, dtype=torch.float64))
+        m.b.fill_(-0.5)
+        m.c.copy_(torch.tensor([0.5, -1.0]))
+    exact = exact_log_partition(m).value
+    x_train = (torch.rand(500, 15, generator=g) < 0.4).double()
+    base = m.ais_base(x_train)
+    images = states(15)
+    p = torch.softmax(-m.free_energy(images), 0)
+    v_model = images[torch.multinomial(p, 200, replacement=True, generator=g)]
+    betas = linear_schedule(300)
+    fwd = ais_log_partition(m, base, betas, 200, torch.Generator().manual_seed(1), dtype)
+    rev = reverse_ais_log_partition(m, base, betas, v_model, torch.Generator().manual_seed(2),
+                                    dtype)
+    print(f"conv-rbm log Z exact {exact:.4f}, forward AIS {fwd.value:.4f} +/- {fwd.stderr:.4f}, "
+          f"reverse {rev.value:.4f} +/- {rev.stderr:.4f} ({dtype})")
+    assert abs(fwd.value - exact) < 0.1 and abs(rev.value - exact) < 0.1
+    # Forward is low and reverse high in expectation: a bracket up to 3 standard errors.
+    assert fwd.value - 3 * fwd.stderr <= exact <= rev.value + 3 * rev.stderr
+
+
+def test_train_then_evaluate_gives_an_ais_likelihood(tmp_path, capsys):
+    run = tmp_path / "conv"
+    argv = ["train", "conv-rbm", "--data", "digits", "--out", str(run),
+            "--set", "data.binarize=threshold", "--set", "data.n_train=300",
+            "--set", "data.n_eval=50", "--set", "model.n_filters=4",
+            "--set", "model.kernel_size=3", "--set", "model.sample_burn_in=5",
+            "--set", "train.epochs=1", "--set", "train.progress=false",
+            "--set", "train.grid_samples=0"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--json", "--set", "eval.ais_runs=20",
+                 "--set", "eval.ais_betas=200", "--set", "eval.reverse_burn_in=20"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["model"] == "conv-rbm" and report["estimator"] == "AIS (forward)"
+    assert 0 < report["nll_nats"] < 64 * math.log(2) and report["stderr"] > 0
+    assert math.isfinite(report["nll_nats_reverse"])

@@ -16,7 +16,7 @@ from _sequence_checks import (
 )
 
 from genzoo.core.errors import ConfigError, InputError
-from genzoo.core.protocols import EXACT_LIKELIHOOD, INPAINT
+from genzoo.core.protocols import EXACT_LIKELIHOOD, FRAME_RBMS, INPAINT
 from genzoo.core.registry import get_model_spec
 from genzoo.models.boltzmann.crbm import CRBM, CRBMConfig
 
@@ -33,8 +33,8 @@ def test_registered_and_shapes():
     spec = get_model_spec("crbm")
     m = spec.build(CRBMConfig(n_visible=64, n_hidden=5))
     assert spec.cls is CRBM and (m.n_frames, m.frame_size) == (8, 8)
-    assert m.capabilities == {EXACT_LIKELIHOOD, INPAINT}
-    assert CRBM(CRBMConfig(n_visible=784, n_hidden=50)).capabilities == {INPAINT}
+    assert m.capabilities == {EXACT_LIKELIHOOD, INPAINT, FRAME_RBMS}
+    assert CRBM(CRBMConfig(n_visible=784, n_hidden=50)).capabilities == {INPAINT, FRAME_RBMS}
     assert m.A.shape == (16, 8) and m.B.shape == (16, 5)
 
 

@@ -14,7 +14,7 @@ from _sequence_checks import (
 )
 
 from genzoo.core.errors import ConfigError, InputError
-from genzoo.core.protocols import EXACT_LIKELIHOOD, INPAINT
+from genzoo.core.protocols import EXACT_LIKELIHOOD, FRAME_RBMS, INPAINT
 from genzoo.core.registry import get_model_spec
 from genzoo.models.boltzmann._sequences import frame_free_energy
 from genzoo.models.boltzmann.rnn_rbm import RNNRBM, RNNRBMConfig
@@ -36,8 +36,8 @@ def test_registered_and_capabilities():
     spec = get_model_spec("rnn-rbm")
     m = spec.build(RNNRBMConfig(n_visible=64, n_hidden=5, n_recurrent=4))
     assert spec.cls is RNNRBM and (m.n_frames, m.frame_size) == (8, 8)
-    assert m.capabilities == {EXACT_LIKELIHOOD, INPAINT}
-    assert RNNRBM(RNNRBMConfig(n_visible=784, n_hidden=50)).capabilities == {INPAINT}
+    assert m.capabilities == {EXACT_LIKELIHOOD, INPAINT, FRAME_RBMS}
+    assert RNNRBM(RNNRBMConfig(n_visible=784, n_hidden=50)).capabilities == {INPAINT, FRAME_RBMS}
     with pytest.raises(ConfigError, match="image_height"):
         RNNRBM(RNNRBMConfig(n_visible=28 * 20))
 

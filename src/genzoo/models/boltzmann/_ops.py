@@ -9,8 +9,9 @@ The annealing path (Neal 2001; Salakhutdinov & Murray 2008). Each model anneals 
 model A with W_A = 0, whose log Z_A is closed-form (``log_partition``) and whose samples are
 exact, to itself: p_beta ∝ exp(-F_beta(v)), F_0 the base's own free energy (constants included),
 F_1 = F. A model supplies F_beta and a transition leaving p_beta invariant, both from the
-products of v that they share (:meth:`RBMFamily._path_input`); :class:`RBMFamily` turns them
-into the :class:`~genzoo.core.protocols.AnnealingPath` contract, the fused step computing those
+products of v that they share (``_path_input``); :class:`AnnealedFromProducts` (the base of
+:class:`RBMFamily` and of the convolutional RBM) turns them into the
+:class:`~genzoo.core.protocols.AnnealingPath` contract, the fused step computing those
 products once per temperature."""
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION
 from genzoo.models.base import GenzooModel, VisibleConfig, trusted_input
 
 # Re-exported: the Boltzmann machines take every numerical piece from this module.
-from genzoo.ops.numerics import data_logits, softplus, softplus_threshold  # noqa: F401
+from genzoo.ops.numerics import (  # noqa: F401
+    data_logits,
+    softplus,
+    softplus_increment,
+    softplus_threshold,
+)
 
 # Gibbs steps that a copy of the persistent chains runs in ``sample`` under the current
 # parameters (the training chains themselves are left untouched).
@@ -51,20 +57,6 @@ def widen(x: Any) -> Any:
     if isinstance(x, torch.Tensor) and x.is_floating_point() and x.dtype != torch.float64:
         return x.to(torch.float64)
     return x
-
-
-def softplus_increment(x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    """sum over the last axis of softplus(x + d) - softplus(x), (..., H) -> (...) float64.
-
-    In float64 the plain difference. In a narrower dtype the identity
-    softplus(x + d) - softplus(x) = log1p(sigmoid(x) expm1(d)) keeps the relative precision of
-    the dtype for the small d of an AIS step (where the plain difference of two values of order
-    1 would lose it to cancellation), then sums in float64; |d| >= 20 (a coarse schedule; expm1
-    would near float32's range) falls back to the float64 difference."""
-    if x.dtype == torch.float64 or bool(d.abs().max() >= 20.0):
-        x64 = widen(x)
-        return (softplus(x64 + widen(d)) - softplus(x64)).sum(-1)
-    return torch.log1p(torch.sigmoid(x).mul_(torch.expm1(d))).sum(-1, dtype=torch.float64)
 
 
 def randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -234,51 +226,21 @@ class RBMFamilyConfig(VisibleConfig):
         check(self.sample_burn_in >= 0, f"model.sample_burn_in={self.sample_burn_in} must be >= 0")
 
 
-class RBMFamily(GenzooModel):
-    """Base of the RBMs with weights ``W`` (D, H) (registered first, zero; the model sets the
-    rest of its parameters and optional persistent ``chains``): their sizes, their capabilities
-    (energy, AIS, exact log Z for a small hidden layer), and the AIS contract built from three
-    methods a model implements (module docstring)::
+class AnnealedFromProducts(GenzooModel):
+    """The :class:`~genzoo.core.protocols.AnnealingPath` contract of a model that gives, for
+    its AIS states v, the products both the path's free energy and its transition read
+    (module docstring)::
 
         _path_input(v)                                  -> products of v (B, D) both use
         _path_free_energy(v, ctx, beta, base)           -> F_beta(v) (B,)
         _path_sweep(v, ctx, beta, base, generator)      -> v' (B, D), p_beta invariant
 
-    plus ``ais_base(x_train)`` (usually through :meth:`_zero_weight_base`) and the base's
-    closed-form ``log_partition()``. ``enumerable_free_energy`` defaults to enumerating the
-    hidden states through ``hidden_free_energy(h)``.
-    """
+    plus ``ais_base(x_train)`` and the base's closed-form ``log_partition()``; the fused
+    :meth:`annealed_step` computes the products once per temperature. A model may override
+    :meth:`_path_increment` (a form without cancellation in float32) and
+    :meth:`_check_path_base`."""
 
-    capabilities = frozenset({ENERGY, AIS, EXACT_LOG_PARTITION})
-    test_overrides = ("model.n_hidden=8", "model.sample_burn_in=10")
-    chains: torch.Tensor | None
-
-    def __init__(self, config: RBMFamilyConfig) -> None:
-        super().__init__(config)
-        self.W = nn.Parameter(torch.zeros(config.n_visible, config.n_hidden))
-
-    @property
-    def n_visible(self) -> int:
-        return self.W.shape[0]
-
-    @property
-    def n_hidden(self) -> int:
-        return self.W.shape[1]
-
-    # -- the annealing path ----------------------------------------------------------------------
-
-    @torch.no_grad()
-    def _zero_weight_base(self, x_train: torch.Tensor, **changes: Any) -> RBMFamily:
-        """A model of this class and size with W = 0, no persistent chains and exact samples
-        (no burn-in), on this model's device and dtype; ``changes`` set other config fields.
-        x_train (N, D) was checked by the caller's ``ais_base`` (:func:`checks_input`), which
-        sets the base's data-dependent parameters."""
-        cfg = self.config.replace(
-            n_visible=self.n_visible, init_std=0.0, sample_burn_in=0, persistent=False, **changes
-        )
-        return type(self)(cfg).to(device=self.W.device, dtype=self.W.dtype)
-
-    def _check_path_base(self, base: RBMFamily) -> None:
+    def _check_path_base(self, base: Any) -> None:
         """Raise GenzooError when ``base`` is not a base this model's path can start from
         (nothing to check by default)."""
 
@@ -349,6 +311,51 @@ class RBMFamily(GenzooModel):
         if not transition:
             return inc, v
         return inc, self._path_sweep(v, ctx, beta, base, generator)
+
+
+class RBMFamily(AnnealedFromProducts):
+    """Base of the RBMs with weights ``W`` (D, H) (registered first, zero; the model sets the
+    rest of its parameters and optional persistent ``chains``): their sizes, their capabilities
+    (energy, AIS, exact log Z for a small hidden layer), and the AIS contract built from three
+    methods a model implements (module docstring)::
+
+        _path_input(v)                                  -> products of v (B, D) both use
+        _path_free_energy(v, ctx, beta, base)           -> F_beta(v) (B,)
+        _path_sweep(v, ctx, beta, base, generator)      -> v' (B, D), p_beta invariant
+
+    plus ``ais_base(x_train)`` (usually through :meth:`_zero_weight_base`) and the base's
+    closed-form ``log_partition()``. ``enumerable_free_energy`` defaults to enumerating the
+    hidden states through ``hidden_free_energy(h)``.
+    """
+
+    capabilities = frozenset({ENERGY, AIS, EXACT_LOG_PARTITION})
+    test_overrides = ("model.n_hidden=8", "model.sample_burn_in=10")
+    chains: torch.Tensor | None
+
+    def __init__(self, config: RBMFamilyConfig) -> None:
+        super().__init__(config)
+        self.W = nn.Parameter(torch.zeros(config.n_visible, config.n_hidden))
+
+    @property
+    def n_visible(self) -> int:
+        return self.W.shape[0]
+
+    @property
+    def n_hidden(self) -> int:
+        return self.W.shape[1]
+
+    # -- the annealing path ----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _zero_weight_base(self, x_train: torch.Tensor, **changes: Any) -> RBMFamily:
+        """A model of this class and size with W = 0, no persistent chains and exact samples
+        (no burn-in), on this model's device and dtype; ``changes`` set other config fields.
+        x_train (N, D) was checked by the caller's ``ais_base`` (:func:`checks_input`), which
+        sets the base's data-dependent parameters."""
+        cfg = self.config.replace(
+            n_visible=self.n_visible, init_std=0.0, sample_burn_in=0, persistent=False, **changes
+        )
+        return type(self)(cfg).to(device=self.W.device, dtype=self.W.dtype)
 
     def log_partition(self) -> torch.Tensor:
         """log Z in closed form, valid only when W == 0 (the AIS base). 0-dim tensor."""

@@ -1,8 +1,9 @@
 """Pieces shared by the Boltzmann machines over sequences (conditional RBM, RNN-RBM) and over
 images (convolutional RBM): the image shape a flat input is reshaped to, images read as
 sequences of rows, the frame RBM whose biases change at every step (its CD-k loss and exact
-log-likelihood), and :class:`RowSequenceModel`, the base of the models that generate an image
-row by row (its config :class:`RowSequenceConfig`, inpainting and sampling through ``complete``).
+log-likelihood, from :mod:`genzoo.ops.frame_rbm`), and :class:`RowSequenceModel`, the base of
+the models that generate an image row by row (its config :class:`RowSequenceConfig`,
+inpainting and sampling through ``complete``, the frame RBMs that the evaluator reads).
 
 Row sequences. An image of height T and width D, flattened row-major to (B, T*D), is read as the
 sequence of its rows v_1..v_T, each a frame of D binary pixels (MNIST: 28 frames of 28 pixels).
@@ -23,10 +24,10 @@ from torch import nn
 
 from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import ConfigError, GenzooError, InputError
-from genzoo.core.protocols import EXACT_LIKELIHOOD, INPAINT
+from genzoo.core.protocols import EXACT_LIKELIHOOD, FRAME_RBMS, INPAINT
 from genzoo.models.base import GenzooModel, VisibleConfig, checks_input
-from genzoo.models.boltzmann._ops import bernoulli, softplus
-from genzoo.ops.enumeration import binary_states
+from genzoo.models.boltzmann._ops import bernoulli
+from genzoo.ops.frame_rbm import frame_free_energy, frame_log_partition
 
 # Largest layer whose 2^n states are enumerated to give an exact per-frame log Z.
 MAX_ENUMERATED_UNITS = 16
@@ -57,13 +58,6 @@ def resolve_image_shape(
     return height, width
 
 
-def frame_free_energy(
-    v: torch.Tensor, W: torch.Tensor, b_t: torch.Tensor, c_t: torch.Tensor
-) -> torch.Tensor:
-    """F_t(v) in nats. v, b_t (N, D); c_t (N, H) -> (N,)."""
-    return -(v * b_t).sum(-1) - softplus(c_t + v @ W).sum(-1)
-
-
 @torch.no_grad()
 def frame_gibbs(
     v: torch.Tensor,
@@ -78,31 +72,6 @@ def frame_gibbs(
         h = bernoulli(torch.sigmoid(c_t + v @ W), generator)
         v = bernoulli(torch.sigmoid(b_t + h @ W.T), generator)
     return v
-
-
-def frame_log_partition(
-    W: torch.Tensor, b_t: torch.Tensor, c_t: torch.Tensor, chunk: int = 256
-) -> torch.Tensor:
-    """Exact log Z_t of each frame RBM (N,), by enumerating the 2^m states of the smaller layer
-    (m <= MAX_ENUMERATED_UNITS); summing out the other layer in closed form."""
-
-    d, h = W.shape
-    m = min(d, h)
-    if m > MAX_ENUMERATED_UNITS:
-        raise GenzooError(
-            f"exact per-frame log Z enumerates 2^{m} states; it needs a frame width or a hidden "
-            f"layer of at most {MAX_ENUMERATED_UNITS} units"
-        )
-    states = binary_states(torch.arange(2**m, device=W.device), m, W.dtype)  # (M, m)
-    out = []
-    for s in range(0, b_t.shape[0], chunk):
-        b, c = b_t[s : s + chunk], c_t[s : s + chunk]
-        if d <= h:  # sum over h in closed form: -F_t(v) for every v
-            logits = b @ states.T + softplus(c.unsqueeze(1) + (states @ W).unsqueeze(0)).sum(-1)
-        else:  # sum over v in closed form: -F_t(h) for every h
-            logits = c @ states.T + softplus(b.unsqueeze(1) + (states @ W.T).unsqueeze(0)).sum(-1)
-        out.append(torch.logsumexp(logits, dim=-1))
-    return torch.cat(out)
 
 
 def frame_cd_loss(
@@ -132,7 +101,14 @@ def frame_log_prob(
     """Exact log p of whole sequences, sum_t -F_t(v_t) - log Z_t in nats, from their frames
     v (B*T, D) and frame biases b_t (B*T, D), c_t (B*T, H), frames of a sequence adjacent.
     -> (B,)."""
-    lp = -frame_free_energy(v, W, b_t, c_t) - frame_log_partition(W, b_t, c_t)
+    m = min(W.shape)
+    if m > MAX_ENUMERATED_UNITS:
+        raise GenzooError(
+            f"exact per-frame log Z enumerates 2^{m} states; it needs a frame width or a hidden "
+            f"layer of at most {MAX_ENUMERATED_UNITS} units (genzoo evaluate anneals each "
+            "frame instead)"
+        )
+    lp = -frame_free_energy(v, W, b_t, c_t) - frame_log_partition(W, b_t, c_t).to(v.dtype)
     return lp.reshape(-1, n_frames).sum(-1)
 
 
@@ -202,12 +178,36 @@ class RowSequenceModel(GenzooModel):
             config.n_visible, config.image_height, config.image_width
         )
         exact = min(self.frame_size, config.n_hidden) <= MAX_ENUMERATED_UNITS
-        self.capabilities = frozenset({INPAINT, EXACT_LIKELIHOOD} if exact else {INPAINT})
+        caps = {INPAINT, FRAME_RBMS}
+        self.capabilities = frozenset(caps | {EXACT_LIKELIHOOD} if exact else caps)
 
     @checks_input
     def frames(self, x: torch.Tensor) -> torch.Tensor:
         """Flat images (B, T*D) -> row sequences (B, T, D)."""
         return x.to(self.W.dtype).reshape(len(x), self.n_frames, self.frame_size)
+
+    def frame_rbms(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every frame of x (B, T*D) with its RBM given the frames before it: v (B, T, D),
+        the shared W (D, H), b_t (B, T, D), c_t (B, T, H) (the :class:`FrameRBMs` contract)."""
+        seq = self.frames(x)
+        b_t, c_t = self._frame_biases(seq)
+        return seq, self.W, b_t, c_t
+
+    @checks_input
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact log p(x) = sum_t -F_t(v_t) - log Z_t in nats, x (B, T*D) -> (B,); needs a frame
+        width or hidden layer of at most 16 units (Z_t is enumerated)."""
+        v, W, b_t, c_t = self.frame_rbms(x)
+        return frame_log_prob(
+            v.flatten(0, 1), W, b_t.flatten(0, 1), c_t.flatten(0, 1), self.n_frames
+        )
+
+    def _frame_biases(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The biases of every frame's RBM given the frames before it (the model's
+        recurrence): (B, T, D) -> (B, T, D), (B, T, H)."""
+        raise NotImplementedError
 
     @torch.no_grad()
     def complete(

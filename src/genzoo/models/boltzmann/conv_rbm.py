@@ -29,6 +29,19 @@ Images: flat inputs (B, C_in * H * W) are reshaped channel-first with the image 
 config (``image_height`` / ``image_width``; none = square). A kernel / pool size that does not
 tile the detector maps (N_H divisible by C) is a ConfigError at construction.
 
+AIS path (Neal 2001; Salakhutdinov & Murray 2008). The base model A has independent visibles
+with per-pixel biases b_A (the logits of the training marginals) and no weights; the path
+E_beta(v, h) = (1 - beta) E_A(v, h) + beta E(v, h) keeps the pooling constraint, so each block
+stays one softmax, now over beta I::
+
+    F_beta(v) = -((1 - beta) b_A + beta b)^T v - sum_{k, alpha} log(1 + sum_{B_alpha} exp(beta I))
+    log Z_A   = sum_pixels softplus(b_A) + K P P' log(1 + C^2)
+
+(b here is b_c broadcast over channel c's pixels); F_0 is the base's own free energy, F_1 = F.
+The transition samples the blocks from softmax(beta I) and then
+v ~ sigmoid((1 - beta) b_A + beta (b + sum_k W^k (*)_full h^k)). Exact log Z enumerates the
+visible images (``enumerable_free_energy``: 2^D states, F(v) summed over the blocks).
+
 Convolutional DBN: :func:`next_layer_config` gives the config of an RBM whose visible layer is
 the pooling layer of the one below (K channels of N_H / C maps), and :class:`ConvDBN` passes
 data up the stack (P(p = 1 | v) or its samples), the data for training each next layer.
@@ -38,6 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import os
 
 import torch
@@ -45,16 +59,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from genzoo.core.config import check, check_nonnegative
-from genzoo.core.errors import ConfigError
-from genzoo.core.protocols import ENERGY
+from genzoo.core.errors import ConfigError, GenzooError
+from genzoo.core.protocols import AIS, ENERGY, EXACT_LOG_PARTITION
 from genzoo.core.registry import register_model
-from genzoo.models.base import GenzooModel, VisibleConfig, checks_input, train_recipe
+from genzoo.models.base import VisibleConfig, checks_input, train_recipe
 from genzoo.models.boltzmann._ops import (
+    AnnealedFromProducts,
     advance_chains,
     bernoulli,
     check_sparsity_config,
+    data_logits,
     register_chains,
     sample_chains,
+    softplus,
     start_chains_at_data,
 )
 from genzoo.models.boltzmann._sequences import resolve_image_shape
@@ -103,7 +120,7 @@ class ConvRBMConfig(VisibleConfig):
     summary="convolutional RBM with probabilistic max pooling, CD-k on images",
     paper="Lee, Grosse, Ranganath & Ng 2009",
 )
-class ConvRBM(GenzooModel):
+class ConvRBM(AnnealedFromProducts):
     """Convolutional RBM with probabilistic max pooling. Batch methods take flat (B, D)
     binary images, D = in_channels * H * W; hidden states are flat (B, K * N_H * N_H')."""
 
@@ -114,7 +131,7 @@ class ConvRBM(GenzooModel):
     )
     test_overrides = ("model.n_filters=4", "model.kernel_size=3", "model.sample_burn_in=5")
 
-    capabilities = frozenset({ENERGY})
+    capabilities = frozenset({ENERGY, AIS, EXACT_LOG_PARTITION})
 
     def __init__(self, config: ConvRBMConfig, generator: torch.Generator | None = None) -> None:
         super().__init__(config)
@@ -225,6 +242,9 @@ class ConvRBM(GenzooModel):
     @checks_input
     def free_energy(self, v: torch.Tensor) -> torch.Tensor:
         """F(v) = -sum_c b_c sum v_c - sum L^k_alpha in nats. v (B, D) -> (B,)."""
+        return self._free_energy(v)
+
+    def _free_energy(self, v: torch.Tensor) -> torch.Tensor:
         img = v.to(self.W.dtype).reshape(len(v), self.config.in_channels, *self.image_shape)
         a = self.detector_input(img)
         return -(img.sum((2, 3)) @ self.b) - self.block_log_normaliser(a).flatten(1).sum(-1)
@@ -337,6 +357,98 @@ class ConvRBM(GenzooModel):
         """Binary pooling states p ~ P(p | x), flat (B, D) -> (B, K * P * P')."""
         img = x.to(self.W.dtype).reshape(len(x), self.config.in_channels, *self.image_shape)
         return self.sample_blocks(self.detector_input(img), generator)[1].flatten(1)
+
+
+    # -- AIS path and exact log Z -------------------------------------------------------------
+
+    @property
+    def n_blocks(self) -> int:
+        """K P P', the pooling blocks (each a softmax over C^2 detectors and "off")."""
+        return self.config.n_filters * self.pool_shape[0] * self.pool_shape[1]
+
+    def pixel_bias(self) -> torch.Tensor:
+        """b_c broadcast over the pixels of channel c, flat (D,)."""
+        return self.b.repeat_interleave(self.image_shape[0] * self.image_shape[1])
+
+    @torch.no_grad()
+    @checks_input
+    def ais_base(self, x_train: torch.Tensor) -> ConvRBMAnnealingBase:
+        """Base model A: independent visibles with b_A the logits of the clamped per-pixel
+        training marginals (x_train (N, D)), no weights, every block uniform."""
+        return ConvRBMAnnealingBase(
+            data_logits(x_train.to(self.W)), self.n_blocks, self.config.pool_size**2 + 1
+        )
+
+    def _check_path_base(self, base: ConvRBMAnnealingBase) -> None:
+        if not isinstance(base, ConvRBMAnnealingBase) or base.b.shape != (self.config.n_visible,):
+            raise GenzooError("the AIS base of a ConvRBM comes from its own ais_base(x_train)")
+
+    def _path_input(self, v: torch.Tensor) -> torch.Tensor:
+        img = v.reshape(len(v), self.config.in_channels, *self.image_shape)
+        return self.detector_input(img)  # I = c + W * v, (B, K, N_H, N_H')
+
+    def _path_free_energy(
+        self, v: torch.Tensor, a: torch.Tensor, beta: float, base: ConvRBMAnnealingBase
+    ) -> torch.Tensor:
+        # F_beta(v) (module docstring) from the detector inputs a.
+        vis = v @ ((1.0 - beta) * base.b + beta * self.pixel_bias()).to(v.dtype)
+        return -vis - self.block_log_normaliser(beta * a).flatten(1).sum(-1)
+
+    def _path_increment(
+        self, v: torch.Tensor, a: torch.Tensor, beta_prev: float, beta: float, base
+    ) -> torch.Tensor:
+        """F_{beta_prev}(v) - F_beta(v) (B,) float64 from the detector inputs a."""
+        d = beta - beta_prev
+        if a.dtype == torch.float64 or bool(d * a.abs().max() >= 10.0):
+            return super()._path_increment(v, a, beta_prev, beta, base)  # float64 difference
+        vis = (v @ (self.pixel_bias() - base.b)).to(torch.float64) * d
+        # Per block, L(beta I) - L(beta' I) = log1p(sum_i q_i expm1((beta - beta') I_i)) with q
+        # the block softmax at beta' ("off" dropped): float32 keeps its relative precision for
+        # the small steps of AIS, where the difference of two L's would cancel.
+        blocks = self._blocks(a)
+        zero = blocks.new_zeros((*blocks.shape[:-1], 1))
+        q = torch.softmax(torch.cat([beta_prev * blocks, zero], dim=-1), dim=-1)[..., :-1]
+        inc = torch.log1p((q * torch.expm1(d * blocks)).sum(-1))
+        return vis + inc.flatten(1).sum(-1, dtype=torch.float64)
+
+    def _path_sweep(
+        self, v: torch.Tensor, a: torch.Tensor, beta: float, base, generator
+    ) -> torch.Tensor:
+        # Blocks ~ softmax(beta I), then v ~ p_beta(v | h).
+        h, _ = self.sample_blocks(beta * a, generator)
+        in_v = (1.0 - beta) * base.b + beta * self.visible_input(h).flatten(1)
+        return bernoulli(torch.sigmoid(in_v), generator)
+
+    def enumerable_free_energy(self):
+        """(F(v), n_visible): the free energy of binary images (M, D), blocks summed out,
+        computed without gradients; Z = sum over the 2^D images of exp(-F(v))."""
+
+        @torch.no_grad()
+        def free_energy(v: torch.Tensor) -> torch.Tensor:
+            return self._free_energy(v)
+
+        return free_energy, self.config.n_visible
+
+
+class ConvRBMAnnealingBase(nn.Module):
+    """The AIS base model of a :class:`ConvRBM`: independent visibles with per-pixel biases
+    ``b`` (D,), no weights, so each of the ``n_blocks`` pooling blocks is uniform over its
+    ``block_states`` = C^2 + 1 states."""
+
+    def __init__(self, b: torch.Tensor, n_blocks: int, block_states: int) -> None:
+        super().__init__()
+        self.register_buffer("b", b.detach().clone())
+        self.n_blocks, self.block_states = n_blocks, block_states
+
+    @torch.no_grad()
+    def log_partition(self) -> torch.Tensor:
+        """log Z_A = sum_pixels softplus(b_A) + n_blocks log(C^2 + 1), a 0-dim tensor."""
+        return softplus(self.b).sum() + self.n_blocks * math.log(self.block_states)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n exact draws of the visibles (n, D), binary."""
+        return bernoulli(torch.sigmoid(self.b).expand(n, -1), generator)
 
 
 def save_filters(model: ConvRBM, path: str | os.PathLike, nrow: int | None = None) -> None:

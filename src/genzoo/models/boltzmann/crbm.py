@@ -42,7 +42,6 @@ from genzoo.models.boltzmann._sequences import (
     RowSequenceModel,
     frame_cd_loss,
     frame_free_energy,
-    frame_log_prob,
 )
 from genzoo.nn.init import normal_or_zero_
 
@@ -103,6 +102,9 @@ class CRBM(RowSequenceModel):
         """(b_t, c_t) from histories (..., n*D) -> (..., D), (..., H)."""
         return self.b + hist @ self.A, self.c + hist @ self.B
 
+    def _frame_biases(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.dynamic_biases(self.histories(seq))
+
     # -- conditionals -------------------------------------------------------------------------
 
     def p_h_given_v(self, v: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
@@ -148,16 +150,6 @@ class CRBM(RowSequenceModel):
         hist = self.histories(seq).reshape(len(v), -1)
         recon = ((v - self.p_v_given_h(self.p_h_given_v(v, hist), hist)) ** 2).mean()
         return {"recon_error": float(recon)}
-
-    @checks_input
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """Exact log p(x) = sum_t -F_t(v_t) - log Z_t in nats, x (B, T*D) -> (B,); needs a frame
-        width or hidden layer of at most 16 units (Z_t is enumerated)."""
-        seq = self.frames(x)
-        v = seq.reshape(-1, self.frame_size)
-        hist = self.histories(seq).reshape(len(v), -1)
-        b_t, c_t = self.dynamic_biases(hist)
-        return frame_log_prob(v, self.W, b_t, c_t, self.n_frames)
 
     # -- generation ---------------------------------------------------------------------------
 

@@ -36,7 +36,6 @@ from genzoo.models.boltzmann._sequences import (
     RowSequenceConfig,
     RowSequenceModel,
     frame_cd_loss,
-    frame_log_prob,
 )
 from genzoo.nn.init import normal_or_zero_
 
@@ -100,6 +99,9 @@ class RNNRBM(RowSequenceModel):
             u = self.recur(u, seq[:, t])
         return self.step_biases(torch.stack(states, dim=1))
 
+    def _frame_biases(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.biases(seq)
+
     def _flat_frames(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Every frame of x (B, T*D) with its RBM's biases given the data, flattened over the
         batch and time: v (B*T, D), b_v^t (B*T, D), b_h^t (B*T, H)."""
@@ -127,13 +129,6 @@ class RNNRBM(RowSequenceModel):
         ph = torch.sigmoid(b_h + seq @ self.W)
         recon = ((seq - torch.sigmoid(b_v + ph @ self.W.T)) ** 2).mean()
         return {"recon_error": float(recon)}
-
-    @checks_input
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """Exact log p(x) = sum_t -F_t(v_t) - log Z_t in nats, x (B, T*D) -> (B,); needs a frame
-        width or hidden layer of at most 16 units."""
-        v, b_v, b_h = self._flat_frames(x)
-        return frame_log_prob(v, self.W, b_v, b_h, self.n_frames)
 
     def _draw_rows(self, seq, n_given, sweeps, generator):
         # The RNN runs over the given rows, then each drawn row is fed back.
