@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import warnings
 from hashlib import sha256
 from pathlib import Path
 
@@ -453,3 +454,19 @@ def test_a_file_in_place_of_the_run_directory_is_refused(world, capsys):
     assert "not a directory" in capsys.readouterr().err
     assert (world / "run").read_text() == "not a folder\n"
     (world / "run").unlink()
+
+
+def test_a_run_lengthened_on_resume_under_a_decaying_rate_says_so(tmp_path):
+    # The schedule spans the run's length: the resumed run is not the longer run from the start.
+    run = tmp_path / "run"
+    base = ["train", "rbm", *TINY, "--set", "train.lr_schedule=linear", "--out", str(run)]
+    assert main(base) == 0
+    with pytest.warns(RuntimeWarning, match="schedule is recomputed for the new length"):
+        assert main([*base, "--resume", "--set", "train.epochs=2"]) == 0
+    # A constant rate extends silently.
+    const = tmp_path / "const"
+    base = ["train", "rbm", *TINY, "--set", "train.lr_schedule=constant", "--out", str(const)]
+    assert main(base) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert main([*base, "--resume", "--set", "train.epochs=2"]) == 0

@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import stat
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -290,6 +291,24 @@ class RunDirectory:
                     f"cannot resume {self.path}: it holds a {a!r} model, not {b!r}; "
                     "use the same model or a new run directory"
                 )
+        self._warn_if_schedule_stretched(old["train"], new["train"])
+
+    def _warn_if_schedule_stretched(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        """A decaying rate spans the run's length (``train.lr_schedule`` other than constant):
+        a run lengthened or shortened on resume follows the new schedule from its checkpoint
+        on, so it is not the run it would have been had it started with the new length. Said,
+        not refused: extending a finished run is a common and legitimate use."""
+        length = ("epochs", "max_steps")
+        if new.get("lr_schedule") == "constant" or all(old.get(k) == new.get(k) for k in length):
+            return
+        now = ", ".join(f"train.{k}={new.get(k)}" for k in length)
+        warnings.warn(
+            f"resuming {self.path} with a new length ({now}) under "
+            f"train.lr_schedule={new.get('lr_schedule')}: the schedule is recomputed for "
+            "the new length, so the rate jumps at the checkpoint and the result differs from a "
+            "run started with this length (use train.lr_schedule=constant for runs you extend)",
+            RuntimeWarning, stacklevel=4,
+        )
 
     def check_same_run(
         self,
