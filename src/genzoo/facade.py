@@ -29,8 +29,8 @@ from genzoo.core.protocols import IMPLICIT
 from genzoo.data import IN_MEMORY, DataBundle, Split, load_data, recorded_config
 from genzoo.data.user import resolve_path, to_values
 from genzoo.evaluation import Estimate, EvalConfig, EvaluationReport, estimator_for, evaluate
-from genzoo.models.boltzmann.dbm_classifier import DBMClassifier
-from genzoo.recipes.dbm_classifier import start_from_run
+from genzoo.models.boltzmann.dbm_classifier import DBMClassifier, DBMClassifierConfig
+from genzoo.recipes.dbm_classifier import resolve_source, start_from_run
 from genzoo.recipes.dbm_pretraining import pretrain_run
 from genzoo.run_config import SECTIONS, RunConfig
 from genzoo.training.manifest import PRETRAIN_DIR
@@ -179,18 +179,12 @@ def start_fresh(model: torch.nn.Module, cfg: RunConfig, bundle: DataBundle,
 
 def resolve_for_data(cfg: RunConfig, bundle: DataBundle) -> RunConfig:
     """Fill what comes from the data before the model is built: ``model.n_visible``, and the
-    SHA-256, shape and kind of the user's data (``data.file_*``, recorded in config.json); a
-    model config with ``resolve_for_data(bundle)`` (the DBM classifier, whose source run's
-    config the recipe reads first) checks and fills its own."""
-    from genzoo.models.boltzmann.dbm_classifier import DBMClassifierConfig
-    from genzoo.recipes.dbm_classifier import resolve_source
-
+    SHA-256, shape and kind of the user's data (``data.file_*``, recorded in config.json); the
+    DBM classifier's config reads its source run's config first (the recipe) and then checks
+    the data against it."""
     model_cfg = cfg.model
     if isinstance(model_cfg, DBMClassifierConfig):
-        model_cfg = resolve_source(model_cfg)
-    resolve = getattr(model_cfg, "resolve_for_data", None)
-    if callable(resolve):
-        model_cfg = resolve(bundle)
+        model_cfg = resolve_source(model_cfg).resolve_for_data(bundle)
     if any(f.name == "n_visible" for f in dataclasses.fields(model_cfg)):
         if model_cfg.n_visible is None:
             model_cfg = model_cfg.replace(n_visible=bundle.n_features)

@@ -22,7 +22,7 @@ from genzoo.cli.images import _cmd_chain, _cmd_filters, _cmd_inpaint, _cmd_sampl
 from genzoo.cli.info import _cmd_data, _cmd_models
 from genzoo.cli.parser import _build_parser
 from genzoo.cli.plot import _cmd_plot
-from genzoo.cli.train import _cmd_train, _resolve_for_data
+from genzoo.cli.train import _cmd_train
 from genzoo.core.errors import CheckpointError, GenzooError
 from genzoo.utils import denormals
 
@@ -31,7 +31,6 @@ __all__ = [
     "_build_parser",
     "_format_report",
     "_hidden_pixels",
-    "_resolve_for_data",
     "main",
 ]
 

@@ -39,7 +39,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         overrides = [item for item in overrides if not item.startswith("model.")]
         if args.split is not None:
             overrides.append(f"eval.split={args.split}")
-        if getattr(args, "task", None) is not None:
+        if args.task is not None:
             overrides.append(f"eval.task={args.task}")
         for item in overrides:
             if not item.startswith("eval.") and item.partition("=")[0].strip() not in EVALUATE_DATA_KEYS:
@@ -51,7 +51,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         model, cfg = load_model(args.run_dir, device=ctx.device, model_overrides=model_sets)
         cfg = cfg.with_overrides(overrides)
         # A run on the user's own data refuses a file changed since training, unless told.
-        bundle = load_data(cfg.data, allow_changed=getattr(args, "allow_changed_data", False))
+        bundle = load_data(cfg.data, allow_changed=args.allow_changed_data)
         # The estimators' progress on stderr (genzoo.evaluation.progress): bars on a terminal,
         # one line per phase otherwise; rank 0 reports for the whole torchrun group.
         with progress.on_stderr(ctx.is_main and not args.quiet):

@@ -20,15 +20,6 @@ from genzoo.core.errors import GenzooError
 from genzoo.training.manifest import BEST_DIR, PRETRAIN_DIR
 
 
-def _resolve_for_data(cfg, bundle):
-    """Fill what comes from the data before the model is built (``model.n_visible``; the
-    SHA-256, shape and kind of the user's data file): :func:`genzoo.facade.resolve_for_data`,
-    which ``genzoo.fit`` shares."""
-    from genzoo.facade import resolve_for_data
-
-    return resolve_for_data(cfg, bundle)
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
     from genzoo.core.registry import get_model_spec
     from genzoo.training.run_directory import run_lock
@@ -114,7 +105,7 @@ def _train(args: argparse.Namespace, spec, writes: bool) -> int:
     from genzoo.data import load_data
     from genzoo.data.config import is_user_data
     from genzoo.data.user import resolve_path
-    from genzoo.facade import check_fits_model, plan_pretraining, start_fresh
+    from genzoo.facade import check_fits_model, plan_pretraining, resolve_for_data, start_fresh
     from genzoo.run_config import RunConfig
     from genzoo.training import Trainer
     from genzoo.training.checkpoint import read_run_config
@@ -137,13 +128,13 @@ def _train(args: argparse.Namespace, spec, writes: bool) -> int:
         if args.data is not None:  # a built-in name, or a path (made absolute)
             cfg = cfg.with_overrides([f"data.name={resolve_path(args.data)}"])
     cfg = cfg.with_overrides(args.overrides)
-    if getattr(args, "quiet", False):  # --quiet is train.progress=false, recorded like it
+    if args.quiet:  # --quiet is train.progress=false, recorded like it
         cfg = cfg.with_overrides(["train.progress=false"])
     if not resume:
         # A path given by --set data.name=... is recorded absolute too.
         cfg = dataclasses.replace(cfg, data=cfg.data.replace(name=resolve_path(cfg.data.name)))
         cfg = _default_binarization(cfg, spec, args.overrides, announce=writes)
-    cfg, pretrain = plan_pretraining(cfg, getattr(args, "pretrain", None), resume)
+    cfg, pretrain = plan_pretraining(cfg, args.pretrain, resume)
     device = cfg.train.device
     ctx = gz_dist.init_from_env(None if device == "auto" else device)
     try:
@@ -161,7 +152,7 @@ def _train(args: argparse.Namespace, spec, writes: bool) -> int:
                 "machine must see the same run directory (a shared file system)"
             )
         bundle = load_data(cfg.data)
-        cfg = _resolve_for_data(cfg, bundle)
+        cfg = resolve_for_data(cfg, bundle)
         import torch
 
         # nn.Module initialisers draw from the global generator; seeding it here (application
