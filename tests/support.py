@@ -88,6 +88,23 @@ def random_rbm(d: int, h: int, scale: float = 1.0, seed: int = 0, device: str | 
     return m.to(device)
 
 
+def cd_trained_rbm(x: torch.Tensor, n_hidden: int, *, lr: float, epochs: int,
+                   batch_size: int, seed: int = 0) -> tuple[RBM, torch.Generator]:
+    """An RBM over x (N, D) after ``epochs`` of CD-1 by a hand-written SGD loop (momentum 0.5),
+    started from the data's base rates; everything drawn from one generator seeded ``seed``,
+    returned for the caller to go on drawing from."""
+    g = torch.Generator().manual_seed(seed)
+    model = RBM(RBMConfig(n_visible=x.shape[1], n_hidden=n_hidden), generator=g)
+    model.init_from_data(x, g)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.5)
+    for _ in range(epochs):
+        for idx in torch.randperm(len(x), generator=g).split(batch_size):
+            opt.zero_grad()
+            model.loss(x[idx], g)["loss"].backward()
+            opt.step()
+    return model, g
+
+
 def real_data_file(relpath: str, root: str | None = None) -> Path:
     """Path of a real data file under ``root`` (default: GENZOO_DATA now), or skip the test
     naming what is missing."""

@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 from sklearn.datasets import load_digits
+from support import cd_trained_rbm
 
 from genzoo.evaluation import (
     EvalConfig,
@@ -21,7 +22,7 @@ from genzoo.evaluation import (
 from genzoo.evaluation.energy import energy_nll
 from genzoo.models.boltzmann._ops import softplus, softplus_increment
 from genzoo.models.boltzmann.dbm import DBM, DBMConfig
-from genzoo.models.boltzmann.rbm import RBM, RBMConfig
+from genzoo.models.boltzmann.rbm import RBM
 from genzoo.models.directed.vae import VAE, VAEConfig
 
 
@@ -46,15 +47,8 @@ def one_thread():
 @pytest.fixture(scope="module")
 def rbm() -> tuple[RBM, torch.Tensor]:
     """A 64-12 RBM after 5 epochs of CD-1 on the digits: far from its base rate."""
-    x, g = _digits(), torch.Generator().manual_seed(0)
-    m = RBM(RBMConfig(n_visible=64, n_hidden=12), generator=g)
-    m.init_from_data(x, g)
-    opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.5)
-    for _ in range(5):
-        for idx in torch.randperm(len(x), generator=g).split(50):
-            opt.zero_grad()
-            m.loss(x[idx], g)["loss"].backward()
-            opt.step()
+    x = _digits()
+    m, _ = cd_trained_rbm(x, 12, lr=0.1, epochs=5, batch_size=50)
     assert float(m.W.detach().abs().max()) > 0.5
     return m, x
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support import cd_trained_rbm
 
 from genzoo.evaluation import (
     ais_log_partition,
@@ -18,7 +19,7 @@ from genzoo.evaluation import (
     reverse_ais_log_partition,
     sm08_schedule,
 )
-from genzoo.models.boltzmann.rbm import RBM, RBMConfig
+from genzoo.models.boltzmann.rbm import RBM
 
 
 def _load_binarized_mnist(n_train: int) -> torch.Tensor:
@@ -46,17 +47,9 @@ def one_thread():
 
 def _trained_rbm() -> tuple[RBM, torch.Tensor, torch.Generator]:
     x = _load_binarized_mnist(3000)
-    g = torch.Generator().manual_seed(0)
-    model = RBM(RBMConfig(n_visible=784, n_hidden=20), generator=g)
-    model.init_from_data(x, g)
-    # A few epochs of CD-1 with a hand-written SGD loop: enough for weights far from the base
-    # rate (the exact NLL falls by tens of nats), so AIS has real work to do.
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.5)
-    for _ in range(8):
-        for idx in torch.randperm(len(x), generator=g).split(100):
-            opt.zero_grad()
-            model.loss(x[idx], g)["loss"].backward()
-            opt.step()
+    # A few epochs of CD-1: enough for weights far from the base rate (the exact NLL falls by
+    # tens of nats), so AIS has real work to do.
+    model, g = cd_trained_rbm(x, 20, lr=0.05, epochs=8, batch_size=100)
     assert float(model.W.detach().abs().max()) > 0.5
     return model, x, g
 
