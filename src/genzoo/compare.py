@@ -58,6 +58,7 @@ from genzoo.run_config import RunConfig
 from genzoo.training import Trainer
 from genzoo.training.callbacks import Callback
 from genzoo.training.checkpoint import checkpoint_step, has_checkpoint, load_model
+from genzoo.training.curves import plot_lines
 from genzoo.utils.io import atomic_write_text, json_safe
 
 MANIFEST = "compare.json"
@@ -607,26 +608,12 @@ def leaderboard_markdown(board: dict[str, Any]) -> str:
 
 def plot_curves(board: dict[str, Any], path: Path) -> None:
     """One plot: the validation NLL of every likelihood model against its training time."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 4.5))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    for r in board["likelihood"]:
-        pts = [(p["train_s"], p["nll"]) for p in r["curve"] if p.get("nll") is not None]
-        if pts:
-            ax.plot(*zip(*pts), marker="o", label=r["model"])
-    ax.set_xlabel("training time (s)")
-    ax.set_ylabel("validation NLL (nats per example)")
-    ax.set_title(f"{board['data']['name']}: held-out NLL against training time "
-                 f"({board['budget']['text']})", fontsize=9)
-    if ax.lines:
-        ax.legend()
-    fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    tmp.replace(path)
+    series = {r["model"]: [(p["train_s"], p["nll"]) for p in r["curve"] if p.get("nll") is not None]
+              for r in board["likelihood"]}
+    title = (f"{board['data']['name']}: held-out NLL against training time "
+             f"({board['budget']['text']})")
+    plot_lines({title: series}, path, xlabel="training time (s)",
+               ylabel="validation NLL (nats per example)", marker="o")
 
 
 def write_leaderboard(out: Path, settings: CompareSettings,

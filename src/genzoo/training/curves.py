@@ -150,14 +150,16 @@ def plot_curves(
 def plot_lines(
     panels: Mapping[str, Mapping[str, Sequence[tuple[float, float]]]],
     path: str | os.PathLike, title: str = "", log_x: bool = False,
-    marks: Mapping[float, str] | None = None,
+    marks: Mapping[float, str] | None = None, xlabel: str = "", ylabel: str = "",
+    marker: str | None = None,
 ) -> Path:
     """Draw ``panels`` (panel title -> series label -> (x, y) points) into the PNG ``path``:
     one panel each, side by side with a shared y axis, each series a line of its own colour;
     return ``path``.
 
     ``log_x``: a logarithmic x axis (points at x <= 0 are left out); ``marks``: a dashed
-    vertical line at each x, labelled (e.g. a theoretical limit).
+    vertical line at each x, labelled (e.g. a theoretical limit); ``xlabel`` / ``ylabel``:
+    the axes' labels; ``marker``: a matplotlib marker at every point (sparse series).
     """
     fig = _figure(4.2 * len(panels), 3.6)
     axes = fig.subplots(1, len(panels), squeeze=False, sharey=True).ravel()
@@ -165,7 +167,7 @@ def plot_lines(
         for name, line in series.items():
             kept = [(a, b) for a, b in line if a > 0 or not log_x]
             if kept:
-                ax.plot(*zip(*kept), label=name, linewidth=1.4)
+                ax.plot(*zip(*kept), label=name, linewidth=1.4, marker=marker)
         for x, text in (marks or {}).items():
             ax.axvline(x, color="grey", linestyle="--", linewidth=1)
             ax.annotate(text, (x, 1.0), xycoords=("data", "axes fraction"), color="grey",
@@ -173,8 +175,11 @@ def plot_lines(
         if log_x:
             ax.set_xscale("log")
         ax.set_title(label, fontsize=10)
+        ax.set_xlabel(xlabel)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8, frameon=False)
+        if ax.lines:
+            ax.legend(fontsize=8, frameon=False)
+    axes[0].set_ylabel(ylabel)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
