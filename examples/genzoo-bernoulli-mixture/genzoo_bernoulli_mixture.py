@@ -45,13 +45,13 @@ class BernoulliMixtureConfig(VisibleConfig):
 
 
 @register_model(
-    "bernoulli-mixture",
-    family="mixture",
-    summary="mixture of multivariate Bernoulli distributions (worked example of a plug-in)",
-    paper="Everitt & Hand 1981; Bishop 2006 sec. 9.3.3",
+    "bernoulli-mixture", family="mixture", paper="Everitt & Hand 1981; Bishop 2006 sec. 9.3.3"
 )
 class BernoulliMixture(GenzooModel):
-    """x (B, D) binary; log-probabilities in nats."""
+    """Mixture of multivariate Bernoulli distributions (worked example of a plug-in).
+
+    x (B, D) binary; log-probabilities in nats.
+    """
 
     config_class = BernoulliMixtureConfig
     capabilities = frozenset({EXACT_LIKELIHOOD, INPAINT})
@@ -106,17 +106,12 @@ class BernoulliMixture(GenzooModel):
         return torch.bernoulli(torch.sigmoid(self.logits[k]), generator=generator)
 
     @torch.no_grad()
-    def inpaint(
-        self,
-        x: torch.Tensor,
-        observed_mask: torch.Tensor,
-        generator: torch.Generator | None = None,
-        n_samples: int = 1,
-        n_steps: int | None = None,
-    ) -> torch.Tensor:
+    def inpaint(self, x: torch.Tensor, observed_mask: torch.Tensor, /,
+                generator: torch.Generator | None = None, n_samples: int = 1,
+                n_steps: int | None = None) -> torch.Tensor:
         """Exact completions (n_samples, B, D): k ~ p(k | x_O), missing entries ~ p(x | k).
         ``n_steps`` is ignored (no chain)."""
-        observed = observed_mask.to(torch.bool).expand_as(x)
+        observed = self.observed_entries(x, observed_mask, n_samples)
         x_o = torch.where(observed, x, torch.zeros_like(x)).to(self.logits.dtype)
         log_post = self._log_weights() + self._log_p_given_k(x_o, observed.to(x_o.dtype))
         k = torch.multinomial(log_post.softmax(-1), n_samples, replacement=True,

@@ -57,12 +57,14 @@ def register_model(
     name: str,
     *,
     family: str,
-    summary: str,
     paper: str,
+    summary: str | None = None,
     config: type[Config] | None = None,
 ) -> Callable[[T], T]:
-    """Class decorator adding a model to the registry under ``name``. ``config``: its config
-    class, by default the class's ``config_class`` (:class:`genzoo.models.base.GenzooModel`)."""
+    """Class decorator adding a model to the registry under ``name``. ``summary``: the one line
+    ``genzoo models`` prints, by default the first paragraph of the class docstring (so the
+    docstring and the listing never disagree). ``config``: its config class, by default the
+    class's ``config_class`` (:class:`genzoo.models.base.GenzooModel`)."""
 
     def deco(cls: T) -> T:
         if name in _REGISTRY and _REGISTRY[name].cls is not cls:
@@ -70,10 +72,19 @@ def register_model(
         config_cls = config if config is not None else getattr(cls, "config_class", None)
         if config_cls is None or not issubclass(config_cls, Config):
             raise TypeError(f"model {name!r}: give config= or set the class's config_class")
-        _REGISTRY[name] = ModelSpec(name, cls, config_cls, family, summary, paper)  # type: ignore[arg-type]
+        line = summary if summary is not None else _first_paragraph(cls.__doc__)
+        if not line:
+            raise TypeError(f"model {name!r}: give summary= or a class docstring")
+        _REGISTRY[name] = ModelSpec(name, cls, config_cls, family, line, paper)  # type: ignore[arg-type]
         return cls
 
     return deco
+
+
+def _first_paragraph(doc: str | None) -> str:
+    """The docstring's first paragraph on one line, without its closing full stop."""
+    head = (doc or "").strip().split("\n\n")[0]
+    return " ".join(head.split()).removesuffix(".")
 
 
 _loaded = False

@@ -71,3 +71,16 @@ def _raise_why(x, n_features, binary, value_range, name) -> None:
         lo, hi = value_range
         raise InputError(f"{name} has values outside [{lo:g}, {hi:g}]; scale it into that "
                          "range (e.g. pixel values / 255)")
+
+
+def check_observed_mask(mask, x: torch.Tensor) -> torch.Tensor:
+    """The observed-entries mask of an inpainting or conditional call as a (B, D) bool tensor on
+    x's device (True = observed). ``mask``: a bool tensor of shape (B, D) or (D,)."""
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        raise InputError("observed_mask must be a bool tensor (True = observed), (B, D) or (D,)")
+    if mask.shape not in (x.shape, x.shape[1:]):
+        raise InputError(
+            f"observed_mask has shape {tuple(mask.shape)}; expected {tuple(x.shape)} or "
+            f"{tuple(x.shape[1:])}"
+        )
+    return mask.to(x.device).expand_as(x)

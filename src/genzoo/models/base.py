@@ -54,7 +54,7 @@ from torch import nn
 from genzoo.core.config import Config, check
 from genzoo.core.errors import ConfigError, InputError
 from genzoo.core.protocols import Phase
-from genzoo.core.validation import check_data
+from genzoo.core.validation import check_data, check_observed_mask
 
 _F = TypeVar("_F", bound=Callable)
 _inside = threading.local()  # .depth: checked model calls open on this thread
@@ -243,6 +243,19 @@ class GenzooModel(nn.Module):
             self.check_input(x)  # raises, naming the expected shape
         observed = torch.as_tensor(observed, dtype=torch.bool, device=x.device)
         self.check_input(torch.where(observed, x, torch.zeros_like(x)))
+
+    def observed_entries(
+        self, x: torch.Tensor, observed_mask: torch.Tensor, n_samples: int
+    ) -> torch.Tensor:
+        """The checked arguments of ``inpaint``: refuses an ``n_samples`` below 1, a malformed x
+        (B, D) or mask, and bad values at the observed entries; returns the mask as (B, D)
+        bool (True = observed)."""
+        if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1:
+            raise InputError(f"n_samples={n_samples!r} must be a positive integer")
+        self.check_observed_input(x, torch.zeros((), dtype=torch.bool))  # shape and dtype
+        observed = check_observed_mask(observed_mask, x)
+        self.check_observed_input(x, observed)
+        return observed
 
     def init_from_data(
         self, x_train: torch.Tensor, generator: torch.Generator | None = None

@@ -45,6 +45,7 @@ from genzoo.core.config import check
 from genzoo.core.errors import InputError
 from genzoo.core.protocols import EXACT_LIKELIHOOD, INPAINT
 from genzoo.core.registry import register_model
+from genzoo.core.validation import check_observed_mask
 from genzoo.models.autoregressive.base import (
     AutoregressiveConfig,
     BinaryAutoregressive,
@@ -97,14 +98,11 @@ def _permutation(d: int, seed: int) -> torch.Tensor:
     return torch.randperm(d, generator=torch.Generator().manual_seed(seed))
 
 
-@register_model(
-    "deep-nade",
-    family="autoregressive",
-    summary="order-agnostic deep NADE: any ordering, ensembles over orderings, inpainting",
-    paper="Uria, Murray & Larochelle 2014",
-)
+@register_model("deep-nade", family="autoregressive", paper="Uria, Murray & Larochelle 2014")
 class DeepNADE(BinaryAutoregressive):
-    """Order-agnostic deep NADE over D binary variables.
+    """Order-agnostic deep NADE: any ordering, ensembles over orderings, inpainting.
+
+    Order-agnostic deep NADE over D binary variables.
 
     Orderings are LongTensors (D,) (or (B, D), one per example) listing the variable at each
     position. Per-example values are in nats; device and dtype follow the parameters.
@@ -189,20 +187,6 @@ class DeepNADE(BinaryAutoregressive):
             raise InputError(f"{name} must be a permutation of 0 .. {d - 1}")
         return ordering
 
-    def _check_mask(self, mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(mask, torch.Tensor):
-            raise InputError(f"observed_mask must be a torch.Tensor, got {type(mask).__name__}")
-        if mask.shape == x.shape[1:]:
-            mask = mask.expand_as(x)
-        if mask.shape != x.shape:
-            raise InputError(f"observed_mask has shape {tuple(mask.shape)}; expected "
-                             f"{tuple(x.shape)} or ({self.n_visible},)")
-        if mask.dtype != torch.bool:
-            if not bool(((mask == 0) | (mask == 1)).all()):
-                raise InputError("observed_mask must be boolean or 0/1")
-            mask = mask != 0
-        return mask.to(x.device)
-
     def _chain_logits(self, x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
         """Logits (B, D), indexed by variable: entry i is the logit of p(x_i = 1 | the variables
         before i in its row's ordering). x (B, D), order (B, D). Uses the running sum of the
@@ -281,7 +265,7 @@ class DeepNADE(BinaryAutoregressive):
         ordering; the conditional depends on it since the model is not exactly consistent
         across orderings). Zero where everything is observed."""
         x = x.to(dtype=self.b.dtype)
-        observed = self._check_mask(observed_mask, x)
+        observed = check_observed_mask(observed_mask, x)
         order = self._check_ordering(self.default_ordering if ordering is None else ordering)
         if order.dim() == 1:
             order = order.expand(x.shape[0], -1)
@@ -364,7 +348,7 @@ class DeepNADE(BinaryAutoregressive):
 
     @torch.no_grad()
     def inpaint(
-        self, x: torch.Tensor, observed_mask: torch.Tensor,
+        self, x: torch.Tensor, observed_mask: torch.Tensor, /,
         generator: torch.Generator | None = None, n_samples: int = 1,
         n_steps: int | None = None, ordering: torch.Tensor | None = None,
     ) -> torch.Tensor:
@@ -375,11 +359,7 @@ class DeepNADE(BinaryAutoregressive):
         completion (drawn from ``generator``), or in ``ordering`` (D,) when given. The draws
         are exact, so ``n_steps`` (the chain length of models that complete by a Markov
         chain) is ignored."""
-        if not isinstance(n_samples, int) or n_samples < 1:
-            raise InputError(f"n_samples={n_samples!r} must be a positive integer")
-        self.check_observed_input(x, torch.zeros((), dtype=torch.bool))  # shape and dtype
-        observed = self._check_mask(observed_mask, x)
-        self.check_observed_input(x, observed)
+        observed = self.observed_entries(x, observed_mask, n_samples)
         b, d = x.shape
         x = x.to(dtype=self.b.dtype).repeat(n_samples, 1)
         observed = observed.repeat(n_samples, 1)

@@ -48,13 +48,13 @@ class FVSBNConfig(AutoregressiveConfig):
 
 
 @register_model(
-    "fvsbn",
-    family="autoregressive",
-    summary="logistic autoregressive network (fully visible sigmoid belief net), exact likelihood",
-    paper="Frey 1998; Neal 1992; Larochelle & Murray 2011 (FVSBN baseline)",
+    "fvsbn", family="autoregressive", paper="Frey 1998; Neal 1992; Larochelle & Murray 2011 (FVSBN baseline)"
 )
 class FVSBN(BinaryAutoregressive):
-    """Logistic autoregressive network over D binary variables in index order."""
+    """Logistic autoregressive network (fully visible sigmoid belief net), exact likelihood.
+
+    Logistic autoregressive network over D binary variables in index order.
+    """
 
     config_class = FVSBNConfig
     train_defaults = train_recipe(

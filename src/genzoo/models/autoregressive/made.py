@@ -82,14 +82,11 @@ class MADEConfig(AutoregressiveConfig):
         check(self.n_masks >= 1, f"model.n_masks={self.n_masks} must be at least 1")
 
 
-@register_model(
-    "made",
-    family="autoregressive",
-    summary="masked autoencoder, exact likelihood, ensembles over masks and orderings",
-    paper="Germain et al. 2015",
-)
+@register_model("made", family="autoregressive", paper="Germain et al. 2015")
 class MADE(BinaryAutoregressive):
-    """MADE over D binary variables, an ensemble of K mask sets, each in index order or in its
+    """Masked autoencoder, exact likelihood, ensembles over masks and orderings.
+
+    MADE over D binary variables, an ensemble of K mask sets, each in index order or in its
     own random ordering; see the module docstring."""
 
     config_class = MADEConfig

@@ -178,14 +178,12 @@ class NADEConfig(AutoregressiveConfig):
         check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
 
 
-@register_model(
-    "nade",
-    family="autoregressive",
-    summary="neural autoregressive distribution estimator, exact likelihood in O(DH)",
-    paper="Larochelle & Murray 2011",
-)
+@register_model("nade", family="autoregressive", paper="Larochelle & Murray 2011")
 class NADE(BinaryAutoregressive):
-    """NADE over D binary variables in index order with H sigmoid hidden units."""
+    """Neural autoregressive distribution estimator, exact likelihood in O(DH).
+
+    NADE over D binary variables in index order with H sigmoid hidden units.
+    """
 
     config_class = NADEConfig
     train_defaults = train_recipe(

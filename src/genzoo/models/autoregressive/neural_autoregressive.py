@@ -68,14 +68,12 @@ class NANConfig(AutoregressiveConfig):
         )
 
 
-@register_model(
-    "nan",
-    family="autoregressive",
-    summary="neural autoregressive network (hidden groups, left-to-right), exact likelihood",
-    paper="Bengio & Bengio 2000",
-)
+@register_model("nan", family="autoregressive", paper="Bengio & Bengio 2000")
 class NeuralAutoregressiveNetwork(BinaryAutoregressive):
-    """Bengio & Bengio's network over D binary variables in index order."""
+    """Neural autoregressive network (hidden groups, left-to-right), exact likelihood.
+
+    Bengio & Bengio's network over D binary variables in index order.
+    """
 
     config_class = NANConfig
     train_defaults = train_recipe(

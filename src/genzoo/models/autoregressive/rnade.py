@@ -71,14 +71,11 @@ class RNADEConfig(AutoregressiveConfig):
         check(self.sigma_min > 0, f"model.sigma_min={self.sigma_min} must be positive")
 
 
-@register_model(
-    "rnade",
-    family="autoregressive",
-    summary="real-valued NADE, mixture-of-Gaussians conditionals, exact density in O(DH)",
-    paper="Uria, Murray & Larochelle 2013",
-)
+@register_model("rnade", family="autoregressive", paper="Uria, Murray & Larochelle 2013")
 class RNADE(AutoregressiveModel):
-    """RNADE over D real variables in index order; see the module docstring. ``loss`` and
+    """Real-valued NADE, mixture-of-Gaussians conditionals, exact density in O(DH).
+
+    RNADE over D real variables in index order; see the module docstring. ``loss`` and
     ``validation_metrics`` (mean negative log-density) come from
     :class:`~genzoo.models.autoregressive.base.AutoregressiveModel`."""
 

@@ -118,17 +118,13 @@ def check_n_given(n_given: int, n_frames: int) -> None:
         raise InputError(f"n_given={n_given} must be in [0, {n_frames}]")
 
 
-def rows_given(observed_mask: torch.Tensor, x: torch.Tensor, n_frames: int, frame_size: int) -> int:
-    """The number of leading rows that ``observed_mask`` ((D,) or (B, D), True = observed)
-    keeps, for models that complete images row by row; raises InputError unless the mask keeps
-    the same whole first rows of every image and hides everything after them."""
-    mask = torch.as_tensor(observed_mask, dtype=torch.bool, device=x.device)
-    mask = mask.expand(x.shape) if mask.dim() == 1 else mask
-    if mask.shape != x.shape:
-        raise InputError(f"observed_mask has shape {tuple(mask.shape)}; expected {tuple(x.shape)}")
-    rows = mask.reshape(len(x), n_frames, frame_size)
+def rows_given(mask: torch.Tensor, n_frames: int, frame_size: int) -> int:
+    """The number of leading rows that ``mask`` ((B, D) bool, True = observed) keeps, for
+    models that complete images row by row; raises InputError unless the mask keeps the same
+    whole first rows of every image and hides everything after them."""
+    rows = mask.reshape(len(mask), n_frames, frame_size)
     n_given = int(rows[0].all(-1).long().cumprod(0).sum())
-    expected = torch.zeros(n_frames, frame_size, dtype=torch.bool, device=x.device)
+    expected = torch.zeros(n_frames, frame_size, dtype=torch.bool, device=mask.device)
     expected[:n_given] = True
     if not bool((rows == expected).all()):
         raise InputError(
@@ -249,26 +245,16 @@ class RowSequenceModel(GenzooModel):
         return frame_gibbs(start, self.W, b_t, c_t, sweeps, generator)
 
     @torch.no_grad()
-    def inpaint(
-        self,
-        x: torch.Tensor,
-        observed_mask: torch.Tensor,
-        generator: torch.Generator | None = None,
-        n_samples: int = 1,
-        n_steps: int | None = None,
-    ) -> torch.Tensor:
+    def inpaint(self, x: torch.Tensor, observed_mask: torch.Tensor, /,
+                generator: torch.Generator | None = None, n_samples: int = 1,
+                n_steps: int | None = None) -> torch.Tensor:
         """Completions (n_samples, B, D) of x (B, D) whose observed pixels (``observed_mask``,
         True = observed) are whole top rows, the rest drawn row by row by :meth:`complete` with
         ``n_steps`` Gibbs sweeps per row (None: ``sample_gibbs``). Hidden entries of x are
         ignored."""
-        if not isinstance(n_samples, int) or n_samples < 1:
-            raise InputError(f"n_samples={n_samples!r} must be a positive integer")
-        self.check_observed_input(x, torch.zeros((), dtype=torch.bool))  # shape and dtype
-        n_given = rows_given(observed_mask, x, self.n_frames, self.frame_size)
-        keep = torch.zeros_like(x, dtype=torch.bool).view(len(x), self.n_frames, -1)
-        keep[:, :n_given] = True
-        self.check_observed_input(x, keep.reshape(x.shape))
-        x = torch.where(keep.reshape(x.shape), x, torch.zeros_like(x))
+        observed = self.observed_entries(x, observed_mask, n_samples)
+        n_given = rows_given(observed, self.n_frames, self.frame_size)
+        x = torch.where(observed, x, torch.zeros_like(x))
         return torch.stack(
             [self.complete(x, n_given, generator, n_steps) for _ in range(n_samples)]
         )

@@ -49,14 +49,11 @@ class CenteredDBMConfig(DBMConfig):
         check(0.0 <= self.offset_rate <= 1.0, "model.offset_rate must be in [0, 1]")
 
 
-@register_model(
-    "centered-dbm",
-    family="boltzmann",
-    summary="centered deep Boltzmann machine (offsets as moving data means), no pretraining",
-    paper="Montavon & Müller 2012",
-)
+@register_model("centered-dbm", family="boltzmann", paper="Montavon & Müller 2012")
 class CenteredDBM(DBM):
-    """DBM with offsets ``mu_0 .. mu_L`` (buffers, checkpointed). Same state conventions and
+    """Centered deep Boltzmann machine (offsets as moving data means), no pretraining.
+
+    DBM with offsets ``mu_0 .. mu_L`` (buffers, checkpointed). Same state conventions and
     contracts as :class:`~genzoo.models.boltzmann.dbm.DBM`."""
 
     config_class = CenteredDBMConfig

@@ -114,14 +114,11 @@ class ConvRBMConfig(VisibleConfig):
         check(self.sample_burn_in >= 0, "model.sample_burn_in must be >= 0")
 
 
-@register_model(
-    "conv-rbm",
-    family="boltzmann",
-    summary="convolutional RBM with probabilistic max pooling, CD-k on images",
-    paper="Lee, Grosse, Ranganath & Ng 2009",
-)
+@register_model("conv-rbm", family="boltzmann", paper="Lee, Grosse, Ranganath & Ng 2009")
 class ConvRBM(AnnealedFromProducts):
-    """Convolutional RBM with probabilistic max pooling. Batch methods take flat (B, D)
+    """Convolutional RBM with probabilistic max pooling, CD-k on images.
+
+    Batch methods take flat (B, D)
     binary images, D = in_channels * H * W; hidden states are flat (B, K * N_H * N_H')."""
 
     config_class = ConvRBMConfig

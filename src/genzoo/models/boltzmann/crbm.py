@@ -58,14 +58,11 @@ class CRBMConfig(RowSequenceConfig):
         check(self.order >= 1, f"model.order={self.order} must be >= 1 (past frames)")
 
 
-@register_model(
-    "crbm",
-    family="boltzmann",
-    summary="conditional RBM over image rows as a sequence, biases set by the past n rows",
-    paper="Taylor, Hinton & Roweis 2007",
-)
+@register_model("crbm", family="boltzmann", paper="Taylor, Hinton & Roweis 2007")
 class CRBM(RowSequenceModel):
-    """Conditional RBM over row sequences of flat (B, T*D) binary images; generation
+    """Conditional RBM over image rows as a sequence, biases set by the past n rows.
+
+    Conditional RBM over row sequences of flat (B, T*D) binary images; generation
     (``complete``, ``inpaint``, ``sample``) as :class:`RowSequenceModel` gives it, each row's
     biases set by the ``order`` rows before it."""
 

@@ -67,7 +67,7 @@ import torch
 from torch import nn
 
 from genzoo.core.config import check, check_nonnegative
-from genzoo.core.errors import GenzooError, InputError
+from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import AIS, EXACT_LOG_PARTITION, INPAINT, VARIATIONAL
 from genzoo.core.registry import register_model
 from genzoo.models.base import GenzooModel, VisibleConfig, checks_input, train_recipe
@@ -204,24 +204,14 @@ class DeepBoltzmannBase(GenzooModel):
         return len(self.W)
 
     @torch.no_grad()
-    def inpaint(
-        self,
-        x: torch.Tensor,
-        observed_mask: torch.Tensor,
-        /,
-        generator: torch.Generator | None = None,
-        n_samples: int = 1,
-        n_steps: int | None = None,
-    ) -> torch.Tensor:
+    def inpaint(self, x: torch.Tensor, observed_mask: torch.Tensor, /,
+                generator: torch.Generator | None = None, n_samples: int = 1,
+                n_steps: int | None = None) -> torch.Tensor:
         """Completions (n_samples, B, D) of x (B, D) for ``genzoo inpaint``: the entries where
         ``observed_mask`` ((B, D) or (D,) bool) is True are kept, the others drawn by
         :meth:`complete` with ``n_steps`` (None: the model's default). Values of x at
         unobserved entries are ignored."""
-        if not isinstance(n_samples, int) or n_samples < 1:
-            raise InputError(f"n_samples={n_samples!r} must be a positive integer")
-        self.check_observed_input(x, torch.zeros((), dtype=torch.bool))  # shape and dtype
-        observed = observed_mask.to(device=x.device, dtype=torch.bool).expand_as(x)
-        self.check_observed_input(x, observed)
+        observed = self.observed_entries(x, observed_mask, n_samples)
         x = torch.where(observed, x, torch.zeros_like(x)).to(self.b[0].dtype)
         return self.complete(x, observed, n_samples, n_steps, generator)
 
@@ -236,14 +226,11 @@ class DeepBoltzmannBase(GenzooModel):
         raise NotImplementedError
 
 
-@register_model(
-    "dbm",
-    family="boltzmann",
-    summary="deep Boltzmann machine: mean-field + persistent-chain SML, AIS-based NLL bound",
-    paper="Salakhutdinov & Hinton 2009, 2012",
-)
+@register_model("dbm", family="boltzmann", paper="Salakhutdinov & Hinton 2009, 2012")
 class DBM(DeepBoltzmannBase):
-    """Binary DBM. A state is a list of layer tensors [v (B, D), h_1 (B, n_1), ..., h_L];
+    """Deep Boltzmann machine: mean-field + persistent-chain SML, AIS-based NLL bound.
+
+    Binary DBM. A state is a list of layer tensors [v (B, D), h_1 (B, n_1), ..., h_L];
     per-example values are (B,) in nats; device and dtype follow the parameters."""
 
     test_overrides = ("model.hidden=8,6", "model.n_chains=10", "model.sample_burn_in=10")

@@ -143,13 +143,12 @@ class DBMClassifierConfig(Config):
 
 
 @register_model(
-    "dbm-classifier",
-    family="boltzmann",
-    summary="MLP initialised from a trained DBM (input + q(h2|v)), fine-tuned by backprop",
-    paper="Salakhutdinov & Hinton 2009 (DBM), sec. 5",
+    "dbm-classifier", family="boltzmann", paper="Salakhutdinov & Hinton 2009 (DBM), sec. 5"
 )
 class DBMClassifier(GenzooModel):
-    """MLP initialised from a DBM; ``forward(v, q2)`` returns class logits (B, K). Not a
+    """MLP initialised from a trained DBM (input + q(h2|v)), fine-tuned by backprop.
+
+    MLP initialised from a DBM; ``forward(v, q2)`` returns class logits (B, K). Not a
     generative model (capability ``CLASSIFIER`` only: no ``sample``): fine-tune it with the
     Trainer (``needs_labels``; ``loss(v, y=y)``) or with any optimiser on ``loss(v, q2=q2, y=y)``.
     The submodule ``dbm`` is a frozen copy of the DBM (``requires_grad`` False, so no optimiser

@@ -74,14 +74,12 @@ class DiscRBMConfig(VisibleConfig):
         check(self.sample_burn_in >= 0, "model.sample_burn_in must be >= 0")
 
 
-@register_model(
-    "disc-rbm",
-    family="boltzmann",
-    summary="discriminative / hybrid RBM over input and one-hot label, exact p(y|x)",
-    paper="Larochelle & Bengio 2008",
-)
+@register_model("disc-rbm", family="boltzmann", paper="Larochelle & Bengio 2008")
 class DiscRBM(GenzooModel):
-    """Hybrid RBM classifier. x (B, D) in [0, 1]; y (B,) int64 in [0, C)."""
+    """Discriminative / hybrid RBM over input and one-hot label, exact p(y|x).
+
+    Hybrid RBM classifier. x (B, D) in [0, 1]; y (B,) int64 in [0, C).
+    """
 
     test_overrides = ("model.n_hidden=8", "model.sample_burn_in=5")
 

@@ -129,14 +129,13 @@ class GRBMConfig(RBMFamilyConfig):
 
 
 @register_model(
-    "grbm",
-    family="boltzmann",
-    summary="Gaussian-Bernoulli RBM (real visibles, bounded learned variances), CD-k / PCD-k",
-    paper="Hinton & Salakhutdinov 2006; Cho, Ilin & Raiko 2011",
+    "grbm", family="boltzmann", paper="Hinton & Salakhutdinov 2006; Cho, Ilin & Raiko 2011"
 )
 class GRBM(RBMFamily):
-    """Gaussian-Bernoulli RBM. Batch methods take (B, D) real visibles / (B, H) binary hiddens and
-    return (B,) values in nats; device and dtype follow the parameters."""
+    """Gaussian-Bernoulli RBM (real visibles, bounded learned variances), CD-k / PCD-k.
+
+    Batch methods take (B, D) real visibles / (B, H) binary hiddens and return (B,) values in
+    nats; device and dtype follow the parameters."""
 
     config_class = GRBMConfig
     train_defaults = train_recipe(optimizer="sgd", lr=0.01)

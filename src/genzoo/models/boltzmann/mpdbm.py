@@ -64,14 +64,12 @@ class MPDBMConfig(DeepBoltzmannConfig):
         check(self.label_weight > 0.0, "model.label_weight must be > 0 (1: the plain sum over S)")
 
 
-@register_model(
-    "mp-dbm",
-    family="boltzmann",
-    summary="multi-prediction DBM: unrolled mean field trained to fill in masked inputs/labels",
-    paper="Goodfellow, Mirza, Courville & Bengio 2013",
-)
+@register_model("mp-dbm", family="boltzmann", paper="Goodfellow, Mirza, Courville & Bengio 2013")
 class MPDBM(DeepBoltzmannBase):
-    """MP-DBM. v (B, D) binary, labels (B,) int64; q's are (B, n_l) probabilities."""
+    """Multi-prediction DBM: unrolled mean field trained to fill in masked inputs/labels.
+
+    MP-DBM. v (B, D) binary, labels (B,) int64; q's are (B, n_l) probabilities.
+    """
 
     test_overrides = ("model.hidden=8,6", "model.mf_steps=2", "model.sample_burn_in=10")
 

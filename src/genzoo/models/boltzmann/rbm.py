@@ -100,13 +100,12 @@ def _free_energy_gap(
 
 
 @register_model(
-    "rbm",
-    family="boltzmann",
-    summary="binary restricted Boltzmann machine trained by CD-k or PCD-k",
-    paper="Smolensky 1986; Hinton 2002 (CD); Tieleman 2008 (PCD)",
+    "rbm", family="boltzmann", paper="Smolensky 1986; Hinton 2002 (CD); Tieleman 2008 (PCD)"
 )
 class RBM(RBMFamily):
-    """Binary-binary RBM. All batch methods take (B, D) visible / (B, H) hidden tensors and
+    """Binary restricted Boltzmann machine trained by CD-k or PCD-k.
+
+    Binary-binary RBM. All batch methods take (B, D) visible / (B, H) hidden tensors and
     return (B,) per-example values in nats; device and dtype follow the parameters."""
 
     config_class = RBMConfig

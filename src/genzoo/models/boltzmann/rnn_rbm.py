@@ -52,14 +52,11 @@ class RNNRBMConfig(RowSequenceConfig):
         check(self.n_recurrent > 0, f"model.n_recurrent={self.n_recurrent} must be positive")
 
 
-@register_model(
-    "rnn-rbm",
-    family="boltzmann",
-    summary="RNN-RBM over image rows: an RNN sets each step's RBM biases, CD through time",
-    paper="Boulanger-Lewandowski, Bengio & Vincent 2012",
-)
+@register_model("rnn-rbm", family="boltzmann", paper="Boulanger-Lewandowski, Bengio & Vincent 2012")
 class RNNRBM(RowSequenceModel):
-    """RNN-RBM over row sequences of flat (B, T*D) binary images. Generation (``complete``,
+    """RNN-RBM over image rows: an RNN sets each step's RBM biases, CD through time.
+
+    RNN-RBM over row sequences of flat (B, T*D) binary images. Generation (``complete``,
     ``inpaint``, ``sample``) is :class:`RowSequenceModel`'s, each row's RBM biases set by the
     RNN state of the rows before it."""
 

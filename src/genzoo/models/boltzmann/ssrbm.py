@@ -135,14 +135,11 @@ class SSRBMConfig(RBMFamilyConfig):
         check(math.isfinite(self.init_b), f"model.init_b={self.init_b} must be finite")
 
 
-@register_model(
-    "ssrbm",
-    family="boltzmann",
-    summary="spike-and-slab RBM (binary spikes, real slabs, real visibles), CD-k / PCD-k",
-    paper="Courville, Bergstra & Bengio 2011",
-)
+@register_model("ssrbm", family="boltzmann", paper="Courville, Bergstra & Bengio 2011")
 class SSRBM(RBMFamily):
-    """Spike-and-slab RBM. Batch methods take (B, D) real visibles and (B, H) spikes / slabs and
+    """Spike-and-slab RBM (binary spikes, real slabs, real visibles), CD-k / PCD-k.
+
+    Batch methods take (B, D) real visibles and (B, H) spikes / slabs and
     return (B,) values in nats; device and dtype follow the parameters."""
 
     config_class = SSRBMConfig

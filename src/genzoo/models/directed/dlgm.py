@@ -104,14 +104,11 @@ class DLGMConfig(GaussianLatentConfig):
         return {"gradient": self.gradient}
 
 
-@register_model(
-    "dlgm",
-    family="directed",
-    summary="deep latent Gaussian model (stochastic backprop; Bonnet/Price option), IS-evaluated",
-    paper="Rezende, Mohamed & Wierstra 2014",
-)
+@register_model("dlgm", family="directed", paper="Rezende, Mohamed & Wierstra 2014")
 class DLGM(GaussianLatentModel):
-    """DLGM over D binary visibles with L Gaussian layers; z = [xi_1..xi_L] is (B, J) or
+    """Deep latent Gaussian model (stochastic backprop; Bonnet/Price option), IS-evaluated.
+
+    DLGM over D binary visibles with L Gaussian layers; z = [xi_1..xi_L] is (B, J) or
     (S, B, J), J = sum J_l. Values in nats per example; device and dtype follow the parameters.
     ``objective``: an objective of :mod:`genzoo.models.directed.objectives` to train with
     instead of the one the config names (the config, not this object, is saved with a run)."""

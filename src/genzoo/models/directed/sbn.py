@@ -236,13 +236,12 @@ def _normalise(centred: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> 
 
 
 @register_model(
-    "sbn",
-    family="directed",
-    summary="sigmoid belief network (wake-sleep, reweighted wake-sleep, NVIL), IS-evaluated",
-    paper="Neal 1992; Bornschein & Bengio 2015; Mnih & Gregor 2014",
+    "sbn", family="directed", paper="Neal 1992; Bornschein & Bengio 2015; Mnih & Gregor 2014"
 )
 class SBN(GenzooModel):
-    """Multi-layer sigmoid belief network over D binary visibles with a recognition network.
+    """Sigmoid belief network (wake-sleep, reweighted wake-sleep, NVIL), IS-evaluated.
+
+    Multi-layer sigmoid belief network over D binary visibles with a recognition network.
 
     Per-example values are in nats; x is (B, D), z = [h_1, ..., h_L] is (B, H) or (S, B, H).
     Device and dtype follow the parameters."""

@@ -180,14 +180,11 @@ class VAEConfig(GaussianLatentConfig):
                 "kl_warmup_steps": self.kl_warmup_steps}
 
 
-@register_model(
-    "vae",
-    family="directed",
-    summary="variational auto-encoder (AEVB, SGVB A/B, IWAE objective), IS-evaluated",
-    paper="Kingma & Welling 2014; Burda et al. 2016",
-)
+@register_model("vae", family="directed", paper="Kingma & Welling 2014; Burda et al. 2016")
 class VAE(GaussianLatentModel):
-    """MLP (or convolutional) VAE over D visible variables with J Gaussian latents.
+    """Variational auto-encoder (AEVB, SGVB A/B, IWAE objective), IS-evaluated.
+
+    MLP (or convolutional) VAE over D visible variables with J Gaussian latents.
 
     Batch methods take x (B, D) and return per-example values in nats; device and dtype follow
     the parameters. Latent tensors z are (B, J), or (S, B, J) for S draws per example.

@@ -76,14 +76,11 @@ def _sign_keep(h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     return torch.where(h > 0, torch.ones_like(s), torch.where(h < 0, -torch.ones_like(s), s))
 
 
-@register_model(
-    "hopfield",
-    family="hopfield",
-    summary="binary Hopfield network: Hebbian/Storkey storage, async/sync recall, capacity",
-    paper="Hopfield 1982; Storkey 1997",
-)
+@register_model("hopfield", family="hopfield", paper="Hopfield 1982; Storkey 1997")
 class HopfieldNetwork(GenzooModel):
-    """N binary units. States s are (B, N) in {-1, +1} (the :meth:`energy`, :meth:`recall`
+    """Binary Hopfield network: Hebbian/Storkey storage, async/sync recall, capacity.
+
+    N binary units. States s are (B, N) in {-1, +1} (the :meth:`energy`, :meth:`recall`
     and update methods); data x are (B, N) in {0, 1}. ``W_raw`` is the stored parameter; the
     network's weights :attr:`W` are its symmetric part with the diagonal zeroed."""
 

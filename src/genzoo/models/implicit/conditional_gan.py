@@ -39,14 +39,11 @@ class ConditionalGANConfig(GANConfig):
         check(self.n_classes >= 2, f"model.n_classes={self.n_classes} must be >= 2")
 
 
-@register_model(
-    "conditional-gan",
-    family="implicit",
-    summary="conditional GAN: generator and discriminator given the class label, samples p(x|y)",
-    paper="Mirza & Osindero 2014",
-)
+@register_model("conditional-gan", family="implicit", paper="Mirza & Osindero 2014")
 class ConditionalGAN(GAN):
-    """GAN conditioned on class labels; ``loss`` needs ``y`` (B,) int64 (the Trainer passes it,
+    """Conditional GAN: generator and discriminator given the class label, samples p(x|y).
+
+    GAN conditioned on class labels; ``loss`` needs ``y`` (B,) int64 (the Trainer passes it,
     ``needs_labels``)."""
 
     config: ConditionalGANConfig

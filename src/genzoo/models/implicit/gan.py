@@ -214,14 +214,11 @@ def fan_scaled_init(
             m.bias.zero_()
 
 
-@register_model(
-    "gan",
-    family="implicit",
-    summary="generative adversarial net (minimax / non-saturating, k D steps; MLP or DCGAN)",
-    paper="Goodfellow et al. 2014; Radford et al. 2016",
-)
+@register_model("gan", family="implicit", paper="Goodfellow et al. 2014; Radford et al. 2016")
 class GAN(ImplicitGenerator):
-    """Generator ``G`` and discriminator ``D`` over D visible values in [0, 1].
+    """Generative adversarial net (minimax / non-saturating, k D steps; MLP or DCGAN).
+
+    Generator ``G`` and discriminator ``D`` over D visible values in [0, 1].
 
     x (B, D) floating in [0, 1]; samples (n, D) are generator outputs in (0, 1). Device and
     dtype follow the parameters.

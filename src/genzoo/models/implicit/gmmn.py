@@ -85,14 +85,11 @@ class GMMNConfig(MomentMatchingConfig):
         check(self.width > 0, "model.width must be positive")
 
 
-@register_model(
-    "gmmn",
-    family="implicit",
-    summary="generative moment matching network (sqrt MMD, mixture of Gaussian kernels)",
-    paper="Li, Swersky & Zemel 2015",
-)
+@register_model("gmmn", family="implicit", paper="Li, Swersky & Zemel 2015")
 class GMMN(ImplicitGenerator):
-    """Generator ``G`` over D values in [0, 1], trained on sqrt MMD to the data minibatch.
+    """Generative moment matching network (sqrt MMD, mixture of Gaussian kernels).
+
+    Generator ``G`` over D values in [0, 1], trained on sqrt MMD to the data minibatch.
     Device and dtype follow the parameters."""
 
     config: GMMNConfig

@@ -55,14 +55,11 @@ class GMMNAEConfig(MomentMatchingConfig):
         check(self.ae_steps > 0, "model.ae_steps must be > 0 (the auto-encoder trains first)")
 
 
-@register_model(
-    "gmmn-ae",
-    family="implicit",
-    summary="GMMN matching moments in a trained auto-encoder's code space, samples decoded",
-    paper="Li, Swersky & Zemel 2015",
-)
+@register_model("gmmn-ae", family="implicit", paper="Li, Swersky & Zemel 2015")
 class GMMNAE(ImplicitGenerator):
-    """Auto-encoder (``encoder``, ``decoder``) and code generator ``G``; x (B, D) in [0, 1].
+    """GMMN matching moments in a trained auto-encoder's code space, samples decoded.
+
+    Auto-encoder (``encoder``, ``decoder``) and code generator ``G``; x (B, D) in [0, 1].
     Device and dtype follow the parameters."""
 
     config: GMMNAEConfig

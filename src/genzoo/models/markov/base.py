@@ -26,6 +26,7 @@ from torch import nn
 from genzoo.core.config import check, check_nonnegative
 from genzoo.core.errors import GenzooError, InputError
 from genzoo.core.protocols import IMPLICIT, INPAINT
+from genzoo.core.validation import check_observed_mask
 from genzoo.models.base import GenzooModel, VisibleConfig, checks_input
 from genzoo.nn.init import normal_or_zero_
 from genzoo.ops.numerics import LOG_2PI, data_logits
@@ -112,18 +113,6 @@ def check_n(n: object, name: str = "n") -> None:
     """GenzooError unless ``n`` is an integer >= 0."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise GenzooError(f"{name}={n!r} must be an integer >= 0")
-
-
-def check_mask(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """The boolean observed mask broadcast to x's shape (B, D); ``mask`` is (B, D) or (D,)."""
-    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-        raise InputError("observed_mask must be a bool tensor (True = observed), (B, D) or (D,)")
-    if mask.shape not in (x.shape, x.shape[1:]):
-        raise InputError(
-            f"observed_mask has shape {tuple(mask.shape)}; expected {tuple(x.shape)} or "
-            f"{tuple(x.shape[1:])}"
-        )
-    return mask.to(x.device).expand_as(x)
 
 
 @torch.no_grad()
@@ -311,7 +300,7 @@ class WalkbackChainModel(MarkovChainModel):
         if output not in ("mean", "draw"):
             raise InputError(f"output={output!r}: use 'mean' or 'draw'")
         x0 = x0.to(device=self.device, dtype=self.dtype)
-        mask = None if observed_mask is None else check_mask(observed_mask, x0)
+        mask = None if observed_mask is None else check_observed_mask(observed_mask, x0)
 
         def clamp(v: torch.Tensor) -> torch.Tensor:
             return v if mask is None else torch.where(mask, x0, v)
@@ -327,18 +316,14 @@ class WalkbackChainModel(MarkovChainModel):
         return torch.stack(states)
 
     @torch.no_grad()
-    def inpaint(self, x: torch.Tensor, observed_mask: torch.Tensor,
+    def inpaint(self, x: torch.Tensor, observed_mask: torch.Tensor, /,
                 generator: torch.Generator | None = None, n_samples: int = 1,
                 n_steps: int | None = None) -> torch.Tensor:
         """Completions (n_samples, B, D) of x (B, D) by the clamped chain: the observed entries
         (``observed_mask`` (B, D) or (D,), True = observed) are kept exactly, the others start
         from noise and are resampled for ``n_steps`` steps (None: ``sample_steps``). Values
         of x at unobserved entries are ignored (only the observed ones are checked)."""
-        if not isinstance(n_samples, int) or n_samples < 1:
-            raise InputError(f"n_samples={n_samples!r} must be a positive integer")
-        self.check_observed_input(x, torch.ones((), dtype=torch.bool))  # shape and dtype
-        mask = check_mask(observed_mask, x)
-        self.check_observed_input(x, mask)
+        mask = self.observed_entries(x, observed_mask, n_samples)
         b, d = x.shape
         x = x.to(device=self.device, dtype=self.dtype).repeat(n_samples, 1)
         mask = mask.repeat(n_samples, 1)

@@ -70,13 +70,12 @@ class CAEConfig(ChainConfig):
 
 
 @register_model(
-    "cae",
-    family="markov",
-    summary="contractive auto-encoder, sampled by moves along the Jacobian's tangent directions",
-    paper="Rifai et al. 2011; Rifai, Bengio, Dauphin & Vincent 2012",
+    "cae", family="markov", paper="Rifai et al. 2011; Rifai, Bengio, Dauphin & Vincent 2012"
 )
 class CAE(MarkovChainModel):
-    """Sigmoid CAE over D visible units. Batch methods take x (B, D); device and dtype follow
+    """Contractive auto-encoder, sampled by moves along the Jacobian's tangent directions.
+
+    Sigmoid CAE over D visible units. Batch methods take x (B, D); device and dtype follow
     the parameters; figures in nats per example. ``sample`` returns reconstruction means, so
     grey levels in [0, 1] for Bernoulli units."""
 

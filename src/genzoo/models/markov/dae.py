@@ -73,14 +73,11 @@ class DAEConfig(WalkbackConfig):
         check(self.walkback >= 1, f"model.walkback={self.walkback} must be >= 1 (1: plain DAE)")
 
 
-@register_model(
-    "dae",
-    family="markov",
-    summary="denoising auto-encoder as a Markov-chain sampler, walkback training, inpainting",
-    paper="Bengio, Yao, Alain & Vincent 2013",
-)
+@register_model("dae", family="markov", paper="Bengio, Yao, Alain & Vincent 2013")
 class DAE(WalkbackChainModel):
-    """One-hidden-layer DAE over D visible units. Batch methods take x (B, D); device and
+    """Denoising auto-encoder as a Markov-chain sampler, walkback training, inpainting.
+
+    One-hidden-layer DAE over D visible units. Batch methods take x (B, D); device and
     dtype follow the parameters. Figures are in nats per example. A chain state is [x]."""
 
     config_class = DAEConfig

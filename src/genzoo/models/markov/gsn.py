@@ -82,14 +82,11 @@ class GSNConfig(WalkbackConfig):
         check(self.walkback is None or self.walkback >= 1, "model.walkback must be >= 1 or none")
 
 
-@register_model(
-    "gsn",
-    family="markov",
-    summary="(deep) generative stochastic network, walkback-trained chain with hidden state",
-    paper="Bengio, Thibodeau-Laufer, Alain & Yosinski 2014",
-)
+@register_model("gsn", family="markov", paper="Bengio, Thibodeau-Laufer, Alain & Yosinski 2014")
 class GSN(WalkbackChainModel):
-    """GSN over D visible units with L hidden tanh layers. Batch methods take x (B, D);
+    """Generative stochastic network (deep), walkback-trained chain with hidden state.
+
+    GSN over D visible units with L hidden tanh layers. Batch methods take x (B, D);
     device and dtype follow the parameters; figures in nats per example. A chain state is a
     list [h^0 = x (B, D), h^1 (B, H_1), ..., h^L (B, H_L)]."""
 
