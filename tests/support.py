@@ -115,3 +115,64 @@ def real_data_file(relpath: str, root: str | None = None) -> Path:
     if not path.is_file():
         pytest.skip(f"{path} not found; set GENZOO_DATA to the folder holding the data sets")
     return path
+
+
+def killed_at_rename(monkeypatch, module, suffix: str):
+    """A context in which ``module.os.replace`` raises RuntimeError("killed") when it would
+    rename a file whose name ends with ``suffix`` (a process killed at that point of a
+    multi-file commit), every other rename going through; the context expects the error."""
+    import contextlib
+
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(src).endswith(suffix):
+            raise RuntimeError("killed")
+        real_replace(src, dst)
+
+    @contextlib.contextmanager
+    def killed():
+        with monkeypatch.context() as patch, pytest.raises(RuntimeError, match="killed"):
+            patch.setattr(module.os, "replace", replace)
+            yield
+
+    return killed()
+
+
+def fake_bundle(train: torch.Tensor, valid: torch.Tensor, test: torch.Tensor):
+    """What the evaluation reads of a DataBundle: ``train``/``valid``/``test`` splits with an
+    ``x``, ``split(name)`` and ``train_x(epoch)`` (the training data of an epoch)."""
+    from types import SimpleNamespace
+
+    b = SimpleNamespace(train=SimpleNamespace(x=train), valid=SimpleNamespace(x=valid),
+                        test=SimpleNamespace(x=test))
+    b.split = lambda name: getattr(b, name)
+    b.train_x = lambda epoch: train
+    return b
+
+
+def dbm_digits_config(hidden: str, steps: int, extra=(), model: str = "dbm"):
+    """A RunConfig of a small DBM-family model on 500 thresholded digits (100 for evaluation),
+    50 chains, SGD with momentum 0.5 at a constant lr 0.05 for ``steps`` steps; ``extra``
+    overrides come last and win."""
+    from genzoo.run_config import RunConfig
+
+    return RunConfig.default(model).with_overrides([
+        "data.name=digits", "data.binarize=threshold", "data.n_train=500", "data.n_eval=100",
+        f"model.hidden={hidden}", "model.n_chains=50", f"train.max_steps={steps}",
+        "train.batch_size=50", "train.lr=0.05", "train.progress=false", "train.grid_samples=0",
+        "train.momentum=0.5", "train.lr_schedule=constant", *extra,
+    ])
+
+
+def started_dbm_batch(m, n: int, seed: int = 0):
+    """(generator, x, q): a batch x (n, D) of fair coin flips (float64) drawn from a generator
+    seeded with ``seed``, the DBM's persistent chains started from it and q, its mean-field
+    posteriors after the model's training iterations; the generator is returned for the
+    draws that follow."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.bernoulli(torch.full((n, m.n_visible), 0.5, dtype=torch.float64), generator=g)
+    m.start_chains(x, g)
+    with torch.no_grad():
+        q, _ = m.mean_field(x, max_iters=m.config.mf_train_iters)
+    return g, x, q

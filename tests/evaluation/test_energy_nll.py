@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch
-from support import random_rbm
+from support import fake_bundle, random_rbm
 
 from genzoo.core.errors import GenzooError, InputError
 from genzoo.evaluation import energy_nll, evaluate, exact_log_partition
@@ -29,15 +28,7 @@ def data(n, d=10, seed=1):
     return (torch.rand(n, d, generator=torch.Generator().manual_seed(seed)) < 0.3).float()
 
 
-def split(x):
-    return SimpleNamespace(x=x)
-
-
-def bundle(train, valid, test):
-    b = SimpleNamespace(train=split(train), valid=split(valid), test=split(test))
-    b.split = lambda name: getattr(b, name)
-    b.train_x = lambda epoch: train  # the DataBundle method: the training data of an epoch
-    return b
+bundle = fake_bundle
 
 
 def test_exact_path_is_free_energy_plus_log_z():

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch
-from support import random_rbm
+from support import fake_bundle, random_rbm
 
 from genzoo.core.errors import GenzooError, InputError
 from genzoo.evaluation import evaluate, exact_nll
@@ -31,11 +30,7 @@ def data(n, d=10, seed=1):
 
 
 def bundle(x):
-    b = SimpleNamespace(train=SimpleNamespace(x=x), valid=SimpleNamespace(x=x[:5]),
-                        test=SimpleNamespace(x=x))
-    b.split = lambda name: getattr(b, name)
-    b.train_x = lambda epoch: x  # the DataBundle method: the training data of an epoch
-    return b
+    return fake_bundle(x, x[:5], x)
 
 
 def test_report_is_the_float64_mean_nll_with_its_standard_error():

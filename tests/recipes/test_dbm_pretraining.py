@@ -5,13 +5,13 @@ rate."""
 from __future__ import annotations
 
 import torch
+from support import dbm_digits_config
 
 from genzoo.data import load_data
 from genzoo.evaluation.exact import exact_log_partition
 from genzoo.models.boltzmann.dbm import DBM, DBMConfig
 from genzoo.models.boltzmann.rbm import RBMConfig
 from genzoo.recipes.dbm_pretraining import DoubledRBM, compose_dbm, pretrain_dbm
-from genzoo.run_config import RunConfig
 
 
 def _nll_bound(model, x) -> float:
@@ -53,12 +53,7 @@ def test_doubled_rbm_conditionals():
 
 
 def test_pretraining_runs_the_stack_and_gives_a_usable_dbm(tmp_path):
-    cfg = RunConfig.default("dbm").with_overrides([
-        "data.name=digits", "data.binarize=threshold", "data.n_train=500", "data.n_eval=100",
-        "model.hidden=12,6", "model.n_chains=50", "train.max_steps=100", "train.batch_size=50",
-        "train.lr=0.05", "train.progress=false", "train.grid_samples=0", "train.momentum=0.5",
-        "train.lr_schedule=constant",
-    ])
+    cfg = dbm_digits_config("12,6", 100)
     bundle = load_data(cfg.data)
     model_cfg = cfg.model.replace(n_visible=bundle.n_features)
     dbm, rbms = pretrain_dbm(model_cfg, bundle, tmp_path, cfg)

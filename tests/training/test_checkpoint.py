@@ -6,12 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import struct
 from pathlib import Path
 
 import pytest
 import torch
+from support import killed_at_rename
 
 import genzoo
 from genzoo.core.errors import CheckpointError
@@ -149,15 +149,7 @@ def test_crash_after_the_manifest_loads_the_new_checkpoint(toy, tmp_path, monkey
     model, cfg = saved_run(toy, run, step=1, fill=0.5)
     with torch.no_grad():
         model.theta.fill_(2.0)
-    real_replace = os.replace
-
-    def replace(src, dst):
-        if str(src).endswith("model.safetensors.pending"):
-            raise RuntimeError("killed")
-        real_replace(src, dst)
-
-    with monkeypatch.context() as patch, pytest.raises(RuntimeError, match="killed"):
-        patch.setattr(ckpt.os, "replace", replace)
+    with killed_at_rename(monkeypatch, ckpt, "model.safetensors.pending"):
         save_checkpoint(run, model, cfg, {"step": 2})
     # Committed: the new model is still under its pending name, and loading finds it.
     assert (run / "model.safetensors.pending").exists()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from support import killed_at_rename
 
 from genzoo.core.errors import CheckpointError
 from genzoo.training import checkpoint as ckpt
@@ -176,15 +177,7 @@ def test_a_config_only_commit_keeps_the_previous_checkpoint(toy, tmp_path):
 def test_a_kill_between_the_renames_of_the_rotation_is_repaired(toy, tmp_path, monkeypatch):
     run = tmp_path / "run"
     cfg = two_saves(toy, run)
-    real_replace = os.replace
-
-    def replace(src, dst):
-        if str(src).endswith(".previous.new.tmp"):
-            raise RuntimeError("killed")
-        real_replace(src, dst)
-
-    with monkeypatch.context() as patch, pytest.raises(RuntimeError, match="killed"):
-        patch.setattr(ckpt.os, "replace", replace)
+    with killed_at_rename(monkeypatch, ckpt, ".previous.new.tmp"):
         save(toy, run, 3, -1.0, cfg)
     assert not (run / "previous").exists()  # moved aside, the new one not yet in place
     assert_loads(run, 2, 2.0)  # the current checkpoint was never touched

@@ -145,14 +145,8 @@ class AnnealingPath(Protocol):
     ) -> torch.Tensor: ...
 
     def annealed_step(
-        self,
-        s: torch.Tensor,
-        /,
-        beta_prev: float,
-        beta: float,
-        base: Any,
-        generator: torch.Generator | None = None,
-        transition: bool = True,
+        self, s: torch.Tensor, /, beta_prev: float, beta: float, base: Any,
+        generator: torch.Generator | None = None, transition: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 

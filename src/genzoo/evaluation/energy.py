@@ -221,13 +221,8 @@ def _energy_start_text(m, burn_in: int) -> str:
 
 
 def energy_nll(
-    model,
-    x: torch.Tensor,
-    x_train: torch.Tensor,
-    eval_config: EvalConfig,
-    generator: torch.Generator | None = None,
-    *,
-    distributed: bool = False,
+    model, x: torch.Tensor, x_train: torch.Tensor, eval_config: EvalConfig,
+    generator: torch.Generator | None = None, *, distributed: bool = False,
 ) -> EvaluationReport:
     """Mean NLL in nats per example of ``x`` (N, D) under the energy model; ``x_train`` builds
     the AIS base model. ``generator`` defaults to one seeded with ``eval_config.seed`` on the

@@ -77,13 +77,8 @@ def _checked_free_energies(m, x: torch.Tensor, batch_size: int, distributed: boo
 
 
 def variational_nll(
-    model,
-    x: torch.Tensor,
-    x_train: torch.Tensor,
-    eval_config: EvalConfig,
-    generator: torch.Generator | None = None,
-    *,
-    distributed: bool = False,
+    model, x: torch.Tensor, x_train: torch.Tensor, eval_config: EvalConfig,
+    generator: torch.Generator | None = None, *, distributed: bool = False,
 ) -> EvaluationReport:
     """Upper bound on the mean NLL (nats per example) of ``x`` (N, D): mean F_Q(x) + log Z.
 

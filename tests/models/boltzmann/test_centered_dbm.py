@@ -7,12 +7,12 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+from support import dbm_digits_config, started_dbm_batch
 
 from genzoo.data import load_data
 from genzoo.evaluation.exact import exact_log_partition
 from genzoo.models.boltzmann.centered_dbm import CenteredDBM, CenteredDBMConfig
 from genzoo.ops.enumeration import binary_states
-from genzoo.run_config import RunConfig
 
 
 def random_centered(d: int, hidden: tuple[int, ...], seed: int = 0, **cfg) -> CenteredDBM:
@@ -85,11 +85,7 @@ def test_loss_moves_offsets_towards_data_means_without_changing_the_model():
 
 def test_gradient_is_the_centered_statistic():
     m = random_centered(5, (4, 3), seed=3, offset_rate=0.0, n_chains=7)
-    g = torch.Generator().manual_seed(0)
-    x = torch.bernoulli(torch.full((8, 5), 0.5, dtype=torch.float64), generator=g)
-    m.start_chains(x, g)
-    with torch.no_grad():
-        q, _ = m.mean_field(x, max_iters=m.config.mf_train_iters)
+    g, x, q = started_dbm_batch(m, 8)
     m.loss(x, generator=g)["loss"].backward()
     mu, pos, neg = m.offsets, [x, *q], m.chains
     for l in range(2):
@@ -103,13 +99,8 @@ def test_gradient_is_the_centered_statistic():
 def test_trains_on_digits_from_random_initialisation(tmp_path):
     from genzoo.training import Trainer
 
-    cfg = RunConfig.default("centered-dbm").with_overrides([
-        "data.name=digits", "data.binarize=threshold", "data.n_train=500", "data.n_eval=100",
-        "model.hidden=12,6", "model.n_chains=50", "model.init_std=0.1", "train.max_steps=300",
-        "train.epochs=1000", "train.batch_size=50", "train.lr=0.1", "train.momentum=0.5",
-        "train.lr_schedule=constant",
-        "train.progress=false", "train.grid_samples=0",
-    ])
+    cfg = dbm_digits_config("12,6", 300, ["model.init_std=0.1", "train.epochs=1000",
+                                          "train.lr=0.1"], model="centered-dbm")
     bundle = load_data(cfg.data)
     cfg = dataclasses.replace(cfg, model=cfg.model.replace(n_visible=bundle.n_features))
     torch.manual_seed(0)

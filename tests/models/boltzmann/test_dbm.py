@@ -9,6 +9,7 @@ import dataclasses
 
 import pytest
 import torch
+from support import dbm_digits_config, started_dbm_batch
 
 from genzoo.data import load_data
 from genzoo.evaluation.ais import ais_log_partition, linear_schedule, reverse_ais_log_partition
@@ -176,11 +177,7 @@ def test_annealed_free_energy_endpoints():
 
 def test_sml_surrogate_gradient_is_data_minus_model_statistics():
     m = random_dbm(6, (4, 3), seed=8, n_chains=5, k=1)
-    g = torch.Generator().manual_seed(0)
-    x = torch.bernoulli(torch.full((9, 6), 0.5, dtype=torch.float64), generator=g)
-    m.start_chains(x, g)
-    with torch.no_grad():
-        q, _ = m.mean_field(x, max_iters=m.config.mf_train_iters)
+    g, x, q = started_dbm_batch(m, 9)
     out = m.loss(x, generator=g)
     out["loss"].backward()
     chains = m.chains
@@ -190,16 +187,6 @@ def test_sml_surrogate_gradient_is_data_minus_model_statistics():
         torch.testing.assert_close(m.W[l].grad, expected)
     torch.testing.assert_close(m.b[0].grad, -(x.mean(0) - chains[0].mean(0)))
     assert {f"chain_{l}" for l in range(3)} <= set(m.state_dict())
-
-
-def _digits_config(hidden: str, steps: int, extra: list[str] = ()) -> RunConfig:
-    cfg = RunConfig.default("dbm").with_overrides([
-        "data.name=digits", "data.binarize=threshold", "data.n_train=500", "data.n_eval=100",
-        f"model.hidden={hidden}", "model.n_chains=50", f"train.max_steps={steps}",
-        "train.batch_size=50", "train.lr=0.05", "train.progress=false", "train.grid_samples=0",
-        "train.momentum=0.5", "train.lr_schedule=constant", *extra,
-    ])
-    return cfg
 
 
 def _nll_bound(model, x) -> float:
@@ -228,7 +215,7 @@ def test_training_on_digits_lowers_the_exact_variational_nll_bound(tmp_path):
     # The rate decays: at a constant 0.1 the final bound depends on where the last noisy
     # updates leave the weights (drops of 0.4 to 2.7 nats over train seeds 0-4); decayed, it
     # drops by 1.2 to 1.5 nats for every one of those seeds.
-    cfg = _digits_config("12,6", 300, ["train.epochs=1000", "train.lr=0.1",
+    cfg = dbm_digits_config("12,6", 300, ["train.epochs=1000", "train.lr=0.1",
                                        "train.lr_schedule=linear", "train.lr_final_factor=0.01"])
     before, after = _bound_before_and_after_training(cfg, tmp_path / "run")
     assert after < before - 0.75, (before, after)

@@ -287,13 +287,8 @@ class AnnealedFromProducts(GenzooModel):
 
     @torch.no_grad()
     def annealed_step(
-        self,
-        v: torch.Tensor,
-        beta_prev: float,
-        beta: float,
-        base: Any,
-        generator: torch.Generator | None = None,
-        transition: bool = True,
+        self, v: torch.Tensor, /, beta_prev: float, beta: float, base: Any,
+        generator: torch.Generator | None = None, transition: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Fused AIS step: (F_{beta_prev}(v) - F_beta(v) (B,), the state after one sweep at
         beta), the same values and draws as annealed_free_energy twice and annealed_gibbs_step

@@ -601,13 +601,8 @@ class DBM(DeepBoltzmannBase):
 
     @torch.no_grad()
     def annealed_step(
-        self,
-        x_even: torch.Tensor,
-        beta_prev: float,
-        beta: float,
-        base: DBMAnnealingBase,
-        generator: torch.Generator | None = None,
-        transition: bool = True,
+        self, x_even: torch.Tensor, /, beta_prev: float, beta: float, base: DBMAnnealingBase,
+        generator: torch.Generator | None = None, transition: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Fused AIS step used by ``ais_log_partition``: (F_{beta_prev}(x) - F_beta(x) (B,),
         the state after annealed_gibbs_step at beta), with the same values and random draws

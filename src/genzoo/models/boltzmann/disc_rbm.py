@@ -200,12 +200,8 @@ class DiscRBM(GenzooModel):
     # -- learning -----------------------------------------------------------------------------
 
     @checks_input(nonempty=True)
-    def loss(
-        self,
-        x: torch.Tensor,
-        generator: torch.Generator | None = None,
-        y: torch.Tensor | None = None,
-    ) -> dict[str, torch.Tensor]:
+    def loss(self, x: torch.Tensor, generator: torch.Generator | None = None,
+             y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Hybrid objective on x (B, D), y (B,): ``loss`` = mean -log p(y|x) + alpha (CD
         surrogate of -log p(x, y)); ``nll_y_given_x`` (nats per example) and ``error``
         (batch classification error) are logged. Without labels (y None) the loss is the

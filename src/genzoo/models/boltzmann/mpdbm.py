@@ -142,12 +142,8 @@ class MPDBM(DeepBoltzmannBase):
     # -- training --------------------------------------------------------------------------------
 
     @checks_input(nonempty=True)
-    def loss(
-        self,
-        x: torch.Tensor,
-        generator: torch.Generator | None = None,
-        y: torch.Tensor | None = None,
-    ) -> dict[str, torch.Tensor]:
+    def loss(self, x: torch.Tensor, generator: torch.Generator | None = None,
+             y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Multi-prediction loss on x (B, D) and labels y (B,) (None: inputs only). ``loss``:
         mean over the batch of the summed -log Q of the masked variables (nats per example).
         Logged: ``visible_nll`` and ``label_nll`` (their parts) and ``label_error`` (error of
