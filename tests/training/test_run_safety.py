@@ -470,3 +470,41 @@ def test_a_run_lengthened_on_resume_under_a_decaying_rate_says_so(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         assert main([*base, "--resume", "--set", "train.epochs=2"]) == 0
+
+
+class _FlockAsMsvcrt:
+    """msvcrt's locking() as Windows defines it (a non-blocking lock of n bytes at the file
+    position, OSError when another holder has them), played by flock so that the Windows branch
+    of the run lock runs here."""
+
+    LK_NBLCK = 2
+
+    def __init__(self):
+        self.positions = []
+
+    def locking(self, fd, mode, n):
+        assert mode == self.LK_NBLCK and n == 1
+        self.positions.append(os.lseek(fd, 0, os.SEEK_CUR))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise OSError(36, "Resource deadlock avoided") from exc
+
+
+def test_the_windows_lock_refuses_a_second_writer_with_the_holders_pid(tmp_path, monkeypatch):
+    from genzoo.training import run_directory
+
+    fake = _FlockAsMsvcrt()
+    monkeypatch.setattr(run_directory, "fcntl", None)
+    monkeypatch.setattr(run_directory, "msvcrt", fake)
+    lock = tmp_path / LOCK_FILE
+    fd = run_directory._acquire(lock)
+    try:
+        assert lock.read_text() == f"{os.getpid()}\n"
+        # The locked byte lies past the pid, which the refused writer reads.
+        assert fake.positions == [run_directory._MSVCRT_LOCKED_BYTE]
+        with pytest.raises(RunInUse, match=f"process {os.getpid()} is writing it"):
+            run_directory._acquire(lock)
+    finally:
+        os.close(fd)
+    os.close(run_directory._acquire(lock))  # released with the descriptor

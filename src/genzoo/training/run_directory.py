@@ -41,8 +41,12 @@ from genzoo.utils.provenance import environment
 
 try:
     import fcntl
-except ImportError:  # Windows: no advisory locks; runs are not guarded against a second writer
+except ImportError:  # Windows: msvcrt's byte-range lock instead
     fcntl = None  # type: ignore[assignment]
+try:
+    import msvcrt
+except ImportError:
+    msvcrt = None  # type: ignore[assignment]
 
 # Config fields a resumed run may change: the run's length, and whether a bar is drawn.
 RESUMABLE_CHANGES = ("epochs", "max_steps", "progress")
@@ -164,12 +168,8 @@ def _acquire(lock_path: Path) -> int:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise CheckpointError(f"{lock_path} is not a regular file; remove it, then "
                                       "run again")
-            if fcntl is None:
-                return fd
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise RunInUse(_in_use(lock_path, fd)) from None
+            if not _try_lock(fd):
+                raise RunInUse(_in_use(lock_path, fd))
             try:
                 same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
             except FileNotFoundError:
@@ -177,17 +177,48 @@ def _acquire(lock_path: Path) -> int:
             if not same:  # the holder removed the file as it let go: lock the new one
                 os.close(fd)
                 continue
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            _write_pid(fd)
             return fd
         except BaseException:
             os.close(fd)
             raise
 
 
+# The byte msvcrt locks: past the pid, so the holder's pid stays readable by the process it
+# refuses (Windows denies reads of a locked range).
+_MSVCRT_LOCKED_BYTE = 64
+
+
+def _try_lock(fd: int) -> bool:
+    """Take the exclusive, non-blocking advisory lock of the open lock file ``fd``; False when
+    another process holds it. flock on POSIX; on Windows msvcrt's lock of one byte past the
+    pid, held until the descriptor is closed."""
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+    if msvcrt is not None:
+        os.lseek(fd, _MSVCRT_LOCKED_BYTE, os.SEEK_SET)
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    return True  # no advisory locks on this platform: a second writer is not detected
+
+
+def _write_pid(fd: int) -> None:
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, f"{os.getpid()}\n".encode())
+
+
 def _in_use(lock_path: Path, fd: int) -> str:
     try:
-        pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        os.lseek(fd, 0, os.SEEK_SET)
+        pid = os.read(fd, 32).decode("ascii", "replace").strip()
     except OSError:
         pid = ""
     holder = f"process {pid}" if pid.isdigit() else "another process"
