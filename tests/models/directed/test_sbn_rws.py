@@ -109,3 +109,20 @@ def test_sleep_every_n_puts_the_sleep_term_on_every_nth_training_batch_with_weig
 def test_sleep_every_is_validated():
     with pytest.raises(ConfigError, match="rws_sleep_every"):
         SBNConfig(rws_sleep_every=0)
+
+
+def test_nll_iwae_is_minus_the_valid_samples_bound_and_nears_the_exact_nll():
+    x = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0]],
+                     dtype=torch.float64).repeat(20, 1)  # (60, 3)
+    five = _tiny().validation_metrics(x)
+    assert five["nll_iwae"] == pytest.approx(-five["iwae_5"])
+    model = _tiny(valid_samples=20_000)  # 20,000 draws: 10 examples per chunk, 6 chunks
+    figures = model.validation_metrics(x)
+    n_h = sum(model.sizes)
+    z = binary_states(torch.arange(2**n_h), n_h, torch.float64).unsqueeze(1).expand(-1, 60, -1)
+    with torch.no_grad():
+        exact_nll = -float(torch.logsumexp(model.log_joint(x, z), 0).mean())
+    assert exact_nll <= figures["nll_iwae"] < exact_nll + 0.01  # a bound, tight with 2e4 draws
+    assert figures["nll_iwae"] < -figures["iwae_5"]  # more draws, a tighter bound
+    with pytest.raises(ConfigError, match="valid_samples"):
+        SBNConfig(valid_samples=0)

@@ -88,6 +88,8 @@ class SBNConfig(VisibleConfig):
     (next to x) first. ``training``: "wake_sleep", "rws" or "nvil" (module docstring). ``rws_k``: K draws per example for RWS;
     ``rws_sleep``: add the sleep-phase q update to RWS; ``rws_sleep_every``: that update every
     N-th training batch, with N times the batch of dreams (the authors used K = 10 and N = 2).
+    ``valid_samples``: draws per example of the validation figure ``nll_iwae`` (the one to
+    early-stop on; Bornschein & Bengio stopped on the 100-draw estimate).
     ``nvil_baseline_hidden``: tanh units of
     the baseline network C_psi(x); ``nvil_alpha``: decay of the running mean / variance of the
     learning signal. ``nvil_local_signals``: NVIL with per-layer (local) learning signals,
@@ -100,6 +102,7 @@ class SBNConfig(VisibleConfig):
     rws_k: int = 5
     rws_sleep: bool = True
     rws_sleep_every: int = 1
+    valid_samples: int = 5
     nvil_baseline_hidden: int = 100
     nvil_alpha: float = 0.8
     nvil_local_signals: bool = False
@@ -110,6 +113,7 @@ class SBNConfig(VisibleConfig):
         check(len(self.hidden) >= 1 and all(h > 0 for h in self.hidden),
               f"model.hidden={self.hidden}: give one or more positive layer sizes")
         check(self.rws_k >= 1, f"model.rws_k={self.rws_k} must be >= 1")
+        check(self.valid_samples >= 1, f"model.valid_samples={self.valid_samples} must be >= 1")
         check(self.rws_sleep_every >= 1,
               f"model.rws_sleep_every={self.rws_sleep_every} must be >= 1 (1 = every batch)")
         check(self.nvil_baseline_hidden > 0, "model.nvil_baseline_hidden must be positive")
@@ -446,15 +450,23 @@ class SBN(GenzooModel):
     @torch.no_grad()
     @checks_input
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
-        """{"elbo": mean log w with one draw per example, "iwae_5": the 5-draw bound}, with a
-        fixed seed so curves are comparable across steps."""
+        """{"elbo": mean log w with one draw per example, "iwae_5": the 5-draw bound,
+        "nll_iwae": minus the ``valid_samples``-draw bound (nats per example, lower is better:
+        the figure to early-stop on)}, with a fixed seed so curves are comparable across
+        steps; the draws of the first two are the first of the ``valid_samples`` (at least
+        5). Examples go through in chunks of at most 200,000 draws."""
         x = self._prepare(x)
         g = torch.Generator(device=x.device).manual_seed(0)
-        q = LayeredBernoulli(x, self.recognition)
-        z = q.sample((5,), g)
-        log_w = self.log_joint(x, z) - q.log_prob(z)
-        return {"elbo": float(log_w[0].mean()),
-                "iwae_5": float(iwae_bound(log_w).mean())}
+        k = max(5, self.config.valid_samples)
+        log_w = []
+        for xs in x.split(max(1, 200_000 // k)):
+            q = LayeredBernoulli(xs, self.recognition)
+            z = q.sample((k,), g)
+            log_w.append(self.log_joint(xs, z) - q.log_prob(z))  # (k, chunk)
+        lw = torch.cat(log_w, 1)
+        return {"elbo": float(lw[0].mean()),
+                "iwae_5": float(iwae_bound(lw[:5]).mean()),
+                "nll_iwae": -float(iwae_bound(lw[: self.config.valid_samples]).mean())}
 
     @torch.no_grad()
     @checks_input
