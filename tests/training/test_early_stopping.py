@@ -5,11 +5,9 @@ patience without keep_best, or with several processes, is refused."""
 
 from __future__ import annotations
 
-import csv
-
 import pytest
 import torch
-from support import KillAt, Killed
+from support import KillAt, Killed, valid_curve
 
 from genzoo.core.errors import ConfigError
 from genzoo.training import Trainer
@@ -18,9 +16,7 @@ from genzoo.training.config import TrainConfig
 
 
 def _valid_curve(run_dir) -> dict[int, float]:
-    with open(run_dir / "metrics.csv", newline="") as f:
-        return {int(r["step"]): float(r["valid_nll"]) for r in csv.DictReader(f)
-                if r.get("valid_nll")}
+    return valid_curve(run_dir, "nll")
 
 
 def _config(toy, **train):

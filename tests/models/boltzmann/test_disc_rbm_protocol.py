@@ -5,22 +5,15 @@ kept model being the one with the lowest validation error; the discriminative mo
 
 from __future__ import annotations
 
-import csv
-
 import pytest
 import torch
+from support import valid_curve
 
 import genzoo
 from genzoo.data import load_data
 from genzoo.data.config import DataConfig
 from genzoo.evaluation.classification import classification_error
 from genzoo.training.checkpoint import BEST_DIR, checkpoint_step, load_model
-
-
-def _valid_errors(run) -> dict[int, float]:
-    with open(run / "metrics.csv", newline="") as f:
-        return {int(r["step"]): float(r["valid_error"]) for r in csv.DictReader(f)
-                if r.get("valid_error")}
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.01])
@@ -35,7 +28,7 @@ def test_online_sgd_stops_early_on_the_validation_error_and_keeps_the_best(alpha
                "initial_momentum": 0.0, "keep_best": "error", "patience": 3,
                "divergence_factor": 0, "progress": False, "grid_samples": 0},
     )
-    errors = _valid_errors(tmp_path / "run")
+    errors = valid_curve(tmp_path / "run", "error")
     steps = sorted(errors)
     assert run.metrics["step"] == steps[-1] < 60 * 40  # stopped before the 60 epochs
     best_step = min(steps, key=lambda s: (errors[s], s))
