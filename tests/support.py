@@ -50,6 +50,16 @@ def gen(device: torch.device | str, seed: int = 0) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
+def valid_curve(run_dir, figure: str) -> dict[int, float]:
+    """step -> the validation figure ``valid_<figure>`` of each row of RUN/metrics.csv that
+    has it."""
+    import csv
+
+    with open(Path(run_dir) / "metrics.csv", newline="") as f:
+        return {int(r["step"]): float(r[f"valid_{figure}"]) for r in csv.DictReader(f)
+                if r.get(f"valid_{figure}")}
+
+
 class Killed(Exception):
     """Raised by :class:`KillAt`: a simulated crash."""
 

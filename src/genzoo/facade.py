@@ -203,6 +203,15 @@ def check_fits_model(bundle: DataBundle, model, model_name: str, data_name: str)
     lo = min(float(x.min()) for x in xs if len(x))
     hi = max(float(x.max()) for x in xs if len(x))
     if model.binary_input and not bundle.binary:
+        if bundle.grey_eval and lo >= 0 and hi <= 1:
+            if model.mean_field_input:  # binary train split, grey valid/test read as means
+                return
+            raise DataError(
+                f"data.grey_eval keeps the grey levels of valid/test, but {model_name} reads "
+                "binary inputs only; set data.grey_eval=false (grey-level evaluation is for "
+                "models whose mean-field inference reads inputs as means: mp-dbm, "
+                "dbm-classifier)"
+            )
         if lo < 0 or hi > 1:
             raise DataError(
                 f"{model_name} has binary (Bernoulli) units but {data_name!r} is real-valued "

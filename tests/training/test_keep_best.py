@@ -9,7 +9,7 @@ import json
 
 import pytest
 import torch
-from support import KillAt, Killed
+from support import KillAt, Killed, valid_curve
 
 from genzoo.cli import main
 from genzoo.core.errors import CheckpointError, ConfigError
@@ -25,9 +25,7 @@ from genzoo.training.manifest import LOCK_FILE
 
 
 def _valid_curve(run_dir) -> dict[int, float]:
-    with open(run_dir / "metrics.csv", newline="") as f:
-        return {int(r["step"]): float(r["valid_nll"]) for r in csv.DictReader(f)
-                if r.get("valid_nll")}
+    return valid_curve(run_dir, "nll")
 
 
 def _config(toy, **train):

@@ -51,6 +51,12 @@ class DataConfig(Config):
     epoch (valid/test use one draw seeded by ``seed``, so test numbers are stable);
     ``threshold`` maps x > ``threshold`` to 1. ``binarized-mnist`` and ``caltech-silhouettes``
     are binary already and accept only ``none``.
+    ``grey_eval`` (with ``dynamic`` or ``threshold``): only the train split is binarized; valid
+    and test keep their grey levels in [0, 1], read by models whose inference takes inputs as
+    Bernoulli means (``mean_field_input``: the MP-DBM, the DBM classifier), the protocol of
+    papers that validate and test on grey-level images (Goodfellow et al. 2013; Salakhutdinov
+    & Hinton 2009). Classification only: a likelihood of grey levels under binary units is
+    not defined.
     ``n_train`` / ``n_eval`` keep N examples of train / of valid and of test (for quick runs;
     ``None`` keeps all): a draw without replacement seeded by ``subset_seed``, each split drawn
     on its own, stratified by label where the set has labels (each class in proportion to its
@@ -85,6 +91,7 @@ class DataConfig(Config):
     name: str = "digits"
     binarize: Literal["none", "dynamic", "threshold"] = "none"
     threshold: float = 0.5
+    grey_eval: bool = False
     n_train: int | None = None
     n_eval: int | None = None
     subset_seed: int = 0
@@ -132,6 +139,12 @@ class DataConfig(Config):
                 self.binarize == "none",
                 f"data set {self.name!r} is binary already; use data.binarize=none",
             )
+        check(
+            not self.grey_eval or (self.binarize != "none" and self.name in GREY_LEVELS),
+            "data.grey_eval keeps the grey levels of valid/test while train is binarized: it "
+            f"needs a grey-level set ({', '.join(GREY_LEVELS)}) with data.binarize=dynamic or "
+            "threshold",
+        )
         if self.dequantize:
             check(
                 self.name in GREY_LEVELS or is_user_data(self.name),

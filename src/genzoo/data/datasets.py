@@ -96,6 +96,8 @@ class DataBundle:
     ``binary`` is True when the data a model sees, ``train_x(epoch)``, ``valid.x`` and
     ``test.x``, are in {0, 1}. Under dynamic binarization that holds while ``train.x`` keeps
     the grey levels the per-epoch draws are made from.
+    ``grey_eval`` (``data.grey_eval``): train is binarized, valid and test keep their grey
+    levels (``binary`` is then False).
 
     ``transform`` is set for real-valued data (``image-patches``, ``data.dequantize``): the
     splits hold model-space values y = transform.forward(x) and likelihoods are reported in the
@@ -113,6 +115,7 @@ class DataBundle:
     binary: bool
     description: str
     binarize: str = "none"
+    grey_eval: bool = False
     seed: int = 0
     transform: ValueTransform | None = None
     train_levels: torch.Tensor | None = None
@@ -404,7 +407,11 @@ def load_data(config: DataConfig, data=None, *, allow_changed: bool = False) -> 
     train = whole_train.take(keep[0])
     binary = config.binarize != "none"
     transform, train_levels = None, None
-    if config.binarize == "dynamic":
+    if config.binarize == "dynamic" and config.grey_eval:
+        binary = False  # valid/test keep their grey levels
+        values = ("dynamic binarization of train (redrawn each epoch); valid/test grey levels "
+                  "in [0, 1] (data.grey_eval)")
+    elif config.binarize == "dynamic":
         valid, test = (
             Split(torch.bernoulli(s.x, generator=_generator(config.seed, name)), s.y)
             for s, name in ((valid, "valid"), (test, "test"))
@@ -414,10 +421,13 @@ def load_data(config: DataConfig, data=None, *, allow_changed: bool = False) -> 
             f"valid/test drawn once with seed {config.seed})"
         )
     elif config.binarize == "threshold":
-        train, valid, test = (
-            Split((s.x > config.threshold).float(), s.y) for s in (train, valid, test)
-        )
-        values = f"binarized by x > {config.threshold}"
+        train = Split((train.x > config.threshold).float(), train.y)
+        if config.grey_eval:
+            binary = False  # valid/test keep their grey levels
+        else:
+            valid, test = (Split((s.x > config.threshold).float(), s.y) for s in (valid, test))
+        values = f"binarized by x > {config.threshold}" + (
+            "; valid/test grey levels in [0, 1] (data.grey_eval)" if config.grey_eval else "")
     elif config.dequantize:
         binary = False
         train, valid, test, train_levels, transform, values = _dequantize_splits(
@@ -466,6 +476,7 @@ def load_data(config: DataConfig, data=None, *, allow_changed: bool = False) -> 
             f"{config.name}: {source}; {sizes} train/valid/test{subset}, {split_how}; {values}"
         ),
         binarize=config.binarize,
+        grey_eval=config.grey_eval,
         seed=config.seed,
         transform=transform,
         train_levels=train_levels,

@@ -5,11 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from genzoo.core.errors import GenzooError
 from genzoo.evaluation.stats import Estimate
-from genzoo.ops.classification import classification_error
+from genzoo.models.base import mean_field_inputs
+from genzoo.ops.classification import classification_error as _count_errors
 
 __all__ = ["classification_error", "classification_estimate", "classification_report"]
+
+
+def classification_error(model, x: torch.Tensor, y: torch.Tensor, chunk: int = 1000) -> float:
+    """Fraction of the examples x (N, D) whose ``model.predict`` differs from y (N,) (eval
+    mode, no gradients, ``chunk`` at a time). A model with ``mean_field_input`` may be given
+    grey levels in [0, 1] (``data.grey_eval``): its mean-field inference reads them as the
+    Bernoulli means of v."""
+    with mean_field_inputs():
+        return _count_errors(model, x, y, chunk)
 
 
 def classification_estimate(model, split) -> Estimate:

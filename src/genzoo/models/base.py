@@ -58,6 +58,7 @@ from genzoo.core.validation import check_data, check_observed_mask
 
 _F = TypeVar("_F", bound=Callable)
 _inside = threading.local()  # .depth: checked model calls open on this thread
+_means = threading.local()  # .depth: mean_field_inputs scopes open on this thread
 
 
 @contextlib.contextmanager
@@ -70,6 +71,19 @@ def trusted_input() -> Iterator[None]:
         yield
     finally:
         _inside.depth -= 1
+
+
+@contextlib.contextmanager
+def mean_field_inputs() -> Iterator[None]:
+    """A scope in which a model with ``mean_field_input`` also accepts inputs in [0, 1] (read
+    as the Bernoulli means its mean-field inference clamps v to) where it otherwise demands
+    {0, 1}: the classification of grey-level images (``data.grey_eval``). Other models check
+    their inputs as always."""
+    _means.depth = getattr(_means, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _means.depth -= 1
 
 
 class _ConfigOnly:
@@ -162,7 +176,9 @@ class GenzooModel(nn.Module):
     ``capabilities`` (flags), ``needs_labels`` (the Trainer passes ``y=`` to ``loss``),
     ``binary_input`` and ``input_range`` (what :meth:`check_input` demands of x: values in
     {0, 1}, or in [lo, hi] when not binary and a range is set; a model whose support depends on
-    its config makes them properties), ``test_overrides``
+    its config makes them properties), ``mean_field_input`` (a binary-input model whose
+    predictions are defined for inputs in [0, 1] read as Bernoulli means: it accepts them
+    inside :func:`mean_field_inputs`), ``test_overrides``
     (``--set`` overrides that make the model tiny and fast on the 8x8 digits: the conformance
     suite trains, samples and evaluates every registered model with them), ``train_defaults``
     (``train.*`` fields, e.g. ``{"optimizer": "adam", "lr": 1e-3}``: the optimizer, rate and
@@ -176,6 +192,7 @@ class GenzooModel(nn.Module):
     needs_labels: ClassVar[bool] = False
     binary_input: ClassVar[bool] = True
     input_range: ClassVar[tuple[float, float] | None] = None
+    mean_field_input: ClassVar[bool] = False
     test_overrides: ClassVar[tuple[str, ...]] = ()
     train_defaults: ClassVar[Mapping[str, object]] = types.MappingProxyType({})
 
@@ -231,7 +248,11 @@ class GenzooModel(nn.Module):
     def check_input(self, x: torch.Tensor, name: str = "x") -> None:
         """Raise InputError unless x is a finite floating (B, input_width) tensor, binary when
         ``binary_input``, else in ``input_range`` when set. The one input check of every model:
-        the methods that wear :func:`checks_input` and the estimators call it."""
+        the methods that wear :func:`checks_input` and the estimators call it. Inside
+        :func:`mean_field_inputs` a model with ``mean_field_input`` takes x in [0, 1]."""
+        if self.mean_field_input and self.binary_input and getattr(_means, "depth", 0):
+            check_data(x, self.input_width, binary=False, value_range=(0.0, 1.0), name=name)
+            return
         check_data(x, self.input_width, binary=self.binary_input, value_range=self.input_range,
                    name=name)
 

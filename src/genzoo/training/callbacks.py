@@ -116,12 +116,23 @@ class KeepBest(Callback):
     figure ``valid_<figure>`` is the lowest so far. ``best``: the figure, value and step of
     the model kept, None before the first (checkpointed with the trainer state). A resumed run
     replays the steps after its checkpoint exactly, so a best/ written after that checkpoint
-    is written again with the same model. ``figure=None``: does nothing."""
+    is written again with the same model. ``figure=None``: does nothing.
 
-    def __init__(self, figure: str | None, run: RunDirectory) -> None:
+    ``patience`` (``train.patience``; 0 = off): ``stale`` counts the validations since the
+    best (checkpointed with the trainer state), and ``exhausted`` turns True once it reaches
+    ``patience``: the Trainer then ends the run (early stopping)."""
+
+    def __init__(self, figure: str | None, run: RunDirectory, patience: int = 0) -> None:
         self.figure = figure
         self.run = run
+        self.patience = patience
         self.best: dict[str, Any] | None = None
+        self.stale = 0
+
+    @property
+    def exhausted(self) -> bool:
+        """True once ``patience`` validations in a row have not lowered the figure."""
+        return self.patience > 0 and self.stale >= self.patience
 
     def check(self, trainer: Any) -> None:
         """Refuse a figure the model does not report, before any training and on every
@@ -147,7 +158,9 @@ class KeepBest(Callback):
             return
         value = self._value(trainer.model, figures)
         if not math.isfinite(value) or (self.best is not None and value >= self.best["value"]):
+            self.stale += 1
             return
+        self.stale = 0
         self.run.save_best(trainer.model, trainer.step)
         self.best = {"figure": self.figure, "value": float(value), "step": trainer.step}
 

@@ -36,6 +36,11 @@ class TrainConfig(Config):
     ``genzoo evaluate`` / ``sample`` and ``genzoo.load`` read like a run directory: early
     stopping as selection (the papers' protocol of reporting the model with the best
     validation figure), while the run itself goes on to its end and stays resumable.
+    ``patience`` (needs ``keep_best``; 0 = off): early stopping proper, as in the papers that
+    train "until the validation figure stops improving": the run ends after ``patience``
+    validations in a row that do not lower the ``keep_best`` figure (``validate_every`` sets
+    how often that is; each epoch by default), its last checkpoint written; ``RUN/best/``
+    holds the model to report. ``epochs`` / ``max_steps`` remain the upper bound.
 
     ``divergence_factor`` f: warn (RuntimeWarning) when the validation figure (``keep_best``'s,
     else the model's likelihood-like figure) exceeds its best so far by more than f - 1 times
@@ -81,6 +86,7 @@ class TrainConfig(Config):
     lr_scaling: Literal["none", "linear"] = "none"
     weight_decay: float = 0.0
     keep_best: str = ""
+    patience: int = 0
     divergence_factor: float = 2.0
     log_to: Literal["csv", "tensorboard"] = "csv"
 
@@ -103,6 +109,10 @@ class TrainConfig(Config):
         check(self.keep_best == self.keep_best.strip() and not self.keep_best.startswith(
             "valid_"), f"train.keep_best={self.keep_best!r}: name the validation figure without "
             "the valid_ prefix or spaces, e.g. nll_estimate ('' = off)")
+        check(self.patience >= 0, f"train.patience={self.patience} must be >= 0 (0 = off)")
+        check(self.patience == 0 or bool(self.keep_best),
+              f"train.patience={self.patience} stops on the train.keep_best figure; set "
+              "train.keep_best (e.g. error or nll_estimate) or train.patience=0")
         check(self.divergence_factor == 0 or self.divergence_factor > 1,
               f"train.divergence_factor={self.divergence_factor} must be > 1 (or 0 = off)")
         check(self.shards >= 1, f"train.shards={self.shards} must be >= 1")

@@ -20,7 +20,7 @@ import torch
 
 from genzoo.core.errors import ConfigError
 from genzoo.core.protocols import Phase, is_classifier
-from genzoo.models.base import GenzooModel
+from genzoo.models.base import GenzooModel, mean_field_inputs
 
 
 def built_from(model: torch.nn.Module) -> Any | None:
@@ -131,7 +131,8 @@ def validation_figures(
         was_training = model.training
         model.eval()
         try:
-            with torch.no_grad():
+            # data.grey_eval: a model with mean_field_input validates on grey levels too.
+            with torch.no_grad(), mean_field_inputs():
                 figures = dict(model.validation_metrics(x))
         finally:
             model.train(was_training)

@@ -137,7 +137,7 @@ class Trainer:
         self.figures = RunMetrics(self.run.metrics_path)
         self.stepper: Stepper | None = None  # built by fit, once the device and shards are known
         self.failures = FailureSignals()
-        self.keep_best = KeepBest(self.cfg.keep_best, self.run)
+        self.keep_best = KeepBest(self.cfg.keep_best, self.run, self.cfg.patience)
         self.divergence = DivergenceWatch(self.cfg.divergence_factor, self.cfg.keep_best,
                                           self.run_dir)
         self._progress: ProgressBar | None = None
@@ -249,6 +249,8 @@ class Trainer:
                   "wall_s": self.figures.wall()}
         if (best := self.keep_best.best) is not None:  # train.keep_best: where RUN/best/ is from
             result.update(best_step=best["step"], best_value=best["value"])
+        if self.keep_best.exhausted:  # train.patience ended the run before its schedule
+            result["stopped_early"] = 1
         for cb in self._hooks():
             cb.on_fit_end(self, result)
         return result
@@ -273,6 +275,12 @@ class Trainer:
                 raise ConfigError(
                     "Trainer(distributed=True) needs the default process group: call "
                     "genzoo.distributed.init_from_env() first (or launch with torchrun)"
+                )
+            if cfg.patience:  # only rank 0 validates: the others would not know to stop
+                raise ConfigError(
+                    "train.patience (early stopping) needs one process: rank 0 alone "
+                    "validates; train in one process, or set train.patience=0 and keep "
+                    "train.keep_best's RUN/best/"
                 )
             self.plan = dp.ShardPlan(cfg.shards, dist.get_world_size(), dist.get_rank())
             backend = dist.get_backend()
@@ -349,7 +357,7 @@ class Trainer:
 
     def _loop(self, n_train: int, bpe: int, total: int) -> None:
         cfg = self.cfg
-        while self.step < total:
+        while self.step < total and not self.keep_best.exhausted:
             epoch = self.epoch
             x_epoch = self.bundle.train_x(epoch)
             if tuple(x_epoch.shape) != tuple(self.bundle.train.x.shape):
@@ -376,6 +384,8 @@ class Trainer:
                 for cb in self._hooks():
                     cb.on_step_end(self, values["loss"])
                 self._after_step(epoch_end, n_train, bpe, total)
+                if self.keep_best.exhausted:  # train.patience: early stopping
+                    return
 
     def _after_step(self, epoch_end: bool, n_train: int, bpe: int, total: int) -> None:
         cfg = self.cfg
@@ -438,6 +448,7 @@ class Trainer:
             self.step_in_epoch = int(state["step_in_epoch"])
             self.figures.load_state_dict(state)
             self.keep_best.best = state.get("best_valid")  # absent before train.keep_best
+            self.keep_best.stale = int(state.get("stale_validations", 0))
             self._last_validation = state["last_validation"]
         except CheckpointError:
             raise
@@ -472,6 +483,7 @@ class Trainer:
                     **self.figures.state_dict(),
                     **self.stepper.state_dict(total),
                     "best_valid": self.keep_best.best,
+                    "stale_validations": self.keep_best.stale,
                     "last_validation": self._last_validation,
                 }
                 if shard_buffers is not None:

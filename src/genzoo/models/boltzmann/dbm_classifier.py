@@ -172,6 +172,7 @@ class DBMClassifier(GenzooModel):
         optimizer="adam", lr=0.01, lr_schedule="linear", lr_final_factor=0.01,
     )
     needs_labels = True
+    mean_field_input = True  # mean field reads grey levels as Bernoulli means (data.grey_eval)
     capabilities = frozenset({CLASSIFIER})
 
     def __init__(self, config: DBMClassifierConfig) -> None:

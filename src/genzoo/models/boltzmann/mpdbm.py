@@ -79,6 +79,7 @@ class MPDBM(DeepBoltzmannBase):
     )
     capabilities = frozenset({IMPLICIT, INPAINT})
     needs_labels = True
+    mean_field_input = True  # mean field reads grey levels as Bernoulli means (data.grey_eval)
 
     def __init__(self, config: MPDBMConfig, generator: torch.Generator | None = None) -> None:
         super().__init__(config)

@@ -20,9 +20,16 @@ Learning rules (``training``); theta = generative, phi = recognition parameters:
 - ``wake_sleep`` (Hinton et al. 1995): wake, h ~ q(h|x), theta += grad log p(x, h); sleep,
   (x', h') ~ p, phi += grad log q(h'|x').
 - ``rws`` (Bornschein & Bengio 2015, eqs. 5, 7, 10): K draws h_k ~ q(h|x), normalised weights
-  w~_k of w_k = p(x, h_k) / q(h_k|x); theta += sum_k w~_k grad log p(x, h_k); wake-phase q
-  update phi += sum_k w~_k grad log q(h_k|x); with ``rws_sleep`` also the sleep-phase update
-  above, the two q gradients averaged (the paper's "wake + sleep" variant).
+  w~_k = w_k / sum_k' w_k' of w_k = p(x, h_k) / q(h_k|x); theta += sum_k w~_k grad log
+  p(x, h_k) (the self-normalised importance estimate of grad log p(x) = E_{p(h|x)}[grad log
+  p(x, h)]); wake-phase q update phi += sum_k w~_k grad log q(h_k|x) (the estimate of
+  E_{p(h|x)}[grad log q(h|x)], i.e. of -grad KL(p(h|x) || q(h|x))); with ``rws_sleep`` also
+  the sleep-phase update phi += grad log q(h'|x') on dreams (x', h') ~ p (the paper's
+  "wake + sleep" variant), both q terms at the same rate, as in the authors' code
+  (github.com/jbornschein/reweighted-ws: wake and sleep steps each at the learning rate,
+  ``lr_q = lr_s``). ``rws_sleep_every`` N: as the authors' trainer does (``sleep_interleave``,
+  2 in their MNIST runs), the sleep term comes every N-th training batch, with N * B dreams
+  weighted N (its average per batch is then one batch of dreams, as for N = 1).
 - ``nvil`` (Mnih & Gregor 2014, algorithm 1): one draw h ~ q(h|x), learning signal
   l = log p(x, h) - log q(h|x); theta += grad log p(x, h); centred signal
   l' = (l - C_psi(x) - c) / max(1, sqrt(v)) with an input-dependent baseline C_psi (an MLP
@@ -79,7 +86,11 @@ class SBNConfig(VisibleConfig):
 
     ``n_visible``: D (None: taken from the data). ``hidden``: layer sizes bottom-up, h_1
     (next to x) first. ``training``: "wake_sleep", "rws" or "nvil" (module docstring). ``rws_k``: K draws per example for RWS;
-    ``rws_sleep``: add the sleep-phase q update to RWS. ``nvil_baseline_hidden``: tanh units of
+    ``rws_sleep``: add the sleep-phase q update to RWS; ``rws_sleep_every``: that update every
+    N-th training batch, with N times the batch of dreams (the authors used K = 10 and N = 2).
+    ``valid_samples``: draws per example of the validation figure ``nll_iwae`` (the one to
+    early-stop on; Bornschein & Bengio stopped on the 100-draw estimate).
+    ``nvil_baseline_hidden``: tanh units of
     the baseline network C_psi(x); ``nvil_alpha``: decay of the running mean / variance of the
     learning signal. ``nvil_local_signals``: NVIL with per-layer (local) learning signals,
     baselines and normalisers (module docstring); off: the one global signal of algorithm 1;
@@ -90,6 +101,8 @@ class SBNConfig(VisibleConfig):
     training: Literal["wake_sleep", "rws", "nvil"] = "rws"
     rws_k: int = 5
     rws_sleep: bool = True
+    rws_sleep_every: int = 1
+    valid_samples: int = 5
     nvil_baseline_hidden: int = 100
     nvil_alpha: float = 0.8
     nvil_local_signals: bool = False
@@ -100,6 +113,9 @@ class SBNConfig(VisibleConfig):
         check(len(self.hidden) >= 1 and all(h > 0 for h in self.hidden),
               f"model.hidden={self.hidden}: give one or more positive layer sizes")
         check(self.rws_k >= 1, f"model.rws_k={self.rws_k} must be >= 1")
+        check(self.valid_samples >= 1, f"model.valid_samples={self.valid_samples} must be >= 1")
+        check(self.rws_sleep_every >= 1,
+              f"model.rws_sleep_every={self.rws_sleep_every} must be >= 1 (1 = every batch)")
         check(self.nvil_baseline_hidden > 0, "model.nvil_baseline_hidden must be positive")
         check(0.0 <= self.nvil_alpha < 1.0, f"model.nvil_alpha={self.nvil_alpha} must be in [0, 1)")
         check_nonnegative(self.init_std, "model.init_std")
@@ -262,6 +278,10 @@ class SBN(GenzooModel):
         # recognition[l] maps h_l -> logits of q(h_{l+1} | h_l) (h_0 = x).
         self.recognition = nn.ModuleList(nn.Linear(sizes[l], sizes[l + 1]) for l in range(len(sizes) - 1))
         self._local_nvil = config.training == "nvil" and config.nvil_local_signals
+        if config.training == "rws" and config.rws_sleep and config.rws_sleep_every > 1:
+            # Training batches seen, so the sleep term lands on every rws_sleep_every-th one
+            # (a buffer: a resumed run keeps the rhythm).
+            self.register_buffer("rws_batches", torch.zeros((), dtype=torch.int64))
         if self._local_nvil:
             # layer_baselines[l] is C_{l+1}(h_l); the per-layer statistics are (L,) vectors.
             self.layer_baselines = nn.ModuleList(
@@ -369,11 +389,12 @@ class SBN(GenzooModel):
         if cfg.training == "wake_sleep":
             surrogate = log_p.mean() + self._sleep_term(x.shape[0], generator)
         elif cfg.training == "rws":
-            w_tilde = torch.softmax(log_w, 0)
-            wake_q = (w_tilde * log_q).sum(0).mean()
-            if cfg.rws_sleep:
-                wake_q = 0.5 * (wake_q + self._sleep_term(x.shape[0], generator))
-            surrogate = (w_tilde * log_p).sum(0).mean() + wake_q
+            w_tilde = torch.softmax(log_w, 0)  # (k, B): normalised over the k draws of each x
+            q_term = (w_tilde * log_q).sum(0).mean()
+            dreams = self._rws_dreams()
+            if dreams:
+                q_term = q_term + dreams * self._sleep_term(dreams * x.shape[0], generator)
+            surrogate = (w_tilde * log_p).sum(0).mean() + q_term
             out["iwae"] = iwae_bound(log_w).mean()
         else:
             signal = self._nvil_signal(x, log_w[0])
@@ -383,6 +404,20 @@ class SBN(GenzooModel):
             out["signal_std"] = self.signal_var.detach().sqrt().to(log_w)
         out["loss"] = -surrogate
         return {"loss": out.pop("loss"), **out}
+
+    def _rws_dreams(self) -> int:
+        """N when this batch gets RWS's sleep-phase term (N * B dreams, weight N; N =
+        ``rws_sleep_every``), else 0. With N > 1 the batch count advances in training mode with
+        gradients only, and other calls (validation) get no sleep term."""
+        cfg = self.config
+        if not cfg.rws_sleep:
+            return 0
+        if cfg.rws_sleep_every == 1:
+            return 1
+        if not (self.training and torch.is_grad_enabled()):
+            return 0
+        self.rws_batches += 1
+        return cfg.rws_sleep_every if int(self.rws_batches) % cfg.rws_sleep_every == 0 else 0
 
     def _nvil_signal(self, x: torch.Tensor, log_w: torch.Tensor) -> torch.Tensor:
         """Centred, normalised learning signal (B,), detached: (l - C(x) - c) / max(1, sqrt v),
@@ -414,15 +449,23 @@ class SBN(GenzooModel):
     @torch.no_grad()
     @checks_input
     def validation_metrics(self, x: torch.Tensor) -> dict[str, float]:
-        """{"elbo": mean log w with one draw per example, "iwae_5": the 5-draw bound}, with a
-        fixed seed so curves are comparable across steps."""
+        """{"elbo": mean log w with one draw per example, "iwae_5": the 5-draw bound,
+        "nll_iwae": minus the ``valid_samples``-draw bound (nats per example, lower is better:
+        the figure to early-stop on)}, with a fixed seed so curves are comparable across
+        steps; the draws of the first two are the first of the ``valid_samples`` (at least
+        5). Examples go through in chunks of at most 200,000 draws."""
         x = self._prepare(x)
         g = torch.Generator(device=x.device).manual_seed(0)
-        q = LayeredBernoulli(x, self.recognition)
-        z = q.sample((5,), g)
-        log_w = self.log_joint(x, z) - q.log_prob(z)
-        return {"elbo": float(log_w[0].mean()),
-                "iwae_5": float(iwae_bound(log_w).mean())}
+        k = max(5, self.config.valid_samples)
+        log_w = []
+        for xs in x.split(max(1, 200_000 // k)):
+            q = LayeredBernoulli(xs, self.recognition)
+            z = q.sample((k,), g)
+            log_w.append(self.log_joint(xs, z) - q.log_prob(z))  # (k, chunk)
+        lw = torch.cat(log_w, 1)
+        return {"elbo": float(lw[0].mean()),
+                "iwae_5": float(iwae_bound(lw[:5]).mean()),
+                "nll_iwae": -float(iwae_bound(lw[: self.config.valid_samples]).mean())}
 
     @torch.no_grad()
     @checks_input
