@@ -6,6 +6,11 @@ gap to each, worded so a shortfall is never hidden ("short by 3.21 nats"). Speed
 get a table of per-implementation times and the ratios ``genzoo / other``. Results an issue
 asks to compare at one budget (:data:`COMPARISONS`) also get one table together, first.
 
+Every Parzen table (sample-based rows) gets a ceiling row: the score of real training images
+used as the samples under the same estimator and bandwidth selection (the result's own
+``extra.training_data_parzen``, else the ``parzen_ceiling_mnist`` result on the same data), and
+shows the sample measures (MMD, Frechet distance, class coverage) before the Parzen score.
+
 RESULTS.md opens with every sample grid (``extra.images``, files in ``results/``) beside its
 result's number; ``--readme`` also rewrites the README's block of one grid per model family.
 
@@ -79,7 +84,7 @@ def gallery_section(results: list[dict[str, Any]], results_dir: Path, link: str)
         if grid:
             lines.append(f"| {r['title']} ({r['benchmark']}.json) | {_fmt(r['value'])} "
                          f'{r["metric"]["unit"]} | <img src="{link}/{grid}" width="160"> |')
-        elif r["kind"] == "likelihood":
+        elif r["kind"] == "likelihood" and r.get("extra", {}).get("ceiling_for") is None:
             missing.append(r["benchmark"])
     if missing:
         lines += ["", (f"No sample grid recorded yet for {len(missing)} results (run before "
@@ -143,7 +148,65 @@ def _provenance(r: dict[str, Any]) -> list[str]:
     ]
 
 
-def likelihood_section(r: dict[str, Any]) -> list[str]:
+def is_parzen(r: dict[str, Any]) -> bool:
+    """True for a model's sample-based Parzen result (not the ceiling itself)."""
+    return ("parzen" in r["metric"].get("name", "").lower()
+            and r.get("extra", {}).get("ceiling_for") != "parzen")
+
+
+def parzen_ceiling(r: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The ceiling of a Parzen result: the score of real training images used as the samples
+    under the same estimator (``value``, ``stderr``, ``sigma``, ``n_samples``, ``source``),
+    from the result's own ``extra.training_data_parzen``, else from a ceiling result
+    (``extra.ceiling_for == "parzen"``) on the same data, binarization and split; None for
+    other results or when no ceiling exists."""
+    if not is_parzen(r):
+        return None
+    own = r.get("extra", {}).get("training_data_parzen")
+    if own is not None:
+        return {**own, "source": f"extra.training_data_parzen of {r['benchmark']}.json"}
+    key = ("name", "binarization", "split")
+    for c in results:
+        if (c.get("extra", {}).get("ceiling_for") == "parzen"
+                and all(c["data"].get(k) == r["data"].get(k) for k in key)):
+            return {"value": c["value"], "stderr": c["stderr"],
+                    "sigma": c["estimator"].get("sigma"),
+                    "n_samples": c["estimator"].get("n_model_samples"),
+                    "source": f"{c['benchmark']}.json"}
+    return None
+
+
+def _ceiling_lines(r: dict[str, Any], ceiling: dict[str, Any]) -> tuple[str, list[str]]:
+    """The ceiling's table row and the sentence under the table naming every reference above
+    it (a published Parzen figure that beats real digits)."""
+    unit, n = r["metric"]["unit"], ceiling.get("n_samples")
+    gap = r["value"] - ceiling["value"]
+    where = "above" if gap > 0 else "below"
+    sigma = f", σ = {ceiling['sigma']:.3g} chosen on the validation split" \
+        if ceiling.get("sigma") is not None else ""
+    count = f"{n:,}" if isinstance(n, int) else "the"
+    row = (f"| *Ceiling: {count} real training images as the samples* | "
+           f"*{_fmt(ceiling['value'])}* | {_fmt(ceiling.get('stderr'))} | {gap:+.2f} {unit}: "
+           f"ours is {abs(gap):.2f} {unit} {where} the ceiling | same estimator{sigma} "
+           f"({ceiling['source']}) |")
+    above = [ref for ref in r["references"] if ref["value"] > ceiling["value"]]
+    text = (f"The ceiling row scores real training images as if they were model samples: a "
+            f"sampler that copied the training set would reach {_fmt(ceiling['value'])} {unit}.")
+    if above:
+        text += (" " + "; ".join(f"{ref['label']} ({_fmt(ref['value'])})" for ref in above)
+                 + (" is" if len(above) == 1 else " are") + " above it, i.e. better than the "
+                 "real digits themselves under this estimator: an artefact of the Parzen "
+                 "window (Theis, van den Oord & Bethge 2016), not a better model.")
+    if gap > 0:
+        text += (f" genzoo's own figure ({_fmt(r['value'])}) is above it as well, so it says "
+                 "nothing about being better than the data; the sample measures above do.")
+    return row, ["", text]
+
+
+def likelihood_section(r: dict[str, Any], ceiling: dict[str, Any] | None = None) -> list[str]:
+    """A likelihood result's section; ``ceiling`` (:func:`parzen_ceiling`) adds its row to a
+    Parzen table, whose sample measures (MMD, Frechet distance, class coverage) then come
+    first."""
     r = common.with_gaps(dict(r, references=[dict(x) for x in r["references"]]))
     metric, est = r["metric"], r["estimator"]
     unit = metric["unit"]
@@ -152,12 +215,17 @@ def likelihood_section(r: dict[str, Any]) -> list[str]:
         est_text += f", {est['ais_runs']} runs x {est.get('ais_betas', '?')} temperatures"
     if est.get("schedule"):
         est_text += f", schedule {est['schedule']}"
-    lines = [f"## {r['title']}", "", *_provenance(r), f"- Estimator: {est_text}", ""]
+    extra = r.get("extra", {})
+    ours = ("real training images (no model)" if extra.get("ceiling_for") is not None
+            else "genzoo (ours)")
+    samples_first = is_parzen(r) and extra.get("mmd2") is not None
+    lines = [f"## {r['title']}", "", *_provenance(r), f"- Estimator: {est_text}"]
+    lines += [*_sample_based_lines(extra, first=True), ""] if samples_first else [""]
     lines += [
         (f"| model | {metric.get('name', 'value')} ({unit}) | std. error | "
          "gap (ours − reference) | source |"),
         "| --- | ---: | ---: | --- | --- |",
-        (f"| **genzoo (ours)** | **{_fmt(r['value'])}** | {_fmt(r['stderr'])} | — | "
+        (f"| **{ours}** | **{_fmt(r['value'])}** | {_fmt(r['stderr'])} | — | "
          f"this run ({r['benchmark']}.json) |"),
     ]
     for ref in r["references"]:
@@ -170,8 +238,11 @@ def likelihood_section(r: dict[str, Any]) -> list[str]:
             f"| {label} | {_fmt(ref['value'])} | {stderr} | "
             f"{ref['gap']:+.2f} {unit}: {ref['gap_text']} | {ref['source']} |"
         )
-    extra = r.get("extra", {})
-    lines += ["", stderr_footnote(r)]
+    ceiling_text: list[str] = []
+    if ceiling is not None:
+        row, ceiling_text = _ceiling_lines(r, ceiling)
+        lines.append(row)
+    lines += [*ceiling_text, "", stderr_footnote(r)]
     log_z = f"{_fmt(extra.get('log_z'))}", f"{_fmt(extra.get('log_z_reverse'))}"
     if extra.get("value_forward") is not None and extra["value_forward"] != r["value"]:
         lines += ["", (f"**AIS did not converge**: forward AIS gives "
@@ -183,14 +254,17 @@ def likelihood_section(r: dict[str, Any]) -> list[str]:
                        f"{log_z[0]}, reverse {log_z[1]}); forward AIS tends to underestimate "
                        "log Z (so to flatter the NLL), reverse AIS to overestimate it: the true "
                        "value most likely lies between.")]
-    lines += _sample_based_lines(extra)
+    if not samples_first:
+        lines += _sample_based_lines(extra)
     lines += _notes(r)
     return lines
 
 
-def _sample_based_lines(extra: dict[str, Any]) -> list[str]:
+def _sample_based_lines(extra: dict[str, Any], first: bool = False) -> list[str]:
     """The figures a sample-based report gives beside its Parzen score (MMD^2 with its
-    permutation-test p-value, Frechet distance, class coverage), as one sentence."""
+    permutation-test p-value, Frechet distance, class coverage, and those of the baseline
+    mixture of Gaussians where recorded), as one sentence; ``first``: worded to come before
+    the Parzen table, as the measures to judge the samples by."""
     if extra.get("mmd2") is None:
         return []
     parts = [f"MMD² to the test set {_fmt(extra['mmd2'], 4)}"
@@ -203,8 +277,15 @@ def _sample_based_lines(extra: dict[str, Any]) -> list[str]:
         ref = extra.get("reference_classes_covered")
         parts.append(f"classes covered {extra['classes_covered']} of 10"
                      + (f" (the test images: {ref})" if ref is not None else ""))
-    lines = ["", "Beside the Parzen score, from the same model samples: " + "; ".join(parts)
-             + "."]
+    base = extra.get("baseline") or {}
+    if base.get("frechet_distance") is not None:
+        parts.append(f"for scale, a {base.get('model', 'baseline')} reaches Fréchet distance "
+                     f"{_fmt(base['frechet_distance'])} and covers "
+                     f"{base.get('classes_covered', '?')} classes")
+    lead = ("Beside the Parzen score, and first (the Parzen table below is a weak measure), "
+            "judge the samples by these figures of the same model samples:"
+            if first else "Beside the Parzen score, from the same model samples:")
+    lines = ["", f"{lead} " + "; ".join(parts) + "."]
     covered, ref = extra.get("classes_covered"), extra.get("reference_classes_covered")
     if covered is not None and ref is not None and covered < ref:
         lines += ["", (f"**MODE COLLAPSE**: the samples cover {covered} of the {ref} digit "
@@ -388,7 +469,8 @@ def render(results: list[dict[str, Any]], results_dir: Path = common.RESULTS_DIR
         if any(n in by_name for n, _ in comparison["members"]):
             parts.append("\n" + "\n".join(comparison_section(comparison, by_name)) + "\n")
     for r in results:
-        section = likelihood_section(r) if r["kind"] == "likelihood" else speed_section(r)
+        section = (likelihood_section(r, parzen_ceiling(r, results))
+                   if r["kind"] == "likelihood" else speed_section(r))
         shown = pictures(r, results_dir)
         if shown:  # the result's pictures, under its numbers
             section += ["", " ".join(f"![{kind}]({link}/{name})" for kind, name in shown.items())]

@@ -247,12 +247,8 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-# Known shortfalls, kept visible (strict: a fix makes these fail until they are removed). By
-# kernel MMD the GMMN-AE's samples after this short run are still further from the digits than
-# the flat training-mean image is (0.52 against 0.47 on one run).
-SHORTFALLS = {
-    "gmmn-ae": "samples not yet closer to the digits than the flat mean image",
-}
+# Known shortfalls, kept visible (strict: a fix makes these fail until they are removed).
+SHORTFALLS: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("name", [
