@@ -13,8 +13,12 @@ A new model is one file::
     class MyConfig(VisibleConfig):
         n_components: int = 10
 
-    @register_model("my-model", family="...", summary="...", paper="...")
+    @register_model("my-model", family="...", paper="...")
     class MyModel(GenzooModel):
+        """One line: what ``genzoo models`` lists.
+
+        Shapes and units of the batch methods."""
+
         config_class = MyConfig
         capabilities = frozenset({EXACT_LIKELIHOOD})
 
