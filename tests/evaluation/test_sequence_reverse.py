@@ -14,8 +14,8 @@ from genzoo.evaluation.report import EvaluationReport
 from genzoo.models.boltzmann.crbm import CRBM, CRBMConfig
 from genzoo.models.boltzmann.rnn_rbm import RNNRBM, RNNRBMConfig
 
-AIS = dict(exact_max_units=0, frame_ais_betas=500, frame_ais_runs=20, reverse_burn_in=200,
-           dtype="float64")
+AIS = {"exact_max_units": 0, "frame_ais_betas": 500, "frame_ais_runs": 20,
+       "reverse_burn_in": 200, "dtype": "float64"}
 
 
 def _model(cls, cfg):
