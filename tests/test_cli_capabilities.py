@@ -5,6 +5,7 @@ machines; each refusal names what the model lacks."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -140,3 +141,21 @@ def test_chain_refusal_names_what_the_model_lacks(dbm_runs, cgan_run, tmp_path, 
     assert main(["inpaint", str(dbm_runs["dbm"]), "--network", "modern", "--out",
                  str(tmp_path / "i.png")]) == 2
     assert "recall from a hopfield run" in capsys.readouterr().err
+
+
+def test_discriminant_gsn_classifies_from_the_command_line(tmp_path_factory, capsys):
+    run = _train(tmp_path_factory, "discriminant-gsn", "data.n_train=500", "train.epochs=5",
+                 "train.batch_size=20", "model.hidden=64,64")
+    errors = {}
+    for split in ("valid", "test"):
+        capsys.readouterr()
+        assert main(["evaluate", str(run), "--task", "classify", "--split", split,
+                     "--json", "--quiet"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["split"] == split and report["estimator"] == "classification only"
+        assert "nll_nats" not in report
+        errors[split] = report["classification_error"]
+    # Ten classes: chance is 0.9; a few epochs of the chain over the labels do far better.
+    assert all(0 <= e < 0.5 for e in errors.values()), errors
+    assert main(["sample", str(run), "--out", str(tmp_path_factory.mktemp("s") / "s.png")]) == 2
+    assert "a classifier with no samples" in capsys.readouterr().err

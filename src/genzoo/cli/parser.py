@@ -96,7 +96,8 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--task", choices=("auto", "likelihood", "classify"), default=None,
                     help="auto (default): the likelihood figure, plus the classification error "
                     "for models that predict labels; likelihood: skip the classification; "
-                    "classify: only the test error (disc-rbm, mp-dbm, dbm-classifier); the same "
+                    "classify: only the error rate on the split (disc-rbm, mp-dbm, dbm-classifier, "
+                    "discriminant-gsn); the same "
                     "as --set eval.task=...")
     ev.add_argument("--allow-changed-data", action="store_true",
                     help="evaluate a run on your own data file even though it changed since "
