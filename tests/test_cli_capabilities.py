@@ -12,38 +12,26 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_cli_chain_filters import _train  # digits, thresholded, 200 examples, 1 epoch
 
 from genzoo.cli import main
-
-TINY = ["--data", "digits", "--set", "train.progress=false", "--set", "train.grid_samples=0"]
-
-
-def _train(tmp_path_factory, model: str, *sets: str):
-    out = tmp_path_factory.mktemp("runs") / model
-    args = ["train", model, *TINY]
-    for s in sets:
-        args += ["--set", s]
-    assert main(args + ["--out", str(out)]) == 0
-    return out
 
 
 @pytest.fixture(scope="module")
 def hopfield_run(tmp_path_factory):
     # Two stored digits: well within the capacity of 64 units.
-    return _train(tmp_path_factory, "hopfield", "data.binarize=threshold", "data.n_train=2",
-                  "train.epochs=1")
+    return _train(tmp_path_factory, "hopfield", "data.n_train=2")
 
 
 @pytest.fixture(scope="module")
 def cgan_run(tmp_path_factory):
-    return _train(tmp_path_factory, "conditional-gan", "data.n_train=200", "train.epochs=1",
-                  "model.g_hidden=16", "model.d_hidden=16", "model.n_latent=4")
+    return _train(tmp_path_factory, "conditional-gan", "model.g_hidden=16", "model.d_hidden=16",
+                  "model.n_latent=4")
 
 
 @pytest.fixture(scope="module")
 def dbm_runs(tmp_path_factory):
-    return {m: _train(tmp_path_factory, m, "data.binarize=threshold", "data.n_train=200",
-                      "train.epochs=1", "model.hidden=12,8")
+    return {m: _train(tmp_path_factory, m, "model.hidden=12,8")
             for m in ("dbm", "centered-dbm", "mp-dbm")}
 
 

@@ -70,19 +70,25 @@ def test_frame_ais_matches_enumeration_and_brackets(dtype):
     assert float(err_r.sum()) >= -3 * float(se_r.square().sum().sqrt())
 
 
-@pytest.mark.parametrize("cls, cfg", [
-    (CRBM, CRBMConfig(n_visible=24, image_height=4, image_width=6, n_hidden=20, order=2)),
-    (RNNRBM, RNNRBMConfig(n_visible=24, image_height=4, image_width=6, n_hidden=20,
-                          n_recurrent=5)),
-])
-def test_sequence_nll_by_ais_matches_the_exact_one(cls, cfg):
+def random_sequence_model(cls, cfg):
+    """(model, x): a float64 ``cls(cfg)`` with parameters N(0, 0.7^2) and 40 random binary
+    sequences x (40, D) of it."""
     torch.manual_seed(0)
     m = cls(cfg).double()
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for p in m.parameters():
             p.copy_(0.7 * torch.randn(p.shape, generator=g, dtype=torch.float64))
-    x = (torch.rand(40, 24, generator=g) < 0.4).double()
+    return m, (torch.rand(40, cfg.n_visible, generator=g) < 0.4).double()
+
+
+@pytest.mark.parametrize("cls, cfg", [
+    (CRBM, CRBMConfig(n_visible=24, image_height=4, image_width=6, n_hidden=20, order=2)),
+    (RNNRBM, RNNRBMConfig(n_visible=24, image_height=4, image_width=6, n_hidden=20,
+                          n_recurrent=5)),
+])
+def test_sequence_nll_by_ais_matches_the_exact_one(cls, cfg):
+    m, x = random_sequence_model(cls, cfg)
     exact = sequence_nll(m, x, EvalConfig())
     with torch.no_grad():
         torch.testing.assert_close(exact["nll_nats"], float(-m.log_prob(x).mean()))

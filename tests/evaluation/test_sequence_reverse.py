@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
+from test_sequence import random_sequence_model
 
 from genzoo.evaluation import EvalConfig, sequence_nll
 from genzoo.evaluation.report import EvaluationReport
@@ -16,16 +16,6 @@ from genzoo.models.boltzmann.rnn_rbm import RNNRBM, RNNRBMConfig
 
 AIS = {"exact_max_units": 0, "frame_ais_betas": 500, "frame_ais_runs": 20,
        "reverse_burn_in": 200, "dtype": "float64"}
-
-
-def _model(cls, cfg):
-    torch.manual_seed(0)
-    m = cls(cfg).double()
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.copy_(0.7 * torch.randn(p.shape, generator=g, dtype=torch.float64))
-    return m, (torch.rand(40, cfg.n_visible, generator=g) < 0.4).double()
 
 
 @pytest.mark.parametrize("cls, cfg", [
@@ -37,7 +27,7 @@ def _model(cls, cfg):
                           n_recurrent=5)),
 ])
 def test_forward_and_reverse_bracket_the_enumerated_nll(cls, cfg):
-    m, x = _model(cls, cfg)
+    m, x = random_sequence_model(cls, cfg)
     exact = sequence_nll(m, x, EvalConfig())
     both = sequence_nll(m, x, EvalConfig(**AIS))
     assert exact.nll_reverse is None and "nll_nats_reverse" not in exact
@@ -55,7 +45,7 @@ def test_forward_and_reverse_bracket_the_enumerated_nll(cls, cfg):
 
 
 def test_the_reverse_figure_is_in_the_json_and_the_text():
-    m, x = _model(CRBM, CRBMConfig(n_visible=24, image_height=4, image_width=6, n_hidden=20,
+    m, x = random_sequence_model(CRBM, CRBMConfig(n_visible=24, image_height=4, image_width=6, n_hidden=20,
                                    order=2))
     report = sequence_nll(m, x, EvalConfig(**{**AIS, "frame_ais_betas": 50,
                                               "reverse_burn_in": 10}))
