@@ -82,11 +82,15 @@ def random_sequence_model(cls, cfg):
     return m, (torch.rand(40, cfg.n_visible, generator=g) < 0.4).double()
 
 
-@pytest.mark.parametrize("cls, cfg", [
+# Tiny sequence models whose frames (6 units, 4 frames) are enumerable: (class, config).
+TINY_SEQUENCE_MODELS = [
     (CRBM, CRBMConfig(n_visible=24, image_height=4, image_width=6, n_hidden=20, order=2)),
     (RNNRBM, RNNRBMConfig(n_visible=24, image_height=4, image_width=6, n_hidden=20,
                           n_recurrent=5)),
-])
+]
+
+
+@pytest.mark.parametrize("cls, cfg", TINY_SEQUENCE_MODELS)
 def test_sequence_nll_by_ais_matches_the_exact_one(cls, cfg):
     m, x = random_sequence_model(cls, cfg)
     exact = sequence_nll(m, x, EvalConfig())

@@ -7,12 +7,11 @@ from __future__ import annotations
 import math
 
 import pytest
-from test_sequence import random_sequence_model
+from test_sequence import TINY_SEQUENCE_MODELS, random_sequence_model
 
 from genzoo.evaluation import EvalConfig, sequence_nll
 from genzoo.evaluation.report import EvaluationReport
 from genzoo.models.boltzmann.crbm import CRBM, CRBMConfig
-from genzoo.models.boltzmann.rnn_rbm import RNNRBM, RNNRBMConfig
 
 AIS = {"exact_max_units": 0, "frame_ais_betas": 500, "frame_ais_runs": 20,
        "reverse_burn_in": 200, "dtype": "float64"}
@@ -20,11 +19,9 @@ AIS = {"exact_max_units": 0, "frame_ais_betas": 500, "frame_ais_runs": 20,
 
 @pytest.mark.parametrize("cls, cfg", [
     # More hidden than frame units: the hidden layer is annealed (the transposed path).
-    (CRBM, CRBMConfig(n_visible=24, image_height=4, image_width=6, n_hidden=20, order=2)),
+    *TINY_SEQUENCE_MODELS,
     # Fewer: the frame's own units are annealed.
     (CRBM, CRBMConfig(n_visible=24, image_height=4, image_width=6, n_hidden=4, order=1)),
-    (RNNRBM, RNNRBMConfig(n_visible=24, image_height=4, image_width=6, n_hidden=20,
-                          n_recurrent=5)),
 ])
 def test_forward_and_reverse_bracket_the_enumerated_nll(cls, cfg):
     m, x = random_sequence_model(cls, cfg)
