@@ -133,6 +133,9 @@ def test_train_then_evaluate_reports_nats_per_frame_and_per_sequence(model, sets
         assert 0 < r["nll_nats"] < 64 * math.log(2)
         assert math.isclose(r["nll_nats_per_frame"] * 8, r["nll_nats"])
     assert abs(reports["ais"]["nll_nats_per_frame"] - reports["exact"]["nll_nats_per_frame"]) < 0.1
+    # Reverse AIS per frame too (eval.reverse, the default), within 0.1 nats per frame.
+    assert "nll_nats_reverse" not in reports["exact"]
+    assert abs(reports["ais"]["nll_nats_reverse"] - reports["exact"]["nll_nats"]) / 8 < 0.1
     capsys.readouterr()
     assert main(["evaluate", str(run)]) == 0
     assert "nats per frame (8 frames per sequence)" in capsys.readouterr().out
