@@ -22,7 +22,7 @@ from genzoo.core.registry import get_model_spec, list_models
 
 NAMES = [spec.name for spec in list_models()]
 # Discriminative models (capability CLASSIFIER only) have no distribution over x to sample.
-CLASSIFIERS = {"dbm-classifier"}
+CLASSIFIERS = {"dbm-classifier", "discriminant-gsn"}
 GENERATIVE = [name for name in NAMES if name not in CLASSIFIERS]
 
 

@@ -87,6 +87,8 @@ CASES: dict[str, Case] = {
     "disc-rbm": Case("error", ("data.binarize=none", "model.n_hidden=32", "train.epochs=20")),
     "mp-dbm": Case("error", (*BINARY, "model.hidden=32,16", "model.mf_steps=3",
                              "train.epochs=20")),
+    "discriminant-gsn": Case("error", ("data.binarize=none", "model.hidden=64,64",
+                                       "train.epochs=5")),
     # models that only sample
     "gan": Case("samples", ("data.binarize=none", "model.g_hidden=64", "model.d_hidden=64",
                             "model.n_latent=16", "train.epochs=10")),

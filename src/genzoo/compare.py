@@ -546,7 +546,7 @@ def leaderboard(entries: Sequence[dict[str, Any]], settings: CompareSettings,
             row.update(mmd2=r.get("mmd2"), mmd_p_value=r.get("mmd_p_value"),
                        frechet_distance=r.get("frechet_distance"),
                        parzen_log_likelihood=r.get("parzen_log_likelihood"),
-                       parzen_stderr=r.get("stderr"))
+                       parzen_stderr=r.get("parzen_stderr", r.get("stderr")))
             implicit.append(row)
     rows.sort(key=lambda x: (x["nll_nats"] is None, x["nll_nats"]))
     for i, row in enumerate(rows, 1):

@@ -28,5 +28,7 @@ def test_every_registered_model_gets_a_figure(name):
         # Parzen stands beside the measures that do not mislead, and is named as Parzen.
         assert "parzen" in estimator
         assert math.isfinite(report["mmd2"]) and math.isfinite(report["frechet_distance"])
+        # nll_nats only ever holds a negative log-likelihood: a model with no density has none.
+        assert "nll_nats" not in report and math.isfinite(report["parzen_log_likelihood"])
     else:
         assert math.isfinite(report["nll_nats"]) and report["nll_nats"] > 0, report

@@ -70,19 +70,29 @@ def test_frame_ais_matches_enumeration_and_brackets(dtype):
     assert float(err_r.sum()) >= -3 * float(se_r.square().sum().sqrt())
 
 
-@pytest.mark.parametrize("cls, cfg", [
-    (CRBM, CRBMConfig(n_visible=24, image_height=4, image_width=6, n_hidden=20, order=2)),
-    (RNNRBM, RNNRBMConfig(n_visible=24, image_height=4, image_width=6, n_hidden=20,
-                          n_recurrent=5)),
-])
-def test_sequence_nll_by_ais_matches_the_exact_one(cls, cfg):
+def random_sequence_model(cls, cfg):
+    """(model, x): a float64 ``cls(cfg)`` with parameters N(0, 0.7^2) and 40 random binary
+    sequences x (40, D) of it."""
     torch.manual_seed(0)
     m = cls(cfg).double()
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for p in m.parameters():
             p.copy_(0.7 * torch.randn(p.shape, generator=g, dtype=torch.float64))
-    x = (torch.rand(40, 24, generator=g) < 0.4).double()
+    return m, (torch.rand(40, cfg.n_visible, generator=g) < 0.4).double()
+
+
+# Tiny sequence models whose frames (6 units, 4 frames) are enumerable: (class, config).
+TINY_SEQUENCE_MODELS = [
+    (CRBM, CRBMConfig(n_visible=24, image_height=4, image_width=6, n_hidden=20, order=2)),
+    (RNNRBM, RNNRBMConfig(n_visible=24, image_height=4, image_width=6, n_hidden=20,
+                          n_recurrent=5)),
+]
+
+
+@pytest.mark.parametrize("cls, cfg", TINY_SEQUENCE_MODELS)
+def test_sequence_nll_by_ais_matches_the_exact_one(cls, cfg):
+    m, x = random_sequence_model(cls, cfg)
     exact = sequence_nll(m, x, EvalConfig())
     with torch.no_grad():
         torch.testing.assert_close(exact["nll_nats"], float(-m.log_prob(x).mean()))
@@ -123,6 +133,9 @@ def test_train_then_evaluate_reports_nats_per_frame_and_per_sequence(model, sets
         assert 0 < r["nll_nats"] < 64 * math.log(2)
         assert math.isclose(r["nll_nats_per_frame"] * 8, r["nll_nats"])
     assert abs(reports["ais"]["nll_nats_per_frame"] - reports["exact"]["nll_nats_per_frame"]) < 0.1
+    # Reverse AIS per frame too (eval.reverse, the default), within 0.1 nats per frame.
+    assert "nll_nats_reverse" not in reports["exact"]
+    assert abs(reports["ais"]["nll_nats_reverse"] - reports["exact"]["nll_nats"]) / 8 < 0.1
     capsys.readouterr()
     assert main(["evaluate", str(run)]) == 0
     assert "nats per frame (8 frames per sequence)" in capsys.readouterr().out

@@ -2,9 +2,12 @@
 
 A command picks what it can do with a model from the capabilities the model declares
 (:mod:`genzoo.core.protocols`), never from its name: ``sample`` needs a sampler (every model
-but a ``CLASSIFIER``), ``inpaint`` the ``INPAINT`` contract (:class:`~genzoo.core.protocols.
-Inpainter`), ``chain`` a Markov-chain sampler (:class:`~genzoo.models.markov.base.
-MarkovChainModel`) or an ``ENERGY`` model's Gibbs step.
+but a ``CLASSIFIER``; ``--label`` a :class:`~genzoo.core.protocols.LabelConditionalSampler`),
+``inpaint`` the ``INPAINT`` contract (:class:`~genzoo.core.protocols.Inpainter`) or a
+Hopfield network's recall (:mod:`.recall`), ``chain`` a Markov-chain sampler
+(:class:`~genzoo.models.markov.base.MarkovChainModel`), an ``ENERGY`` model's Gibbs step or a
+deep Boltzmann machine's block Gibbs sweep over its layers. A refusal names what the model
+lacks.
 
 Before any work each command checks its ``--device``, its ``--out`` file
 (:func:`genzoo.utils.io.check_output_path`) and its counts, and refuses a count whose tensors
@@ -81,6 +84,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             f"{args.run_dir} holds a {cfg.model_name!r} run, a classifier with no samples; "
             f"`genzoo evaluate {args.run_dir} --task classify` reports its test error"
         )
+    labels = {} if args.label is None else {"y": _labels(model, cfg.model_name, args)}
     image_shape = image_shape_of(cfg.data)
     d = image_shape[0] * image_shape[1]
     itemsize = next(model.parameters()).element_size()
@@ -92,7 +96,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     # depend on how they are reported: the stage says what runs and, at the end, how long.
     with torch.no_grad(), _shown(args), progress.Stage(f"sampling {cfg.model_name}", args.n,
                                                        "samples") as st:
-        x = model.sample(args.n, generator=generator)
+        x = model.sample(args.n, generator=generator, **labels)
         st.advance(args.n)
     x = x.float().cpu()
     if cfg.data.dequantize or cfg.data.name == "image-patches":
@@ -102,8 +106,29 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
         x = load_data(cfg.data).to_images(x)
     save_image_grid(x.clamp(0, 1), image_shape, args.out)
-    print(f"wrote {args.n} samples to {args.out}")
+    of_class = "" if args.label is None else f" of class {args.label}"
+    print(f"wrote {args.n} samples{of_class} to {args.out}")
     return 0
+
+
+def _labels(model, name: str, args: argparse.Namespace):
+    """(n,) int64 labels ``--label`` on ``args.device``, for a model that samples given labels
+    (:class:`~genzoo.core.protocols.LabelConditionalSampler`); a refusal naming what the
+    model lacks otherwise."""
+    import torch
+
+    from genzoo.core.protocols import samples_given_labels
+
+    if not samples_given_labels(model):
+        raise GenzooError(
+            f"--label {args.label}: model {name!r} has no class-conditional sampler (its "
+            "sample() takes no labels y and it has no n_classes); train conditional-gan on a "
+            "labelled data set to sample a chosen class"
+        )
+    if not 0 <= args.label < model.n_classes:
+        raise GenzooError(f"--label {args.label}: {name!r} has the classes "
+                          f"0..{model.n_classes - 1}")
+    return torch.full((args.n,), args.label, dtype=torch.int64, device=args.device)
 
 
 _HALF_MASKS = ("bottom-half", "top-half", "left-half", "right-half")
@@ -134,17 +159,25 @@ def _hidden_pixels(spec: str, image_shape: tuple[int, int], n: int, generator):
 def _cmd_inpaint(args: argparse.Namespace) -> int:
     import torch
 
+    from genzoo.cli.recall import NETWORKS, is_hopfield, recall
     from genzoo.core.protocols import INPAINT, has
     from genzoo.data import image_shape_of, load_data
     from genzoo.evaluation import progress
     from genzoo.utils.images import save_image_grid
 
     model, cfg = _load_run(args, "images")
+    if is_hopfield(model):
+        return recall(model, cfg, args)
     if not has(model, INPAINT):
         raise GenzooError(
             f"model {cfg.model_name!r} cannot inpaint (it does not declare the {INPAINT!r} "
-            "capability); train a model that does, such as deep-nade, dae or gsn"
+            "capability, and it is no Hopfield network to recall from a cue); train a model "
+            "that inpaints, such as deep-nade, dae or gsn, or a hopfield run to recall"
         )
+    if args.network is not None:
+        raise GenzooError(f"--network {args.network}: the {', '.join(NETWORKS)} networks recall "
+                          f"from a hopfield run; {cfg.model_name!r} inpaints by its own model")
+    args.split = args.split or "test"
     image_shape = image_shape_of(cfg.data)
     x = load_data(cfg.data).split(args.split).x[: args.n]
     # One generator for the random mask and the completions, so they use different numbers.
@@ -172,6 +205,7 @@ def _cmd_chain(args: argparse.Namespace) -> int:
     from genzoo.core.protocols import ENERGY, has
     from genzoo.data import image_shape_of, load_data
     from genzoo.evaluation import progress
+    from genzoo.models.boltzmann.dbm import DBM
     from genzoo.models.markov.base import MarkovChainModel
     from genzoo.training.checkpoint import load_model
     from genzoo.utils.animation import save_chain_gif, save_chain_strip
@@ -180,10 +214,13 @@ def _cmd_chain(args: argparse.Namespace) -> int:
     _prepare(args, (".gif", ".png"), counts)
     model, cfg = load_model(args.run_dir, device=args.device)
     markov = isinstance(model, MarkovChainModel)
-    if not markov and not has(model, ENERGY):
+    deep = isinstance(model, DBM)  # the DBM and the centered DBM: a sweep over all layers
+    if not (markov or deep or has(model, ENERGY)):
         raise GenzooError(
-            f"model {cfg.model_name!r} has no sampling chain; `genzoo chain` runs Markov-chain "
-            "samplers (dae, cae, gsn) and energy models with block Gibbs sampling (rbm, ...)"
+            f"model {cfg.model_name!r} has no step-by-step sampling chain: it is neither a "
+            "Markov-chain sampler (dae, cae, gsn), nor an energy model with a Gibbs step "
+            f"(capability {ENERGY!r}: rbm, grbm, ...), nor a deep Boltzmann machine with block "
+            "Gibbs sweeps (dbm, centered-dbm); `genzoo sample` draws from its own sampler"
         )
     image_shape = image_shape_of(cfg.data)
     dtype = next(model.parameters()).dtype
@@ -206,6 +243,8 @@ def _cmd_chain(args: argparse.Namespace) -> int:
         if markov:
             states = model.chain(x0, args.steps, generator=generator)
             st.advance(args.steps)  # the model runs its chain in one call
+        elif deep:
+            states = _dbm_chain(model, x0, args.steps, generator, st)
         else:
             from genzoo.models.base import trusted_input
 
@@ -227,8 +266,34 @@ def _cmd_chain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_filters(args: argparse.Namespace) -> int:
+def _dbm_chain(model, v, steps: int, generator, stage):
+    """The visible states (steps + 1, n, D) of a DBM's block Gibbs chain (odd layers given
+    even, then even given odd) from v (n, D), its hidden layers started at a draw from the
+    bottom-up recognition pass (:meth:`~genzoo.models.boltzmann.dbm.DBM.mean_field_init`)."""
     import torch
+
+    model.check_input(v, "the chain's start")
+    x = [v] + [torch.bernoulli(q, generator=generator) for q in model.mean_field_init(v)]
+    states = [v]
+    for _ in range(steps):
+        x = model.gibbs_sweep(x, generator=generator)
+        states.append(x[0])
+        stage.advance()
+    return torch.stack(states)
+
+
+def _first_layer_weights(model):
+    """The first-layer weight matrix (D, H) of ``model``: ``W`` itself (an RBM), or the first
+    of its layers' matrices ``W[0]`` (a DBM, centered DBM or MP-DBM); None when it has none."""
+    import torch
+
+    W = getattr(model, "W", None)
+    if isinstance(W, (torch.nn.ParameterList, list, tuple)) and len(W) > 0:
+        W = W[0]
+    return W if isinstance(W, torch.Tensor) and W.dim() == 2 else None
+
+
+def _cmd_filters(args: argparse.Namespace) -> int:
 
     from genzoo.data import image_shape_of
     from genzoo.training.checkpoint import load_model
@@ -241,11 +306,12 @@ def _cmd_filters(args: argparse.Namespace) -> int:
     else:
         image_shape = image_shape_of(cfg.data)
         d = image_shape[0] * image_shape[1]
-        W = getattr(model, "W", None)
-        if not isinstance(W, torch.Tensor) or W.dim() != 2 or W.shape[0] != d:
+        W = _first_layer_weights(model)
+        if W is None or W.shape[0] != d:
             raise GenzooError(
                 f"model {cfg.model_name!r} has no first-layer weight matrix W (D={d}, H) to show; "
-                "`genzoo filters` works for RBM-family models and the convolutional RBM"
+                "`genzoo filters` works for RBM-family models, deep Boltzmann machines (dbm, "
+                "centered-dbm, mp-dbm: their first layer) and the convolutional RBM"
             )
         images, shape = W.detach().T.float(), image_shape
     images = images[: args.n]

@@ -96,7 +96,8 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--task", choices=("auto", "likelihood", "classify"), default=None,
                     help="auto (default): the likelihood figure, plus the classification error "
                     "for models that predict labels; likelihood: skip the classification; "
-                    "classify: only the test error (disc-rbm, mp-dbm, dbm-classifier); the same "
+                    "classify: only the error rate on the split (disc-rbm, mp-dbm, dbm-classifier, "
+                    "discriminant-gsn); the same "
                     "as --set eval.task=...")
     ev.add_argument("--allow-changed-data", action="store_true",
                     help="evaluate a run on your own data file even though it changed since "
@@ -108,36 +109,40 @@ def _build_parser() -> argparse.ArgumentParser:
     _force(ev)
     ev.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
 
-    sa = sub.add_parser("sample", help="draw samples from a trained run and save a PNG grid",
-                        description="Draw N samples from the model in RUN_DIR and save them as "
-                        "an image grid.")
-    sa.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    sa.add_argument("-n", type=_count, default=100, help="number of samples (default 100)")
+    sa = _run_command(sub, "sample", "draw samples from a trained run and save a PNG grid",
+                      "Draw N samples from the model in RUN_DIR and save them as an image grid.",
+                      100, "samples")
+    sa.add_argument("--label", type=int, default=None, metavar="K",
+                    help="draw every sample from class K, x ~ p(x | y=K) (class-conditional "
+                    "models: conditional-gan); other models refuse it")
     _output_seed_device(sa, "output PNG path")
 
-    ip = sub.add_parser(
-        "inpaint", help="hide part of some images and let the model fill it in (PNG grid)",
-        description="Take N images of a split, hide the part named by --mask, complete it with "
-        "the model in RUN_DIR (models with inpainting only, e.g. deep-nade) and save a grid "
-        "with three rows: original, masked input (hidden pixels grey), completion.",
-    )
-    ip.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    ip.add_argument("--split", choices=("train", "valid", "test"), default="test",
-                    help="data split to take the images from (default test)")
-    ip.add_argument("-n", type=_count, default=16, help="number of images (default 16)")
+    ip = _run_command(
+        sub, "inpaint", "hide part of some images and let the model fill it in (PNG grid)",
+        "Take N images of a split, hide the part named by --mask, complete it with the model in "
+        "RUN_DIR (models with inpainting, e.g. deep-nade) and save a grid with three rows: "
+        "original, masked input (hidden pixels grey), completion. On a hopfield run it recalls "
+        "the stored patterns (the train split) from cues whose hidden pixels are random states, "
+        "with the network --network names, prints the overlap with the pattern and the "
+        "fraction recovered, and the rows are pattern, cue, recall.", 16, "images")
+    ip.add_argument("--split", choices=("train", "valid", "test"), default=None,
+                    help="data split to take the images from (default test; a hopfield run: "
+                    "train, its stored patterns)")
     ip.add_argument("--mask", default="bottom-half", metavar="MASK",
                     help="the part to hide: bottom-half (default), top-half, left-half, "
                     "right-half, or random:P (each pixel hidden with probability P)")
+    ip.add_argument("--network", choices=("binary", "continuous", "modern"), default=None,
+                    help="hopfield runs: recall with the run's binary network (default), the "
+                    "continuous graded-response network on its weights (Hopfield 1984) or the "
+                    "modern dense network on its stored patterns (Ramsauer et al. 2021)")
     _output_seed_device(ip, "output PNG path")
 
-    ch = sub.add_parser(
-        "chain", help="run the model's sampling chain and save it as a GIF or a PNG strip",
-        description="Run N chains of the model in RUN_DIR for --steps steps (Markov-chain "
-        "samplers: dae, cae, gsn; energy models: block Gibbs) and save every --every-th state: "
-        "an animated GIF (--out ending in .gif) or a PNG strip, one row per chain.",
-    )
-    ch.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    ch.add_argument("-n", type=_count, default=8, help="number of chains (default 8)")
+    ch = _run_command(
+        sub, "chain", "run the model's sampling chain and save it as a GIF or a PNG strip",
+        "Run N chains of the model in RUN_DIR for --steps steps (Markov-chain samplers: dae, "
+        "cae, gsn; energy models: block Gibbs; deep Boltzmann machines: block Gibbs sweeps over "
+        "all layers) and save every --every-th visible state: an animated GIF (--out ending in "
+        ".gif) or a PNG strip, one row per chain.", 8, "chains")
     ch.add_argument("--steps", type=_count, default=100, help="chain steps (default 100)")
     ch.add_argument("--every", type=_count, default=5, help="keep every k-th state (default 5)")
     ch.add_argument("--start", choices=("noise", "data"), default="noise",
@@ -146,13 +151,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
     _add_compare(sub)
 
-    fi = sub.add_parser(
-        "filters", help="save the learned first-layer filters of a run as a PNG grid",
-        description="Save the first-layer weights of the model in RUN_DIR, one image per "
-        "hidden unit or convolution kernel, each scaled to [0, 1].",
-    )
-    fi.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    fi.add_argument("-n", type=_count, default=100, help="at most this many filters (default 100)")
+    fi = _run_command(
+        sub, "filters", "save the learned first-layer filters of a run as a PNG grid",
+        "Save the first-layer weights of the model in RUN_DIR (a deep Boltzmann machine: its "
+        "first layer), one image per hidden unit or convolution kernel, each scaled to [0, 1].",
+        100, "filters", most=True)
     fi.add_argument("--out", required=True, help="output PNG path")
     _force(fi)
 
@@ -206,6 +209,17 @@ def _add_compare(sub) -> None:
                     "plot (default 4)")
     co.add_argument("--curve-set", action="append", default=[], metavar="KEY=VALUE",
                     help="eval.* overrides for those evaluations only, e.g. eval.ais_betas=1000")
+
+
+def _run_command(sub, name: str, help: str, description: str, n: int, what: str,
+                 most: bool = False) -> argparse.ArgumentParser:
+    """A subcommand on a trained run: its RUN_DIR and ``-n``, the number of ``what`` (at most
+    that many when ``most``), default ``n``."""
+    command = sub.add_parser(name, help=help, description=description)
+    command.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    count = "at most this many" if most else "number of"
+    command.add_argument("-n", type=_count, default=n, help=f"{count} {what} (default {n})")
+    return command
 
 
 def _output_seed_device(command: argparse.ArgumentParser, out_help: str) -> None:

@@ -346,3 +346,25 @@ def conformance_problems(model: object, capabilities: frozenset[str] | None = No
                 if why:
                     problems.append(f"{protocol.__name__}.{name} {why}")
     return problems
+
+
+@runtime_checkable
+class LabelConditionalSampler(Protocol):
+    """A class-conditional sampler (the conditional GAN): ``n_classes`` C, and
+    ``sample(n, generator, y) -> (n, D)`` drawing x ~ p(x | y) for labels y (n,) int64 in
+    0..C-1 (None: labels drawn uniformly). ``genzoo sample --label K`` needs it."""
+
+    n_classes: int
+
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, y: torch.Tensor | None = None
+    ) -> torch.Tensor: ...
+
+
+def samples_given_labels(model: object) -> bool:
+    """True when ``model`` is a :class:`LabelConditionalSampler`: it has ``n_classes`` and its
+    ``sample`` takes the labels ``y`` where the contract passes them (checked on the
+    signature, as the conformance suite checks the other contracts)."""
+    if not isinstance(model, LabelConditionalSampler):
+        return False
+    return _signature_problem(model.sample, LabelConditionalSampler.sample, False) is None

@@ -58,22 +58,45 @@ AIS_AGREEMENT_NATS = 1.0
 
 def ais_disagreement(forward: Estimate, reverse: Estimate) -> str | None:
     """A warning when the forward and reverse AIS estimates of log Z disagree beyond their
-    error bars (|gap| > max(1 nat, 3 sqrt(se_f^2 + se_r^2))), else None. Forward AIS is a
-    stochastic lower bound on log Z: when its chains miss modes of the model it falls short,
-    with a small standard error that hides it, and the NLL computed from it is too low. Reverse
-    AIS from approximate samples can err either way. Only their agreement says the estimate can
-    be trusted."""
+    error bars (|gap| > max(1 nat, 3 sqrt(se_f^2 + se_r^2))), else None.
+
+    Forward AIS is a stochastic lower bound on log Z (E[log Z_f] <= log Z): when its chains
+    miss modes of the model it falls short, with a small standard error that hides it, and the
+    NLL computed from it (``nll_nats``) is too low. Reverse AIS is a stochastic upper bound
+    (its weights estimate 1/Z without bias, so E[log Z_r] >= log Z when its start states are
+    model samples) and ``nll_nats_reverse`` is too high when it errs. So log Z_f < log Z_r is
+    the expected order, and the true NLL most likely lies between the two figures; the reverse
+    estimate below the forward one means at least one of them is wrong in the direction its
+    bias does not explain (reverse runs started from poor samples, or too few temperatures).
+    The message names which estimate is the lower and which the upper figure either way."""
     gap = reverse.value - forward.value
     se = math.hypot(forward.stderr, reverse.stderr)
     if abs(gap) <= max(AIS_AGREEMENT_NATS, AIS_AGREEMENT_SIGMAS * se):
         return None
-    return (
-        f"AIS is unreliable here: forward log Z {forward.value:.2f} +/- "
-        f"{forward.stderr:.2f} and reverse {reverse.value:.2f} +/- "
-        f"{reverse.stderr:.2f} differ by {gap:.2f} nats, far beyond their "
-        "standard errors. Forward AIS underestimates log Z when its chains miss modes, which "
-        "makes nll_nats too low; the reverse value (nll_nats_reverse) is the more cautious "
-        "figure. Raise eval.ais_betas (and eval.reverse_burn_in) until the two agree."
+    figures = (
+        f"AIS is unreliable here: forward log Z {forward.value:.2f} +/- {forward.stderr:.2f} "
+        f"and reverse {reverse.value:.2f} +/- {reverse.stderr:.2f} differ by {abs(gap):.2f} "
+        "nats, far beyond their standard errors."
+    )
+    if gap > 0:
+        sides = (
+            " Forward AIS tends to underestimate log Z and reverse AIS to overestimate it, and "
+            "here they do so in order: forward is the lower log Z (nll_nats, the lower NLL, "
+            "too low when its chains miss modes), reverse the upper (nll_nats_reverse, the "
+            "higher NLL). The true NLL most likely lies between them; the higher, "
+            "nll_nats_reverse, is the cautious figure."
+        )
+    else:
+        sides = (
+            " Forward AIS tends to underestimate log Z and reverse AIS to overestimate it, but "
+            "here the reverse log Z is the lower one (nll_nats_reverse, the lower NLL) and the "
+            "forward the upper (nll_nats, the higher NLL): the bracket is inverted, so at "
+            "least one run is wrong against its own bias (the reverse runs' start states are "
+            "poor model samples, or the temperatures are too few). Neither figure bounds the "
+            "NLL; the higher, nll_nats, is the cautious one."
+        )
+    return figures + sides + (
+        " Raise eval.ais_betas (and eval.reverse_burn_in) until the two agree."
     )
 
 

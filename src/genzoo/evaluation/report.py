@@ -4,6 +4,9 @@ An :class:`EvaluationReport` holds :class:`~genzoo.evaluation.stats.Estimate` ob
 negative log-likelihood -log p(x) in nats per example (the mean over the split, with its
 standard error), the log partition function where the model has one, the classification error
 of a model that predicts labels, and the sample-based measures of a model that only samples.
+``nll_nats`` only ever holds a negative log-likelihood: a model with no density has none, and
+its Parzen-window score has its own name (``parzen_log_likelihood``, a log-likelihood in nats
+per example, higher is better, with ``parzen_stderr``).
 :meth:`EvaluationReport.to_dict` is the JSON that ``genzoo evaluate --json`` prints (a figure
 that does not apply to the model is absent from it, never null) and
 :meth:`EvaluationReport.from_dict` reads it back; the report also reads as a read-only mapping
@@ -39,7 +42,8 @@ class SampleMeasures:
     """What the samples of a model without a likelihood (``IMPLICIT``) say about it.
 
     ``parzen``: mean log-density of the split under a Gaussian Parzen window of the samples
-    (nats per example; diagnostics ``sigma``); ``parzen_valid_scores``: that figure on the
+    (nats per example, higher is better; never an NLL, so the report has no ``nll``;
+    diagnostics ``sigma``); ``parzen_valid_scores``: that figure on the
     validation split for each bandwidth tried. ``mmd2``: the unbiased kernel MMD^2 between
     ``mmd_points`` samples and as many split points (diagnostics ``p_value``, ``sigmas``).
     ``frechet_distance``, ``classes_covered``, ``class_counts``,
@@ -75,9 +79,11 @@ class EvaluationReport(Mapping[str, Any]):
     ``variational_free_energy``; ``nll_nats_per_frame`` and ``n_frames`` for sequences).
     ``nll_reverse``: the NLL with the reverse-AIS log Z.
     ``log_z`` / ``log_z_reverse``: log Z of an energy model (exact, or forward / reverse AIS;
-    the reverse diagnostics carry ``start``, how its runs were started). ``classification``:
+    the reverse diagnostics carry ``start``, how its runs were started; a sequence model
+    has a log Z per frame and no single one, so its reverse NLL stands without them). ``classification``:
     the error fraction of ``predict`` with its binomial standard error (``n_samples`` = the
-    examples classified). ``samples``: the sample-based measures of an implicit model.
+    examples classified). ``samples``: the sample-based measures of an implicit model,
+    which has no ``nll``.
     ``split``, ``dtype`` (evaluation precision), ``wall_s``, ``warnings``. ``data_space``: the
     figures a data transform adds when the model lives on transformed data (the NLL is then
     the density of the data space, see :meth:`in_data_space`).
@@ -123,6 +129,9 @@ class EvaluationReport(Mapping[str, Any]):
             d["bound"] = self.bound
         if self.log_z is not None:
             d.update(self._log_z_json())
+        elif self.nll_reverse is not None:  # per-frame reverse AIS: no single log Z
+            d.update(nll_nats_reverse=self.nll_reverse.value,
+                     stderr_reverse=self.nll_reverse.stderr)
         if self.samples is not None:
             d.update(self._samples_json())
         d["n_examples"] = self.n_examples
@@ -158,6 +167,7 @@ class EvaluationReport(Mapping[str, Any]):
         return {
             "n_model_samples": s.n_model_samples,
             "parzen_log_likelihood": s.parzen.value,
+            "parzen_stderr": s.parzen.stderr,
             "parzen_sigma": s.parzen.diagnostics["sigma"],
             "parzen_valid_scores": s.parzen_valid_scores,
             "mmd2": s.mmd2.value,
@@ -178,7 +188,9 @@ class EvaluationReport(Mapping[str, Any]):
         run's keys that the CLI adds (model, data, data_description, run_dir, world_size) are
         not part of a report and are left out; keys no field accounts for go to
         ``data_space``. Figures the JSON does not carry (AIS log weights, timings of log Z)
-        are not restored."""
+        are not restored. A report written before the Parzen score had its own standard error
+        (``parzen_stderr``) carried it as ``stderr`` beside ``nll_nats`` = -Parzen: that pair
+        is read as the Parzen score's, and the report has no NLL."""
         used = {"estimator", "n_examples", "bound", "split", "dtype", "wall_s", "warnings",
                 *RUN_KEYS}
         get = d.get
@@ -206,8 +218,11 @@ class EvaluationReport(Mapping[str, Any]):
             p = take("parzen_log_likelihood", "parzen_sigma", "parzen_valid_scores", "mmd2",
                      "mmd_p_value", "mmd_sigmas", "mmd_points", "n_model_samples",
                      *_FEATURE_KEYS)
+            if "parzen_stderr" not in d:  # the old JSON: nll_nats = -Parzen, no NLL at all
+                used.update(("nll_nats", "stderr"))
+            parzen_se = take("parzen_stderr").get("parzen_stderr", get("stderr"))
             samples = SampleMeasures(
-                parzen=Estimate(p["parzen_log_likelihood"], d["stderr"], d["n_examples"],
+                parzen=Estimate(p["parzen_log_likelihood"], parzen_se, d["n_examples"],
                                 "parzen", {"sigma": p["parzen_sigma"]}, NLL_UNIT),
                 parzen_valid_scores=p["parzen_valid_scores"],
                 mmd2=Estimate(p["mmd2"], math.nan, p["mmd_points"], "mmd",
@@ -216,13 +231,14 @@ class EvaluationReport(Mapping[str, Any]):
                 n_model_samples=p["n_model_samples"],
                 **{k: p[k] for k in _FEATURE_KEYS if k in p},
             )
-        if "nll_nats" in d:
+        if "nll_nats" in d and "nll_nats" not in used:
             diagnostics = take(*NLL_DIAGNOSTICS)
             nll = Estimate(d["nll_nats"], d["stderr"], n, name, diagnostics, NLL_UNIT)
             used.update(("nll_nats", "stderr", "n_samples"))
         if "nll_nats_reverse" in d:
-            used.add("nll_nats_reverse")
-            stderr = math.hypot(log_z_reverse.stderr, nll.diagnostics["stderr_examples"])
+            used.update(("nll_nats_reverse", "stderr_reverse"))
+            stderr = (d["stderr_reverse"] if log_z_reverse is None else
+                      math.hypot(log_z_reverse.stderr, nll.diagnostics["stderr_examples"]))
             nll_reverse = Estimate(d["nll_nats_reverse"], stderr, n, "AIS (reverse)", {},
                                    NLL_UNIT)
         if "classification_error" in d:
@@ -329,6 +345,12 @@ class EvaluationReport(Mapping[str, Any]):
                 f"  log Z = {self.log_z.value:.3f} +/- {self.log_z.stderr:.3f}"
                 + (f"  (AIS effective sample size {ess:.1f})" if ess is not None else "")
             )
+        if self.nll_reverse is not None and self.log_z_reverse is None:
+            lines.append(
+                f"  reverse AIS per frame: NLL = {self.nll_reverse.value:.3f} +/- "
+                f"{self.nll_reverse.stderr:.3f}  (forward tends to under-, reverse to "
+                "over-estimate each log Z_t: the true NLL most likely lies between)"
+            )
         if self.log_z_reverse is not None:
             lines.append(
                 f"  reverse AIS: log Z = {self.log_z_reverse.value:.3f}, NLL = "
@@ -342,8 +364,8 @@ class EvaluationReport(Mapping[str, Any]):
         s = self.samples
         lines = [
             (
-                f"  Parzen log-likelihood = {s.parzen.value:.3f} +/- {self.nll.stderr:.3f} nats "
-                f"per example  [sigma {s.parzen.diagnostics['sigma']:.4g} chosen on the "
+                f"  Parzen log-likelihood = {s.parzen.value:.3f} +/- {s.parzen.stderr:.3f} nats "
+                f"per example (higher is better; not an NLL)  [sigma {s.parzen.diagnostics['sigma']:.4g} chosen on the "
                 f"validation split, {s.n_model_samples} samples]"
             ),
             f"  MMD^2 = {s.mmd2.value:.4g} (permutation p = {s.mmd2.diagnostics['p_value']:.3g})",

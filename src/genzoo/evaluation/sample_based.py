@@ -31,8 +31,7 @@ from genzoo.evaluation.parzen import (
     parzen_log_likelihood,
     select_parzen_bandwidth,
 )
-from genzoo.evaluation.report import NLL_UNIT, EvaluationReport, SampleMeasures
-from genzoo.evaluation.stats import Estimate
+from genzoo.evaluation.report import EvaluationReport, SampleMeasures
 
 N_SAMPLES = 10_000
 
@@ -78,8 +77,8 @@ def sample_based_report(
     classifier: Any = None,
 ) -> EvaluationReport:
     """The sample-based report of ``model`` on ``bundle.split(eval_config.split)``: its
-    :class:`~genzoo.evaluation.report.SampleMeasures` (``samples``), and as ``nll`` minus the
-    Parzen log-likelihood in nats per example, so that it reads like other estimators'.
+    :class:`~genzoo.evaluation.report.SampleMeasures` (``samples``); the report has no ``nll``
+    (the model has no density), the Parzen log-likelihood is ``samples.parzen``.
     ``warnings``: the Parzen warning always; a bandwidth at the edge of the grid; mode collapse
     when the samples cover fewer classes than the data. ``classifier``: a
     :class:`~genzoo.evaluation.frechet.FeatureClassifier` to use instead of the cached one for
@@ -131,8 +130,6 @@ def sample_based_report(
     return EvaluationReport(
         estimator=name,
         n_examples=parzen.n_samples,
-        # -Parzen log-likelihood; its samples are the model's, counted in ``samples``.
-        nll=Estimate(-parzen.value, parzen.stderr, None, name, unit=NLL_UNIT),
         samples=SampleMeasures(
             parzen=parzen,
             parzen_valid_scores={f"{k:.6g}": v for k, v in scores.items()},

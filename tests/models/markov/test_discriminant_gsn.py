@@ -27,7 +27,7 @@ def test_predicted_probabilities_are_a_distribution_and_deterministic_under_a_se
 def test_bad_labels_are_refused():
     m = _model(n_inputs=5, n_classes=3, hidden=(4,))
     with pytest.raises(InputError, match="labels"):
-        m.loss(torch.rand(2, 5), torch.tensor([0, 3]))
+        m.loss(torch.rand(2, 5), y=torch.tensor([0, 3]))
 
 
 def test_learns_p_y_given_x_on_digits():
@@ -44,7 +44,7 @@ def test_learns_p_y_given_x_on_digits():
         perm = torch.randperm(len(x), generator=g)
         for i in range(0, len(x), 50):
             idx = perm[i : i + 50]
-            loss = m.loss(x[idx], y[idx], g)["loss"]
+            loss = m.loss(x[idx], g, y=y[idx])["loss"]
             opt.zero_grad()
             loss.backward()
             opt.step()

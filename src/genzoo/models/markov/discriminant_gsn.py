@@ -17,8 +17,10 @@ steps from (x, C(y)) and penalises every reconstruction, -log P(y | h^1_k), nats
 Prediction runs the chain from a uniformly random label with x clamped and averages P(y|h^1)
 over the steps after the burn-in (a Monte Carlo estimate of the chain's conditional p(y | x)).
 
-Not a registered generative model (it has no sampler of x, so it declares no capability):
-train it with your own loop, ``loss(x, y, generator)``, or use it as a component.
+A classifier, not a generative model of x (no sampler): registered as ``discriminant-gsn``
+with the ``CLASSIFIER`` capability, trained by the Trainer on labelled data
+(``loss(x, generator, y=y)``); ``genzoo evaluate RUN --task classify --split SPLIT`` reports
+its error rate.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ from torch import nn
 
 from genzoo.core.config import Config, check, check_nonnegative
 from genzoo.core.errors import InputError
-from genzoo.models.base import GenzooModel, checks_input
+from genzoo.core.protocols import CLASSIFIER
+from genzoo.core.registry import register_model
+from genzoo.models.base import GenzooModel, checks_input, train_recipe
 from genzoo.nn.init import normal_or_zero_
 
 
@@ -66,11 +70,20 @@ class DiscriminantGSNConfig(Config):
               "need 0 <= predict_burn_in < predict_steps")
 
 
+@register_model(
+    "discriminant-gsn",
+    family="markov",
+    summary="discriminant GSN: p(y|x) by a GSN chain over the labels with x clamped (classifier)",
+    paper="Bengio et al. 2014",
+)
 class DiscriminantGSN(GenzooModel):
     """p(y | x) by a GSN chain over y with x clamped. x (B, D) floating; y (B,) int64."""
 
     config_class = DiscriminantGSNConfig
     config: DiscriminantGSNConfig
+    capabilities = frozenset({CLASSIFIER})
+    train_defaults = train_recipe(optimizer="adam", lr=3e-3)
+    test_overrides = ("model.hidden=8,8", "model.predict_burn_in=1", "model.predict_steps=4")
     needs_labels = True
     binary_input = False
 
@@ -152,10 +165,14 @@ class DiscriminantGSN(GenzooModel):
         return [y1, *[y1.new_zeros(len(y1), n) for n in self.config.hidden]]
 
     @checks_input(nonempty=True)
-    def loss(self, x: torch.Tensor, y: torch.Tensor,
-             generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def loss(self, x: torch.Tensor, generator: torch.Generator | None = None,
+             y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """``loss``: mean over the K walkback steps and the batch of -log P(y | h^1_k)
-        (nats per example); ``nll_first``: the first step's, detached."""
+        (nats per example) for labels y (B,) int64 (required); ``nll_first``: the first
+        step's, detached."""
+        if y is None:
+            raise InputError("discriminant-gsn learns p(y | x): call loss(x, y=labels) with (B,) "
+                             "int64 labels (the Trainer does so for labelled data sets)")
         x = self._check(x, y)
         y1 = F.one_hot(y, self.config.n_classes).to(x)
         ux = x @ self.U.T
@@ -190,5 +207,9 @@ class DiscriminantGSN(GenzooModel):
     @torch.no_grad()
     @checks_input
     def predict(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """argmax of :meth:`predict_proba`, (B,) int64."""
+        """argmax of :meth:`predict_proba`, (B,) int64. Without a ``generator`` the chain draws
+        from one seeded with 0, so that a classifier's predictions are a function of x (its
+        reported error reproducible)."""
+        if generator is None:
+            generator = torch.Generator(device=self.U.device).manual_seed(0)
         return self.predict_proba(x, generator).argmax(-1)
