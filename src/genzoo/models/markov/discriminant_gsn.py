@@ -70,14 +70,11 @@ class DiscriminantGSNConfig(Config):
               "need 0 <= predict_burn_in < predict_steps")
 
 
-@register_model(
-    "discriminant-gsn",
-    family="markov",
-    summary="discriminant GSN: p(y|x) by a GSN chain over the labels with x clamped (classifier)",
-    paper="Bengio et al. 2014",
-)
+@register_model("discriminant-gsn", family="markov", paper="Bengio et al. 2014")
 class DiscriminantGSN(GenzooModel):
-    """p(y | x) by a GSN chain over y with x clamped. x (B, D) floating; y (B,) int64."""
+    """Discriminant GSN: p(y|x) by a GSN chain over the labels with x clamped (classifier).
+
+    x (B, D) floating; y (B,) int64."""
 
     config_class = DiscriminantGSNConfig
     config: DiscriminantGSNConfig
