@@ -172,38 +172,41 @@ def published(row: dict[str, Any], p: dict[str, Any], report: EvaluationReport,
     evaluated, every other figure of the report as ``extra`` (:func:`extra_figures`) and the
     notes on them. For AIS rows the figure is normally forward AIS (as the papers report); when
     genzoo warns that forward and reverse AIS disagree beyond their error bars, forward AIS
-    has most likely missed modes and flatters the model, so the cautious reverse figure is
-    published and the notes give both."""
+    has most likely missed modes and flatters the model, so the higher (cautious) of the two
+    NLLs is published and the notes give both."""
     kind, scale = row.get("metric", "nll"), 100.0 if metric(row)["unit"] == "%" else 1.0
     est = (report.samples.parzen if kind == "parzen"
            else report.classification if kind == "error" else report.nll)
-    value, stderr, notes = est.value * scale, est.stderr * scale, []
+    value, stderr, notes, side = est.value * scale, est.stderr * scale, [], None
     unreliable = [w for w in report.warnings if "AIS is unreliable" in w]
     if unreliable and report.nll_reverse is not None:
-        value, stderr = report.nll_reverse.value, report.nll_reverse.stderr
+        rev = report.nll_reverse  # publish the higher NLL: the one that does not flatter
+        side = "reverse" if rev.value >= value else "forward"
+        value, stderr = max((value, stderr), (rev.value, rev.stderr))
         notes.append(
             f"AIS DID NOT CONVERGE: genzoo's evaluator warned: {unreliable[0]} The value "
-            f"published here is therefore the reverse-AIS figure {value:.2f} +/- {stderr:.2f}; "
-            f"the forward-AIS figure would be {est.value:.2f} +/- {est.stderr:.2f}. Neither is "
-            "a trustworthy estimate of this model's NLL until the two agree.")
-    return {"estimator": estimator(report, p, bool(notes)), "value": value, "stderr": stderr,
+            f"published here is therefore the higher of forward AIS ({est.value:.2f} +/- "
+            f"{est.stderr:.2f}) and reverse AIS ({rev.value:.2f} +/- {rev.stderr:.2f}). Neither "
+            "is a trustworthy estimate of this model's NLL until the two agree.")
+    return {"estimator": estimator(report, p, side), "value": value, "stderr": stderr,
             "extra": extra_figures(report), "notes": notes,
             "data": {"split": report.split or "test", "n_examples": report.n_examples,
                      "description": description}}
 
 
-def estimator(report: EvaluationReport, p: dict[str, Any], reverse_published: bool) -> dict:
+def estimator(report: EvaluationReport, p: dict[str, Any], published_side: str | None) -> dict:
     """The estimator behind the figure: its name and precision; for AIS its runs, temperatures,
-    schedule and whether reverse AIS ran; otherwise its proposal draws per example, and the
-    model samples and Parzen bandwidth of a sample-based score."""
+    schedule, whether reverse AIS ran and, when forward and reverse disagree, which side
+    (``published_side``) gave the published figure; otherwise its proposal draws per example,
+    and the model samples and Parzen bandwidth of a sample-based score."""
     est = {"name": report.estimator, "dtype": report.dtype}
     z = report.log_z
     if z is not None and "n_betas" in z.diagnostics:
         est |= {"ais_runs": z.n_samples, "ais_betas": z.diagnostics["n_betas"],
                 "schedule": p["evaluate"].get("eval.schedule", "sm08"),
                 "reverse": report.log_z_reverse is not None}
-        if reverse_published:
-            est["name"] += "; published: reverse AIS (forward and reverse disagree)"
+        if published_side:
+            est["name"] += f"; published: {published_side} AIS (forward and reverse disagree)"
     elif report.nll is not None and report.nll.n_samples is not None:
         est["n_samples"] = report.nll.n_samples
     if report.samples is not None:
