@@ -36,6 +36,22 @@ def test_without_to_images_model_space_samples_are_not_drawn(tmp_path):
     assert not path.exists()
 
 
+class OverflowingModel(torch.nn.Module):
+    """A sampler whose draws overflow to Inf for some examples (far from the data)."""
+
+    def sample(self, n, generator=None):
+        x = torch.rand(n, 64, generator=generator)
+        x[1, 5] = float("inf")
+        return x
+
+
+def test_non_finite_samples_warn_and_draw_no_grid(tmp_path):
+    path = tmp_path / "samples.png"
+    with pytest.warns(UserWarning, match="1 of 6 samples hold NaN or Inf"):
+        write_samples(OverflowingModel(), 6, (8, 8), torch.Generator().manual_seed(0), path)
+    assert not path.exists()
+
+
 def test_the_trainer_passes_the_bundles_to_images(tmp_path, toy, bundle):
     from genzoo.training import Trainer
 

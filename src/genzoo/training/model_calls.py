@@ -156,7 +156,7 @@ def sample_images(
     ``to_images`` maps model-space samples (n, D) to (n, H*W) pixels in [0, 1] (a data
     bundle's ``to_images``: undoes a dequantising or logit transform, tiles image patches);
     None takes the samples as pixels. Warns that ``what`` is not drawn, and returns None,
-    when the result is not (n, H*W) images.
+    when the result is not (n, H*W) finite images.
     """
     h, w = image_shape
     was_training = model.training
@@ -172,6 +172,15 @@ def sample_images(
         warnings.warn(
             f"samples have shape {tuple(x.shape)}, not (n, {h * w}) for images {h}x{w}; "
             f"{what} not written",
+            stacklevel=3,
+        )
+        return None
+    finite = torch.isfinite(x).all(1)
+    if not bool(finite.all()):
+        # The run itself is fine (its checkpoint is written); only its picture cannot be drawn.
+        warnings.warn(
+            f"{int((~finite).sum())} of {len(x)} samples hold NaN or Inf (the model's sampler "
+            f"overflowed far from the data); {what} not written",
             stacklevel=3,
         )
         return None
