@@ -15,9 +15,9 @@ A new model is one file::
 
     @register_model("my-model", family="...", paper="...")
     class MyModel(GenzooModel):
-        """One line: what ``genzoo models`` lists.
+        '''One line: what ``genzoo models`` lists.
 
-        Shapes and units of the batch methods."""
+        Shapes and units of the batch methods.'''
 
         config_class = MyConfig
         capabilities = frozenset({EXACT_LIKELIHOOD})
