@@ -126,24 +126,18 @@ def _fmt(x: float | None, digits: int = 2) -> str:
 
 
 def _provenance(r: dict[str, Any]) -> list[str]:
-    git = r["git"]
+    git, m, d = r["git"], r["machine"], r["data"]
     commit = git["commit"] + (" (dirty working tree)" if git["dirty"] else "")
-    m = r["machine"]
-    machine = (
-        f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, torch {m.get('torch', '?')} "
-        f"({m.get('torch_threads', '?')} threads)"
-    )
-    d = r["data"]
-    data = f"{d['name']}, binarization: {d['binarization']}, split: {d['split']}"
-    if "n_examples" in d:
-        data += f", {d['n_examples']} examples"
+    examples = f", {d['n_examples']} examples" if "n_examples" in d else ""
     wall = ", ".join(f"{k} {v:.1f} s" for k, v in r["wall_s"].items() if v is not None)
     return [
         (f"- Command: `{r['command']}` (as recorded); row `benchmarks/rows/{r['row']}.json`: "
          f"`python benchmarks/run.py {r['row']}` runs its recipe"),
         f"- Commit: `{commit}`; date: {r['date']}",
-        f"- Machine: {machine}",
-        f"- Data: {data}",
+        (f"- Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, torch "
+         f"{m.get('torch', '?')} ({m.get('torch_threads', '?')} threads)"),
+        (f"- Data: {d['name']}, binarization: {d['binarization']}, split: {d['split']}"
+         f"{examples}"),
         f"- Wall time: {wall}",
     ]
 
@@ -176,9 +170,9 @@ def parzen_ceiling(r: dict[str, Any], results: list[dict[str, Any]]) -> dict[str
     return None
 
 
-def _ceiling_lines(r: dict[str, Any], ceiling: dict[str, Any]) -> tuple[str, list[str]]:
-    """The ceiling's table row and the sentence under the table naming every reference above
-    it (a published Parzen figure that beats real digits)."""
+def _ceiling_lines(r: dict[str, Any], ceiling: dict[str, Any]) -> list[str]:
+    """The ceiling's table row, then the sentence under the table naming every reference
+    above it (a published Parzen figure that beats real digits)."""
     unit, n = r["metric"]["unit"], ceiling.get("n_samples")
     gap = r["value"] - ceiling["value"]
     where = "above" if gap > 0 else "below"
@@ -200,7 +194,7 @@ def _ceiling_lines(r: dict[str, Any], ceiling: dict[str, Any]) -> tuple[str, lis
     if gap > 0:
         text += (f" genzoo's own figure ({_fmt(r['value'])}) is above it as well, so it says "
                  "nothing about being better than the data; the sample measures above do.")
-    return row, ["", text]
+    return [row, "", text]
 
 
 def likelihood_section(r: dict[str, Any], ceiling: dict[str, Any] | None = None) -> list[str]:
@@ -234,15 +228,10 @@ def likelihood_section(r: dict[str, Any], ceiling: dict[str, Any] | None = None)
                  if ref.get(key) is False]
         label = ref["label"] + (f" ({'; '.join(flags)})" if flags else "")
         stderr = _fmt(ref.get("stderr")) if ref.get("stderr") is not None else "—"
-        lines.append(
-            f"| {label} | {_fmt(ref['value'])} | {stderr} | "
-            f"{ref['gap']:+.2f} {unit}: {ref['gap_text']} | {ref['source']} |"
-        )
-    ceiling_text: list[str] = []
-    if ceiling is not None:
-        row, ceiling_text = _ceiling_lines(r, ceiling)
-        lines.append(row)
-    lines += [*ceiling_text, "", stderr_footnote(r)]
+        lines.append(f"| {label} | {_fmt(ref['value'])} | {stderr} | "
+                     f"{ref['gap']:+.2f} {unit}: {ref['gap_text']} | {ref['source']} |")
+    lines += [*(_ceiling_lines(r, ceiling) if ceiling is not None else []), "",
+              stderr_footnote(r)]
     log_z = f"{_fmt(extra.get('log_z'))}", f"{_fmt(extra.get('log_z_reverse'))}"
     if extra.get("value_forward") is not None and extra["value_forward"] != r["value"]:
         lines += ["", (f"**AIS did not converge**: forward AIS gives "
@@ -256,8 +245,7 @@ def likelihood_section(r: dict[str, Any], ceiling: dict[str, Any] | None = None)
                        "value most likely lies between.")]
     if not samples_first:
         lines += _sample_based_lines(extra)
-    lines += _notes(r)
-    return lines
+    return lines + _notes(r)
 
 
 def _sample_based_lines(extra: dict[str, Any], first: bool = False) -> list[str]:
@@ -325,10 +313,16 @@ def stderr_footnote(r: dict[str, Any]) -> str:
 
 def speed_section(r: dict[str, Any]) -> list[str]:
     """A speed result: its table (examples per second per setting, or time per epoch per
-    implementation against genzoo), its ratios and acceptance."""
+    implementation against genzoo), its ratios, acceptance and notes."""
     table = (_throughput_table(r) if any("examples_per_s" in t for t in r["timings"].values())
              else _epoch_table(r))
-    return [f"## {r['title']}", "", *_provenance(r), *table, *_acceptance_and_notes(r)]
+    acc = r["acceptance"]
+    lines = [f"## {r['title']}", "", *_provenance(r), *table, "",
+             (f"Acceptance ({acc.get('criterion', '')}): "
+              f"**{'passed' if acc.get('passed') else 'NOT MET'}** — {acc.get('why', '')}.")]
+    if acc.get("peers_not_measured"):
+        lines.append(f"Peers not measured: {', '.join(acc['peers_not_measured'])}.")
+    return lines + _notes(r)
 
 
 def _throughput_table(r: dict[str, Any]) -> list[str]:
@@ -338,11 +332,9 @@ def _throughput_table(r: dict[str, Any]) -> list[str]:
              "| --- | ---: | ---: | ---: | --- |"]
     for name, t in r["timings"].items():
         ok = t.get("status") == "ok"
-        lines.append(
-            f"| {name} | {t.get('processes', '—')} | {t.get('shards', '—')} | "
-            f"{_fmt(t.get('examples_per_s'), 0) if ok else '—'} | "
-            f"{'ok' if ok else t.get('status', '') + ': ' + t.get('reason', '')} |"
-        )
+        lines.append(f"| {name} | {t.get('processes', '—')} | {t.get('shards', '—')} | "
+                     f"{_fmt(t.get('examples_per_s'), 0) if ok else '—'} | "
+                     f"{'ok' if ok else t.get('status', '') + ': ' + t.get('reason', '')} |")
     return [*lines, "", *[f"- {k}: {_fmt(v, 3)}" for k, v in r["ratios"].items()]]
 
 
@@ -359,30 +351,15 @@ def _epoch_table(r: dict[str, Any]) -> list[str]:
         "| --- | --- | --- | ---: | --- | ---: | ---: |",
     ]
     for name, t in r["timings"].items():
-        ratio = r["ratios"].get(f"genzoo / {name}")
-        if t.get("status") == "ok":
-            runs = ", ".join(f"{s:.2f}" for s in t.get("times_s", []))
-            lines.append(
-                f"| {name} | ok | {t.get('dtype', '?')} | {_fmt(t['median_s'], 3)} | {runs} | "
-                f"{_fmt(t.get('per_batch_ms'))} | "
-                f"{'1 (itself)' if name == 'genzoo' else _fmt(ratio)} |"
-            )
-        else:
-            lines.append(
-                f"| {name} | {t.get('status')}: {t.get('reason', '')} "
-                "| — | — | — | — | — |"
-            )
+        if t.get("status") != "ok":
+            lines.append(f"| {name} | {t.get('status')}: {t.get('reason', '')} | — | — | — | — | — |")
+            continue
+        ratio = "1 (itself)" if name == "genzoo" else _fmt(r["ratios"].get(f"genzoo / {name}"))
+        runs = ", ".join(f"{s:.2f}" for s in t.get("times_s", []))
+        lines.append(f"| {name} | ok | {t.get('dtype', '?')} | {_fmt(t['median_s'], 3)} | "
+                     f"{runs} | {_fmt(t.get('per_batch_ms'))} | {ratio} |")
     lines += ["", "What each row runs:", ""]
     return lines + [f"- `{n}`: {t.get('description', '')}" for n, t in r["timings"].items()]
-
-
-def _acceptance_and_notes(r: dict[str, Any]) -> list[str]:
-    acc = r["acceptance"]
-    lines = ["", (f"Acceptance ({acc.get('criterion', '')}): "
-                  f"**{'passed' if acc.get('passed') else 'NOT MET'}** — {acc.get('why', '')}.")]
-    if acc.get("peers_not_measured"):
-        lines.append(f"Peers not measured: {', '.join(acc['peers_not_measured'])}.")
-    return lines + _notes(r)
 
 
 def _notes(r: dict[str, Any]) -> list[str]:

@@ -32,9 +32,9 @@ from genzoo.data.synthetic import ring_means, ring_of_gaussians
 from genzoo.evaluation.frechet import frechet_report, load_classifier
 from genzoo.evaluation.importance import importance_log_px
 from genzoo.evaluation.mmd import mmd, mmd_permutation_test
-from genzoo.evaluation.parzen import parzen_log_likelihood, select_parzen_bandwidth
+from genzoo.evaluation.parzen import training_data_parzen
 from genzoo.evaluation.pseudo_likelihood import pseudo_log_likelihood
-from genzoo.evaluation.stats import mean_stderr
+from genzoo.evaluation.stats import Estimate, mean_stderr
 from genzoo.models.hopfield.capacity import capacity_curve, critical_load
 from genzoo.models.markov.dae import DAE, DAEConfig
 from genzoo.recipes.dbm_pretraining import pretrain_dbm
@@ -103,7 +103,10 @@ def parzen_baselines(p: dict, n: int = 10_000) -> dict[str, Any]:
     from sklearn.mixture import GaussianMixture  # here: importing scikit-learn takes seconds
 
     bundle = _data(p)
-    out = {"training_data_parzen": _training_data_parzen(bundle, n)}
+    est = _training_data_parzen(bundle, n)
+    out = {"training_data_parzen": {"value": est.value, "stderr": est.stderr,
+                                    "sigma": est.diagnostics["sigma"],
+                                    "n_samples": est.diagnostics["n_model_samples"]}}
     try:
         classifier = load_classifier(p["data"])
     except Exception:  # noqa: BLE001 - no feature classifier for this data set (digits)
@@ -118,14 +121,11 @@ def parzen_baselines(p: dict, n: int = 10_000) -> dict[str, Any]:
     return out
 
 
-def _training_data_parzen(bundle: Any, n: int) -> dict[str, Any]:
-    """The Parzen score (nats per example) of the test split under a window on the first ``n``
-    training examples, the bandwidth chosen on the validation split over the GAN paper's grid
-    logspace(-1, 0, 10): what a sampler that copies the training set reaches."""
-    train = bundle.train.x[:n]
-    sigma, _ = select_parzen_bandwidth(train, bundle.valid.x, torch.logspace(-1, 0, 10).tolist())
-    est = parzen_log_likelihood(train, bundle.test.x, sigma)
-    return {"value": est.value, "stderr": est.stderr, "sigma": sigma, "n_samples": len(train)}
+def _training_data_parzen(bundle: Any, n: int) -> Estimate:
+    """:func:`training_data_parzen` of the first ``n`` training examples over the GAN paper's
+    grid logspace(-1, 0, 10), in float32 as the recorded results have it."""
+    return training_data_parzen(bundle.train.x[:n], bundle.valid.x, bundle.test.x,
+                                torch.logspace(-1, 0, 10).tolist())
 
 
 def parzen_ceiling(row: dict, p: dict, out: Path) -> dict[str, Any]:
@@ -135,16 +135,16 @@ def parzen_ceiling(row: dict, p: dict, out: Path) -> dict[str, Any]:
     n = int(p["grid"].get("n_samples", 10_000))
     bundle = _data(p)
     t0 = time.perf_counter()
-    c = _training_data_parzen(bundle, n)
+    est = _training_data_parzen(bundle, n)
     return {"data": {"name": p["data"], "binarization": row.get("binarization", "none"),
                      "split": "test", "n_examples": len(bundle.test.x),
                      "description": bundle.description},
             "metric": {"name": "test Parzen log-likelihood", "unit": "nats",
                        "lower_is_better": False, "per": "example"},
             "estimator": {"name": "parzen window (real training images as the samples)",
-                          "dtype": "float64", "sigma": c["sigma"],
-                          "n_model_samples": c["n_samples"]},
-            "value": c["value"], "stderr": c["stderr"], "extra": {"ceiling_for": "parzen"},
+                          "dtype": "float64", "sigma": est.diagnostics["sigma"],
+                          "n_model_samples": est.diagnostics["n_model_samples"]},
+            "value": est.value, "stderr": est.stderr, "extra": {"ceiling_for": "parzen"},
             "wall_s": {"task": time.perf_counter() - t0}}
 
 

@@ -39,6 +39,7 @@ from genzoo.utils.timing import (
     interleaved_medians,
     limit_threads,
     median_ratios,
+    top_operators,
 )
 
 N_VISIBLE = 784
@@ -192,21 +193,6 @@ FACTORIES = {
 }
 
 
-def _profile_genzoo(x: torch.Tensor, args: argparse.Namespace, n_batches: int) -> list[dict]:
-    """Where genzoo's step spends its time: the top operators of torch's profiler."""
-    from torch.profiler import profile
-
-    epoch, _ = _genzoo(x, args)
-    epoch(2)
-    with profile() as prof:
-        epoch(n_batches)
-    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
-    total = sum(e.self_cpu_time_total for e in events) or 1.0
-    return [{"op": e.key, "calls": e.count,
-             "self_ms_per_batch": e.self_cpu_time_total / 1e3 / n_batches,
-             "self_share": e.self_cpu_time_total / total} for e in events[:12]]
-
-
 def add_arguments(p: argparse.ArgumentParser, row: dict) -> None:
     # --threads: for torch and numpy's BLAS alike (default: the libraries' own); 1 is
     # steadier on a machine shared with other work
@@ -252,7 +238,9 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]
             entry["gflops_5_products"] = useful_gflop / entry["median_s"]
     profile = None
     if args.profile and timings.get("genzoo", {}).get("status") == "ok":
-        profile = _profile_genzoo(x, args, min(50, args.n_batches))
+        epoch, _ = _genzoo(x, args)
+        epoch(2)  # warm-up
+        profile = top_operators(epoch, min(50, args.n_batches))
         for op in profile:
             print(f"  profile {op['op']:<40} {op['self_ms_per_batch']:7.3f} ms/batch "
                   f"{100 * op['self_share']:5.1f}%")
