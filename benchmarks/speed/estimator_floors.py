@@ -112,5 +112,4 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> Iterator[d
             common.acceptance(f"genzoo / floor <= {GOALS[kind]}",
                               [] if ratio <= GOALS[kind] else [f"{ratio:.2f} > {GOALS[kind]}"],
                               ratio=ratio),
-            busy_notes("during the run", "compare the ratios only"), data=data, extra=figures,
-            wall_s={"timed": sum(sum(t.get("times_s", [])) for t in timings.values())})
+            busy_notes("during the run", "compare the ratios only"), data=data, extra=figures)

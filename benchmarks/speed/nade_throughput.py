@@ -84,5 +84,4 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> Iterator[d
             config={"setting": (f"NADE {data['n_features']}-{args.n_hidden}, batch "
                                 f"{args.batch_size}, {args.n_batches} batches per repetition, "
                                 f"float32, {args.threads} thread(s), median of "
-                                f"{args.repetitions}")},
-            wall_s={"timed": sum(sum(t["times_s"]) for t in timings.values())})
+                                f"{args.repetitions}")})

@@ -23,6 +23,7 @@ optional: see benchmarks/README.md for the safe install.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import tempfile
 import time
@@ -31,6 +32,8 @@ from functools import partial
 import common
 import torch
 
+from genzoo.data import DataConfig
+from genzoo.models.boltzmann.rbm import RBM, RBMConfig
 from genzoo.training.timing import timed_fit
 from genzoo.utils.provenance import busy_notes, load_average, package_version
 from genzoo.utils.timing import (
@@ -48,8 +51,6 @@ ACCEPT_BARE_RATIO = 1.5
 
 
 def _genzoo(x: torch.Tensor, args: argparse.Namespace):
-    from genzoo.models.boltzmann.rbm import RBM, RBMConfig
-
     torch.manual_seed(args.seed)
     model = RBM(RBMConfig(n_visible=N_VISIBLE, n_hidden=args.n_hidden, k=1, persistent=False))
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
@@ -70,9 +71,6 @@ def _genzoo(x: torch.Tensor, args: argparse.Namespace):
 def _genzoo_trainer(x: torch.Tensor, args: argparse.Namespace):
     """The real Trainer.fit for one epoch, timed from the start of the first step to the end
     of the last, so setup, checkpoints and sample grids are excluded."""
-    from genzoo.data import DataConfig
-    from genzoo.models.boltzmann.rbm import RBM, RBMConfig
-
     data_cfg = DataConfig(name="binarized-mnist", n_train=len(x), n_eval=1)
     try:
         bundle = common.offline_data(data_cfg)
@@ -114,15 +112,10 @@ def _learnergy(x: torch.Tensor, args: argparse.Namespace, fit: bool):
     try:
         from learnergy.models.bernoulli import RBM as LRBM
     except ImportError as exc:
-        raise Unavailable(
-            f"learnergy not installed ({exc}); see benchmarks/README.md for the install "
-            "that keeps the CPU torch"
-        ) from None
-    import logging
-
+        raise Unavailable(f"learnergy not installed ({exc}); see benchmarks/README.md for the "
+                          "install that keeps the CPU torch") from None
     # learnergy logs every epoch at INFO; the benchmark's own output is the JSON.
-    logging.getLogger("learnergy").setLevel(logging.WARNING)
-    for name in list(logging.root.manager.loggerDict):
+    for name in ["learnergy", *logging.root.manager.loggerDict]:
         if name.startswith("learnergy"):
             logging.getLogger(name).setLevel(logging.WARNING)
     torch.manual_seed(args.seed)
@@ -266,18 +259,14 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]
 
 
 def _acceptance(timings: dict, ratios: dict) -> dict:
-    criterion = (
-        "genzoo has the lowest median epoch time of all implementations that ran (the bare "
-        f"floors excepted) and genzoo / bare <= {ACCEPT_BARE_RATIO}"
-    )
+    criterion = ("genzoo has the lowest median epoch time of all implementations that ran (the "
+                 f"bare floors excepted) and genzoo / bare <= {ACCEPT_BARE_RATIO}")
     gz = timings.get("genzoo", {})
     if gz.get("status") != "ok":
-        return {"criterion": criterion, "passed": False, "why": "genzoo did not run"}
+        return common.acceptance(criterion, ["genzoo did not run"])
     faster = [n for n in PEERS if timings.get(n, {}).get("median_s", math.inf) < gz["median_s"]]
     bare_ratio = ratios.get("genzoo / bare")
-    why = []
-    if faster:
-        why.append("faster than genzoo: " + ", ".join(faster))
+    why = ["faster than genzoo: " + ", ".join(faster)] if faster else []
     if bare_ratio is None:
         why.append("bare products not measured")
     elif bare_ratio > ACCEPT_BARE_RATIO:
