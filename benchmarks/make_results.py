@@ -436,23 +436,19 @@ def comparison_section(comparison: dict[str, Any],
 def render(results: list[dict[str, Any]], results_dir: Path = common.RESULTS_DIR,
            link: str = "results") -> str:
     """RESULTS.md; ``link``: the path of ``results_dir`` from the folder RESULTS.md is in."""
-    parts = [HEADER]
-    if not results:
-        parts.append("\nNo results yet: run a benchmark (see `benchmarks/README.md`).\n")
-    else:
-        parts.append("\n" + "\n".join(gallery_section(results, results_dir, link)) + "\n")
+    sections = ([gallery_section(results, results_dir, link)] if results
+                else [["No results yet: run a benchmark (see `benchmarks/README.md`)."]])
     by_name = {r["benchmark"]: r for r in results}
-    for comparison in COMPARISONS:
-        if any(n in by_name for n, _ in comparison["members"]):
-            parts.append("\n" + "\n".join(comparison_section(comparison, by_name)) + "\n")
+    sections += [comparison_section(c, by_name) for c in COMPARISONS
+                 if any(n in by_name for n, _ in c["members"])]
     for r in results:
         section = (likelihood_section(r, parzen_ceiling(r, results))
                    if r["kind"] == "likelihood" else speed_section(r))
         shown = pictures(r, results_dir)
         if shown:  # the result's pictures, under its numbers
             section += ["", " ".join(f"![{kind}]({link}/{name})" for kind, name in shown.items())]
-        parts.append("\n" + "\n".join(section) + "\n")
-    return "".join(parts)
+        sections.append(section)
+    return HEADER + "".join("\n" + "\n".join(section) + "\n" for section in sections)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,7 @@ from genzoo.cli import main as genzoo_main
 from genzoo.core.registry import get_model_spec
 from genzoo.data import DataConfig
 from genzoo.data.synthetic import ring_means, ring_of_gaussians
+from genzoo.evaluation.baselines import gaussian_baseline_nll
 from genzoo.evaluation.frechet import frechet_report, load_classifier
 from genzoo.evaluation.importance import importance_log_px
 from genzoo.evaluation.mmd import mmd, mmd_permutation_test
@@ -84,13 +85,10 @@ def gaussian_baselines(p: dict) -> dict[str, Any]:
     evaluator reports by the same log-Jacobian; they give the scale where no published
     number exists. The diagonal one is a GRBM's AIS base model."""
     bundle = _data(p, "unit_variance")
-    x, y = bundle.train.x.double(), bundle.test.x.double()
+    y = bundle.test.x.double()
     log_det = bundle.transform.log_det_jacobian(y) if bundle.transform is not None else 0.0
-    mean, cov = x.mean(0), torch.cov(x.T, correction=0)
-    full = torch.distributions.MultivariateNormal(mean, covariance_matrix=cov)
-    diag = torch.distributions.Normal(mean, torch.diagonal(cov).sqrt())
-    return {"gaussian_nll": float((-full.log_prob(y) - log_det).mean()),
-            "diagonal_gaussian_nll": float((-diag.log_prob(y).sum(-1) - log_det).mean()),
+    full, diagonal = gaussian_baseline_nll(bundle.train.x, y, log_det)
+    return {"gaussian_nll": full, "diagonal_gaussian_nll": diagonal,
             "gaussian_nll_note": "maximum-likelihood Gaussians fitted to the same training "
                                  "data, in the space the evaluator reports"}
 
