@@ -56,9 +56,8 @@ def load_results(results_dir: Path) -> list[dict[str, Any]]:
             raise common.ResultFormatError(f"{path}: not valid JSON ({exc})") from None
         common.validate_result(result)
         if result.get("smoke"):
-            raise common.ResultFormatError(
-                f"{path} is a smoke run; smoke results never belong in benchmarks/results"
-            )
+            raise common.ResultFormatError(f"{path} is a smoke run; smoke results never belong "
+                                           "in benchmarks/results")
         results.append(result)
     return sorted(results, key=lambda r: r["benchmark"])
 
@@ -303,10 +302,9 @@ def stderr_footnote(r: dict[str, Any]) -> str:
     else:
         how = "see the notes below for what it measures"
     direction = "lower" if metric["lower_is_better"] else "higher"
-    if any(ref.get("stderr") is not None for ref in r["references"]):
-        refs = "the references' errors, where published, are in the std. error column"
-    else:
-        refs = "the references' errors are not in this table"
+    refs = ("the references' errors, where published, are in the std. error column"
+            if any(ref.get("stderr") is not None for ref in r["references"])
+            else "the references' errors are not in this table")
     return (f"Std. error of ours: {source} ({how}); {refs}. For this metric {direction} is "
             "better.")
 
@@ -390,13 +388,9 @@ def _comparison_mismatches(members: list[dict[str, Any]]) -> list[str]:
                 "training epochs": r.get("training", {}).get("epochs"),
                 "estimator": (est.get("name"), est.get("ais_runs"), est.get("ais_betas"),
                               est.get("is_samples"))}
-    budgets, problems = [budget(r) for r in members], []
-    for key in budgets[0]:
-        values = [b[key] for b in budgets]
-        if any(v != values[0] for v in values):
-            problems.append(f"{key}: " + "; ".join(
-                f"{r['benchmark']} {v}" for r, v in zip(members, values)))
-    return problems
+    budgets = [budget(r) for r in members]
+    return [f"{key}: " + "; ".join(f"{r['benchmark']} {b[key]}" for r, b in zip(members, budgets))
+            for key in budgets[0] if any(b[key] != budgets[0][key] for b in budgets)]
 
 
 def comparison_section(comparison: dict[str, Any],
