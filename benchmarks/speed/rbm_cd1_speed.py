@@ -209,13 +209,14 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]
     n_rows = args.n_batches * args.batch_size
     load_at_start = load_average()
     x, data = common.binarized_mnist_rows(n_rows, args.smoke, args.seed)
+
     def warmed_up(name: str):
         epoch, info = FACTORIES[name](x, args)
         epoch(min(args.warmup_batches, args.n_batches))  # untimed warm-up
         return epoch, info
 
     setup_start = time.perf_counter()
-    timings, epochs = build_candidates({n: lambda n=n: warmed_up(n) for n in args.impls},
+    timings, epochs = build_candidates({n: partial(warmed_up, n) for n in args.impls},
                                        row["descriptions"])
     setup_s = time.perf_counter() - setup_start
 
