@@ -260,9 +260,9 @@ def _sample_based_lines(extra: dict[str, Any], first: bool = False) -> list[str]
     if extra.get("frechet_distance") is not None:
         parts.append(f"Fréchet distance in genzoo's MNIST-classifier features "
                      f"{_fmt(extra['frechet_distance'])}")
-    if extra.get("classes_covered") is not None:
-        ref = extra.get("reference_classes_covered")
-        parts.append(f"classes covered {extra['classes_covered']} of 10"
+    covered, ref = extra.get("classes_covered"), extra.get("reference_classes_covered")
+    if covered is not None:
+        parts.append(f"classes covered {covered} of 10"
                      + (f" (the test images: {ref})" if ref is not None else ""))
     base = extra.get("baseline") or {}
     if base.get("frechet_distance") is not None:
@@ -273,7 +273,6 @@ def _sample_based_lines(extra: dict[str, Any], first: bool = False) -> list[str]
             "judge the samples by these figures of the same model samples:"
             if first else "Beside the Parzen score, from the same model samples:")
     lines = ["", f"{lead} " + "; ".join(parts) + "."]
-    covered, ref = extra.get("classes_covered"), extra.get("reference_classes_covered")
     if covered is not None and ref is not None and covered < ref:
         lines += ["", (f"**MODE COLLAPSE**: the samples cover {covered} of the {ref} digit "
                        "classes the test images cover; the Parzen score describes that "

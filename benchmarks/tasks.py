@@ -43,6 +43,7 @@ from genzoo.run_config import RunConfig
 from genzoo.training import Trainer
 from genzoo.training.checkpoint import load_model
 from genzoo.training.curves import metric_points, plot_lines, read_metrics
+from genzoo.training.model_calls import init_from_data
 
 
 def _data(p: dict, *ignored: str, **fields: Any):
@@ -69,14 +70,14 @@ def pretrained_dbm(row: dict, data: str, sets: dict[str, Any], run: Path) -> Non
     model_cfg = cfg.model.replace(n_visible=bundle.n_features)
     train = dataclasses.replace(cfg.train, epochs=epochs, lr=pre["train.lr"],
                                 lr_schedule=pre["train.lr_schedule"])
-    if (run / "config.json").is_file():  # resume: the pretraining is done
+    resume = (run / "config.json").is_file()  # then the pretraining is done
+    if resume:
         dbm = load_model(run)[0]
     else:
         dbm, _ = pretrain_dbm(model_cfg, bundle, run.parent / f"{run.name}_pretrain",
                               dataclasses.replace(cfg, model=model_cfg, train=train),
                               rbm_k=pre["rbm_k"])
-    Trainer(dbm, dataclasses.replace(cfg, model=dbm.config), bundle, run).fit(
-        resume=(run / "config.json").is_file())
+    Trainer(dbm, dataclasses.replace(cfg, model=dbm.config), bundle, run).fit(resume=resume)
 
 
 def gaussian_baselines(p: dict) -> dict[str, Any]:
@@ -160,8 +161,7 @@ def conv_rbm_scores(run: Path, p: dict, chunk: int = 250) -> dict[str, Any]:
     bundle = common.offline_data(cfg.data)
     torch.manual_seed(cfg.train.seed)  # the model `genzoo train` started from
     before = get_model_spec(cfg.model_name).build(cfg.model)
-    with torch.no_grad():
-        before.init_from_data(bundle.train_x(0))
+    init_from_data(before, bundle.train_x(0))
     pixels = int(p["evaluate"].get("pll_pixels", 16))
 
     def recon_ce(model, x):  # logits of P(v = 1 | h = P(h | x)): no log(0)
