@@ -36,6 +36,7 @@ REQUIRED_KEYS = ("schema_version", "benchmark", "row", "title", "kind", "command
                  "machine", "data", "wall_s", "smoke", "notes")
 LIKELIHOOD_KEYS = ("metric", "estimator", "value", "stderr", "references")
 SPEED_KEYS = ("config", "timings", "ratios", "acceptance")
+KIND_KEYS = {"likelihood": LIKELIHOOD_KEYS, "speed": SPEED_KEYS}
 DATA_KEYS = ("name", "binarization", "split")
 REFERENCE_KEYS = ("label", "value", "source")
 SMOKE_NOTE = "SMOKE RUN: tiny model and data; the number is not comparable to the references."
@@ -47,17 +48,16 @@ class ResultFormatError(ValueError):
 
 def validate_result(result: dict[str, Any]) -> None:
     """Raise :class:`ResultFormatError` naming every missing or malformed key."""
-    problems = [f"missing key {k!r}" for k in REQUIRED_KEYS if k not in result]
     kind = result.get("kind")
+    problems = [f"missing key {k!r}" for k in (*REQUIRED_KEYS, *KIND_KEYS.get(kind, ()))
+                if k not in result]
     if kind == "likelihood":
-        problems += [f"missing key {k!r}" for k in LIKELIHOOD_KEYS if k not in result]
         for i, ref in enumerate(result.get("references", [])):
             problems += [f"references[{i}] lacks {k!r}" for k in REFERENCE_KEYS if k not in ref]
         metric = result.get("metric", {})
         if "lower_is_better" not in metric or "unit" not in metric:
             problems.append("metric needs 'unit' and 'lower_is_better'")
     elif kind == "speed":
-        problems += [f"missing key {k!r}" for k in SPEED_KEYS if k not in result]
         for name, t in result.get("timings", {}).items():
             if t.get("status") == "ok" and "median_s" not in t and "examples_per_s" not in t:
                 problems.append(f"timings[{name!r}] is ok but has no median_s")
@@ -288,9 +288,11 @@ def speed_result(row: dict[str, Any], args: argparse.Namespace, benchmark: str, 
     the row's name), its ``config`` (the row's options as the command line set them, then
     ``keys["config"]``), the timings and their ratios
     (:func:`~genzoo.utils.timing.median_ratios` unless ``keys`` give them), ``keys`` (data,
-    wall_s, ...), the acceptance, and the notes: the smoke note on a smoke run, ``notes``, then
-    the row's, each with its ``{option}`` filled in from ``args``."""
+    wall_s: by default ``timed``, the seconds of every timed run), the acceptance, and the
+    notes: the smoke note on a smoke run, ``notes``, then the row's, each with its ``{option}``
+    filled in from ``args``."""
     config = {**{k: getattr(args, k) for k in row["options"]}, **keys.pop("config", {})}
+    keys.setdefault("wall_s", {"timed": sum(sum(t.get("times_s", [])) for t in timings.values())})
     return {**header(benchmark, row_name or row["name"], title, "speed", args.smoke),
             "config": config, "timings": timings, "ratios": median_ratios(timings), **keys,
             "acceptance": acceptance,

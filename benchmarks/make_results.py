@@ -56,9 +56,8 @@ def load_results(results_dir: Path) -> list[dict[str, Any]]:
             raise common.ResultFormatError(f"{path}: not valid JSON ({exc})") from None
         common.validate_result(result)
         if result.get("smoke"):
-            raise common.ResultFormatError(
-                f"{path} is a smoke run; smoke results never belong in benchmarks/results"
-            )
+            raise common.ResultFormatError(f"{path} is a smoke run; smoke results never belong "
+                                           "in benchmarks/results")
         results.append(result)
     return sorted(results, key=lambda r: r["benchmark"])
 
@@ -126,24 +125,18 @@ def _fmt(x: float | None, digits: int = 2) -> str:
 
 
 def _provenance(r: dict[str, Any]) -> list[str]:
-    git = r["git"]
+    git, m, d = r["git"], r["machine"], r["data"]
     commit = git["commit"] + (" (dirty working tree)" if git["dirty"] else "")
-    m = r["machine"]
-    machine = (
-        f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, torch {m.get('torch', '?')} "
-        f"({m.get('torch_threads', '?')} threads)"
-    )
-    d = r["data"]
-    data = f"{d['name']}, binarization: {d['binarization']}, split: {d['split']}"
-    if "n_examples" in d:
-        data += f", {d['n_examples']} examples"
+    examples = f", {d['n_examples']} examples" if "n_examples" in d else ""
     wall = ", ".join(f"{k} {v:.1f} s" for k, v in r["wall_s"].items() if v is not None)
     return [
         (f"- Command: `{r['command']}` (as recorded); row `benchmarks/rows/{r['row']}.json`: "
          f"`python benchmarks/run.py {r['row']}` runs its recipe"),
         f"- Commit: `{commit}`; date: {r['date']}",
-        f"- Machine: {machine}",
-        f"- Data: {data}",
+        (f"- Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, torch "
+         f"{m.get('torch', '?')} ({m.get('torch_threads', '?')} threads)"),
+        (f"- Data: {d['name']}, binarization: {d['binarization']}, split: {d['split']}"
+         f"{examples}"),
         f"- Wall time: {wall}",
     ]
 
@@ -176,9 +169,9 @@ def parzen_ceiling(r: dict[str, Any], results: list[dict[str, Any]]) -> dict[str
     return None
 
 
-def _ceiling_lines(r: dict[str, Any], ceiling: dict[str, Any]) -> tuple[str, list[str]]:
-    """The ceiling's table row and the sentence under the table naming every reference above
-    it (a published Parzen figure that beats real digits)."""
+def _ceiling_lines(r: dict[str, Any], ceiling: dict[str, Any]) -> list[str]:
+    """The ceiling's table row, then the sentence under the table naming every reference
+    above it (a published Parzen figure that beats real digits)."""
     unit, n = r["metric"]["unit"], ceiling.get("n_samples")
     gap = r["value"] - ceiling["value"]
     where = "above" if gap > 0 else "below"
@@ -200,7 +193,7 @@ def _ceiling_lines(r: dict[str, Any], ceiling: dict[str, Any]) -> tuple[str, lis
     if gap > 0:
         text += (f" genzoo's own figure ({_fmt(r['value'])}) is above it as well, so it says "
                  "nothing about being better than the data; the sample measures above do.")
-    return row, ["", text]
+    return [row, "", text]
 
 
 def likelihood_section(r: dict[str, Any], ceiling: dict[str, Any] | None = None) -> list[str]:
@@ -234,15 +227,10 @@ def likelihood_section(r: dict[str, Any], ceiling: dict[str, Any] | None = None)
                  if ref.get(key) is False]
         label = ref["label"] + (f" ({'; '.join(flags)})" if flags else "")
         stderr = _fmt(ref.get("stderr")) if ref.get("stderr") is not None else "—"
-        lines.append(
-            f"| {label} | {_fmt(ref['value'])} | {stderr} | "
-            f"{ref['gap']:+.2f} {unit}: {ref['gap_text']} | {ref['source']} |"
-        )
-    ceiling_text: list[str] = []
-    if ceiling is not None:
-        row, ceiling_text = _ceiling_lines(r, ceiling)
-        lines.append(row)
-    lines += [*ceiling_text, "", stderr_footnote(r)]
+        lines.append(f"| {label} | {_fmt(ref['value'])} | {stderr} | "
+                     f"{ref['gap']:+.2f} {unit}: {ref['gap_text']} | {ref['source']} |")
+    lines += [*(_ceiling_lines(r, ceiling) if ceiling is not None else []), "",
+              stderr_footnote(r)]
     log_z = f"{_fmt(extra.get('log_z'))}", f"{_fmt(extra.get('log_z_reverse'))}"
     if extra.get("value_forward") is not None and extra["value_forward"] != r["value"]:
         lines += ["", (f"**AIS did not converge**: forward AIS gives "
@@ -256,8 +244,7 @@ def likelihood_section(r: dict[str, Any], ceiling: dict[str, Any] | None = None)
                        "value most likely lies between.")]
     if not samples_first:
         lines += _sample_based_lines(extra)
-    lines += _notes(r)
-    return lines
+    return lines + _notes(r)
 
 
 def _sample_based_lines(extra: dict[str, Any], first: bool = False) -> list[str]:
@@ -273,9 +260,9 @@ def _sample_based_lines(extra: dict[str, Any], first: bool = False) -> list[str]
     if extra.get("frechet_distance") is not None:
         parts.append(f"Fréchet distance in genzoo's MNIST-classifier features "
                      f"{_fmt(extra['frechet_distance'])}")
-    if extra.get("classes_covered") is not None:
-        ref = extra.get("reference_classes_covered")
-        parts.append(f"classes covered {extra['classes_covered']} of 10"
+    covered, ref = extra.get("classes_covered"), extra.get("reference_classes_covered")
+    if covered is not None:
+        parts.append(f"classes covered {covered} of 10"
                      + (f" (the test images: {ref})" if ref is not None else ""))
     base = extra.get("baseline") or {}
     if base.get("frechet_distance") is not None:
@@ -286,7 +273,6 @@ def _sample_based_lines(extra: dict[str, Any], first: bool = False) -> list[str]
             "judge the samples by these figures of the same model samples:"
             if first else "Beside the Parzen score, from the same model samples:")
     lines = ["", f"{lead} " + "; ".join(parts) + "."]
-    covered, ref = extra.get("classes_covered"), extra.get("reference_classes_covered")
     if covered is not None and ref is not None and covered < ref:
         lines += ["", (f"**MODE COLLAPSE**: the samples cover {covered} of the {ref} digit "
                        "classes the test images cover; the Parzen score describes that "
@@ -315,20 +301,25 @@ def stderr_footnote(r: dict[str, Any]) -> str:
     else:
         how = "see the notes below for what it measures"
     direction = "lower" if metric["lower_is_better"] else "higher"
-    if any(ref.get("stderr") is not None for ref in r["references"]):
-        refs = "the references' errors, where published, are in the std. error column"
-    else:
-        refs = "the references' errors are not in this table"
+    refs = ("the references' errors, where published, are in the std. error column"
+            if any(ref.get("stderr") is not None for ref in r["references"])
+            else "the references' errors are not in this table")
     return (f"Std. error of ours: {source} ({how}); {refs}. For this metric {direction} is "
             "better.")
 
 
 def speed_section(r: dict[str, Any]) -> list[str]:
     """A speed result: its table (examples per second per setting, or time per epoch per
-    implementation against genzoo), its ratios and acceptance."""
+    implementation against genzoo), its ratios, acceptance and notes."""
     table = (_throughput_table(r) if any("examples_per_s" in t for t in r["timings"].values())
              else _epoch_table(r))
-    return [f"## {r['title']}", "", *_provenance(r), *table, *_acceptance_and_notes(r)]
+    acc = r["acceptance"]
+    lines = [f"## {r['title']}", "", *_provenance(r), *table, "",
+             (f"Acceptance ({acc.get('criterion', '')}): "
+              f"**{'passed' if acc.get('passed') else 'NOT MET'}** — {acc.get('why', '')}.")]
+    if acc.get("peers_not_measured"):
+        lines.append(f"Peers not measured: {', '.join(acc['peers_not_measured'])}.")
+    return lines + _notes(r)
 
 
 def _throughput_table(r: dict[str, Any]) -> list[str]:
@@ -338,11 +329,9 @@ def _throughput_table(r: dict[str, Any]) -> list[str]:
              "| --- | ---: | ---: | ---: | --- |"]
     for name, t in r["timings"].items():
         ok = t.get("status") == "ok"
-        lines.append(
-            f"| {name} | {t.get('processes', '—')} | {t.get('shards', '—')} | "
-            f"{_fmt(t.get('examples_per_s'), 0) if ok else '—'} | "
-            f"{'ok' if ok else t.get('status', '') + ': ' + t.get('reason', '')} |"
-        )
+        lines.append(f"| {name} | {t.get('processes', '—')} | {t.get('shards', '—')} | "
+                     f"{_fmt(t.get('examples_per_s'), 0) if ok else '—'} | "
+                     f"{'ok' if ok else t.get('status', '') + ': ' + t.get('reason', '')} |")
     return [*lines, "", *[f"- {k}: {_fmt(v, 3)}" for k, v in r["ratios"].items()]]
 
 
@@ -359,30 +348,15 @@ def _epoch_table(r: dict[str, Any]) -> list[str]:
         "| --- | --- | --- | ---: | --- | ---: | ---: |",
     ]
     for name, t in r["timings"].items():
-        ratio = r["ratios"].get(f"genzoo / {name}")
-        if t.get("status") == "ok":
-            runs = ", ".join(f"{s:.2f}" for s in t.get("times_s", []))
-            lines.append(
-                f"| {name} | ok | {t.get('dtype', '?')} | {_fmt(t['median_s'], 3)} | {runs} | "
-                f"{_fmt(t.get('per_batch_ms'))} | "
-                f"{'1 (itself)' if name == 'genzoo' else _fmt(ratio)} |"
-            )
-        else:
-            lines.append(
-                f"| {name} | {t.get('status')}: {t.get('reason', '')} "
-                "| — | — | — | — | — |"
-            )
+        if t.get("status") != "ok":
+            lines.append(f"| {name} | {t.get('status')}: {t.get('reason', '')} | — | — | — | — | — |")
+            continue
+        ratio = "1 (itself)" if name == "genzoo" else _fmt(r["ratios"].get(f"genzoo / {name}"))
+        runs = ", ".join(f"{s:.2f}" for s in t.get("times_s", []))
+        lines.append(f"| {name} | ok | {t.get('dtype', '?')} | {_fmt(t['median_s'], 3)} | "
+                     f"{runs} | {_fmt(t.get('per_batch_ms'))} | {ratio} |")
     lines += ["", "What each row runs:", ""]
     return lines + [f"- `{n}`: {t.get('description', '')}" for n, t in r["timings"].items()]
-
-
-def _acceptance_and_notes(r: dict[str, Any]) -> list[str]:
-    acc = r["acceptance"]
-    lines = ["", (f"Acceptance ({acc.get('criterion', '')}): "
-                  f"**{'passed' if acc.get('passed') else 'NOT MET'}** — {acc.get('why', '')}.")]
-    if acc.get("peers_not_measured"):
-        lines.append(f"Peers not measured: {', '.join(acc['peers_not_measured'])}.")
-    return lines + _notes(r)
 
 
 def _notes(r: dict[str, Any]) -> list[str]:
@@ -413,13 +387,9 @@ def _comparison_mismatches(members: list[dict[str, Any]]) -> list[str]:
                 "training epochs": r.get("training", {}).get("epochs"),
                 "estimator": (est.get("name"), est.get("ais_runs"), est.get("ais_betas"),
                               est.get("is_samples"))}
-    budgets, problems = [budget(r) for r in members], []
-    for key in budgets[0]:
-        values = [b[key] for b in budgets]
-        if any(v != values[0] for v in values):
-            problems.append(f"{key}: " + "; ".join(
-                f"{r['benchmark']} {v}" for r, v in zip(members, values)))
-    return problems
+    budgets = [budget(r) for r in members]
+    return [f"{key}: " + "; ".join(f"{r['benchmark']} {b[key]}" for r, b in zip(members, budgets))
+            for key in budgets[0] if any(b[key] != budgets[0][key] for b in budgets)]
 
 
 def comparison_section(comparison: dict[str, Any],
@@ -459,23 +429,19 @@ def comparison_section(comparison: dict[str, Any],
 def render(results: list[dict[str, Any]], results_dir: Path = common.RESULTS_DIR,
            link: str = "results") -> str:
     """RESULTS.md; ``link``: the path of ``results_dir`` from the folder RESULTS.md is in."""
-    parts = [HEADER]
-    if not results:
-        parts.append("\nNo results yet: run a benchmark (see `benchmarks/README.md`).\n")
-    else:
-        parts.append("\n" + "\n".join(gallery_section(results, results_dir, link)) + "\n")
+    sections = ([gallery_section(results, results_dir, link)] if results
+                else [["No results yet: run a benchmark (see `benchmarks/README.md`)."]])
     by_name = {r["benchmark"]: r for r in results}
-    for comparison in COMPARISONS:
-        if any(n in by_name for n, _ in comparison["members"]):
-            parts.append("\n" + "\n".join(comparison_section(comparison, by_name)) + "\n")
+    sections += [comparison_section(c, by_name) for c in COMPARISONS
+                 if any(n in by_name for n, _ in c["members"])]
     for r in results:
         section = (likelihood_section(r, parzen_ceiling(r, results))
                    if r["kind"] == "likelihood" else speed_section(r))
         shown = pictures(r, results_dir)
         if shown:  # the result's pictures, under its numbers
             section += ["", " ".join(f"![{kind}]({link}/{name})" for kind, name in shown.items())]
-        parts.append("\n" + "\n".join(section) + "\n")
-    return "".join(parts)
+        sections.append(section)
+    return HEADER + "".join("\n" + "\n".join(section) + "\n" for section in sections)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,6 @@ import argparse
 import dataclasses
 import importlib
 import json
-import math
 import shlex
 import shutil
 import subprocess
@@ -34,12 +33,11 @@ import common
 from common import load_row, row_names
 
 from genzoo.cli import main as genzoo_main
-from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.evaluation.report import EvaluationReport
 from genzoo.evaluation.stats import Estimate
 from genzoo.run_config import RunConfig
 from genzoo.training.checkpoint import checkpoint_step
-from genzoo.training.curves import read_metrics
+from genzoo.training.curves import last_value
 
 # What a row's ``metric`` names: how RESULTS.md shows the figure. A row may give its own
 # ``{name, unit, lower_is_better, per}``; its figure is then the report's NLL.
@@ -242,38 +240,6 @@ def extra_figures(report: EvaluationReport) -> dict[str, Any]:
     return extra | (report.data_space or {})
 
 
-def last_wall_s(run: Path) -> float | None:
-    """The last ``wall_s`` of the run's metrics.csv: its training time in seconds, cumulative
-    over resumes (None without the file or a value)."""
-    try:
-        wall = [w for w in read_metrics(run).get("wall_s", []) if math.isfinite(w)]
-    except GenzooError:
-        return None
-    return wall[-1] if wall else None
-
-
-def recipe_mismatches(run_config: Any, settings: dict[str, Any]) -> list[str]:
-    """Every ``section.field`` of ``settings`` that the saved ``run_config`` (a genzoo
-    RunConfig) does not hold, as ``"train.lr: recipe 0.001, run 0.0005"``. Settings a trained
-    model may change at evaluation (``eval.*``, the model's ``EVALUATION_FIELDS``) are skipped."""
-    out = []
-    evaluation = getattr(type(run_config.model), "EVALUATION_FIELDS", ())
-    for key, value in settings.items():
-        section, _, field = key.partition(".")
-        if section == "eval" or (section == "model" and field in evaluation):
-            continue
-        [arg] = common.sets_to_args({key: value})[1:]
-        try:
-            expected = getattr(getattr(run_config.with_overrides([arg]), section), field)
-        except ConfigError as e:
-            out.append(f"{key}: recipe {value}, not a setting of this run ({e})")
-            continue
-        held = getattr(getattr(run_config, section), field)
-        if expected != held:
-            out.append(f"{key}: recipe {value}, run {held}")
-    return out
-
-
 def with_run_config(result: dict[str, Any], run: Path) -> dict[str, Any]:
     """``result`` with the config the run was trained with (its ``config.json``) as
     ``training.run_config``, and a note naming every setting of ``training.settings`` the run
@@ -286,7 +252,7 @@ def with_run_config(result: dict[str, Any], run: Path) -> dict[str, Any]:
     if (run / "samples.png").is_file():
         training["samples"] = str(run / "samples.png")
     notes = list(result["notes"])
-    mismatches = recipe_mismatches(run_config, training.get("settings", {}))
+    mismatches = run_config.mismatches(training.get("settings", {}))
     if mismatches:
         notes.append("The run was not trained with the recipe as printed here (its saved "
                      "config, training.run_config, is what ran): " + "; ".join(mismatches))
@@ -344,7 +310,7 @@ def likelihood(row: dict[str, Any], args: argparse.Namespace, argv: list[str] | 
         kept = results / f"{row.get('result', row['name'])}_{kind}.png"
         shutil.copyfile(image, kept)
         extra.setdefault("images", {})[kind] = kept.name
-    logged = last_wall_s(run)
+    logged = last_value(run, "wall_s")
     if logged is not None:  # a resumed run's own step saw only its last part
         genzoo.wall["train_logged"] = logged
     result = {

@@ -29,12 +29,13 @@ from genzoo.cli import main as genzoo_main
 from genzoo.core.registry import get_model_spec
 from genzoo.data import DataConfig
 from genzoo.data.synthetic import ring_means, ring_of_gaussians
+from genzoo.evaluation.baselines import gaussian_baseline_nll
 from genzoo.evaluation.frechet import frechet_report, load_classifier
 from genzoo.evaluation.importance import importance_log_px
 from genzoo.evaluation.mmd import mmd, mmd_permutation_test
-from genzoo.evaluation.parzen import parzen_log_likelihood, select_parzen_bandwidth
+from genzoo.evaluation.parzen import training_data_parzen
 from genzoo.evaluation.pseudo_likelihood import pseudo_log_likelihood
-from genzoo.evaluation.stats import mean_stderr
+from genzoo.evaluation.stats import Estimate, mean_stderr
 from genzoo.models.hopfield.capacity import capacity_curve, critical_load
 from genzoo.models.markov.dae import DAE, DAEConfig
 from genzoo.recipes.dbm_pretraining import pretrain_dbm
@@ -42,6 +43,7 @@ from genzoo.run_config import RunConfig
 from genzoo.training import Trainer
 from genzoo.training.checkpoint import load_model
 from genzoo.training.curves import metric_points, plot_lines, read_metrics
+from genzoo.training.model_calls import init_from_data
 
 
 def _data(p: dict, *ignored: str, **fields: Any):
@@ -68,14 +70,14 @@ def pretrained_dbm(row: dict, data: str, sets: dict[str, Any], run: Path) -> Non
     model_cfg = cfg.model.replace(n_visible=bundle.n_features)
     train = dataclasses.replace(cfg.train, epochs=epochs, lr=pre["train.lr"],
                                 lr_schedule=pre["train.lr_schedule"])
-    if (run / "config.json").is_file():  # resume: the pretraining is done
+    resume = (run / "config.json").is_file()  # then the pretraining is done
+    if resume:
         dbm = load_model(run)[0]
     else:
         dbm, _ = pretrain_dbm(model_cfg, bundle, run.parent / f"{run.name}_pretrain",
                               dataclasses.replace(cfg, model=model_cfg, train=train),
                               rbm_k=pre["rbm_k"])
-    Trainer(dbm, dataclasses.replace(cfg, model=dbm.config), bundle, run).fit(
-        resume=(run / "config.json").is_file())
+    Trainer(dbm, dataclasses.replace(cfg, model=dbm.config), bundle, run).fit(resume=resume)
 
 
 def gaussian_baselines(p: dict) -> dict[str, Any]:
@@ -84,13 +86,10 @@ def gaussian_baselines(p: dict) -> dict[str, Any]:
     evaluator reports by the same log-Jacobian; they give the scale where no published
     number exists. The diagonal one is a GRBM's AIS base model."""
     bundle = _data(p, "unit_variance")
-    x, y = bundle.train.x.double(), bundle.test.x.double()
+    y = bundle.test.x.double()
     log_det = bundle.transform.log_det_jacobian(y) if bundle.transform is not None else 0.0
-    mean, cov = x.mean(0), torch.cov(x.T, correction=0)
-    full = torch.distributions.MultivariateNormal(mean, covariance_matrix=cov)
-    diag = torch.distributions.Normal(mean, torch.diagonal(cov).sqrt())
-    return {"gaussian_nll": float((-full.log_prob(y) - log_det).mean()),
-            "diagonal_gaussian_nll": float((-diag.log_prob(y).sum(-1) - log_det).mean()),
+    full, diagonal = gaussian_baseline_nll(bundle.train.x, y, log_det)
+    return {"gaussian_nll": full, "diagonal_gaussian_nll": diagonal,
             "gaussian_nll_note": "maximum-likelihood Gaussians fitted to the same training "
                                  "data, in the space the evaluator reports"}
 
@@ -103,7 +102,10 @@ def parzen_baselines(p: dict, n: int = 10_000) -> dict[str, Any]:
     from sklearn.mixture import GaussianMixture  # here: importing scikit-learn takes seconds
 
     bundle = _data(p)
-    out = {"training_data_parzen": _training_data_parzen(bundle, n)}
+    est = _training_data_parzen(bundle, n)
+    out = {"training_data_parzen": {"value": est.value, "stderr": est.stderr,
+                                    "sigma": est.diagnostics["sigma"],
+                                    "n_samples": est.diagnostics["n_model_samples"]}}
     try:
         classifier = load_classifier(p["data"])
     except Exception:  # noqa: BLE001 - no feature classifier for this data set (digits)
@@ -118,14 +120,11 @@ def parzen_baselines(p: dict, n: int = 10_000) -> dict[str, Any]:
     return out
 
 
-def _training_data_parzen(bundle: Any, n: int) -> dict[str, Any]:
-    """The Parzen score (nats per example) of the test split under a window on the first ``n``
-    training examples, the bandwidth chosen on the validation split over the GAN paper's grid
-    logspace(-1, 0, 10): what a sampler that copies the training set reaches."""
-    train = bundle.train.x[:n]
-    sigma, _ = select_parzen_bandwidth(train, bundle.valid.x, torch.logspace(-1, 0, 10).tolist())
-    est = parzen_log_likelihood(train, bundle.test.x, sigma)
-    return {"value": est.value, "stderr": est.stderr, "sigma": sigma, "n_samples": len(train)}
+def _training_data_parzen(bundle: Any, n: int) -> Estimate:
+    """:func:`training_data_parzen` of the first ``n`` training examples over the GAN paper's
+    grid logspace(-1, 0, 10), in float32 as the recorded results have it."""
+    return training_data_parzen(bundle.train.x[:n], bundle.valid.x, bundle.test.x,
+                                torch.logspace(-1, 0, 10).tolist())
 
 
 def parzen_ceiling(row: dict, p: dict, out: Path) -> dict[str, Any]:
@@ -135,16 +134,16 @@ def parzen_ceiling(row: dict, p: dict, out: Path) -> dict[str, Any]:
     n = int(p["grid"].get("n_samples", 10_000))
     bundle = _data(p)
     t0 = time.perf_counter()
-    c = _training_data_parzen(bundle, n)
+    est = _training_data_parzen(bundle, n)
     return {"data": {"name": p["data"], "binarization": row.get("binarization", "none"),
                      "split": "test", "n_examples": len(bundle.test.x),
                      "description": bundle.description},
             "metric": {"name": "test Parzen log-likelihood", "unit": "nats",
                        "lower_is_better": False, "per": "example"},
             "estimator": {"name": "parzen window (real training images as the samples)",
-                          "dtype": "float64", "sigma": c["sigma"],
-                          "n_model_samples": c["n_samples"]},
-            "value": c["value"], "stderr": c["stderr"], "extra": {"ceiling_for": "parzen"},
+                          "dtype": "float64", "sigma": est.diagnostics["sigma"],
+                          "n_model_samples": est.diagnostics["n_model_samples"]},
+            "value": est.value, "stderr": est.stderr, "extra": {"ceiling_for": "parzen"},
             "wall_s": {"task": time.perf_counter() - t0}}
 
 
@@ -162,8 +161,7 @@ def conv_rbm_scores(run: Path, p: dict, chunk: int = 250) -> dict[str, Any]:
     bundle = common.offline_data(cfg.data)
     torch.manual_seed(cfg.train.seed)  # the model `genzoo train` started from
     before = get_model_spec(cfg.model_name).build(cfg.model)
-    with torch.no_grad():
-        before.init_from_data(bundle.train_x(0))
+    init_from_data(before, bundle.train_x(0))
     pixels = int(p["evaluate"].get("pll_pixels", 16))
 
     def recon_ce(model, x):  # logits of P(v = 1 | h = P(h | x)): no log(0)

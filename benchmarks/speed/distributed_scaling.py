@@ -28,7 +28,7 @@ the digits data written to a temporary directory.
 from __future__ import annotations
 
 import argparse
-import csv
+import math
 import os
 import shlex
 import shutil
@@ -40,6 +40,7 @@ from pathlib import Path
 
 import common
 
+from genzoo.training.curves import read_metrics
 from genzoo.utils.provenance import busy_notes
 
 RUN_NAME = "distributed_scaling"
@@ -76,9 +77,7 @@ def _timed_run(cmd: list[str], out: Path, log_path: Path, env: dict[str, str],
     if proc.returncode != 0:
         return {**entry, "status": "error",
                 "reason": f"exit status {proc.returncode}; see {log_path}"}
-    with open(out / "metrics.csv", newline="") as f:
-        rates = [float(r["examples_per_s"]) for r in csv.DictReader(f)
-                 if r.get("examples_per_s") not in (None, "", "nan")]
+    rates = [v for v in read_metrics(out).get("examples_per_s", []) if math.isfinite(v)]
     kept = rates[1:] if len(rates) > 1 else rates
     if not kept:
         return {**entry, "status": "error", "reason": "no examples_per_s in metrics.csv"}

@@ -84,7 +84,7 @@ def _step(args, x, figures):
 
     def genzoo():
         return timed_fit(make(), "vae", data, bundle, tempfile.mkdtemp(), epochs=1,
-                                batch_size=20, lr=1e-3, seed=args.seed, validate_every=10**9)[0]
+                         batch_size=20, lr=1e-3, seed=args.seed, validate_every=10**9)[0]
 
     def plain():
         m = make()
@@ -102,8 +102,7 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> Iterator[d
                                           args.seed)
     for kind, jobs in (("ais", _ais), ("is", _is), ("step", _step)):
         figures: dict = {}
-        timings = interleaved_medians(jobs(args, x, figures), args.repetitions,
-                                             row["descriptions"])
+        timings = interleaved_medians(jobs(args, x, figures), args.repetitions, row["descriptions"])
         for name, t in timings.items():
             t["dtype"] = "float64" if "float64" in name else "float32"
         ratio = max(v for k, v in median_ratios(timings).items() if "float64" not in k)
@@ -112,5 +111,4 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> Iterator[d
             common.acceptance(f"genzoo / floor <= {GOALS[kind]}",
                               [] if ratio <= GOALS[kind] else [f"{ratio:.2f} > {GOALS[kind]}"],
                               ratio=ratio),
-            busy_notes("during the run", "compare the ratios only"), data=data, extra=figures,
-            wall_s={"timed": sum(sum(t.get("times_s", [])) for t in timings.values())})
+            busy_notes("during the run", "compare the ratios only"), data=data, extra=figures)

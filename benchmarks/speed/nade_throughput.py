@@ -20,18 +20,9 @@ from functools import partial
 import common
 import torch
 
-from genzoo.models.autoregressive.nade import NADE, NADEConfig
+from genzoo.models.autoregressive.nade import NADE, NADEConfig, per_conditional_logits
 from genzoo.ops.numerics import bernoulli_log_likelihood
 from genzoo.utils.timing import interleaved_medians, limit_threads, median_ratios
-
-
-def per_conditional_logits(m: NADE, x: torch.Tensor) -> torch.Tensor:
-    """Each conditional's hidden layer from scratch: the O(D^2 H) definition."""
-    cols = [m.b[0] + torch.sigmoid(m.c).expand(len(x), -1) @ m.V[0]]
-    for d in range(1, m.n_visible):
-        h_d = torch.sigmoid(torch.addmm(m.c, x[:, :d], m.W[:, :d].T))
-        cols.append(m.b[d] + h_d @ m.V[d])
-    return torch.stack(cols, dim=1)
 
 
 def _nll(m: NADE, x: torch.Tensor, naive: bool) -> torch.Tensor:
@@ -84,5 +75,4 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> Iterator[d
             config={"setting": (f"NADE {data['n_features']}-{args.n_hidden}, batch "
                                 f"{args.batch_size}, {args.n_batches} batches per repetition, "
                                 f"float32, {args.threads} thread(s), median of "
-                                f"{args.repetitions}")},
-            wall_s={"timed": sum(sum(t["times_s"]) for t in timings.values())})
+                                f"{args.repetitions}")})

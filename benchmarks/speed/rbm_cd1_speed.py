@@ -23,6 +23,7 @@ optional: see benchmarks/README.md for the safe install.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import tempfile
 import time
@@ -31,6 +32,8 @@ from functools import partial
 import common
 import torch
 
+from genzoo.data import DataConfig
+from genzoo.models.boltzmann.rbm import RBM, RBMConfig
 from genzoo.training.timing import timed_fit
 from genzoo.utils.provenance import busy_notes, load_average, package_version
 from genzoo.utils.timing import (
@@ -39,6 +42,7 @@ from genzoo.utils.timing import (
     interleaved_medians,
     limit_threads,
     median_ratios,
+    top_operators,
 )
 
 N_VISIBLE = 784
@@ -47,8 +51,6 @@ ACCEPT_BARE_RATIO = 1.5
 
 
 def _genzoo(x: torch.Tensor, args: argparse.Namespace):
-    from genzoo.models.boltzmann.rbm import RBM, RBMConfig
-
     torch.manual_seed(args.seed)
     model = RBM(RBMConfig(n_visible=N_VISIBLE, n_hidden=args.n_hidden, k=1, persistent=False))
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
@@ -69,9 +71,6 @@ def _genzoo(x: torch.Tensor, args: argparse.Namespace):
 def _genzoo_trainer(x: torch.Tensor, args: argparse.Namespace):
     """The real Trainer.fit for one epoch, timed from the start of the first step to the end
     of the last, so setup, checkpoints and sample grids are excluded."""
-    from genzoo.data import DataConfig
-    from genzoo.models.boltzmann.rbm import RBM, RBMConfig
-
     data_cfg = DataConfig(name="binarized-mnist", n_train=len(x), n_eval=1)
     try:
         bundle = common.offline_data(data_cfg)
@@ -113,15 +112,10 @@ def _learnergy(x: torch.Tensor, args: argparse.Namespace, fit: bool):
     try:
         from learnergy.models.bernoulli import RBM as LRBM
     except ImportError as exc:
-        raise Unavailable(
-            f"learnergy not installed ({exc}); see benchmarks/README.md for the install "
-            "that keeps the CPU torch"
-        ) from None
-    import logging
-
+        raise Unavailable(f"learnergy not installed ({exc}); see benchmarks/README.md for the "
+                          "install that keeps the CPU torch") from None
     # learnergy logs every epoch at INFO; the benchmark's own output is the JSON.
-    logging.getLogger("learnergy").setLevel(logging.WARNING)
-    for name in list(logging.root.manager.loggerDict):
+    for name in ["learnergy", *logging.root.manager.loggerDict]:
         if name.startswith("learnergy"):
             logging.getLogger(name).setLevel(logging.WARNING)
     torch.manual_seed(args.seed)
@@ -192,21 +186,6 @@ FACTORIES = {
 }
 
 
-def _profile_genzoo(x: torch.Tensor, args: argparse.Namespace, n_batches: int) -> list[dict]:
-    """Where genzoo's step spends its time: the top operators of torch's profiler."""
-    from torch.profiler import profile
-
-    epoch, _ = _genzoo(x, args)
-    epoch(2)
-    with profile() as prof:
-        epoch(n_batches)
-    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
-    total = sum(e.self_cpu_time_total for e in events) or 1.0
-    return [{"op": e.key, "calls": e.count,
-             "self_ms_per_batch": e.self_cpu_time_total / 1e3 / n_batches,
-             "self_share": e.self_cpu_time_total / total} for e in events[:12]]
-
-
 def add_arguments(p: argparse.ArgumentParser, row: dict) -> None:
     # --threads: for torch and numpy's BLAS alike (default: the libraries' own); 1 is
     # steadier on a machine shared with other work
@@ -230,13 +209,14 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]
     n_rows = args.n_batches * args.batch_size
     load_at_start = load_average()
     x, data = common.binarized_mnist_rows(n_rows, args.smoke, args.seed)
+
     def warmed_up(name: str):
         epoch, info = FACTORIES[name](x, args)
         epoch(min(args.warmup_batches, args.n_batches))  # untimed warm-up
         return epoch, info
 
     setup_start = time.perf_counter()
-    timings, epochs = build_candidates({n: lambda n=n: warmed_up(n) for n in args.impls},
+    timings, epochs = build_candidates({n: partial(warmed_up, n) for n in args.impls},
                                        row["descriptions"])
     setup_s = time.perf_counter() - setup_start
 
@@ -252,7 +232,9 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]
             entry["gflops_5_products"] = useful_gflop / entry["median_s"]
     profile = None
     if args.profile and timings.get("genzoo", {}).get("status") == "ok":
-        profile = _profile_genzoo(x, args, min(50, args.n_batches))
+        epoch, _ = _genzoo(x, args)
+        epoch(2)  # warm-up
+        profile = top_operators(epoch, min(50, args.n_batches))
         for op in profile:
             print(f"  profile {op['op']:<40} {op['self_ms_per_batch']:7.3f} ms/batch "
                   f"{100 * op['self_share']:5.1f}%")
@@ -278,18 +260,14 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]
 
 
 def _acceptance(timings: dict, ratios: dict) -> dict:
-    criterion = (
-        "genzoo has the lowest median epoch time of all implementations that ran (the bare "
-        f"floors excepted) and genzoo / bare <= {ACCEPT_BARE_RATIO}"
-    )
+    criterion = ("genzoo has the lowest median epoch time of all implementations that ran (the "
+                 f"bare floors excepted) and genzoo / bare <= {ACCEPT_BARE_RATIO}")
     gz = timings.get("genzoo", {})
     if gz.get("status") != "ok":
-        return {"criterion": criterion, "passed": False, "why": "genzoo did not run"}
+        return common.acceptance(criterion, ["genzoo did not run"])
     faster = [n for n in PEERS if timings.get(n, {}).get("median_s", math.inf) < gz["median_s"]]
     bare_ratio = ratios.get("genzoo / bare")
-    why = []
-    if faster:
-        why.append("faster than genzoo: " + ", ".join(faster))
+    why = ["faster than genzoo: " + ", ".join(faster)] if faster else []
     if bare_ratio is None:
         why.append("bare products not measured")
     elif bare_ratio > ACCEPT_BARE_RATIO:

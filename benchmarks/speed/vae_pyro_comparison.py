@@ -48,8 +48,10 @@ from torch import nn
 
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import LATENT
+from genzoo.data import DataConfig
 from genzoo.evaluation.importance import importance_log_px
 from genzoo.evaluation.stats import mean_stderr
+from genzoo.models.directed.vae import VAE, VAEConfig
 from genzoo.training.timing import timed_fit
 from genzoo.utils import denormals
 from genzoo.utils.provenance import busy_notes, package_version
@@ -174,8 +176,6 @@ def genzoo_trainer(bundle, data_cfg, args: argparse.Namespace, run_dir: Path):
     at a time with ``fit(resume=True)``; each epoch is timed by a callback from the start of
     its first step to the end of its last. ``args.genzoo_init_std``: model.init_std (None:
     genzoo's default)."""
-    from genzoo.models.directed.vae import VAE, VAEConfig
-
     std = {} if args.genzoo_init_std is None else {"init_std": args.genzoo_init_std}
     model_cfg = VAEConfig(n_visible=N_VISIBLE, hidden=(args.hidden,), n_latent=args.latent,
                           activation="softplus", decoder="bernoulli", estimator="sgvb_a", n_mc=1,
@@ -203,8 +203,6 @@ def add_arguments(p: argparse.ArgumentParser, row: dict) -> None:
 
 
 def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]:
-    from genzoo.data import DataConfig
-
     data_cfg = DataConfig(name=DATA, n_train=args.n_train, n_eval=args.n_test)
     try:
         bundle = common.offline_data(data_cfg)

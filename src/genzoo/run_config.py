@@ -7,6 +7,7 @@ config.json records the resolved values, so resume and evaluate reproduce them."
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from genzoo.core.config import Config
@@ -52,6 +53,27 @@ class RunConfig:
             current: Config = getattr(cfg, section)
             cfg = dataclasses.replace(cfg, **{section: current.with_override(key, raw, section)})
         return cfg
+
+    def mismatches(self, settings: Mapping[str, Any]) -> list[str]:
+        """Every ``section.field`` of ``settings`` (a recipe, ``{"train.lr": 0.001}``) that
+        this config does not hold, as ``"train.lr: recipe 0.001, run 0.0005"``, or as ``"KEY:
+        recipe VALUE, not a setting of this run (why)"``. Settings a trained model may change
+        at evaluation (``eval.*``, the model config's ``EVALUATION_FIELDS``) are skipped."""
+        out = []
+        for key, value in settings.items():
+            section, _, field = key.partition(".")
+            if section == "eval" or (section == "model" and field in self.model.EVALUATION_FIELDS):
+                continue
+            raw = str(value).lower() if isinstance(value, bool) else value  # as --set spells it
+            try:
+                expected = getattr(getattr(self.with_overrides([f"{key}={raw}"]), section), field)
+            except ConfigError as e:
+                out.append(f"{key}: recipe {value}, not a setting of this run ({e})")
+                continue
+            held = getattr(getattr(self, section), field)
+            if expected != held:
+                out.append(f"{key}: recipe {value}, run {held}")
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         from genzoo import __version__

@@ -13,6 +13,7 @@ from genzoo.evaluation.parzen import (
     parzen_log_density,
     parzen_log_likelihood,
     select_parzen_bandwidth,
+    training_data_parzen,
 )
 
 
@@ -67,6 +68,17 @@ def test_bandwidth_is_the_validation_argmax_and_tracks_the_spread():
         assert best not in (sigmas[0], sigmas[-1])  # an interior optimum on this grid
         chosen.append(best)
     assert chosen[0] < chosen[1]  # ten times the spread, a wider window
+
+
+def test_training_data_parzen_scores_the_test_split_at_the_validation_bandwidth():
+    g = torch.Generator().manual_seed(2)
+    train, x_valid, x_test = (torch.randn(n, 3, generator=g) for n in (300, 100, 50))
+    sigmas = [0.1, 0.3, 1.0, 3.0]
+    est = training_data_parzen(train, x_valid, x_test, sigmas)
+    sigma, _ = select_parzen_bandwidth(train, x_valid, sigmas)
+    assert est.diagnostics["sigma"] == sigma and est.diagnostics["n_model_samples"] == 300
+    assert est.value == pytest.approx(parzen_log_likelihood(train, x_test, sigma).value)
+    assert est.value > training_data_parzen(train, x_valid, 3.0 + x_test, sigmas).value
 
 
 def test_bad_inputs_raise():

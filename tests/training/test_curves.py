@@ -8,6 +8,7 @@ import warnings
 import pytest
 
 from genzoo.training import Trainer
+from genzoo.training.curves import last_value
 from genzoo.utils.io import written_by_genzoo
 
 
@@ -67,3 +68,11 @@ def test_plot_lines_draws_panels_of_series_with_marks(tmp_path):
     assert path == tmp_path / "new" / "curves.png" and written_by_genzoo(path)
     width, height = Image.open(path).size
     assert width > height  # two panels side by side
+
+
+def test_last_value_is_the_last_finite_cell_of_a_column(tmp_path):
+    (tmp_path / "metrics.csv").write_text("step,loss,wall_s\n1,0.5,1.5\n2,0.4,2.5\n3,0.3,\n")
+    assert last_value(tmp_path, "wall_s") == 2.5
+    assert last_value(tmp_path, "loss") == 0.3
+    assert last_value(tmp_path, "no_such_column") is None
+    assert last_value(tmp_path / "no_run", "wall_s") is None

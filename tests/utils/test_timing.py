@@ -12,6 +12,7 @@ from genzoo.utils.timing import (
     interleaved_medians,
     limit_threads,
     median_ratios,
+    top_operators,
 )
 
 
@@ -79,3 +80,19 @@ def test_median_ratios_compare_ours_with_every_candidate_that_ran():
                "gone": {"status": "error", "reason": "x"}}
     assert median_ratios(timings) == {"genzoo / fast": 2.0}
     assert median_ratios({"genzoo": {"status": "error"}, "b": timings["fast"]}) == {}
+
+
+def test_top_operators_ranks_the_profiled_ops_by_self_time():
+    a = torch.randn(64, 64)
+
+    def work(n: int) -> None:
+        for _ in range(n):
+            torch.mm(a, a)
+            torch.sigmoid(a)
+
+    ops = top_operators(work, 4, top=3)
+    assert 1 <= len(ops) <= 3
+    assert any(op["op"] == "aten::mm" and op["calls"] == 4 for op in ops)
+    shares = [op["self_share"] for op in ops]
+    assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1 + 1e-9
+    assert all(op["self_ms_per_batch"] >= 0 for op in ops)

@@ -76,6 +76,17 @@ def read_metrics(run_dir: str | os.PathLike) -> Curves:
     return curves
 
 
+def last_value(run_dir: str | os.PathLike, column: str) -> float | None:
+    """The last finite value of ``column`` in ``run_dir/metrics.csv`` (for ``wall_s``: the
+    run's training seconds, cumulative over resumes); None when the run has no readable
+    metrics.csv or the column no finite value."""
+    try:
+        values = [v for v in read_metrics(run_dir).get(column, []) if math.isfinite(v)]
+    except GenzooError:
+        return None
+    return values[-1] if values else None
+
+
 def figure_names(runs: Sequence[tuple[str, Curves]]) -> list[str]:
     """The panels of :func:`plot_curves`, in the order their columns first appear: each
     figure once, without its ``valid_`` prefix."""

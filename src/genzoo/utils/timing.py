@@ -104,3 +104,18 @@ def median_ratios(timings: dict[str, dict[str, Any]], ours: str = "genzoo") -> d
         return {}
     return {f"{ours} / {n}": timings[ours]["median_s"] / t["median_s"]
             for n, t in timings.items() if n != ours and t.get("status") == "ok"}
+
+
+def top_operators(fn: Callable[[int], Any], n_calls: int, top: int = 12) -> list[dict[str, Any]]:
+    """Where ``fn(n_calls)`` spends its CPU time: the ``top`` operators of torch's profiler by
+    self time, each ``{"op", "calls", "self_ms_per_batch" (per one of the n_calls),
+    "self_share" (of all operators' self time)}``."""
+    from torch.profiler import profile  # here: the profiler is slow to import
+
+    with profile() as prof:
+        fn(n_calls)
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events) or 1.0
+    return [{"op": e.key, "calls": e.count,
+             "self_ms_per_batch": e.self_cpu_time_total / 1e3 / n_calls,
+             "self_share": e.self_cpu_time_total / total} for e in events[:top]]

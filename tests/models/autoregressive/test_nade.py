@@ -7,21 +7,11 @@ from __future__ import annotations
 import torch
 from test_autoregressive_properties import randomize
 
-from genzoo.models.autoregressive.nade import NADE, NADEConfig
+from genzoo.models.autoregressive.nade import NADE, NADEConfig, per_conditional_logits
 
 
 def _random_nade(d: int = 9, h: int = 6, seed: int = 0) -> NADE:
     return randomize(NADE(NADEConfig(n_visible=d, n_hidden=h)), seed)
-
-
-def _per_conditional_logits(m: NADE, x: torch.Tensor) -> torch.Tensor:
-    """Equation (6)-(7) of Larochelle & Murray (2011) taken literally: each conditional's hidden
-    layer from scratch, O(D^2 H) per example."""
-    cols = []
-    for d in range(m.n_visible):
-        h_d = torch.sigmoid(m.c + x[:, :d] @ m.W[:, :d].T)
-        cols.append(m.b[d] + h_d @ m.V[d])
-    return torch.stack(cols, dim=1)
 
 
 def _batch(n: int, d: int, seed: int) -> torch.Tensor:
@@ -34,7 +24,7 @@ def test_running_sum_equals_the_per_conditional_definition():
     x = _batch(32, 9, 1)
     with torch.no_grad():
         fast = m.conditional_logits(x)
-        direct = _per_conditional_logits(m, x)
+        direct = per_conditional_logits(m, x)
     assert torch.allclose(fast, direct, rtol=0, atol=1e-12)
 
 
@@ -46,7 +36,7 @@ def test_gradients_equal_those_of_the_per_conditional_definition():
     m.zero_grad()
     from genzoo.ops.numerics import bernoulli_log_likelihood
 
-    (-bernoulli_log_likelihood(_per_conditional_logits(m, x), x).mean()).backward()
+    (-bernoulli_log_likelihood(per_conditional_logits(m, x), x).mean()).backward()
     for k, p in m.named_parameters():
         assert torch.allclose(fast[k], p.grad, rtol=0, atol=1e-12), k
 
@@ -70,7 +60,7 @@ def test_input_gradients_equal_those_of_the_per_conditional_definition():
     (m.conditional_logits(x) * w).sum().backward()
     fast = x.grad.clone()
     x.grad = None
-    (_per_conditional_logits(m, x) * w).sum().backward()
+    (per_conditional_logits(m, x) * w).sum().backward()
     assert torch.allclose(fast, x.grad, rtol=0, atol=1e-12)
 
 
