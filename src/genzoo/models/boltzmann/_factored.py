@@ -191,6 +191,12 @@ class HMCBoltzmann(GenzooModel):
     def tempered_free_energy(self, v: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
         raise NotImplementedError
 
+    def _factor_layer(self, sign: float, bias: bool = True) -> FactorLayer:
+        """The model's :class:`FactorLayer` (D, F, H and normalisation from its config)."""
+        cfg = self.config
+        return FactorLayer(cfg.n_visible, cfg.n_factors, cfg.n_hidden, sign, cfg.normalize,
+                           cfg.norm_eps, bias)
+
     def visible_energy(self, v: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
         """beta (1/2 ||v||^2 - b^v^T v), the Gaussian term of E: (B, D) -> (B,)."""
         return beta * (0.5 * (v * v).sum(-1) - v @ self.b_v)

@@ -29,7 +29,7 @@ import torch
 
 from genzoo.core.registry import register_model
 from genzoo.models.base import checks_input, train_recipe
-from genzoo.models.boltzmann._factored import FactorLayer, HMCBoltzmann, HMCBoltzmannConfig
+from genzoo.models.boltzmann._factored import HMCBoltzmann, HMCBoltzmannConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,9 +55,7 @@ class FactoredRBM(HMCBoltzmann):
 
     def __init__(self, config: FactoredRBMConfig, generator: torch.Generator | None = None) -> None:
         super().__init__(config)
-        d = config.n_visible
-        self.cov = FactorLayer(d, config.n_factors, config.n_hidden, -1.0, config.normalize,
-                               config.norm_eps)
+        self.cov = self._factor_layer(-1.0)  # P <= 0
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:

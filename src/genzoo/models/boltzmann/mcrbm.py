@@ -25,7 +25,7 @@ import torch
 from genzoo.core.config import check
 from genzoo.core.registry import register_model
 from genzoo.models.base import checks_input, train_recipe
-from genzoo.models.boltzmann._factored import FactorLayer, HMCBoltzmann, MeanUnits
+from genzoo.models.boltzmann._factored import HMCBoltzmann, MeanUnits
 from genzoo.models.boltzmann.factored_rbm import FactoredRBMConfig
 
 
@@ -57,10 +57,8 @@ class MCRBM(HMCBoltzmann):
 
     def __init__(self, config: MCRBMConfig, generator: torch.Generator | None = None) -> None:
         super().__init__(config)
-        d = config.n_visible
-        self.cov = FactorLayer(d, config.n_factors, config.n_hidden, -1.0, config.normalize,
-                               config.norm_eps)
-        self.mean = MeanUnits(d, config.n_mean)
+        self.cov = self._factor_layer(-1.0)  # P <= 0
+        self.mean = MeanUnits(config.n_visible, config.n_mean)
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:

@@ -32,7 +32,6 @@ from genzoo.core.config import check
 from genzoo.core.registry import register_model
 from genzoo.models.base import checks_input, train_recipe
 from genzoo.models.boltzmann._factored import (
-    FactorLayer,
     HMCBoltzmann,
     HMCBoltzmannConfig,
     MeanUnits,
@@ -77,10 +76,8 @@ class MPoT(HMCBoltzmann):
 
     def __init__(self, config: MPoTConfig, generator: torch.Generator | None = None) -> None:
         super().__init__(config)
-        d = config.n_visible
-        self.cov = FactorLayer(d, config.n_factors, config.n_hidden, 1.0, config.normalize,
-                               config.norm_eps, bias=False)
-        self.mean = MeanUnits(d, config.n_mean)
+        self.cov = self._factor_layer(1.0, bias=False)  # P >= 0, no b^c
+        self.mean = MeanUnits(config.n_visible, config.n_mean)
         self.gamma_raw = nn.Parameter(torch.zeros(config.n_hidden))
         self.reset_parameters(generator)
 
