@@ -101,3 +101,29 @@ def test_training_adapts_the_step_size_toward_the_target_acceptance(name):
     rate = float(out["accept_rate"])
     after = float(m.step_size)
     assert (after > before) == (rate > m.config.target_accept)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_whitening_carries_its_jacobian_so_the_data_density_keeps_its_normaliser(name):
+    """init_from_data fits the ZCA map v = Z (x - m); Z_x = int exp(-F(x)) dx over the data
+    space equals Z_v = int exp(-F_v(v)) dv over the whitened space (quadrature on grids)."""
+    m = tiny(name, d=2, scale=1.0)
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(2000, 2, generator=g, dtype=torch.float64) @ torch.tensor(
+        [[2.0, 0.0], [1.5, 0.3]], dtype=torch.float64) + torch.tensor([1.0, -1.0],
+                                                                      dtype=torch.float64)
+    m.init_from_data(x)
+    assert abs(float(m.log_det_Z)) > 0.1 and torch.allclose(
+        torch.cov(m.whiten(x).T), torch.eye(2, dtype=torch.float64), atol=0.06)  # eps-regularised
+    torch.testing.assert_close(m.unwhiten(m.whiten(x)), x)
+
+    def log_z(f, center, half_width, h):
+        axes = [torch.arange(c - half_width, c + half_width, h, dtype=torch.float64)
+                for c in center.tolist()]
+        grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 2)
+        with torch.no_grad():
+            return float(torch.logsumexp(-f(grid), 0)) + 2 * math.log(h)
+
+    z_x = log_z(m.free_energy, m.m, 40.0, 0.03)
+    z_v = log_z(lambda v: m._free_energy(v, 1.0), torch.zeros(2), 12.0, 0.02)
+    assert abs(z_x - z_v) < 1e-3

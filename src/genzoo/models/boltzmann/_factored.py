@@ -13,6 +13,18 @@ biases b^m (M,); visible bias b^v (D,). Every model here has the Gaussian term
 ``data.unit_variance=true`` for image-patches), which keeps p(v) normalisable, so that every
 model is a proper density on R^D and its likelihood is defined.
 
+Whitening. The papers train on PCA-whitened patches. Here the whitening is a fixed part of the
+model: a ZCA map u = Z (x - m) with m the training mean and Z = U diag((lambda + eps)^-1/2) U^T
+from the eigendecomposition of the training covariance (eps = ``whiten_eps`` x the mean
+eigenvalue keeps it invertible), set by ``init_from_data`` (``whiten=true``; the identity
+before that or without it). Every formula of a model is written in the whitened coordinates,
+named v there as in the papers, and the density of the data x carries the Jacobian::
+
+    E(x, h) = E_v(Z (x - m), h) - log |det Z|,    F(x) = F_v(Z (x - m)) - log |det Z|
+
+so the likelihood is that of the data space. ZCA keeps each filter in pixel layout, so the
+filters C are shown as they are. Training and sampling run HMC in the whitened coordinates.
+
 The factor input of the covariance part is
 
     q_k(v) = 1/2 sum_f P_fk (C_f^T v~)^2                                            (B, H)
@@ -56,7 +68,9 @@ class HMCBoltzmannConfig(VisibleConfig):
     ``n_factors``: F, the filters C (D, F). ``n_hidden``: H, the covariance hiddens (pooling P
     (F, H), initially one factor each when F = H). ``init_std``: the raw filters and mean
     weights ~ N(0, init_std^2) (filters are then normalised to unit length). ``normalize`` and
-    ``norm_eps``: the covariance part reads v / sqrt(||v||^2 / D + norm_eps). HMC:
+    ``norm_eps``: the covariance part reads v / sqrt(||v||^2 / D + norm_eps). ``whiten``: ZCA
+    whitening fitted by ``init_from_data``, regularised by ``whiten_eps`` (a share of the mean
+    eigenvalue of the data covariance). HMC:
     ``n_leapfrog`` leapfrog steps per trajectory, ``init_step_size`` the starting step size,
     adapted toward ``target_accept``; ``sample_burn_in``: trajectories run by fresh chains in
     ``sample``.
@@ -67,6 +81,8 @@ class HMCBoltzmannConfig(VisibleConfig):
     init_std: float = 0.02
     normalize: bool = True
     norm_eps: float = 0.5
+    whiten: bool = True
+    whiten_eps: float = 1e-3
     n_leapfrog: int = 20
     init_step_size: float = 0.05
     target_accept: float = 0.9
@@ -78,6 +94,7 @@ class HMCBoltzmannConfig(VisibleConfig):
         check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
         check(self.init_std > 0, f"model.init_std={self.init_std} must be positive")
         check(self.norm_eps > 0, f"model.norm_eps={self.norm_eps} must be positive")
+        check(self.whiten_eps > 0, f"model.whiten_eps={self.whiten_eps} must be positive")
         check(self.n_leapfrog >= 1, f"model.n_leapfrog={self.n_leapfrog} must be >= 1")
         check(0 < self.init_step_size <= 1, "model.init_step_size must be in (0, 1]")
         check(0 < self.target_accept < 1, "model.target_accept must be in (0, 1)")
@@ -172,10 +189,12 @@ def filter_images(C: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
 class HMCBoltzmann(GenzooModel):
     """Base of the Boltzmann machines trained and sampled by HMC on F(v) (module docstring).
 
-    A model sets its parts and implements ``tempered_free_energy(v, beta)``,
-    -log sum_h exp(-beta E(v, h)) (an integral for real hiddens) for v (B, D) -> (B,) in nats,
-    differentiable in v; the visible bias ``b_v`` (D,) and the step-size buffer are here.
-    Capabilities: ENERGY (``gibbs_step`` is one HMC transition leaving p_beta(v) invariant) and
+    A model sets its parts and implements, in the whitened coordinates v (B, D),
+    ``_energy(v, h)`` -> (B,) and ``_free_energy(v, beta)``, -log sum_h exp(-beta E_v(v, h)) (an
+    integral for real hiddens) -> (B,) in nats, differentiable in v. Here: the visible bias
+    ``b_v`` (D,), the whitening buffers (``m`` (D,), ``Z`` and ``Z_inv`` (D, D), ``log_det_Z``)
+    and the step-size buffer; the public methods take data x (B, D).
+    Capabilities: ENERGY (``gibbs_step`` is one HMC transition leaving p_beta(x) invariant) and
     CONTINUOUS_ENERGY (log Z by AIS with HMC transitions, :mod:`genzoo.evaluation.hmc_ais`)."""
 
     capabilities = frozenset({ENERGY, CONTINUOUS_ENERGY})
@@ -185,11 +204,38 @@ class HMCBoltzmann(GenzooModel):
 
     def __init__(self, config: HMCBoltzmannConfig) -> None:
         super().__init__(config)
-        self.b_v = nn.Parameter(torch.zeros(config.n_visible))
+        d = config.n_visible
+        self.b_v = nn.Parameter(torch.zeros(d))
         self.register_buffer("step_size", torch.tensor(config.init_step_size))
+        self.register_buffer("m", torch.zeros(d))
+        self.register_buffer("Z", torch.eye(d))
+        self.register_buffer("Z_inv", torch.eye(d))
+        self.register_buffer("log_det_Z", torch.tensor(0.0))
 
-    def tempered_free_energy(self, v: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+    def _energy(self, v: torch.Tensor, h) -> torch.Tensor:
         raise NotImplementedError
+
+    def _free_energy(self, v: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+        raise NotImplementedError
+
+    def whiten(self, x: torch.Tensor) -> torch.Tensor:
+        """v = Z (x - m): data (B, D) -> whitened (B, D)."""
+        return (x - self.m) @ self.Z.T
+
+    def unwhiten(self, v: torch.Tensor) -> torch.Tensor:
+        """x = Z^-1 v + m: whitened (B, D) -> data (B, D)."""
+        return torch.addmm(self.m, v, self.Z_inv.T)
+
+    @checks_input
+    def energy(self, x: torch.Tensor, h) -> torch.Tensor:
+        """E(x, h) = E_v(Z (x - m), h) - log |det Z| (the model's module docstring gives E_v):
+        x (B, D), h the model's hidden states -> (B,)."""
+        return self._energy(self.whiten(x), h) - self.log_det_Z
+
+    def tempered_free_energy(self, x: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+        """F_beta(x) = -log sum_h exp(-beta E(x, h)) = F_v,beta(Z (x - m)) - beta log |det Z|:
+        x (B, D) -> (B,) in nats, differentiable in x and the parameters."""
+        return self._free_energy(self.whiten(x), beta) - beta * self.log_det_Z
 
     def _factor_layer(self, sign: float, bias: bool = True) -> FactorLayer:
         """The model's :class:`FactorLayer` (D, F, H and normalisation from its config)."""
@@ -202,10 +248,10 @@ class HMCBoltzmann(GenzooModel):
         return beta * (0.5 * (v * v).sum(-1) - v @ self.b_v)
 
     @checks_input
-    def free_energy(self, v: torch.Tensor) -> torch.Tensor:
-        """F(v) = -log sum_h exp(-E(v, h)), in nats (the model's module docstring):
-        v (B, D) -> (B,), differentiable in v and the parameters."""
-        return self.tempered_free_energy(v, 1.0)
+    def free_energy(self, x: torch.Tensor) -> torch.Tensor:
+        """F(x) = -log sum_h exp(-E(x, h)), in nats (the model's module docstring; the density
+        of the data x): x (B, D) -> (B,), differentiable in x and the parameters."""
+        return self.tempered_free_energy(x, 1.0)
 
     def filters(self) -> tuple[torch.Tensor, tuple[int, int]]:
         """The F filters C_f as images (:func:`filter_images`), for ``genzoo filters``."""
@@ -214,31 +260,34 @@ class HMCBoltzmann(GenzooModel):
     # -- HMC ----------------------------------------------------------------------------------
 
     def _hmc(self, v, beta, step_size, n_steps, generator, target=None):
+        # HMC in the whitened coordinates v (the Jacobian is a constant: it changes nothing).
         with trusted_input():
-            return run_hmc(lambda x: self.tempered_free_energy(x, beta), v, step_size,
+            return run_hmc(lambda u: self._free_energy(u, beta), v, step_size,
                            self.config.n_leapfrog, n_steps, generator, target)
 
     @torch.no_grad()
     @checks_input
     def gibbs_step(
-        self, v: torch.Tensor, beta: float = 1.0, generator: torch.Generator | None = None
+        self, x: torch.Tensor, beta: float = 1.0, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """One HMC trajectory (``n_leapfrog`` steps at the current step size) on
-        F_beta(v) = -log sum_h exp(-beta E(v, h)), accepted or rejected: leaves p_beta(v)
-        invariant. v (B, D) -> (B, D)."""
-        return self._hmc(v, beta, float(self.step_size), 1, generator)[0]
+        """One HMC trajectory (``n_leapfrog`` steps at the current step size, in the whitened
+        coordinates) on F_beta, accepted or rejected: leaves p_beta(x) ∝ exp(-F_beta(x))
+        invariant. x (B, D) -> (B, D)."""
+        v = self._hmc(self.whiten(x), beta, float(self.step_size), 1, generator)[0]
+        return self.unwhiten(v)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n visible vectors (n, D): chains from N(b^v, I) run ``sample_burn_in`` HMC
+        """n data vectors (n, D): whitened chains from N(b^v, I) run ``sample_burn_in`` HMC
         trajectories, the step size adapted toward ``target_accept`` on the way (the model's
-        own step size is left as it is)."""
+        own step size is left as it is), then mapped back to the data space."""
         if n < 0:
             raise GenzooError(f"sample(n={n}): n must be >= 0")
         v = self.b_v.expand(n, -1) + randn(self.b_v.expand(n, -1), generator)
         cfg = self.config
-        return self._hmc(v, 1.0, float(self.step_size), cfg.sample_burn_in, generator,
-                         cfg.target_accept)[0]
+        v = self._hmc(v, 1.0, float(self.step_size), cfg.sample_burn_in, generator,
+                      cfg.target_accept)[0]
+        return self.unwhiten(v)
 
     # -- learning -----------------------------------------------------------------------------
 
@@ -246,21 +295,22 @@ class HMCBoltzmann(GenzooModel):
     def loss(
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
-        """CD with an HMC negative phase on a real batch x (B, D): ``loss`` = mean F(x) -
-        mean F(v^-), v^- one HMC trajectory from each x (detached). ``accept_rate``: the mean
+        """CD with an HMC negative phase on a real batch x (B, D): ``loss`` = mean F_v(v) -
+        mean F_v(v^-), v = Z (x - m) and v^- one HMC trajectory from each v (detached). ``accept_rate``: the mean
         Metropolis acceptance probability of those trajectories; ``step_size``: the HMC step
         size, which (in training mode) is then adapted toward ``target_accept``."""
-        x = x.to(dtype=self.b_v.dtype)
+        v = self.whiten(x.to(dtype=self.b_v.dtype))
         cfg = self.config
         with torch.no_grad():
-            step = hmc_step(lambda v: self.tempered_free_energy(v, 1.0), x,
-                            float(self.step_size), cfg.n_leapfrog, generator)
+            step = hmc_step(lambda u: self._free_energy(u, 1.0), v, float(self.step_size),
+                            cfg.n_leapfrog, generator)
             rate = step.accept_prob.mean()
             eps = self.step_size.clone()
             if self.training:
                 self.step_size.fill_(adapt_step_size(float(eps), float(rate), cfg.target_accept))
-        f_data = self.tempered_free_energy(x, 1.0).mean()
-        f_model = self.tempered_free_energy(step.v, 1.0).mean()
+        # The Jacobian term is the same in both phases: it cancels.
+        f_data = self._free_energy(v, 1.0).mean()
+        f_model = self._free_energy(step.v, 1.0).mean()
         return {"loss": f_data - f_model, "free_energy_gap": f_data.detach() - f_model.detach(),
                 "accept_rate": rate, "step_size": eps}
 
@@ -269,8 +319,19 @@ class HMCBoltzmann(GenzooModel):
     def init_from_data(
         self, x_train: torch.Tensor, generator: torch.Generator | None = None
     ) -> None:
-        """b^v = the data mean. x_train (N, D)."""
-        self.b_v.copy_(x_train.to(self.b_v).mean(0))
+        """With ``whiten``: m, Z, Z^-1 and log |det Z| of the ZCA map of x_train (N, D)
+        (module docstring); then b^v = the mean of the whitened data (0 when whitened)."""
+        x = x_train.to(device=self.b_v.device, dtype=torch.float64)
+        if self.config.whiten:
+            m = x.mean(0)
+            cov = (x - m).T @ (x - m) / max(len(x) - 1, 1)
+            lam, U = torch.linalg.eigh(cov)
+            lam = lam.clamp_min(0.0) + self.config.whiten_eps * float(lam.mean().clamp_min(1e-12))
+            self.m.copy_(m)
+            self.Z.copy_((U * lam.rsqrt()) @ U.T)
+            self.Z_inv.copy_((U * lam.sqrt()) @ U.T)
+            self.log_det_Z.fill_(float(-0.5 * torch.log(lam).sum()))
+        self.b_v.copy_(self.whiten(x.to(self.b_v.dtype)).mean(0))
 
     @torch.no_grad()
     @checks_input

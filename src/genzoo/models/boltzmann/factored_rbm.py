@@ -19,6 +19,9 @@ The paper models the normalised patches on the unit sphere; the Gaussian term 1/
 likelihood can be compared with the others'. Without normalisation p(v | h) would be the Gaussian
 of precision I - C diag(P h) C^T; with it the visibles are sampled by HMC on F(v), as the paper
 does, and F is used at inverse temperature beta as -log sum_h exp(-beta E).
+
+The formulas are in the whitened coordinates v = Z (x - m) of the data x (ZCA fitted to the
+training data, :mod:`._factored`); the density of x is exp(-F_v(Z (x - m)) + log |det Z|) / Z.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import dataclasses
 import torch
 
 from genzoo.core.registry import register_model
-from genzoo.models.base import checks_input, train_recipe
+from genzoo.models.base import train_recipe
 from genzoo.models.boltzmann._factored import HMCBoltzmann, HMCBoltzmannConfig
 
 
@@ -64,12 +67,11 @@ class FactoredRBM(HMCBoltzmann):
             self.cov.reset_parameters(self.config.init_std, self.config.init_b_c, generator)
             self.b_v.zero_()
 
-    @checks_input
-    def energy(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        """E(v, h) (module docstring): v (B, D), h (B, H) binary -> (B,)."""
+    def _energy(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """E_v(v, h) (module docstring), v whitened: v (B, D), h (B, H) binary -> (B,)."""
         return self.cov.binary_energy(v, h) + self.visible_energy(v)
 
-    def tempered_free_energy(self, v: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
-        """F_beta(v) = -sum_k softplus(beta (q_k(v) + b^c_k)) + beta (1/2 ||v||^2 - b^v^T v):
+    def _free_energy(self, v: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+        """F_v,beta(v) = -sum_k softplus(beta (q_k(v) + b^c_k)) + beta (1/2 ||v||^2 - b^v^T v):
         (B, D) -> (B,)."""
         return self.cov.binary_free_energy(v, beta) + self.visible_energy(v, beta)

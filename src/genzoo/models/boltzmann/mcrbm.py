@@ -14,6 +14,9 @@ h^m (M,) binary, weights W (D, M) and biases b^m (M,). With the visible term::
 so that (without normalisation) p(v | h^c, h^m) = N(Sigma (W h^m + b^v), Sigma) with
 Sigma^{-1} = I - C diag(P h^c) C^T: the covariance hiddens set the covariance, the mean hiddens
 the mean. The visibles are sampled by HMC on F(v), as the paper does.
+
+The formulas are in the whitened coordinates v = Z (x - m) of the data x (ZCA fitted to the
+training data, :mod:`._factored`); the density of x is exp(-F_v(Z (x - m)) + log |det Z|) / Z.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import torch
 
 from genzoo.core.config import check
 from genzoo.core.registry import register_model
-from genzoo.models.base import checks_input, train_recipe
+from genzoo.models.base import train_recipe
 from genzoo.models.boltzmann._factored import HMCBoltzmann, MeanUnits
 from genzoo.models.boltzmann.factored_rbm import FactoredRBMConfig
 
@@ -69,14 +72,13 @@ class MCRBM(HMCBoltzmann):
             self.mean.reset_parameters(self.config.init_std, generator)
             self.b_v.zero_()
 
-    @checks_input
-    def energy(self, v: torch.Tensor, h: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        """E(v, h^c, h^m) (module docstring): v (B, D), h = (h^c (B, N), h^m (B, M)) -> (B,)."""
+    def _energy(self, v: torch.Tensor, h: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """E_v(v, h^c, h^m) (module docstring), v whitened: v (B, D), h = (h^c (B, N), h^m (B, M)) -> (B,)."""
         h_c, h_m = h
         return self.cov.binary_energy(v, h_c) + self.mean.energy(v, h_m) + self.visible_energy(v)
 
-    def tempered_free_energy(self, v: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
-        """F_beta(v) = -sum_k softplus(beta (q_k(v) + b^c_k)) - sum_j softplus(beta (W_j^T v
+    def _free_energy(self, v: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+        """F_v,beta(v) = -sum_k softplus(beta (q_k(v) + b^c_k)) - sum_j softplus(beta (W_j^T v
         + b^m_j)) + beta (1/2 ||v||^2 - b^v^T v): (B, D) -> (B,)."""
         return (self.cov.binary_free_energy(v, beta) + self.mean.free_energy(v, beta)
                 + self.visible_energy(v, beta))

@@ -18,6 +18,9 @@ beta, integrating h^c_k against exp(-beta E) gives shape a_k = 1 + beta (gamma_k
 beta (1 + q_k): F_beta's covariance term is sum_k [a_k log(beta (1 + q_k)) - log Gamma(a_k)].
 The filter outputs are not normalised by default (``model.normalize=false``). The visibles are
 sampled by HMC on F(v), as the paper does.
+
+The formulas are in the whitened coordinates v = Z (x - m) of the data x (ZCA fitted to the
+training data, :mod:`._factored`); the density of x is exp(-F_v(Z (x - m)) + log |det Z|) / Z.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from torch import nn
 
 from genzoo.core.config import check
 from genzoo.core.registry import register_model
-from genzoo.models.base import checks_input, train_recipe
+from genzoo.models.base import train_recipe
 from genzoo.models.boltzmann._factored import (
     HMCBoltzmann,
     HMCBoltzmannConfig,
@@ -99,16 +102,15 @@ class MPoT(HMCBoltzmann):
         """The Gamma shapes gamma (N,), inside GAMMA_BOUNDS."""
         return bounded_exp(self.gamma_raw, *GAMMA_BOUNDS)
 
-    @checks_input
-    def energy(self, v: torch.Tensor, h: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        """E(v, h^c, h^m) (module docstring): v (B, D), h = (h^c (B, N) > 0, h^m (B, M)
+    def _energy(self, v: torch.Tensor, h: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """E_v(v, h^c, h^m) (module docstring), v whitened: v (B, D), h = (h^c (B, N) > 0, h^m (B, M)
         binary) -> (B,)."""
         h_c, h_m = h
         e_c = (h_c * (1.0 + self.cov.q(v)) + (1.0 - self.gamma) * torch.log(h_c)).sum(-1)
         return e_c + self.mean.energy(v, h_m) + self.visible_energy(v)
 
-    def tempered_free_energy(self, v: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
-        """F_beta(v) = sum_k [a_k log(beta (1 + q_k(v))) - log Gamma(a_k)] - sum_j softplus(beta
+    def _free_energy(self, v: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+        """F_v,beta(v) = sum_k [a_k log(beta (1 + q_k(v))) - log Gamma(a_k)] - sum_j softplus(beta
         (W_j^T v + b^m_j)) + beta (1/2 ||v||^2 - b^v^T v), a_k = 1 + beta (gamma_k - 1), beta > 0:
         (B, D) -> (B,)."""
         a = 1.0 + beta * (self.gamma - 1.0)
