@@ -121,6 +121,7 @@ class HMCAnnealingPath(nn.Module):
         self.n_leapfrog, self.target = n_leapfrog, target
         self.register_buffer("grid_betas", torch.zeros(0, dtype=torch.float64))
         self.register_buffer("grid_log_steps", torch.zeros(0, dtype=torch.float64))
+        self._grid: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- what the report needs of the model ---------------------------------------------------
 
@@ -146,10 +147,11 @@ class HMCAnnealingPath(nn.Module):
 
     def step_size(self, beta: float) -> float:
         """The HMC step size at ``beta``, interpolated log-linearly from the pilot's record."""
-        if len(self.grid_betas) == 0:
-            raise GenzooError("the path has no step sizes: call ais_base(x_train) first")
-        grid = self.grid_betas.cpu().numpy()
-        return float(np.exp(np.interp(beta, grid, self.grid_log_steps.cpu().numpy())))
+        if self._grid is None:  # read once from the buffers (a device read-back), then kept
+            if len(self.grid_betas) == 0:
+                raise GenzooError("the path has no step sizes: call ais_base(x_train) first")
+            self._grid = (self.grid_betas.cpu().numpy(), self.grid_log_steps.cpu().numpy())
+        return float(np.exp(np.interp(beta, *self._grid)))
 
     def _transition(self, v, beta, base, step_size, generator):
         def energy(u):
@@ -195,6 +197,7 @@ class HMCAnnealingPath(nn.Module):
             log_steps.append(math.log(eps))
         self.grid_betas = torch.tensor(grid, dtype=torch.float64, device=p.device)
         self.grid_log_steps = torch.tensor(log_steps, dtype=torch.float64, device=p.device)
+        self._grid = (np.array(grid), np.array(log_steps))
         return base
 
     @torch.no_grad()
