@@ -33,6 +33,7 @@ IMPLICIT = "implicit"
 CLASSIFIER = "classifier"
 INPAINT = "inpaint"
 FRAME_RBMS = "frame_rbms"
+CONTINUOUS_ENERGY = "continuous_energy"
 
 
 class Phase(NamedTuple):
@@ -249,6 +250,17 @@ class Inpainter(Protocol):
     ) -> torch.Tensor: ...
 
 
+@runtime_checkable
+class ContinuousEnergy(Protocol):
+    """An energy model of real vectors v with p(v) = exp(-F(v)) / Z whose F is differentiable in
+    v (the mcRBM, mPoT, the factored three-way RBM): ``free_energy(v) -> (B,)`` in nats, with
+    autograd gradients with respect to v. That is all AIS with Hamiltonian Monte Carlo
+    transitions needs (:mod:`genzoo.evaluation.hmc_ais`): it anneals from a Gaussian fitted to
+    the training data to exp(-F(v))."""
+
+    def free_energy(self, v: torch.Tensor, /) -> torch.Tensor: ...
+
+
 PROTOCOLS: dict[str, type] = {
     ENERGY: EnergyModel,
     AIS: AnnealingPath,
@@ -260,6 +272,7 @@ PROTOCOLS: dict[str, type] = {
     CLASSIFIER: Classifier,
     INPAINT: Inpainter,
     FRAME_RBMS: FrameRBMs,
+    CONTINUOUS_ENERGY: ContinuousEnergy,
 }
 CAPABILITIES = frozenset(PROTOCOLS)
 

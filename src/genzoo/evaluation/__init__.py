@@ -12,6 +12,7 @@ import torch
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import (
     AIS,
+    CONTINUOUS_ENERGY,
     ENERGY,
     EXACT_LIKELIHOOD,
     EXACT_LOG_PARTITION,
@@ -36,6 +37,7 @@ from genzoo.evaluation.classification import (
 from genzoo.evaluation.config import EvalConfig
 from genzoo.evaluation.energy import energy_nll
 from genzoo.evaluation.exact import exact_log_partition
+from genzoo.evaluation.hmc_ais import hmc_energy_nll
 from genzoo.evaluation.importance import (
     ImportanceEstimates,
     importance_log_px,
@@ -71,6 +73,7 @@ __all__ = [
     "evaluate",
     "exact_log_partition",
     "exact_nll",
+    "hmc_energy_nll",
     "importance_log_px",
     "importance_nll",
     "linear_schedule",
@@ -120,6 +123,11 @@ ESTIMATORS: tuple[EstimatorEntry, ...] = (
         lambda m, b, c, g, d: energy_nll(m, _test_x(b, c), b.train_x(0), c, g, distributed=d),
         "F(x) + log Z (with ais or exact_log_partition for log Z)",
         (AIS, EXACT_LOG_PARTITION),
+    ),
+    EstimatorEntry(
+        CONTINUOUS_ENERGY,
+        lambda m, b, c, g, d: hmc_energy_nll(m, _test_x(b, c), b.train_x(0), c, g, distributed=d),
+        "F(x) + log Z by AIS with HMC transitions from a Gaussian fitted to the data",
     ),
     EstimatorEntry(
         FRAME_RBMS,
