@@ -57,6 +57,24 @@ def test_dae_chain_from_data_as_a_strip_is_deterministic(dae_run, tmp_path):
     assert pa.shape == (3 * 17 + 1, 3 * 17 + 1)
 
 
+@pytest.mark.parametrize("start", ["noise", "data"])
+def test_chain_of_a_real_valued_model_on_image_patches(tmp_path, start):
+    """The GRBM runs its chain on the 63 DC-removed values of a patch; the strip shows 8x8
+    pixels, as `genzoo sample` draws them, not the clamped model-space values."""
+    run = tmp_path / "grbm"
+    assert main(["train", "grbm", "--data", "image-patches", "--set", "data.n_train=300",
+                 "--set", "data.n_eval=50", "--set", "model.n_hidden=8", "--set",
+                 "train.epochs=1", "--set", "train.progress=false", "--set",
+                 "train.grid_samples=0", "--out", str(run)]) == 0
+    png = tmp_path / "chain.png"
+    assert main(["chain", str(run), "-n", "2", "--steps", "4", "--every", "2", "--start",
+                 start, "--out", str(png)]) == 0
+    strip = np.asarray(Image.open(png), dtype=float)
+    assert strip.shape == (2 * 17 + 1, 3 * 17 + 1)  # 2 chains x 3 kept states of 8x8 at scale 2
+    # Patches are drawn around mid-grey (their DC level added back), not clipped to black.
+    assert 60 < strip.mean() < 200
+
+
 def test_filters_of_an_rbm_one_tile_per_hidden_unit(rbm_run, tmp_path):
     png = tmp_path / "f.png"
     assert main(["filters", str(rbm_run), "--out", str(png)]) == 0

@@ -225,18 +225,26 @@ def _cmd_chain(args: argparse.Namespace) -> int:
     image_shape = image_shape_of(cfg.data)
     dtype = next(model.parameters()).dtype
     d = image_shape[0] * image_shape[1]
+    # The chain runs in the model's space (63 DC-removed values of a patch, logits of
+    # dequantised images), which is not always the picture's.
+    width = model.input_width if hasattr(model, "input_width") else d
+    in_model_space = cfg.data.dequantize or cfg.data.name == "image-patches"
     # Every state is kept, then stacked (two copies in the model's dtype, one float32 copy);
     # the picture draws every --every-th.
-    states_bytes = (args.steps + 1) * args.n * d * (2 * dtype.itemsize + 4)
+    states_bytes = (args.steps + 1) * args.n * max(d, width) * (2 * dtype.itemsize + 4)
     frames = args.steps // args.every + 2
     _check_fits(states_bytes + _picture_bytes(frames * args.n, d),
                 f"a chain of -n {args.n} x --steps {args.steps} {cfg.data.name} images",
                 "use a smaller -n or --steps, or a larger --every")
     generator = torch.Generator(device=args.device).manual_seed(args.seed)
+    bundle = load_data(cfg.data) if args.start == "data" or in_model_space else None
+    noise = torch.Generator().manual_seed(args.seed)
     if args.start == "data":
-        x0 = load_data(cfg.data).test.x[: args.n]
-    else:
-        x0 = torch.rand(args.n, d, generator=torch.Generator().manual_seed(args.seed)).round()
+        x0 = bundle.test.x[: args.n]
+    elif getattr(model, "binary_input", True):
+        x0 = torch.rand(args.n, width, generator=noise).round()
+    else:  # real-valued data are standardised or unit-variance in the model's space
+        x0 = torch.randn(args.n, width, generator=noise)
     x0 = x0.to(device=args.device, dtype=dtype)
     name = f"{args.n} chains of {cfg.model_name}"
     with torch.no_grad(), _shown(args), progress.Stage(name, args.steps, "steps") as st:
@@ -255,7 +263,10 @@ def _cmd_chain(args: argparse.Namespace) -> int:
                     states.append(model.gibbs_step(states[-1], generator=generator))
                     st.advance()
             states = torch.stack(states)
-    states = states.float().cpu().clamp(0, 1)
+    states = states.float().cpu()
+    if in_model_space:  # to pixels, as `genzoo sample` draws them
+        states = bundle.to_images(states.reshape(-1, width)).reshape(len(states), args.n, d)
+    states = states.clamp(0, 1)
     if args.out.suffix.lower() == ".gif":
         frames = save_chain_gif(states, image_shape, args.out, every=args.every)
         print(f"wrote {args.n} chains, {frames} frames (every {args.every}th of "
