@@ -227,6 +227,8 @@ def extra_figures(report: EvaluationReport) -> dict[str, Any]:
         if ais and z is not None:
             extra |= {f"log_z{suffix}": z.value, f"stderr_log_z{suffix}": z.stderr,
                       f"ais_ess{suffix}": z.diagnostics["ess"], value: nll.value}
+    if not ais and report.nll_reverse is not None:  # a log Z per frame: the NLLs only
+        extra |= {"value_forward": report.nll.value, "value_reverse": report.nll_reverse.value}
     if report.classification is not None:
         extra["n_classified"] = report.classification.n_samples
     s = report.samples

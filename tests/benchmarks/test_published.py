@@ -39,3 +39,12 @@ def test_agreeing_ais_publishes_forward_without_a_note():
     out = run.published({"metric": "nll"}, {"evaluate": {}}, _report(85.0, 85.2))
     assert out["value"] == 85.0 and out["notes"] == []
     assert "published" not in out["estimator"]["name"]
+
+
+def test_per_frame_ais_keeps_both_nlls_without_a_log_z():
+    report = EvaluationReport(
+        estimator="AIS per frame (forward and reverse)", n_examples=10, split="test",
+        nll=Estimate(106.30, 1.1, 16, "AIS"), nll_reverse=Estimate(106.35, 1.1, 16, "AIS"))
+    out = run.published({"metric": "nll"}, {"evaluate": {}}, report)
+    assert out["value"] == 106.30
+    assert (out["extra"]["value_forward"], out["extra"]["value_reverse"]) == (106.30, 106.35)
