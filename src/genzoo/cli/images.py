@@ -167,7 +167,7 @@ def _cmd_inpaint(args: argparse.Namespace) -> int:
 
     model, cfg = _load_run(args, "images")
     if is_hopfield(model):
-        return recall(model, cfg, args)
+        return recall(model, cfg, args, _hidden_pixels)
     if not has(model, INPAINT):
         raise GenzooError(
             f"model {cfg.model_name!r} cannot inpaint (it does not declare the {INPAINT!r} "

@@ -75,11 +75,11 @@ def _recalled(model, network: str, cue, stored, generator):
         return net.output(u)
 
 
-def recall(model, cfg, args: argparse.Namespace) -> int:
-    """``genzoo inpaint`` on a Hopfield run (module docstring)."""
+def recall(model, cfg, args: argparse.Namespace, hidden_pixels) -> int:
+    """``genzoo inpaint`` on a Hopfield run (module docstring); ``hidden_pixels(spec,
+    image_shape, n, generator)`` is inpaint's reading of ``--mask`` (True where hidden)."""
     import torch
 
-    from genzoo.cli.images import _hidden_pixels, _shown
     from genzoo.data import image_shape_of, load_data
     from genzoo.evaluation import progress
     from genzoo.utils.images import save_image_grid
@@ -94,10 +94,10 @@ def recall(model, cfg, args: argparse.Namespace) -> int:
     stored = stored.to(args.device)
     image_shape = image_shape_of(cfg.data)
     generator = torch.Generator(device=args.device).manual_seed(args.seed)
-    hidden = _hidden_pixels(args.mask, image_shape, len(xi), generator).to(args.device)
+    hidden = hidden_pixels(args.mask, image_shape, len(xi), generator).to(args.device)
     noise = torch.rand(xi.shape, generator=generator, device=args.device, dtype=xi.dtype)
     cue = torch.where(hidden, torch.where(noise < 0.5, 1.0, -1.0).to(xi), xi)
-    with torch.no_grad(), _shown(args), progress.Stage(
+    with torch.no_grad(), progress.on_stderr(not args.quiet), progress.Stage(
             f"recalling with the {network} network of {cfg.model_name}", len(xi),
             "patterns") as st:
         s = _recalled(model, network, cue, stored, generator)

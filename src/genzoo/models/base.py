@@ -277,7 +277,8 @@ class GenzooModel(nn.Module):
         bool (True = observed)."""
         if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1:
             raise InputError(f"n_samples={n_samples!r} must be a positive integer")
-        self.check_observed_input(x, torch.zeros((), dtype=torch.bool))  # shape and dtype
+        nothing = torch.zeros((), dtype=torch.bool, device=x.device)
+        self.check_observed_input(x, nothing)  # shape and dtype only
         observed = check_observed_mask(observed_mask, x)
         self.check_observed_input(x, observed)
         return observed
