@@ -51,13 +51,7 @@ from torch import nn
 from genzoo.core.config import check
 from genzoo.core.errors import GenzooError
 from genzoo.core.protocols import CONTINUOUS_ENERGY, ENERGY
-from genzoo.models.base import (
-    GenzooModel,
-    VisibleConfig,
-    checks_input,
-    train_recipe,
-    trusted_input,
-)
+from genzoo.models.base import GenzooModel, VisibleConfig, checks_input, trusted_input
 from genzoo.models.boltzmann._ops import bounded, randn, softplus
 from genzoo.ops.hmc import adapt_step_size, hmc_step, run_hmc
 
@@ -205,7 +199,6 @@ class HMCBoltzmann(GenzooModel):
 
     capabilities = frozenset({ENERGY, CONTINUOUS_ENERGY})
     binary_input = False
-    train_defaults = train_recipe(optimizer="adam", lr=1e-3)
     test_overrides = ("data.binarize=none", "model.n_factors=8", "model.n_hidden=8",
                       "model.n_leapfrog=3", "model.sample_burn_in=5")
 

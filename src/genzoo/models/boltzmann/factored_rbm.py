@@ -31,6 +31,7 @@ import dataclasses
 import torch
 
 from genzoo.core.registry import register_model
+from genzoo.models.base import train_recipe
 from genzoo.models.boltzmann._factored import HMCBoltzmann, HMCBoltzmannConfig
 
 
@@ -50,6 +51,7 @@ class FactoredRBM(HMCBoltzmann):
     follow the parameters."""
 
     config_class = FactoredRBMConfig
+    train_defaults = train_recipe(optimizer="adam", lr=1e-3)
 
     def __init__(self, config: FactoredRBMConfig, generator: torch.Generator | None = None) -> None:
         super().__init__(config)

@@ -27,6 +27,7 @@ import torch
 
 from genzoo.core.config import check
 from genzoo.core.registry import register_model
+from genzoo.models.base import train_recipe
 from genzoo.models.boltzmann._factored import HMCBoltzmann, MeanUnits
 from genzoo.models.boltzmann.factored_rbm import FactoredRBMConfig
 
@@ -47,10 +48,11 @@ class MCRBMConfig(FactoredRBMConfig):
 class MCRBM(HMCBoltzmann):
     """Mean-covariance RBM (factored covariance + Gaussian-binary mean units), HMC, CD.
 
-    x (B, D) real patches; free energies and log-densities (B,) in nats, in the parameters'
-    device and dtype."""
+    Batch methods take (B, D) real visibles and return (B,) values in nats; device and dtype
+    follow the parameters."""
 
     config_class = MCRBMConfig
+    train_defaults = train_recipe(optimizer="adam", lr=1e-3)
     test_overrides = (*HMCBoltzmann.test_overrides, "model.n_mean=4")
 
     def __init__(self, config: MCRBMConfig, generator: torch.Generator | None = None) -> None:

@@ -33,6 +33,7 @@ from torch import nn
 
 from genzoo.core.config import check
 from genzoo.core.registry import register_model
+from genzoo.models.base import train_recipe
 from genzoo.models.boltzmann._factored import (
     HMCBoltzmann,
     HMCBoltzmannConfig,
@@ -66,9 +67,11 @@ class MPoTConfig(HMCBoltzmannConfig):
 class MPoT(HMCBoltzmann):
     """Mean-product-of-Student-t (Gamma covariance hiddens + binary mean units), HMC, CD.
 
-    Takes x (B, D) real; gives (B,) values in nats; device and dtype follow the parameters."""
+    Batch methods take (B, D) real visibles and return (B,) values in nats; device and dtype
+    follow the parameters."""
 
     config_class = MPoTConfig
+    train_defaults = train_recipe(optimizer="adam", lr=1e-3)
     test_overrides = (*HMCBoltzmann.test_overrides, "model.n_mean=4")
 
     def __init__(self, config: MPoTConfig, generator: torch.Generator | None = None) -> None:
