@@ -35,15 +35,8 @@ import torch
 from genzoo.data import DataConfig
 from genzoo.models.boltzmann.rbm import RBM, RBMConfig
 from genzoo.training.timing import timed_fit
+from genzoo.utils import timing
 from genzoo.utils.provenance import busy_notes, load_average, package_version
-from genzoo.utils.timing import (
-    Unavailable,
-    build_candidates,
-    interleaved_medians,
-    limit_threads,
-    median_ratios,
-    top_operators,
-)
 
 N_VISIBLE = 784
 PEERS = ("sklearn", "learnergy-fit", "learnergy-step")
@@ -75,7 +68,7 @@ def _genzoo_trainer(x: torch.Tensor, args: argparse.Namespace):
     try:
         bundle = common.offline_data(data_cfg)
     except Exception as exc:  # noqa: BLE001
-        raise Unavailable(f"the Trainer needs the real data bundle: {exc}") from None
+        raise timing.Unavailable(f"the Trainer needs the real data bundle: {exc}") from None
     model_cfg = RBMConfig(n_visible=N_VISIBLE, n_hidden=args.n_hidden, k=1, persistent=False)
 
     def epoch(n: int | None = None) -> float:
@@ -94,7 +87,7 @@ def _sklearn(x: torch.Tensor, args: argparse.Namespace):
     try:
         from sklearn.neural_network import BernoulliRBM
     except ImportError as exc:
-        raise Unavailable(f"scikit-learn not importable: {exc}") from None
+        raise timing.Unavailable(f"scikit-learn not importable: {exc}") from None
     rbm = BernoulliRBM(n_components=args.n_hidden, learning_rate=args.lr,
                        batch_size=args.batch_size, n_iter=1, random_state=args.seed, verbose=0)
     info = {"version": package_version("sklearn")}
@@ -112,8 +105,8 @@ def _learnergy(x: torch.Tensor, args: argparse.Namespace, fit: bool):
     try:
         from learnergy.models.bernoulli import RBM as LRBM
     except ImportError as exc:
-        raise Unavailable(f"learnergy not installed ({exc}); see benchmarks/README.md for the "
-                          "install that keeps the CPU torch") from None
+        raise timing.Unavailable(f"learnergy not installed ({exc}); see benchmarks/README.md "
+                                 "for the install that keeps the CPU torch") from None
     # learnergy logs every epoch at INFO; the benchmark's own output is the JSON.
     for name in ["learnergy", *logging.root.manager.loggerDict]:
         if name.startswith("learnergy"):
@@ -205,7 +198,7 @@ def _impls(text: str) -> list[str]:
 
 
 def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]:
-    limit_threads(args.threads)
+    timing.limit_threads(args.threads)
     n_rows = args.n_batches * args.batch_size
     load_at_start = load_average()
     x, data = common.binarized_mnist_rows(n_rows, args.smoke, args.seed)
@@ -216,12 +209,12 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]
         return epoch, info
 
     setup_start = time.perf_counter()
-    timings, epochs = build_candidates({n: partial(warmed_up, n) for n in args.impls},
-                                       row["descriptions"])
+    timings, epochs = timing.build_candidates({n: partial(warmed_up, n) for n in args.impls},
+                                              row["descriptions"])
     setup_s = time.perf_counter() - setup_start
 
     timed_start = time.perf_counter()
-    for name, t in interleaved_medians(epochs, args.repetitions).items():
+    for name, t in timing.interleaved_medians(epochs, args.repetitions).items():
         timings[name].update(t)
     timed_s = time.perf_counter() - timed_start
 
@@ -234,7 +227,7 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]
     if args.profile and timings.get("genzoo", {}).get("status") == "ok":
         epoch, _ = _genzoo(x, args)
         epoch(2)  # warm-up
-        profile = top_operators(epoch, min(50, args.n_batches))
+        profile = timing.top_operators(epoch, min(50, args.n_batches))
         for op in profile:
             print(f"  profile {op['op']:<40} {op['self_ms_per_batch']:7.3f} ms/batch "
                   f"{100 * op['self_share']:5.1f}%")
@@ -244,7 +237,7 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]
         f"{args.threads} thread(s)" if args.threads else "default threads")
     return [common.speed_result(
         row, args, "rbm_cd1_speed" + (f"_threads{args.threads}" if args.threads else ""), title,
-        timings, _acceptance(timings, median_ratios(timings)),
+        timings, _acceptance(timings, timing.median_ratios(timings)),
         busy_notes("at the start", "expect noise; rerun on a quiet machine before quoting "
                    "these numbers.", load_at_start),
         row_name="rbm_cd1_speed_threads1" if args.threads == 1 else "rbm_cd1_speed", data=data,
