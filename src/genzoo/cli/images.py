@@ -227,7 +227,7 @@ def _cmd_chain(args: argparse.Namespace) -> int:
     d = image_shape[0] * image_shape[1]
     # The chain runs in the model's space (63 DC-removed values of a patch, logits of
     # dequantised images), which is not always the picture's.
-    width = model.input_width if hasattr(model, "input_width") else d
+    width = model.input_width
     in_model_space = cfg.data.dequantize or cfg.data.name == "image-patches"
     # Every state is kept, then stacked (two copies in the model's dtype, one float32 copy);
     # the picture draws every --every-th.
@@ -241,7 +241,7 @@ def _cmd_chain(args: argparse.Namespace) -> int:
     noise = torch.Generator().manual_seed(args.seed)
     if args.start == "data":
         x0 = bundle.test.x[: args.n]
-    elif getattr(model, "binary_input", True):
+    elif model.binary_input:
         x0 = torch.rand(args.n, width, generator=noise).round()
     else:  # real-valued data are standardised or unit-variance in the model's space
         x0 = torch.randn(args.n, width, generator=noise)
@@ -293,38 +293,25 @@ def _dbm_chain(model, v, steps: int, generator, stage):
     return torch.stack(states)
 
 
-def _first_layer_weights(model):
-    """The first-layer weight matrix (D, H) of ``model``: ``W`` itself (an RBM), or the first
-    of its layers' matrices ``W[0]`` (a DBM, centered DBM or MP-DBM); None when it has none."""
-    import torch
-
-    W = getattr(model, "W", None)
-    if isinstance(W, (torch.nn.ParameterList, list, tuple)) and len(W) > 0:
-        W = W[0]
-    return W if isinstance(W, torch.Tensor) and W.dim() == 2 else None
-
-
 def _cmd_filters(args: argparse.Namespace) -> int:
 
     from genzoo.data import image_shape_of
     from genzoo.training.checkpoint import load_model
+    from genzoo.training.model_calls import first_layer_filters
     from genzoo.utils.images import save_image_grid
 
     _prepare(args, PNG, {"-n": "filters"})
     model, cfg = load_model(args.run_dir)
-    if callable(getattr(model, "filters", None)):
-        images, shape = model.filters()
-    else:
-        image_shape = image_shape_of(cfg.data)
+    image_shape = image_shape_of(cfg.data)
+    found = first_layer_filters(model, image_shape)
+    if found is None:
         d = image_shape[0] * image_shape[1]
-        W = _first_layer_weights(model)
-        if W is None or W.shape[0] != d:
-            raise GenzooError(
-                f"model {cfg.model_name!r} has no first-layer weight matrix W (D={d}, H) to show; "
-                "`genzoo filters` works for RBM-family models, deep Boltzmann machines (dbm, "
-                "centered-dbm, mp-dbm: their first layer) and the convolutional RBM"
-            )
-        images, shape = W.detach().T.float(), image_shape
+        raise GenzooError(
+            f"model {cfg.model_name!r} has no first-layer weight matrix W (D={d}, H) to show; "
+            "`genzoo filters` works for RBM-family models, deep Boltzmann machines (dbm, "
+            "centered-dbm, mp-dbm: their first layer) and the convolutional RBM"
+        )
+    images, shape = found
     images = images[: args.n]
     # Each filter scaled to its own range: the pattern matters, not the magnitude. Small
     # kernels (a 9x9 convolutional filter) are magnified to about 36 pixels a side.

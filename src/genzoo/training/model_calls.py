@@ -208,12 +208,15 @@ def first_layer_filters(
     model: torch.nn.Module, image_shape: tuple[int, int]
 ) -> tuple[torch.Tensor, tuple[int, int]] | None:
     """The model's first-layer filters as images: ``model.filters()`` (images (K, h*w) and
-    their shape (h, w)) when it has one, else the columns of a visible-to-hidden weight
-    matrix ``W`` of shape (D = H*W, n_hidden) as (n_hidden, D) images of ``image_shape``;
-    None when the model has neither."""
+    their shape (h, w)) when it has one, else the columns of its first visible-to-hidden
+    weight matrix of shape (D = H*W, n_hidden) as (n_hidden, D) images of ``image_shape``:
+    ``W`` itself (an RBM) or the first of its layers' matrices ``W[0]`` (a DBM, centered DBM
+    or MP-DBM); None when the model has neither."""
     if callable(getattr(model, "filters", None)):
         return model.filters()
     W = getattr(model, "W", None)
+    if isinstance(W, (torch.nn.ParameterList, list, tuple)) and len(W) > 0:
+        W = W[0]
     d = image_shape[0] * image_shape[1]
     if not isinstance(W, torch.Tensor) or W.dim() != 2 or W.shape[0] != d:
         return None
