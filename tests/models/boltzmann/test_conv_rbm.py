@@ -222,6 +222,44 @@ def test_gibbs_kernel_leaves_the_exact_marginal_invariant(beta):
     torch.testing.assert_close(freq, p_h_v[100] @ p_vp_h, atol=0.01, rtol=0)
 
 
+def test_the_path_starts_at_the_base_and_ends_at_the_model():
+    # 3x5 images, two 2x2 filters, 2x2 pooling: the 2^15 images are enumerable. At beta = 0
+    # the path is the base (its log Z_A in closed form, its blocks as sparse as the model's
+    # hidden biases make them), at beta = 1 the model; in between each F_beta is a free
+    # energy whose increments the fused step computes in float32 without cancellation.
+    m = ConvRBM(ConvRBMConfig(n_visible=15, image_height=3, image_width=5, n_filters=2,
+                              kernel_size=2, pool_size=2, init_std=0.0)).double()
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        m.W.copy_(2.0 * torch.randn(m.W.shape, generator=g, dtype=torch.float64))
+        m.b.fill_(-0.3)
+        m.c.copy_(torch.tensor([-4.0, 1.0]))
+    base = m.ais_base((torch.rand(300, 15, generator=g) < 0.3).double())
+    torch.testing.assert_close(base.c, m.c.detach())
+    images = states(15)
+    log_z0 = torch.logsumexp(-m.annealed_free_energy(images, 0.0, base), 0)
+    torch.testing.assert_close(log_z0, base.log_partition())
+    torch.testing.assert_close(m.annealed_free_energy(images, 1.0, base), m.free_energy(images))
+    # The base's blocks: P(on) = C^2 e^c / (1 + C^2 e^c) per block, independent of v.
+    zero_w = ConvRBM(m.config).double()
+    with torch.no_grad():
+        zero_w.c.copy_(m.c)
+    a = zero_w.detector_input(images[:1].reshape(1, 1, 3, 5))
+    off = zero_w.block_probabilities(a)[1]
+    torch.testing.assert_close(1 - off[0, :, 0, 0], 4 * m.c.exp() / (1 + 4 * m.c.exp()),
+                               check_dtype=False)
+    m32 = ConvRBM(m.config)
+    m32.load_state_dict({k: v.float() for k, v in m.state_dict().items()})
+    v = images[torch.randperm(len(images), generator=g)[:64]]
+    for lo, hi in [(0.0, 1e-3), (0.4, 0.401), (0.999, 1.0)]:
+        base32 = m32.ais_base(torch.zeros(1, 15))
+        base32.b.copy_(base.b.float())
+        inc, _ = m32.annealed_step(v.float(), beta_prev=lo, beta=hi, base=base32,
+                                   transition=False)
+        exact = (m.annealed_free_energy(v, lo, base) - m.annealed_free_energy(v, hi, base))
+        torch.testing.assert_close(inc, exact, atol=2e-6, rtol=1e-4)
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_ais_matches_enumeration_and_forward_reverse_bracket(dtype):
     # A 3x5 image, two 2x2 filters, 2x2 pooling: 2x4 detector maps, two blocks per filter;

@@ -29,16 +29,21 @@ Images: flat inputs (B, C_in * H * W) are reshaped channel-first with the image 
 config (``image_height`` / ``image_width``; none = square). A kernel / pool size that does not
 tile the detector maps (N_H divisible by C) is a ConfigError at construction.
 
-AIS path (Neal 2001; Salakhutdinov & Murray 2008). The base model A has independent visibles
-with per-pixel biases b_A (the logits of the training marginals) and no weights; the path
-E_beta(v, h) = (1 - beta) E_A(v, h) + beta E(v, h) keeps the pooling constraint, so each block
-stays one softmax, now over beta I::
+AIS path (Neal 2001; Salakhutdinov & Murray 2008). The base model A has no weights,
+independent visibles with per-pixel biases b_A (the logits of the training marginals) and
+independent blocks with hidden biases c_A (the model's own c, so the base's pooling layer is
+already as sparse as the model's). The path E_beta(v, h) = (1 - beta) E_A(v, h) + beta E(v, h)
+keeps the pooling constraint, so each block stays one softmax, now over the detector inputs
+I_beta = (1 - beta) c_A + beta I = c_A + beta (I - c_A)::
 
-    F_beta(v) = -((1 - beta) b_A + beta b)^T v - sum_{k, alpha} log(1 + sum_{B_alpha} exp(beta I))
-    log Z_A   = sum_pixels softplus(b_A) + K P P' log(1 + C^2)
+    F_beta(v) = -((1 - beta) b_A + beta b)^T v - sum_{k, alpha} log(1 + sum_{B_alpha} exp(I_beta))
+    log Z_A   = sum_pixels softplus(b_A) + P P' sum_k log(1 + C^2 exp(c_A,k))
 
 (b here is b_c broadcast over channel c's pixels); F_0 is the base's own free energy, F_1 = F.
-The transition samples the blocks from softmax(beta I) and then
+Scaling the whole I = c + W * v by beta (a base with uniform blocks) would pass through
+distributions where most blocks are on although the model keeps a few per cent on: strongly
+negative sparse hidden biases make that path long, and AIS over it far from converged at
+thousands of temperatures. The transition samples the blocks from softmax(I_beta) and then
 v ~ sigmoid((1 - beta) b_A + beta (b + sum_k W^k (*)_full h^k)). Exact log Z enumerates the
 visible images (``enumerable_free_energy``: 2^D states, F(v) summed over the blocks).
 
@@ -371,48 +376,61 @@ class ConvRBM(AnnealedFromProducts):
     @checks_input
     def ais_base(self, x_train: torch.Tensor) -> ConvRBMAnnealingBase:
         """Base model A: independent visibles with b_A the logits of the clamped per-pixel
-        training marginals (x_train (N, D)), no weights, every block uniform."""
+        training marginals (x_train (N, D)), no weights, every block a softmax over the
+        model's hidden biases c_A = c (module docstring)."""
         return ConvRBMAnnealingBase(
-            data_logits(x_train.to(self.W)), self.n_blocks, self.config.pool_size**2 + 1
+            data_logits(x_train.to(self.W)), self.c.detach(),
+            self.pool_shape[0] * self.pool_shape[1], self.config.pool_size**2,
         )
 
     def _check_path_base(self, base: ConvRBMAnnealingBase) -> None:
-        if not isinstance(base, ConvRBMAnnealingBase) or base.b.shape != (self.config.n_visible,):
+        if (not isinstance(base, ConvRBMAnnealingBase)
+                or base.b.shape != (self.config.n_visible,)
+                or base.c.shape != (self.config.n_filters,)):
             raise GenzooError("the AIS base of a ConvRBM comes from its own ais_base(x_train)")
 
     def _path_input(self, v: torch.Tensor) -> torch.Tensor:
         img = v.reshape(len(v), self.config.in_channels, *self.image_shape)
         return self.detector_input(img)  # I = c + W * v, (B, K, N_H, N_H')
 
+    @staticmethod
+    def _from_base(a: torch.Tensor, base: ConvRBMAnnealingBase) -> torch.Tensor:
+        """I - c_A (B, K, N_H, N_H'): the part of the detector inputs the path scales."""
+        return a - base.c.to(a.dtype).view(1, -1, 1, 1)
+
     def _path_free_energy(
         self, v: torch.Tensor, a: torch.Tensor, beta: float, base: ConvRBMAnnealingBase
     ) -> torch.Tensor:
-        # F_beta(v) (module docstring) from the detector inputs a.
+        # F_beta(v) (module docstring) from the detector inputs a = I.
         vis = v @ ((1.0 - beta) * base.b + beta * self.pixel_bias()).to(v.dtype)
-        return -vis - self.block_log_normaliser(beta * a).flatten(1).sum(-1)
+        i_beta = base.c.to(a.dtype).view(1, -1, 1, 1) + beta * self._from_base(a, base)
+        return -vis - self.block_log_normaliser(i_beta).flatten(1).sum(-1)
 
     def _path_increment(
         self, v: torch.Tensor, a: torch.Tensor, beta_prev: float, beta: float, base
     ) -> torch.Tensor:
         """F_{beta_prev}(v) - F_beta(v) (B,) float64 from the detector inputs a."""
         d = beta - beta_prev
-        if a.dtype == torch.float64 or bool(d * a.abs().max() >= 10.0):
+        delta = self._from_base(a, base)  # I - c_A: dI_beta / dbeta
+        if a.dtype == torch.float64 or bool(d * delta.abs().max() >= 10.0):
             return super()._path_increment(v, a, beta_prev, beta, base)  # float64 difference
         vis = (v @ (self.pixel_bias() - base.b)).to(torch.float64) * d
-        # Per block, L(beta I) - L(beta' I) = log1p(sum_i q_i expm1((beta - beta') I_i)) with q
-        # the block softmax at beta' ("off" dropped): float32 keeps its relative precision for
-        # the small steps of AIS, where the difference of two L's would cancel.
-        blocks = self._blocks(a)
+        # Per block, L(I_beta) - L(I_beta') = log1p(sum_i q_i expm1((beta - beta') delta_i))
+        # with q the block softmax at beta' ("off" dropped): float32 keeps its relative
+        # precision for the small steps of AIS, where the difference of two L's would cancel.
+        blocks = self._blocks(delta)
+        prev = self._blocks(base.c.to(a.dtype).view(1, -1, 1, 1) + beta_prev * delta)
         zero = blocks.new_zeros((*blocks.shape[:-1], 1))
-        q = torch.softmax(torch.cat([beta_prev * blocks, zero], dim=-1), dim=-1)[..., :-1]
+        q = torch.softmax(torch.cat([prev, zero], dim=-1), dim=-1)[..., :-1]
         inc = torch.log1p((q * torch.expm1(d * blocks)).sum(-1))
         return vis + inc.flatten(1).sum(-1, dtype=torch.float64)
 
     def _path_sweep(
         self, v: torch.Tensor, a: torch.Tensor, beta: float, base, generator
     ) -> torch.Tensor:
-        # Blocks ~ softmax(beta I), then v ~ p_beta(v | h).
-        h, _ = self.sample_blocks(beta * a, generator)
+        # Blocks ~ softmax(I_beta), then v ~ p_beta(v | h).
+        i_beta = base.c.to(a.dtype).view(1, -1, 1, 1) + beta * self._from_base(a, base)
+        h, _ = self.sample_blocks(i_beta, generator)
         in_v = (1.0 - beta) * base.b + beta * self.visible_input(h).flatten(1)
         return bernoulli(torch.sigmoid(in_v), generator)
 
@@ -428,19 +446,24 @@ class ConvRBM(AnnealedFromProducts):
 
 
 class ConvRBMAnnealingBase(nn.Module):
-    """The AIS base model of a :class:`ConvRBM`: independent visibles with per-pixel biases
-    ``b`` (D,), no weights, so each of the ``n_blocks`` pooling blocks is uniform over its
-    ``block_states`` = C^2 + 1 states."""
+    """The AIS base model of a :class:`ConvRBM`: no weights, independent visibles with
+    per-pixel biases ``b`` (D,), and independent pooling blocks, ``blocks_per_filter`` = P P'
+    of them per filter k, each a softmax over its ``block_size`` = C^2 detectors at logit
+    ``c[k]`` (K,) and "off" at 0."""
 
-    def __init__(self, b: torch.Tensor, n_blocks: int, block_states: int) -> None:
+    def __init__(
+        self, b: torch.Tensor, c: torch.Tensor, blocks_per_filter: int, block_size: int
+    ) -> None:
         super().__init__()
         self.register_buffer("b", b.detach().clone())
-        self.n_blocks, self.block_states = n_blocks, block_states
+        self.register_buffer("c", c.detach().clone().to(b.dtype))
+        self.blocks_per_filter, self.block_size = blocks_per_filter, block_size
 
     @torch.no_grad()
     def log_partition(self) -> torch.Tensor:
-        """log Z_A = sum_pixels softplus(b_A) + n_blocks log(C^2 + 1), a 0-dim tensor."""
-        return softplus(self.b).sum() + self.n_blocks * math.log(self.block_states)
+        """log Z_A = sum_pixels softplus(b_A) + P P' sum_k log(1 + C^2 exp(c_k)), 0-dim."""
+        blocks = softplus(self.c + math.log(self.block_size)).sum()  # log(1 + C^2 e^c)
+        return softplus(self.b).sum() + self.blocks_per_filter * blocks
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
