@@ -77,12 +77,16 @@ def pictures(r: dict[str, Any], results_dir: Path) -> dict[str, str]:
 def gallery_section(results: list[dict[str, Any]], results_dir: Path, link: str) -> list[str]:
     """Each sample grid beside its result's number (``link``: ``results_dir`` from the
     document), then the likelihood results with none."""
-    lines, missing = ["## Gallery", "", "| result | value | samples |", "| --- | ---: | --- |"], []
+    lines = ["## Gallery", "", "| result | value | samples (a Markov chain's strip beside them) |",
+             "| --- | ---: | --- |"]
+    missing = []
     for r in results:
-        grid = pictures(r, results_dir).get("samples")
-        if grid:
+        shown = pictures(r, results_dir)
+        if "samples" in shown:  # a chain strip: one row per chain, every 5th of 100 steps
+            imgs = [f'<img src="{link}/{shown[k]}" width="{w}">' for k, w in
+                    (("samples", 160), ("chain", 320)) if k in shown]
             lines.append(f"| {r['title']} ({r['benchmark']}.json) | {_fmt(r['value'])} "
-                         f'{r["metric"]["unit"]} | <img src="{link}/{grid}" width="160"> |')
+                         f'{r["metric"]["unit"]} | {" ".join(imgs)} |')
         elif r["kind"] == "likelihood" and r.get("extra", {}).get("ceiling_for") is None:
             missing.append(r["benchmark"])
     if missing:

@@ -35,8 +35,9 @@ from common import load_row, row_names
 from genzoo.cli import main as genzoo_main
 from genzoo.evaluation.report import EvaluationReport
 from genzoo.evaluation.stats import Estimate
+from genzoo.models.chains import chain_kind
 from genzoo.run_config import RunConfig
-from genzoo.training.checkpoint import checkpoint_step
+from genzoo.training.checkpoint import checkpoint_step, load_model
 from genzoo.training.curves import last_value
 
 # What a row's ``metric`` names: how RESULTS.md shows the figure. A row may give its own
@@ -298,6 +299,9 @@ def likelihood(row: dict[str, Any], args: argparse.Namespace, argv: list[str] | 
     genzoo = Genzoo(log, args.in_process)
     if not args.evaluate_only:
         train(row, p, run, genzoo, args)
+    chain = run / "chain.png"  # a Markov-chain sampler's chain strip, beside its grid
+    if chain_kind(load_model(run)[0]) is not None:
+        genzoo("chain", ["chain", str(run), "--out", str(chain), "--force", "--quiet"])
     figures = evaluate(row, p, run, genzoo)
     data, notes = figures.pop("data"), figures.pop("notes", []) + run_notes(row, p, args.smoke)
     best = kept_best(run) if row.get("best") else None
@@ -307,6 +311,8 @@ def likelihood(row: dict[str, Any], args: argparse.Namespace, argv: list[str] | 
         extra |= getattr(importlib.import_module("tasks"), row["baselines"])(p)
     if (run / "samples.png").is_file():  # the run's own grid, unless the task drew one
         extra.setdefault("images", {}).setdefault("samples", str(run / "samples.png"))
+    if "chain" in genzoo.wall:
+        extra.setdefault("images", {}).setdefault("chain", str(chain))
     for kind, image in extra.pop("images", {}).items():  # run dirs are scratch: keep a copy
         results.mkdir(parents=True, exist_ok=True)
         kept = results / f"{row.get('result', row['name'])}_{kind}.png"

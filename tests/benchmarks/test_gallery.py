@@ -26,13 +26,16 @@ def test_the_readme_gallery_is_what_the_generator_writes():
 
 
 def _results_with_grids(tmp_path):
-    """Two copies of a committed result, one with a sample grid (a real PNG) and one without."""
+    """Two copies of a committed result, one with a sample grid and a chain strip (real PNGs) and
+    one without."""
     results = tmp_path / "results"
     results.mkdir()
     base = json.loads((BENCH / "results" / "rbm_mnist_nll.json").read_text())
-    shutil.copyfile(BENCH / "results" / "conv_rbm_mnist_samples.png", results / "a_samples.png")
-    with_grid = {**base, "benchmark": "a", "extra": {**base["extra"],
-                                                     "images": {"samples": "a_samples.png"}}}
+    for kind in ("samples", "chain"):
+        shutil.copyfile(BENCH / "results" / "conv_rbm_mnist_samples.png",
+                        results / f"a_{kind}.png")
+    images = {"samples": "a_samples.png", "chain": "a_chain.png"}  # a Gibbs chain's strip too
+    with_grid = {**base, "benchmark": "a", "extra": {**base["extra"], "images": images}}
     without = {**base, "benchmark": "b"}
     for r in (with_grid, without):
         (results / f"{r['benchmark']}.json").write_text(json.dumps(r))
@@ -49,6 +52,8 @@ def test_results_md_shows_each_grid_beside_its_number(tmp_path):
     # The link is relative to RESULTS.md's folder, the value the one of the result.
     row = next(line for line in gallery.splitlines() if "(a.json)" in line)
     assert f"{base['value']:.2f} nats" in row and '<img src="../results/a_samples.png"' in row
+    assert row.index('src="../results/a_samples.png"') < row.index(
+        '<img src="../results/a_chain.png" width="320">')
     assert "No sample grid recorded yet for 1 results" in gallery and ": b." in gallery
     assert "![samples](../results/a_samples.png)" in text  # and in the result's own section
 

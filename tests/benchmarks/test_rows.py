@@ -11,6 +11,9 @@ import pytest
 from smoke_support import BENCH, results_snapshot
 from support import load_benchmark
 
+from genzoo.core.registry import get_model_spec
+from genzoo.models.chains import chain_kind
+
 run = load_benchmark("run")
 common = load_benchmark("common")
 tasks = load_benchmark("tasks")
@@ -66,9 +69,16 @@ def test_row_smoke_writes_a_complete_result(name, tmp_path):
         assert math.isfinite(result["extra"]["log_z"])
     if row.get("metric") == "error":
         assert result["metric"]["unit"] == "%" and 0 <= result["value"] <= 100
+    steps = [s.split()[:2] for s in result["steps"]]
+    # A Markov-chain sampler's result carries its chain strip beside its grid.
+    chained = chain_kind(get_model_spec(row["model"]).cls) is not None
+    assert (["genzoo", "chain"] in steps) == chained
+    if chained:
+        assert (tmp_path / result["extra"]["images"]["chain"]).is_file()
     if not row.get("train_with") and not row.get("evaluate_with"):
-        assert [s.split()[:2] for s in result["steps"]][-2:] == [
-            ["genzoo", "train"], ["genzoo", "evaluate"]]
+        expected = [["genzoo", "train"], *([["genzoo", "chain"]] if chained else []),
+                    ["genzoo", "evaluate"]]
+        assert steps[-len(expected):] == expected
 
 
 def test_task_rows_draw_their_figures(tmp_path):

@@ -202,20 +202,19 @@ def _cmd_inpaint(args: argparse.Namespace) -> int:
 def _cmd_chain(args: argparse.Namespace) -> int:
     import torch
 
-    from genzoo.core.protocols import ENERGY, has
+    from genzoo.core.protocols import ENERGY
     from genzoo.data import image_shape_of, load_data
     from genzoo.evaluation import progress
-    from genzoo.models.boltzmann.dbm import DBM
-    from genzoo.models.markov.base import MarkovChainModel
+    from genzoo.models.chains import chain_kind
     from genzoo.training.checkpoint import load_model
     from genzoo.utils.animation import save_chain_gif, save_chain_strip
 
     counts = {"-n": "chains", "--steps": "steps", "--every": "steps between kept states"}
     _prepare(args, (".gif", ".png"), counts)
     model, cfg = load_model(args.run_dir, device=args.device)
-    markov = isinstance(model, MarkovChainModel)
-    deep = isinstance(model, DBM)  # the DBM and the centered DBM: a sweep over all layers
-    if not (markov or deep or has(model, ENERGY)):
+    kind = chain_kind(model)
+    markov, deep = kind == "markov", kind == "dbm"  # dbm: a sweep over all layers
+    if kind is None:
         raise GenzooError(
             f"model {cfg.model_name!r} has no step-by-step sampling chain: it is neither a "
             "Markov-chain sampler (dae, cae, gsn), nor an energy model with a Gibbs step "
