@@ -40,7 +40,7 @@ from genzoo.utils.provenance import busy_notes, load_average, package_version
 
 N_VISIBLE = 784
 PEERS = ("sklearn", "learnergy-fit", "learnergy-step")
-ACCEPT_BARE_RATIO = 1.5
+ACCEPT_FLOOR_RATIO = 1.5  # genzoo / bare+draws
 
 
 def _genzoo(x: torch.Tensor, args: argparse.Namespace):
@@ -253,21 +253,20 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]
 
 
 def _acceptance(timings: dict, ratios: dict) -> dict:
+    # The floor of an exact CD-1 step is the five products and the two draws: the randomness
+    # is part of the algorithm (the decision of the speed issue); genzoo / bare is informative.
     criterion = ("genzoo has the lowest median epoch time of all implementations that ran (the "
-                 f"bare floors excepted) and genzoo / bare <= {ACCEPT_BARE_RATIO}")
+                 f"bare floors excepted) and genzoo / bare+draws <= {ACCEPT_FLOOR_RATIO}")
     gz = timings.get("genzoo", {})
     if gz.get("status") != "ok":
         return common.acceptance(criterion, ["genzoo did not run"])
     faster = [n for n in PEERS if timings.get(n, {}).get("median_s", math.inf) < gz["median_s"]]
-    bare_ratio = ratios.get("genzoo / bare")
+    floor_ratio = ratios.get("genzoo / bare+draws")
     why = ["faster than genzoo: " + ", ".join(faster)] if faster else []
-    if bare_ratio is None:
-        why.append("bare products not measured")
-    elif bare_ratio > ACCEPT_BARE_RATIO:
-        why.append(f"genzoo / bare = {bare_ratio:.2f} > {ACCEPT_BARE_RATIO}")
+    if floor_ratio is None:
+        why.append("bare+draws floor not measured")
+    elif floor_ratio > ACCEPT_FLOOR_RATIO:
+        why.append(f"genzoo / bare+draws = {floor_ratio:.2f} > {ACCEPT_FLOOR_RATIO}")
     missing = [n for n in PEERS if timings.get(n, {}).get("status") != "ok"]
-    # Informative, not the criterion: how far genzoo is from the floor that includes the
-    # random draws an exact CD-1 step cannot skip.
-    draws_ratio = ratios.get("genzoo / bare+draws")
-    draws = {"genzoo_over_bare_plus_draws": draws_ratio} if draws_ratio is not None else {}
-    return common.acceptance(criterion, why, peers_not_measured=missing, **draws)
+    bare = ({"genzoo_over_bare": ratios["genzoo / bare"]} if "genzoo / bare" in ratios else {})
+    return common.acceptance(criterion, why, peers_not_measured=missing, **bare)

@@ -45,8 +45,10 @@ def test_speed_smoke_writes_a_complete_result(tmp_path):
         expected = result["timings"]["genzoo"]["median_s"] / result["timings"][name]["median_s"]
         assert math.isclose(result["ratios"][f"genzoo / {name}"], expected, rel_tol=1e-9)
     assert set(result["acceptance"]) >= {"criterion", "passed", "why"}
-    assert math.isclose(result["acceptance"]["genzoo_over_bare_plus_draws"],
-                        result["ratios"]["genzoo / bare+draws"], rel_tol=1e-12)
+    # The criterion's floor is bare+draws (the decision); genzoo / bare rides along.
+    assert "genzoo / bare+draws <= 1.5" in result["acceptance"]["criterion"]
+    assert math.isclose(result["acceptance"]["genzoo_over_bare"],
+                        result["ratios"]["genzoo / bare"], rel_tol=1e-12)
     assert result["git"]["commit"] and isinstance(result["git"]["dirty"], bool)
     assert result["machine"]["torch"] and result["machine"]["cores"] >= 1
 
