@@ -75,6 +75,19 @@ def test_chain_of_a_real_valued_model_on_image_patches(tmp_path, start):
     assert 60 < strip.mean() < 200
 
 
+def test_chain_of_a_grey_level_model_starts_inside_its_input_range(tmp_path, tmp_path_factory):
+    """The hybrid discriminative RBM reads grey levels in [0, 1] as Bernoulli means: its
+    chain starts from uniform grey levels there (standard normal values would be refused)."""
+    run = _train(tmp_path_factory, "disc-rbm", "data.binarize=none", "model.n_hidden=12")
+    png = tmp_path / "chain.png"
+    assert main(["chain", str(run), "-n", "2", "--steps", "4", "--every", "2", "--out",
+                 str(png)]) == 0
+    strip = np.asarray(Image.open(png), dtype=float)
+    assert strip.shape == (2 * 17 + 1, 3 * 17 + 1)
+    first = strip[1:17, 1:17]  # the first chain's start: grey levels, not only black or white
+    assert ((first > 0) & (first < 255)).mean() > 0.5
+
+
 def test_filters_of_an_rbm_one_tile_per_hidden_unit(rbm_run, tmp_path):
     png = tmp_path / "f.png"
     assert main(["filters", str(rbm_run), "--out", str(png)]) == 0

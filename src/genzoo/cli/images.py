@@ -242,6 +242,9 @@ def _cmd_chain(args: argparse.Namespace) -> int:
         x0 = bundle.test.x[: args.n]
     elif model.binary_input:
         x0 = torch.rand(args.n, width, generator=noise).round()
+    elif model.input_range is not None:  # grey levels (Bernoulli means): uniform in the range
+        lo, hi = model.input_range
+        x0 = lo + (hi - lo) * torch.rand(args.n, width, generator=noise)
     else:  # real-valued data are standardised or unit-variance in the model's space
         x0 = torch.randn(args.n, width, generator=noise)
     x0 = x0.to(device=args.device, dtype=dtype)

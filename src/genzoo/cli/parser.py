@@ -146,8 +146,9 @@ def _build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--steps", type=_count, default=100, help="chain steps (default 100)")
     ch.add_argument("--every", type=_count, default=5, help="keep every k-th state (default 5)")
     ch.add_argument("--start", choices=("noise", "data"), default="noise",
-                    help="start from noise (default: fair coin flips, or standard normal "
-                    "values for a real-valued model) or from test examples")
+                    help="start from noise (default: fair coin flips, uniform values in "
+                    "the input range of a grey-level model, or standard normal values for a "
+                    "real-valued one) or from test examples")
     _output_seed_device(ch, "output .gif or .png path")
 
     _add_compare(sub)
