@@ -75,6 +75,17 @@ def test_the_readme_block_is_rewritten_in_place_and_checked(tmp_path, capsys):
     assert "| boltzmann |" in text and '<img src="results/a_samples.png"' in text
     assert "`rbm`, a" in text and "hand-placed" not in text
     assert "No grid recorded yet for: autoregressive, directed" in text
+    # A comparison's result names each model's grid samples_<model>: the VAE's fills the
+    # directed family.
+    board = {**json.loads((results / "b.json").read_text()), "benchmark": "c",
+             "extra": {"images": {"samples_vae": "a_samples.png", "plot": "a_chain.png"}}}
+    (results / "c.json").write_text(json.dumps(board))
+    assert make_results.main(args) == 0
+    text = readme.read_text()
+    assert "| directed |" in text and "`vae`, c" in text
+    assert "No grid recorded yet for: autoregressive, hopfield" in text
+    (results / "c.json").unlink()
+    assert make_results.main(args) == 0
     assert make_results.main([*args, "--check"]) == 0
     readme.write_text("# no block\n")
     with pytest.raises(SystemExit, match="no <!-- gallery"):
