@@ -78,11 +78,14 @@ def test_the_readme_block_is_rewritten_in_place_and_checked(tmp_path, capsys):
     # A comparison's result names each model's grid samples_<model>: the VAE's fills the
     # directed family.
     board = {**json.loads((results / "b.json").read_text()), "benchmark": "c",
-             "extra": {"images": {"samples_vae": "a_samples.png", "plot": "a_chain.png"}}}
+             "date": "2999-01-01T00:00:00+00:00", "extra": {"images": {
+                 "samples_vae": "a_samples.png", "samples_rbm": "a_chain.png"}}}
     (results / "c.json").write_text(json.dumps(board))
     assert make_results.main(args) == 0
     text = readme.read_text()
     assert "| directed |" in text and "`vae`, c" in text
+    # A row's own grid comes before a newer comparison's grid of the same family.
+    assert "`rbm`, a" in text and "`rbm`, c" not in text
     assert "No grid recorded yet for: autoregressive, hopfield" in text
     (results / "c.json").unlink()
     assert make_results.main(args) == 0
