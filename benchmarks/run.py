@@ -299,8 +299,8 @@ def likelihood(row: dict[str, Any], args: argparse.Namespace, argv: list[str] | 
     genzoo = Genzoo(log, args.in_process)
     if not args.evaluate_only:
         train(row, p, run, genzoo, args)
-    chain = run / "chain.png"  # a Markov-chain sampler's chain strip, beside its grid
-    if chain_kind(load_model(run)[0]) is not None:
+    chain = run / "chain.png" if chain_kind(load_model(run)[0]) else None  # a chain's strip
+    if chain:  # a Markov-chain sampler's, beside its grid
         genzoo("chain", ["chain", str(run), "--out", str(chain), "--force", "--quiet"])
     figures = evaluate(row, p, run, genzoo)
     data, notes = figures.pop("data"), figures.pop("notes", []) + run_notes(row, p, args.smoke)
@@ -311,7 +311,7 @@ def likelihood(row: dict[str, Any], args: argparse.Namespace, argv: list[str] | 
         extra |= getattr(importlib.import_module("tasks"), row["baselines"])(p)
     if (run / "samples.png").is_file():  # the run's own grid, unless the task drew one
         extra.setdefault("images", {}).setdefault("samples", str(run / "samples.png"))
-    if "chain" in genzoo.wall:
+    if chain:
         extra.setdefault("images", {}).setdefault("chain", str(chain))
     for kind, image in extra.pop("images", {}).items():  # run dirs are scratch: keep a copy
         results.mkdir(parents=True, exist_ok=True)

@@ -394,24 +394,30 @@ class ConvRBM(AnnealedFromProducts):
         return self.detector_input(img)  # I = c + W * v, (B, K, N_H, N_H')
 
     @staticmethod
-    def _from_base(a: torch.Tensor, base: ConvRBMAnnealingBase) -> torch.Tensor:
-        """I - c_A (B, K, N_H, N_H'): the part of the detector inputs the path scales."""
-        return a - base.c.to(a.dtype).view(1, -1, 1, 1)
+    def _base_logits(a: torch.Tensor, base: ConvRBMAnnealingBase) -> torch.Tensor:
+        """c_A (1, K, 1, 1) in the dtype of the detector inputs a, to broadcast over them."""
+        return base.c.to(a.dtype).view(1, -1, 1, 1)
+
+    def _annealed_input(self, a: torch.Tensor, beta: float, base) -> torch.Tensor:
+        """I_beta = c_A + beta (I - c_A) (B, K, N_H, N_H') from the detector inputs a = I."""
+        c_a = self._base_logits(a, base)
+        return c_a + beta * (a - c_a)
 
     def _path_free_energy(
         self, v: torch.Tensor, a: torch.Tensor, beta: float, base: ConvRBMAnnealingBase
     ) -> torch.Tensor:
         # F_beta(v) (module docstring) from the detector inputs a = I.
         vis = v @ ((1.0 - beta) * base.b + beta * self.pixel_bias()).to(v.dtype)
-        i_beta = base.c.to(a.dtype).view(1, -1, 1, 1) + beta * self._from_base(a, base)
-        return -vis - self.block_log_normaliser(i_beta).flatten(1).sum(-1)
+        return -vis - self.block_log_normaliser(
+            self._annealed_input(a, beta, base)).flatten(1).sum(-1)
 
     def _path_increment(
         self, v: torch.Tensor, a: torch.Tensor, beta_prev: float, beta: float, base
     ) -> torch.Tensor:
         """F_{beta_prev}(v) - F_beta(v) (B,) float64 from the detector inputs a."""
         d = beta - beta_prev
-        delta = self._from_base(a, base)  # I - c_A: dI_beta / dbeta
+        c_a = self._base_logits(a, base)
+        delta = a - c_a  # dI_beta / dbeta
         if a.dtype == torch.float64 or bool(d * delta.abs().max() >= 10.0):
             return super()._path_increment(v, a, beta_prev, beta, base)  # float64 difference
         vis = (v @ (self.pixel_bias() - base.b)).to(torch.float64) * d
@@ -419,7 +425,7 @@ class ConvRBM(AnnealedFromProducts):
         # with q the block softmax at beta' ("off" dropped): float32 keeps its relative
         # precision for the small steps of AIS, where the difference of two L's would cancel.
         blocks = self._blocks(delta)
-        prev = self._blocks(base.c.to(a.dtype).view(1, -1, 1, 1) + beta_prev * delta)
+        prev = self._blocks(c_a + beta_prev * delta)  # I_beta'
         zero = blocks.new_zeros((*blocks.shape[:-1], 1))
         q = torch.softmax(torch.cat([prev, zero], dim=-1), dim=-1)[..., :-1]
         inc = torch.log1p((q * torch.expm1(d * blocks)).sum(-1))
@@ -429,8 +435,7 @@ class ConvRBM(AnnealedFromProducts):
         self, v: torch.Tensor, a: torch.Tensor, beta: float, base, generator
     ) -> torch.Tensor:
         # Blocks ~ softmax(I_beta), then v ~ p_beta(v | h).
-        i_beta = base.c.to(a.dtype).view(1, -1, 1, 1) + beta * self._from_base(a, base)
-        h, _ = self.sample_blocks(i_beta, generator)
+        h, _ = self.sample_blocks(self._annealed_input(a, beta, base), generator)
         in_v = (1.0 - beta) * base.b + beta * self.visible_input(h).flatten(1)
         return bernoulli(torch.sigmoid(in_v), generator)
 
