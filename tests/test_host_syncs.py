@@ -35,6 +35,18 @@ HOT = {
     ("evaluation/ais.py", "_anneal"), ("evaluation/importance.py", "shard"),
     ("evaluation/energy.py", "states"), ("evaluation/energy.py", "_reverse_from_chains"),
     ("evaluation/energy.py", "model_samples_for_reverse_ais"),
+    # ... once per AIS temperature: the models' annealing paths (the AnnealingPath contract) ...
+    ("ops/numerics.py", "softplus_increment"), ("models/boltzmann/_ops.py", "annealed_step"),
+    ("models/boltzmann/_ops.py", "_path_increment"), ("models/boltzmann/_ops.py", "_path_sweep"),
+    ("models/boltzmann/rbm.py", "_path_input"), ("models/boltzmann/rbm.py", "_path_increment"),
+    ("models/boltzmann/rbm.py", "_path_sweep"), ("models/boltzmann/grbm.py", "_path_input"),
+    ("models/boltzmann/grbm.py", "_path_free_energy"), ("models/boltzmann/grbm.py", "_path_sweep"),
+    ("models/boltzmann/ssrbm.py", "_path_input"), ("models/boltzmann/ssrbm.py", "_path_sweep"),
+    ("models/boltzmann/ssrbm.py", "_path_free_energy"),
+    ("models/boltzmann/conv_rbm.py", "_path_input"),
+    ("models/boltzmann/conv_rbm.py", "_path_increment"),
+    ("models/boltzmann/conv_rbm.py", "_path_sweep"), ("models/boltzmann/dbm.py", "annealed_step"),
+    ("evaluation/hmc_ais.py", "annealed_step"), ("evaluation/hmc_ais.py", "_transition"),
     # ... and once per chunk of importance draws.
     ("evaluation/importance.py", "_log_weights"),
     ("evaluation/importance.py", "draw_with_log_prob"), ("evaluation/importance.py", "draw"),
@@ -56,6 +68,17 @@ ALLOWED = {
     ("training/model_calls.py", "loss_figures", ".tolist()"): "the same copy, on the host",
     ("training/model_calls.py", "validation_figures", "float()"): "once per validation (every "
     "train.validate_every steps), a few scalars beside a pass over the validation split",
+    ("ops/numerics.py", "softplus_increment", "bool()"): "one scalar per AIS temperature: "
+    "whether the step is coarse enough (|d| >= 20) to need the float64 difference, which must "
+    "be chosen before the increment is formed (computing both ways costs about 10 % of a step)",
+    ("models/boltzmann/conv_rbm.py", "_path_increment", "bool()"): "the same test for the "
+    "convolutional RBM's block increments, one scalar per temperature",
+    ("models/boltzmann/dbm.py", "mean_field", "float()"): "the mean-field loop's stopping "
+    "test: the host must know when the largest change falls below mf_tol (once per iteration "
+    "of inference, not of an AIS temperature)",
+    ("evaluation/hmc_ais.py", "ais_base", "float()"): "the pilot before AIS: floats of a numpy "
+    "grid, and the step size adapted on the host from each pilot step's acceptance (a few "
+    "hundred steps once per estimate)",
     ("training/metrics.py", "log", "float()"): "once per logged row: the figures are Python "
     "floats already (the CSV row)",
     ("training/stepper.py", "_update", ".tolist()"): "a host tensor: the all-reduce's summed "

@@ -65,6 +65,11 @@ def test_softplus_increment_is_the_difference_without_cancellation():
     assert torch.allclose(got, ref, rtol=0, atol=2e-8 * float(ref.abs().max()) + 1e-7)
     plain = (softplus(x.float() + d.float()) - softplus(x.float())).sum(-1).double()
     assert (got - ref).abs().max() < (plain - ref).abs().max()
+    # a large negative step where sigmoid(x) rounds to 1: log1p(sigmoid(x) expm1(d)) would be
+    # the log of 1 - (1 - tiny), -inf in float32; the form from min(x, x + d) keeps ~1e-7
+    x, d = torch.tensor([[17.0, 12.0, -3.0]]), torch.tensor([[-19.0, -15.0, 18.0]])
+    ref = (softplus(x.double() + d.double()) - softplus(x.double())).sum(-1)
+    assert torch.allclose(softplus_increment(x, d), ref, rtol=0, atol=1e-5)
     big = torch.full((2, 3), 30.0)  # |d| >= 20 falls back to the float64 difference
     assert torch.allclose(softplus_increment(big, big), (softplus(2 * big.double())
                           - softplus(big.double())).sum(-1))

@@ -32,15 +32,20 @@ def softplus(x: torch.Tensor) -> torch.Tensor:
 def softplus_increment(x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     """sum over the last axis of softplus(x + d) - softplus(x), (..., H) -> (...) float64.
 
-    In float64 the plain difference. In a narrower dtype the identity
-    softplus(x + d) - softplus(x) = log1p(sigmoid(x) expm1(d)) keeps the relative precision of
-    the dtype for the small d of an AIS step (where the plain difference of two values of order
-    1 would lose it to cancellation), then sums in float64; |d| >= 20 (a coarse schedule; expm1
-    would near float32's range) falls back to the float64 difference."""
+    In float64 the plain difference. In a narrower dtype, with lo = min(x, x + d):
+    softplus(x + d) - softplus(x) = sign(d) log1p(sigmoid(lo) expm1(|d|)), every factor
+    positive, so the dtype's relative precision holds for the small d of an AIS step (where the
+    plain difference of two values of order 1 would lose it to cancellation) and for a large
+    negative d (where log1p(sigmoid(x) expm1(d)) would take the log of 1 - (1 - tiny)); the sum
+    is taken in float64. |d| >= 20 (a coarse schedule; expm1 would near float32's range) falls
+    back to the float64 difference: the test reads one scalar per call, the only host sync of
+    an AIS temperature step (the fallback must be chosen before the increment is formed)."""
     if x.dtype == torch.float64 or bool(d.abs().max() >= 20.0):
         x64, d64 = x.to(torch.float64), d.to(torch.float64)
         return (softplus(x64 + d64) - softplus(x64)).sum(-1)
-    return torch.log1p(torch.sigmoid(x).mul_(torch.expm1(d))).sum(-1, dtype=torch.float64)
+    lo = torch.minimum(x, x + d)
+    step = torch.log1p(torch.sigmoid(lo).mul_(torch.expm1(d.abs())))
+    return step.copysign_(d).sum(-1, dtype=torch.float64)
 
 
 def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
