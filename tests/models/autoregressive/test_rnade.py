@@ -13,9 +13,10 @@ from genzoo.data import DataConfig, load_data
 from genzoo.models.autoregressive.rnade import RNADE, RNADEConfig
 
 
-def _random_rnade(d=2, h=4, k=3, seed=0, scale=0.4, activation="relu", sigma_min=0.05):
+def _random_rnade(d=2, h=4, k=3, seed=0, scale=0.4, activation="relu", sigma_min=0.05,
+                  sigma_max=None):
     m = RNADE(RNADEConfig(n_visible=d, n_hidden=h, n_components=k, activation=activation,
-                          sigma_min=sigma_min))
+                          sigma_min=sigma_min, sigma_max=sigma_max))
     return randomize(m, seed, scale)
 
 
@@ -29,9 +30,10 @@ def _density_grid(m: RNADE, n: int = 601, lim: float = 20.0):
     return t, p
 
 
-@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
-def test_two_dimensional_density_integrates_to_one(activation):
-    m = _random_rnade(activation=activation, seed=1)
+@pytest.mark.parametrize("activation,sigma_max", [("relu", None), ("sigmoid", None),
+                                                  ("relu", 1.5)])
+def test_two_dimensional_density_integrates_to_one(activation, sigma_max):
+    m = _random_rnade(activation=activation, seed=1, sigma_max=sigma_max)
     t, p = _density_grid(m)
     total = torch.trapezoid(torch.trapezoid(p, t, dim=1), t)
     assert abs(float(total) - 1.0) < 1e-6
@@ -45,14 +47,18 @@ def _per_conditional_log_probs(m: RNADE, x: torch.Tensor) -> torch.Tensor:
         h = m._act(m.rho[d] * a)
         alpha = torch.softmax(h @ m.V_alpha[d].T + m.b_alpha[d], dim=-1)
         mu = h @ m.V_mu[d].T + m.b_mu[d]
-        sigma = m.config.sigma_min + torch.exp(h @ m.V_sigma[d].T + m.b_sigma[d])
+        e = torch.exp(h @ m.V_sigma[d].T + m.b_sigma[d])
+        if m.config.sigma_max is not None:  # the harmonic soft minimum of e and the cap
+            e = 1.0 / (1.0 / e + 1.0 / m.config.sigma_max)
+        sigma = m.config.sigma_min + e
         normal = torch.distributions.Normal(mu, sigma)
         cols.append((alpha * normal.log_prob(x[:, d : d + 1]).exp()).sum(-1).log())
     return torch.stack(cols, dim=1)
 
 
-def test_running_sum_equals_the_per_conditional_definition():
-    m = _random_rnade(d=7, h=5, k=4, seed=2, scale=0.4)
+@pytest.mark.parametrize("sigma_max", [None, 0.8])
+def test_running_sum_equals_the_per_conditional_definition(sigma_max):
+    m = _random_rnade(d=7, h=5, k=4, seed=2, scale=0.4, sigma_max=sigma_max)
     x = torch.randn(16, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         assert torch.allclose(m.conditional_log_probs(x), _per_conditional_log_probs(m, x),
@@ -102,12 +108,13 @@ def test_loss_is_the_mean_nll_and_gradient_flows():
     assert m.validation_metrics(x)["nll"] == pytest.approx(float(out["nll"]), rel=1e-6)
 
 
-def test_samples_match_the_model_density():
+@pytest.mark.parametrize("sigma_max", [None, 1.2])
+def test_samples_match_the_model_density(sigma_max):
     """x_1's samples against its exact mixture CDF (Kolmogorov-Smirnov), and the mean of x_2
     against its value by numerical integration of the joint (z-test); false-alarm rate 1e-3
     each, fixed seeds."""
     stats = pytest.importorskip("scipy.stats")
-    m = _random_rnade(seed=10)
+    m = _random_rnade(seed=10, sigma_max=sigma_max)
     n = 20_000
     x = m.sample(n, generator=torch.Generator().manual_seed(11))
     assert x.shape == (n, 2) and x.dtype == torch.float64
@@ -139,9 +146,47 @@ def test_input_and_config_errors():
                 dtype=torch.long)):
         with pytest.raises(InputError):
             m.log_prob(bad)
-    for kw in ({"n_components": 0}, {"sigma_min": 0.0}, {"n_hidden": 0}, {"activation": "tanh"}):
+    for kw in ({"n_components": 0}, {"sigma_min": 0.0}, {"n_hidden": 0}, {"activation": "tanh"},
+               {"sigma_max": 0.005}, {"sigma_max": -1.0}):
         with pytest.raises(ConfigError):
             RNADEConfig(n_visible=3, **kw)
+
+
+def _cascading_rnade(sigma_max):
+    """ReLU hiddens fed by every earlier x with weight 1 and widths exp(sum_j h_j): one wide
+    draw widens every later conditional."""
+    m = RNADE(RNADEConfig(n_visible=40, n_hidden=4, n_components=2, sigma_max=sigma_max))
+    with torch.no_grad():
+        m.W.fill_(1.0)
+        m.c.fill_(1.0)
+        m.V_sigma.fill_(1.0)
+    return m
+
+
+def test_the_width_cap_keeps_a_cascade_of_wide_draws_finite():
+    g = torch.Generator().manual_seed(0)
+    assert not torch.isfinite(_cascading_rnade(None).sample(200, generator=g)).all()
+    capped = _cascading_rnade(3.0)
+    x = capped.sample(200, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(x).all()
+    with torch.no_grad():
+        _, _, sigma = capped.mixture_params(capped.hidden(x))
+        assert float(sigma.max()) <= (3.0 + capped.config.sigma_min) * (1 + 1e-6)
+        assert torch.isfinite(capped.log_prob(x)).all()
+        # far below the cap the width is exp(s) itself: M / (1 + M e^-s) - e^s ~ e^2s / M
+        s = torch.tensor(-4.0)
+        assert float(capped._sigma(s) - capped.config.sigma_min - s.exp()) < 1e-4
+
+
+def test_init_from_data_starts_at_the_marginal_width_under_a_cap():
+    x = torch.randn(500, 3, generator=torch.Generator().manual_seed(4)) * torch.tensor([0.5, 1.0,
+                                                                                       2.0])
+    for cap in (None, 4.0):
+        m = RNADE(RNADEConfig(n_visible=3, n_hidden=4, n_components=4, sigma_max=cap))
+        m.init_from_data(x)
+        with torch.no_grad():
+            sigma = m._sigma(m.b_sigma) - m.config.sigma_min
+        assert torch.allclose(sigma, (x.std(0) / 2)[:, None].expand(3, 4), rtol=1e-5)
 
 
 def test_training_on_image_patches_improves_valid_likelihood():

@@ -15,12 +15,18 @@ and each conditional is a mixture density network on h_d with its own output par
     alpha_d = softmax(V^alpha_d h_d + b^alpha_d)                (K,)   mixing weights
     mu_d    = V^mu_d h_d + b^mu_d                               (K,)   means
     sigma_d = sigma_min + exp(V^sigma_d h_d + b^sigma_d)        (K,)   standard deviations
+              (with a cap M: sigma_min + 1 / (exp(-s) + 1 / M), s = V^sigma_d h_d + b^sigma_d)
     p(x_d | x_<d) = sum_k alpha_dk N(x_d; mu_dk, sigma_dk^2)
     log p(x) = sum_d logsumexp_k [log alpha_dk + log N(x_d; mu_dk, sigma_dk^2)]
 
 V^alpha, V^mu, V^sigma are (D, K, H): every dimension has its own output layer. The floor
 sigma_min (the paper's variance floor, here added smoothly rather than clipped so its gradient
 never vanishes) keeps the likelihood bounded when a component collapses onto one data point.
+The optional cap M (``sigma_max``, not in the paper) bounds every standard deviation smoothly
+(the harmonic soft minimum of exp(s) and M, equal to exp(s) well below M): trained with ReLU
+hiddens, RNADE gives a little mass to very wide, low-weight components at almost no cost in
+likelihood, and in ancestral sampling one draw far out raises the unbounded hiddens of every
+later dimension, whose exp(.) widths then grow until the samples overflow.
 The running sum gives all D hidden vectors in O(DH) per example (a cumulative sum over d), the
 outputs cost O(DKH). Densities are in nats of x, i.e. of the model space of the data; the
 evaluator converts to the data space of a transformed data set (genzoo.data.transforms).
@@ -55,7 +61,9 @@ class RNADEConfig(AutoregressiveConfig):
     ``n_visible`` is filled from the data by the CLI when left ``None``. ``n_hidden`` H,
     ``n_components`` K (the paper uses 2-20; 10 on image patches). ``activation``: relu, as in
     the paper, or sigmoid. ``sigma_min``: floor added to every standard deviation, in units of
-    the model's input. ``init_std``: W and the V's ~ N(0, init_std^2); ``init_from_data`` sets
+    the model's input. ``sigma_max``: smooth cap on every standard deviation, same units (None:
+    unbounded, the paper's parameterization; a few times the data's std keeps samples finite,
+    module docstring). ``init_std``: W and the V's ~ N(0, init_std^2); ``init_from_data`` sets
     the output biases from the training marginals.
     """
 
@@ -63,12 +71,16 @@ class RNADEConfig(AutoregressiveConfig):
     n_components: int = 10
     activation: Literal["relu", "sigmoid"] = "relu"
     sigma_min: float = 1e-3
+    sigma_max: float | None = None
 
     def validate(self) -> None:
         super().validate()
         check(self.n_hidden > 0, f"model.n_hidden={self.n_hidden} must be positive")
         check(self.n_components > 0, f"model.n_components={self.n_components} must be positive")
         check(self.sigma_min > 0, f"model.sigma_min={self.sigma_min} must be positive")
+        check(self.sigma_max is None or self.sigma_max > 10 * self.sigma_min,
+              f"model.sigma_max={self.sigma_max} must exceed 10 x model.sigma_min "
+              f"({10 * self.sigma_min:g}); leave it unset for unbounded widths")
 
 
 @register_model("rnade", family="autoregressive", paper="Uria, Murray & Larochelle 2013")
@@ -139,8 +151,15 @@ class RNADE(AutoregressiveModel):
         logits = torch.einsum("...dh,dkh->...dk", h, self.V_alpha) + self.b_alpha
         mu = torch.einsum("...dh,dkh->...dk", h, self.V_mu) + self.b_mu
         log_s = torch.einsum("...dh,dkh->...dk", h, self.V_sigma) + self.b_sigma
-        sigma = self.config.sigma_min + torch.exp(log_s)
-        return torch.log_softmax(logits, dim=-1), mu, sigma
+        return torch.log_softmax(logits, dim=-1), mu, self._sigma(log_s)
+
+    def _sigma(self, s: torch.Tensor) -> torch.Tensor:
+        """sigma = sigma_min + exp(s), or with the cap M: sigma_min + 1 / (exp(-s) + 1 / M)
+        = sigma_min + exp(log M - softplus(log M - s)) (no cancellation at either end)."""
+        if self.config.sigma_max is not None:
+            log_m = math.log(self.config.sigma_max)
+            s = log_m - F.softplus(log_m - s)
+        return self.config.sigma_min + torch.exp(s)
 
     def conditional_log_probs(self, x: torch.Tensor) -> torch.Tensor:
         """log p(x_d | x_<d) (B, D) in nats."""
@@ -168,6 +187,10 @@ class RNADE(AutoregressiveModel):
         q = q / self.n_components
         self.b_mu.copy_(torch.quantile(x, q, dim=0).T)
         std = x.std(dim=0).clamp_min(10 * self.config.sigma_min) / math.sqrt(self.n_components)
+        cap = self.config.sigma_max
+        if cap is not None:  # exp(s) M / (exp(s) + M) = std: exp(s) = std / (1 - std / M)
+            std = std.clamp_max(cap / 2)
+            std = std / (1.0 - std / cap)
         self.b_sigma.copy_(torch.log(std)[:, None].expand_as(self.b_sigma))
         self.b_alpha.zero_()
 
@@ -187,7 +210,7 @@ class RNADE(AutoregressiveModel):
             h = self._act(self.rho[d] * a)
             log_alpha = F.log_softmax(h @ self.V_alpha[d].T + self.b_alpha[d], dim=-1)
             mu = h @ self.V_mu[d].T + self.b_mu[d]
-            sigma = self.config.sigma_min + torch.exp(h @ self.V_sigma[d].T + self.b_sigma[d])
+            sigma = self._sigma(h @ self.V_sigma[d].T + self.b_sigma[d])
             # inverse-CDF choice of the component from one uniform per draw
             cdf = torch.cumsum(log_alpha.exp(), dim=-1)
             k = torch.searchsorted(cdf, u[:, d : d + 1].contiguous()).clamp_max(
