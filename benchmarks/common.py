@@ -7,8 +7,7 @@ A result is one JSON object, ``benchmarks/results/<benchmark>.json``. Every resu
 :data:`SPEED_KEYS`. Gaps to published numbers are ``ours - reference`` in the metric's unit, so
 for a lower-is-better metric (an NLL in nats) a positive gap is a shortfall.
 
-This module imports nothing else from ``benchmarks/``; everything else imports it.
-"""
+This module imports nothing else from ``benchmarks/``; everything else imports it."""
 
 from __future__ import annotations
 

@@ -15,8 +15,7 @@ RESULTS.md opens with every sample grid (``extra.images``, files in ``results/``
 result's number; ``--readme`` also rewrites the README's block of one grid per model family.
 
     python benchmarks/make_results.py --readme README.md            # rewrite both
-    python benchmarks/make_results.py --readme README.md --check    # exit 1 if either is stale
-"""
+    python benchmarks/make_results.py --readme README.md --check    # exit 1 if either is stale"""
 
 from __future__ import annotations
 
@@ -73,6 +72,13 @@ def pictures(r: dict[str, Any], results_dir: Path) -> dict[str, str]:
             if isinstance(f, str) and (results_dir / Path(f).name).is_file()}
 
 
+def _samples(row: str) -> bool:
+    """False for a row whose model cannot sample (a classifier such as dbm-classifier)."""
+    from genzoo.core.registry import get_model_spec
+    named = (common.ROWS_DIR / f"{row}.json").is_file() and common.load_row(row).get("model")
+    return not named or callable(getattr(get_model_spec(named).cls, "sample", None))
+
+
 def gallery_section(results: list[dict[str, Any]], results_dir: Path, link: str) -> list[str]:
     """Each sample grid beside its result's number (``link``: ``results_dir`` from the
     document), then the likelihood results with none."""
@@ -86,7 +92,8 @@ def gallery_section(results: list[dict[str, Any]], results_dir: Path, link: str)
                     for k in sorted(grids, key=lambda k: k == "chain")]
             lines.append(f"| {r['title']} ({r['benchmark']}.json) | {_fmt(r['value'])} "
                          f'{r["metric"]["unit"]} | {" ".join(imgs)} |')
-        elif r["kind"] == "likelihood" and r.get("extra", {}).get("ceiling_for") is None:
+        elif r["kind"] == "likelihood" and r.get("extra", {}).get("ceiling_for") is None and \
+                _samples(r["row"]):
             missing.append(r["benchmark"])
     if missing:
         lines += ["", (f"No sample grid recorded yet for {len(missing)} results (run before "

@@ -12,8 +12,7 @@ A row is ``benchmarks/rows/ROW.json`` (keys documented in benchmarks/README.md).
 train-then-evaluate row runs ``genzoo train MODEL --data DATA --set ... --out RUN`` and ``genzoo
 evaluate RUN --split test --json``; a row may name functions of ``tasks.py`` that replace the
 training (``train_with``), the evaluation (``evaluate_with``), add figures (``baselines``), or
-the whole run (``task``); a ``speed`` row hands its arguments to ``speed/<name>.py``.
-"""
+the whole run (``task``); a ``speed`` row hands its arguments to ``speed/<name>.py``."""
 
 from __future__ import annotations
 

@@ -5,8 +5,7 @@ A row names a function here: ``train_with`` (replaces the training step), ``eval
 estimator, value, stderr, extra, data), ``baselines`` (adds figures to ``extra``) or ``task``
 (the whole run; returns the result's body, whose ``wall_s`` the runner fills with the task's
 seconds unless it times its parts). Each takes the run's plan (``run.plan``: data set,
-training and evaluation settings, epochs).
-"""
+training and evaluation settings, epochs)."""
 
 from __future__ import annotations
 

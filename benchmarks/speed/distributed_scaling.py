@@ -22,8 +22,7 @@ batches from the cost of the communication.
 
 Run ``python benchmarks/run.py distributed_scaling`` (needs the binarized MNIST files in
 GENZOO_DATA and 2 free cores; a few minutes) or add ``--smoke`` for a seconds-long check on
-the digits data written to a temporary directory.
-"""
+the digits data written to a temporary directory."""
 
 from __future__ import annotations
 

@@ -4,8 +4,7 @@ products each needs; one Trainer step of that VAE at batch 20 against a plain Py
 Three results (``estimator_floors_ais``, ``_is``, ``_step``); the row says what is timed.
 
     python benchmarks/run.py estimator_floors -- --ais-betas 1000 --n-test 1000   # minutes
-    python benchmarks/run.py estimator_floors --smoke                             # seconds
-"""
+    python benchmarks/run.py estimator_floors --smoke                             # seconds"""
 
 from __future__ import annotations
 

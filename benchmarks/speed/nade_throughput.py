@@ -8,8 +8,7 @@ and ``nade_throughput_eval`` (exact log-likelihood without gradients), each the 
 interleaved repetitions over the same minibatches of binarized MNIST, in one process.
 
     python benchmarks/run.py nade_throughput            # 784-500, batch 100, 1 thread
-    python benchmarks/run.py nade_throughput --smoke    # seconds; temp dir
-"""
+    python benchmarks/run.py nade_throughput --smoke    # seconds; temp dir"""
 
 from __future__ import annotations
 

@@ -17,8 +17,7 @@ are reported, with ratios ``genzoo / other`` (below 1 means genzoo is faster).
 
 Run ``python benchmarks/run.py rbm_cd1_speed`` (writes ``results/rbm_cd1_speed.json``) or
 add ``--smoke`` for a seconds-long check written to a temporary directory. learnergy is
-optional: see benchmarks/README.md for the safe install.
-"""
+optional: see benchmarks/README.md for the safe install."""
 
 from __future__ import annotations
 

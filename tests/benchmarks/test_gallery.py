@@ -58,6 +58,19 @@ def test_results_md_shows_each_grid_beside_its_number(tmp_path):
     assert "![samples](../results/a_samples.png)" in text  # and in the result's own section
 
 
+def test_a_model_that_cannot_sample_is_not_listed_as_lacking_a_grid(tmp_path):
+    """A classifier's result (dbm-classifier has no sample) is not a missing grid."""
+    results, _ = _results_with_grids(tmp_path)
+    classify = json.loads((BENCH / "results" / "dbm_mnist_classify_dbm-classifier.json")
+                          .read_text())
+    (results / "c.json").write_text(json.dumps({**classify, "benchmark": "c"}))
+    assert not make_results._samples("dbm_mnist_classify_dbm-classifier")
+    assert make_results._samples("rbm_mnist_nll") and make_results._samples("hopfield_capacity")
+    gallery = "\n".join(make_results.gallery_section(make_results.load_results(results),
+                                                      results, "x"))
+    assert "No sample grid recorded yet for 1 results" in gallery and ": b." in gallery
+
+
 def test_the_readme_block_is_rewritten_in_place_and_checked(tmp_path, capsys):
     results, _ = _results_with_grids(tmp_path)
     readme = tmp_path / "README.md"
