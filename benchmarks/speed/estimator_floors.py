@@ -82,8 +82,8 @@ def _step(args, x, figures):
                    generator=torch.Generator().manual_seed(args.seed))
 
     def genzoo():
-        return timed_fit(make(), "vae", data, bundle, tempfile.mkdtemp(), epochs=1,
-                         batch_size=20, lr=1e-3, seed=args.seed, validate_every=10**9)[0]
+        return timed_fit(make(), "vae", data, bundle, tempfile.mkdtemp(), epochs=1, seed=args.seed,
+                         batch_size=20, lr=1e-3, optimizer="adam", validate_every=10**9)[0]
 
     def plain():
         m = make()
