@@ -48,8 +48,7 @@ METRICS = {
     "parzen": {"name": "test Parzen log-likelihood", "unit": "nats", "lower_is_better": False,
                "per": "example"},
     "error": {"name": "test classification error", "unit": "%", "lower_is_better": True,
-              "per": "test set"},
-}
+              "per": "test set"}}
 
 
 def metric(row: dict[str, Any]) -> dict[str, Any]:
@@ -325,8 +324,7 @@ def likelihood(row: dict[str, Any], args: argparse.Namespace, argv: list[str] | 
         "data": {"name": p["data"], "binarization": row.get("binarization", "none"), **data},
         "metric": metric(row), **figures,  # estimator, value, stderr, extra
         "training": {"model": row.get("model"), "epochs": p["epochs"], "settings": p["train"]},
-        "wall_s": genzoo.wall, "notes": notes,
-    }
+        "wall_s": genzoo.wall, "notes": notes}
     return common.publish(with_run_config(common.with_gaps(result), run), results)
 
 

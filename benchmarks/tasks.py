@@ -277,8 +277,7 @@ def dae_walkback_toy(row: dict, p: dict, out: Path) -> dict[str, Any]:
                      "mmd2_mean": statistics.fmean(vals), "mmd2_sd": _sd(vals),
                      "off_mode_mean": statistics.fmean(r["off_mode_fraction"] for r in per_seed),
                      "seeds": per_seed})
-        print(f"steps {steps} noise {noise} K {k}: MMD^2 {rows[-1]['mmd2_mean']:.5f}",
-              flush=True)
+        print(f"steps {steps} noise {noise} K {k}: MMD^2 {rows[-1]['mmd2_mean']:.5f}", flush=True)
     plain = {(r["steps"], r["noise"]): r["mmd2_mean"] for r in rows if r["walkback"] == 1}
     best = min(rows, key=lambda r: r["mmd2_mean"])
     return {"data": {"name": "ring of 8 Gaussians in 2-D (radius 2, std 0.1)",

@@ -108,8 +108,7 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]
             commands.append(shlex.join(cmd))
             timings[f"{model}/{setting}"] = {
                 **sizes, **_timed_run(cmd, out, dirs.log, env, args.batch_size)}
-        one, half, two = (timings.get(f"{model}/{s}", {}).get("examples_per_s")
-                          for s in settings)
+        one, half, two = (timings.get(f"{model}/{s}", {}).get("examples_per_s") for s in settings)
         if one and two:
             ratios[f"{model}: speedup 2p / 1p"] = two / one
             ratios[f"{model}: scaling efficiency"] = two / (2 * one)
@@ -132,6 +131,5 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]
             "models": {m: recipes[m] for m in args.models},
             "threads_per_process": args.threads,
             "settings": settings,
-            "commands": commands,
-        },
+            "commands": commands},
         wall_s={"all_runs": wall})]

@@ -1,7 +1,8 @@
 """Issue 25's floors: forward and reverse AIS of a 784-500 RBM and importance sampling (k
 draws) of a 784-200-200-50 VAE at eval.dtype=mixed against float64 and against the bare float32
-products each needs; one Trainer step of that VAE at batch 20 against a plain PyTorch loop.
-Three results (``estimator_floors_ais``, ``_is``, ``_step``); the row says what is timed.
+products each needs; Trainer steps of that VAE (ELBO, and the IWAE bound with k = 5) at batch
+20 against a plain PyTorch loop and Pyro's SVI on the same networks. Four results
+(``estimator_floors_ais``, ``_is``, ``_step``, ``_step_iwae``); the row says what is timed.
 
     python benchmarks/run.py estimator_floors -- --ais-betas 1000 --n-test 1000   # minutes
     python benchmarks/run.py estimator_floors --smoke                             # seconds"""
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 
 import common
 import torch
+from speed.vae_pyro_comparison import pyro_trainer
 
 from genzoo.data import DataConfig
 from genzoo.evaluation import EvalConfig, ais_log_partition, importance_nll, sm08_schedule
@@ -24,7 +26,8 @@ from genzoo.training.timing import timed_fit
 from genzoo.utils.provenance import busy_notes
 from genzoo.utils.timing import interleaved_medians, limit_threads, median_ratios
 
-GOALS = {"ais": 1.5, "is": 1.5, "step": 1.3}  # genzoo / floor, issue 25
+GOALS = {"ais": {"bare products": 1.5}, "is": {"bare products": 1.5},  # genzoo / peer at most
+         **{k: {"plain loop": 1.3, "pyro": 1.0} for k in ("step", "step_iwae")}}  # issue 25
 
 
 def _ais(args, x, figures):
@@ -71,14 +74,15 @@ def _is(args, x, figures):
             "bare products": products}
 
 
-def _step(args, x, figures):
+def _steps(args, x, figures, k=1):
     data = DataConfig(name="digits" if args.smoke else "binarized-mnist", n_eval=20,
                       binarize="threshold" if args.smoke else "none", n_train=20 * args.n_steps)
     bundle = common.offline_data(data)
     x = bundle.train.x.float()
+    objective = {} if k == 1 else {"objective": "iwae", "iwae_k": k}
 
     def make():
-        return VAE(VAEConfig(n_visible=x.shape[1], hidden=(200, 200), n_latent=50),
+        return VAE(VAEConfig(n_visible=x.shape[1], hidden=(200, 200), n_latent=50, **objective),
                    generator=torch.Generator().manual_seed(args.seed))
 
     def genzoo():
@@ -92,22 +96,29 @@ def _step(args, x, figures):
             opt.zero_grad()
             m.loss(xb, g)["loss"].backward()
             opt.step()
-    return {"genzoo": genzoo, "plain loop": plain}
+
+    def pyro():  # Pyro's example model with these layers; its own epoch loop times itself
+        ns = argparse.Namespace(seed=args.seed, latent=50)
+        return pyro_trainer(x, ns, (200, 200), torch.nn.Tanh, batch=20, k=k)[0][0]()
+    return {"genzoo": genzoo, "plain loop": plain, "pyro": pyro}
 
 
 def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> Iterator[dict]:
     limit_threads(args.threads)
     x, data = common.binarized_mnist_rows(max(args.n_test, 20 * args.n_steps, 1000), args.smoke,
                                           args.seed)
-    for kind, jobs in (("ais", _ais), ("is", _is), ("step", _step)):
+    for kind, jobs in (("ais", _ais), ("is", _is), ("step", _steps),
+                       ("step_iwae", lambda *a: _steps(*a, k=5))):
         figures: dict = {}
         timings = interleaved_medians(jobs(args, x, figures), args.repetitions, row["descriptions"])
         for name, t in timings.items():
             t["dtype"] = "float64" if "float64" in name else "float32"
-        ratio = max(v for k, v in median_ratios(timings).items() if "float64" not in k)
+        ratios = {n: r for n, r in median_ratios(timings).items() if n[9:] in GOALS[kind]}
+        why = [f"{n} did not run ({t['reason']})" for n, t in timings.items() if "reason" in t]
+        why += [f"{n} = {r:.2f} > {GOALS[kind][n[9:]]}" for n, r in ratios.items()
+                if r > GOALS[kind][n[9:]]]  # n[9:]: the peer of "genzoo / peer"
         yield common.speed_result(
             row, args, f"estimator_floors_{kind}", f"{row['title']}: {kind}", timings,
-            common.acceptance(f"genzoo / floor <= {GOALS[kind]}",
-                              [] if ratio <= GOALS[kind] else [f"{ratio:.2f} > {GOALS[kind]}"],
-                              ratio=ratio),
+            common.acceptance(" and ".join(f"genzoo / {n} <= {g}" for n, g in GOALS[kind].items()),
+                              why, ratio=max(ratios.values(), default=None)),
             busy_notes("during the run", "compare the ratios only"), data=data, extra=figures)

@@ -31,8 +31,7 @@ def _nll(m: NADE, x: torch.Tensor, naive: bool) -> torch.Tensor:
 
 def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> Iterator[dict]:
     limit_threads(args.threads)
-    x, data = common.binarized_mnist_rows(args.batch_size * args.n_batches, args.smoke,
-                                          args.seed)
+    x, data = common.binarized_mnist_rows(args.batch_size * args.n_batches, args.smoke, args.seed)
     if args.smoke:
         x = x[:, :64].contiguous()
     data["n_features"] = x.shape[1]

@@ -174,8 +174,7 @@ FACTORIES = {
     "genzoo": _genzoo, "genzoo-trainer": _genzoo_trainer, "sklearn": _sklearn,
     "learnergy-fit": partial(_learnergy, fit=True),
     "learnergy-step": partial(_learnergy, fit=False),
-    "bare": _bare, "bare+draws": partial(_bare, draws=True),
-}
+    "bare": _bare, "bare+draws": partial(_bare, draws=True)}
 
 
 def add_arguments(p: argparse.ArgumentParser, row: dict) -> None:
@@ -245,8 +244,7 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> list[dict]
             "dtype": "float32",
             "threads": args.threads if args.threads is not None else "library defaults",
             "torch_threads": torch.get_num_threads(),
-            "useful_gflop_per_epoch": useful_gflop,
-        },
+            "useful_gflop_per_epoch": useful_gflop},
         wall_s={"setup_and_warmup": setup_s, "timed_loop": timed_s},
         **({"genzoo_profile": profile} if profile is not None else {}))]
 

@@ -37,6 +37,7 @@ brings its scale near torch's default init that Pyro's example uses.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import time
 from pathlib import Path
@@ -68,31 +69,35 @@ INSTALL_HINT = ("install it without touching torch: pip install --no-deps pyro-p
 
 
 # ------------------------------------------------------------------------- the Pyro side
-class PyroEncoder(nn.Module):
-    """x (B, D) -> (loc, scale) of q(z|x), each (B, J): one softplus hidden layer; the scale
-    is exp of a linear output, as in Pyro's example."""
+def _layers(sizes: tuple[int, ...], act: type[nn.Module]) -> nn.Sequential:
+    return nn.Sequential(*[m for a, b in itertools.pairwise(sizes) for m in (nn.Linear(a, b), act())])
 
-    def __init__(self, d: int, hidden: int, j: int) -> None:
+
+class PyroEncoder(nn.Module):
+    """x (B, D) -> (loc, scale) of q(z|x), each (B, J): ``hidden`` layers of ``act`` (the
+    example: one of softplus); the scale is exp of a linear output, as in Pyro's example."""
+
+    def __init__(self, d: int, hidden: tuple[int, ...], j: int, act=nn.Softplus) -> None:
         super().__init__()
-        self.hidden = nn.Linear(d, hidden)
-        self.loc = nn.Linear(hidden, j)
-        self.log_scale = nn.Linear(hidden, j)
+        self.body = _layers((d, *hidden), act)
+        self.loc = nn.Linear(hidden[-1], j)
+        self.log_scale = nn.Linear(hidden[-1], j)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = nn.functional.softplus(self.hidden(x))
+        h = self.body(x)
         return self.loc(h), torch.exp(self.log_scale(h))
 
 
 class PyroDecoder(nn.Module):
-    """z (..., J) -> Bernoulli probabilities (..., D) in [FUDGE, 1 - FUDGE]."""
+    """z (..., J) -> Bernoulli probabilities (..., D) in [FUDGE, 1 - FUDGE] (layers mirrored)."""
 
-    def __init__(self, d: int, hidden: int, j: int) -> None:
+    def __init__(self, d: int, hidden: tuple[int, ...], j: int, act=nn.Softplus) -> None:
         super().__init__()
-        self.hidden = nn.Linear(j, hidden)
-        self.out = nn.Linear(hidden, d)
+        self.body = _layers((j, *hidden[::-1]), act)
+        self.out = nn.Linear(hidden[0], d)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        p = torch.sigmoid(self.out(nn.functional.softplus(self.hidden(z))))
+        p = torch.sigmoid(self.out(self.body(z)))
         return (p + FUDGE) * (1 - 2 * FUDGE)
 
 
@@ -118,14 +123,16 @@ class PyroVAELatent(nn.Module):
         return D.Independent(D.Normal(loc, scale), 1)
 
 
-def pyro_trainer(x_train: torch.Tensor, args: argparse.Namespace):
+def pyro_trainer(x_train: torch.Tensor, args: argparse.Namespace, hidden=None, act=nn.Softplus,
+                 batch: int = BATCH, k: int = 1):
     """((run one epoch -> seconds, the LATENT wrapper), info) for Pyro's SVI on Pyro's example
-    model (``args.hidden`` units, ``args.latent`` latents). Raises Unavailable when Pyro cannot
-    be imported."""
+    model (``hidden``, default ``(args.hidden,)``, layers of ``act``; ``args.latent`` latents),
+    minibatches of ``batch``, Trace_ELBO (k = 1) or RenyiELBO(alpha = 0), the IWAE bound on k
+    vectorised particles. Raises Unavailable when Pyro cannot be imported."""
     try:
         import pyro
         import pyro.distributions as pdist
-        from pyro.infer import SVI, Trace_ELBO
+        from pyro.infer import SVI, RenyiELBO, Trace_ELBO
         from pyro.optim import Adam
     except Exception as exc:  # noqa: BLE001 - any import failure means "cannot run here"
         raise Unavailable(f"pyro-ppl not importable ({type(exc).__name__}: {exc}); "
@@ -133,8 +140,9 @@ def pyro_trainer(x_train: torch.Tensor, args: argparse.Namespace):
     pyro.clear_param_store()
     # Pyro draws from torch's global generator; seed it for a repeatable run.
     torch.manual_seed(args.seed)
-    encoder = PyroEncoder(N_VISIBLE, args.hidden, args.latent)
-    decoder = PyroDecoder(N_VISIBLE, args.hidden, args.latent)
+    hidden = hidden or (args.hidden,)
+    encoder = PyroEncoder(x_train.shape[1], hidden, args.latent, act)
+    decoder = PyroDecoder(x_train.shape[1], hidden, args.latent, act)
 
     def model(x: torch.Tensor) -> None:
         pyro.module("decoder", decoder)
@@ -149,7 +157,9 @@ def pyro_trainer(x_train: torch.Tensor, args: argparse.Namespace):
             loc, scale = encoder(x)
             pyro.sample("latent", pdist.Normal(loc, scale).to_event(1))
 
-    svi = SVI(model, guide, Adam({"lr": LR}), loss=Trace_ELBO())
+    loss = Trace_ELBO() if k == 1 else RenyiELBO(0.0, num_particles=k, max_plate_nesting=1,
+                                                  vectorize_particles=True)
+    svi = SVI(model, guide, Adam({"lr": LR}), loss=loss)
     state = {"epoch": 0, "loss": math.nan}
     n = len(x_train)
 
@@ -158,8 +168,8 @@ def pyro_trainer(x_train: torch.Tensor, args: argparse.Namespace):
         order = torch.randperm(n, generator=g)
         total = 0.0
         t0 = time.perf_counter()
-        for i in range(0, n, BATCH):
-            total += svi.step(x_train[order[i : i + BATCH]])
+        for i in range(0, n, batch):
+            total += svi.step(x_train[order[i : i + batch]])
         elapsed = time.perf_counter() - t0
         state["epoch"] += 1
         state["loss"] = total / n
@@ -290,10 +300,6 @@ def _result(row, args, bundle, x_test, timings, extra, acceptance, wall) -> dict
              nll(n) for n in ("genzoo", "pyro"))
          + (f"; paired difference genzoo - pyro {extra['nll_difference_genzoo_minus_pyro']:+.2f}"
             f" +/- {extra['nll_difference_stderr_paired']:.2f} nats" if extra else "") + "."),
-        (f"Same architecture ({N_VISIBLE}-{args.hidden}-{args.latent}, softplus), same "
-         f"objective (one-draw Monte Carlo ELBO, SGVB-A = Trace_ELBO), same optimizer (Adam lr "
-         f"{LR}), same batch size ({BATCH}), same data and epochs ({args.epochs}), one process, "
-         f"epochs interleaved; {torch.get_num_threads()} torch thread(s)."),
         row["subnormals"]["flushed" if denormals.wanted() else "ieee"],
     ]  # then the row's: what differs between the two sides, how they are timed
     title = (f"VAE {N_VISIBLE}-{args.hidden}-{args.latent}: genzoo vs Pyro's VAE example "
@@ -304,12 +310,8 @@ def _result(row, args, bundle, x_test, timings, extra, acceptance, wall) -> dict
               "split": "train (timing), test (NLL)", "n_examples": len(bundle.train.x),
               "n_test": len(x_test)},
         config={
-            "setting": (f"VAE {N_VISIBLE}-{args.hidden}-{args.latent} (softplus, Bernoulli "
-                        f"decoder), Trace_ELBO / SGVB-A, Adam lr {LR}, batch {BATCH}, "
-                        f"{args.epochs} epochs each, epochs interleaved, median epoch time; "
-                        f"test NLL by genzoo IS k={args.is_samples} on {len(x_test)} test "
-                        "images (see notes)"),
+            "setting": (f"VAE {N_VISIBLE}-{args.hidden}-{args.latent}, Trace_ELBO / SGVB-A, "
+                        f"batch {BATCH}, {args.epochs} epochs each, interleaved (notes)"),
             "n_visible": N_VISIBLE, "n_test": len(x_test), "batch_size": BATCH, "lr": LR,
-            "torch_threads": torch.get_num_threads(), "dtype": "float32",
-        },
+            "torch_threads": torch.get_num_threads(), "dtype": "float32"},
         extra=extra, wall_s=wall)

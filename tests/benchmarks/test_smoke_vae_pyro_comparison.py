@@ -79,7 +79,7 @@ def test_pyro_wrapper_honours_the_latent_contract():
     """The wrapper's log_joint and proposal are what the evaluator needs; with k draws the
     importance-sampled log p(x) is never below the ELBO of the same draws."""
     torch.manual_seed(0)
-    enc, dec = cmp.PyroEncoder(784, 8, 3), cmp.PyroDecoder(784, 8, 3)
+    enc, dec = cmp.PyroEncoder(784, (8,), 3), cmp.PyroDecoder(784, (8,), 3)
     model = cmp.PyroVAELatent(enc, dec)
     x = (torch.rand(5, 784) < 0.3).float()
     z = torch.randn(5, 3)
