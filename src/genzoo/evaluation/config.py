@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+import torch
+
 from genzoo.core.config import Config, check
 from genzoo.utils.memory import check_memory, format_bytes
 
@@ -31,6 +33,11 @@ class EvalConfig(Config):
     ``float64`` runs everything in float64; ``float32`` is ``mixed`` by its model dtype. ``task``: ``auto`` reports the likelihood figure, plus the classification error
     for models that predict labels; ``likelihood`` the likelihood figure only; ``classify`` the
     classification error only (models that predict labels: disc-rbm, mp-dbm, dbm-classifier).
+
+    ``batch_size``: examples (importance sampling, free energies) or AIS runs (at most
+    :attr:`ais_shard`) a shard holds; a process runs its shards side by side on its CPU
+    threads (genzoo.evaluation.shards), and an estimate depends on the shards, never on the
+    threads or processes that ran them.
 
     Sizes are checked before the work (:meth:`check_memory`): AIS settings whose memory
     exceeds what the machine has are refused with the number, the memory and the fix.
@@ -61,15 +68,23 @@ class EvalConfig(Config):
         check(self.frame_ais_betas >= 2, "eval.frame_ais_betas must be >= 2")
         check(self.is_samples >= 1, "eval.is_samples must be >= 1 (5000 for reported numbers)")
 
+    @property
+    def ais_shard(self) -> int:
+        """AIS runs a shard anneals together: min(``batch_size``, ceil(``ais_runs`` / 2)), so
+        at least two shards, which two cores run side by side (the CPU generator's draws, a
+        sixth of an AIS step, are serial within a shard)."""
+        return min(self.batch_size, -(-self.ais_runs // 2))
+
     def ais_memory(self, width: int, units: int) -> dict[str, int]:
         """Bytes that AIS with these settings holds at once, for a model of ``width`` visible and
         about ``units`` hidden units, by the setting that drives each part: ``eval.ais_betas``
         the schedule (16 bytes per temperature: float64, built from numpy parts), ``eval.ais_runs``
         the runs' log-weights (16 bytes per run: each shard's and the gathered ones), and the
-        shard of min(``eval.batch_size``, ``eval.ais_runs``) chains stepped together
-        (``_CHAIN_BYTES`` per unit of each chain), named by the smaller of the two."""
-        shard = min(self.batch_size, self.ais_runs)
-        chains = _CHAIN_BYTES * shard * (width + units)
+        chains the CPU threads step at once, one shard of :attr:`ais_shard` each
+        (``_CHAIN_BYTES`` per unit of each chain), named by the smaller of the two settings."""
+        shard = self.ais_shard
+        at_once = min(self.ais_runs, shard * max(1, torch.get_num_threads()))
+        chains = _CHAIN_BYTES * at_once * (width + units)
         by_runs = "eval.ais_runs" if self.ais_runs <= self.batch_size else "eval.batch_size"
         parts = {"eval.ais_betas": 16 * self.ais_betas, "eval.ais_runs": 16 * self.ais_runs}
         parts[by_runs] = parts.get(by_runs, 0) + chains

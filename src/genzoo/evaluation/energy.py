@@ -120,7 +120,7 @@ def log_partition(
     schedule = sm08_schedule if eval_config.schedule == "sm08" else linear_schedule
     betas = schedule(eval_config.ais_betas)
     z = ais_log_partition(
-        m, base, betas, eval_config.ais_runs, generator, dtype, eval_config.batch_size,
+        m, base, betas, eval_config.ais_runs, generator, dtype, eval_config.ais_shard,
         distributed=distributed,
     )
     return z, base, betas
@@ -169,7 +169,7 @@ def log_z_nll(how: LogZNLL, model, x: torch.Tensor, x_train: torch.Tensor, eval_
 
         z_rev = reverse_ais_from(
             m, base, betas, eval_config.ais_runs, states, generator, dtype,
-            eval_config.batch_size, distributed=distributed,
+            eval_config.ais_shard, distributed=distributed,
         )
         start_text = how.start_text(m, eval_config.reverse_burn_in)
         z_rev = dataclasses.replace(z_rev, diagnostics={**z_rev.diagnostics, "start": start_text})

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Protocol
@@ -62,6 +63,7 @@ class Stage:
         self.failed = False
         self._reporter: Reporter | None = None  # the one of the scope it is entered in
         self._start = self._last = time.monotonic()
+        self._lock = threading.Lock()
 
     def __enter__(self) -> Stage:  # noqa: PYI034 (typing.Self needs Python 3.11)
         # A stage of no steps (a burn-in of 0 sweeps) has nothing to say.
@@ -78,6 +80,15 @@ class Stage:
 
     def update(self, done: int) -> None:
         """``done`` steps of ``total`` are finished."""
+        with self._lock:  # shards advance one stage from several threads (evaluation.shards)
+            self._set(done)
+
+    def advance(self, steps: int = 1) -> None:
+        """``steps`` more steps are finished."""
+        with self._lock:
+            self._set(self.done + steps)
+
+    def _set(self, done: int) -> None:
         self.done = done
         if self._reporter is None:
             return
@@ -85,10 +96,6 @@ class Stage:
         if now - self._last >= UPDATE_INTERVAL_S:
             self._last = now
             self._reporter.update(self)
-
-    def advance(self, steps: int = 1) -> None:
-        """``steps`` more steps are finished."""
-        self.update(self.done + steps)
 
     @property
     def elapsed_s(self) -> float:

@@ -7,16 +7,24 @@ generator. In one process the shards run in sequence; under W ranks of a process
 runs on rank s % W, and the per-item results are all-gathered and put back in shard order. Every rank then
 holds exactly the tensor one process would have computed, and combines it (e.g. a logsumexp of
 all weights) itself: the combination is never an average of per-rank estimates.
+
+Within a process on the CPU, a process's shards run side by side on its intra-op threads (one
+shard a thread, each op of a shard on that thread): torch's CPU generator draws on one thread,
+so a single shard cannot spread its draws over the cores, while shards side by side do. Each
+shard's numbers are those of a one-thread sequential run: they depend on the shards, never on
+the thread count.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
 from genzoo import distributed as gz_dist
+from genzoo.utils import denormals
 
 # A shard's work: (lo, hi, generator) -> float64 results (hi - lo, width) of items lo..hi-1.
 ShardWork = Callable[[int, int, torch.Generator], torch.Tensor]
@@ -86,7 +94,7 @@ def map_shards(
         g = torch.Generator(device=device).manual_seed(mc_shard_seed(root, s))
         return work(lo, hi, g).detach().to("cpu", torch.float64).reshape(hi - lo, width)
 
-    mine = [run(s) for s in range(rank, len(bounds), world)]
+    mine = run_side_by_side(run, list(range(rank, len(bounds), world)), device)
     local = torch.cat(mine) if mine else torch.zeros((0, width), dtype=torch.float64)
     if world == 1:
         return local
@@ -98,3 +106,28 @@ def map_shards(
     parts = torch.split(gathered, [bounds[s][1] - bounds[s][0] for s in order])
     by_shard = dict(zip(order, parts))
     return torch.cat([by_shard[s] for s in range(len(bounds))])
+
+
+def run_side_by_side(run: Callable[[int], torch.Tensor], shards: list[int],
+                     device: torch.device) -> list[torch.Tensor]:
+    """[run(s) for s in shards], on min(intra-op threads, shards) threads when the work is on
+    the CPU (module docstring): torch runs every op on one thread meanwhile (the thread count
+    is restored after), and each worker takes the caller's grad mode and subnormal mode, which
+    are per thread. One thread, or a GPU: in sequence."""
+    workers = min(torch.get_num_threads(), len(shards)) if device.type == "cpu" else 1
+    if workers <= 1:
+        return [run(s) for s in shards]
+    grad, flush = torch.is_grad_enabled(), denormals.flushing()
+
+    def one(s: int) -> torch.Tensor:
+        torch.set_flush_denormal(flush)
+        with torch.set_grad_enabled(grad):
+            return run(s)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(workers, thread_name_prefix="genzoo-shard") as pool:
+            return list(pool.map(one, shards))
+    finally:
+        torch.set_num_threads(threads)
