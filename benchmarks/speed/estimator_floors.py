@@ -35,13 +35,13 @@ def _ais(args, x, figures):
     m = RBM(RBMConfig(n_visible=784, n_hidden=500, init_std=0.05), generator=g)
     m.init_from_data(x, g)
     base, betas, n = m.ais_base(x), sm08_schedule(args.ais_betas), args.ais_runs
-    v, h, W = x[:n].contiguous(), torch.rand(n, 500), m.W.detach()
+    v, h, W, s = x[:n].contiguous(), torch.rand(n, 500), m.W.detach(), EvalConfig(ais_runs=n)
 
-    def estimator(dtype):
+    def estimator(dtype):  # in the shards of genzoo evaluate (eval.ais_shard)
         def go():
             g = torch.Generator().manual_seed(args.seed)
-            f = ais_log_partition(m, base, betas, n, g, dtype)
-            r = reverse_ais_log_partition(m, base, betas, base.sample(n, g), g, dtype)
+            f = ais_log_partition(m, base, betas, n, g, dtype, s.ais_shard)
+            r = reverse_ais_log_partition(m, base, betas, base.sample(n, g), g, dtype, s.ais_shard)
             figures[f"log_z_{dtype}".replace("torch.", "")] = [f.value, f.stderr, r.value, r.stderr]
         return go
 
