@@ -42,8 +42,9 @@ def test_evaluate_shows_one_line_per_ais_phase_on_stderr(rbm_run, capsys):
     assert main(["evaluate", str(rbm_run), *AIS]) == 0
     out, err = capsys.readouterr()
     phases = _phases(err)
-    assert ("forward AIS, 4 runs", 59, 59, "temperatures") in phases
-    assert ("reverse AIS, 4 runs", 59, 59, "temperatures") in phases
+    # Two shards of two runs (eval.ais_shard): the stage counts the temperatures of both.
+    assert ("forward AIS, 4 runs", 118, 118, "temperatures") in phases
+    assert ("reverse AIS, 4 runs", 118, 118, "temperatures") in phases
     assert len([p for p in phases if "AIS" in p[0]]) == 2  # one line per phase, no more
     assert ("Gibbs burn-in of 4 chains", 2, 2, "steps") in phases  # reverse AIS's start
     assert _phases(out) == [] and "nats" in out  # the report on stdout, the progress apart
