@@ -17,6 +17,7 @@ the thread count.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -112,8 +113,9 @@ def run_side_by_side(run: Callable[[int], torch.Tensor], shards: list[int],
                      device: torch.device) -> list[torch.Tensor]:
     """[run(s) for s in shards], on min(intra-op threads, shards) threads when the work is on
     the CPU (module docstring): torch runs every op on one thread meanwhile (the thread count
-    is restored after), and each worker takes the caller's grad mode and subnormal mode, which
-    are per thread. One thread, or a GPU: in sequence."""
+    is restored after), and each shard runs in a copy of the caller's context variables (the
+    progress reporter) with its grad mode and subnormal mode, which are per thread. One
+    thread, or a GPU: in sequence."""
     workers = min(torch.get_num_threads(), len(shards)) if device.type == "cpu" else 1
     if workers <= 1:
         return [run(s) for s in shards]
@@ -124,10 +126,11 @@ def run_side_by_side(run: Callable[[int], torch.Tensor], shards: list[int],
         with torch.set_grad_enabled(grad):
             return run(s)
 
+    contexts = [contextvars.copy_context() for _ in shards]  # one each: a context runs once
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="genzoo-shard") as pool:
-            return list(pool.map(one, shards))
+            return list(pool.map(lambda c, s: c.run(one, s), contexts, shards))
     finally:
         torch.set_num_threads(threads)
