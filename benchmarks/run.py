@@ -301,7 +301,9 @@ def likelihood(row: dict[str, Any], args: argparse.Namespace, argv: list[str] | 
     if chain:  # a Markov-chain sampler's, beside its grid
         genzoo("chain", ["chain", str(run), "--out", str(chain), "--force", "--quiet"])
     figures = evaluate(row, p, run, genzoo)
-    data, notes = figures.pop("data"), figures.pop("notes", []) + run_notes(row, p, args.smoke)
+    head_notes, smoke = run_notes(row, p, args.smoke), int(args.smoke)  # the smoke note first
+    data, notes = figures.pop("data"), [*head_notes[:smoke], *figures.pop("notes", []),
+                                        *head_notes[smoke:]]
     best = kept_best(run) if row.get("best") else None
     notes += [best] if best else []
     extra = figures["extra"]
