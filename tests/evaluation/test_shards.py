@@ -1,10 +1,12 @@
 """Shards side by side: a process runs its shards on its CPU threads, one op-thread each, and
 the numbers are those of a sequential one-thread run (each shard owns its generator); the
-caller's grad mode and thread count survive; an error in a shard reaches the caller."""
+caller's grad mode and thread count survive; an error in a shard reaches the caller at once,
+the other shards stopping at their next progress step."""
 
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager
 
 import pytest
@@ -106,3 +108,24 @@ def test_ais_runs_in_at_least_two_shards():
     assert EvalConfig().ais_shard == 50  # 100 runs: two shards of 50
     assert EvalConfig(ais_runs=7).ais_shard == 4
     assert EvalConfig(ais_runs=100, batch_size=30).ais_shard == 30
+
+
+def test_a_failing_shard_stops_the_others_at_their_next_progress_step():
+    """Shard 0 fails at once; shard 1 would run 10,000 progress steps of 1 ms. It stops at its
+    next step, so the error reaches the caller in well under the 10 s of a full run."""
+    steps: list[int] = []
+
+    def work(lo, hi, g):
+        if lo == 0:
+            raise ValueError("shard 0 failed")
+        with Stage("long", 10_000) as st:
+            for _ in range(10_000):
+                time.sleep(0.001)
+                st.advance()
+                steps.append(1)
+        return torch.zeros(hi - lo, 1, dtype=torch.float64)
+
+    start = time.monotonic()
+    with threads(2), pytest.raises(ValueError, match="shard 0 failed"):
+        map_shards(10, 5, work, 1, None)
+    assert time.monotonic() - start < 5.0 and len(steps) < 5000

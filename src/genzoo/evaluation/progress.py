@@ -45,6 +45,26 @@ class Reporter(Protocol):
 _reporter: contextvars.ContextVar[Reporter | None] = contextvars.ContextVar(
     "genzoo_progress_reporter", default=None
 )
+# Set for work that runs beside other work (genzoo.evaluation.shards): once the event is set,
+# the work's next progress step raises Stopped, so a failed or interrupted estimate does not
+# wait for its other shards to finish.
+_stop: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
+    "genzoo_progress_stop", default=None
+)
+
+
+class Stopped(Exception):
+    """Raised by a progress step of work whose stop event was set (:func:`stopping`)."""
+
+
+@contextlib.contextmanager
+def stopping(event: threading.Event) -> Iterator[None]:
+    """Within this scope every stage's next step raises :class:`Stopped` once ``event`` is set."""
+    token = _stop.set(event)
+    try:
+        yield
+    finally:
+        _stop.reset(token)
 
 
 class Stage:
@@ -89,6 +109,9 @@ class Stage:
             self._set(self.done + steps)
 
     def _set(self, done: int) -> None:
+        stop = _stop.get()
+        if stop is not None and stop.is_set():
+            raise Stopped(f"{self.name}: stopped, other work of the estimate failed")
         self.done = done
         if self._reporter is None:
             return

@@ -18,13 +18,15 @@ the thread count.
 from __future__ import annotations
 
 import contextvars
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 import numpy as np
 import torch
 
 from genzoo import distributed as gz_dist
+from genzoo.evaluation import progress
 from genzoo.utils import denormals
 
 # A shard's work: (lo, hi, generator) -> float64 results (hi - lo, width) of items lo..hi-1.
@@ -119,11 +121,11 @@ def run_side_by_side(run: Callable[[int], torch.Tensor], shards: list[int],
     workers = min(torch.get_num_threads(), len(shards)) if device.type == "cpu" else 1
     if workers <= 1:
         return [run(s) for s in shards]
-    grad, flush = torch.is_grad_enabled(), denormals.flushing()
+    grad, flush, stop = torch.is_grad_enabled(), denormals.flushing(), threading.Event()
 
     def one(s: int) -> torch.Tensor:
         torch.set_flush_denormal(flush)
-        with torch.set_grad_enabled(grad):
+        with torch.set_grad_enabled(grad), progress.stopping(stop):
             return run(s)
 
     contexts = [contextvars.copy_context() for _ in shards]  # one each: a context runs once
@@ -131,6 +133,17 @@ def run_side_by_side(run: Callable[[int], torch.Tensor], shards: list[int],
     torch.set_num_threads(1)
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="genzoo-shard") as pool:
-            return list(pool.map(lambda c, s: c.run(one, s), contexts, shards))
+            futures = [pool.submit(c.run, one, s) for c, s in zip(contexts, shards)]
+            try:
+                wait(futures, return_when=FIRST_EXCEPTION)
+                for f in futures:
+                    if f.done() and f.exception() is not None:
+                        raise f.exception()
+                return [f.result() for f in futures]
+            except BaseException:  # an error or Ctrl-C: the other shards stop at their next
+                stop.set()  # progress step instead of running to their end
+                for f in futures:
+                    f.cancel()
+                raise
     finally:
         torch.set_num_threads(threads)
