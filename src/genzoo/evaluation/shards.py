@@ -3,16 +3,17 @@
 The n items of an estimator (AIS runs, or examples for importance sampling) are cut into
 shards of ``size`` consecutive items. Shard s draws its random numbers from its own generator,
 seeded by ``mc_shard_seed(root, s)``, where ``root`` is one number drawn from the caller's
-generator. In one process the shards run in sequence; under W ranks of a process group shard s
-runs on rank s % W, and the per-item results are all-gathered and put back in shard order. Every rank then
-holds exactly the tensor one process would have computed, and combines it (e.g. a logsumexp of
-all weights) itself: the combination is never an average of per-rank estimates.
+generator. In one process the shards run on its threads (below); under W ranks of a process
+group shard s runs on rank s % W, and the per-item results are all-gathered and put back in
+shard order. Every rank then holds exactly the tensor one process would have computed, and
+combines it (e.g. a logsumexp of all weights) itself: the combination is never an average of
+per-rank estimates.
 
-Within a process on the CPU, a process's shards run side by side on its intra-op threads (one
+On the CPU, a process's shards run side by side on its intra-op threads (one
 shard a thread, each op of a shard on that thread): torch's CPU generator draws on one thread,
-so a single shard cannot spread its draws over the cores, while shards side by side do. Each
-shard's numbers are those of a one-thread sequential run: they depend on the shards, never on
-the thread count.
+so a single shard cannot spread its draws over the cores, while shards side by side do. A
+shard run this way gives the numbers of a one-thread run bit for bit; a process with one shard
+(or one thread) runs it with torch's intra-op threads, equal to float round-off.
 """
 
 from __future__ import annotations
