@@ -9,7 +9,8 @@ RBM, when that layer has at most min(``eval.exact_max_units``, 16) units; otherw
 estimated by forward AIS from the frame's own RBM with W = 0 (the larger layer annealed, the
 smaller summed out), ``eval.frame_ais_runs`` runs over ``eval.frame_ais_betas`` evenly spaced
 temperatures, the runs of all frames of ``eval.batch_size`` sequences annealed together as one
-batch of chains (split in batches of at most ``MAX_CHAINS``). Forward AIS
+batch of chains (split in chunks of at most ``MAX_CHAINS``, each with its own generator, that
+the CPU threads run side by side: genzoo.evaluation.shards). Forward AIS
 underestimates each log Z_t in expectation, so the NLL is then a stochastic lower bound; the
 AIS noise of each frame is independent, so the spread of the per-sequence NLL over the split
 (``stderr``) already contains it (``stderr_mc`` is that part alone).
@@ -42,6 +43,7 @@ from genzoo.evaluation._common import (
 from genzoo.evaluation.ais import linear_schedule
 from genzoo.evaluation.config import EvalConfig
 from genzoo.evaluation.report import NLL_UNIT, EvaluationReport
+from genzoo.evaluation.shards import map_shards
 from genzoo.evaluation.stats import Estimate
 from genzoo.ops.frame_rbm import (
     frame_ais_log_weights,
@@ -124,29 +126,33 @@ def frame_log_partitions(
     betas = linear_schedule(eval_config.frame_ais_betas).tolist()
     runs = eval_config.frame_ais_runs
     reverse = eval_config.reverse and v is not None
-    log_z, se, log_z_rev, se_rev = [], [], [], []
-    step = max(1, MAX_CHAINS // runs)
-    for s in range(0, len(b), step):
-        bs, cs = b[s : s + step], c[s : s + step]
+
+    def chunk(lo: int, hi: int, g: torch.Generator) -> torch.Tensor:
+        """(log Z, stderr, reverse log Z, its stderr) (hi - lo, 4) of frames lo..hi-1 (NaN
+        without reverse), drawing from ``g`` only."""
+        bs, cs = b[lo:hi], c[lo:hi]
         log_z_a = frame_base_log_partition(bs, cs)
-        start = _bernoulli(torch.sigmoid(bs).expand(runs, -1, -1), generator)
-        est, err = frame_log_mean_exp(frame_ais_log_weights(W, bs, cs, betas, start, generator))
-        log_z.append(log_z_a + est)
-        se.append(err)
+        start = _bernoulli(torch.sigmoid(bs).expand(runs, -1, -1), g)
+        est, err = frame_log_mean_exp(frame_ais_log_weights(W, bs, cs, betas, start, g))
+        out = [log_z_a + est, err, *2 * [torch.full_like(err, math.nan)]]
         if reverse:
             # Chains start at the observed frame; annealing the hidden layer (transposed), at
             # a draw of it given that frame.
-            vs = v[s : s + step].to(W.dtype).expand(runs, -1, -1)
+            vs = v[lo:hi].to(W.dtype).expand(runs, -1, -1)
             if transposed:
-                vs = _bernoulli(torch.sigmoid(torch.add(bs, vs @ W.T)), generator)
-            model = frame_model_states(W, bs, cs, vs, eval_config.reverse_burn_in, generator)
-            est_r, err_r = frame_log_mean_exp(
-                frame_ais_log_weights(W, bs, cs, betas[::-1], model, generator)
+                vs = _bernoulli(torch.sigmoid(torch.add(bs, vs @ W.T)), g)
+            model = frame_model_states(W, bs, cs, vs, eval_config.reverse_burn_in, g)
+            est_r, out[3] = frame_log_mean_exp(
+                frame_ais_log_weights(W, bs, cs, betas[::-1], model, g)
             )
-            log_z_rev.append(log_z_a - est_r)
-            se_rev.append(err_r)
-    rev = (torch.cat(log_z_rev), torch.cat(se_rev)) if reverse else None
-    return torch.cat(log_z), torch.cat(se), rev
+            out[2] = log_z_a - est_r
+        return torch.stack([t.to(torch.float64) for t in out], dim=-1)
+
+    # Chunks of at most MAX_CHAINS chains, each with its own generator: shards that the CPU
+    # threads run side by side (genzoo.evaluation.shards).
+    parts = map_shards(len(b), max(1, MAX_CHAINS // runs), chunk, 4, generator).to(b.device)
+    rev = (parts[:, 2], parts[:, 3]) if reverse else None
+    return parts[:, 0], parts[:, 1], rev
 
 
 def sequence_nll(
