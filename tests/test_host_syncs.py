@@ -35,23 +35,25 @@ HOT = {
     ("evaluation/ais.py", "_anneal"), ("evaluation/importance.py", "shard"),
     ("evaluation/energy.py", "states"), ("evaluation/energy.py", "_reverse_from_chains"),
     ("evaluation/energy.py", "model_samples_for_reverse_ais"),
-    # ... once per AIS temperature: the models' annealing paths (the AnnealingPath contract) ...
-    ("ops/numerics.py", "softplus_increment"), ("models/boltzmann/_ops.py", "annealed_step"),
-    ("models/boltzmann/_ops.py", "_path_increment"), ("models/boltzmann/_ops.py", "_path_sweep"),
-    ("models/boltzmann/rbm.py", "_path_input"), ("models/boltzmann/rbm.py", "_path_increment"),
-    ("models/boltzmann/rbm.py", "_path_sweep"), ("models/boltzmann/grbm.py", "_path_input"),
-    ("models/boltzmann/grbm.py", "_path_free_energy"), ("models/boltzmann/grbm.py", "_path_sweep"),
-    ("models/boltzmann/ssrbm.py", "_path_input"), ("models/boltzmann/ssrbm.py", "_path_sweep"),
-    ("models/boltzmann/ssrbm.py", "_path_free_energy"),
-    ("models/boltzmann/conv_rbm.py", "_path_input"),
-    ("models/boltzmann/conv_rbm.py", "_path_increment"),
-    ("models/boltzmann/conv_rbm.py", "_path_sweep"), ("models/boltzmann/dbm.py", "annealed_step"),
-    ("evaluation/hmc_ais.py", "annealed_step"), ("evaluation/hmc_ais.py", "_transition"),
     # ... and once per chunk of importance draws.
     ("evaluation/importance.py", "_log_weights"),
     ("evaluation/importance.py", "draw_with_log_prob"), ("evaluation/importance.py", "draw"),
     ("evaluation/importance.py", "_draws_itself"),
+    # The side-by-side shard runner and the sequence estimator's shards.
+    ("evaluation/shards.py", "one"), ("evaluation/sequence.py", "chunk"),
 }  # fmt: skip
+# ... and once per AIS temperature: the models' annealing paths (the AnnealingPath contract).
+PATHS = {
+    "ops/numerics.py": ("softplus_increment",),
+    "models/boltzmann/_ops.py": ("annealed_step", "_path_increment", "_path_sweep"),
+    "models/boltzmann/rbm.py": ("_path_input", "_path_increment", "_path_sweep"),
+    "models/boltzmann/grbm.py": ("_path_input", "_path_free_energy", "_path_sweep"),
+    "models/boltzmann/ssrbm.py": ("_path_input", "_path_free_energy", "_path_sweep"),
+    "models/boltzmann/conv_rbm.py": ("_path_input", "_path_increment", "_path_sweep"),
+    "models/boltzmann/dbm.py": ("annealed_step",),
+    "evaluation/hmc_ais.py": ("annealed_step", "_transition"),
+}
+HOT |= {(rel, fn) for rel, fns in PATHS.items() for fn in fns}
 METHODS = {"item", "cpu", "tolist", "numpy"}
 BUILTINS = {"float", "bool"}
 # (file, function, call) -> why this host sync is not a stall in a hot loop.

@@ -189,12 +189,13 @@ def sequence_nll(
             f = frame_free_energy(*wide)  # F_t(v_t), (n_seq * T,)
             nll_parts.append((f + log_z).reshape(n_seq, n_frames).sum(-1))  # + log Z_t
             z_parts.append(log_z.reshape(n_seq, n_frames).sum(-1))
-            var_mc += float((se**2).sum())
+            var_mc = var_mc + (se**2).sum()  # on the device: read once, after the loop
             if rev is not None:
                 rev_parts.append((f + rev[0]).reshape(n_seq, n_frames).sum(-1))
                 z_rev_parts.append(rev[0].reshape(n_seq, n_frames).sum(-1))
-                var_mc_rev += float((rev[1] ** 2).sum())
+                var_mc_rev = var_mc_rev + (rev[1] ** 2).sum()
             st.advance(n_seq)
+    var_mc, var_mc_rev = float(var_mc), float(var_mc_rev)
     nll = torch.cat(nll_parts)
     require_finite(nll, "log-likelihood under the model")
     se_examples = example_stderr(nll)
