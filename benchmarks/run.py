@@ -301,9 +301,9 @@ def likelihood(row: dict[str, Any], args: argparse.Namespace, argv: list[str] | 
     if chain:  # a Markov-chain sampler's, beside its grid
         genzoo("chain", ["chain", str(run), "--out", str(chain), "--force", "--quiet"])
     figures = evaluate(row, p, run, genzoo)
-    head_notes, smoke = run_notes(row, p, args.smoke), int(args.smoke)  # the smoke note first
-    data, notes = figures.pop("data"), [*head_notes[:smoke], *figures.pop("notes", []),
-                                        *head_notes[smoke:]]
+    row_notes = run_notes(row, p, args.smoke)  # a smoke run's note comes before the evaluation's
+    smoke_note, row_notes = (row_notes[:1], row_notes[1:]) if args.smoke else ([], row_notes)
+    data, notes = figures.pop("data"), [*smoke_note, *figures.pop("notes", []), *row_notes]
     best = kept_best(run) if row.get("best") else None
     notes += [best] if best else []
     extra = figures["extra"]

@@ -113,10 +113,10 @@ def run(row: dict, args: argparse.Namespace, dirs: common.RunDirs) -> Iterator[d
         timings = interleaved_medians(jobs(args, x, figures), args.repetitions, row["descriptions"])
         for name, t in timings.items():
             t["dtype"] = "float64" if "float64" in name else "float32"
-        ratios = {n: r for n, r in median_ratios(timings).items() if n[9:] in GOALS[kind]}
+        ratios = {peer: r for n, r in median_ratios(timings).items()
+                  if (peer := n.removeprefix("genzoo / ")) in GOALS[kind]}
         why = [f"{n} did not run ({t['reason']})" for n, t in timings.items() if "reason" in t]
-        why += [f"{n} = {r:.2f} > {GOALS[kind][n[9:]]}" for n, r in ratios.items()
-                if r > GOALS[kind][n[9:]]]  # n[9:]: the peer of "genzoo / peer"
+        why += [f"genzoo / {n} = {r:.2f} > {g}" for n, r in ratios.items() if r > (g := GOALS[kind][n])]
         yield common.speed_result(
             row, args, f"estimator_floors_{kind}", f"{row['title']}: {kind}", timings,
             common.acceptance(" and ".join(f"genzoo / {n} <= {g}" for n, g in GOALS[kind].items()),

@@ -134,7 +134,7 @@ def frame_log_partitions(
         log_z_a = frame_base_log_partition(bs, cs)
         start = _bernoulli(torch.sigmoid(bs).expand(runs, -1, -1), g)
         est, err = frame_log_mean_exp(frame_ais_log_weights(W, bs, cs, betas, start, g))
-        out = [log_z_a + est, err, *2 * [torch.full_like(err, math.nan)]]
+        rev_cols = 2 * [torch.full_like(err, math.nan)]  # (log Z, stderr) of reverse AIS
         if reverse:
             # Chains start at the observed frame; annealing the hidden layer (transposed), at
             # a draw of it given that frame.
@@ -142,11 +142,11 @@ def frame_log_partitions(
             if transposed:
                 vs = _bernoulli(torch.sigmoid(torch.add(bs, vs @ W.T)), g)
             model = frame_model_states(W, bs, cs, vs, eval_config.reverse_burn_in, g)
-            est_r, out[3] = frame_log_mean_exp(
+            est_r, err_r = frame_log_mean_exp(
                 frame_ais_log_weights(W, bs, cs, betas[::-1], model, g)
             )
-            out[2] = log_z_a - est_r
-        return torch.stack([t.to(torch.float64) for t in out], dim=-1)
+            rev_cols = [log_z_a - est_r, err_r]
+        return torch.stack([t.to(torch.float64) for t in (log_z_a + est, err, *rev_cols)], dim=-1)
 
     # Chunks of at most MAX_CHAINS chains, each with its own generator: shards that the CPU
     # threads run side by side (genzoo.evaluation.shards).
